@@ -1,0 +1,303 @@
+//! A real WebSocket server (tokio + tungstenite) for testing WebSocket clients, natively or
+//! from a headless browser. Each connection's behaviour is picked by its URL path:
+//!
+//! | path | behaviour |
+//! |---|---|
+//! | `/echo` | echoes every text and binary message; answers a close with the same code and reason |
+//! | `/close?code=C&reason=R` | closes right after the handshake with that code and reason (no `code`: a close frame without a code) |
+//! | `/reject?status=S` | fails the handshake with HTTP status `S` (default 403) |
+//! | `/protocol` | selects the first offered subprotocol; `?select=X` answers `X` even if not offered; `?none` answers with none; then echoes |
+//! | `/bad-accept` | answers the handshake with a wrong `Sec-WebSocket-Accept` |
+//! | `/send?count=N&size=B&binary=1` | sends `N` messages of `B` bytes, then closes with 1000. Text message `i` starts with `i` in decimal followed by `-`, padded with `.`; binary message `i` is `B` bytes of `i % 256` |
+//! | `/drop?after=N` | sends `N` text messages `"0"`, `"1"`, ... (default 0), then drops the TCP connection without a close frame |
+//! | `/silent-close` | reads everything and never answers the client's close frame |
+//! | `/raw?hex=...` | writes the given raw bytes to the socket right after the handshake (malformed frames), then echoes |
+//! | `/sink?id=X` | reads and counts data messages; answers the client's close with the same code and reason; `/stats?id=X` reports the counts |
+//! | `/stats?id=X` | sends the counts of sink `X` as one text message `messages=N bytes=B closed=true/false`, then closes with 1000 |
+//! | `/slow?bytes_per_sec=N&id=X` | a sink that reads at about `N` bytes per second (default 65536), so the client's `bufferedAmount` grows |
+//! | `/headers` | sends the request's headers as one text message (`name: value` lines, names lower-case), then echoes |
+//!
+//! Any other path fails the handshake with 404.
+//!
+//! ## Beside `wasm-pack test`
+//! Start the binary, read the URL from its first line, and hand it to the tests at compile
+//! time (the browser has no environment variables), e.g.:
+//! ```sh
+//! cargo run -p anyws-testserver -- --until-stdin-closes > server.out &
+//! export ANYWS_TEST_SERVER=$(head -1 server.out | cut -d' ' -f3)
+//! wasm-pack test --headless --chrome   # tests read option_env!("ANYWS_TEST_SERVER")
+//! ```
+//!
+//! ## In-process
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let server = anyws_testserver::Server::bind("127.0.0.1:0").await?;
+//! let url = server.url(); // "ws://127.0.0.1:PORT"
+//! tokio::spawn(server.run());
+//! # let _ = url; Ok(()) }
+//! ```
+
+use futures_util::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+/// Counts kept by `/sink?id=X`, read by `/stats?id=X`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SinkStats {
+    /// Data messages received.
+    pub messages: u64,
+    /// Payload bytes received.
+    pub bytes: u64,
+    /// Whether the client's close frame arrived.
+    pub closed: bool,
+}
+
+type Stats = Arc<Mutex<HashMap<String, SinkStats>>>;
+
+/// A bound test server. [`run`](Server::run) serves until the future is dropped.
+pub struct Server {
+    listener: TcpListener,
+    stats: Stats,
+}
+
+impl Server {
+    /// Binds to `addr`; use port 0 for a free port.
+    pub async fn bind(addr: impl ToSocketAddrs) -> std::io::Result<Server> {
+        Ok(Server { listener: TcpListener::bind(addr).await?, stats: Stats::default() })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The base URL, e.g. `ws://127.0.0.1:40123` (IPv6: `ws://[::1]:40123`).
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.local_addr())
+    }
+
+    /// Serves connections, each on its own task.
+    pub async fn run(self) {
+        loop {
+            match self.listener.accept().await {
+                Ok((stream, _)) => {
+                    let stats = self.stats.clone();
+                    tokio::spawn(async move {
+                        let _ = stream.set_nodelay(true);
+                        handle(stream, stats).await;
+                    });
+                }
+                Err(e) => {
+                    eprintln!("anyws-testserver: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+}
+
+/// What the request asked for.
+struct Route {
+    path: String,
+    query: HashMap<String, String>,
+    headers: String,
+}
+
+impl Route {
+    fn num<T: std::str::FromStr>(&self, key: &str, default: T) -> T {
+        self.query.get(key).and_then(|v| v.parse().ok()).unwrap_or(default)
+    }
+}
+
+async fn handle(stream: TcpStream, stats: Stats) {
+    let mut route = None;
+    let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
+        let uri = req.uri();
+        let query: HashMap<String, String> =
+            url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+        let headers = req
+            .headers()
+            .iter()
+            .map(|(k, v)| format!("{}: {}\n", k.as_str(), String::from_utf8_lossy(v.as_bytes())))
+            .collect();
+        let r = Route { path: uri.path().to_owned(), query, headers };
+        let reject = |status: u16| {
+            let mut e = ErrorResponse::new(Some(format!("rejected with {status}\n")));
+            *e.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+            e
+        };
+        match r.path.as_str() {
+            "/echo" | "/close" | "/send" | "/drop" | "/silent-close" | "/raw" | "/sink" | "/stats"
+            | "/slow" | "/headers" => {}
+            "/reject" => return Err(reject(r.num("status", 403))),
+            "/bad-accept" => {
+                resp.headers_mut()
+                    .insert("Sec-WebSocket-Accept", HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="));
+            }
+            "/protocol" => {
+                let offered = req
+                    .headers()
+                    .get_all("Sec-WebSocket-Protocol")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(',').map(|p| p.trim().to_owned()))
+                    .collect::<Vec<_>>();
+                let chosen = if r.query.contains_key("none") {
+                    None
+                } else if let Some(x) = r.query.get("select") {
+                    Some(x.clone())
+                } else {
+                    offered.first().cloned()
+                };
+                if let Some(p) = chosen.and_then(|p| HeaderValue::from_str(&p).ok()) {
+                    resp.headers_mut().insert("Sec-WebSocket-Protocol", p);
+                }
+            }
+            _ => return Err(reject(404)),
+        }
+        route = Some(r);
+        Ok(resp)
+    };
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else { return };
+    let Some(route) = route else { return };
+    let _ = serve(ws, route, stats).await;
+}
+
+type Ws = WebSocketStream<TcpStream>;
+type Served = std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+async fn serve(mut ws: Ws, route: Route, stats: Stats) -> Served {
+    match route.path.as_str() {
+        "/close" => {
+            let frame = route.query.get("code").and_then(|c| c.parse::<u16>().ok()).map(|code| {
+                CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: route.query.get("reason").cloned().unwrap_or_default().into(),
+                }
+            });
+            ws.send(Message::Close(frame)).await?;
+            while ws.next().await.is_some() {}
+            Ok(())
+        }
+        "/send" => {
+            let count: u64 = route.num("count", 1);
+            let size: usize = route.num("size", 16);
+            let binary = route.query.get("binary").is_some_and(|b| b == "1" || b == "true");
+            for i in 0..count {
+                let msg = if binary {
+                    Message::Binary(vec![(i % 256) as u8; size].into())
+                } else {
+                    let mut s = format!("{i}-");
+                    while s.len() < size {
+                        s.push('.');
+                    }
+                    Message::Text(s.into())
+                };
+                ws.feed(msg).await?;
+            }
+            ws.send(Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() })))
+                .await?;
+            while ws.next().await.is_some() {}
+            Ok(())
+        }
+        "/drop" => {
+            for i in 0..route.num("after", 0u64) {
+                ws.feed(Message::Text(i.to_string().into())).await?;
+            }
+            ws.flush().await?;
+            let mut tcp = ws.into_inner();
+            tcp.shutdown().await?;
+            Ok(())
+        }
+        "/silent-close" => {
+            let mut tcp = ws.into_inner();
+            let mut buf = vec![0u8; 16 * 1024];
+            while tcp.read(&mut buf).await? > 0 {}
+            Ok(())
+        }
+        "/raw" => {
+            let bytes = decode_hex(route.query.get("hex").map(String::as_str).unwrap_or(""))?;
+            ws.get_mut().write_all(&bytes).await?;
+            echo(ws).await
+        }
+        "/headers" => {
+            ws.send(Message::Text(route.headers.into())).await?;
+            echo(ws).await
+        }
+        "/stats" => {
+            let id = route.query.get("id").cloned().unwrap_or_default();
+            let s = stats.lock().unwrap().get(&id).copied().unwrap_or_default();
+            let text = format!("messages={} bytes={} closed={}", s.messages, s.bytes, s.closed);
+            ws.send(Message::Text(text.into())).await?;
+            ws.send(Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() })))
+                .await?;
+            while ws.next().await.is_some() {}
+            Ok(())
+        }
+        "/sink" => sink(ws, route.query.get("id").cloned(), stats, None).await,
+        "/slow" => sink(ws, route.query.get("id").cloned(), stats, Some(route.num("bytes_per_sec", 65536u64))).await,
+        _ => echo(ws).await,
+    }
+}
+
+async fn echo(mut ws: Ws) -> Served {
+    while let Some(msg) = ws.next().await {
+        match msg? {
+            m @ (Message::Text(_) | Message::Binary(_)) => ws.send(m).await?,
+            // tungstenite answers a close with the same code and reason by itself.
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+async fn sink(mut ws: Ws, id: Option<String>, stats: Stats, rate: Option<u64>) -> Served {
+    let mut mine = SinkStats::default();
+    let record = |s: SinkStats| {
+        if let Some(id) = &id {
+            stats.lock().unwrap().insert(id.clone(), s);
+        }
+    };
+    record(mine);
+    while let Some(msg) = ws.next().await {
+        let len = match msg? {
+            Message::Text(t) => t.len(),
+            Message::Binary(b) => b.len(),
+            Message::Close(_) => {
+                // tungstenite has already answered with the same code and reason.
+                mine.closed = true;
+                record(mine);
+                continue;
+            }
+            _ => continue,
+        };
+        mine.messages += 1;
+        mine.bytes += len as u64;
+        record(mine);
+        if let Some(rate) = rate {
+            tokio::time::sleep(Duration::from_secs_f64(len as f64 / rate.max(1) as f64)).await;
+        }
+    }
+    Ok(())
+}
+
+fn decode_hex(s: &str) -> std::result::Result<Vec<u8>, String> {
+    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    if s.len() % 2 != 0 {
+        return Err(format!("odd-length hex {s:?}"));
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|e| format!("bad hex {s:?}: {e}")))
+        .collect()
+}

@@ -1,0 +1,220 @@
+//! The connection task: handshake, then a reader and a writer running side by side until
+//! the connection ends, then exactly one `close` event.
+
+use super::handshake;
+use super::{Command, LiveGuard};
+use crate::core::Core;
+use crate::error::{Error, ErrorKind};
+use crate::event::{CloseEvent, Message};
+use crate::sendness::Shared;
+use futures_util::{SinkExt, StreamExt};
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+use tokio_tungstenite::WebSocketStream;
+
+/// How long to wait for the peer to finish the closing handshake once we sent our close frame.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a best-effort close frame after a protocol error may take.
+const FAIL_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+fn fail(core: &Core, error: Error) {
+    core.fire_error(Some(error));
+    core.fire_close(CloseEvent { code: 1006, reason: String::new(), was_clean: false });
+}
+
+/// Waits for `Abort` (or for every handle to be gone) while the handshake runs.
+async fn aborted(rx: &mut mpsc::UnboundedReceiver<Command>) {
+    while let Some(cmd) = rx.recv().await {
+        if matches!(cmd, Command::Abort) {
+            return;
+        }
+    }
+}
+
+fn aborted_error() -> Error {
+    Error::new(ErrorKind::Network, "close() was called before the connection was established")
+}
+
+pub(crate) async fn run(
+    core: Shared<Core>,
+    protocols: Vec<String>,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    buffered: Arc<AtomicU64>,
+) {
+    let _live = LiveGuard::new();
+    let url = core.url().clone();
+    let upgraded = tokio::select! {
+        r = handshake::connect(&url, &protocols) => r,
+        _ = aborted(&mut rx) => Err(aborted_error()),
+    };
+    let up = match upgraded {
+        Ok(up) => up,
+        Err(e) => return fail(&core, e),
+    };
+    let ws = WebSocketStream::from_partially_read(up.stream, up.leftover, Role::Client, None).await;
+    if !core.fire_open(up.protocol, up.extensions) {
+        return fail(&core, aborted_error());
+    }
+    drive(&core, ws, rx, &buffered).await;
+}
+
+/// How the reader ended.
+enum End {
+    /// The stream ended after the peer's close frame (code, reason): a clean close.
+    Clean(u16, String),
+    /// The stream ended with no close frame.
+    Dropped,
+    /// A read failed.
+    Failed(WsError),
+    /// The peer did not finish the closing handshake in time.
+    TimedOut,
+}
+
+fn to_wire(m: Message) -> WsMessage {
+    match m {
+        Message::Text(s) => WsMessage::Text(s.into()),
+        Message::Binary(b) => WsMessage::Binary(b.into()),
+    }
+}
+
+async fn drive(
+    core: &Core,
+    ws: WebSocketStream<tokio::net::TcpStream>,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    buffered: &AtomicU64,
+) {
+    let (mut sink, mut stream) = ws.split();
+    let end = {
+        let reader = async {
+            let mut peer_close = None;
+            loop {
+                poll_fn(|cx| core.poll_room(cx)).await;
+                match stream.next().await {
+                    Some(Ok(WsMessage::Text(t))) => core.fire_message(Message::Text(t.as_str().to_owned())),
+                    Some(Ok(WsMessage::Binary(b))) => core.fire_message(Message::Binary(Vec::from(b))),
+                    Some(Ok(WsMessage::Close(frame))) => {
+                        core.peer_closing();
+                        peer_close = Some(match frame {
+                            Some(f) => (u16::from(f.code), f.reason.as_str().to_owned()),
+                            None => (1005, String::new()),
+                        });
+                    }
+                    Some(Ok(_)) => {} // ping, pong: tungstenite answers pings itself
+                    Some(Err(e)) => return End::Failed(e),
+                    None => {
+                        return match peer_close {
+                            Some((code, reason)) => End::Clean(code, reason),
+                            None => End::Dropped,
+                        }
+                    }
+                }
+            }
+        };
+        let writer = async {
+            while let Some(cmd) = rx.recv().await {
+                let mut batch = 0u64;
+                let mut close = None;
+                let mut next = Some(cmd);
+                while let Some(cmd) = next.take() {
+                    match cmd {
+                        Command::Send(m) => {
+                            batch += m.len() as u64;
+                            sink.feed(to_wire(m)).await?;
+                            next = rx.try_recv().ok();
+                        }
+                        Command::Close(frame) => close = Some(frame),
+                        Command::Abort => {}
+                    }
+                }
+                let closing = close.is_some();
+                if let Some(frame) = close {
+                    let frame = frame.map(|(code, reason)| CloseFrame {
+                        code: CloseCode::from(code),
+                        reason: reason.into(),
+                    });
+                    sink.feed(WsMessage::Close(frame)).await?;
+                }
+                sink.flush().await?;
+                buffered.fetch_sub(batch, Ordering::AcqRel);
+                core.wake_drained();
+                if closing {
+                    break;
+                }
+            }
+            Ok::<(), WsError>(())
+        };
+        tokio::pin!(reader, writer);
+        let mut deadline: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                end = &mut reader => break end,
+                // The writer stops after our close frame, when the peer closed first, or on a
+                // write error; either way the reader decides, within the close timeout.
+                _ = &mut writer, if deadline.is_none() => {
+                    deadline = Some(Instant::now() + CLOSE_TIMEOUT);
+                }
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    break End::TimedOut;
+                }
+            }
+        }
+    };
+    match end {
+        End::Clean(code, reason) => core.fire_close(CloseEvent { code, reason, was_clean: true }),
+        End::Dropped => fail(
+            core,
+            Error::new(ErrorKind::Network, "the connection dropped without a closing handshake"),
+        ),
+        End::TimedOut => fail(
+            core,
+            Error::new(
+                ErrorKind::Network,
+                format!("the peer did not finish the closing handshake within {CLOSE_TIMEOUT:?}"),
+            ),
+        ),
+        End::Failed(e) => {
+            // Fail the WebSocket connection: tell the peer why, if it still listens.
+            if let Some(code) = fail_code(&e) {
+                let frame = CloseFrame { code, reason: "".into() };
+                let _ = tokio::time::timeout(FAIL_CLOSE_TIMEOUT, sink.send(WsMessage::Close(Some(frame)))).await;
+            }
+            fail(core, read_error(e));
+        }
+    }
+}
+
+/// The close code to send when failing the connection for a read error.
+fn fail_code(e: &WsError) -> Option<CloseCode> {
+    match e {
+        WsError::Utf8(_) => Some(CloseCode::Invalid),
+        WsError::Capacity(_) => Some(CloseCode::Size),
+        WsError::Protocol(_) => Some(CloseCode::Protocol),
+        _ => None,
+    }
+}
+
+fn read_error(e: WsError) -> Error {
+    let (kind, what) = match &e {
+        WsError::Utf8(_) => (ErrorKind::Protocol, "the peer sent a text message that is not UTF-8"),
+        WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
+            (ErrorKind::Protocol, "the peer sent a message over the size limit")
+        }
+        WsError::Capacity(_) => (ErrorKind::Protocol, "the peer sent too much"),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            (ErrorKind::Network, "the connection was reset without a closing handshake")
+        }
+        WsError::Protocol(_) => (ErrorKind::Protocol, "the peer broke the WebSocket protocol"),
+        WsError::Io(_) => (ErrorKind::Io, "reading from the connection failed"),
+        _ => (ErrorKind::Network, "the connection failed"),
+    };
+    let message = format!("{what}: {e}");
+    Error::with_source(kind, message, e)
+}

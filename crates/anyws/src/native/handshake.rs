@@ -1,0 +1,161 @@
+//! The client opening handshake (RFC 6455 section 4.1), checked the way browsers check it.
+//!
+//! anyws writes and checks the HTTP upgrade itself rather than through tungstenite's client,
+//! because browsers and tungstenite disagree on one point: a server that answers without
+//! `Sec-WebSocket-Protocol` when the client offered some is accepted by browsers (the
+//! `protocol` attribute is then empty) and rejected by tungstenite.
+
+use crate::error::{Error, ErrorKind};
+use crate::validate;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::handshake::{client::generate_key, derive_accept_key};
+use url::{Host, Url};
+
+/// Largest response head anyws reads before giving up.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// A successful handshake: the stream, any bytes read past the response head, and the
+/// negotiated subprotocol and extensions.
+pub(crate) struct Upgraded {
+    pub stream: TcpStream,
+    pub leftover: Vec<u8>,
+    pub protocol: String,
+    pub extensions: String,
+}
+
+fn network(message: String) -> Error {
+    Error::new(ErrorKind::Network, message)
+}
+
+pub(crate) async fn connect(url: &Url, protocols: &[String]) -> Result<Upgraded, Error> {
+    let port = url.port_or_known_default().unwrap_or(80);
+    if validate::is_bad_port(port) {
+        return Err(network(format!(
+            "port {port} is on the Fetch standard's list of blocked ports, which browsers refuse too"
+        )));
+    }
+    if url.scheme() == "wss" {
+        return Err(Error::new(
+            ErrorKind::Tls,
+            format!("cannot connect to {url}: this build of anyws has no TLS backend for wss://"),
+        ));
+    }
+    let stream = tcp_connect(url, port).await?;
+    let _ = stream.set_nodelay(true);
+    upgrade(stream, url, protocols).await
+}
+
+async fn tcp_connect(url: &Url, port: u16) -> Result<TcpStream, Error> {
+    let fail = |e: std::io::Error| {
+        Error::with_source(ErrorKind::Network, format!("could not connect to {url}: {e}"), e)
+    };
+    match url.host() {
+        Some(Host::Ipv4(ip)) => TcpStream::connect((ip, port)).await.map_err(fail),
+        Some(Host::Ipv6(ip)) => TcpStream::connect((ip, port)).await.map_err(fail),
+        Some(Host::Domain(name)) => TcpStream::connect((name, port)).await.map_err(fail),
+        None => Err(network(format!("{url} has no host"))),
+    }
+}
+
+fn request(url: &Url, key: &str, protocols: &[String]) -> String {
+    let mut target = url.path().to_owned();
+    if let Some(q) = url.query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    let host = url.host_str().unwrap_or_default();
+    let host = match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_owned(),
+    };
+    let mut req = format!(
+        "GET {target} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+    );
+    if !protocols.is_empty() {
+        req.push_str(&format!("Sec-WebSocket-Protocol: {}\r\n", protocols.join(", ")));
+    }
+    req.push_str("\r\n");
+    req
+}
+
+async fn upgrade(mut stream: TcpStream, url: &Url, protocols: &[String]) -> Result<Upgraded, Error> {
+    let io = |e: std::io::Error| {
+        Error::with_source(ErrorKind::Network, format!("the handshake with {url} failed: {e}"), e)
+    };
+    let key = generate_key();
+    stream.write_all(request(url, &key, protocols).as_bytes()).await.map_err(io)?;
+
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.map_err(io)?;
+        if n == 0 {
+            return Err(network(format!("{url} closed the connection during the handshake")));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut response = httparse::Response::new(&mut headers);
+        match response.parse(&buf) {
+            Ok(httparse::Status::Partial) if buf.len() < MAX_RESPONSE_HEAD => continue,
+            Ok(httparse::Status::Partial) => {
+                return Err(network(format!("{url} sent a handshake response head over 64 KiB")))
+            }
+            Err(e) => return Err(network(format!("{url} sent an invalid HTTP response: {e}"))),
+            Ok(httparse::Status::Complete(head_len)) => {
+                let (protocol, extensions) = check(&response, &key, protocols, url)?;
+                let leftover = buf[head_len..].to_vec();
+                return Ok(Upgraded { stream, leftover, protocol, extensions });
+            }
+        }
+    }
+}
+
+/// The response checks of RFC 6455 section 4.1 and the WHATWG spec, in the browsers' order.
+fn check(
+    response: &httparse::Response<'_, '_>,
+    key: &str,
+    offered: &[String],
+    url: &Url,
+) -> Result<(String, String), Error> {
+    let status = response.code.unwrap_or(0);
+    if status != 101 {
+        return Err(network(format!(
+            "{url} answered HTTP {status} {}, not 101 Switching Protocols",
+            response.reason.unwrap_or("")
+        )));
+    }
+    let header = |name: &str| -> Option<String> {
+        let mut values = response
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).trim().to_owned())
+            .peekable();
+        values.peek()?;
+        Some(values.collect::<Vec<_>>().join(", "))
+    };
+    if !header("Upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket")) {
+        return Err(network(format!("{url} did not answer with `Upgrade: websocket`")));
+    }
+    let connection_upgrade = header("Connection")
+        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")));
+    if !connection_upgrade {
+        return Err(network(format!("{url} did not answer with `Connection: Upgrade`")));
+    }
+    let expected = derive_accept_key(key.as_bytes());
+    if header("Sec-WebSocket-Accept").as_deref() != Some(expected.as_str()) {
+        return Err(network(format!("{url} sent a wrong Sec-WebSocket-Accept key")));
+    }
+    // anyws offers no extensions, so the server must not use any.
+    let extensions = header("Sec-WebSocket-Extensions").unwrap_or_default();
+    if !extensions.is_empty() {
+        return Err(network(format!("{url} chose extensions that were not offered: {extensions}")));
+    }
+    let protocol = header("Sec-WebSocket-Protocol").unwrap_or_default();
+    if !protocol.is_empty() && !offered.iter().any(|p| *p == protocol) {
+        return Err(network(format!("{url} chose the subprotocol {protocol:?}, which was not offered")));
+    }
+    Ok((protocol, extensions))
+}

@@ -1,0 +1,40 @@
+//! The one place where thread-safety differs between targets.
+//!
+//! On native, sockets are driven by tokio tasks that may run on any worker thread, so
+//! callbacks must be `Send` and shared state lives behind `Arc`. In the browser everything
+//! runs on one thread, JavaScript values are `!Send`, and `Rc` is enough.
+
+/// `Send` on native targets, no bound at all on `wasm32`.
+///
+/// Use it where your own generic code hands callbacks or futures to anyws, so that the same
+/// code compiles for both targets (the same idea as wgpu's `WasmNotSend`).
+///
+/// ```
+/// use anyws::WasmNotSend;
+/// fn keep<F: FnMut() + WasmNotSend + 'static>(f: F) -> impl FnMut() + WasmNotSend { f }
+/// ```
+#[cfg(not(target_arch = "wasm32"))]
+pub trait WasmNotSend: Send {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send + ?Sized> WasmNotSend for T {}
+
+/// `Send` on native targets, no bound at all on `wasm32`.
+///
+/// Use it where your own generic code hands callbacks or futures to anyws, so that the same
+/// code compiles for both targets (the same idea as wgpu's `WasmNotSend`).
+#[cfg(target_arch = "wasm32")]
+pub trait WasmNotSend {}
+#[cfg(target_arch = "wasm32")]
+impl<T: ?Sized> WasmNotSend for T {}
+
+/// A type-erased event callback, `Send` where the target needs it.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) type BoxedCallback<E> = Box<dyn FnMut(&E) + Send>;
+#[cfg(target_arch = "wasm32")]
+pub(crate) type BoxedCallback<E> = Box<dyn FnMut(&E)>;
+
+/// The shared-ownership pointer: `Arc` on native, `Rc` in the browser.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) use std::sync::{Arc as Shared, Weak as WeakShared};
+#[cfg(target_arch = "wasm32")]
+pub(crate) use std::rc::{Rc as Shared, Weak as WeakShared};

@@ -1,0 +1,485 @@
+//! The public [`WebSocket`] handle, the same on every target.
+
+use crate::backend;
+use crate::core::Core;
+use crate::error::{Error, ErrorKind};
+use crate::event::{BinaryType, CloseEvent, ErrorEvent, Event, EventKind, Message, MessageEvent, ReadyState};
+use crate::sendness::{BoxedCallback, Shared, WasmNotSend, WeakShared};
+use crate::validate;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// Settings for [`WebSocket::with_options`]. Every field has a documented default;
+/// build it with the chained setters.
+///
+/// ```
+/// let options = anyws::Options::new()
+///     .protocols(["chat.v2", "chat.v1"])
+///     .send_high_water_mark(256 * 1024);
+/// # let _ = options;
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Subprotocols to offer, most preferred first. Default: none.
+    pub protocols: Vec<String>,
+    /// [`Sink::poll_ready`](futures_sink::Sink::poll_ready) waits while
+    /// [`buffered_amount`](WebSocket::buffered_amount) is above this many bytes.
+    /// Default: 1 MiB.
+    pub send_high_water_mark: u64,
+    /// Received messages queued for the [`Stream`](futures_core::Stream) face, in bytes, above
+    /// which the native backend stops reading from the socket until the stream is read.
+    /// In the browser the socket cannot be paused; the queue is not bounded there.
+    /// Default: 1 MiB.
+    pub receive_high_water_mark: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            protocols: Vec::new(),
+            send_high_water_mark: 1 << 20,
+            receive_high_water_mark: 1 << 20,
+        }
+    }
+}
+
+impl Options {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the subprotocols to offer.
+    pub fn protocols<I, S>(mut self, protocols: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.protocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets [`send_high_water_mark`](Options::send_high_water_mark).
+    pub fn send_high_water_mark(mut self, bytes: u64) -> Self {
+        self.send_high_water_mark = bytes;
+        self
+    }
+
+    /// Sets [`receive_high_water_mark`](Options::receive_high_water_mark).
+    pub fn receive_high_water_mark(mut self, bytes: usize) -> Self {
+        self.receive_high_water_mark = bytes;
+        self
+    }
+}
+
+/// What the last user handle owns: dropping it closes the socket.
+struct Handle {
+    core: Shared<Core>,
+    transport: backend::Transport,
+    send_high_water_mark: u64,
+}
+
+impl Drop for Handle {
+    /// The spec's rule for a garbage-collected socket: start the closing handshake with no
+    /// status code (the peer sees 1005), or fail the connection if it is still connecting.
+    fn drop(&mut self) {
+        self.transport.close(&self.core, None, "");
+    }
+}
+
+/// A WebSocket connection with the browser's `WebSocket` interface, plus an async face.
+///
+/// Create it with [`new`](WebSocket::new); it starts connecting at once, and events fire
+/// once the handshake finishes. Clones are handles to the same socket. When the last clone is
+/// dropped the socket closes (without a status code, as when a browser collects one); keep a
+/// handle for as long as you want the connection, and give callbacks a
+/// [`WeakWebSocket`] if they must not keep it alive.
+///
+/// # Browser style
+/// ```no_run
+/// # fn demo() -> Result<(), anyws::Error> {
+/// use anyws::{WebSocket, MessageEvent};
+/// let ws = WebSocket::new("ws://127.0.0.1:9001/echo")?;
+/// let sender = ws.downgrade();
+/// ws.set_onopen(Some(move |_: &anyws::Event| {
+///     if let Some(ws) = sender.upgrade() {
+///         ws.send("hello").unwrap();
+///     }
+/// }));
+/// ws.set_onmessage(Some(|e: &MessageEvent| println!("got {:?}", e.data)));
+/// # Ok(()) }
+/// ```
+///
+/// # Async style
+/// ```no_run
+/// # async fn demo() -> Result<(), anyws::Error> {
+/// use futures::{SinkExt, StreamExt};
+/// let mut ws = anyws::WebSocket::new("ws://127.0.0.1:9001/echo")?;
+/// // The inherent `send` is the browser's synchronous one; name the Sink's explicitly.
+/// SinkExt::send(&mut ws, "hello".into()).await?; // waits for open, then for room
+/// while let Some(msg) = ws.next().await {
+///     println!("got {:?}", msg?);
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// # Threads
+/// On native the handle is `Send + Sync` and callbacks must be `Send` ([`WasmNotSend`]).
+/// In the browser neither is required; store the handle in an `Rc`, a Yew hook
+/// (`use_state`/`use_mut_ref`) or a Leptos `StoredValue::new_local` / `LocalResource`.
+pub struct WebSocket {
+    handle: Shared<Handle>,
+    wait: backend::WritableWait,
+}
+
+impl Clone for WebSocket {
+    fn clone(&self) -> Self {
+        WebSocket { handle: self.handle.clone(), wait: backend::WritableWait::default() }
+    }
+}
+
+impl std::fmt::Debug for WebSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocket")
+            .field("url", &self.handle.core.url().as_str())
+            .field("ready_state", &self.ready_state())
+            .field("protocol", &self.protocol())
+            .finish()
+    }
+}
+
+/// A handle that does not keep the socket open; see [`WebSocket::downgrade`].
+#[derive(Clone)]
+pub struct WeakWebSocket(WeakShared<Handle>);
+
+impl WeakWebSocket {
+    /// The socket, if a [`WebSocket`] handle to it still exists.
+    pub fn upgrade(&self) -> Option<WebSocket> {
+        self.0
+            .upgrade()
+            .map(|handle| WebSocket { handle, wait: backend::WritableWait::default() })
+    }
+}
+
+impl std::fmt::Debug for WeakWebSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WeakWebSocket")
+    }
+}
+
+/// Keeps an event listener registered; dropping it removes the listener (like
+/// `gloo_events::EventListener`). Call [`forget`](Listener::forget) to keep it for the
+/// socket's whole life.
+#[must_use = "the listener is removed as soon as this value is dropped"]
+pub struct Listener {
+    core: WeakShared<Core>,
+    id: u64,
+}
+
+impl Listener {
+    /// Keeps the listener registered until the socket closes, without a value to hold.
+    pub fn forget(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Some(core) = self.core.upgrade() {
+            core.remove_listener(self.id);
+        }
+    }
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener").field("id", &self.id).finish()
+    }
+}
+
+fn typed<E: 'static>(
+    pick: fn(&Event) -> Option<&E>,
+    mut f: impl FnMut(&E) + WasmNotSend + 'static,
+) -> BoxedCallback<Event> {
+    Box::new(move |event: &Event| {
+        if let Some(e) = pick(event) {
+            f(e)
+        }
+    })
+}
+
+impl WebSocket {
+    /// Opens a connection to `url`, like `new WebSocket(url)`.
+    ///
+    /// `http:` and `https:` URLs become `ws:` and `wss:`. Errors (before any network
+    /// traffic), all [`ErrorKind::Syntax`]: an unparsable URL, another scheme, a fragment,
+    /// or a relative URL on native (in the browser it resolves against the page).
+    /// Connection failures are not errors here: they arrive as an `error` event, then a
+    /// `close` event with code 1006.
+    ///
+    /// On native this needs no runtime: inside a tokio runtime the connection runs as a task
+    /// of that runtime (which must have I/O and time enabled); outside one, on a small
+    /// runtime anyws starts once, on its own thread.
+    pub fn new(url: &str) -> Result<WebSocket, Error> {
+        Self::with_options(url, Options::default())
+    }
+
+    /// Opens a connection offering subprotocols, like `new WebSocket(url, protocols)`.
+    /// Each must be a non-empty HTTP token, listed once ([`ErrorKind::Syntax`] otherwise).
+    pub fn with_protocols<S: AsRef<str>>(url: &str, protocols: &[S]) -> Result<WebSocket, Error> {
+        let protocols = protocols.iter().map(|p| p.as_ref().to_owned()).collect::<Vec<_>>();
+        Self::with_options(url, Options::new().protocols(protocols))
+    }
+
+    /// Opens a connection with [`Options`].
+    pub fn with_options(url: &str, options: Options) -> Result<WebSocket, Error> {
+        let url = validate::websocket_url(url, backend::base_url().as_ref())?;
+        let protocols = validate::protocols(&options.protocols)?;
+        let core = Shared::new(Core::new(url, options.receive_high_water_mark));
+        let transport = backend::Transport::connect(&core, protocols)?;
+        let handle = Handle { core, transport, send_high_water_mark: options.send_high_water_mark };
+        Ok(WebSocket { handle: Shared::new(handle), wait: backend::WritableWait::default() })
+    }
+
+    fn core(&self) -> &Core {
+        &self.handle.core
+    }
+
+    /// A handle that does not keep the socket open (for callbacks that refer to it).
+    pub fn downgrade(&self) -> WeakWebSocket {
+        WeakWebSocket(Shared::downgrade(&self.handle))
+    }
+
+    /// The URL, resolved and serialized (`url` attribute): e.g. `ws://host/` for `http://host`.
+    pub fn url(&self) -> String {
+        self.core().url().to_string()
+    }
+
+    /// The connection state (`readyState`).
+    pub fn ready_state(&self) -> ReadyState {
+        self.handle.transport.ready_state(self.core())
+    }
+
+    /// Bytes passed to [`send`](WebSocket::send) that have not yet been handed to the
+    /// network (`bufferedAmount`). It grows by the message size at once on every `send`
+    /// that does not fail, also after the socket started closing (those bytes are never
+    /// sent, so it never falls back), and falls as bytes reach the socket.
+    pub fn buffered_amount(&self) -> u64 {
+        self.handle.transport.buffered_amount()
+    }
+
+    /// The extensions the server accepted (`extensions`); empty before open.
+    pub fn extensions(&self) -> String {
+        self.core().extensions()
+    }
+
+    /// The subprotocol the server selected (`protocol`); empty before open or if none.
+    pub fn protocol(&self) -> String {
+        self.core().protocol()
+    }
+
+    /// The `binaryType` setting. See [`BinaryType`] for what it changes on each target.
+    pub fn binary_type(&self) -> BinaryType {
+        self.core().binary_type()
+    }
+
+    /// Sets `binaryType`.
+    pub fn set_binary_type(&self, binary_type: BinaryType) {
+        self.core().set_binary_type(binary_type);
+        self.handle.transport.set_binary_type(binary_type);
+    }
+
+    /// Queues a message (`send()`).
+    ///
+    /// Fails with [`ErrorKind::InvalidState`] while CONNECTING. While CLOSING or CLOSED it
+    /// does nothing, returns `Ok`, and still adds the size to
+    /// [`buffered_amount`](WebSocket::buffered_amount), as browsers do.
+    pub fn send(&self, data: impl Into<Message>) -> Result<(), Error> {
+        if self.ready_state() == ReadyState::Connecting {
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                "send() was called while the socket is still connecting: wait for the open event",
+            ));
+        }
+        self.handle.transport.send(self.core(), data.into())
+    }
+
+    /// Starts the closing handshake with no status code (`close()`); the close event will
+    /// report 1005. Never fails. While CONNECTING it fails the connection instead (an
+    /// `error` then a `close` event with 1006, and no `open`). While CLOSING or CLOSED it does
+    /// nothing.
+    pub fn close(&self) {
+        self.handle.transport.close(self.core(), None, "");
+    }
+
+    /// Starts the closing handshake with a status code and reason (`close(code, reason)`).
+    ///
+    /// `code` must be 1000 or in 3000..=4999 ([`ErrorKind::InvalidAccess`] otherwise) and
+    /// `reason` at most 123 bytes of UTF-8 ([`ErrorKind::Syntax`]); the code is checked
+    /// first. Otherwise as [`close`](WebSocket::close).
+    pub fn close_with(&self, code: u16, reason: &str) -> Result<(), Error> {
+        validate::close_args(Some(code), reason)?;
+        self.handle.transport.close(self.core(), Some(code), reason);
+        Ok(())
+    }
+
+    /// Sets or clears the `onopen` handler.
+    pub fn set_onopen<F>(&self, handler: Option<F>)
+    where
+        F: FnMut(&Event) + WasmNotSend + 'static,
+    {
+        self.core().set_handler(EventKind::Open, handler.map(|f| typed(Event::as_open, f)));
+    }
+
+    /// Sets or clears the `onmessage` handler.
+    pub fn set_onmessage<F>(&self, handler: Option<F>)
+    where
+        F: FnMut(&MessageEvent) + WasmNotSend + 'static,
+    {
+        self.core().set_handler(EventKind::Message, handler.map(|f| typed(Event::as_message, f)));
+    }
+
+    /// Sets or clears the `onerror` handler.
+    pub fn set_onerror<F>(&self, handler: Option<F>)
+    where
+        F: FnMut(&ErrorEvent) + WasmNotSend + 'static,
+    {
+        self.core().set_handler(EventKind::Error, handler.map(|f| typed(Event::as_error, f)));
+    }
+
+    /// Sets or clears the `onclose` handler.
+    pub fn set_onclose<F>(&self, handler: Option<F>)
+    where
+        F: FnMut(&CloseEvent) + WasmNotSend + 'static,
+    {
+        self.core().set_handler(EventKind::Close, handler.map(|f| typed(Event::as_close, f)));
+    }
+
+    /// Adds a listener (`addEventListener`). Listeners run in the order they were added, with
+    /// each `on*` handler at the place it was first set. The listener stays until the returned
+    /// [`Listener`] is dropped (or passed to
+    /// [`remove_event_listener`](WebSocket::remove_event_listener)), or the socket closes.
+    pub fn add_event_listener<F>(&self, kind: EventKind, callback: F) -> Listener
+    where
+        F: FnMut(&Event) + WasmNotSend + 'static,
+    {
+        let id = self.core().add_listener(kind, Box::new(callback));
+        Listener { core: Shared::downgrade(&self.handle.core), id }
+    }
+
+    /// Removes a listener (`removeEventListener`); the same as dropping it.
+    pub fn remove_event_listener(&self, listener: Listener) {
+        drop(listener);
+    }
+
+    /// Resolves when the socket opens, or with the failure if it closes first.
+    pub fn opened(&self) -> Opened {
+        Opened { core: self.handle.core.clone() }
+    }
+
+    /// Resolves with the close event when the socket is closed.
+    pub fn closed(&self) -> Closed {
+        Closed { core: self.handle.core.clone() }
+    }
+}
+
+/// The future of [`WebSocket::opened`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Opened {
+    core: Shared<Core>,
+}
+
+impl Future for Opened {
+    type Output = Result<(), Error>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.core.poll_opened(cx)
+    }
+}
+
+/// The future of [`WebSocket::closed`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Closed {
+    core: Shared<Core>,
+}
+
+impl Future for Closed {
+    type Output = CloseEvent;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.core.poll_closed(cx)
+    }
+}
+
+/// Received messages, in order. After a clean close the stream ends (`None`); after an
+/// abnormal one it yields one `Err` (kind [`ErrorKind::Network`] or the native cause) first.
+/// Reading it is what lets the native backend read more when the queue is above
+/// [`Options::receive_high_water_mark`].
+impl futures_core::Stream for WebSocket {
+    type Item = Result<Message, Error>;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.handle.core.poll_next(cx)
+    }
+}
+
+impl futures_core::FusedStream for WebSocket {
+    fn is_terminated(&self) -> bool {
+        self.handle.core.stream_terminated()
+    }
+}
+
+/// Sending with backpressure. `poll_ready` waits for the socket to open, then while
+/// [`buffered_amount`](WebSocket::buffered_amount) is above
+/// [`Options::send_high_water_mark`]; it fails with [`ErrorKind::InvalidState`] once the
+/// socket is closing or closed (and with the failure if it never opened). `poll_flush` waits
+/// until `buffered_amount` is 0. `poll_close` sends a close frame with code 1000 and waits for
+/// the close event.
+impl futures_sink::Sink<Message> for WebSocket {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        match this.ready_state() {
+            ReadyState::Connecting => match this.handle.core.poll_opened(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {}
+            },
+            ReadyState::Open => {}
+            ReadyState::Closing | ReadyState::Closed => return Poll::Ready(Err(closed_error())),
+        }
+        let mark = this.handle.send_high_water_mark;
+        this.handle.transport.poll_below(&this.handle.core, &mut this.wait, cx, mark).map(Ok)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
+        match self.ready_state() {
+            ReadyState::Open => self.send(item),
+            ReadyState::Connecting => Err(Error::new(
+                ErrorKind::InvalidState,
+                "start_send before poll_ready returned Ready: the socket is still connecting",
+            )),
+            ReadyState::Closing | ReadyState::Closed => Err(closed_error()),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        if this.ready_state() != ReadyState::Open {
+            return Poll::Ready(Ok(()));
+        }
+        this.handle.transport.poll_below(&this.handle.core, &mut this.wait, cx, 0).map(Ok)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        if this.ready_state() <= ReadyState::Open {
+            this.handle.transport.close(&this.handle.core, Some(1000), "");
+        }
+        this.handle.core.poll_closed(cx).map(|_| Ok(()))
+    }
+}
+
+fn closed_error() -> Error {
+    Error::new(ErrorKind::InvalidState, "the socket is closing or closed")
+}

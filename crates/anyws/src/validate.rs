@@ -1,0 +1,176 @@
+//! Input validation, written once and run before either backend sees a call, so both targets
+//! return the same [`ErrorKind`] for the same input.
+//!
+//! Follows WHATWG HTML "The WebSocket interface" (constructor steps, `close()` steps) and the
+//! WHATWG Fetch "bad port" list.
+
+use crate::error::{Error, ErrorKind};
+use url::Url;
+
+/// The WHATWG Fetch "bad port" list. Browsers fail connections to these ports as a network
+/// error (an `error` event, then `close` with 1006), not with an exception; anyws does the
+/// same on native.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+const BAD_PORTS: &[u16] = &[
+    0, 1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101,
+    102, 103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389,
+    427, 465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636,
+    989, 990, 993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665,
+    6666, 6667, 6668, 6669, 6679, 6697, 10080,
+];
+
+/// Whether Fetch's "bad port" list holds `port`.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub(crate) fn is_bad_port(port: u16) -> bool {
+    BAD_PORTS.binary_search(&port).is_ok()
+}
+
+/// The spec's "obtain a WebSocket URL", given an optional base URL (the page's, in a browser).
+pub(crate) fn websocket_url(input: &str, base: Option<&Url>) -> Result<Url, Error> {
+    let mut url = Url::options().base_url(base).parse(input).map_err(|e| match e {
+        url::ParseError::RelativeUrlWithoutBase => Error::new(
+            ErrorKind::Syntax,
+            format!(
+                "{input:?} is a relative URL and there is no base URL to resolve it against \
+                 (native code has no page): use an absolute ws:// or wss:// URL"
+            ),
+        ),
+        other => Error::new(ErrorKind::Syntax, format!("{input:?} is not a valid URL: {other}")),
+    })?;
+    let mapped = match url.scheme() {
+        "ws" | "wss" => None,
+        "http" => Some("ws"),
+        "https" => Some("wss"),
+        other => {
+            return Err(Error::new(
+                ErrorKind::Syntax,
+                format!("the URL scheme {other:?} is not allowed: use ws, wss, http or https"),
+            ))
+        }
+    };
+    if let Some(scheme) = mapped {
+        // http and https are special schemes like ws and wss, so this cannot fail.
+        let _ = url.set_scheme(scheme);
+    }
+    if url.fragment().is_some() {
+        return Err(Error::new(
+            ErrorKind::Syntax,
+            format!("{input:?} has a fragment (#...), which WebSocket URLs must not have"),
+        ));
+    }
+    Ok(url)
+}
+
+/// An HTTP token character (RFC 9110 `tchar`): visible ASCII except the separators.
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+}
+
+/// The constructor's protocol checks: every entry a non-empty token, no duplicates.
+pub(crate) fn protocols<S: AsRef<str>>(protocols: &[S]) -> Result<Vec<String>, Error> {
+    let mut out: Vec<String> = Vec::with_capacity(protocols.len());
+    for p in protocols {
+        let p = p.as_ref();
+        if p.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Syntax,
+                "a subprotocol must not be empty".to_string(),
+            ));
+        }
+        if let Some(bad) = p.chars().find(|c| !is_token_char(*c)) {
+            return Err(Error::new(
+                ErrorKind::Syntax,
+                format!("the subprotocol {p:?} contains {bad:?}, which is not allowed in an HTTP token"),
+            ));
+        }
+        if out.iter().any(|q| q == p) {
+            return Err(Error::new(
+                ErrorKind::Syntax,
+                format!("the subprotocol {p:?} is listed more than once"),
+            ));
+        }
+        out.push(p.to_owned());
+    }
+    Ok(out)
+}
+
+/// The longest close reason the spec allows, in UTF-8 bytes.
+pub const MAX_CLOSE_REASON_BYTES: usize = 123;
+
+/// The `close(code, reason)` checks, in the spec's order: the code first, then the reason.
+pub(crate) fn close_args(code: Option<u16>, reason: &str) -> Result<(), Error> {
+    if let Some(code) = code {
+        if code != 1000 && !(3000..=4999).contains(&code) {
+            return Err(Error::new(
+                ErrorKind::InvalidAccess,
+                format!("close code {code} is not allowed: use 1000 or 3000..=4999"),
+            ));
+        }
+    }
+    if reason.len() > MAX_CLOSE_REASON_BYTES {
+        return Err(Error::new(
+            ErrorKind::Syntax,
+            format!(
+                "the close reason is {} bytes of UTF-8; at most {MAX_CLOSE_REASON_BYTES} are allowed",
+                reason.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_ports_are_sorted_for_binary_search() {
+        assert!(BAD_PORTS.windows(2).all(|w| w[0] < w[1]));
+        assert!(is_bad_port(6666) && is_bad_port(10080) && !is_bad_port(8080));
+    }
+
+    #[test]
+    fn url_rules() {
+        let ok = |s: &str| websocket_url(s, None).unwrap().to_string();
+        assert_eq!(ok("ws://example.com"), "ws://example.com/");
+        assert_eq!(ok("http://example.com:80/a?b"), "ws://example.com/a?b");
+        assert_eq!(ok("HTTPS://Example.com:443/"), "wss://example.com/");
+        assert_eq!(ok("wss://example.com:443/"), "wss://example.com/");
+        for bad in ["ftp://x", "ws://x/#", "ws://x/#a", "/echo", "", "ws://", "ws://[::1"] {
+            assert_eq!(websocket_url(bad, None).unwrap_err().kind(), ErrorKind::Syntax, "{bad}");
+        }
+        let base = Url::parse("https://page.example/app/").unwrap();
+        assert_eq!(
+            websocket_url("/socket", Some(&base)).unwrap().as_str(),
+            "wss://page.example/socket"
+        );
+    }
+
+    #[test]
+    fn protocol_rules() {
+        assert_eq!(protocols(&["chat", "v2.json"]).unwrap(), ["chat", "v2.json"]);
+        for bad in [&["a b"][..], &[""], &["a,b"], &["a", "a"], &["é"], &["a\u{7f}"], &["{x}"]] {
+            assert_eq!(protocols(bad).unwrap_err().kind(), ErrorKind::Syntax, "{bad:?}");
+        }
+        // Comparison is exact, as in browsers: different case is a different protocol.
+        assert!(protocols(&["a", "A"]).is_ok());
+    }
+
+    #[test]
+    fn close_rules() {
+        assert!(close_args(None, "").is_ok());
+        assert!(close_args(Some(1000), &"x".repeat(123)).is_ok());
+        assert!(close_args(Some(4999), "").is_ok());
+        for code in [0, 999, 1001, 1005, 1006, 2999, 5000] {
+            let e = close_args(Some(code), "").unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidAccess);
+            assert!(e.message().contains(&code.to_string()));
+        }
+        assert_eq!(close_args(None, &"é".repeat(62)).unwrap_err().kind(), ErrorKind::Syntax);
+        // The code is checked before the reason.
+        assert_eq!(
+            close_args(Some(1), &"x".repeat(200)).unwrap_err().kind(),
+            ErrorKind::InvalidAccess
+        );
+    }
+}

@@ -1,0 +1,102 @@
+//! Helpers shared by the tests: where the server is, and a recorder of events.
+
+use anyws::{CloseEvent, ErrorEvent, Event, MessageEvent, WebSocket};
+use std::sync::{Arc, Mutex};
+
+/// The test server's base URL, `ws://127.0.0.1:PORT`.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn server() -> String {
+    use std::sync::OnceLock;
+    static IN_PROCESS: OnceLock<String> = OnceLock::new();
+    if let Ok(url) = std::env::var("ANYWS_TEST_SERVER") {
+        return url;
+    }
+    IN_PROCESS
+        .get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Runtime::new().expect("a runtime for the test server");
+                rt.block_on(async move {
+                    let server = anyws_testserver::Server::bind("127.0.0.1:0")
+                        .await
+                        .expect("bind the in-process test server");
+                    tx.send(server.url()).expect("hand over the URL");
+                    server.run().await
+                })
+            });
+            rx.recv().expect("the in-process test server started")
+        })
+        .clone()
+}
+
+/// The test server's base URL, `ws://127.0.0.1:PORT`, fixed when the tests were compiled.
+#[cfg(target_arch = "wasm32")]
+pub fn server() -> String {
+    match option_env!("ANYWS_TEST_SERVER") {
+        Some(url) => url.to_owned(),
+        None => panic!(
+            "ANYWS_TEST_SERVER was not set when the browser tests were compiled: \
+             run them with `cargo xtask test`, or see the anyws-testserver docs"
+        ),
+    }
+}
+
+/// `server() + path`.
+pub fn url(path: &str) -> String {
+    format!("{}{path}", server())
+}
+
+/// A name no other test run uses (for `/sink?id=`).
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    #[cfg(not(target_arch = "wasm32"))]
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    #[cfg(target_arch = "wasm32")]
+    let seed = (js_sys::Math::random() * 1e15) as u64;
+    format!("{prefix}-{seed}-{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Records every event of a socket as a line of text, in dispatch order, with the
+/// `ready_state()` seen inside the handler.
+#[derive(Clone, Default)]
+pub struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    /// Records all four events of `ws` through its `on*` handlers.
+    pub fn attach(ws: &WebSocket) -> Log {
+        let log = Log::default();
+        let weak = ws.downgrade();
+        let state = move || weak.upgrade().map(|w| w.ready_state() as u16).unwrap_or(9);
+        let (l, s) = (log.clone(), state.clone());
+        ws.set_onopen(Some(move |_: &Event| l.push(format!("open@{}", s()))));
+        let (l, s) = (log.clone(), state.clone());
+        ws.set_onmessage(Some(move |e: &MessageEvent| {
+            let data = match &e.data {
+                anyws::Message::Text(t) => format!("text:{t}"),
+                anyws::Message::Binary(b) => format!("binary:{}", b.len()),
+            };
+            l.push(format!("message@{} {data}", s()))
+        }));
+        let (l, s) = (log.clone(), state.clone());
+        ws.set_onerror(Some(move |_: &ErrorEvent| l.push(format!("error@{}", s()))));
+        let (l, s) = (log.clone(), state);
+        ws.set_onclose(Some(move |e: &CloseEvent| {
+            l.push(format!("close@{} {} {:?} {}", s(), e.code, e.reason, e.was_clean))
+        }));
+        log
+    }
+
+    /// Appends a line.
+    pub fn push(&self, line: String) {
+        self.0.lock().unwrap().push(line);
+    }
+
+    /// Everything recorded so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}

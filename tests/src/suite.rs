@@ -1,0 +1,357 @@
+//! The tests. Each runs natively and in headless Chromium and Firefox, under the same name.
+
+use crate::harness::{unique, url, Log};
+use anyws::{BinaryType, ErrorKind, Event, EventKind, Message, Options, ReadyState, WebSocket};
+use futures::{SinkExt, StreamExt};
+use std::sync::{Arc, Mutex};
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+/// Declares async tests that run on every target. Natively each runs on a multi-threaded
+/// runtime with a 60 s guard, so a regression fails instead of hanging; in the browser
+/// wasm-bindgen-test's own timeout does that.
+macro_rules! cross_test {
+    ($($(#[$meta:meta])* async fn $name:ident() $body:block)*) => {$(
+        $(#[$meta])*
+        #[cfg(not(target_arch = "wasm32"))]
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let body = async $body;
+            tokio::time::timeout(std::time::Duration::from_secs(60), body)
+                .await
+                .expect(concat!(stringify!($name), " did not finish within 60 s"));
+        }
+
+        $(#[$meta])*
+        #[cfg(target_arch = "wasm32")]
+        #[wasm_bindgen_test::wasm_bindgen_test]
+        async fn $name() $body
+    )*};
+}
+
+async fn open(path: &str) -> WebSocket {
+    let ws = WebSocket::new(&url(path)).expect("valid URL");
+    ws.opened().await.expect("the socket opens");
+    ws
+}
+
+cross_test! {
+    async fn echo_text_and_binary_in_order() {
+        let mut ws = open("/echo").await;
+        ws.send("hello").unwrap();
+        ws.send(vec![1u8, 2, 3]).unwrap();
+        ws.send(String::new()).unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::Text("hello".into()));
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::Binary(vec![1, 2, 3]));
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::Text(String::new()));
+        ws.close_with(1000, "done").unwrap();
+        let ev = ws.closed().await;
+        assert_eq!((ev.code, ev.reason.as_str(), ev.was_clean), (1000, "done", true));
+        assert!(ws.next().await.is_none(), "the stream ends after a clean close");
+    }
+
+    async fn events_fire_in_order_with_the_spec_ready_states() {
+        let ws = WebSocket::new(&url("/send?count=3&size=4")).unwrap();
+        assert_eq!(ws.ready_state(), ReadyState::Connecting);
+        let log = Log::attach(&ws);
+        ws.closed().await;
+        assert_eq!(
+            log.lines(),
+            [
+                "open@1",
+                "message@1 text:0-..",
+                "message@1 text:1-..",
+                "message@1 text:2-..",
+                "close@3 1000 \"\" true",
+            ]
+        );
+        assert_eq!(ws.ready_state(), ReadyState::Closed);
+    }
+
+    async fn server_close_code_and_reason_reach_the_close_event() {
+        let ws = WebSocket::new(&url("/close?code=4001&reason=bye%20now")).unwrap();
+        let log = Log::attach(&ws);
+        let ev = ws.closed().await;
+        assert_eq!((ev.code, ev.reason.as_str(), ev.was_clean), (4001, "bye now", true));
+        assert_eq!(log.lines(), ["open@1", "close@3 4001 \"bye now\" true"]);
+    }
+
+    async fn close_without_code_reports_1005() {
+        let ws = open("/echo").await;
+        ws.close();
+        assert_eq!(ws.ready_state(), ReadyState::Closing);
+        let ev = ws.closed().await;
+        assert_eq!((ev.code, ev.was_clean), (1005, true));
+    }
+
+    async fn http_error_gives_error_then_close_1006_and_no_open() {
+        let ws = WebSocket::new(&url("/reject?status=403")).unwrap();
+        let log = Log::attach(&ws);
+        let ev = ws.closed().await;
+        assert_eq!((ev.code, ev.was_clean), (1006, false));
+        assert_eq!(log.lines(), ["error@3", "close@3 1006 \"\" false"]);
+        assert_eq!(ws.opened().await.unwrap_err().kind(), ErrorKind::Network);
+    }
+
+    async fn wrong_accept_key_fails_the_connection() {
+        let ws = WebSocket::new(&url("/bad-accept")).unwrap();
+        let log = Log::attach(&ws);
+        ws.closed().await;
+        assert_eq!(log.lines(), ["error@3", "close@3 1006 \"\" false"]);
+    }
+
+    async fn subprotocol_is_negotiated() {
+        let ws = WebSocket::with_protocols(&url("/protocol"), &["chat.v2", "chat.v1"]).unwrap();
+        assert_eq!(ws.protocol(), "", "empty before open");
+        ws.opened().await.unwrap();
+        assert_eq!(ws.protocol(), "chat.v2");
+        assert_eq!(ws.extensions(), "");
+        ws.close();
+    }
+
+    async fn server_choosing_no_subprotocol_is_accepted_like_browsers_do() {
+        let ws = WebSocket::with_protocols(&url("/protocol?none"), &["chat"]).unwrap();
+        ws.opened().await.unwrap();
+        assert_eq!(ws.protocol(), "");
+        ws.close();
+    }
+
+    async fn unrequested_subprotocol_fails_the_connection() {
+        let ws = WebSocket::with_protocols(&url("/protocol?select=evil"), &["chat"]).unwrap();
+        let log = Log::attach(&ws);
+        ws.closed().await;
+        assert_eq!(log.lines(), ["error@3", "close@3 1006 \"\" false"]);
+    }
+
+    async fn send_while_connecting_is_an_invalid_state_error() {
+        let ws = WebSocket::new(&url("/echo")).unwrap();
+        assert_eq!(ws.send("too early").unwrap_err().kind(), ErrorKind::InvalidState);
+        ws.close();
+    }
+
+    async fn bad_urls_are_syntax_errors() {
+        for bad in ["ftp://127.0.0.1/", "ws://127.0.0.1/#frag", "ws://127.0.0.1/#", "ws://[::1", "ws://"] {
+            let err = WebSocket::new(bad).expect_err(bad);
+            assert_eq!(err.kind(), ErrorKind::Syntax, "{bad}: {err}");
+        }
+    }
+
+    async fn http_urls_become_ws_and_url_is_serialized() {
+        let base = url("/echo");
+        let http = base.replacen("ws://", "http://", 1);
+        let ws = WebSocket::new(&http).unwrap();
+        assert_eq!(ws.url(), base);
+        ws.opened().await.unwrap();
+        ws.close();
+    }
+
+    async fn relative_urls_resolve_only_where_there_is_a_page() {
+        let result = WebSocket::new("/echo");
+        #[cfg(not(target_arch = "wasm32"))]
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::Syntax, "native has no base URL");
+        #[cfg(target_arch = "wasm32")]
+        {
+            let ws = result.expect("the page's URL is the base");
+            assert!(ws.url().starts_with("ws://") && ws.url().ends_with("/echo"), "{}", ws.url());
+            ws.close();
+        }
+    }
+
+    async fn invalid_subprotocols_are_syntax_errors() {
+        let cases: [&[&str]; 6] = [&[""], &["a b"], &["a,b"], &["chat", "chat"], &["ünï"], &["{x}"]];
+        for protocols in cases {
+            let err = WebSocket::with_protocols(&url("/protocol"), protocols).expect_err("invalid");
+            assert_eq!(err.kind(), ErrorKind::Syntax, "{protocols:?}");
+        }
+    }
+
+    async fn close_arguments_are_validated_code_first() {
+        let ws = open("/echo").await;
+        for code in [0u16, 999, 1001, 1005, 1006, 2999, 5000] {
+            assert_eq!(ws.close_with(code, "").unwrap_err().kind(), ErrorKind::InvalidAccess, "{code}");
+        }
+        let long = "é".repeat(62); // 124 bytes
+        assert_eq!(ws.close_with(1000, &long).unwrap_err().kind(), ErrorKind::Syntax);
+        assert_eq!(ws.close_with(1, &long).unwrap_err().kind(), ErrorKind::InvalidAccess);
+        assert_eq!(ws.ready_state(), ReadyState::Open, "failed calls change nothing");
+        ws.close_with(4999, &"x".repeat(123)).unwrap();
+        let ev = ws.closed().await;
+        assert_eq!((ev.code, ev.reason.len()), (4999, 123));
+    }
+
+    async fn close_while_connecting_fails_without_open() {
+        let ws = WebSocket::new(&url("/echo")).unwrap();
+        let log = Log::attach(&ws);
+        ws.close();
+        assert_eq!(ws.ready_state(), ReadyState::Closing);
+        let ev = ws.closed().await;
+        assert_eq!((ev.code, ev.was_clean), (1006, false));
+        assert_eq!(log.lines(), ["error@3", "close@3 1006 \"\" false"]);
+    }
+
+    async fn repeated_close_is_a_no_op_with_one_close_event() {
+        let ws = open("/echo").await;
+        let log = Log::attach(&ws);
+        ws.close_with(3000, "first").unwrap();
+        ws.close_with(3001, "second").unwrap();
+        ws.close();
+        let ev = ws.closed().await;
+        assert_eq!((ev.code, ev.reason.as_str()), (3000, "first"));
+        assert_eq!(log.lines(), ["close@3 3000 \"first\" true"]);
+    }
+
+    async fn send_after_close_is_silent_but_counted_in_buffered_amount() {
+        let ws = open("/echo").await;
+        ws.close();
+        let before = ws.buffered_amount();
+        ws.send("abc").unwrap();
+        ws.send("é").unwrap(); // 2 bytes of UTF-8
+        ws.send(vec![0u8; 10]).unwrap();
+        assert_eq!(ws.buffered_amount(), before + 3 + 2 + 10);
+        ws.closed().await;
+        ws.send("x").unwrap();
+        assert_eq!(ws.buffered_amount(), before + 16, "still growing when closed, never falling");
+    }
+
+    async fn everything_sent_before_a_clean_close_arrives() {
+        let id = unique("sink");
+        let ws = open(&format!("/sink?id={id}")).await;
+        let mut bytes = 0;
+        for i in 0..200 {
+            let msg = format!("message {i}");
+            bytes += msg.len();
+            ws.send(msg).unwrap();
+        }
+        ws.send(vec![7u8; 100_000]).unwrap();
+        ws.close_with(1000, "").unwrap();
+        let ev = ws.closed().await;
+        assert!(ev.was_clean);
+        let mut stats = open(&format!("/stats?id={id}")).await;
+        let report = stats.next().await.unwrap().unwrap();
+        assert_eq!(
+            report.as_text().unwrap(),
+            format!("messages=201 bytes={} closed=true", bytes + 100_000)
+        );
+    }
+
+    async fn stream_and_sink_round_trip() {
+        let mut ws = WebSocket::new(&url("/echo")).unwrap();
+        // The Sink waits for the socket to open.
+        for i in 0..10 {
+            ws.feed(Message::Text(format!("m{i}"))).await.unwrap();
+        }
+        ws.flush().await.unwrap();
+        assert_eq!(ws.buffered_amount(), 0, "flush waits for the bytes to reach the network");
+        for i in 0..10 {
+            assert_eq!(ws.next().await.unwrap().unwrap().as_text(), Some(format!("m{i}").as_str()));
+        }
+        SinkExt::close(&mut ws).await.unwrap();
+        assert_eq!(ws.closed().await.code, 1000);
+        assert!(ws.next().await.is_none());
+        assert!(SinkExt::send(&mut ws, "late".into()).await.is_err(), "the sink refuses after close");
+    }
+
+    async fn abnormal_close_delivers_messages_then_an_error_on_the_stream() {
+        let mut ws = WebSocket::new(&url("/drop?after=2")).unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap().as_text(), Some("0"));
+        assert_eq!(ws.next().await.unwrap().unwrap().as_text(), Some("1"));
+        assert_eq!(ws.next().await.unwrap().unwrap_err().kind(), ErrorKind::Network);
+        assert!(ws.next().await.is_none());
+        let ev = ws.closed().await;
+        assert_eq!((ev.code, ev.was_clean), (1006, false));
+    }
+
+    async fn listeners_run_in_order_with_the_handler_in_its_place() {
+        let ws = WebSocket::new(&url("/send?count=1&size=2")).unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let push = |name: &'static str| {
+            let order = order.clone();
+            move |_: &Event| order.lock().unwrap().push(name)
+        };
+        let a = ws.add_event_listener(EventKind::Message, push("a"));
+        let first = push("first handler");
+        ws.set_onmessage(Some(move |_: &anyws::MessageEvent| first(&Event::Open)));
+        let b = ws.add_event_listener(EventKind::Message, push("b"));
+        let removed = ws.add_event_listener(EventKind::Message, push("removed"));
+        // Replacing the handler keeps its place; a removed listener never runs.
+        let second = push("second handler");
+        ws.set_onmessage(Some(move |_: &anyws::MessageEvent| second(&Event::Open)));
+        ws.remove_event_listener(removed);
+        ws.closed().await;
+        assert_eq!(*order.lock().unwrap(), ["a", "second handler", "b"]);
+        drop((a, b));
+    }
+
+    async fn handler_set_to_none_is_removed() {
+        let ws = WebSocket::new(&url("/send?count=2&size=2")).unwrap();
+        let hits = Arc::new(Mutex::new(0));
+        let h = hits.clone();
+        ws.set_onmessage(Some(move |_: &anyws::MessageEvent| *h.lock().unwrap() += 1));
+        ws.set_onmessage(None::<fn(&anyws::MessageEvent)>);
+        ws.closed().await;
+        assert_eq!(*hits.lock().unwrap(), 0);
+    }
+
+    async fn listeners_attached_right_after_new_see_open_and_first_message() {
+        for i in 0..200 {
+            let ws = WebSocket::new(&url("/send?count=1&size=8")).unwrap();
+            let log = Log::attach(&ws);
+            ws.closed().await;
+            let lines = log.lines();
+            assert_eq!(lines.len(), 3, "iteration {i}: {lines:?}");
+            assert_eq!(lines[0], "open@1", "iteration {i}");
+            assert_eq!(lines[1], "message@1 text:0-......", "iteration {i}");
+        }
+    }
+
+    async fn binary_messages_arrive_as_bytes_in_order_for_both_binary_types() {
+        for binary_type in [BinaryType::Blob, BinaryType::ArrayBuffer] {
+            let mut ws = WebSocket::new(&url("/send?count=20&size=300&binary=1")).unwrap();
+            assert_eq!(ws.binary_type(), BinaryType::Blob, "the spec's default");
+            ws.set_binary_type(binary_type);
+            assert_eq!(ws.binary_type(), binary_type);
+            for i in 0..20u8 {
+                let msg = ws.next().await.unwrap().unwrap();
+                assert_eq!(msg, Message::Binary(vec![i; 300]), "{binary_type:?} message {i}");
+            }
+            assert!(ws.next().await.is_none());
+            assert!(ws.closed().await.was_clean);
+        }
+    }
+
+    async fn sink_waits_below_the_high_water_mark() {
+        let mark = 64 * 1024;
+        let opts = Options::new().send_high_water_mark(mark);
+        let mut ws = WebSocket::with_options(&url("/slow?bytes_per_sec=4000000"), opts).unwrap();
+        let chunk = vec![1u8; 32 * 1024];
+        for _ in 0..64 {
+            futures::future::poll_fn(|cx| ws.poll_ready_unpin(cx)).await.unwrap();
+            assert!(ws.buffered_amount() <= mark, "poll_ready returned above the mark");
+            ws.start_send_unpin(Message::Binary(chunk.clone())).unwrap();
+        }
+        ws.flush().await.unwrap();
+        assert_eq!(ws.buffered_amount(), 0);
+        ws.close();
+        ws.closed().await;
+    }
+
+    async fn buffered_amount_grows_at_once_on_send() {
+        let ws = open("/sink").await;
+        let before = ws.buffered_amount();
+        ws.send(vec![0u8; 4 * 1024 * 1024]).unwrap();
+        assert!(ws.buffered_amount() >= before + 1, "grows synchronously");
+        assert!(ws.buffered_amount() <= before + 4 * 1024 * 1024);
+        ws.close();
+        ws.closed().await;
+    }
+
+    async fn headers_endpoint_reports_the_handshake() {
+        let mut ws = open("/headers").await;
+        let text = ws.next().await.unwrap().unwrap();
+        let text = text.as_text().unwrap().to_ascii_lowercase();
+        assert!(text.contains("sec-websocket-version: 13"), "{text}");
+        assert!(text.contains("upgrade: websocket"), "{text}");
+        ws.close();
+    }
+}
