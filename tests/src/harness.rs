@@ -85,7 +85,13 @@ impl Log {
         ws.set_onerror(Some(move |_: &ErrorEvent| l.push(format!("error@{}", s()))));
         let (l, s) = (log.clone(), state);
         ws.set_onclose(Some(move |e: &CloseEvent| {
-            l.push(format!("close@{} {} {:?} {}", s(), e.code, e.reason, e.was_clean))
+            l.push(format!(
+                "close@{} {} {:?} {}",
+                s(),
+                e.code,
+                e.reason,
+                e.was_clean
+            ))
         }));
         log
     }
@@ -98,5 +104,27 @@ impl Log {
     /// Everything recorded so far.
     pub fn lines(&self) -> Vec<String> {
         self.0.lock().unwrap().clone()
+    }
+}
+
+/// Where the suite runs: `"native"`, `"chromium"`, `"firefox"` or `"browser"` (another one),
+/// for the few assertions where browsers disagree with each other.
+pub fn runtime() -> &'static str {
+    #[cfg(not(target_arch = "wasm32"))]
+    return "native";
+    #[cfg(target_arch = "wasm32")]
+    {
+        let agent = js_sys::Reflect::get(&js_sys::global(), &"navigator".into())
+            .and_then(|n| js_sys::Reflect::get(&n, &"userAgent".into()))
+            .ok()
+            .and_then(|a| a.as_string())
+            .unwrap_or_default();
+        if agent.contains("Firefox/") {
+            "firefox"
+        } else if agent.contains("Chrome/") {
+            "chromium"
+        } else {
+            "browser"
+        }
     }
 }

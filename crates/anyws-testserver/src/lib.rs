@@ -9,7 +9,7 @@
 //! | `/protocol` | selects the first offered subprotocol; `?select=X` answers `X` even if not offered; `?none` answers with none; then echoes |
 //! | `/bad-accept` | answers the handshake with a wrong `Sec-WebSocket-Accept` |
 //! | `/send?count=N&size=B&binary=1` | sends `N` messages of `B` bytes, then closes with 1000. Text message `i` starts with `i` in decimal followed by `-`, padded with `.`; binary message `i` is `B` bytes of `i % 256` |
-//! | `/drop?after=N` | sends `N` text messages `"0"`, `"1"`, ... (default 0), then drops the TCP connection without a close frame |
+//! | `/drop?after=N&wait=1` | sends `N` text messages `"0"`, `"1"`, ... (default 0), then drops the TCP connection without a close frame; with `wait=1` it first waits for one message from the client |
 //! | `/silent-close` | reads everything and never answers the client's close frame |
 //! | `/raw?hex=...` | writes the given raw bytes to the socket right after the handshake (malformed frames), then echoes |
 //! | `/sink?id=X` | reads and counts data messages; answers the client's close with the same code and reason; `/stats?id=X` reports the counts |
@@ -73,12 +73,17 @@ pub struct Server {
 impl Server {
     /// Binds to `addr`; use port 0 for a free port.
     pub async fn bind(addr: impl ToSocketAddrs) -> std::io::Result<Server> {
-        Ok(Server { listener: TcpListener::bind(addr).await?, stats: Stats::default() })
+        Ok(Server {
+            listener: TcpListener::bind(addr).await?,
+            stats: Stats::default(),
+        })
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// The base URL, e.g. `ws://127.0.0.1:40123` (IPv6: `ws://[::1]:40123`).
@@ -115,34 +120,53 @@ struct Route {
 
 impl Route {
     fn num<T: std::str::FromStr>(&self, key: &str, default: T) -> T {
-        self.query.get(key).and_then(|v| v.parse().ok()).unwrap_or(default)
+        self.query
+            .get(key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
     }
 }
 
+// The callback's `Result<Response, ErrorResponse>` is the type tungstenite's API demands.
+#[allow(clippy::result_large_err)]
 async fn handle(stream: TcpStream, stats: Stats) {
     let mut route = None;
     let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         let uri = req.uri();
         let query: HashMap<String, String> =
-            url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+            url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
         let headers = req
             .headers()
             .iter()
-            .map(|(k, v)| format!("{}: {}\n", k.as_str(), String::from_utf8_lossy(v.as_bytes())))
+            .map(|(k, v)| {
+                format!(
+                    "{}: {}\n",
+                    k.as_str(),
+                    String::from_utf8_lossy(v.as_bytes())
+                )
+            })
             .collect();
-        let r = Route { path: uri.path().to_owned(), query, headers };
+        let r = Route {
+            path: uri.path().to_owned(),
+            query,
+            headers,
+        };
         let reject = |status: u16| {
             let mut e = ErrorResponse::new(Some(format!("rejected with {status}\n")));
             *e.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
             e
         };
         match r.path.as_str() {
-            "/echo" | "/close" | "/send" | "/drop" | "/silent-close" | "/raw" | "/sink" | "/stats"
-            | "/slow" | "/headers" => {}
+            "/echo" | "/close" | "/send" | "/drop" | "/silent-close" | "/raw" | "/sink"
+            | "/stats" | "/slow" | "/headers" => {}
             "/reject" => return Err(reject(r.num("status", 403))),
             "/bad-accept" => {
-                resp.headers_mut()
-                    .insert("Sec-WebSocket-Accept", HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="));
+                resp.headers_mut().insert(
+                    "Sec-WebSocket-Accept",
+                    HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
+                );
             }
             "/protocol" => {
                 let offered = req
@@ -168,7 +192,9 @@ async fn handle(stream: TcpStream, stats: Stats) {
         route = Some(r);
         Ok(resp)
     };
-    let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else { return };
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+        return;
+    };
     let Some(route) = route else { return };
     let _ = serve(ws, route, stats).await;
 }
@@ -179,12 +205,19 @@ type Served = std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>;
 async fn serve(mut ws: Ws, route: Route, stats: Stats) -> Served {
     match route.path.as_str() {
         "/close" => {
-            let frame = route.query.get("code").and_then(|c| c.parse::<u16>().ok()).map(|code| {
-                CloseFrame {
+            let frame = route
+                .query
+                .get("code")
+                .and_then(|c| c.parse::<u16>().ok())
+                .map(|code| CloseFrame {
                     code: CloseCode::from(code),
-                    reason: route.query.get("reason").cloned().unwrap_or_default().into(),
-                }
-            });
+                    reason: route
+                        .query
+                        .get("reason")
+                        .cloned()
+                        .unwrap_or_default()
+                        .into(),
+                });
             ws.send(Message::Close(frame)).await?;
             while ws.next().await.is_some() {}
             Ok(())
@@ -192,7 +225,10 @@ async fn serve(mut ws: Ws, route: Route, stats: Stats) -> Served {
         "/send" => {
             let count: u64 = route.num("count", 1);
             let size: usize = route.num("size", 16);
-            let binary = route.query.get("binary").is_some_and(|b| b == "1" || b == "true");
+            let binary = route
+                .query
+                .get("binary")
+                .is_some_and(|b| b == "1" || b == "true");
             for i in 0..count {
                 let msg = if binary {
                     Message::Binary(vec![(i % 256) as u8; size].into())
@@ -205,12 +241,18 @@ async fn serve(mut ws: Ws, route: Route, stats: Stats) -> Served {
                 };
                 ws.feed(msg).await?;
             }
-            ws.send(Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() })))
-                .await?;
+            ws.send(Message::Close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            })))
+            .await?;
             while ws.next().await.is_some() {}
             Ok(())
         }
         "/drop" => {
+            if route.query.get("wait").is_some_and(|w| w == "1") {
+                ws.next().await;
+            }
             for i in 0..route.num("after", 0u64) {
                 ws.feed(Message::Text(i.to_string().into())).await?;
             }
@@ -237,25 +279,38 @@ async fn serve(mut ws: Ws, route: Route, stats: Stats) -> Served {
         "/stats" => {
             let id = route.query.get("id").cloned().unwrap_or_default();
             let s = stats.lock().unwrap().get(&id).copied().unwrap_or_default();
-            let text = format!("messages={} bytes={} closed={}", s.messages, s.bytes, s.closed);
+            let text = format!(
+                "messages={} bytes={} closed={}",
+                s.messages, s.bytes, s.closed
+            );
             ws.send(Message::Text(text.into())).await?;
-            ws.send(Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() })))
-                .await?;
+            ws.send(Message::Close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            })))
+            .await?;
             while ws.next().await.is_some() {}
             Ok(())
         }
         "/sink" => sink(ws, route.query.get("id").cloned(), stats, None).await,
-        "/slow" => sink(ws, route.query.get("id").cloned(), stats, Some(route.num("bytes_per_sec", 65536u64))).await,
+        "/slow" => {
+            sink(
+                ws,
+                route.query.get("id").cloned(),
+                stats,
+                Some(route.num("bytes_per_sec", 65536u64)),
+            )
+            .await
+        }
         _ => echo(ws).await,
     }
 }
 
 async fn echo(mut ws: Ws) -> Served {
     while let Some(msg) = ws.next().await {
-        match msg? {
-            m @ (Message::Text(_) | Message::Binary(_)) => ws.send(m).await?,
-            // tungstenite answers a close with the same code and reason by itself.
-            _ => {}
+        // tungstenite answers pings, and a close with the same code and reason, by itself.
+        if let m @ (Message::Text(_) | Message::Binary(_)) = msg? {
+            ws.send(m).await?;
         }
     }
     Ok(())

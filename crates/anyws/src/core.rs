@@ -6,7 +6,9 @@
 //! queues messages for the `Stream` face and wakes the futures that wait.
 
 use crate::error::{Error, ErrorKind};
-use crate::event::{BinaryType, CloseEvent, ErrorEvent, Event, EventKind, Message, MessageEvent, ReadyState};
+use crate::event::{
+    BinaryType, CloseEvent, ErrorEvent, Event, EventKind, Message, MessageEvent, ReadyState,
+};
 use crate::sendness::{BoxedCallback, Shared};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
@@ -140,7 +142,11 @@ impl Core {
     pub(crate) fn remove_listener(&self, id: u64) {
         let mut inner = lock(&self.inner);
         if let Some(i) = inner.listeners.iter().position(|e| e.id == id) {
-            inner.listeners.remove(i).removed.store(true, Ordering::Release);
+            inner
+                .listeners
+                .remove(i)
+                .removed
+                .store(true, Ordering::Release);
         }
     }
 
@@ -149,10 +155,17 @@ impl Core {
     /// "event handler" processing).
     pub(crate) fn set_handler(&self, kind: EventKind, callback: Option<BoxedCallback<Event>>) {
         let mut inner = lock(&self.inner);
-        let existing = inner.listeners.iter().position(|e| e.handler && e.kind == kind);
+        let existing = inner
+            .listeners
+            .iter()
+            .position(|e| e.handler && e.kind == kind);
         match (existing, callback) {
             (Some(i), Some(cb)) => *lock(&inner.listeners[i].callback) = cb,
-            (Some(i), None) => inner.listeners.remove(i).removed.store(true, Ordering::Release),
+            (Some(i), None) => inner
+                .listeners
+                .remove(i)
+                .removed
+                .store(true, Ordering::Release),
             (None, Some(cb)) => {
                 inner.next_id += 1;
                 let id = inner.next_id;
@@ -174,8 +187,12 @@ impl Core {
     /// browser reports an exception in a listener and goes on.
     fn dispatch(&self, event: &Event) {
         let kind = event.kind();
-        let targets: Vec<Shared<Entry>> =
-            lock(&self.inner).listeners.iter().filter(|e| e.kind == kind).cloned().collect();
+        let targets: Vec<Shared<Entry>> = lock(&self.inner)
+            .listeners
+            .iter()
+            .filter(|e| e.kind == kind)
+            .cloned()
+            .collect();
         for entry in targets {
             if entry.removed.load(Ordering::Acquire) {
                 continue;
@@ -245,14 +262,18 @@ impl Core {
         if let Some(w) = waker {
             w.wake();
         }
-        self.dispatch(&Event::Message(MessageEvent { data, origin: self.origin.clone() }));
+        self.dispatch(&Event::Message(MessageEvent {
+            data,
+            origin: self.origin.clone(),
+        }));
     }
 
     /// The connection failed or broke: readyState becomes CLOSED, then `error` fires (the
     /// spec's "the WebSocket connection is closed" steps; a `close` event must follow).
     pub(crate) fn fire_error(&self, error: Option<Error>) {
         let shared = error.map(std::sync::Arc::new);
-        self.state.store(ReadyState::Closed as u16, Ordering::Release);
+        self.state
+            .store(ReadyState::Closed as u16, Ordering::Release);
         {
             let mut inner = lock(&self.inner);
             if inner.failure.is_none() {
@@ -275,7 +296,8 @@ impl Core {
                 return;
             }
             inner.close_started = true;
-            self.state.store(ReadyState::Closed as u16, Ordering::Release);
+            self.state
+                .store(ReadyState::Closed as u16, Ordering::Release);
             if !event.was_clean && inner.failure.is_none() {
                 inner.failure = Some(Error::new(
                     ErrorKind::Network,
@@ -346,7 +368,10 @@ impl Core {
         if let Some(close) = &inner.close {
             if !close.was_clean && !inner.failure_yielded {
                 inner.failure_yielded = true;
-                let err = inner.failure.clone().expect("an unclean close records a failure");
+                let err = inner
+                    .failure
+                    .clone()
+                    .expect("an unclean close records a failure");
                 return Poll::Ready(Some(Err(err)));
             }
             return Poll::Ready(None);
@@ -358,7 +383,10 @@ impl Core {
     pub(crate) fn stream_terminated(&self) -> bool {
         let inner = lock(&self.inner);
         inner.queue.is_empty()
-            && inner.close.as_ref().is_some_and(|c| c.was_clean || inner.failure_yielded)
+            && inner
+                .close
+                .as_ref()
+                .is_some_and(|c| c.was_clean || inner.failure_yielded)
     }
 
     /// Native reader: ready while the stream queue is under the receive high-water mark.

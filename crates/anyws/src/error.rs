@@ -73,7 +73,11 @@ pub struct Error {
 
 impl Error {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
-        Error { kind, message: message.into(), source: None }
+        Error {
+            kind,
+            message: message.into(),
+            source: None,
+        }
     }
 
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
@@ -82,7 +86,11 @@ impl Error {
         message: impl Into<Cow<'static, str>>,
         source: impl Into<Source>,
     ) -> Self {
-        Error { kind, message: message.into(), source: Some(source.into()) }
+        Error {
+            kind,
+            message: message.into(),
+            source: Some(source.into()),
+        }
     }
 
     /// What kind of error this is.
@@ -126,6 +134,8 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_ref().map(|s| &**s as &(dyn std::error::Error + 'static))
+        self.source
+            .as_ref()
+            .map(|s| &**s as &(dyn std::error::Error + 'static))
     }
 }

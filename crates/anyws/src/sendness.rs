@@ -33,8 +33,8 @@ pub(crate) type BoxedCallback<E> = Box<dyn FnMut(&E) + Send>;
 #[cfg(target_arch = "wasm32")]
 pub(crate) type BoxedCallback<E> = Box<dyn FnMut(&E)>;
 
+#[cfg(target_arch = "wasm32")]
+pub(crate) use std::rc::{Rc as Shared, Weak as WeakShared};
 /// The shared-ownership pointer: `Arc` on native, `Rc` in the browser.
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use std::sync::{Arc as Shared, Weak as WeakShared};
-#[cfg(target_arch = "wasm32")]
-pub(crate) use std::rc::{Rc as Shared, Weak as WeakShared};

@@ -3,7 +3,9 @@
 use crate::backend;
 use crate::core::Core;
 use crate::error::{Error, ErrorKind};
-use crate::event::{BinaryType, CloseEvent, ErrorEvent, Event, EventKind, Message, MessageEvent, ReadyState};
+use crate::event::{
+    BinaryType, CloseEvent, ErrorEvent, Event, EventKind, Message, MessageEvent, ReadyState,
+};
 use crate::sendness::{BoxedCallback, Shared, WasmNotSend, WeakShared};
 use crate::validate;
 use std::future::Future;
@@ -136,7 +138,10 @@ pub struct WebSocket {
 
 impl Clone for WebSocket {
     fn clone(&self) -> Self {
-        WebSocket { handle: self.handle.clone(), wait: backend::WritableWait::default() }
+        WebSocket {
+            handle: self.handle.clone(),
+            wait: backend::WritableWait::default(),
+        }
     }
 }
 
@@ -157,9 +162,10 @@ pub struct WeakWebSocket(WeakShared<Handle>);
 impl WeakWebSocket {
     /// The socket, if a [`WebSocket`] handle to it still exists.
     pub fn upgrade(&self) -> Option<WebSocket> {
-        self.0
-            .upgrade()
-            .map(|handle| WebSocket { handle, wait: backend::WritableWait::default() })
+        self.0.upgrade().map(|handle| WebSocket {
+            handle,
+            wait: backend::WritableWait::default(),
+        })
     }
 }
 
@@ -229,7 +235,10 @@ impl WebSocket {
     /// Opens a connection offering subprotocols, like `new WebSocket(url, protocols)`.
     /// Each must be a non-empty HTTP token, listed once ([`ErrorKind::Syntax`] otherwise).
     pub fn with_protocols<S: AsRef<str>>(url: &str, protocols: &[S]) -> Result<WebSocket, Error> {
-        let protocols = protocols.iter().map(|p| p.as_ref().to_owned()).collect::<Vec<_>>();
+        let protocols = protocols
+            .iter()
+            .map(|p| p.as_ref().to_owned())
+            .collect::<Vec<_>>();
         Self::with_options(url, Options::new().protocols(protocols))
     }
 
@@ -239,8 +248,15 @@ impl WebSocket {
         let protocols = validate::protocols(&options.protocols)?;
         let core = Shared::new(Core::new(url, options.receive_high_water_mark));
         let transport = backend::Transport::connect(&core, protocols)?;
-        let handle = Handle { core, transport, send_high_water_mark: options.send_high_water_mark };
-        Ok(WebSocket { handle: Shared::new(handle), wait: backend::WritableWait::default() })
+        let handle = Handle {
+            core,
+            transport,
+            send_high_water_mark: options.send_high_water_mark,
+        };
+        Ok(WebSocket {
+            handle: Shared::new(handle),
+            wait: backend::WritableWait::default(),
+        })
     }
 
     fn core(&self) -> &Core {
@@ -330,7 +346,8 @@ impl WebSocket {
     where
         F: FnMut(&Event) + WasmNotSend + 'static,
     {
-        self.core().set_handler(EventKind::Open, handler.map(|f| typed(Event::as_open, f)));
+        self.core()
+            .set_handler(EventKind::Open, handler.map(|f| typed(Event::as_open, f)));
     }
 
     /// Sets or clears the `onmessage` handler.
@@ -338,7 +355,10 @@ impl WebSocket {
     where
         F: FnMut(&MessageEvent) + WasmNotSend + 'static,
     {
-        self.core().set_handler(EventKind::Message, handler.map(|f| typed(Event::as_message, f)));
+        self.core().set_handler(
+            EventKind::Message,
+            handler.map(|f| typed(Event::as_message, f)),
+        );
     }
 
     /// Sets or clears the `onerror` handler.
@@ -346,7 +366,8 @@ impl WebSocket {
     where
         F: FnMut(&ErrorEvent) + WasmNotSend + 'static,
     {
-        self.core().set_handler(EventKind::Error, handler.map(|f| typed(Event::as_error, f)));
+        self.core()
+            .set_handler(EventKind::Error, handler.map(|f| typed(Event::as_error, f)));
     }
 
     /// Sets or clears the `onclose` handler.
@@ -354,7 +375,8 @@ impl WebSocket {
     where
         F: FnMut(&CloseEvent) + WasmNotSend + 'static,
     {
-        self.core().set_handler(EventKind::Close, handler.map(|f| typed(Event::as_close, f)));
+        self.core()
+            .set_handler(EventKind::Close, handler.map(|f| typed(Event::as_close, f)));
     }
 
     /// Adds a listener (`addEventListener`). Listeners run in the order they were added, with
@@ -366,7 +388,10 @@ impl WebSocket {
         F: FnMut(&Event) + WasmNotSend + 'static,
     {
         let id = self.core().add_listener(kind, Box::new(callback));
-        Listener { core: Shared::downgrade(&self.handle.core), id }
+        Listener {
+            core: Shared::downgrade(&self.handle.core),
+            id,
+        }
     }
 
     /// Removes a listener (`removeEventListener`); the same as dropping it.
@@ -376,12 +401,16 @@ impl WebSocket {
 
     /// Resolves when the socket opens, or with the failure if it closes first.
     pub fn opened(&self) -> Opened {
-        Opened { core: self.handle.core.clone() }
+        Opened {
+            core: self.handle.core.clone(),
+        }
     }
 
     /// Resolves with the close event when the socket is closed.
     pub fn closed(&self) -> Closed {
-        Closed { core: self.handle.core.clone() }
+        Closed {
+            core: self.handle.core.clone(),
+        }
     }
 }
 
@@ -449,7 +478,10 @@ impl futures_sink::Sink<Message> for WebSocket {
             ReadyState::Closing | ReadyState::Closed => return Poll::Ready(Err(closed_error())),
         }
         let mark = this.handle.send_high_water_mark;
-        this.handle.transport.poll_below(&this.handle.core, &mut this.wait, cx, mark).map(Ok)
+        this.handle
+            .transport
+            .poll_below(&this.handle.core, &mut this.wait, cx, mark)
+            .map(Ok)
     }
 
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
@@ -468,13 +500,18 @@ impl futures_sink::Sink<Message> for WebSocket {
         if this.ready_state() != ReadyState::Open {
             return Poll::Ready(Ok(()));
         }
-        this.handle.transport.poll_below(&this.handle.core, &mut this.wait, cx, 0).map(Ok)
+        this.handle
+            .transport
+            .poll_below(&this.handle.core, &mut this.wait, cx, 0)
+            .map(Ok)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
         if this.ready_state() <= ReadyState::Open {
-            this.handle.transport.close(&this.handle.core, Some(1000), "");
+            this.handle
+                .transport
+                .close(&this.handle.core, Some(1000), "");
         }
         this.handle.core.poll_closed(cx).map(|_| Ok(()))
     }

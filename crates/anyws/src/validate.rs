@@ -13,10 +13,10 @@ use url::Url;
 #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 const BAD_PORTS: &[u16] = &[
     0, 1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101,
-    102, 103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389,
-    427, 465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636,
-    989, 990, 993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665,
-    6666, 6667, 6668, 6669, 6679, 6697, 10080,
+    102, 103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427,
+    465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990,
+    993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667,
+    6668, 6669, 6679, 6697, 10080,
 ];
 
 /// Whether Fetch's "bad port" list holds `port`.
@@ -27,16 +27,22 @@ pub(crate) fn is_bad_port(port: u16) -> bool {
 
 /// The spec's "obtain a WebSocket URL", given an optional base URL (the page's, in a browser).
 pub(crate) fn websocket_url(input: &str, base: Option<&Url>) -> Result<Url, Error> {
-    let mut url = Url::options().base_url(base).parse(input).map_err(|e| match e {
-        url::ParseError::RelativeUrlWithoutBase => Error::new(
-            ErrorKind::Syntax,
-            format!(
-                "{input:?} is a relative URL and there is no base URL to resolve it against \
+    let mut url = Url::options()
+        .base_url(base)
+        .parse(input)
+        .map_err(|e| match e {
+            url::ParseError::RelativeUrlWithoutBase => Error::new(
+                ErrorKind::Syntax,
+                format!(
+                    "{input:?} is a relative URL and there is no base URL to resolve it against \
                  (native code has no page): use an absolute ws:// or wss:// URL"
+                ),
             ),
-        ),
-        other => Error::new(ErrorKind::Syntax, format!("{input:?} is not a valid URL: {other}")),
-    })?;
+            other => Error::new(
+                ErrorKind::Syntax,
+                format!("{input:?} is not a valid URL: {other}"),
+            ),
+        })?;
     let mapped = match url.scheme() {
         "ws" | "wss" => None,
         "http" => Some("ws"),
@@ -80,7 +86,9 @@ pub(crate) fn protocols<S: AsRef<str>>(protocols: &[S]) -> Result<Vec<String>, E
         if let Some(bad) = p.chars().find(|c| !is_token_char(*c)) {
             return Err(Error::new(
                 ErrorKind::Syntax,
-                format!("the subprotocol {p:?} contains {bad:?}, which is not allowed in an HTTP token"),
+                format!(
+                    "the subprotocol {p:?} contains {bad:?}, which is not allowed in an HTTP token"
+                ),
             ));
         }
         if out.iter().any(|q| q == p) {
@@ -136,8 +144,20 @@ mod tests {
         assert_eq!(ok("http://example.com:80/a?b"), "ws://example.com/a?b");
         assert_eq!(ok("HTTPS://Example.com:443/"), "wss://example.com/");
         assert_eq!(ok("wss://example.com:443/"), "wss://example.com/");
-        for bad in ["ftp://x", "ws://x/#", "ws://x/#a", "/echo", "", "ws://", "ws://[::1"] {
-            assert_eq!(websocket_url(bad, None).unwrap_err().kind(), ErrorKind::Syntax, "{bad}");
+        for bad in [
+            "ftp://x",
+            "ws://x/#",
+            "ws://x/#a",
+            "/echo",
+            "",
+            "ws://",
+            "ws://[::1",
+        ] {
+            assert_eq!(
+                websocket_url(bad, None).unwrap_err().kind(),
+                ErrorKind::Syntax,
+                "{bad}"
+            );
         }
         let base = Url::parse("https://page.example/app/").unwrap();
         assert_eq!(
@@ -148,9 +168,24 @@ mod tests {
 
     #[test]
     fn protocol_rules() {
-        assert_eq!(protocols(&["chat", "v2.json"]).unwrap(), ["chat", "v2.json"]);
-        for bad in [&["a b"][..], &[""], &["a,b"], &["a", "a"], &["é"], &["a\u{7f}"], &["{x}"]] {
-            assert_eq!(protocols(bad).unwrap_err().kind(), ErrorKind::Syntax, "{bad:?}");
+        assert_eq!(
+            protocols(&["chat", "v2.json"]).unwrap(),
+            ["chat", "v2.json"]
+        );
+        for bad in [
+            &["a b"][..],
+            &[""],
+            &["a,b"],
+            &["a", "a"],
+            &["é"],
+            &["a\u{7f}"],
+            &["{x}"],
+        ] {
+            assert_eq!(
+                protocols(bad).unwrap_err().kind(),
+                ErrorKind::Syntax,
+                "{bad:?}"
+            );
         }
         // Comparison is exact, as in browsers: different case is a different protocol.
         assert!(protocols(&["a", "A"]).is_ok());
@@ -166,7 +201,10 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::InvalidAccess);
             assert!(e.message().contains(&code.to_string()));
         }
-        assert_eq!(close_args(None, &"é".repeat(62)).unwrap_err().kind(), ErrorKind::Syntax);
+        assert_eq!(
+            close_args(None, &"é".repeat(62)).unwrap_err().kind(),
+            ErrorKind::Syntax
+        );
         // The code is checked before the reason.
         assert_eq!(
             close_args(Some(1), &"x".repeat(200)).unwrap_err().kind(),

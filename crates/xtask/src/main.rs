@@ -1,1 +1,287 @@
-fn main() {}
+//! The project's task runner.
+//!
+//! - `cargo xtask demo`: starts the test server and runs the native example client against
+//!   it, printing every event.
+//! - `cargo xtask test`: installs what is missing, runs the checks (fmt, clippy and rustdoc
+//!   for native and wasm32, unit and doc tests), then the cross-target suite natively and in
+//!   each browser that `wasm-pack.toml` names, against one test server, and prints one
+//!   summary line per runtime and a total.
+
+mod config;
+mod run;
+mod setup;
+
+use config::{Browser, WasmConfig};
+use run::{run_quiet, run_tests, TestRun};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::Instant;
+
+const WASM: &str = "wasm32-unknown-unknown";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the workspace root");
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&root),
+        Some("demo") => demo(&root),
+        _ => {
+            eprintln!("usage: cargo xtask <demo|test>\n  demo  run a native client against the test server\n  test  install what is missing, then run every check and test");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("\nxtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cargo(root: &Path, toolchain: Option<&str>) -> Command {
+    let mut cmd = Command::new("cargo");
+    if let Some(t) = toolchain {
+        cmd.arg(format!("+{t}"));
+    }
+    cmd.current_dir(root).env("CARGO_TERM_COLOR", "never");
+    // Tools installed by `cargo install` must be found by cargo's runner setting.
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    dirs.push(run::cargo_bin_dir());
+    cmd.env("PATH", std::env::join_paths(dirs).expect("a valid PATH"));
+    cmd
+}
+
+/// Runs one check, printing its name, verdict and time.
+fn step(name: &str, cmd: &mut Command) -> Result<(), String> {
+    let start = Instant::now();
+    let result = run_quiet(cmd);
+    let took = start.elapsed().as_secs_f32();
+    match result {
+        Ok(_) => {
+            println!("check: {name} ok ({took:.1} s)");
+            Ok(())
+        }
+        Err(e) => Err(format!("check `{name}` failed:\n{e}")),
+    }
+}
+
+/// The test server, running as a child process for as long as this value lives.
+struct TestServer {
+    child: Child,
+    url: String,
+}
+
+impl TestServer {
+    fn start(root: &Path) -> Result<TestServer, String> {
+        run_quiet(cargo(root, None).args(["build", "--quiet", "-p", "anyws-testserver"]))?;
+        let bin = root.join("target/debug/anyws-testserver");
+        let mut child = Command::new(&bin)
+            .arg("--until-stdin-closes")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut first = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut first)
+            .map_err(|e| e.to_string())?;
+        let url = first
+            .trim()
+            .strip_prefix("listening on ")
+            .ok_or_else(|| format!("the test server said {first:?} instead of its address"))?
+            .to_owned();
+        Ok(TestServer { child, url })
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn demo(root: &Path) -> Result<(), String> {
+    let server = TestServer::start(root)?;
+    println!("demo: test server listening on {}", server.url);
+    println!("demo: running the native example client (crates/anyws/examples/echo_client.rs)\n");
+    let status = cargo(root, None)
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "anyws",
+            "--example",
+            "echo_client",
+            "--",
+        ])
+        .arg(format!("{}/echo", server.url))
+        .status()
+        .map_err(|e| e.to_string())?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the example client failed ({status})"))
+    }
+}
+
+fn test(root: &Path) -> Result<(), String> {
+    let started = Instant::now();
+    let config = WasmConfig::load(root)?;
+    let browsers: Vec<&str> = config.test.browsers.iter().map(|b| b.name()).collect();
+    println!(
+        "wasm-pack.toml: suite crates {:?} in {}; wasm32 checks for {:?}; browser timeout {} s",
+        config.test.crates,
+        browsers.join(" and "),
+        config.check.crates,
+        config.test.timeout_seconds
+    );
+    let tools = setup::ensure(root, &config)?;
+    let tc = tools.wasm_toolchain.as_deref();
+    let pkgs = |crates: &[String]| {
+        crates
+            .iter()
+            .flat_map(|c| ["-p".to_owned(), c.clone()])
+            .collect::<Vec<_>>()
+    };
+
+    step(
+        "cargo fmt --check",
+        cargo(root, None).args(["fmt", "--all", "--check"]),
+    )?;
+    step(
+        "clippy (native)",
+        cargo(root, None).args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    step(
+        "clippy (wasm32)",
+        cargo(root, tc)
+            .args(["clippy", "--target", WASM, "--all-targets"])
+            .args(pkgs(&config.check.crates))
+            .args(["--", "-D", "warnings"]),
+    )?;
+    step(
+        "rustdoc (native)",
+        cargo(root, None).env("RUSTDOCFLAGS", "-D warnings").args([
+            "doc",
+            "--no-deps",
+            "--workspace",
+        ]),
+    )?;
+    step(
+        "rustdoc (wasm32)",
+        cargo(root, tc)
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .args(["doc", "--no-deps", "--target", WASM])
+            .args(pkgs(&config.check.crates)),
+    )?;
+
+    let unit = run_tests(cargo(root, None).args([
+        "test",
+        "-p",
+        "anyws",
+        "-p",
+        "anyws-testserver",
+        "-p",
+        "xtask",
+    ]))?;
+    report_failure("unit and doc tests", &unit)?;
+    println!(
+        "check: unit and doc tests: {} passed, {} failed",
+        unit.passed, unit.failed
+    );
+
+    let server = TestServer::start(root)?;
+    println!("suite: test server at {}", server.url);
+    let mut runs: Vec<(&str, TestRun)> = Vec::new();
+
+    let native = run_tests(
+        cargo(root, None)
+            .env("ANYWS_TEST_SERVER", &server.url)
+            .arg("test")
+            .args(pkgs(&config.test.crates)),
+    )?;
+    runs.push(("native", native));
+
+    for browser in &config.test.browsers {
+        let mut cmd = cargo(root, tc);
+        cmd.env("ANYWS_TEST_SERVER", &server.url)
+            .env(
+                "WASM_BINDGEN_TEST_TIMEOUT",
+                config.test.timeout_seconds.to_string(),
+            )
+            .env_remove("CHROMEDRIVER")
+            .env_remove("GECKODRIVER")
+            .args(["test", "--target", WASM])
+            .args(pkgs(&config.test.crates));
+        match browser {
+            Browser::Chromium => cmd.env("CHROMEDRIVER", &tools.chromedriver),
+            Browser::Firefox => cmd.env("GECKODRIVER", &tools.geckodriver),
+        };
+        runs.push((browser.name(), run_tests(&mut cmd)?));
+    }
+    drop(server);
+
+    println!();
+    let (mut passed, mut failed) = (unit.passed, unit.failed);
+    let mut problems = Vec::new();
+    for (name, run) in &runs {
+        println!("{name}: {} passed, {} failed", run.passed, run.failed);
+        passed += run.passed;
+        failed += run.failed;
+        if let Err(e) = report_failure(name, run) {
+            problems.push(e);
+        }
+    }
+    let reference = &runs[0].1.names;
+    for (name, run) in &runs[1..] {
+        if run.success && run.names != *reference {
+            let only_native: Vec<_> = reference.difference(&run.names).collect();
+            let only_here: Vec<_> = run.names.difference(reference).collect();
+            problems.push(format!(
+                "{name} did not pass the same tests as native: missing {only_native:?}, extra {only_here:?}"
+            ));
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    println!("(took {:.0} s)", started.elapsed().as_secs_f32());
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n\n"))
+    }
+}
+
+/// A run that failed, or that ran nothing, is an error carrying the end of its output.
+fn report_failure(name: &str, run: &TestRun) -> Result<(), String> {
+    if run.success && run.failed == 0 && run.passed > 0 {
+        return Ok(());
+    }
+    let lines: Vec<&str> = run
+        .output
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("Invoking test"))
+        .collect();
+    let tail = lines[lines.len().saturating_sub(80)..].join("\n");
+    let why = if run.passed == 0 && run.failed == 0 {
+        "ran no test"
+    } else {
+        "failed"
+    };
+    Err(format!("{name} {why}:\n{tail}"))
+}

@@ -27,7 +27,11 @@ const FAIL_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn fail(core: &Core, error: Error) {
     core.fire_error(Some(error));
-    core.fire_close(CloseEvent { code: 1006, reason: String::new(), was_clean: false });
+    core.fire_close(CloseEvent {
+        code: 1006,
+        reason: String::new(),
+        was_clean: false,
+    });
 }
 
 /// Waits for `Abort` (or for every handle to be gone) while the handshake runs.
@@ -40,7 +44,10 @@ async fn aborted(rx: &mut mpsc::UnboundedReceiver<Command>) {
 }
 
 fn aborted_error() -> Error {
-    Error::new(ErrorKind::Network, "close() was called before the connection was established")
+    Error::new(
+        ErrorKind::Network,
+        "close() was called before the connection was established",
+    )
 }
 
 pub(crate) async fn run(
@@ -98,8 +105,12 @@ async fn drive(
             loop {
                 poll_fn(|cx| core.poll_room(cx)).await;
                 match stream.next().await {
-                    Some(Ok(WsMessage::Text(t))) => core.fire_message(Message::Text(t.as_str().to_owned())),
-                    Some(Ok(WsMessage::Binary(b))) => core.fire_message(Message::Binary(Vec::from(b))),
+                    Some(Ok(WsMessage::Text(t))) => {
+                        core.fire_message(Message::Text(t.as_str().to_owned()))
+                    }
+                    Some(Ok(WsMessage::Binary(b))) => {
+                        core.fire_message(Message::Binary(Vec::from(b)))
+                    }
                     Some(Ok(WsMessage::Close(frame))) => {
                         core.peer_closing();
                         peer_close = Some(match frame {
@@ -168,10 +179,17 @@ async fn drive(
         }
     };
     match end {
-        End::Clean(code, reason) => core.fire_close(CloseEvent { code, reason, was_clean: true }),
+        End::Clean(code, reason) => core.fire_close(CloseEvent {
+            code,
+            reason,
+            was_clean: true,
+        }),
         End::Dropped => fail(
             core,
-            Error::new(ErrorKind::Network, "the connection dropped without a closing handshake"),
+            Error::new(
+                ErrorKind::Network,
+                "the connection dropped without a closing handshake",
+            ),
         ),
         End::TimedOut => fail(
             core,
@@ -183,8 +201,15 @@ async fn drive(
         End::Failed(e) => {
             // Fail the WebSocket connection: tell the peer why, if it still listens.
             if let Some(code) = fail_code(&e) {
-                let frame = CloseFrame { code, reason: "".into() };
-                let _ = tokio::time::timeout(FAIL_CLOSE_TIMEOUT, sink.send(WsMessage::Close(Some(frame)))).await;
+                let frame = CloseFrame {
+                    code,
+                    reason: "".into(),
+                };
+                let _ = tokio::time::timeout(
+                    FAIL_CLOSE_TIMEOUT,
+                    sink.send(WsMessage::Close(Some(frame))),
+                )
+                .await;
             }
             fail(core, read_error(e));
         }
@@ -203,14 +228,19 @@ fn fail_code(e: &WsError) -> Option<CloseCode> {
 
 fn read_error(e: WsError) -> Error {
     let (kind, what) = match &e {
-        WsError::Utf8(_) => (ErrorKind::Protocol, "the peer sent a text message that is not UTF-8"),
-        WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
-            (ErrorKind::Protocol, "the peer sent a message over the size limit")
-        }
+        WsError::Utf8(_) => (
+            ErrorKind::Protocol,
+            "the peer sent a text message that is not UTF-8",
+        ),
+        WsError::Capacity(CapacityError::MessageTooLong { .. }) => (
+            ErrorKind::Protocol,
+            "the peer sent a message over the size limit",
+        ),
         WsError::Capacity(_) => (ErrorKind::Protocol, "the peer sent too much"),
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
-            (ErrorKind::Network, "the connection was reset without a closing handshake")
-        }
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => (
+            ErrorKind::Network,
+            "the connection was reset without a closing handshake",
+        ),
         WsError::Protocol(_) => (ErrorKind::Protocol, "the peer broke the WebSocket protocol"),
         WsError::Io(_) => (ErrorKind::Io, "reading from the connection failed"),
         _ => (ErrorKind::Network, "the connection failed"),

@@ -48,7 +48,11 @@ pub(crate) async fn connect(url: &Url, protocols: &[String]) -> Result<Upgraded,
 
 async fn tcp_connect(url: &Url, port: u16) -> Result<TcpStream, Error> {
     let fail = |e: std::io::Error| {
-        Error::with_source(ErrorKind::Network, format!("could not connect to {url}: {e}"), e)
+        Error::with_source(
+            ErrorKind::Network,
+            format!("could not connect to {url}: {e}"),
+            e,
+        )
     };
     match url.host() {
         Some(Host::Ipv4(ip)) => TcpStream::connect((ip, port)).await.map_err(fail),
@@ -74,25 +78,41 @@ fn request(url: &Url, key: &str, protocols: &[String]) -> String {
          Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
     );
     if !protocols.is_empty() {
-        req.push_str(&format!("Sec-WebSocket-Protocol: {}\r\n", protocols.join(", ")));
+        req.push_str(&format!(
+            "Sec-WebSocket-Protocol: {}\r\n",
+            protocols.join(", ")
+        ));
     }
     req.push_str("\r\n");
     req
 }
 
-async fn upgrade(mut stream: TcpStream, url: &Url, protocols: &[String]) -> Result<Upgraded, Error> {
+async fn upgrade(
+    mut stream: TcpStream,
+    url: &Url,
+    protocols: &[String],
+) -> Result<Upgraded, Error> {
     let io = |e: std::io::Error| {
-        Error::with_source(ErrorKind::Network, format!("the handshake with {url} failed: {e}"), e)
+        Error::with_source(
+            ErrorKind::Network,
+            format!("the handshake with {url} failed: {e}"),
+            e,
+        )
     };
     let key = generate_key();
-    stream.write_all(request(url, &key, protocols).as_bytes()).await.map_err(io)?;
+    stream
+        .write_all(request(url, &key, protocols).as_bytes())
+        .await
+        .map_err(io)?;
 
     let mut buf = Vec::with_capacity(1024);
     loop {
         let mut chunk = [0u8; 4096];
         let n = stream.read(&mut chunk).await.map_err(io)?;
         if n == 0 {
-            return Err(network(format!("{url} closed the connection during the handshake")));
+            return Err(network(format!(
+                "{url} closed the connection during the handshake"
+            )));
         }
         buf.extend_from_slice(&chunk[..n]);
         let mut headers = [httparse::EMPTY_HEADER; 64];
@@ -100,13 +120,20 @@ async fn upgrade(mut stream: TcpStream, url: &Url, protocols: &[String]) -> Resu
         match response.parse(&buf) {
             Ok(httparse::Status::Partial) if buf.len() < MAX_RESPONSE_HEAD => continue,
             Ok(httparse::Status::Partial) => {
-                return Err(network(format!("{url} sent a handshake response head over 64 KiB")))
+                return Err(network(format!(
+                    "{url} sent a handshake response head over 64 KiB"
+                )))
             }
             Err(e) => return Err(network(format!("{url} sent an invalid HTTP response: {e}"))),
             Ok(httparse::Status::Complete(head_len)) => {
                 let (protocol, extensions) = check(&response, &key, protocols, url)?;
                 let leftover = buf[head_len..].to_vec();
-                return Ok(Upgraded { stream, leftover, protocol, extensions });
+                return Ok(Upgraded {
+                    stream,
+                    leftover,
+                    protocol,
+                    extensions,
+                });
             }
         }
     }
@@ -137,25 +164,37 @@ fn check(
         Some(values.collect::<Vec<_>>().join(", "))
     };
     if !header("Upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket")) {
-        return Err(network(format!("{url} did not answer with `Upgrade: websocket`")));
+        return Err(network(format!(
+            "{url} did not answer with `Upgrade: websocket`"
+        )));
     }
-    let connection_upgrade = header("Connection")
-        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")));
+    let connection_upgrade = header("Connection").is_some_and(|v| {
+        v.split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+    });
     if !connection_upgrade {
-        return Err(network(format!("{url} did not answer with `Connection: Upgrade`")));
+        return Err(network(format!(
+            "{url} did not answer with `Connection: Upgrade`"
+        )));
     }
     let expected = derive_accept_key(key.as_bytes());
     if header("Sec-WebSocket-Accept").as_deref() != Some(expected.as_str()) {
-        return Err(network(format!("{url} sent a wrong Sec-WebSocket-Accept key")));
+        return Err(network(format!(
+            "{url} sent a wrong Sec-WebSocket-Accept key"
+        )));
     }
     // anyws offers no extensions, so the server must not use any.
     let extensions = header("Sec-WebSocket-Extensions").unwrap_or_default();
     if !extensions.is_empty() {
-        return Err(network(format!("{url} chose extensions that were not offered: {extensions}")));
+        return Err(network(format!(
+            "{url} chose extensions that were not offered: {extensions}"
+        )));
     }
     let protocol = header("Sec-WebSocket-Protocol").unwrap_or_default();
-    if !protocol.is_empty() && !offered.iter().any(|p| *p == protocol) {
-        return Err(network(format!("{url} chose the subprotocol {protocol:?}, which was not offered")));
+    if !protocol.is_empty() && !offered.contains(&protocol) {
+        return Err(network(format!(
+            "{url} chose the subprotocol {protocol:?}, which was not offered"
+        )));
     }
     Ok((protocol, extensions))
 }

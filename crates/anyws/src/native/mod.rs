@@ -54,7 +54,7 @@ pub(crate) fn base_url() -> Option<Url> {
 
 /// The Sink's wait state; native needs none (the task wakes waiters itself).
 #[derive(Default)]
-pub(crate) struct WritableWait;
+pub(crate) struct WritableWait {}
 
 pub(crate) struct Transport {
     buffered: Arc<AtomicU64>,

@@ -119,7 +119,8 @@ impl Pump {
             };
             match next {
                 Some(Incoming::Open) => {
-                    self.core.fire_open(self.ws.protocol(), self.ws.extensions());
+                    self.core
+                        .fire_open(self.ws.protocol(), self.ws.extensions());
                 }
                 Some(Incoming::Message(m)) => self.core.fire_message(m),
                 Some(Incoming::Error) => self.core.fire_error(None),
@@ -168,7 +169,11 @@ fn message_of(event: &web_sys::Event) -> Incoming {
 
 fn close_of(event: &web_sys::Event) -> Incoming {
     let e = event.unchecked_ref::<web_sys::CloseEvent>();
-    Incoming::Close(CloseEvent { code: e.code(), reason: e.reason(), was_clean: e.was_clean() })
+    Incoming::Close(CloseEvent {
+        code: e.code(),
+        reason: e.reason(),
+        was_clean: e.was_clean(),
+    })
 }
 
 pub(crate) struct Transport {
@@ -181,7 +186,10 @@ impl Transport {
         let ws = if protocols.is_empty() {
             web_sys::WebSocket::new(url)
         } else {
-            let list: js_sys::Array = protocols.iter().map(|p| wasm_bindgen::JsValue::from_str(p)).collect();
+            let list: js_sys::Array = protocols
+                .iter()
+                .map(|p| wasm_bindgen::JsValue::from_str(p))
+                .collect();
             web_sys::WebSocket::new_with_str_sequence(url, &list)
         }
         .map_err(dom_error)?;
@@ -253,11 +261,14 @@ impl Transport {
         mark: u64,
     ) -> Poll<()> {
         loop {
-            if self.buffered_amount() <= mark || self.ws.ready_state() == web_sys::WebSocket::CLOSED {
+            if self.buffered_amount() <= mark || self.ws.ready_state() == web_sys::WebSocket::CLOSED
+            {
                 wait.timer = None;
                 return Poll::Ready(());
             }
-            let timer = wait.timer.get_or_insert_with(|| Box::pin(gloo_timers::future::TimeoutFuture::new(1)));
+            let timer = wait
+                .timer
+                .get_or_insert_with(|| Box::pin(gloo_timers::future::TimeoutFuture::new(1)));
             match timer.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(()) => wait.timer = None,

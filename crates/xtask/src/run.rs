@@ -1,0 +1,155 @@
+//! Running commands: quietly with their output kept for the error, or as a test run whose
+//! libtest-style report is parsed.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// The last lines of a command's output, for an error message.
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// Runs `cmd`, returning its stdout; stderr goes into the error.
+pub fn capture(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("`{}` could not start: {e}", describe(cmd)))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "`{}` failed ({}):\n{}",
+            describe(cmd),
+            out.status,
+            tail(&String::from_utf8_lossy(&out.stderr), 40)
+        ))
+    }
+}
+
+/// Runs `cmd` with its output captured; on failure the error holds the last lines.
+pub fn run_quiet(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("`{}` could not start: {e}", describe(cmd)))?;
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(format!(
+            "`{}` failed ({}):\n{}",
+            describe(cmd),
+            out.status,
+            tail(&text, 60)
+        ))
+    }
+}
+
+pub fn cargo_bin_dir() -> PathBuf {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from(".cargo"));
+    home.join("bin")
+}
+
+/// Finds `bin` on PATH or in cargo's bin directory.
+pub fn which(bin: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(std::iter::once(cargo_bin_dir()))
+        .map(|d| d.join(bin))
+        .find(|p| p.is_file())
+}
+
+/// A parsed test run.
+pub struct TestRun {
+    pub passed: usize,
+    pub failed: usize,
+    pub names: BTreeSet<String>,
+    pub output: String,
+    pub success: bool,
+}
+
+/// Runs a test command and reads its libtest-style report (native libtest and
+/// wasm-bindgen-test-runner print the same lines).
+pub fn run_tests(cmd: &mut Command) -> Result<TestRun, String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("`{}` could not start: {e}", describe(cmd)))?;
+    let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
+    output.push_str(&String::from_utf8_lossy(&out.stderr));
+    let (mut passed, mut failed) = (0, 0);
+    let mut names = BTreeSet::new();
+    for line in output.lines() {
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            passed += number_before(rest, " passed");
+            failed += number_before(rest, " failed");
+        } else if let Some(rest) = line.strip_prefix("test ") {
+            if let Some((name, verdict)) = rest.split_once(" ... ") {
+                if verdict.trim() == "ok" {
+                    names.insert(name.trim().to_owned());
+                }
+            }
+        }
+    }
+    Ok(TestRun {
+        passed,
+        failed,
+        names,
+        output,
+        success: out.status.success(),
+    })
+}
+
+fn number_before(text: &str, label: &str) -> usize {
+    text.split(';')
+        .find_map(|part| {
+            part.trim()
+                .trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ")
+                .strip_suffix(label)
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number_before;
+
+    #[test]
+    fn reads_libtest_and_wasm_bindgen_test_summaries() {
+        let native =
+            "ok. 28 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.64s";
+        assert_eq!(
+            (
+                number_before(native, " passed"),
+                number_before(native, " failed")
+            ),
+            (28, 0)
+        );
+        let wasm = "FAILED. 27 passed; 1 failed; 0 ignored; 0 filtered out; finished in 3.29s";
+        assert_eq!(
+            (
+                number_before(wasm, " passed"),
+                number_before(wasm, " failed")
+            ),
+            (27, 1)
+        );
+    }
+}
