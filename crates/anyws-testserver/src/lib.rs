@@ -241,13 +241,7 @@ async fn serve(mut ws: Ws, route: Route, stats: Stats) -> Served {
                 };
                 ws.feed(msg).await?;
             }
-            ws.send(Message::Close(Some(CloseFrame {
-                code: CloseCode::Normal,
-                reason: "".into(),
-            })))
-            .await?;
-            while ws.next().await.is_some() {}
-            Ok(())
+            close_normally(ws).await
         }
         "/drop" => {
             if route.query.get("wait").is_some_and(|w| w == "1") {
@@ -284,13 +278,7 @@ async fn serve(mut ws: Ws, route: Route, stats: Stats) -> Served {
                 s.messages, s.bytes, s.closed
             );
             ws.send(Message::Text(text.into())).await?;
-            ws.send(Message::Close(Some(CloseFrame {
-                code: CloseCode::Normal,
-                reason: "".into(),
-            })))
-            .await?;
-            while ws.next().await.is_some() {}
-            Ok(())
+            close_normally(ws).await
         }
         "/sink" => sink(ws, route.query.get("id").cloned(), stats, None).await,
         "/slow" => {
@@ -304,6 +292,17 @@ async fn serve(mut ws: Ws, route: Route, stats: Stats) -> Served {
         }
         _ => echo(ws).await,
     }
+}
+
+/// Closes with 1000 and reads until the client's answer ends the stream.
+async fn close_normally(mut ws: Ws) -> Served {
+    let frame = CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    };
+    ws.send(Message::Close(Some(frame))).await?;
+    while ws.next().await.is_some() {}
+    Ok(())
 }
 
 async fn echo(mut ws: Ws) -> Served {

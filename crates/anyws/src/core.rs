@@ -56,6 +56,27 @@ struct Inner {
     drain_wakers: Vec<Waker>,
 }
 
+impl Inner {
+    /// Appends a listener at the end of the order and returns its id.
+    fn push_listener(
+        &mut self,
+        kind: EventKind,
+        handler: bool,
+        callback: BoxedCallback<Event>,
+    ) -> u64 {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.listeners.push(Shared::new(Entry {
+            id,
+            kind,
+            handler,
+            removed: AtomicBool::new(false),
+            callback: Mutex::new(callback),
+        }));
+        id
+    }
+}
+
 /// One socket's shared state.
 pub(crate) struct Core {
     url: Url,
@@ -126,17 +147,7 @@ impl Core {
     // ----- listeners -------------------------------------------------------------------
 
     pub(crate) fn add_listener(&self, kind: EventKind, callback: BoxedCallback<Event>) -> u64 {
-        let mut inner = lock(&self.inner);
-        inner.next_id += 1;
-        let id = inner.next_id;
-        inner.listeners.push(Shared::new(Entry {
-            id,
-            kind,
-            handler: false,
-            removed: AtomicBool::new(false),
-            callback: Mutex::new(callback),
-        }));
-        id
+        lock(&self.inner).push_listener(kind, false, callback)
     }
 
     pub(crate) fn remove_listener(&self, id: u64) {
@@ -167,15 +178,7 @@ impl Core {
                 .removed
                 .store(true, Ordering::Release),
             (None, Some(cb)) => {
-                inner.next_id += 1;
-                let id = inner.next_id;
-                inner.listeners.push(Shared::new(Entry {
-                    id,
-                    kind,
-                    handler: true,
-                    removed: AtomicBool::new(false),
-                    callback: Mutex::new(cb),
-                }));
+                inner.push_listener(kind, true, cb);
             }
             (None, None) => {}
         }
