@@ -20,41 +20,60 @@ fn describe(cmd: &Command) -> String {
     s
 }
 
-/// Runs `cmd`, returning its stdout; stderr goes into the error.
-pub fn capture(cmd: &mut Command) -> Result<String, String> {
+/// What a finished command printed.
+struct Ran {
+    status: std::process::ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    fn combined(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
+    /// The error for a failed command, ending with the last lines of `text`.
+    fn failure(&self, cmd: &Command, text: &str, lines: usize) -> String {
+        format!(
+            "`{}` failed ({}):\n{}",
+            describe(cmd),
+            self.status,
+            tail(text, lines)
+        )
+    }
+}
+
+/// Runs `cmd` with no standard input and its output captured.
+fn execute(cmd: &mut Command) -> Result<Ran, String> {
     let out = cmd
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("`{}` could not start: {e}", describe(cmd)))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(Ran {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// Runs `cmd`, returning its stdout; stderr goes into the error.
+pub fn capture(cmd: &mut Command) -> Result<String, String> {
+    let ran = execute(cmd)?;
+    if ran.status.success() {
+        Ok(ran.stdout)
     } else {
-        Err(format!(
-            "`{}` failed ({}):\n{}",
-            describe(cmd),
-            out.status,
-            tail(&String::from_utf8_lossy(&out.stderr), 40)
-        ))
+        Err(ran.failure(cmd, &ran.stderr, 40))
     }
 }
 
 /// Runs `cmd` with its output captured; on failure the error holds the last lines.
 pub fn run_quiet(cmd: &mut Command) -> Result<String, String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("`{}` could not start: {e}", describe(cmd)))?;
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    if out.status.success() {
+    let ran = execute(cmd)?;
+    let text = ran.combined();
+    if ran.status.success() {
         Ok(text)
     } else {
-        Err(format!(
-            "`{}` failed ({}):\n{}",
-            describe(cmd),
-            out.status,
-            tail(&text, 60)
-        ))
+        Err(ran.failure(cmd, &text, 60))
     }
 }
 
@@ -87,12 +106,8 @@ pub struct TestRun {
 /// Runs a test command and reads its libtest-style report (native libtest and
 /// wasm-bindgen-test-runner print the same lines).
 pub fn run_tests(cmd: &mut Command) -> Result<TestRun, String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("`{}` could not start: {e}", describe(cmd)))?;
-    let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
-    output.push_str(&String::from_utf8_lossy(&out.stderr));
+    let ran = execute(cmd)?;
+    let output = ran.combined();
     let (mut passed, mut failed) = (0, 0);
     let mut names = BTreeSet::new();
     for line in output.lines() {
@@ -112,7 +127,7 @@ pub fn run_tests(cmd: &mut Command) -> Result<TestRun, String> {
         failed,
         names,
         output,
-        success: out.status.success(),
+        success: ran.status.success(),
     })
 }
 
