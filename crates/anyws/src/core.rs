@@ -251,24 +251,28 @@ impl Core {
     /// face unless the socket is used with listeners only (message listeners are set and the
     /// stream has never been polled), so a handler-only socket keeps no copies.
     pub(crate) fn fire_message(&self, data: Message) {
-        let waker = {
+        // The payload is copied only when both the queue and a listener take it.
+        let (for_listeners, waker) = {
             let mut inner = lock(&self.inner);
             let listening = inner.listeners.iter().any(|e| e.kind == EventKind::Message);
             if inner.stream_polled || !listening {
+                let for_listeners = listening.then(|| data.clone());
                 inner.queued_bytes += data.len();
-                inner.queue.push_back(data.clone());
-                inner.stream_waker.take()
+                inner.queue.push_back(data);
+                (for_listeners, inner.stream_waker.take())
             } else {
-                None
+                (Some(data), None)
             }
         };
         if let Some(w) = waker {
             w.wake();
         }
-        self.dispatch(&Event::Message(MessageEvent {
-            data,
-            origin: self.origin.clone(),
-        }));
+        if let Some(data) = for_listeners {
+            self.dispatch(&Event::Message(MessageEvent {
+                data,
+                origin: self.origin.clone(),
+            }));
+        }
     }
 
     /// The connection failed or broke: readyState becomes CLOSED, then `error` fires (the
