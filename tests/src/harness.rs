@@ -128,3 +128,46 @@ pub fn runtime() -> &'static str {
         }
     }
 }
+
+/// Natively all tests share one process: most run side by side (a read guard), the few that
+/// count process-wide resources run alone (the write guard). The browser runs tests one by one.
+#[cfg(not(target_arch = "wasm32"))]
+pub static EXCLUSIVE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// Lets the browser run queued microtasks (listener clean-up is deferred to one).
+#[cfg(target_arch = "wasm32")]
+pub async fn settle() {
+    for _ in 0..4 {
+        let resolved = js_sys::Promise::resolve(&wasm_bindgen::JsValue::UNDEFINED);
+        let _ = wasm_bindgen_futures::JsFuture::from(resolved).await;
+    }
+}
+
+/// Nothing to wait for natively: the connection task ends before it reports `close`'s
+/// aftermath... except the last few instructions after the event, so yield to it.
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn settle() {}
+
+/// The size of the wasm linear memory (browser) or the process's resident memory (native,
+/// from /proc; 0 where there is none).
+pub fn memory_bytes() -> usize {
+    #[cfg(target_arch = "wasm32")]
+    {
+        use wasm_bindgen::JsCast;
+        let memory = wasm_bindgen::memory().unchecked_into::<js_sys::WebAssembly::Memory>();
+        memory
+            .buffer()
+            .unchecked_into::<js_sys::ArrayBuffer>()
+            .byte_length() as usize
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let status = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+        let pages: usize = status
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        pages * 4096
+    }
+}

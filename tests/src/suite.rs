@@ -9,14 +9,20 @@ use std::sync::{Arc, Mutex};
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 /// Declares async tests that run on every target. Natively each runs on a multi-threaded
-/// runtime with a 60 s guard, so a regression fails instead of hanging; in the browser
-/// wasm-bindgen-test's own timeout does that.
+/// runtime with a 60 s guard, so a regression fails instead of hanging, side by side with the
+/// other tests; those declared in `cross_test_alone!` run with no other test at the same time
+/// (they count process-wide resources). In the browser tests run one at a time anyway, and
+/// wasm-bindgen-test's own timeout stops a hang.
 macro_rules! cross_test {
     ($($(#[$($attr:tt)*])* async fn $name:ident() $body:block)*) => {$(
+        cross_test!(@one read, $(#[$($attr)*])* async fn $name() $body);
+    )*};
+    (@one $lock:ident, $(#[$($attr:tt)*])* async fn $name:ident() $body:block) => {
         $(#[$($attr)*])*
         #[cfg(not(target_arch = "wasm32"))]
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
+            let _turn = crate::harness::EXCLUSIVE.$lock().await;
             let body = async $body;
             tokio::time::timeout(std::time::Duration::from_secs(60), body)
                 .await
@@ -28,6 +34,13 @@ macro_rules! cross_test {
         // After the test attribute, which only sees what follows it, as raw tokens.
         $(#[$($attr)*])*
         async fn $name() $body
+    };
+}
+
+/// [`cross_test!`] for tests that must run alone natively.
+macro_rules! cross_test_alone {
+    ($($(#[$($attr:tt)*])* async fn $name:ident() $body:block)*) => {$(
+        cross_test!(@one write, $(#[$($attr)*])* async fn $name() $body);
     )*};
 }
 
@@ -371,5 +384,83 @@ cross_test! {
         assert!(text.contains("sec-websocket-version: 13"), "{text}");
         assert!(text.contains("upgrade: websocket"), "{text}");
         ws.close();
+    }
+}
+
+cross_test! {
+    async fn dropping_the_last_handle_closes_cleanly_without_a_code() {
+        let id = unique("drop");
+        let ws = open(&format!("/sink?id={id}")).await;
+        ws.send("a").unwrap();
+        ws.send("b").unwrap();
+        let closed = ws.closed();
+        drop(ws);
+        let ev = closed.await;
+        assert_eq!((ev.code, ev.was_clean), (1005, true), "the spec's rule for a collected socket");
+        let mut stats = open(&format!("/stats?id={id}")).await;
+        let report = stats.next().await.unwrap().unwrap();
+        assert_eq!(report.as_text(), Some("messages=2 bytes=2 closed=true"));
+    }
+
+    async fn a_protocol_violation_delivers_earlier_messages_then_error_then_close() {
+        // A text frame "hi", then a frame with the reserved opcode 0x3.
+        let ws = open("/raw?hex=81026869 8300&wait=1").await;
+        let log = Log::attach(&ws);
+        ws.send("go").unwrap(); // the server writes once it has this (see /drop)
+        let ev = ws.closed().await;
+        assert_eq!((ev.code, ev.was_clean), (1006, false));
+        assert_eq!(
+            log.lines(),
+            ["message@1 text:hi", "error@3", "close@3 1006 \"\" false"]
+        );
+    }
+
+    async fn invalid_utf8_in_a_text_message_fails_the_connection() {
+        let ws = open("/raw?hex=81026869 8102fffe&wait=1").await;
+        let log = Log::attach(&ws);
+        ws.send("go").unwrap(); // the server writes once it has this (see /drop)
+        ws.closed().await;
+        assert_eq!(
+            log.lines(),
+            ["message@1 text:hi", "error@3", "close@3 1006 \"\" false"]
+        );
+    }
+
+    async fn blocked_ports_fail_like_a_network_error() {
+        // 6666 is on the Fetch standard's bad-port list: browsers and anyws refuse it
+        // before any traffic, with an error event and a 1006 close, never an exception.
+        let ws = WebSocket::new("ws://127.0.0.1:6666/").unwrap();
+        let log = Log::attach(&ws);
+        let ev = ws.closed().await;
+        assert_eq!((ev.code, ev.was_clean), (1006, false));
+        assert_eq!(log.lines(), ["error@3", "close@3 1006 \"\" false"]);
+    }
+}
+
+cross_test_alone! {
+    async fn closed_and_dropped_sockets_release_everything() {
+        use anyws::diagnostics::live_connections;
+        crate::harness::settle().await;
+        let before = live_connections();
+        let cycle = || async {
+            let ws = open("/echo").await;
+            // Sockets other tests closed without waiting may still finish here, so the
+            // count can fall below `before`, never rise above it by more than this one.
+            assert!(live_connections() <= before + 1);
+            let closed = ws.closed();
+            drop(ws);
+            closed.await;
+            crate::harness::settle().await;
+        };
+        for _ in 0..50 {
+            cycle().await; // warm up allocator and browser caches
+        }
+        let memory_before = crate::harness::memory_bytes();
+        for _ in 0..1000 {
+            cycle().await;
+        }
+        assert!(live_connections() <= before, "every task / listener set is gone");
+        let grown = crate::harness::memory_bytes().saturating_sub(memory_before);
+        assert!(grown <= 64 * 1024, "memory grew by {grown} bytes over 1,000 sockets");
     }
 }

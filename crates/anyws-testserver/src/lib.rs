@@ -11,7 +11,7 @@
 //! | `/send?count=N&size=B&binary=1` | sends `N` messages of `B` bytes, then closes with 1000. Text message `i` starts with `i` in decimal followed by `-`, padded with `.`; binary message `i` is `B` bytes of `i % 256` |
 //! | `/drop?after=N&wait=1` | sends `N` text messages `"0"`, `"1"`, ... (default 0), then drops the TCP connection without a close frame; with `wait=1` it first waits for one message from the client |
 //! | `/silent-close` | reads everything and never answers the client's close frame |
-//! | `/raw?hex=...` | writes the given raw bytes to the socket right after the handshake (malformed frames), then echoes |
+//! | `/raw?hex=...&wait=1` | writes the given raw bytes to the socket right after the handshake (malformed frames), then echoes; with `wait=1` it first waits for one message from the client |
 //! | `/sink?id=X` | reads and counts data messages; answers the client's close with the same code and reason; `/stats?id=X` reports the counts |
 //! | `/stats?id=X` | sends the counts of sink `X` as one text message `messages=N bytes=B closed=true/false`, then closes with 1000 |
 //! | `/slow?bytes_per_sec=N&id=X` | a sink that reads at about `N` bytes per second (default 65536), so the client's `bufferedAmount` grows |
@@ -244,9 +244,7 @@ async fn serve(mut ws: Ws, route: Route, stats: Stats) -> Served {
             close_normally(ws).await
         }
         "/drop" => {
-            if route.query.get("wait").is_some_and(|w| w == "1") {
-                ws.next().await;
-            }
+            wait_if_asked(&mut ws, &route).await;
             for i in 0..route.num("after", 0u64) {
                 ws.feed(Message::Text(i.to_string().into())).await?;
             }
@@ -262,6 +260,7 @@ async fn serve(mut ws: Ws, route: Route, stats: Stats) -> Served {
             Ok(())
         }
         "/raw" => {
+            wait_if_asked(&mut ws, &route).await;
             let bytes = decode_hex(route.query.get("hex").map(String::as_str).unwrap_or(""))?;
             ws.get_mut().write_all(&bytes).await?;
             echo(ws).await
@@ -291,6 +290,14 @@ async fn serve(mut ws: Ws, route: Route, stats: Stats) -> Served {
             .await
         }
         _ => echo(ws).await,
+    }
+}
+
+/// With `wait=1`, waits for one message from the client first: sending right behind the 101
+/// races with the client's opening in some browsers.
+async fn wait_if_asked(ws: &mut Ws, route: &Route) {
+    if route.query.get("wait").is_some_and(|w| w == "1") {
+        ws.next().await;
     }
 }
 

@@ -25,13 +25,24 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a best-effort close frame after a protocol error may take.
 const FAIL_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
-fn fail(core: &Core, error: Error) {
-    core.fire_error(Some(error));
-    core.fire_close(CloseEvent {
-        code: 1006,
-        reason: String::new(),
-        was_clean: false,
-    });
+/// How a connection ended: the `close` event to fire, after an `error` event if it failed.
+struct Outcome {
+    error: Option<Error>,
+    close: CloseEvent,
+}
+
+impl Outcome {
+    fn failed(error: Error) -> Outcome {
+        let close = CloseEvent {
+            code: 1006,
+            reason: String::new(),
+            was_clean: false,
+        };
+        Outcome {
+            error: Some(error),
+            close,
+        }
+    }
 }
 
 /// Waits for `Abort` (or for every handle to be gone) while the handshake runs.
@@ -53,10 +64,25 @@ fn aborted_error() -> Error {
 pub(crate) async fn run(
     core: Shared<Core>,
     protocols: Vec<String>,
-    mut rx: mpsc::UnboundedReceiver<Command>,
+    rx: mpsc::UnboundedReceiver<Command>,
     buffered: Arc<AtomicU64>,
 ) {
-    let _live = LiveGuard::new();
+    let live = LiveGuard::new();
+    let outcome = connect_and_drive(&core, protocols, rx, &buffered).await;
+    // The socket is closed by now: stop counting it before anyone hears of the close.
+    drop(live);
+    if let Some(error) = outcome.error {
+        core.fire_error(Some(error));
+    }
+    core.fire_close(outcome.close);
+}
+
+async fn connect_and_drive(
+    core: &Core,
+    protocols: Vec<String>,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    buffered: &AtomicU64,
+) -> Outcome {
     let url = core.url().clone();
     let upgraded = tokio::select! {
         r = handshake::connect(&url, &protocols) => r,
@@ -64,13 +90,13 @@ pub(crate) async fn run(
     };
     let up = match upgraded {
         Ok(up) => up,
-        Err(e) => return fail(&core, e),
+        Err(e) => return Outcome::failed(e),
     };
     let ws = WebSocketStream::from_partially_read(up.stream, up.leftover, Role::Client, None).await;
     if !core.fire_open(up.protocol, up.extensions) {
-        return fail(&core, aborted_error());
+        return Outcome::failed(aborted_error());
     }
-    drive(&core, ws, rx, &buffered).await;
+    drive(core, ws, rx, buffered).await
 }
 
 /// How the reader ended.
@@ -97,7 +123,7 @@ async fn drive(
     ws: WebSocketStream<tokio::net::TcpStream>,
     mut rx: mpsc::UnboundedReceiver<Command>,
     buffered: &AtomicU64,
-) {
+) -> Outcome {
     let (mut sink, mut stream) = ws.split();
     let end = {
         let reader = async {
@@ -179,25 +205,22 @@ async fn drive(
         }
     };
     match end {
-        End::Clean(code, reason) => core.fire_close(CloseEvent {
-            code,
-            reason,
-            was_clean: true,
-        }),
-        End::Dropped => fail(
-            core,
-            Error::new(
-                ErrorKind::Network,
-                "the connection dropped without a closing handshake",
-            ),
-        ),
-        End::TimedOut => fail(
-            core,
-            Error::new(
-                ErrorKind::Network,
-                format!("the peer did not finish the closing handshake within {CLOSE_TIMEOUT:?}"),
-            ),
-        ),
+        End::Clean(code, reason) => Outcome {
+            error: None,
+            close: CloseEvent {
+                code,
+                reason,
+                was_clean: true,
+            },
+        },
+        End::Dropped => Outcome::failed(Error::new(
+            ErrorKind::Network,
+            "the connection dropped without a closing handshake",
+        )),
+        End::TimedOut => Outcome::failed(Error::new(
+            ErrorKind::Network,
+            format!("the peer did not finish the closing handshake within {CLOSE_TIMEOUT:?}"),
+        )),
         End::Failed(e) => {
             // Fail the WebSocket connection: tell the peer why, if it still listens.
             if let Some(code) = fail_code(&e) {
@@ -205,13 +228,10 @@ async fn drive(
                     code,
                     reason: "".into(),
                 };
-                let _ = tokio::time::timeout(
-                    FAIL_CLOSE_TIMEOUT,
-                    sink.send(WsMessage::Close(Some(frame))),
-                )
-                .await;
+                let close = sink.send(WsMessage::Close(Some(frame)));
+                let _ = tokio::time::timeout(FAIL_CLOSE_TIMEOUT, close).await;
             }
-            fail(core, read_error(e));
+            Outcome::failed(read_error(e))
         }
     }
 }
