@@ -95,3 +95,11 @@ const _: () = {
     send_sync::<Closed>();
     send_sync::<Error>();
 };
+
+// ... and on wasm32, that callbacks need not be `Send` (an `Rc` is fine).
+#[cfg(target_arch = "wasm32")]
+#[allow(dead_code)]
+fn callbacks_need_not_be_send(ws: &WebSocket) {
+    let shared = std::rc::Rc::new(std::cell::Cell::new(0));
+    ws.set_onmessage(Some(move |_: &MessageEvent| shared.set(shared.get() + 1)));
+}
