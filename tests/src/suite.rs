@@ -319,11 +319,8 @@ cross_test! {
         assert_eq!(*hits.lock().unwrap(), 0);
     }
 
-    // Browsers guarantee this through their event loop. Natively the connection task runs
-    // on another thread and can dispatch `open` before the creator attaches listeners: this
-    // test caught it (iteration 54 of 200 under load). Open in issue 3; run it with
-    // `cargo test -p anyws-tests -- --ignored`.
-    #[ignore = "native can dispatch before listeners are attached (issue 3, not yet fixed)"]
+    /// Browsers guarantee this through their event loop; natively the first event waits
+    /// until the creating thread awaits the socket (here `closed()`), see `native/gate.rs`.
     async fn listeners_attached_right_after_new_see_open_and_first_message() {
         for i in 0..200 {
             let ws = WebSocket::new(&url("/send?count=1&size=8")).unwrap();

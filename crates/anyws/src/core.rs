@@ -84,6 +84,8 @@ pub(crate) struct Core {
     state: AtomicU16,
     receive_high_water_mark: usize,
     inner: Mutex<Inner>,
+    /// Native: holds the first event until the creator's synchronous block is over.
+    gate: crate::backend::Gate,
 }
 
 impl Core {
@@ -95,11 +97,17 @@ impl Core {
             state: AtomicU16::new(ReadyState::Connecting as u16),
             receive_high_water_mark,
             inner: Mutex::new(Inner::default()),
+            gate: crate::backend::Gate::default(),
         }
     }
 
     pub(crate) fn url(&self) -> &Url {
         &self.url
+    }
+
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    pub(crate) fn gate(&self) -> &crate::backend::Gate {
+        &self.gate
     }
 
     /// The state as this core tracks it (the native backend's truth; the browser keeps its own).
@@ -334,6 +342,7 @@ impl Core {
     // ----- async faces -----------------------------------------------------------------
 
     pub(crate) fn poll_opened(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.gate.polled();
         let mut inner = lock(&self.inner);
         if inner.opened {
             return Poll::Ready(Ok(()));
@@ -349,6 +358,7 @@ impl Core {
     }
 
     pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<CloseEvent> {
+        self.gate.polled();
         let mut inner = lock(&self.inner);
         match &inner.close {
             Some(ev) => Poll::Ready(ev.clone()),
@@ -360,6 +370,7 @@ impl Core {
     }
 
     pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        self.gate.polled();
         let mut inner = lock(&self.inner);
         inner.stream_polled = true;
         if let Some(msg) = inner.queue.pop_front() {

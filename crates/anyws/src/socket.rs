@@ -225,6 +225,11 @@ impl WebSocket {
     /// Connection failures are not errors here: they arrive as an `error` event, then a
     /// `close` event with code 1006.
     ///
+    /// Listeners attached right after this call, before the next `.await`, see every event,
+    /// as in a browser. On native the first event waits until the creating thread awaits this
+    /// socket or, on a tokio worker or current-thread runtime, yields; code that does neither
+    /// on a plain thread gets it after at most 10 ms.
+    ///
     /// On native this needs no runtime: inside a tokio runtime the connection runs as a task
     /// of that runtime (which must have I/O and time enabled); outside one, on a small
     /// runtime anyws starts once, on its own thread.

@@ -45,6 +45,12 @@ impl Outcome {
     }
 }
 
+/// Waits until the creator's synchronous block is over (see `gate`); at once after the first time.
+async fn wait_for_gate(core: &Core) {
+    let open = poll_fn(|cx| core.gate().poll_open(cx));
+    let _ = tokio::time::timeout(super::gate::GRACE, open).await;
+}
+
 /// Waits for `Abort` (or for every handle to be gone) while the handshake runs.
 async fn aborted(rx: &mut mpsc::UnboundedReceiver<Command>) {
     while let Some(cmd) = rx.recv().await {
@@ -69,7 +75,8 @@ pub(crate) async fn run(
 ) {
     let live = LiveGuard::new();
     let outcome = connect_and_drive(&core, protocols, rx, &buffered).await;
-    // The socket is closed by now: stop counting it before anyone hears of the close.
+    wait_for_gate(&core).await; // when the connection failed before `open`
+                                // The socket is closed by now: stop counting it before anyone hears of the close.
     drop(live);
     if let Some(error) = outcome.error {
         core.fire_error(Some(error));
@@ -93,6 +100,7 @@ async fn connect_and_drive(
         Err(e) => return Outcome::failed(e),
     };
     let ws = WebSocketStream::from_partially_read(up.stream, up.leftover, Role::Client, None).await;
+    wait_for_gate(core).await;
     if !core.fire_open(up.protocol, up.extensions) {
         return Outcome::failed(aborted_error());
     }

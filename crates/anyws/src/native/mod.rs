@@ -5,7 +5,10 @@
 //! have been written and flushed to the socket.
 
 mod conn;
+mod gate;
 mod handshake;
+
+pub(crate) use gate::Gate;
 
 use crate::core::Core;
 use crate::error::{Error, ErrorKind};
@@ -93,6 +96,12 @@ impl Transport {
         let (commands, rx) = mpsc::unbounded_channel();
         let buffered = Arc::new(AtomicU64::new(0));
         spawn(conn::run(core.clone(), protocols, rx, buffered.clone()))?;
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Spawned last, so on a worker it waits in that worker's own slot and runs there
+            // once the creating task yields (see `gate`).
+            let core = core.clone();
+            tokio::spawn(async move { core.gate().task_ran() });
+        }
         Ok(Transport { buffered, commands })
     }
 

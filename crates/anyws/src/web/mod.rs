@@ -282,3 +282,12 @@ impl Transport {
 pub(crate) struct WritableWait {
     timer: Option<Pin<Box<gloo_timers::future::TimeoutFuture>>>,
 }
+
+/// The browser's event loop already holds events until the creating script's block ends, so
+/// the shared core's gate hook does nothing here.
+#[derive(Default)]
+pub(crate) struct Gate {}
+
+impl Gate {
+    pub(crate) fn polled(&self) {}
+}
