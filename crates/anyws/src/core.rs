@@ -398,6 +398,10 @@ impl Core {
         Poll::Pending
     }
 
+    pub(crate) fn queued_bytes(&self) -> usize {
+        lock(&self.inner).queued_bytes
+    }
+
     pub(crate) fn stream_terminated(&self) -> bool {
         let inner = lock(&self.inner);
         inner.queue.is_empty()

@@ -82,6 +82,14 @@ pub mod diagnostics {
     pub fn live_connections() -> usize {
         crate::backend::live_connections()
     }
+
+    /// Payload bytes received on `ws` and waiting to be read from its
+    /// [`Stream`](futures_core::Stream). Natively the socket stops reading once this reaches
+    /// [`Options::receive_high_water_mark`](crate::Options::receive_high_water_mark), so it
+    /// stays below the mark plus one message; in the browser it is not bounded.
+    pub fn queued_bytes(ws: &crate::WebSocket) -> usize {
+        ws.core().queued_bytes()
+    }
 }
 
 // Compile-time promises about thread-safety, per target.

@@ -264,7 +264,7 @@ impl WebSocket {
         })
     }
 
-    fn core(&self) -> &Core {
+    pub(crate) fn core(&self) -> &Core {
         &self.handle.core
     }
 
