@@ -44,6 +44,9 @@
 //! # let _ = (browser_style, async_style);
 //! ```
 //!
+//! The same two functions, compiled for both native and wasm32 by the project's checks, are in
+//! `examples/two_styles.rs`.
+//!
 //! ## Targets
 //! Where the targets must differ (native has no `Blob`, no page to resolve relative URLs
 //! against, no event loop), the crate README's "Target differences" table says how, and
