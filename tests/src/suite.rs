@@ -423,6 +423,18 @@ cross_test! {
         );
     }
 
+    async fn a_refused_connection_gives_error_then_close_1006_and_no_open() {
+        let mut ask = open("/free-port").await;
+        let port = ask.next().await.unwrap().unwrap();
+        let port = port.as_text().unwrap();
+        let ws = WebSocket::new(&format!("ws://127.0.0.1:{port}/")).unwrap();
+        let log = Log::attach(&ws);
+        let ev = ws.closed().await;
+        assert_eq!((ev.code, ev.was_clean), (1006, false));
+        assert_eq!(log.lines(), ["error@3", "close@3 1006 \"\" false"]);
+        assert_eq!(ws.opened().await.unwrap_err().kind(), ErrorKind::Network);
+    }
+
     async fn blocked_ports_fail_like_a_network_error() {
         // 6666 is on the Fetch standard's bad-port list: browsers and anyws refuse it
         // before any traffic, with an error event and a 1006 close, never an exception.

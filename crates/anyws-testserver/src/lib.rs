@@ -15,6 +15,7 @@
 //! | `/sink?id=X` | reads and counts data messages; answers the client's close with the same code and reason; `/stats?id=X` reports the counts |
 //! | `/stats?id=X` | sends the counts of sink `X` as one text message `messages=N bytes=B closed=true/false`, then closes with 1000 |
 //! | `/slow?bytes_per_sec=N&id=X` | a sink that reads at about `N` bytes per second (default 65536), so the client's `bufferedAmount` grows |
+//! | `/free-port` | sends, as one text message, a port on 127.0.0.1 that was free a moment ago (bound, then released), then closes with 1000: for testing refused connections |
 //! | `/headers` | sends the request's headers as one text message (`name: value` lines, names lower-case), then echoes |
 //!
 //! Any other path fails the handshake with 404.
@@ -160,7 +161,7 @@ async fn handle(stream: TcpStream, stats: Stats) {
         };
         match r.path.as_str() {
             "/echo" | "/close" | "/send" | "/drop" | "/silent-close" | "/raw" | "/sink"
-            | "/stats" | "/slow" | "/headers" => {}
+            | "/stats" | "/slow" | "/headers" | "/free-port" => {}
             "/reject" => return Err(reject(r.num("status", 403))),
             "/bad-accept" => {
                 resp.headers_mut().insert(
@@ -277,6 +278,11 @@ async fn serve(mut ws: Ws, route: Route, stats: Stats) -> Served {
                 s.messages, s.bytes, s.closed
             );
             ws.send(Message::Text(text.into())).await?;
+            close_normally(ws).await
+        }
+        "/free-port" => {
+            let port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
+            ws.send(Message::Text(port.to_string().into())).await?;
             close_normally(ws).await
         }
         "/sink" => sink(ws, route.query.get("id").cloned(), stats, None).await,
