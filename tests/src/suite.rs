@@ -44,6 +44,15 @@ macro_rules! cross_test_alone {
     )*};
 }
 
+/// Asserts a failed connection as browsers report it: `error`, then `close` with 1006 (both
+/// with readyState CLOSED), never `open`; and `opened()` fails with a network error.
+async fn fails_without_open(ws: &WebSocket, log: &Log) {
+    let ev = ws.closed().await;
+    assert_eq!((ev.code, ev.was_clean), (1006, false));
+    assert_eq!(log.lines(), ["error@3", "close@3 1006 \"\" false"]);
+    assert_eq!(ws.opened().await.unwrap_err().kind(), ErrorKind::Network);
+}
+
 async fn open(path: &str) -> WebSocket {
     let ws = WebSocket::new(&url(path)).expect("valid URL");
     ws.opened().await.expect("the socket opens");
@@ -102,17 +111,13 @@ cross_test! {
     async fn http_error_gives_error_then_close_1006_and_no_open() {
         let ws = WebSocket::new(&url("/reject?status=403")).unwrap();
         let log = Log::attach(&ws);
-        let ev = ws.closed().await;
-        assert_eq!((ev.code, ev.was_clean), (1006, false));
-        assert_eq!(log.lines(), ["error@3", "close@3 1006 \"\" false"]);
-        assert_eq!(ws.opened().await.unwrap_err().kind(), ErrorKind::Network);
+        fails_without_open(&ws, &log).await;
     }
 
     async fn wrong_accept_key_fails_the_connection() {
         let ws = WebSocket::new(&url("/bad-accept")).unwrap();
         let log = Log::attach(&ws);
-        ws.closed().await;
-        assert_eq!(log.lines(), ["error@3", "close@3 1006 \"\" false"]);
+        fails_without_open(&ws, &log).await;
     }
 
     async fn subprotocol_is_negotiated() {
@@ -143,8 +148,7 @@ cross_test! {
     async fn unrequested_subprotocol_fails_the_connection() {
         let ws = WebSocket::with_protocols(&url("/protocol?select=evil"), &["chat"]).unwrap();
         let log = Log::attach(&ws);
-        ws.closed().await;
-        assert_eq!(log.lines(), ["error@3", "close@3 1006 \"\" false"]);
+        fails_without_open(&ws, &log).await;
     }
 
     async fn send_while_connecting_is_an_invalid_state_error() {
@@ -208,9 +212,7 @@ cross_test! {
         let log = Log::attach(&ws);
         ws.close();
         assert_eq!(ws.ready_state(), ReadyState::Closing);
-        let ev = ws.closed().await;
-        assert_eq!((ev.code, ev.was_clean), (1006, false));
-        assert_eq!(log.lines(), ["error@3", "close@3 1006 \"\" false"]);
+        fails_without_open(&ws, &log).await;
     }
 
     async fn repeated_close_is_a_no_op_with_one_close_event() {
@@ -429,10 +431,7 @@ cross_test! {
         let port = port.as_text().unwrap();
         let ws = WebSocket::new(&format!("ws://127.0.0.1:{port}/")).unwrap();
         let log = Log::attach(&ws);
-        let ev = ws.closed().await;
-        assert_eq!((ev.code, ev.was_clean), (1006, false));
-        assert_eq!(log.lines(), ["error@3", "close@3 1006 \"\" false"]);
-        assert_eq!(ws.opened().await.unwrap_err().kind(), ErrorKind::Network);
+        fails_without_open(&ws, &log).await;
     }
 
     async fn blocked_ports_fail_like_a_network_error() {
@@ -440,9 +439,7 @@ cross_test! {
         // before any traffic, with an error event and a 1006 close, never an exception.
         let ws = WebSocket::new("ws://127.0.0.1:6666/").unwrap();
         let log = Log::attach(&ws);
-        let ev = ws.closed().await;
-        assert_eq!((ev.code, ev.was_clean), (1006, false));
-        assert_eq!(log.lines(), ["error@3", "close@3 1006 \"\" false"]);
+        fails_without_open(&ws, &log).await;
     }
 }
 
