@@ -5,8 +5,11 @@
 //! - `cargo xtask test`: installs what is missing, runs the checks (fmt, clippy and rustdoc
 //!   for native and wasm32, unit and doc tests), then the cross-target suite natively and in
 //!   each browser that `wasm-pack.toml` names, against one test server, and prints one
-//!   summary line per runtime and a total.
+//!   summary line per runtime and a total; then Autobahn|Testsuite against the native client.
+//! - `cargo xtask autobahn`: runs Autobahn|Testsuite and writes its summary to
+//!   `tests/autobahn/summary.md`.
 
+mod autobahn;
 mod config;
 mod run;
 mod setup;
@@ -29,8 +32,9 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&root),
         Some("demo") => demo(&root),
+        Some("autobahn") => autobahn_summary(&root),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test>\n  demo  run a native client against the test server\n  test  install what is missing, then run every check and test");
+            eprintln!("usage: cargo xtask <demo|test|autobahn>\n  demo      run a native client against the test server\n  test      install what is missing, then run every check and test\n  autobahn  run Autobahn|Testsuite and write {}", autobahn::SUMMARY);
             return ExitCode::from(2);
         }
     };
@@ -258,6 +262,25 @@ fn test(root: &Path) -> Result<(), String> {
             ));
         }
     }
+    let started_autobahn = Instant::now();
+    match autobahn::run(root, || cargo(root, None)) {
+        Ok(report) => {
+            for line in report.lines() {
+                println!("{line}");
+            }
+            println!(
+                "(autobahn took {:.0} s)",
+                started_autobahn.elapsed().as_secs_f32()
+            );
+            problems.extend(
+                report
+                    .problems()
+                    .into_iter()
+                    .map(|p| format!("autobahn: {p}")),
+            );
+        }
+        Err(e) => problems.push(format!("autobahn could not run: {e}")),
+    }
     println!("{passed} passed, {failed} failed");
     println!("(took {:.0} s)", started.elapsed().as_secs_f32());
     if problems.is_empty() {
@@ -284,4 +307,21 @@ fn report_failure(name: &str, run: &TestRun) -> Result<(), String> {
         "failed"
     };
     Err(format!("{name} {why}:\n{tail}"))
+}
+
+fn autobahn_summary(root: &Path) -> Result<(), String> {
+    let report = autobahn::run(root, || cargo(root, None))?;
+    for line in report.lines() {
+        println!("{line}");
+    }
+    let path = root.join(autobahn::SUMMARY);
+    std::fs::create_dir_all(path.parent().expect("a parent")).map_err(|e| e.to_string())?;
+    std::fs::write(&path, report.markdown()).map_err(|e| e.to_string())?;
+    println!("wrote {}", path.display());
+    let problems = report.problems();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
 }
