@@ -2,6 +2,7 @@
 //! the connection ends, then exactly one `close` event.
 
 use super::handshake;
+use super::stream::Stream;
 use super::{Command, LiveGuard};
 use crate::core::Core;
 use crate::error::{Error, ErrorKind};
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_rustls::rustls::ClientConfig;
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
@@ -70,11 +72,12 @@ fn aborted_error() -> Error {
 pub(crate) async fn run(
     core: Shared<Core>,
     protocols: Vec<String>,
+    tls: Option<Arc<ClientConfig>>,
     rx: mpsc::UnboundedReceiver<Command>,
     buffered: Arc<AtomicU64>,
 ) {
     let live = LiveGuard::new();
-    let outcome = connect_and_drive(&core, protocols, rx, &buffered).await;
+    let outcome = connect_and_drive(&core, protocols, tls, rx, &buffered).await;
     wait_for_gate(&core).await; // when the connection failed before `open`
                                 // The socket is closed by now: stop counting it before anyone hears of the close.
     drop(live);
@@ -87,12 +90,13 @@ pub(crate) async fn run(
 async fn connect_and_drive(
     core: &Core,
     protocols: Vec<String>,
+    tls: Option<Arc<ClientConfig>>,
     mut rx: mpsc::UnboundedReceiver<Command>,
     buffered: &AtomicU64,
 ) -> Outcome {
     let url = core.url().clone();
     let upgraded = tokio::select! {
-        r = handshake::connect(&url, &protocols) => r,
+        r = handshake::connect(&url, &protocols, tls) => r,
         _ = aborted(&mut rx) => Err(aborted_error()),
     };
     let up = match upgraded {
@@ -128,7 +132,7 @@ fn to_wire(m: Message) -> WsMessage {
 
 async fn drive(
     core: &Core,
-    ws: WebSocketStream<tokio::net::TcpStream>,
+    ws: WebSocketStream<Stream>,
     mut rx: mpsc::UnboundedReceiver<Command>,
     buffered: &AtomicU64,
 ) -> Outcome {
@@ -153,7 +157,15 @@ async fn drive(
                         });
                     }
                     Some(Ok(_)) => {} // ping, pong: tungstenite answers pings itself
-                    Some(Err(e)) => return End::Failed(e),
+                    // After the peer's close frame the closing handshake is complete; how
+                    // the transport then ends (a TLS peer that skips close_notify, a reset)
+                    // changes nothing (RFC 6455 7.1.4).
+                    Some(Err(e)) => {
+                        return match peer_close {
+                            Some((code, reason)) => End::Clean(code, reason),
+                            None => End::Failed(e),
+                        }
+                    }
                     None => {
                         return match peer_close {
                             Some((code, reason)) => End::Clean(code, reason),
