@@ -43,8 +43,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio_rustls::{rustls, TlsAcceptor};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -65,10 +67,16 @@ pub struct SinkStats {
 
 type Stats = Arc<Mutex<HashMap<String, SinkStats>>>;
 
+/// A byte stream the server speaks WebSocket over: TCP, or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+type Conn = Box<dyn Io>;
+
 /// A bound test server. [`run`](Server::run) serves until the future is dropped.
 pub struct Server {
     listener: TcpListener,
     stats: Stats,
+    tls: Option<TlsAcceptor>,
 }
 
 impl Server {
@@ -77,7 +85,19 @@ impl Server {
         Ok(Server {
             listener: TcpListener::bind(addr).await?,
             stats: Stats::default(),
+            tls: None,
         })
+    }
+
+    /// Binds to `addr` and serves `wss://` with this rustls configuration (every behaviour
+    /// works the same over TLS).
+    pub async fn bind_tls(
+        addr: impl ToSocketAddrs,
+        config: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<Server> {
+        let mut server = Self::bind(addr).await?;
+        server.tls = Some(TlsAcceptor::from(config));
+        Ok(server)
     }
 
     /// The bound address.
@@ -87,20 +107,29 @@ impl Server {
             .expect("a bound listener has an address")
     }
 
-    /// The base URL, e.g. `ws://127.0.0.1:40123` (IPv6: `ws://[::1]:40123`).
+    /// The base URL, e.g. `ws://127.0.0.1:40123` (IPv6: `ws://[::1]:40123`; `wss://` with TLS).
     pub fn url(&self) -> String {
-        format!("ws://{}", self.local_addr())
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}", self.local_addr())
     }
 
     /// Serves connections, each on its own task.
     pub async fn run(self) {
         loop {
             match self.listener.accept().await {
-                Ok((stream, _)) => {
+                Ok((tcp, _)) => {
                     let stats = self.stats.clone();
+                    let tls = self.tls.clone();
                     tokio::spawn(async move {
-                        let _ = stream.set_nodelay(true);
-                        handle(stream, stats).await;
+                        let _ = tcp.set_nodelay(true);
+                        let conn: Conn = match tls {
+                            None => Box::new(tcp),
+                            Some(acceptor) => match acceptor.accept(tcp).await {
+                                Ok(tls) => Box::new(tls),
+                                Err(_) => return, // the client's TLS failure is the test
+                            },
+                        };
+                        handle(conn, stats).await;
                     });
                 }
                 Err(e) => {
@@ -130,7 +159,7 @@ impl Route {
 
 // The callback's `Result<Response, ErrorResponse>` is the type tungstenite's API demands.
 #[allow(clippy::result_large_err)]
-async fn handle(stream: TcpStream, stats: Stats) {
+async fn handle(stream: Conn, stats: Stats) {
     let mut route = None;
     let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         let uri = req.uri();
@@ -200,7 +229,7 @@ async fn handle(stream: TcpStream, stats: Stats) {
     let _ = serve(ws, route, stats).await;
 }
 
-type Ws = WebSocketStream<TcpStream>;
+type Ws = WebSocketStream<Conn>;
 type Served = std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 async fn serve(mut ws: Ws, route: Route, stats: Stats) -> Served {

@@ -77,6 +77,15 @@ pub use sendness::WasmNotSend;
 pub use socket::{Closed, Listener, Opened, Options, WeakWebSocket, WebSocket};
 pub use validate::MAX_CLOSE_REASON_BYTES;
 
+/// Native-only settings and types. This module does not exist on wasm32, so native-only
+/// settings in browser code are a compile error, never silently ignored.
+#[cfg(not(target_arch = "wasm32"))]
+pub mod native {
+    pub use crate::backend::NativeOptions;
+    /// The rustls anyws uses, for building a [`NativeOptions::tls_config`].
+    pub use tokio_rustls::rustls;
+}
+
 /// Counters for tests and monitoring.
 pub mod diagnostics {
     /// How many connections still hold backend resources: on native, running connection

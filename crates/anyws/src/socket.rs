@@ -35,6 +35,8 @@ pub struct Options {
     /// In the browser the socket cannot be paused; the queue is not bounded there.
     /// Default: 1 MiB.
     pub receive_high_water_mark: usize,
+    /// Native-only settings; see `Options::native` (native targets only).
+    pub(crate) native: backend::NativeOptions,
 }
 
 impl Default for Options {
@@ -43,6 +45,7 @@ impl Default for Options {
             protocols: Vec::new(),
             send_high_water_mark: 1 << 20,
             receive_high_water_mark: 1 << 20,
+            native: backend::NativeOptions::default(),
         }
     }
 }
@@ -252,7 +255,7 @@ impl WebSocket {
         let url = validate::websocket_url(url, backend::base_url().as_ref())?;
         let protocols = validate::protocols(&options.protocols)?;
         let core = Shared::new(Core::new(url, options.receive_high_water_mark));
-        let transport = backend::Transport::connect(&core, protocols)?;
+        let transport = backend::Transport::connect(&core, protocols, &options.native)?;
         let handle = Handle {
             core,
             transport,

@@ -5,10 +5,14 @@
 //! `Sec-WebSocket-Protocol` when the client offered some is accepted by browsers (the
 //! `protocol` attribute is then empty) and rejected by tungstenite.
 
+use super::stream::Stream;
 use crate::error::{Error, ErrorKind};
 use crate::validate;
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::ClientConfig;
 use tokio_tungstenite::tungstenite::handshake::{client::generate_key, derive_accept_key};
 use url::{Host, Url};
 
@@ -18,7 +22,7 @@ const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// A successful handshake: the stream, any bytes read past the response head, and the
 /// negotiated subprotocol and extensions.
 pub(crate) struct Upgraded {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub leftover: Vec<u8>,
     pub protocol: String,
     pub extensions: String,
@@ -28,22 +32,55 @@ fn network(message: String) -> Error {
     Error::new(ErrorKind::Network, message)
 }
 
-pub(crate) async fn connect(url: &Url, protocols: &[String]) -> Result<Upgraded, Error> {
+/// Connects to `url`: TCP, TLS for `wss://` (with `tls`), then the HTTP upgrade.
+pub(crate) async fn connect(
+    url: &Url,
+    protocols: &[String],
+    tls: Option<Arc<ClientConfig>>,
+) -> Result<Upgraded, Error> {
     let port = url.port_or_known_default().unwrap_or(80);
     if validate::is_bad_port(port) {
         return Err(network(format!(
             "port {port} is on the Fetch standard's list of blocked ports, which browsers refuse too"
         )));
     }
-    if url.scheme() == "wss" {
-        return Err(Error::new(
-            ErrorKind::Tls,
-            format!("cannot connect to {url}: this build of anyws has no TLS backend for wss://"),
-        ));
-    }
-    let stream = tcp_connect(url, port).await?;
-    let _ = stream.set_nodelay(true);
+    let tcp = tcp_connect(url, port).await?;
+    let _ = tcp.set_nodelay(true);
+    let stream = match tls {
+        None => Stream::Plain(tcp),
+        Some(config) => Stream::Tls(Box::new(tls_connect(url, tcp, config).await?)),
+    };
     upgrade(stream, url, protocols).await
+}
+
+async fn tls_connect(
+    url: &Url,
+    tcp: TcpStream,
+    config: Arc<ClientConfig>,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Error> {
+    let name = match url.host() {
+        Some(Host::Domain(d)) => ServerName::try_from(d.to_owned()),
+        Some(Host::Ipv4(ip)) => Ok(ServerName::from(std::net::IpAddr::from(ip))),
+        Some(Host::Ipv6(ip)) => Ok(ServerName::from(std::net::IpAddr::from(ip))),
+        None => return Err(network(format!("{url} has no host"))),
+    }
+    .map_err(|e| {
+        Error::with_source(
+            ErrorKind::Tls,
+            format!("{url}: not a TLS server name: {e}"),
+            e,
+        )
+    })?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| {
+            Error::with_source(
+                ErrorKind::Tls,
+                format!("the TLS handshake with {url} failed: {e}"),
+                e,
+            )
+        })
 }
 
 async fn tcp_connect(url: &Url, port: u16) -> Result<TcpStream, Error> {
@@ -87,11 +124,7 @@ fn request(url: &Url, key: &str, protocols: &[String]) -> String {
     req
 }
 
-async fn upgrade(
-    mut stream: TcpStream,
-    url: &Url,
-    protocols: &[String],
-) -> Result<Upgraded, Error> {
+async fn upgrade(mut stream: Stream, url: &Url, protocols: &[String]) -> Result<Upgraded, Error> {
     let io = |e: std::io::Error| {
         Error::with_source(
             ErrorKind::Network,

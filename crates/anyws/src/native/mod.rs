@@ -7,8 +7,11 @@
 mod conn;
 mod gate;
 mod handshake;
+mod options;
+mod stream;
 
 pub(crate) use gate::Gate;
+pub use options::NativeOptions;
 
 use crate::core::Core;
 use crate::error::{Error, ErrorKind};
@@ -92,10 +95,21 @@ fn spawn(fut: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
 }
 
 impl Transport {
-    pub(crate) fn connect(core: &Shared<Core>, protocols: Vec<String>) -> Result<Self, Error> {
+    pub(crate) fn connect(
+        core: &Shared<Core>,
+        protocols: Vec<String>,
+        options: &NativeOptions,
+    ) -> Result<Self, Error> {
         let (commands, rx) = mpsc::unbounded_channel();
         let buffered = Arc::new(AtomicU64::new(0));
-        spawn(conn::run(core.clone(), protocols, rx, buffered.clone()))?;
+        let tls = (core.url().scheme() == "wss").then(|| options.client_config());
+        spawn(conn::run(
+            core.clone(),
+            protocols,
+            tls,
+            rx,
+            buffered.clone(),
+        ))?;
         if tokio::runtime::Handle::try_current().is_ok() {
             // Spawned last, so on a worker it waits in that worker's own slot and runs there
             // once the creating task yields (see `gate`).

@@ -181,7 +181,11 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    pub(crate) fn connect(core: &Shared<Core>, protocols: Vec<String>) -> Result<Self, Error> {
+    pub(crate) fn connect(
+        core: &Shared<Core>,
+        protocols: Vec<String>,
+        _: &NativeOptions,
+    ) -> Result<Self, Error> {
         let url = core.url().as_str();
         let ws = if protocols.is_empty() {
             web_sys::WebSocket::new(url)
@@ -291,3 +295,7 @@ pub(crate) struct Gate {}
 impl Gate {
     pub(crate) fn polled(&self) {}
 }
+
+/// Native-only settings have no browser counterpart: this stand-in keeps `Options` one type.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct NativeOptions {}
