@@ -466,7 +466,16 @@ cross_test_alone! {
             cycle().await;
         }
         assert!(live_connections() <= before, "every task / listener set is gone");
+        // The browser's linear memory grows in 64 KiB pages with a deterministic allocator:
+        // not one page more. Native RSS moves with glibc's per-thread arenas (150 KiB seen in
+        // a run with no leak), so it gets 1 MiB: under 1 KiB a socket, where one leaked
+        // connection keeps its socket and tungstenite's buffers, kilobytes each. Leaked tasks
+        // are caught exactly above.
+        #[cfg(target_arch = "wasm32")]
+        let slack = 64 * 1024;
+        #[cfg(not(target_arch = "wasm32"))]
+        let slack = 1024 * 1024;
         let grown = crate::harness::memory_bytes().saturating_sub(memory_before);
-        assert!(grown <= 64 * 1024, "memory grew by {grown} bytes over 1,000 sockets");
+        assert!(grown <= slack, "memory grew by {grown} bytes over 1,000 sockets");
     }
 }
