@@ -2,6 +2,7 @@
 //! the connection ends, then exactly one `close` event.
 
 use super::handshake;
+use super::options::NativeOptions;
 use super::stream::Stream;
 use super::{Command, LiveGuard};
 use crate::core::Core;
@@ -15,15 +16,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_rustls::rustls::ClientConfig;
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use tokio_tungstenite::WebSocketStream;
 
-/// How long to wait for the peer to finish the closing handshake once we sent our close frame.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a best-effort close frame after a protocol error may take.
 const FAIL_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -53,6 +51,26 @@ async fn wait_for_gate(core: &Core) {
     let _ = tokio::time::timeout(super::gate::GRACE, open).await;
 }
 
+/// The opening handshake, within the connect timeout.
+async fn connect_within(
+    url: &url::Url,
+    protocols: &[String],
+    options: &NativeOptions,
+) -> Result<handshake::Upgraded, Error> {
+    let connect = handshake::connect(url, protocols, options);
+    match options.connect_timeout {
+        None => connect.await,
+        Some(limit) => tokio::time::timeout(limit, connect)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::new(
+                    ErrorKind::Network,
+                    format!("{url} did not complete the opening handshake within {limit:?}"),
+                ))
+            }),
+    }
+}
+
 /// Waits for `Abort` (or for every handle to be gone) while the handshake runs.
 async fn aborted(rx: &mut mpsc::UnboundedReceiver<Command>) {
     while let Some(cmd) = rx.recv().await {
@@ -72,12 +90,12 @@ fn aborted_error() -> Error {
 pub(crate) async fn run(
     core: Shared<Core>,
     protocols: Vec<String>,
-    tls: Option<Arc<ClientConfig>>,
+    options: NativeOptions,
     rx: mpsc::UnboundedReceiver<Command>,
     buffered: Arc<AtomicU64>,
 ) {
     let live = LiveGuard::new();
-    let outcome = connect_and_drive(&core, protocols, tls, rx, &buffered).await;
+    let outcome = connect_and_drive(&core, protocols, &options, rx, &buffered).await;
     wait_for_gate(&core).await; // when the connection failed before `open`
                                 // The socket is closed by now: stop counting it before anyone hears of the close.
     drop(live);
@@ -90,25 +108,27 @@ pub(crate) async fn run(
 async fn connect_and_drive(
     core: &Core,
     protocols: Vec<String>,
-    tls: Option<Arc<ClientConfig>>,
+    options: &NativeOptions,
     mut rx: mpsc::UnboundedReceiver<Command>,
     buffered: &AtomicU64,
 ) -> Outcome {
     let url = core.url().clone();
     let upgraded = tokio::select! {
-        r = handshake::connect(&url, &protocols, tls) => r,
+        r = connect_within(&url, &protocols, options) => r,
         _ = aborted(&mut rx) => Err(aborted_error()),
     };
     let up = match upgraded {
         Ok(up) => up,
         Err(e) => return Outcome::failed(e),
     };
-    let ws = WebSocketStream::from_partially_read(up.stream, up.leftover, Role::Client, None).await;
+    let config = Some(options.websocket_config());
+    let ws =
+        WebSocketStream::from_partially_read(up.stream, up.leftover, Role::Client, config).await;
     wait_for_gate(core).await;
     if !core.fire_open(up.protocol, up.extensions) {
         return Outcome::failed(aborted_error());
     }
-    drive(core, ws, rx, buffered).await
+    drive(core, ws, rx, buffered, options.close_timeout).await
 }
 
 /// How the reader ended.
@@ -135,6 +155,7 @@ async fn drive(
     ws: WebSocketStream<Stream>,
     mut rx: mpsc::UnboundedReceiver<Command>,
     buffered: &AtomicU64,
+    close_timeout: Duration,
 ) -> Outcome {
     let (mut sink, mut stream) = ws.split();
     let end = {
@@ -216,7 +237,7 @@ async fn drive(
                 // The writer stops after our close frame, when the peer closed first, or on a
                 // write error; either way the reader decides, within the close timeout.
                 _ = &mut writer, if deadline.is_none() => {
-                    deadline = Some(Instant::now() + CLOSE_TIMEOUT);
+                    deadline = Some(Instant::now() + close_timeout);
                 }
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     break End::TimedOut;
@@ -239,7 +260,7 @@ async fn drive(
         )),
         End::TimedOut => Outcome::failed(Error::new(
             ErrorKind::Network,
-            format!("the peer did not finish the closing handshake within {CLOSE_TIMEOUT:?}"),
+            format!("the peer did not finish the closing handshake within {close_timeout:?}"),
         )),
         End::Failed(e) => {
             // Fail the WebSocket connection: tell the peer why, if it still listens.

@@ -5,6 +5,7 @@
 //! `Sec-WebSocket-Protocol` when the client offered some is accepted by browsers (the
 //! `protocol` attribute is then empty) and rejected by tungstenite.
 
+use super::options::NativeOptions;
 use super::stream::Stream;
 use crate::error::{Error, ErrorKind};
 use crate::validate;
@@ -32,11 +33,11 @@ fn network(message: String) -> Error {
     Error::new(ErrorKind::Network, message)
 }
 
-/// Connects to `url`: TCP, TLS for `wss://` (with `tls`), then the HTTP upgrade.
+/// Connects to `url`: TCP, TLS for `wss://`, then the HTTP upgrade with the extra headers.
 pub(crate) async fn connect(
     url: &Url,
     protocols: &[String],
-    tls: Option<Arc<ClientConfig>>,
+    options: &NativeOptions,
 ) -> Result<Upgraded, Error> {
     let port = url.port_or_known_default().unwrap_or(80);
     if validate::is_bad_port(port) {
@@ -45,12 +46,15 @@ pub(crate) async fn connect(
         )));
     }
     let tcp = tcp_connect(url, port).await?;
-    let _ = tcp.set_nodelay(true);
-    let stream = match tls {
-        None => Stream::Plain(tcp),
-        Some(config) => Stream::Tls(Box::new(tls_connect(url, tcp, config).await?)),
+    let _ = tcp.set_nodelay(options.tcp_nodelay);
+    let stream = if url.scheme() == "wss" {
+        Stream::Tls(Box::new(
+            tls_connect(url, tcp, options.client_config()).await?,
+        ))
+    } else {
+        Stream::Plain(tcp)
     };
-    upgrade(stream, url, protocols).await
+    upgrade(stream, url, protocols, &options.headers).await
 }
 
 async fn tls_connect(
@@ -99,7 +103,7 @@ async fn tcp_connect(url: &Url, port: u16) -> Result<TcpStream, Error> {
     }
 }
 
-fn request(url: &Url, key: &str, protocols: &[String]) -> String {
+fn request(url: &Url, key: &str, protocols: &[String], headers: &[(String, String)]) -> String {
     let mut target = url.path().to_owned();
     if let Some(q) = url.query() {
         target.push('?');
@@ -120,11 +124,19 @@ fn request(url: &Url, key: &str, protocols: &[String]) -> String {
             protocols.join(", ")
         ));
     }
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
     req.push_str("\r\n");
     req
 }
 
-async fn upgrade(mut stream: Stream, url: &Url, protocols: &[String]) -> Result<Upgraded, Error> {
+async fn upgrade(
+    mut stream: Stream,
+    url: &Url,
+    protocols: &[String],
+    headers: &[(String, String)],
+) -> Result<Upgraded, Error> {
     let io = |e: std::io::Error| {
         Error::with_source(
             ErrorKind::Network,
@@ -134,7 +146,7 @@ async fn upgrade(mut stream: Stream, url: &Url, protocols: &[String]) -> Result<
     };
     let key = generate_key();
     stream
-        .write_all(request(url, &key, protocols).as_bytes())
+        .write_all(request(url, &key, protocols, headers).as_bytes())
         .await
         .map_err(io)?;
 

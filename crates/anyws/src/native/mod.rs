@@ -102,11 +102,11 @@ impl Transport {
     ) -> Result<Self, Error> {
         let (commands, rx) = mpsc::unbounded_channel();
         let buffered = Arc::new(AtomicU64::new(0));
-        let tls = (core.url().scheme() == "wss").then(|| options.client_config());
+        options.validate()?;
         spawn(conn::run(
             core.clone(),
             protocols,
-            tls,
+            options.clone(),
             rx,
             buffered.clone(),
         ))?;

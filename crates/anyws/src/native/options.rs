@@ -2,9 +2,12 @@
 //! does not exist on wasm32, so using them in browser code is a compile error rather than a
 //! setting that is silently ignored.
 
+use crate::error::{Error, ErrorKind};
 use crate::socket::Options;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use tokio_rustls::rustls::{pki_types::CertificateDer, ClientConfig, RootCertStore};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// Native-only settings, passed with [`Options::native`]. Every setting has a documented
 /// default; build it with the chained setters.
@@ -12,19 +15,42 @@ use tokio_rustls::rustls::{pki_types::CertificateDer, ClientConfig, RootCertStor
 /// ```
 /// # #[cfg(not(target_arch = "wasm32"))] {
 /// use anyws::native::NativeOptions;
+/// use std::time::Duration;
 /// let ca_der: Vec<u8> = Vec::new(); // your private CA's certificate, DER-encoded
-/// let options = anyws::Options::new()
-///     .native(NativeOptions::new().add_root_certificate(ca_der));
+/// let options = anyws::Options::new().native(
+///     NativeOptions::new()
+///         .add_root_certificate(ca_der)
+///         .header("Authorization", "Bearer 123")
+///         .close_timeout(Duration::from_secs(5)),
+/// );
 /// # let _ = options; }
 /// ```
-///
-/// What a browser user does instead: the browser's own certificate store decides trust;
-/// a private CA is installed in the operating system or browser.
 #[non_exhaustive]
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct NativeOptions {
     tls: Option<Arc<ClientConfig>>,
     extra_roots: Vec<CertificateDer<'static>>,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) max_message_size: Option<usize>,
+    pub(crate) max_frame_size: Option<usize>,
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) close_timeout: Duration,
+    pub(crate) tcp_nodelay: bool,
+}
+
+impl Default for NativeOptions {
+    fn default() -> Self {
+        NativeOptions {
+            tls: None,
+            extra_roots: Vec::new(),
+            headers: Vec::new(),
+            max_message_size: Some(64 << 20),
+            max_frame_size: Some(16 << 20),
+            connect_timeout: Some(Duration::from_secs(30)),
+            close_timeout: Duration::from_secs(30),
+            tcp_nodelay: true,
+        }
+    }
 }
 
 impl std::fmt::Debug for NativeOptions {
@@ -32,13 +58,33 @@ impl std::fmt::Debug for NativeOptions {
         f.debug_struct("NativeOptions")
             .field("custom_tls_config", &self.tls.is_some())
             .field("extra_roots", &self.extra_roots.len())
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("max_message_size", &self.max_message_size)
+            .field("max_frame_size", &self.max_frame_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("close_timeout", &self.close_timeout)
+            .field("tcp_nodelay", &self.tcp_nodelay)
             .finish()
     }
 }
 
+/// Handshake headers anyws writes itself, which a caller may not set.
+const RESERVED: &[&str] = &[
+    "host",
+    "upgrade",
+    "connection",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+];
+
 impl NativeOptions {
-    /// The defaults: `wss://` trusts the Mozilla root certificates bundled by `webpki-roots`
-    /// and checks certificates fully; there is no way to turn checking off by accident.
+    /// The defaults (see each setter). `wss://` trusts the Mozilla root certificates bundled
+    /// by `webpki-roots` and always checks certificates: there is no switch to turn that off.
     pub fn new() -> Self {
         Self::default()
     }
@@ -51,10 +97,93 @@ impl NativeOptions {
     }
 
     /// Uses this rustls `ClientConfig` for `wss://` as it is (roots, client certificates,
-    /// ALPN, versions). anyws re-exports the rustls it uses as [`anyws::native::rustls`](crate::native::rustls).
+    /// ALPN, versions). [`anyws::native::rustls`](crate::native::rustls) is the rustls anyws
+    /// uses.
     pub fn tls_config(mut self, config: Arc<ClientConfig>) -> Self {
         self.tls = Some(config);
         self
+    }
+
+    /// Adds a request header to the opening handshake (cookies, authorization, user agent).
+    /// Names are HTTP tokens and values must not hold CR, LF or NUL; the handshake's own
+    /// headers (Host, Upgrade, Connection, Sec-WebSocket-*) are anyws's. A bad header makes
+    /// [`WebSocket::with_options`](crate::WebSocket::with_options) fail with
+    /// [`ErrorKind::Syntax`]. Default: none.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The largest message accepted, in bytes; a larger one fails the connection (the peer
+    /// is sent close code 1009). `None`: no limit. Default: 64 MiB.
+    pub fn max_message_size(mut self, bytes: Option<usize>) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// The largest single frame accepted, in bytes (as above). Default: 16 MiB.
+    pub fn max_frame_size(mut self, bytes: Option<usize>) -> Self {
+        self.max_frame_size = bytes;
+        self
+    }
+
+    /// How long TCP connect, TLS and the HTTP upgrade together may take before the
+    /// connection fails (`error`, then `close` 1006). `None`: only the operating system's
+    /// limits. Default: 30 s.
+    pub fn connect_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long to wait, after sending a close frame, for the peer to finish the closing
+    /// handshake before giving up (`error`, then `close` 1006). Default: 30 s.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// Sets `TCP_NODELAY` (no Nagle delay for small messages). Default: on.
+    pub fn tcp_nodelay(mut self, on: bool) -> Self {
+        self.tcp_nodelay = on;
+        self
+    }
+
+    /// Checks the headers; runs before any network traffic.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        for (name, value) in &self.headers {
+            let token = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c));
+            if !token {
+                return Err(Error::new(
+                    ErrorKind::Syntax,
+                    format!("{name:?} is not a valid header name"),
+                ));
+            }
+            if RESERVED.contains(&name.to_ascii_lowercase().as_str()) {
+                return Err(Error::new(
+                    ErrorKind::Syntax,
+                    format!(
+                        "the {name} header belongs to the WebSocket handshake, which anyws writes"
+                    ),
+                ));
+            }
+            if value.contains(['\r', '\n', '\0']) {
+                return Err(Error::new(
+                    ErrorKind::Syntax,
+                    format!("the value of the {name} header contains CR, LF or NUL"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// tungstenite's settings for these options.
+    pub(crate) fn websocket_config(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .max_message_size(self.max_message_size)
+            .max_frame_size(self.max_frame_size)
     }
 
     /// The rustls configuration a `wss://` connection uses.
@@ -85,7 +214,7 @@ fn build(extra: &[CertificateDer<'static>]) -> Arc<ClientConfig> {
 }
 
 impl Options {
-    /// Native-only settings (TLS). This method does not exist on wasm32.
+    /// Native-only settings. This method does not exist on wasm32.
     pub fn native(mut self, native: NativeOptions) -> Self {
         self.native = native;
         self
