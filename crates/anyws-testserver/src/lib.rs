@@ -9,8 +9,9 @@
 //! | `/protocol` | selects the first offered subprotocol; `?select=X` answers `X` even if not offered; `?none` answers with none; then echoes |
 //! | `/bad-accept` | answers the handshake with a wrong `Sec-WebSocket-Accept` |
 //! | `/send?count=N&size=B&binary=1` | sends `N` messages of `B` bytes, then closes with 1000. Text message `i` starts with `i` in decimal followed by `-`, padded with `.`; binary message `i` is `B` bytes of `i % 256` |
-//! | `/drop?after=N&wait=1` | sends `N` text messages `"0"`, `"1"`, ... (default 0), then drops the TCP connection without a close frame; with `wait=1` it first waits for one message from the client |
-//! | `/silent-close` | reads everything and never answers the client's close frame |
+//! | `/drop?after=N&wait=1&partial=1` | sends `N` text messages `"0"`, `"1"`, ... (default 0), then drops the TCP connection without a close frame; with `wait=1` it first waits for one message from the client; with `partial=1` the drop comes in the middle of a message (after the header of a 100-byte binary frame and 10 of its bytes) |
+//! | `/silent-close` | reads everything and never answers anything, neither pings nor the client's close frame: a dead or half-open peer |
+//! | `/ping?data=X` | sends a ping frame with payload `X` right after the handshake, then echoes (and answers pings, as every route that reads) |
 //! | `/raw?hex=...&wait=1` | writes the given raw bytes to the socket right after the handshake (malformed frames), then echoes; with `wait=1` it first waits for one message from the client |
 //! | `/sink?id=X` | reads and counts data messages; answers the client's close with the same code and reason; `/stats?id=X` reports the counts |
 //! | `/stats?id=X` | sends the counts of sink `X` as one text message `messages=N bytes=B closed=true/false`, then closes with 1000 |
@@ -19,6 +20,8 @@
 //! | `/headers` | sends the request's headers as one text message (`name: value` lines, names lower-case), then echoes |
 //!
 //! Any other path fails the handshake with 404.
+//!
+//! [`ConnectProxy`] is an HTTP `CONNECT` proxy, for testing clients that tunnel.
 //!
 //! ## Beside `wasm-pack test`
 //! Start the binary, read the URL from its first line, and hand it to the tests at compile
@@ -37,6 +40,9 @@
 //! tokio::spawn(server.run());
 //! # let _ = url; Ok(()) }
 //! ```
+
+mod proxy;
+pub use proxy::ConnectProxy;
 
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
@@ -190,7 +196,7 @@ async fn handle(stream: Conn, stats: Stats) {
         };
         match r.path.as_str() {
             "/echo" | "/close" | "/send" | "/drop" | "/silent-close" | "/raw" | "/sink"
-            | "/stats" | "/slow" | "/headers" | "/free-port" => {}
+            | "/stats" | "/slow" | "/headers" | "/free-port" | "/ping" => {}
             "/reject" => return Err(reject(r.num("status", 403))),
             "/bad-accept" => {
                 resp.headers_mut().insert(
@@ -280,6 +286,12 @@ async fn serve(mut ws: Ws, route: Route, stats: Stats) -> Served {
             }
             ws.flush().await?;
             let mut tcp = ws.into_inner();
+            if route.query.get("partial").is_some_and(|p| p == "1") {
+                // A binary frame announcing 100 bytes, and only the first 10 of them.
+                tcp.write_all(&[0x82, 100]).await?;
+                tcp.write_all(&[7u8; 10]).await?;
+                tcp.flush().await?;
+            }
             tcp.shutdown().await?;
             Ok(())
         }
@@ -293,6 +305,11 @@ async fn serve(mut ws: Ws, route: Route, stats: Stats) -> Served {
             wait_if_asked(&mut ws, &route).await;
             let bytes = decode_hex(route.query.get("hex").map(String::as_str).unwrap_or(""))?;
             ws.get_mut().write_all(&bytes).await?;
+            echo(ws).await
+        }
+        "/ping" => {
+            let data = route.query.get("data").cloned().unwrap_or_default();
+            ws.send(Message::Ping(data.into_bytes().into())).await?;
             echo(ws).await
         }
         "/headers" => {
