@@ -220,17 +220,15 @@ impl Core {
 
     /// The handshake succeeded: readyState becomes OPEN, then `open` fires. Returns `false`
     /// (and changes nothing) if `close()` moved the socket out of CONNECTING first.
+    /// (A socket made OPEN by [`Core::adopt_open`] fires `open` here too.)
     pub(crate) fn fire_open(&self, protocol: String, extensions: String) -> bool {
-        if self
-            .state
-            .compare_exchange(
-                ReadyState::Connecting as u16,
-                ReadyState::Open as u16,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_err()
-        {
+        let swapped = self.state.compare_exchange(
+            ReadyState::Connecting as u16,
+            ReadyState::Open as u16,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        if swapped.is_err_and(|now| now != ReadyState::Open as u16) {
             return false;
         }
         {
@@ -247,6 +245,14 @@ impl Core {
         };
         wakers.into_iter().for_each(Waker::wake);
         true
+    }
+
+    /// A connection whose handshake is already done (native server side) starts OPEN, so
+    /// `send` works at once; its `open` event still fires through [`Core::fire_open`].
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    pub(crate) fn adopt_open(&self, protocol: String) {
+        self.state.store(ReadyState::Open as u16, Ordering::Release);
+        lock(&self.inner).protocol = protocol;
     }
 
     /// The peer started the closing handshake: readyState becomes CLOSING (no event).

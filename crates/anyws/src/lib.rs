@@ -81,9 +81,11 @@ pub use validate::MAX_CLOSE_REASON_BYTES;
 /// settings in browser code are a compile error, never silently ignored.
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native {
-    pub use crate::backend::NativeOptions;
+    pub use crate::backend::{accept, wrap, NativeOptions, WebSocketExt};
     /// The rustls anyws uses, for building a [`NativeOptions::tls_config`].
     pub use tokio_rustls::rustls;
+    /// The tokio-tungstenite anyws uses, for streams passed to [`wrap`].
+    pub use tokio_tungstenite;
 }
 
 /// Counters for tests and monitoring.

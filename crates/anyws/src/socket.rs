@@ -256,19 +256,32 @@ impl WebSocket {
         let protocols = validate::protocols(&options.protocols)?;
         let core = Shared::new(Core::new(url, options.receive_high_water_mark));
         let transport = backend::Transport::connect(&core, protocols, &options.native)?;
+        Ok(Self::from_parts(core, transport, &options))
+    }
+
+    pub(crate) fn from_parts(
+        core: Shared<Core>,
+        transport: backend::Transport,
+        options: &Options,
+    ) -> WebSocket {
         let handle = Handle {
             core,
             transport,
             send_high_water_mark: options.send_high_water_mark,
         };
-        Ok(WebSocket {
+        WebSocket {
             handle: Shared::new(handle),
             wait: backend::WritableWait::default(),
-        })
+        }
     }
 
     pub(crate) fn core(&self) -> &Core {
         &self.handle.core
+    }
+
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    pub(crate) fn transport(&self) -> &backend::Transport {
+        &self.handle.transport
     }
 
     /// A handle that does not keep the socket open (for callbacks that refer to it).

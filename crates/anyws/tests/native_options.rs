@@ -2,34 +2,17 @@
 //! against. (They do not exist on wasm32; see the README's native-only options.)
 #![cfg(not(target_arch = "wasm32"))]
 
-use anyws::native::NativeOptions;
-use anyws::{ErrorEvent, ErrorKind, Options, WebSocket};
-use futures::StreamExt;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+mod common;
 
-async fn server() -> String {
-    let server = anyws_testserver::Server::bind("127.0.0.1:0").await.unwrap();
-    let url = server.url();
-    tokio::spawn(server.run());
-    url
-}
+use anyws::native::{NativeOptions, WebSocketExt};
+use anyws::{ErrorKind, Options, WebSocket};
+use common::{failure, server, Log};
+use futures::StreamExt;
+use std::time::Duration;
+use tokio::sync::mpsc;
 
 fn with(native: NativeOptions) -> Options {
     Options::new().native(native)
-}
-
-/// Waits for the close, expecting a failure: returns the error event's cause.
-async fn failure(ws: &WebSocket) -> anyws::Error {
-    let seen = Arc::new(Mutex::new(None));
-    let s = seen.clone();
-    ws.set_onerror(Some(move |e: &ErrorEvent| {
-        *s.lock().unwrap() = e.error().cloned()
-    }));
-    let ev = ws.closed().await;
-    assert_eq!((ev.code, ev.was_clean), (1006, false));
-    let err = seen.lock().unwrap().take();
-    err.expect("an error event with its cause")
 }
 
 #[tokio::test]
@@ -93,4 +76,142 @@ async fn a_message_over_the_size_limit_fails_the_connection() {
     let err = failure(&ws).await;
     assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
     assert!(err.message().contains("size limit"), "{err}");
+}
+
+#[tokio::test]
+async fn keepalive_detects_a_half_open_peer() {
+    // The peer keeps the TCP connection but answers nothing, not even pings.
+    let native = NativeOptions::new()
+        .ping_interval(Some(Duration::from_millis(50)))
+        .ping_timeout(Duration::from_millis(200));
+    let url = format!("{}/silent-close", server().await);
+    let ws = WebSocket::with_options(&url, with(native)).unwrap();
+    let log = Log::default();
+    let _listeners = log.attach(&ws);
+    let err = failure(&ws).await;
+    assert_eq!(err.kind(), ErrorKind::Network);
+    assert!(err.message().contains("keep-alive ping"), "{err}");
+    assert_eq!(log.lines(), ["open", "error", "close 1006 \"\" false"]);
+}
+
+#[tokio::test]
+async fn keepalive_pings_keep_a_live_connection_open() {
+    let native = NativeOptions::new()
+        .ping_interval(Some(Duration::from_millis(20)))
+        .ping_timeout(Duration::from_secs(5));
+    let ws = WebSocket::with_options(&format!("{}/echo", server().await), with(native)).unwrap();
+    let (tx, mut pongs) = mpsc::unbounded_channel();
+    ws.set_onpong(Some(move |p: &[u8]| {
+        let _ = tx.send(p.to_vec());
+    }));
+    for _ in 0..3 {
+        assert_eq!(
+            pongs.recv().await.unwrap(),
+            b"",
+            "keep-alive pings are empty"
+        );
+    }
+    ws.close();
+    let ev = ws.closed().await;
+    assert_eq!((ev.code, ev.was_clean), (1005, true));
+}
+
+#[tokio::test]
+async fn ping_and_pong_frames_reach_the_native_handlers() {
+    let ws = WebSocket::new(&format!("{}/ping?data=hi", server().await)).unwrap();
+    assert_eq!(
+        ws.ping(b"early".to_vec()).unwrap_err().kind(),
+        ErrorKind::InvalidState,
+        "ping before open"
+    );
+    let (ping_tx, mut pings) = mpsc::unbounded_channel();
+    let (pong_tx, mut pongs) = mpsc::unbounded_channel();
+    ws.set_onping(Some(move |p: &[u8]| {
+        let _ = ping_tx.send(p.to_vec());
+    }));
+    ws.set_onpong(Some(move |p: &[u8]| {
+        let _ = pong_tx.send(p.to_vec());
+    }));
+    ws.opened().await.unwrap();
+    assert_eq!(pings.recv().await.unwrap(), b"hi");
+    ws.ping(b"abc".to_vec()).unwrap();
+    assert_eq!(pongs.recv().await.unwrap(), b"abc");
+    let err = ws.ping(vec![0u8; 126]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Syntax, "{err}");
+    ws.ping(vec![1u8; 125]).unwrap();
+    assert_eq!(pongs.recv().await.unwrap(), vec![1u8; 125]);
+    // Cleared handlers see nothing; the connection goes on.
+    ws.set_onpong(None::<fn(&[u8])>);
+    ws.ping(b"unseen".to_vec()).unwrap();
+    ws.send("after").unwrap();
+    let mut stream = ws.clone();
+    assert_eq!(
+        stream.next().await.unwrap().unwrap().as_text(),
+        Some("after")
+    );
+    ws.close();
+    assert!(ws.closed().await.was_clean);
+    assert!(pongs.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn connects_through_an_http_connect_proxy() {
+    let proxy = anyws_testserver::ConnectProxy::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .require_authorization("Basic dXNlcjpwQHNz"); // user:p@ss
+    let proxy_url = proxy.url().replace("http://", "http://user:p%40ss@");
+    let tunnels = proxy.tunnels();
+    tokio::spawn(proxy.run());
+    let native = NativeOptions::new().proxy(proxy_url);
+    let mut ws =
+        WebSocket::with_options(&format!("{}/echo", server().await), with(native)).unwrap();
+    ws.opened().await.unwrap();
+    ws.send("through the tunnel").unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap().as_text(),
+        Some("through the tunnel")
+    );
+    assert_eq!(tunnels.load(std::sync::atomic::Ordering::Acquire), 1);
+    ws.close();
+    assert!(ws.closed().await.was_clean);
+}
+
+#[tokio::test]
+async fn a_proxy_that_refuses_fails_the_connection() {
+    let proxy = anyws_testserver::ConnectProxy::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .require_authorization("Basic c2VjcmV0");
+    let native = NativeOptions::new().proxy(proxy.url()); // no credentials
+    tokio::spawn(proxy.run());
+    let ws = WebSocket::with_options(&format!("{}/echo", server().await), with(native)).unwrap();
+    let log = Log::default();
+    let _listeners = log.attach(&ws);
+    let err = failure(&ws).await;
+    assert_eq!(err.kind(), ErrorKind::Network);
+    assert!(err.message().contains("407"), "{err}");
+    assert_eq!(log.lines(), ["error", "close 1006 \"\" false"]);
+}
+
+#[tokio::test]
+async fn bad_proxy_urls_are_syntax_errors_before_any_traffic() {
+    for proxy in [
+        "socks5://127.0.0.1:1080",
+        "https://127.0.0.1:3128",
+        "not a url",
+        "http://127.0.0.1:3128/path",
+    ] {
+        let native = NativeOptions::new().proxy(proxy);
+        let err = WebSocket::with_options("ws://127.0.0.1:9/", with(native)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Syntax, "{proxy}: {err}");
+    }
+    let debug = format!(
+        "{:?}",
+        NativeOptions::new().proxy("http://u:secret@127.0.0.1:1")
+    );
+    assert!(
+        !debug.contains("secret"),
+        "Debug hides the proxy password: {debug}"
+    );
 }

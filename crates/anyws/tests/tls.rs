@@ -2,11 +2,13 @@
 //! (A browser decides trust with its own store; see the README's Target differences.)
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+
 use anyws::native::{rustls, NativeOptions};
-use anyws::{ErrorEvent, ErrorKind, Message, Options, WebSocket};
+use anyws::{ErrorKind, Message, Options, WebSocket};
 use futures::StreamExt;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// A private CA, and a server certificate it signed for `names`.
 struct Pki {
@@ -51,18 +53,7 @@ async fn tls_server(pki: &Pki) -> String {
 /// Opens `url`, expecting the TLS handshake to fail: error (with the TLS cause), then close 1006.
 async fn expect_tls_failure(url: &str, options: Options, cause: &str) {
     let ws = WebSocket::with_options(url, options).unwrap();
-    let seen = Arc::new(Mutex::new(None));
-    let s = seen.clone();
-    ws.set_onerror(Some(move |e: &ErrorEvent| {
-        *s.lock().unwrap() = e.error().cloned()
-    }));
-    let ev = ws.closed().await;
-    assert_eq!((ev.code, ev.was_clean), (1006, false));
-    let err = seen
-        .lock()
-        .unwrap()
-        .take()
-        .expect("an error event with its cause");
+    let err = common::failure(&ws).await;
     assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
     assert!(err.to_string().contains(cause), "{err}");
     assert!(

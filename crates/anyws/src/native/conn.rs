@@ -3,8 +3,7 @@
 
 use super::handshake;
 use super::options::NativeOptions;
-use super::stream::Stream;
-use super::{Command, LiveGuard};
+use super::{Command, Control, ControlKind, LiveGuard};
 use crate::core::Core;
 use crate::error::{Error, ErrorKind};
 use crate::event::{CloseEvent, Message};
@@ -14,7 +13,8 @@ use std::future::poll_fn;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -87,17 +87,39 @@ fn aborted_error() -> Error {
     )
 }
 
-pub(crate) async fn run(
-    core: Shared<Core>,
-    protocols: Vec<String>,
-    options: NativeOptions,
-    rx: mpsc::UnboundedReceiver<Command>,
-    buffered: Arc<AtomicU64>,
-) {
+/// Everything a connection task shares with its handles.
+pub(crate) struct Task {
+    pub core: Shared<Core>,
+    pub options: NativeOptions,
+    pub rx: mpsc::UnboundedReceiver<Command>,
+    pub buffered: Arc<AtomicU64>,
+    pub control: Arc<Control>,
+}
+
+/// A client connection: the opening handshake, then the connection.
+pub(crate) async fn run(mut task: Task, protocols: Vec<String>) {
     let live = LiveGuard::new();
-    let outcome = connect_and_drive(&core, protocols, &options, rx, &buffered).await;
-    wait_for_gate(&core).await; // when the connection failed before `open`
-                                // The socket is closed by now: stop counting it before anyone hears of the close.
+    let outcome = connect_and_drive(&mut task, protocols).await;
+    finish(&task.core, live, outcome).await;
+}
+
+/// A connection whose handshake is already done (the server side): `open`, then the
+/// connection.
+pub(crate) async fn run_adopted<S>(mut task: Task, ws: WebSocketStream<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let live = LiveGuard::new();
+    wait_for_gate(&task.core).await;
+    // The socket is OPEN already; `open` is skipped if `close()` came first.
+    task.core.fire_open(task.core.protocol(), String::new());
+    let outcome = drive(&mut task, ws).await;
+    finish(&task.core, live, outcome).await;
+}
+
+async fn finish(core: &Core, live: LiveGuard, outcome: Outcome) {
+    wait_for_gate(core).await; // when the connection failed before `open`
+                               // The socket is closed by now: stop counting it before anyone hears of the close.
     drop(live);
     if let Some(error) = outcome.error {
         core.fire_error(Some(error));
@@ -105,33 +127,27 @@ pub(crate) async fn run(
     core.fire_close(outcome.close);
 }
 
-async fn connect_and_drive(
-    core: &Core,
-    protocols: Vec<String>,
-    options: &NativeOptions,
-    mut rx: mpsc::UnboundedReceiver<Command>,
-    buffered: &AtomicU64,
-) -> Outcome {
-    let url = core.url().clone();
+async fn connect_and_drive(task: &mut Task, protocols: Vec<String>) -> Outcome {
+    let url = task.core.url().clone();
     let upgraded = tokio::select! {
-        r = connect_within(&url, &protocols, options) => r,
-        _ = aborted(&mut rx) => Err(aborted_error()),
+        r = connect_within(&url, &protocols, &task.options) => r,
+        _ = aborted(&mut task.rx) => Err(aborted_error()),
     };
     let up = match upgraded {
         Ok(up) => up,
         Err(e) => return Outcome::failed(e),
     };
-    let config = Some(options.websocket_config());
+    let config = Some(task.options.websocket_config());
     let ws =
         WebSocketStream::from_partially_read(up.stream, up.leftover, Role::Client, config).await;
-    wait_for_gate(core).await;
-    if !core.fire_open(up.protocol, up.extensions) {
+    wait_for_gate(&task.core).await;
+    if !task.core.fire_open(up.protocol, up.extensions) {
         return Outcome::failed(aborted_error());
     }
-    drive(core, ws, rx, buffered, options.close_timeout).await
+    drive(task, ws).await
 }
 
-/// How the reader ended.
+/// How the connection's reading side ended.
 enum End {
     /// The stream ended after the peer's close frame (code, reason): a clean close.
     Clean(u16, String),
@@ -141,6 +157,8 @@ enum End {
     Failed(WsError),
     /// The peer did not finish the closing handshake in time.
     TimedOut,
+    /// Nothing arrived within the ping timeout after a keep-alive ping.
+    Unresponsive(Duration),
 }
 
 fn to_wire(m: Message) -> WsMessage {
@@ -150,20 +168,58 @@ fn to_wire(m: Message) -> WsMessage {
     }
 }
 
-async fn drive(
-    core: &Core,
-    ws: WebSocketStream<Stream>,
-    mut rx: mpsc::UnboundedReceiver<Command>,
-    buffered: &AtomicU64,
-    close_timeout: Duration,
-) -> Outcome {
+/// When the peer was last heard from, as nanoseconds since `start` (shared by the reader,
+/// which records it, and the keep-alive check).
+struct Liveness {
+    start: Instant,
+    last_heard_ns: AtomicU64,
+}
+
+impl Liveness {
+    fn new() -> Self {
+        Liveness {
+            start: Instant::now(),
+            last_heard_ns: AtomicU64::new(0),
+        }
+    }
+
+    fn heard(&self) {
+        let ns = self.start.elapsed().as_nanos() as u64;
+        self.last_heard_ns.store(ns, Ordering::Release);
+    }
+
+    fn last_heard(&self) -> Instant {
+        self.start + Duration::from_nanos(self.last_heard_ns.load(Ordering::Acquire))
+    }
+}
+
+/// Runs an open connection until it ends: the reader delivers frames as events, the writer
+/// sends commands in order, and the loop around them keeps the time limits (close timeout,
+/// keep-alive). The reader and writer never wait for each other.
+async fn drive<S>(task: &mut Task, ws: WebSocketStream<S>) -> Outcome
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let Task {
+        core,
+        options,
+        rx,
+        buffered,
+        control,
+    } = task;
+    let close_timeout = options.close_timeout;
+    let liveness = Liveness::new();
+    // The loop asks the writer for a keep-alive ping; the permit waits if the writer is busy.
+    let ping_wanted = Notify::new();
     let (mut sink, mut stream) = ws.split();
     let end = {
         let reader = async {
             let mut peer_close = None;
             loop {
                 poll_fn(|cx| core.poll_room(cx)).await;
-                match stream.next().await {
+                let next = stream.next().await;
+                liveness.heard();
+                match next {
                     Some(Ok(WsMessage::Text(t))) => {
                         core.fire_message(Message::Text(t.as_str().to_owned()))
                     }
@@ -177,7 +233,10 @@ async fn drive(
                             None => (1005, String::new()),
                         });
                     }
-                    Some(Ok(_)) => {} // ping, pong: tungstenite answers pings itself
+                    // tungstenite answers pings itself.
+                    Some(Ok(WsMessage::Ping(p))) => control.fire(ControlKind::Ping, &p),
+                    Some(Ok(WsMessage::Pong(p))) => control.fire(ControlKind::Pong, &p),
+                    Some(Ok(WsMessage::Frame(_))) => {}
                     // After the peer's close frame the closing handshake is complete; how
                     // the transport then ends (a TLS peer that skips close_notify, a reset)
                     // changes nothing (RFC 6455 7.1.4).
@@ -197,7 +256,18 @@ async fn drive(
             }
         };
         let writer = async {
-            while let Some(cmd) = rx.recv().await {
+            loop {
+                let cmd = tokio::select! {
+                    biased;
+                    cmd = rx.recv() => match cmd {
+                        Some(cmd) => cmd,
+                        None => break,
+                    },
+                    _ = ping_wanted.notified() => {
+                        sink.send(WsMessage::Ping(Default::default())).await?;
+                        continue;
+                    }
+                };
                 let mut batch = 0u64;
                 let mut close = None;
                 let mut next = Some(cmd);
@@ -206,6 +276,10 @@ async fn drive(
                         Command::Send(m) => {
                             batch += m.len() as u64;
                             sink.feed(to_wire(m)).await?;
+                            next = rx.try_recv().ok();
+                        }
+                        Command::Ping(p) => {
+                            sink.feed(WsMessage::Ping(p.into())).await?;
                             next = rx.try_recv().ok();
                         }
                         Command::Close(frame) => close = Some(frame),
@@ -230,17 +304,27 @@ async fn drive(
             Ok::<(), WsError>(())
         };
         tokio::pin!(reader, writer);
-        let mut deadline: Option<Instant> = None;
+        let mut close_deadline: Option<Instant> = None;
+        let mut keepalive = options
+            .ping_interval
+            .map(|every| Keepalive::new(every, options.ping_timeout));
         loop {
+            let alive_at = keepalive.as_ref().map(|k| k.deadline(&liveness));
             tokio::select! {
                 end = &mut reader => break end,
                 // The writer stops after our close frame, when the peer closed first, or on a
                 // write error; either way the reader decides, within the close timeout.
-                _ = &mut writer, if deadline.is_none() => {
-                    deadline = Some(Instant::now() + close_timeout);
+                _ = &mut writer, if close_deadline.is_none() => {
+                    close_deadline = Some(Instant::now() + close_timeout);
                 }
-                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                    break End::TimedOut;
+                _ = sleep_until_some(close_deadline) => break End::TimedOut,
+                _ = sleep_until_some(alive_at) => {
+                    let k = keepalive.as_mut().expect("only a keep-alive sets this deadline");
+                    match k.check(&liveness) {
+                        Check::Fine => {}
+                        Check::Ping => ping_wanted.notify_one(),
+                        Check::Dead => break End::Unresponsive(k.timeout),
+                    }
                 }
             }
         }
@@ -262,6 +346,10 @@ async fn drive(
             ErrorKind::Network,
             format!("the peer did not finish the closing handshake within {close_timeout:?}"),
         )),
+        End::Unresponsive(timeout) => Outcome::failed(Error::new(
+            ErrorKind::Network,
+            format!("the peer sent nothing within {timeout:?} of a keep-alive ping"),
+        )),
         End::Failed(e) => {
             // Fail the WebSocket connection: tell the peer why, if it still listens.
             if let Some(code) = fail_code(&e) {
@@ -273,6 +361,77 @@ async fn drive(
                 let _ = tokio::time::timeout(FAIL_CLOSE_TIMEOUT, close).await;
             }
             Outcome::failed(read_error(e))
+        }
+    }
+}
+
+/// Sleeps until `at`, or forever when there is no deadline.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The keep-alive: after `every` with nothing heard from the peer, send a ping; if nothing
+/// at all (a pong, a message, any frame) is heard within `timeout` after it, the peer is gone.
+struct Keepalive {
+    every: Duration,
+    timeout: Duration,
+    /// When the outstanding ping was asked for.
+    pinged: Option<Instant>,
+}
+
+enum Check {
+    Fine,
+    Ping,
+    Dead,
+}
+
+impl Keepalive {
+    fn new(every: Duration, timeout: Duration) -> Self {
+        Keepalive {
+            every,
+            timeout,
+            pinged: None,
+        }
+    }
+
+    /// When to check next. While a ping is out, the first check comes after `every` (an
+    /// answer by then lets the next ping go on schedule), the last at the timeout.
+    fn deadline(&self, liveness: &Liveness) -> Instant {
+        match self.pinged {
+            Some(at) => {
+                let early = at + self.every.min(self.timeout);
+                if Instant::now() < early {
+                    early
+                } else {
+                    at + self.timeout
+                }
+            }
+            None => liveness.last_heard() + self.every,
+        }
+    }
+
+    fn check(&mut self, liveness: &Liveness) -> Check {
+        let now = Instant::now();
+        let heard = liveness.last_heard();
+        if let Some(at) = self.pinged {
+            if heard < at {
+                return if now >= at + self.timeout {
+                    Check::Dead
+                } else {
+                    Check::Fine
+                };
+            }
+            // Anything heard since the ping (a pong, a message) proves the peer is there.
+            self.pinged = None;
+        }
+        if now >= heard + self.every {
+            self.pinged = Some(now);
+            Check::Ping
+        } else {
+            Check::Fine
         }
     }
 }

@@ -45,7 +45,13 @@ pub(crate) async fn connect(
             "port {port} is on the Fetch standard's list of blocked ports, which browsers refuse too"
         )));
     }
-    let tcp = tcp_connect(url, port).await?;
+    let tcp = match &options.proxy {
+        Some(proxy) => {
+            let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
+            super::proxy::parse(proxy)?.tunnel(host, port).await?
+        }
+        None => tcp_connect(url, port).await?,
+    };
     let _ = tcp.set_nodelay(options.tcp_nodelay);
     let stream = if url.scheme() == "wss" {
         Stream::Tls(Box::new(

@@ -5,21 +5,26 @@
 //! have been written and flushed to the socket.
 
 mod conn;
+mod ext;
 mod gate;
 mod handshake;
 mod options;
+mod proxy;
+mod server;
 mod stream;
 
+pub use ext::WebSocketExt;
 pub(crate) use gate::Gate;
 pub use options::NativeOptions;
+pub use server::{accept, wrap};
 
-use crate::core::Core;
+use crate::core::{lock, Core};
 use crate::error::{Error, ErrorKind};
 use crate::event::{BinaryType, Message, ReadyState};
 use crate::sendness::Shared;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 use url::Url;
@@ -27,6 +32,8 @@ use url::Url;
 /// What the handle asks of the connection task, in order.
 pub(crate) enum Command {
     Send(Message),
+    /// A ping frame with this payload (at most 125 bytes, checked by the handle).
+    Ping(Vec<u8>),
     /// Start the closing handshake: a close frame with this code and reason (none: no code).
     Close(Option<(u16, String)>),
     /// `close()` while CONNECTING: fail the connection.
@@ -65,6 +72,51 @@ pub(crate) struct WritableWait {}
 pub(crate) struct Transport {
     buffered: Arc<AtomicU64>,
     commands: mpsc::UnboundedSender<Command>,
+    control: Arc<Control>,
+}
+
+/// Which control frame a native handler is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ControlKind {
+    Ping,
+    Pong,
+}
+
+/// A ping or pong handler.
+pub(crate) type ControlFn = Box<dyn FnMut(&[u8]) + Send>;
+type ControlCallback = Arc<Mutex<ControlFn>>;
+
+/// The native-only `onping` / `onpong` handlers (see [`WebSocketExt`]).
+#[derive(Default)]
+pub(crate) struct Control {
+    ping: Mutex<Option<ControlCallback>>,
+    pong: Mutex<Option<ControlCallback>>,
+}
+
+impl Control {
+    fn slot(&self, kind: ControlKind) -> &Mutex<Option<ControlCallback>> {
+        match kind {
+            ControlKind::Ping => &self.ping,
+            ControlKind::Pong => &self.pong,
+        }
+    }
+
+    pub(crate) fn set(&self, kind: ControlKind, f: Option<ControlFn>) {
+        *lock(self.slot(kind)) = f.map(|f| Arc::new(Mutex::new(f)));
+    }
+
+    /// Runs the handler with no lock on the slot held, so it may replace itself; a panic is
+    /// reported and the connection goes on, as with event listeners.
+    pub(crate) fn fire(&self, kind: ControlKind, payload: &[u8]) {
+        let Some(callback) = lock(self.slot(kind)).clone() else {
+            return;
+        };
+        let mut f = lock(&callback);
+        let run = std::panic::AssertUnwindSafe(|| (f)(payload));
+        if std::panic::catch_unwind(run).is_err() {
+            eprintln!("anyws: an on{kind:?} handler panicked; the connection goes on");
+        }
+    }
 }
 
 /// Runs `fut` on the caller's tokio runtime, or, outside one, on anyws's own small runtime.
@@ -95,28 +147,82 @@ fn spawn(fut: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
 }
 
 impl Transport {
+    /// A client connection to the core's URL.
     pub(crate) fn connect(
         core: &Shared<Core>,
         protocols: Vec<String>,
         options: &NativeOptions,
     ) -> Result<Self, Error> {
+        options.validate()?;
+        Self::start(core, options, |task| conn::run(task, protocols))
+    }
+
+    /// A connection whose opening handshake is done; the core is already OPEN.
+    pub(crate) fn adopt<S>(
+        core: &Shared<Core>,
+        options: &NativeOptions,
+        ws: tokio_tungstenite::WebSocketStream<S>,
+    ) -> Result<Self, Error>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        Self::start(core, options, |task| conn::run_adopted(task, ws))
+    }
+
+    fn start<F>(
+        core: &Shared<Core>,
+        options: &NativeOptions,
+        run: impl FnOnce(conn::Task) -> F,
+    ) -> Result<Self, Error>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
         let (commands, rx) = mpsc::unbounded_channel();
         let buffered = Arc::new(AtomicU64::new(0));
-        options.validate()?;
-        spawn(conn::run(
-            core.clone(),
-            protocols,
-            options.clone(),
+        let control = Arc::new(Control::default());
+        spawn(run(conn::Task {
+            core: core.clone(),
+            options: options.clone(),
             rx,
-            buffered.clone(),
-        ))?;
+            buffered: buffered.clone(),
+            control: control.clone(),
+        }))?;
         if tokio::runtime::Handle::try_current().is_ok() {
             // Spawned last, so on a worker it waits in that worker's own slot and runs there
             // once the creating task yields (see `gate`).
             let core = core.clone();
             tokio::spawn(async move { core.gate().task_ran() });
         }
-        Ok(Transport { buffered, commands })
+        Ok(Transport {
+            buffered,
+            commands,
+            control,
+        })
+    }
+
+    pub(crate) fn control(&self) -> &Control {
+        &self.control
+    }
+
+    /// Sends a ping frame; the socket must be OPEN.
+    pub(crate) fn ping(&self, core: &Core, payload: Vec<u8>) -> Result<(), Error> {
+        if payload.len() > 125 {
+            return Err(Error::new(
+                ErrorKind::Syntax,
+                format!(
+                    "a ping payload is at most 125 bytes (RFC 6455 5.5); this one is {}",
+                    payload.len()
+                ),
+            ));
+        }
+        if core.ready_state() != ReadyState::Open {
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                "ping() needs an open socket",
+            ));
+        }
+        let _ = self.commands.send(Command::Ping(payload));
+        Ok(())
     }
 
     pub(crate) fn ready_state(&self, core: &Core) -> ReadyState {

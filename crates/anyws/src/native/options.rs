@@ -36,6 +36,9 @@ pub struct NativeOptions {
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) close_timeout: Duration,
     pub(crate) tcp_nodelay: bool,
+    pub(crate) ping_interval: Option<Duration>,
+    pub(crate) ping_timeout: Duration,
+    pub(crate) proxy: Option<String>,
 }
 
 impl Default for NativeOptions {
@@ -49,6 +52,9 @@ impl Default for NativeOptions {
             connect_timeout: Some(Duration::from_secs(30)),
             close_timeout: Duration::from_secs(30),
             tcp_nodelay: true,
+            ping_interval: None,
+            ping_timeout: Duration::from_secs(20),
+            proxy: None,
         }
     }
 }
@@ -67,6 +73,9 @@ impl std::fmt::Debug for NativeOptions {
             .field("connect_timeout", &self.connect_timeout)
             .field("close_timeout", &self.close_timeout)
             .field("tcp_nodelay", &self.tcp_nodelay)
+            .field("ping_interval", &self.ping_interval)
+            .field("ping_timeout", &self.ping_timeout)
+            .field("proxy", &self.proxy.as_deref().map(redact))
             .finish()
     }
 }
@@ -148,7 +157,36 @@ impl NativeOptions {
         self
     }
 
-    /// Checks the headers; runs before any network traffic.
+    /// Sends a ping when nothing has been heard from the peer for this long, and fails the
+    /// connection (`error`, then `close` 1006) when nothing at all (a pong, a message, any
+    /// frame) arrives within [`ping_timeout`](NativeOptions::ping_timeout) after it: this
+    /// detects a dead peer or a half-open TCP connection, which otherwise looks like a quiet
+    /// one forever. `None` turns it off. Default: off, as in browsers, which never ping.
+    pub fn ping_interval(mut self, every: Option<Duration>) -> Self {
+        self.ping_interval = every;
+        self
+    }
+
+    /// How long after a keep-alive ping the peer has to answer (see
+    /// [`ping_interval`](NativeOptions::ping_interval)). Default: 20 s.
+    pub fn ping_timeout(mut self, timeout: Duration) -> Self {
+        self.ping_timeout = timeout;
+        self
+    }
+
+    /// Connects through an HTTP proxy with the `CONNECT` method: `http://host:port`, with
+    /// `http://user:password@host:port` for Basic proxy authentication (percent-encoded).
+    /// `ws://` and `wss://` both tunnel; TLS for `wss://` runs end to end through the tunnel.
+    /// A proxy that refuses (e.g. HTTP 407) fails the connection like a server that refuses.
+    /// Only `http://` proxies are supported; anything else makes
+    /// [`WebSocket::with_options`](crate::WebSocket::with_options) fail with
+    /// [`ErrorKind::Syntax`]. Proxy environment variables are not read. Default: none.
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = Some(url.into());
+        self
+    }
+
+    /// Checks the headers and the proxy; runs before any network traffic.
     pub(crate) fn validate(&self) -> Result<(), Error> {
         for (name, value) in &self.headers {
             let token = !name.is_empty()
@@ -176,6 +214,9 @@ impl NativeOptions {
                 ));
             }
         }
+        if let Some(proxy) = &self.proxy {
+            super::proxy::parse(proxy)?;
+        }
         Ok(())
     }
 
@@ -196,6 +237,17 @@ impl NativeOptions {
             return DEFAULT.get_or_init(|| build(&[])).clone();
         }
         build(&self.extra_roots)
+    }
+}
+
+/// A proxy URL without its password, for `Debug`.
+fn redact(proxy: &str) -> String {
+    match url::Url::parse(proxy) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => proxy.to_owned(),
     }
 }
 
