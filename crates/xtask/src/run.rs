@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// The last lines of a command's output, for an error message.
-fn tail(text: &str, lines: usize) -> String {
+pub fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
@@ -54,6 +54,12 @@ fn execute(cmd: &mut Command) -> Result<Ran, String> {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
+}
+
+/// Runs `cmd` to the end: whether it succeeded, and its stdout and stderr together.
+pub fn output(cmd: &mut Command) -> Result<(bool, String), String> {
+    let ran = execute(cmd)?;
+    Ok((ran.status.success(), ran.combined()))
 }
 
 /// Runs `cmd`, returning its stdout; stderr goes into the error.

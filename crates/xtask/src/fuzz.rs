@@ -1,0 +1,100 @@
+//! `cargo xtask fuzz`: the cargo-fuzz targets of `crates/anyws/fuzz`, each for a while.
+
+use crate::run::{capture, output, run_quiet, tail};
+use crate::setup;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+/// The targets, in the order they run.
+pub const TARGETS: &[&str] = &["url", "protocols", "close_args", "receive"];
+
+/// Makes sure a nightly toolchain and cargo-fuzz are there (cargo-fuzz needs nightly for
+/// the sanitizer and coverage flags; the rest of the project builds on stable).
+fn ensure_tools(installed: &mut Vec<String>) -> Result<(), String> {
+    let toolchains = capture(Command::new("rustup").args(["toolchain", "list"]))?;
+    if !toolchains.lines().any(|l| l.starts_with("nightly")) {
+        println!("setup: rustup toolchain install nightly --profile minimal ...");
+        run_quiet(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+        ]))?;
+        installed.push("the nightly toolchain (for cargo-fuzz)".into());
+    }
+    setup::ensure_cargo_tool("cargo-fuzz", "cargo-fuzz", None, installed)
+}
+
+/// Builds every target, then runs each for `seconds`, starting from the committed seeds.
+/// Returns one summary line per target; a crash, a leak or a timeout is an error naming the
+/// saved input.
+pub fn run(root: &Path, seconds: u64) -> Result<Vec<String>, String> {
+    let mut installed = Vec::new();
+    ensure_tools(&mut installed)?;
+    if !installed.is_empty() {
+        println!("setup: installed {}", installed.join(", "));
+    }
+    let fuzz_dir = root.join("crates/anyws/fuzz");
+    let work = root.join("target/fuzz");
+    let cargo_fuzz = |args: &[&str]| {
+        let mut cmd = Command::new("cargo");
+        cmd.current_dir(root.join("crates/anyws"))
+            .env("CARGO_TARGET_DIR", work.join("build"))
+            .env("CARGO_TERM_COLOR", "never")
+            .args(["+nightly", "fuzz"])
+            .args(args)
+            .arg("--fuzz-dir")
+            .arg(&fuzz_dir);
+        cmd
+    };
+    let start = Instant::now();
+    run_quiet(&mut cargo_fuzz(&["build"]))?;
+    println!(
+        "fuzz: built {} targets ({:.0} s)",
+        TARGETS.len(),
+        start.elapsed().as_secs_f32()
+    );
+
+    let mut lines = Vec::new();
+    for target in TARGETS {
+        let corpus = work.join("corpus").join(target);
+        let artifacts = work.join("artifacts").join(target);
+        for dir in [&corpus, &artifacts] {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let seeds = fuzz_dir.join("seeds").join(target);
+        let mut cmd = cargo_fuzz(&["run", target]);
+        cmd.arg(&corpus).arg(&seeds).args([
+            "--".to_owned(),
+            format!("-max_total_time={seconds}"),
+            format!("-artifact_prefix={}/", artifacts.display()),
+            "-timeout=20".to_owned(),
+            "-rss_limit_mb=4096".to_owned(),
+            "-print_final_stats=1".to_owned(),
+        ]);
+        let (success, text) = output(&mut cmd)?;
+        let runs = text
+            .lines()
+            .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
+            .map(|n| n.trim().to_owned())
+            .unwrap_or_else(|| "?".into());
+        let corpus_size = std::fs::read_dir(&corpus).map(|d| d.count()).unwrap_or(0);
+        if !success {
+            let crash = std::fs::read_dir(&artifacts)
+                .ok()
+                .and_then(|d| d.flatten().map(|e| e.path()).next())
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "(no input saved)".into());
+            return Err(format!(
+                "fuzz target {target} failed after {runs} runs; input: {crash}\n{}",
+                tail(&text, 40)
+            ));
+        }
+        lines.push(format!(
+            "fuzz: {target}: {runs} runs in {seconds} s, corpus {corpus_size} inputs, no crash"
+        ));
+    }
+    Ok(lines)
+}
