@@ -82,11 +82,19 @@ pub use validate::MAX_CLOSE_REASON_BYTES;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native {
     pub use crate::backend::{accept, wrap, NativeOptions, WebSocketExt};
+    /// The native-tls anyws uses, for [`NativeOptions::native_tls`] (feature `native-tls`).
+    #[cfg(feature = "native-tls")]
+    pub use tokio_native_tls::native_tls;
     /// The rustls anyws uses, for building a [`NativeOptions::tls_config`].
     pub use tokio_rustls::rustls;
     /// The tokio-tungstenite anyws uses, for streams passed to [`wrap`].
     pub use tokio_tungstenite;
 }
+
+/// For `cargo fuzz` only (built with `--cfg fuzzing`); not part of the API.
+#[cfg(all(fuzzing, not(target_arch = "wasm32")))]
+#[doc(hidden)]
+pub use backend::fuzzing;
 
 /// Counters for tests and monitoring.
 pub mod diagnostics {

@@ -4,51 +4,10 @@
 
 mod common;
 
-use anyws::native::{rustls, NativeOptions};
+use anyws::native::NativeOptions;
 use anyws::{ErrorKind, Message, Options, WebSocket};
+use common::tls::{pki, tls_server};
 use futures::StreamExt;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use std::sync::Arc;
-
-/// A private CA, and a server certificate it signed for `names`.
-struct Pki {
-    ca_der: Vec<u8>,
-    server: Arc<rustls::ServerConfig>,
-}
-
-fn pki(names: &[&str]) -> Pki {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "anyws test CA");
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    let leaf = CertificateParams::new(names)
-        .unwrap()
-        .signed_by(&leaf_key, &ca)
-        .unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
-    let chain = vec![leaf.der().clone(), ca.der().clone()];
-    let server = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
-    Pki {
-        ca_der: ca.der().to_vec(),
-        server: Arc::new(server),
-    }
-}
-
-async fn tls_server(pki: &Pki) -> String {
-    let server = anyws_testserver::Server::bind_tls("127.0.0.1:0", pki.server.clone())
-        .await
-        .unwrap();
-    let url = server.url();
-    tokio::spawn(server.run());
-    url
-}
 
 /// Opens `url`, expecting the TLS handshake to fail: error (with the TLS cause), then close 1006.
 async fn expect_tls_failure(url: &str, options: Options, cause: &str) {
@@ -98,4 +57,29 @@ async fn a_certificate_for_another_host_fails() {
         "not valid for name",
     )
     .await;
+}
+
+#[tokio::test]
+async fn wss_through_an_http_connect_proxy_is_end_to_end_tls() {
+    let pki = pki(&["127.0.0.1"]);
+    let base = tls_server(&pki).await;
+    let proxy = anyws_testserver::ConnectProxy::bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let native = NativeOptions::new()
+        .add_root_certificate(pki.ca_der.clone())
+        .proxy(proxy.url());
+    let tunnels = proxy.tunnels();
+    tokio::spawn(proxy.run());
+    let mut ws =
+        WebSocket::with_options(&format!("{base}/echo"), Options::new().native(native)).unwrap();
+    ws.opened().await.unwrap();
+    ws.send("tunnelled").unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap().as_text(),
+        Some("tunnelled")
+    );
+    assert_eq!(tunnels.load(std::sync::atomic::Ordering::Acquire), 1);
+    ws.close();
+    assert!(ws.closed().await.was_clean);
 }

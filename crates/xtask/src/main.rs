@@ -8,9 +8,12 @@
 //!   summary line per runtime and a total; then Autobahn|Testsuite against the native client.
 //! - `cargo xtask autobahn`: runs Autobahn|Testsuite and writes its summary to
 //!   `tests/autobahn/summary.md`.
+//! - `cargo xtask fuzz [--seconds N]`: runs each cargo-fuzz target of `crates/anyws/fuzz`
+//!   for N seconds (default 60); `cargo xtask test` runs each for 10.
 
 mod autobahn;
 mod config;
+mod fuzz;
 mod run;
 mod setup;
 
@@ -33,8 +36,9 @@ fn main() -> ExitCode {
         Some("test") => test(&root),
         Some("demo") => demo(&root),
         Some("autobahn") => autobahn_summary(&root),
+        Some("fuzz") => fuzz_for(&root, &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|autobahn>\n  demo      run a native client against the test server\n  test      install what is missing, then run every check and test\n  autobahn  run Autobahn|Testsuite and write {}", autobahn::SUMMARY);
+            eprintln!("usage: cargo xtask <demo|test|autobahn|fuzz>\n  demo      run a native client against the test server\n  test      install what is missing, then run every check and test\n  autobahn  run Autobahn|Testsuite and write {}\n  fuzz [--seconds N]  run each fuzz target for N seconds (default 60)", autobahn::SUMMARY);
             return ExitCode::from(2);
         }
     };
@@ -45,6 +49,23 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// How long `cargo xtask test` runs each fuzz target.
+const CI_FUZZ_SECONDS: u64 = 10;
+
+fn fuzz_for(root: &Path, args: &[String]) -> Result<(), String> {
+    let seconds = match args {
+        [] => 60,
+        [flag, n] if flag == "--seconds" => n
+            .parse()
+            .map_err(|_| format!("--seconds wants a whole number, not {n:?}"))?,
+        _ => return Err("usage: cargo xtask fuzz [--seconds N]".into()),
+    };
+    for line in fuzz::run(root, seconds)? {
+        println!("{line}");
+    }
+    Ok(())
 }
 
 fn cargo(root: &Path, toolchain: Option<&str>) -> Command {
@@ -167,6 +188,7 @@ fn test(root: &Path) -> Result<(), String> {
             "clippy",
             "--workspace",
             "--all-targets",
+            "--all-features",
             "--",
             "-D",
             "warnings",
@@ -185,7 +207,12 @@ fn test(root: &Path) -> Result<(), String> {
             "doc",
             "--no-deps",
             "--workspace",
+            "--all-features",
         ]),
+    )?;
+    step(
+        "anyws without default features",
+        cargo(root, None).args(["check", "-p", "anyws", "--no-default-features"]),
     )?;
     step(
         "rustdoc (wasm32)",
@@ -195,6 +222,7 @@ fn test(root: &Path) -> Result<(), String> {
             .args(pkgs(&config.check.crates)),
     )?;
 
+    // Every feature (native-tls, platform-roots) on; the suite below uses the defaults.
     let unit = run_tests(cargo(root, None).args([
         "test",
         "-p",
@@ -203,6 +231,7 @@ fn test(root: &Path) -> Result<(), String> {
         "anyws-testserver",
         "-p",
         "xtask",
+        "--all-features",
     ]))?;
     report_failure("unit and doc tests", &unit)?;
     println!(
@@ -280,6 +309,17 @@ fn test(root: &Path) -> Result<(), String> {
             );
         }
         Err(e) => problems.push(format!("autobahn could not run: {e}")),
+    }
+    let started_fuzz = Instant::now();
+    match fuzz::run(root, CI_FUZZ_SECONDS) {
+        Ok(lines) => {
+            lines.iter().for_each(|l| println!("{l}"));
+            println!(
+                "(fuzzing took {:.0} s)",
+                started_fuzz.elapsed().as_secs_f32()
+            );
+        }
+        Err(e) => problems.push(e),
     }
     println!("{passed} passed, {failed} failed");
     println!("(took {:.0} s)", started.elapsed().as_secs_f32());

@@ -150,7 +150,12 @@ fn apt_install(packages: &[&str]) -> Result<(), String> {
 }
 
 fn ensure_debian_packages(config: &WasmConfig, installed: &mut Vec<String>) -> Result<(), String> {
-    let mut wanted: Vec<(&str, &str)> = vec![("binaryen", "/usr/bin/wasm-opt")];
+    let mut wanted: Vec<(&str, &str)> = vec![
+        ("binaryen", "/usr/bin/wasm-opt"),
+        // For anyws's `native-tls` feature (OpenSSL), built by the unit tests.
+        ("libssl-dev", "/usr/include/openssl/ssl.h"),
+        ("pkg-config", "/usr/bin/pkg-config"),
+    ];
     for b in &config.test.browsers {
         match b {
             Browser::Chromium => {
@@ -204,7 +209,7 @@ fn ensure_wasm_bindgen(root: &Path, installed: &mut Vec<String>) -> Result<(), S
 }
 
 /// Installs `krate` with `cargo install` unless `bin` is on PATH (at `version`, if given).
-fn ensure_cargo_tool(
+pub fn ensure_cargo_tool(
     krate: &str,
     bin: &str,
     version: Option<&str>,

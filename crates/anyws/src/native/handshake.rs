@@ -9,11 +9,9 @@ use super::options::NativeOptions;
 use super::stream::Stream;
 use crate::error::{Error, ErrorKind};
 use crate::validate;
-use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::ServerName;
-use tokio_rustls::rustls::ClientConfig;
 use tokio_tungstenite::tungstenite::handshake::{client::generate_key, derive_accept_key};
 use url::{Host, Url};
 
@@ -54,20 +52,25 @@ pub(crate) async fn connect(
     };
     let _ = tcp.set_nodelay(options.tcp_nodelay);
     let stream = if url.scheme() == "wss" {
-        Stream::Tls(Box::new(
-            tls_connect(url, tcp, options.client_config()).await?,
-        ))
+        tls_connect(url, tcp, options).await?
     } else {
         Stream::Plain(tcp)
     };
     upgrade(stream, url, protocols, &options.headers).await
 }
 
-async fn tls_connect(
-    url: &Url,
-    tcp: TcpStream,
-    config: Arc<ClientConfig>,
-) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Error> {
+/// TLS for `wss://`: native-tls if a connector was given, rustls otherwise.
+async fn tls_connect(url: &Url, tcp: TcpStream, options: &NativeOptions) -> Result<Stream, Error> {
+    let tls_error = |e: &dyn std::fmt::Display| format!("the TLS handshake with {url} failed: {e}");
+    #[cfg(feature = "native-tls")]
+    if let Some(connector) = &options.native_tls {
+        let domain = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
+        let connector = tokio_native_tls::TlsConnector::from(connector.clone());
+        return match connector.connect(domain, tcp).await {
+            Ok(tls) => Ok(Stream::NativeTls(Box::new(tls))),
+            Err(e) => Err(Error::with_source(ErrorKind::Tls, tls_error(&e), e)),
+        };
+    }
     let name = match url.host() {
         Some(Host::Domain(d)) => ServerName::try_from(d.to_owned()),
         Some(Host::Ipv4(ip)) => Ok(ServerName::from(std::net::IpAddr::from(ip))),
@@ -81,16 +84,11 @@ async fn tls_connect(
             e,
         )
     })?;
-    tokio_rustls::TlsConnector::from(config)
+    tokio_rustls::TlsConnector::from(options.client_config())
         .connect(name, tcp)
         .await
-        .map_err(|e| {
-            Error::with_source(
-                ErrorKind::Tls,
-                format!("the TLS handshake with {url} failed: {e}"),
-                e,
-            )
-        })
+        .map(|tls| Stream::Tls(Box::new(tls)))
+        .map_err(|e| Error::with_source(ErrorKind::Tls, tls_error(&e), e))
 }
 
 async fn tcp_connect(url: &Url, port: u16) -> Result<TcpStream, Error> {

@@ -6,6 +6,8 @@
 
 mod conn;
 mod ext;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 mod gate;
 mod handshake;
 mod options;

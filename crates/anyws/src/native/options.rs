@@ -39,6 +39,8 @@ pub struct NativeOptions {
     pub(crate) ping_interval: Option<Duration>,
     pub(crate) ping_timeout: Duration,
     pub(crate) proxy: Option<String>,
+    #[cfg(feature = "native-tls")]
+    pub(crate) native_tls: Option<tokio_native_tls::native_tls::TlsConnector>,
 }
 
 impl Default for NativeOptions {
@@ -55,14 +57,16 @@ impl Default for NativeOptions {
             ping_interval: None,
             ping_timeout: Duration::from_secs(20),
             proxy: None,
+            #[cfg(feature = "native-tls")]
+            native_tls: None,
         }
     }
 }
 
 impl std::fmt::Debug for NativeOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NativeOptions")
-            .field("custom_tls_config", &self.tls.is_some())
+        let mut f = f.debug_struct("NativeOptions");
+        f.field("custom_tls_config", &self.tls.is_some())
             .field("extra_roots", &self.extra_roots.len())
             .field(
                 "headers",
@@ -75,8 +79,10 @@ impl std::fmt::Debug for NativeOptions {
             .field("tcp_nodelay", &self.tcp_nodelay)
             .field("ping_interval", &self.ping_interval)
             .field("ping_timeout", &self.ping_timeout)
-            .field("proxy", &self.proxy.as_deref().map(redact))
-            .finish()
+            .field("proxy", &self.proxy.as_deref().map(redact));
+        #[cfg(feature = "native-tls")]
+        f.field("native_tls", &self.native_tls.is_some());
+        f.finish()
     }
 }
 
@@ -92,14 +98,17 @@ const RESERVED: &[&str] = &[
 ];
 
 impl NativeOptions {
-    /// The defaults (see each setter). `wss://` trusts the Mozilla root certificates bundled
-    /// by `webpki-roots` and always checks certificates: there is no switch to turn that off.
+    /// The defaults (see each setter). `wss://` always checks certificates (there is no
+    /// switch to turn that off) against the Mozilla root certificates bundled by
+    /// `webpki-roots` (default feature `webpki-roots`) and, with the `platform-roots`
+    /// feature, the operating system's root store.
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Trusts one more root certificate (DER), besides the default roots: for servers with a
-    /// private CA. Ignored when [`tls_config`](NativeOptions::tls_config) is set.
+    /// private CA. Ignored when [`tls_config`](NativeOptions::tls_config) or
+    /// `native_tls` (feature `native-tls`) is set.
     pub fn add_root_certificate(mut self, der: impl Into<Vec<u8>>) -> Self {
         self.extra_roots.push(CertificateDer::from(der.into()));
         self
@@ -110,6 +119,17 @@ impl NativeOptions {
     /// uses.
     pub fn tls_config(mut self, config: Arc<ClientConfig>) -> Self {
         self.tls = Some(config);
+        self
+    }
+
+    /// Uses native-tls (OpenSSL on Linux, Secure Transport on macOS, SChannel on Windows)
+    /// for `wss://` with this connector, instead of rustls: for a platform's certificate
+    /// policy or an organisation's trust settings. Root certificates and client identities
+    /// are the connector's ([`native_tls`](crate::native::native_tls) is the crate anyws
+    /// uses). Feature `native-tls`. Default: rustls.
+    #[cfg(feature = "native-tls")]
+    pub fn native_tls(mut self, connector: tokio_native_tls::native_tls::TlsConnector) -> Self {
+        self.native_tls = Some(connector);
         self
     }
 
@@ -251,10 +271,26 @@ fn redact(proxy: &str) -> String {
     }
 }
 
+/// The roots `wss://` trusts by default: the bundled Mozilla roots (feature `webpki-roots`,
+/// on by default) and the platform's store (feature `platform-roots`), loaded once.
+fn default_roots() -> &'static RootCertStore {
+    static ROOTS: OnceLock<RootCertStore> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        #[allow(unused_mut)]
+        let mut roots = RootCertStore::empty();
+        #[cfg(feature = "webpki-roots")]
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        #[cfg(feature = "platform-roots")]
+        {
+            // Unreadable entries are skipped; if none load, the server is reported untrusted.
+            let _ = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        }
+        roots
+    })
+}
+
 fn build(extra: &[CertificateDer<'static>]) -> Arc<ClientConfig> {
-    let mut roots = RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
+    let mut roots = default_roots().clone();
     // A certificate that does not parse is left out; the handshake then reports the server
     // as untrusted, which names the real problem.
     let _ = roots.add_parsable_certificates(extra.iter().cloned());

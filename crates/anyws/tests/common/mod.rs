@@ -1,6 +1,8 @@
 //! Helpers shared by the native-only integration tests.
 #![allow(dead_code)] // each test file uses some of them
 
+pub mod tls;
+
 use anyws::{CloseEvent, ErrorEvent, Event, EventKind, Listener, WebSocket};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
