@@ -465,6 +465,11 @@ impl Future for Closed {
 /// abnormal one it yields one `Err` (kind [`ErrorKind::Network`] or the native cause) first.
 /// Reading it is what lets the native backend read more when the queue is above
 /// [`Options::receive_high_water_mark`].
+///
+/// The stream is a [`FusedStream`](futures_core::FusedStream): once it has ended,
+/// `futures::select!` skips `ws.next()` instead of polling it to `None`. A `select!` loop that
+/// must notice the end should also select on [`closed()`](WebSocket::closed), after the
+/// messages (`select_biased!`), so that every message queued before the close is read first.
 impl futures_core::Stream for WebSocket {
     type Item = Result<Message, Error>;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {

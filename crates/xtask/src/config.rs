@@ -9,12 +9,39 @@ use std::path::Path;
 pub struct WasmConfig {
     pub test: TestConfig,
     pub check: CheckConfig,
+    pub build: BuildConfig,
+}
+
+/// `[build]`: how the demo page's bundle is made.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BuildConfig {
+    /// The crate directory wasm-pack builds, relative to the repository root.
+    #[serde(rename = "crate")]
+    pub krate: String,
+    /// wasm-pack's `--target`.
+    pub target: String,
+    /// Where the bundle goes, relative to the repository root.
+    pub out_dir: String,
+    /// `release` or `dev`.
+    pub profile: Profile,
+    /// wasm-opt arguments the xtask runs on the bundle; empty to skip.
+    pub wasm_opt: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    Release,
+    Dev,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct TestConfig {
     pub crates: Vec<String>,
+    /// Framework examples (Yew, Leptos) whose browser tests run in headless Chromium.
+    pub examples: Vec<String>,
     pub browsers: Vec<Browser>,
     pub timeout_seconds: u64,
 }
@@ -67,14 +94,21 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let config = WasmConfig::load(&root).unwrap();
         assert_eq!(config.test.crates, ["anyws-tests"]);
+        assert!(config
+            .test
+            .examples
+            .contains(&"anyws-example-yew".to_string()));
         assert_eq!(config.test.browsers, [Browser::Chromium, Browser::Firefox]);
         assert!(config.check.crates.contains(&"anyws".to_string()));
+        assert_eq!(config.build.krate, "www");
+        assert_eq!(config.build.profile, Profile::Release);
+        assert_eq!(config.build.wasm_opt, ["-Oz"]);
     }
 
     #[test]
     fn mistakes_are_reported() {
-        let bad_browser =
-            "[test]\ncrates=[]\nbrowsers=[\"safari\"]\ntimeout-seconds=1\n[check]\ncrates=[]\n";
+        let bad_browser = "[test]\ncrates=[]\nexamples=[]\nbrowsers=[\"safari\"]\ntimeout-seconds=1\n[check]\ncrates=[]\n\
+             [build]\ncrate=\"www\"\ntarget=\"web\"\nout-dir=\"www/pkg\"\nprofile=\"release\"\nwasm-opt=[]\n";
         assert!(WasmConfig::parse(bad_browser)
             .unwrap_err()
             .contains("safari"));

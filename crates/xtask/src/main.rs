@@ -1,21 +1,26 @@
 //! The project's task runner.
 //!
-//! - `cargo xtask demo`: starts the test server and runs the native example client against
-//!   it, printing every event.
+//! - `cargo xtask demo`: builds the demo page's wasm bundle when stale (`wasm-pack.toml`
+//!   `[build]`), starts the chat server (127.0.0.1:8080, or a free port) and a native chat
+//!   client in the same room, and prints the URL to open.
 //! - `cargo xtask test`: installs what is missing, runs the checks (fmt, clippy and rustdoc
 //!   for native and wasm32, unit and doc tests), then the cross-target suite natively and in
 //!   each browser that `wasm-pack.toml` names, against one test server, and prints one
-//!   summary line per runtime and a total; then Autobahn|Testsuite against the native client.
+//!   summary line per runtime and a total; the demo's end-to-end test in headless Chromium;
+//!   then Autobahn|Testsuite against the native client and a short fuzzing run.
 //! - `cargo xtask autobahn`: runs Autobahn|Testsuite and writes its summary to
 //!   `tests/autobahn/summary.md`.
 //! - `cargo xtask fuzz [--seconds N]`: runs each cargo-fuzz target of `crates/anyws/fuzz`
 //!   for N seconds (default 60); `cargo xtask test` runs each for 10.
 
 mod autobahn;
+mod bundle;
 mod config;
+mod demo;
 mod fuzz;
 mod run;
 mod setup;
+mod webdriver;
 
 use config::{Browser, WasmConfig};
 use run::{run_quiet, run_tests, TestRun};
@@ -34,11 +39,12 @@ fn main() -> ExitCode {
         .expect("the workspace root");
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&root),
-        Some("demo") => demo(&root),
+        Some("demo") => demo_command(&root),
         Some("autobahn") => autobahn_summary(&root),
         Some("fuzz") => fuzz_for(&root, &args[1..]),
+        Some("e2e") => e2e_command(&root),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|autobahn|fuzz>\n  demo      run a native client against the test server\n  test      install what is missing, then run every check and test\n  autobahn  run Autobahn|Testsuite and write {}\n  fuzz [--seconds N]  run each fuzz target for N seconds (default 60)", autobahn::SUMMARY);
+            eprintln!("usage: cargo xtask <demo|test|autobahn|fuzz|e2e>\n  demo      start the chat demo: page, server and a native client\n  test      install what is missing, then run every check and test\n  autobahn  run Autobahn|Testsuite and write {}\n  fuzz [--seconds N]  run each fuzz target for N seconds (default 60)\n  e2e       the demo's end-to-end test in headless Chromium (also part of test)", autobahn::SUMMARY);
             return ExitCode::from(2);
         }
     };
@@ -75,11 +81,16 @@ fn cargo(root: &Path, toolchain: Option<&str>) -> Command {
     }
     cmd.current_dir(root).env("CARGO_TERM_COLOR", "never");
     // Tools installed by `cargo install` must be found by cargo's runner setting.
+    cmd.env("PATH", tool_path());
+    cmd
+}
+
+/// PATH with cargo's bin directory (where `cargo install` puts tools) at the end.
+fn tool_path() -> std::ffi::OsString {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
     dirs.push(run::cargo_bin_dir());
-    cmd.env("PATH", std::env::join_paths(dirs).expect("a valid PATH"));
-    cmd
+    std::env::join_paths(dirs).expect("a valid PATH")
 }
 
 /// Runs one check, printing its name, verdict and time.
@@ -134,28 +145,31 @@ impl Drop for TestServer {
     }
 }
 
-fn demo(root: &Path) -> Result<(), String> {
-    let server = TestServer::start(root)?;
-    println!("demo: test server listening on {}", server.url);
-    println!("demo: running the native example client (crates/anyws/examples/echo_client.rs)\n");
-    let status = cargo(root, None)
-        .args([
-            "run",
-            "--quiet",
-            "-p",
-            "anyws",
-            "--example",
-            "echo_client",
-            "--",
-        ])
-        .arg(format!("{}/echo", server.url))
-        .status()
-        .map_err(|e| e.to_string())?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("the example client failed ({status})"))
-    }
+fn e2e_command(root: &Path) -> Result<(), String> {
+    let config = WasmConfig::load(root)?;
+    let tools = setup::ensure(root, &config, setup::Need::Everything)?;
+    bundle::ensure(
+        root,
+        &config.build,
+        tools.wasm_toolchain.as_deref(),
+        &tools.wasm_opt,
+    )?;
+    println!("{}", demo::end_to_end(root, &tools.chromedriver)?);
+    Ok(())
+}
+
+fn demo_command(root: &Path) -> Result<(), String> {
+    let config = WasmConfig::load(root)?;
+    let tools = setup::ensure(root, &config, setup::Need::Bundle)?;
+    demo::demo(root, || {
+        bundle::ensure(
+            root,
+            &config.build,
+            tools.wasm_toolchain.as_deref(),
+            &tools.wasm_opt,
+        )
+        .map(drop)
+    })
 }
 
 fn test(root: &Path) -> Result<(), String> {
@@ -169,7 +183,7 @@ fn test(root: &Path) -> Result<(), String> {
         config.check.crates,
         config.test.timeout_seconds
     );
-    let tools = setup::ensure(root, &config)?;
+    let tools = setup::ensure(root, &config, setup::Need::Everything)?;
     let tc = tools.wasm_toolchain.as_deref();
     let pkgs = |crates: &[String]| {
         crates
@@ -231,6 +245,10 @@ fn test(root: &Path) -> Result<(), String> {
         "anyws-testserver",
         "-p",
         "xtask",
+        "-p",
+        "anyws-chat",
+        "-p",
+        "anyws-chat-server",
         "--all-features",
     ]))?;
     report_failure("unit and doc tests", &unit)?;
@@ -242,6 +260,7 @@ fn test(root: &Path) -> Result<(), String> {
     let server = TestServer::start(root)?;
     println!("suite: test server at {}", server.url);
     let mut runs: Vec<(&str, TestRun)> = Vec::new();
+    let mut examples: Option<TestRun> = None;
 
     let native = run_tests(
         cargo(root, None)
@@ -268,6 +287,19 @@ fn test(root: &Path) -> Result<(), String> {
         };
         runs.push((browser.name(), run_tests(&mut cmd)?));
     }
+    if !config.test.examples.is_empty() {
+        let mut cmd = cargo(root, tc);
+        cmd.env("ANYWS_TEST_SERVER", &server.url)
+            .env(
+                "WASM_BINDGEN_TEST_TIMEOUT",
+                config.test.timeout_seconds.to_string(),
+            )
+            .env_remove("GECKODRIVER")
+            .env("CHROMEDRIVER", &tools.chromedriver)
+            .args(["test", "--target", WASM])
+            .args(pkgs(&config.test.examples));
+        examples = Some(run_tests(&mut cmd)?);
+    }
     drop(server);
 
     println!();
@@ -281,6 +313,19 @@ fn test(root: &Path) -> Result<(), String> {
             problems.push(e);
         }
     }
+    if let Some(run) = &examples {
+        println!(
+            "examples (chromium): {} passed, {} failed ({})",
+            run.passed,
+            run.failed,
+            config.test.examples.join(", ")
+        );
+        passed += run.passed;
+        failed += run.failed;
+        if let Err(e) = report_failure("examples", run) {
+            problems.push(e);
+        }
+    }
     let reference = &runs[0].1.names;
     for (name, run) in &runs[1..] {
         if run.success && run.names != *reference {
@@ -290,6 +335,12 @@ fn test(root: &Path) -> Result<(), String> {
                 "{name} did not pass the same tests as native: missing {only_native:?}, extra {only_here:?}"
             ));
         }
+    }
+    match bundle::ensure(root, &config.build, tc, &tools.wasm_opt)
+        .and_then(|_| demo::end_to_end(root, &tools.chromedriver))
+    {
+        Ok(line) => println!("{line}"),
+        Err(e) => problems.push(format!("demo end-to-end test: {e}")),
     }
     let started_autobahn = Instant::now();
     match autobahn::run(root, || cargo(root, None)) {

@@ -5,7 +5,8 @@
 //! - wasm-bindgen-cli at exactly the `wasm-bindgen` version in Cargo.lock;
 //! - the browsers and drivers that `wasm-pack.toml` asks for (Debian's chromium +
 //!   chromium-driver, firefox-esr + geckodriver from crates.io);
-//! - wasm-pack and wasm-opt (Debian's binaryen) for the browser bundle.
+//! - wasm-pack, and wasm-opt from the npm registry's `binaryen` (Debian's binaryen 108 cannot
+//!   read what current Rust emits for wasm32), for the browser bundle.
 
 use crate::config::{Browser, WasmConfig};
 use crate::run::{capture, cargo_bin_dir, run_quiet, which};
@@ -23,20 +24,59 @@ pub struct Tools {
     pub wasm_toolchain: Option<String>,
     pub chromedriver: PathBuf,
     pub geckodriver: PathBuf,
+    /// binaryen's wasm-opt (the npm package, run by Node.js).
+    pub wasm_opt: PathBuf,
 }
 
-pub fn ensure(root: &Path, config: &WasmConfig) -> Result<Tools, String> {
+/// The binaryen release whose wasm-opt optimises the bundle.
+const BINARYEN: &str = "132.0.0";
+
+/// Installs binaryen from the npm registry into `target/xtask/binaryen` unless it is there.
+fn ensure_binaryen(root: &Path, installed: &mut Vec<String>) -> Result<PathBuf, String> {
+    let prefix = root.join("target/xtask/binaryen");
+    let bin = prefix.join("node_modules/.bin/wasm-opt");
+    let package = prefix.join("node_modules/binaryen/package.json");
+    let have = std::fs::read_to_string(&package).unwrap_or_default();
+    if bin.exists() && have.contains(&format!("\"version\": \"{BINARYEN}\"")) {
+        return Ok(bin);
+    }
+    std::fs::create_dir_all(&prefix).map_err(|e| format!("{}: {e}", prefix.display()))?;
+    println!("setup: npm install binaryen@{BINARYEN} (wasm-opt) ...");
+    run_quiet(
+        Command::new("npm")
+            .arg("install")
+            .arg("--prefix")
+            .arg(&prefix)
+            .args(["--no-audit", "--no-fund", "--no-save"])
+            .arg(format!("binaryen@{BINARYEN}")),
+    )?;
+    installed.push(format!("binaryen {BINARYEN} (npm)"));
+    Ok(bin)
+}
+
+/// What a command needs installed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Building the demo bundle: the wasm target, wasm-bindgen-cli, wasm-pack, wasm-opt.
+    Bundle,
+    /// Everything `cargo xtask test` runs: the above, the browsers and their drivers.
+    Everything,
+}
+
+pub fn ensure(root: &Path, config: &WasmConfig, need: Need) -> Result<Tools, String> {
     let start = Instant::now();
     let mut installed = Vec::new();
     let wasm_toolchain = ensure_wasm_target(root, &mut installed)?;
-    ensure_debian_packages(config, &mut installed)?;
+    ensure_debian_packages(config, need, &mut installed)?;
     ensure_wasm_bindgen(root, &mut installed)?;
-    let want_firefox = config.test.browsers.contains(&Browser::Firefox);
+    let want_firefox = need == Need::Everything && config.test.browsers.contains(&Browser::Firefox);
     if want_firefox {
         ensure_cargo_tool("geckodriver", "geckodriver", None, &mut installed)?;
     }
     ensure_cargo_tool("wasm-pack", "wasm-pack", None, &mut installed)?;
+    let wasm_opt = ensure_binaryen(root, &mut installed)?;
     let tools = Tools {
+        wasm_opt,
         wasm_toolchain,
         chromedriver: PathBuf::from("/usr/bin/chromedriver"),
         geckodriver: which("geckodriver").unwrap_or_else(|| cargo_bin_dir().join("geckodriver")),
@@ -149,14 +189,28 @@ fn apt_install(packages: &[&str]) -> Result<(), String> {
     .map_err(|e| format!("apt-get could not install {}: {e}", packages.join(", ")))
 }
 
-fn ensure_debian_packages(config: &WasmConfig, installed: &mut Vec<String>) -> Result<(), String> {
+fn ensure_debian_packages(
+    config: &WasmConfig,
+    need: Need,
+    installed: &mut Vec<String>,
+) -> Result<(), String> {
     let mut wanted: Vec<(&str, &str)> = vec![
-        ("binaryen", "/usr/bin/wasm-opt"),
+        ("nodejs", "/usr/bin/node"),
+        ("npm", "/usr/bin/npm"),
         // For anyws's `native-tls` feature (OpenSSL), built by the unit tests.
         ("libssl-dev", "/usr/include/openssl/ssl.h"),
         ("pkg-config", "/usr/bin/pkg-config"),
     ];
-    for b in &config.test.browsers {
+    let browsers = match need {
+        Need::Bundle => &[][..],
+        // Chromium is needed for the end-to-end test of the demo page in any case.
+        Need::Everything => &config.test.browsers[..],
+    };
+    if need == Need::Everything {
+        wanted.push(("chromium", "/usr/bin/chromium"));
+        wanted.push(("chromium-driver", "/usr/bin/chromedriver"));
+    }
+    for b in browsers {
         match b {
             Browser::Chromium => {
                 wanted.push(("chromium", "/usr/bin/chromium"));
@@ -165,6 +219,8 @@ fn ensure_debian_packages(config: &WasmConfig, installed: &mut Vec<String>) -> R
             Browser::Firefox => wanted.push(("firefox-esr", "/usr/bin/firefox-esr")),
         }
     }
+    wanted.sort();
+    wanted.dedup();
     let missing: Vec<&str> = wanted
         .iter()
         .filter(|(_, bin)| !Path::new(bin).exists())

@@ -1,0 +1,253 @@
+//! `cargo xtask demo` and the demo's end-to-end browser test.
+
+use crate::run::run_quiet;
+use crate::webdriver::{self, Session};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A running `anyws-chat-server`.
+struct Server {
+    child: Child,
+    page: String,
+    chat: String,
+}
+
+impl Server {
+    /// Starts the server on `port` (0: any free port), serving `www/`.
+    fn start(root: &Path, port: u16) -> Result<Server, String> {
+        let bin = root.join("target/debug/anyws-chat-server");
+        let mut child = Command::new(&bin)
+            .args(["--port", &port.to_string(), "--www"])
+            .arg(root.join("www"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let mut first = String::new();
+        let stdout = child.stdout.take().expect("piped stdout");
+        BufReader::new(stdout)
+            .read_line(&mut first)
+            .map_err(|e| e.to_string())?;
+        // "chat server: http://127.0.0.1:8080/ (chat at ws://127.0.0.1:8080/chat)"
+        let words: Vec<&str> = first.split_whitespace().collect();
+        match words.as_slice() {
+            ["chat", "server:", page, "(chat", "at", chat] => Ok(Server {
+                page: page.to_string(),
+                chat: chat.trim_end_matches(')').to_string(),
+                child,
+            }),
+            _ => Err(format!("the chat server said {first:?}")),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn build_binaries(root: &Path) -> Result<(), String> {
+    run_quiet(crate::cargo(root, None).args([
+        "build",
+        "--quiet",
+        "-p",
+        "anyws-chat-server",
+        "-p",
+        "anyws-chat-cli",
+    ]))
+    .map(drop)
+}
+
+/// `cargo xtask demo`: the bundle (if stale), the server, and a native client in the room.
+pub fn demo(root: &Path, bundle_ready: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    bundle_ready()?;
+    build_binaries(root)?;
+    let server = Server::start(root, 8080)?;
+    println!();
+    println!("  Open {} in a browser.", server.page);
+    println!("  A native client (the same anyws-chat module, compiled natively) joins as");
+    println!("  \"native-bot\" and says hello. Type here to chat from the native side;");
+    println!("  Ctrl-C stops everything.");
+    println!();
+    // Ctrl-C reaches the server and the client too (same process group): each closes its
+    // sockets and exits; the xtask waits for them instead of dying first.
+    let _ = ctrlc::set_handler(|| {});
+    let mut client = Command::new(root.join("target/debug/anyws-chat-cli"))
+        .args(["--url", &server.chat, "--name", "native-bot", "--say"])
+        .arg("hello from native Rust 👋 (anyws over tokio-tungstenite)")
+        .spawn()
+        .map_err(|e| format!("cannot start the native client: {e}"))?;
+    let _ = client.wait();
+    let mut server = server;
+    let _ = server.child.wait();
+    println!("demo: stopped");
+    Ok(())
+}
+
+/// The native client, driven through its stdin and read through its stdout.
+struct Client {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Client {
+    fn start(root: &Path, url: &str, name: &str) -> Result<Client, String> {
+        let mut child = Command::new(root.join("target/debug/anyws-chat-cli"))
+            .args(["--url", url, "--name", name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start the native client: {e}"))?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Ok(Client {
+            child,
+            stdin,
+            lines,
+            seen: Vec::new(),
+        })
+    }
+
+    /// Waits for an output line satisfying `want`.
+    fn wait_for(&mut self, limit: Duration, want: impl Fn(&str) -> bool) -> Result<String, String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if want(&line) {
+                        return Ok(line);
+                    }
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "the native client did not print the expected line within {limit:?}; it printed:\n{}",
+                        self.seen.join("\n")
+                    ))
+                }
+            }
+        }
+    }
+
+    fn say(&mut self, text: &str) -> Result<(), String> {
+        let stdin = self.stdin.as_mut().ok_or("stdin closed")?;
+        writeln!(stdin, "{text}").map_err(|e| e.to_string())
+    }
+
+    /// Ends input (the client leaves the room) and waits for it to exit.
+    fn finish(mut self) -> Result<Vec<String>, String> {
+        drop(self.stdin.take());
+        let _ = self.wait_for(Duration::from_secs(10), |l| l == "[stopped]");
+        let _ = self.child.wait();
+        Ok(std::mem::take(&mut self.seen))
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A chromedriver on a free port.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start(chromedriver: &Path) -> Result<Driver, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let child = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", chromedriver.display()))?;
+        let driver = Driver { child, port };
+        webdriver::wait_ready(port, Duration::from_secs(30))?;
+        Ok(driver)
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The end-to-end test: headless Chromium opens the page, sends a message the native client
+/// receives, then shows the native client's answer. Saves a screenshot to
+/// `artifacts/demo-page.png`. Returns a summary line.
+pub fn end_to_end(root: &Path, chromedriver: &Path) -> Result<String, String> {
+    let start = Instant::now();
+    build_binaries(root)?;
+    let server = Server::start(root, 0)?;
+    let mut native = Client::start(root, &server.chat, "native-bot")?;
+    native.wait_for(WAIT, |l| l.starts_with("[room]"))?;
+
+    let driver = Driver::start(chromedriver)?;
+    let browser = Session::chromium(driver.port, "/usr/bin/chromium")?;
+    let result = (|| {
+        browser.goto(&format!("{}?name=e2e-browser", server.page))?;
+        browser.wait_for_text("#ready-state", WAIT, |t| t == "OPEN (1)")?;
+        // anyws_chat::PROTOCOL, negotiated by the browser's own WebSocket.
+        browser.wait_for_text("#protocol", WAIT, |t| t == "anyws-chat.v1")?;
+        browser.wait_for_text("#users", WAIT, |t| t.contains("native-bot (native)"))?;
+        native.wait_for(WAIT, |l| l == "[joined] e2e-browser (browser)")?;
+
+        browser.type_into("#say", "hello from the browser")?;
+        browser.click("#send")?;
+        native.wait_for(WAIT, |l| l == "<e2e-browser> hello from the browser")?;
+
+        native.say("hello from native Rust")?;
+        browser.wait_for_text("#log", WAIT, |t| {
+            t.contains("native-bot hello from native Rust")
+        })?;
+        browser.wait_for_text("#buffered", WAIT, |t| t == "0 bytes")?;
+
+        let png = browser.screenshot()?;
+        let dir = root.join("artifacts");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("demo-page.png"), png).map_err(|e| e.to_string())?;
+        Ok::<(), String>(())
+    })();
+    browser.close();
+    drop(driver);
+    result?;
+    let seen = native.finish()?;
+    if !seen.iter().any(|l| l.starts_with("[closed] 1000")) {
+        return Err(format!(
+            "the native client did not close with 1000:\n{}",
+            seen.join("\n")
+        ));
+    }
+    drop(server);
+    Ok(format!(
+        "demo e2e: page and native client exchanged messages in headless Chromium; screenshot in artifacts/demo-page.png ({:.0} s)",
+        start.elapsed().as_secs_f32()
+    ))
+}
