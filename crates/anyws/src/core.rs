@@ -14,7 +14,6 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use url::Url;
 
 /// Locks a mutex, ignoring poisoning: a listener that panicked must not wedge the socket.
 pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -79,7 +78,7 @@ impl Inner {
 
 /// One socket's shared state.
 pub(crate) struct Core {
-    url: Url,
+    url: String,
     origin: String,
     state: AtomicU16,
     receive_high_water_mark: usize,
@@ -89,8 +88,9 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    pub(crate) fn new(url: Url, receive_high_water_mark: usize) -> Core {
-        let origin = url.origin().ascii_serialization();
+    /// A socket's state for `url`, a serialized ws/wss URL.
+    pub(crate) fn new(url: String, receive_high_water_mark: usize) -> Core {
+        let origin = crate::validate::origin_of(&url);
         Core {
             url,
             origin,
@@ -101,7 +101,7 @@ impl Core {
         }
     }
 
-    pub(crate) fn url(&self) -> &Url {
+    pub(crate) fn url(&self) -> &str {
         &self.url
     }
 
@@ -264,19 +264,23 @@ impl Core {
     /// A message arrived. It goes to the `message` listeners, and is queued for the `Stream`
     /// face unless the socket is used with listeners only (message listeners are set and the
     /// stream has never been polled), so a handler-only socket keeps no copies.
-    pub(crate) fn fire_message(&self, data: Message) {
+    ///
+    /// Returns whether the queue is still below the receive high-water mark (the native
+    /// reader checks [`poll_room`](Core::poll_room) only when it is not).
+    pub(crate) fn fire_message(&self, data: Message) -> bool {
         // The payload is copied only when both the queue and a listener take it.
-        let (for_listeners, waker) = {
+        let (for_listeners, waker, room) = {
             let mut inner = lock(&self.inner);
             let listening = inner.listeners.iter().any(|e| e.kind == EventKind::Message);
-            if inner.stream_polled || !listening {
+            let (for_listeners, waker) = if inner.stream_polled || !listening {
                 let for_listeners = listening.then(|| data.clone());
                 inner.queued_bytes += data.len();
                 inner.queue.push_back(data);
                 (for_listeners, inner.stream_waker.take())
             } else {
                 (Some(data), None)
-            }
+            };
+            (for_listeners, waker, self.room_in(&inner))
         };
         if let Some(w) = waker {
             w.wake();
@@ -287,6 +291,7 @@ impl Core {
                 origin: self.origin.clone(),
             }));
         }
+        room
     }
 
     /// The connection failed or broke: readyState becomes CLOSED, then `error` fires (the
@@ -417,11 +422,21 @@ impl Core {
                 .is_some_and(|c| c.was_clean || inner.failure_yielded)
     }
 
+    fn room_in(&self, inner: &Inner) -> bool {
+        inner.queued_bytes < self.receive_high_water_mark || inner.close.is_some()
+    }
+
+    /// Native reader: whether the stream queue is under the receive high-water mark.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    pub(crate) fn has_room(&self) -> bool {
+        self.room_in(&lock(&self.inner))
+    }
+
     /// Native reader: ready while the stream queue is under the receive high-water mark.
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub(crate) fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut inner = lock(&self.inner);
-        if inner.queued_bytes < self.receive_high_water_mark || inner.close.is_some() {
+        if self.room_in(&inner) {
             Poll::Ready(())
         } else {
             inner.room_waker = Some(cx.waker().clone());

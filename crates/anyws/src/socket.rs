@@ -151,7 +151,7 @@ impl Clone for WebSocket {
 impl std::fmt::Debug for WebSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebSocket")
-            .field("url", &self.handle.core.url().as_str())
+            .field("url", &self.handle.core.url())
             .field("ready_state", &self.ready_state())
             .field("protocol", &self.protocol())
             .finish()
@@ -252,7 +252,7 @@ impl WebSocket {
 
     /// Opens a connection with [`Options`].
     pub fn with_options(url: &str, options: Options) -> Result<WebSocket, Error> {
-        let url = validate::websocket_url(url, backend::base_url().as_ref())?;
+        let url = validate::websocket_url(url)?;
         let protocols = validate::protocols(&options.protocols)?;
         let core = Shared::new(Core::new(url, options.receive_high_water_mark));
         let transport = backend::Transport::connect(&core, protocols, &options.native)?;

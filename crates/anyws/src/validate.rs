@@ -5,7 +5,6 @@
 //! WHATWG Fetch "bad port" list.
 
 use crate::error::{Error, ErrorKind};
-use url::Url;
 
 /// The WHATWG Fetch "bad port" list. Browsers fail connections to these ports as a network
 /// error (an `error` event, then `close` with 1006), not with an exception; anyws does the
@@ -25,28 +24,50 @@ pub(crate) fn is_bad_port(port: u16) -> bool {
     BAD_PORTS.binary_search(&port).is_ok()
 }
 
-/// The spec's "obtain a WebSocket URL", given an optional base URL (the page's, in a browser).
-pub(crate) fn websocket_url(input: &str, base: Option<&Url>) -> Result<Url, Error> {
-    let mut url = Url::options()
-        .base_url(base)
-        .parse(input)
-        .map_err(|e| match e {
-            url::ParseError::RelativeUrlWithoutBase => Error::new(
-                ErrorKind::Syntax,
-                format!(
-                    "{input:?} is a relative URL and there is no base URL to resolve it against \
+/// Why the WHATWG URL parser refused an input.
+#[derive(Debug)]
+pub(crate) enum UrlFailure {
+    /// A relative URL and no base to resolve it against (native code has no page).
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    RelativeWithoutBase,
+    /// Any other parse failure, with the parser's words.
+    Invalid(String),
+}
+
+/// The spec's "obtain a WebSocket URL": parse (the backend's WHATWG URL parser: the `url`
+/// crate on native, the browser's own `URL` in a browser, against the page's base URL),
+/// then map http(s) to ws(s) and refuse other schemes and fragments. Returns the serialized
+/// URL.
+pub(crate) fn websocket_url(input: &str) -> Result<String, Error> {
+    websocket_url_with(input, crate::backend::parse_url)
+}
+
+/// [`websocket_url`] with the parser given (the tests use one with a base URL).
+pub(crate) fn websocket_url_with(
+    input: &str,
+    parse: impl FnOnce(&str) -> Result<String, UrlFailure>,
+) -> Result<String, Error> {
+    let href = parse(input).map_err(|e| match e {
+        UrlFailure::RelativeWithoutBase => Error::new(
+            ErrorKind::Syntax,
+            format!(
+                "{input:?} is a relative URL and there is no base URL to resolve it against \
                  (native code has no page): use an absolute ws:// or wss:// URL"
-                ),
             ),
-            other => Error::new(
-                ErrorKind::Syntax,
-                format!("{input:?} is not a valid URL: {other}"),
-            ),
-        })?;
-    let mapped = match url.scheme() {
-        "ws" | "wss" => None,
-        "http" => Some("ws"),
-        "https" => Some("wss"),
+        ),
+        UrlFailure::Invalid(why) => Error::new(
+            ErrorKind::Syntax,
+            format!("{input:?} is not a valid URL: {why}"),
+        ),
+    })?;
+    // A serialized URL starts with its (lowercase) scheme and a colon. http and https are
+    // special schemes with the same default ports as ws and wss, so swapping the scheme
+    // changes nothing else.
+    let (scheme, rest) = href.split_once(':').unwrap_or((&href, ""));
+    let mapped = match scheme {
+        "ws" | "wss" => scheme,
+        "http" => "ws",
+        "https" => "wss",
         other => {
             return Err(Error::new(
                 ErrorKind::Syntax,
@@ -54,17 +75,29 @@ pub(crate) fn websocket_url(input: &str, base: Option<&Url>) -> Result<Url, Erro
             ))
         }
     };
-    if let Some(scheme) = mapped {
-        // http and https are special schemes like ws and wss, so this cannot fail.
-        let _ = url.set_scheme(scheme);
-    }
-    if url.fragment().is_some() {
+    // A serialized URL holds `#` only as the fragment delimiter (everywhere else it is
+    // percent-encoded), so this finds a fragment even when it is empty.
+    if rest.contains('#') {
         return Err(Error::new(
             ErrorKind::Syntax,
             format!("{input:?} has a fragment (#...), which WebSocket URLs must not have"),
         ));
     }
-    Ok(url)
+    Ok(format!("{mapped}:{rest}"))
+}
+
+/// The ASCII serialization of a ws/wss URL's origin: `scheme://host[:port]` (the serialized
+/// URL already has a lowercase host and no default port; the origin drops user info).
+pub(crate) fn origin_of(href: &str) -> String {
+    let Some((scheme, rest)) = href
+        .split_once(':')
+        .and_then(|(scheme, rest)| Some((scheme, rest.strip_prefix("//")?)))
+    else {
+        return "null".into();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{scheme}://{host}")
 }
 
 /// An HTTP token character (RFC 9110 `tchar`): visible ASCII except the separators.
@@ -139,7 +172,7 @@ mod tests {
 
     #[test]
     fn url_rules() {
-        let ok = |s: &str| websocket_url(s, None).unwrap().to_string();
+        let ok = |s: &str| websocket_url(s).unwrap();
         assert_eq!(ok("ws://example.com"), "ws://example.com/");
         assert_eq!(ok("http://example.com:80/a?b"), "ws://example.com/a?b");
         assert_eq!(ok("HTTPS://Example.com:443/"), "wss://example.com/");
@@ -154,16 +187,36 @@ mod tests {
             "ws://[::1",
         ] {
             assert_eq!(
-                websocket_url(bad, None).unwrap_err().kind(),
+                websocket_url(bad).unwrap_err().kind(),
                 ErrorKind::Syntax,
                 "{bad}"
             );
         }
-        let base = Url::parse("https://page.example/app/").unwrap();
+        let base = url::Url::parse("https://page.example/app/").unwrap();
+        let with_base = |input: &str| {
+            base.join(input)
+                .map(String::from)
+                .map_err(|e| UrlFailure::Invalid(e.to_string()))
+        };
         assert_eq!(
-            websocket_url("/socket", Some(&base)).unwrap().as_str(),
+            websocket_url_with("/socket", with_base).unwrap(),
             "wss://page.example/socket"
         );
+    }
+
+    #[test]
+    fn origins() {
+        for (href, origin) in [
+            ("ws://example.com/", "ws://example.com"),
+            ("wss://user:p%40ss@example.com:8443/a?b", "wss://example.com:8443"),
+            ("ws://[::1]:9001/x", "ws://[::1]:9001"),
+            ("ws://127.0.0.1?q", "ws://127.0.0.1"),
+        ] {
+            assert_eq!(origin_of(href), origin, "{href}");
+            // The same as the url crate's origin.
+            let parsed = url::Url::parse(href).unwrap();
+            assert_eq!(parsed.origin().ascii_serialization(), origin, "{href}");
+        }
     }
 
     #[test]

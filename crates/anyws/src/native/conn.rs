@@ -1,7 +1,7 @@
 //! The connection task: handshake, then a reader and a writer running side by side until
 //! the connection ends, then exactly one `close` event.
 
-use super::handshake;
+use super::{commands, handshake};
 use super::options::NativeOptions;
 use super::{Command, Control, ControlKind, LiveGuard};
 use crate::core::Core;
@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -72,9 +72,9 @@ async fn connect_within(
 }
 
 /// Waits for `Abort` (or for every handle to be gone) while the handshake runs.
-async fn aborted(rx: &mut mpsc::UnboundedReceiver<Command>) {
-    while let Some(cmd) = rx.recv().await {
-        if matches!(cmd, Command::Abort) {
+async fn aborted(rx: &mut commands::Receiver) {
+    while let Some(batch) = rx.recv_all().await {
+        if batch.iter().any(|cmd| matches!(cmd, Command::Abort)) {
             return;
         }
     }
@@ -91,7 +91,7 @@ fn aborted_error() -> Error {
 pub(crate) struct Task {
     pub core: Shared<Core>,
     pub options: NativeOptions,
-    pub rx: mpsc::UnboundedReceiver<Command>,
+    pub rx: commands::Receiver,
     pub buffered: Arc<AtomicU64>,
     pub control: Arc<Control>,
 }
@@ -128,7 +128,11 @@ async fn finish(core: &Core, live: LiveGuard, outcome: Outcome) {
 }
 
 async fn connect_and_drive(task: &mut Task, protocols: Vec<String>) -> Outcome {
-    let url = task.core.url().clone();
+    // Validated by this parser when the socket was made, so it parses again.
+    let url = match url::Url::parse(task.core.url()) {
+        Ok(url) => url,
+        Err(e) => return Outcome::failed(Error::new(ErrorKind::Syntax, e.to_string())),
+    };
     let upgraded = tokio::select! {
         r = connect_within(&url, &protocols, &task.options) => r,
         _ = aborted(&mut task.rx) => Err(aborted_error()),
@@ -215,16 +219,32 @@ where
     let end = {
         let reader = async {
             let mut peer_close = None;
+            // Whether the queue is below the receive high-water mark.
+            let mut room = core.has_room();
             loop {
-                poll_fn(|cx| core.poll_room(cx)).await;
-                let next = stream.next().await;
-                liveness.heard();
+                if !room {
+                    poll_fn(|cx| core.poll_room(cx)).await;
+                }
+                // Reading the clock for every message would cost more than the message
+                // (a fifth of the receive path): note the time only when the read had to
+                // wait, i.e. when new bytes arrived. A ready read is bytes that arrived
+                // while we were busy, at most one scheduler budget (128 reads) ago.
+                let mut waited = false;
+                let next = poll_fn(|cx| {
+                    let next = stream.poll_next_unpin(cx);
+                    waited |= next.is_pending();
+                    next
+                })
+                .await;
+                if waited {
+                    liveness.heard();
+                }
                 match next {
                     Some(Ok(WsMessage::Text(t))) => {
-                        core.fire_message(Message::Text(t.as_str().to_owned()))
+                        room = core.fire_message(Message::Text(t.as_str().to_owned()))
                     }
                     Some(Ok(WsMessage::Binary(b))) => {
-                        core.fire_message(Message::Binary(Vec::from(b)))
+                        room = core.fire_message(Message::Binary(Vec::from(b)))
                     }
                     Some(Ok(WsMessage::Close(frame))) => {
                         core.peer_closing();
@@ -257,10 +277,10 @@ where
         };
         let writer = async {
             loop {
-                let cmd = tokio::select! {
+                let mut queued = tokio::select! {
                     biased;
-                    cmd = rx.recv() => match cmd {
-                        Some(cmd) => cmd,
+                    cmds = rx.recv_all() => match cmds {
+                        Some(cmds) => cmds,
                         None => break,
                     },
                     _ = ping_wanted.notified() => {
@@ -268,23 +288,26 @@ where
                         continue;
                     }
                 };
+                // Write everything queued, including what arrives meanwhile, then flush once.
                 let mut batch = 0u64;
                 let mut close = None;
-                let mut next = Some(cmd);
-                while let Some(cmd) = next.take() {
-                    match cmd {
-                        Command::Send(m) => {
-                            batch += m.len() as u64;
-                            sink.feed(to_wire(m)).await?;
-                            next = rx.try_recv().ok();
+                'batch: while !queued.is_empty() {
+                    for cmd in queued.drain(..) {
+                        match cmd {
+                            Command::Send(m) => {
+                                batch += m.len() as u64;
+                                sink.feed(to_wire(m)).await?;
+                            }
+                            Command::Ping(p) => sink.feed(WsMessage::Ping(p.into())).await?,
+                            // Nothing after a close frame is sent.
+                            Command::Close(frame) => {
+                                close = Some(frame);
+                                break 'batch;
+                            }
+                            Command::Abort => {}
                         }
-                        Command::Ping(p) => {
-                            sink.feed(WsMessage::Ping(p.into())).await?;
-                            next = rx.try_recv().ok();
-                        }
-                        Command::Close(frame) => close = Some(frame),
-                        Command::Abort => {}
                     }
+                    queued = rx.try_recv_all();
                 }
                 let closing = close.is_some();
                 if let Some(frame) = close {

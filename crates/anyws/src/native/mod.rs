@@ -4,6 +4,7 @@
 //! shared counter: `send` adds the message size at once, the task subtracts it once the bytes
 //! have been written and flushed to the socket.
 
+mod commands;
 mod conn;
 mod ext;
 #[cfg(fuzzing)]
@@ -24,14 +25,15 @@ use crate::core::{lock, Core};
 use crate::error::{Error, ErrorKind};
 use crate::event::{BinaryType, Message, ReadyState};
 use crate::sendness::Shared;
+use crate::validate::UrlFailure;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
-use tokio::sync::mpsc;
 use url::Url;
 
 /// What the handle asks of the connection task, in order.
+#[derive(Debug)]
 pub(crate) enum Command {
     Send(Message),
     /// A ping frame with this payload (at most 125 bytes, checked by the handle).
@@ -62,9 +64,13 @@ impl Drop for LiveGuard {
     }
 }
 
-/// Native code has no page, hence no base URL: relative URLs are a `SyntaxError`.
-pub(crate) fn base_url() -> Option<Url> {
-    None
+/// Parses `input` with the `url` crate's WHATWG parser. Native code has no page, hence no
+/// base URL: relative URLs are a `SyntaxError`.
+pub(crate) fn parse_url(input: &str) -> Result<String, UrlFailure> {
+    Url::parse(input).map(String::from).map_err(|e| match e {
+        url::ParseError::RelativeUrlWithoutBase => UrlFailure::RelativeWithoutBase,
+        other => UrlFailure::Invalid(other.to_string()),
+    })
 }
 
 /// The Sink's wait state; native needs none (the task wakes waiters itself).
@@ -73,7 +79,7 @@ pub(crate) struct WritableWait {}
 
 pub(crate) struct Transport {
     buffered: Arc<AtomicU64>,
-    commands: mpsc::UnboundedSender<Command>,
+    commands: commands::Sender,
     control: Arc<Control>,
 }
 
@@ -179,7 +185,7 @@ impl Transport {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let (commands, rx) = mpsc::unbounded_channel();
+        let (commands, rx) = commands::channel();
         let buffered = Arc::new(AtomicU64::new(0));
         let control = Arc::new(Control::default());
         spawn(run(conn::Task {

@@ -74,8 +74,8 @@ where
         WebSocketStream::from_partially_read(stream, request.leftover, Role::Server, config).await;
     let url = Url::parse(&request.url)
         .or_else(|_| Url::parse(&format!("ws://localhost{}", request.target)))
-        .or_else(|_| Url::parse("ws://localhost/"))
-        .expect("a constant URL parses");
+        .map(String::from)
+        .unwrap_or_else(|_| "ws://localhost/".to_owned());
     adopt(ws, url, request.protocol, options)
 }
 
@@ -291,13 +291,13 @@ pub fn wrap<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let url = validate::websocket_url(url, None)?;
+    let url = validate::websocket_url(url)?;
     adopt(ws, url, protocol.to_owned(), options)
 }
 
 fn adopt<S>(
     ws: WebSocketStream<S>,
-    url: Url,
+    url: String,
     protocol: String,
     options: Options,
 ) -> Result<WebSocket, Error>

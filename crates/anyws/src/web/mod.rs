@@ -13,6 +13,7 @@ use crate::core::Core;
 use crate::error::{Error, ErrorKind};
 use crate::event::{BinaryType, CloseEvent, Message, ReadyState};
 use crate::sendness::Shared;
+use crate::validate::UrlFailure;
 use gloo_events::EventListener;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -20,7 +21,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
-use url::Url;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
@@ -34,14 +34,30 @@ pub(crate) fn live_connections() -> usize {
 
 /// The page's base URL (`document.baseURI`), or the worker's location: what the browser
 /// resolves relative WebSocket URLs against.
-pub(crate) fn base_url() -> Option<Url> {
+fn base_url() -> Option<String> {
     let global = js_sys::global();
     let get = |obj: &wasm_bindgen::JsValue, key: &str| js_sys::Reflect::get(obj, &key.into()).ok();
     let base = get(&global, "document")
         .filter(|d| !d.is_undefined() && !d.is_null())
         .and_then(|d| get(&d, "baseURI"))
         .or_else(|| get(&global, "location").and_then(|l| get(&l, "href")))?;
-    Url::parse(&base.as_string()?).ok()
+    base.as_string()
+}
+
+/// Parses `input` with the browser's own WHATWG URL parser (`new URL(input, base)`), so the
+/// bundle carries no URL parser or IDNA tables of its own.
+pub(crate) fn parse_url(input: &str) -> Result<String, UrlFailure> {
+    let parsed = match base_url() {
+        Some(base) => web_sys::Url::new_with_base(input, &base),
+        None => web_sys::Url::new(input),
+    };
+    parsed.map(|url| url.href()).map_err(|e| {
+        let why = e
+            .dyn_ref::<js_sys::Error>()
+            .map(|e| String::from(e.message()))
+            .unwrap_or_else(|| format!("{e:?}"));
+        UrlFailure::Invalid(why)
+    })
 }
 
 fn dom_error(e: wasm_bindgen::JsValue) -> Error {
@@ -122,7 +138,11 @@ impl Pump {
                     self.core
                         .fire_open(self.ws.protocol(), self.ws.extensions());
                 }
-                Some(Incoming::Message(m)) => self.core.fire_message(m),
+                Some(Incoming::Message(m)) => {
+                    // The browser has no backpressure to apply: the return value is for
+                    // the native reader.
+                    self.core.fire_message(m);
+                }
                 Some(Incoming::Error) => self.core.fire_error(None),
                 Some(Incoming::Close(ev)) => {
                     self.core.fire_close(ev);
@@ -186,7 +206,7 @@ impl Transport {
         protocols: Vec<String>,
         _: &NativeOptions,
     ) -> Result<Self, Error> {
-        let url = core.url().as_str();
+        let url = core.url();
         let ws = if protocols.is_empty() {
             web_sys::WebSocket::new(url)
         } else {
