@@ -208,7 +208,10 @@ mod tests {
     fn origins() {
         for (href, origin) in [
             ("ws://example.com/", "ws://example.com"),
-            ("wss://user:p%40ss@example.com:8443/a?b", "wss://example.com:8443"),
+            (
+                "wss://user:p%40ss@example.com:8443/a?b",
+                "wss://example.com:8443",
+            ),
             ("ws://[::1]:9001/x", "ws://[::1]:9001"),
             ("ws://127.0.0.1?q", "ws://127.0.0.1"),
         ] {

@@ -5,7 +5,7 @@
 mod common;
 
 use anyws::native::{NativeOptions, WebSocketExt};
-use anyws::{ErrorKind, Options, WebSocket};
+use anyws::{ErrorKind, Message, Options, WebSocket};
 use common::{failure, server, Log};
 use futures::StreamExt;
 use std::time::Duration;
@@ -214,4 +214,28 @@ async fn bad_proxy_urls_are_syntax_errors_before_any_traffic() {
         !debug.contains("secret"),
         "Debug hides the proxy password: {debug}"
     );
+}
+
+#[tokio::test]
+async fn a_small_read_buffer_still_delivers_large_and_many_messages_in_order() {
+    // 1 byte is raised to the 4 KiB floor: a 1 MiB message takes 256 reads or more.
+    let native = NativeOptions::new().read_buffer_size(1);
+    assert!(format!("{native:?}").contains("read_buffer_size: 4096"), "{native:?}");
+    let url = format!("{}/echo", server().await);
+    let mut ws = WebSocket::with_options(&url, with(native)).unwrap();
+    ws.opened().await.unwrap();
+    let big: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+    ws.send(Message::Binary(big.clone())).unwrap();
+    for i in 0..100 {
+        ws.send(format!("text {i}")).unwrap();
+    }
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::Binary(big));
+    for i in 0..100 {
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::Text(format!("text {i}"))
+        );
+    }
+    ws.close();
+    assert!(ws.closed().await.was_clean);
 }

@@ -1,7 +1,7 @@
 //! `cargo xtask demo` and the demo's end-to-end browser test.
 
 use crate::run::run_quiet;
-use crate::webdriver::{self, Session};
+use anyws_webdriver::Driver;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -166,37 +166,6 @@ impl Drop for Client {
     }
 }
 
-/// A chromedriver on a free port.
-struct Driver {
-    child: Child,
-    port: u16,
-}
-
-impl Driver {
-    fn start(chromedriver: &Path) -> Result<Driver, String> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        let child = Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", chromedriver.display()))?;
-        let driver = Driver { child, port };
-        webdriver::wait_ready(port, Duration::from_secs(30))?;
-        Ok(driver)
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 const WAIT: Duration = Duration::from_secs(30);
 
 /// The end-to-end test: headless Chromium opens the page, sends a message the native client
@@ -210,7 +179,7 @@ pub fn end_to_end(root: &Path, chromedriver: &Path) -> Result<String, String> {
     native.wait_for(WAIT, |l| l.starts_with("[room]"))?;
 
     let driver = Driver::start(chromedriver)?;
-    let browser = Session::chromium(driver.port, "/usr/bin/chromium")?;
+    let browser = driver.chromium("/usr/bin/chromium", &[])?;
     let result = (|| {
         browser.goto(&format!("{}?name=e2e-browser", server.page))?;
         browser.wait_for_text("#ready-state", WAIT, |t| t == "OPEN (1)")?;

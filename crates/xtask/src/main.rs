@@ -10,17 +10,18 @@
 //!   then Autobahn|Testsuite against the native client and a short fuzzing run.
 //! - `cargo xtask autobahn`: runs Autobahn|Testsuite and writes its summary to
 //!   `tests/autobahn/summary.md`.
+//! - `cargo xtask bench [--quick]`: the benchmarks (see `BENCHMARKS.md`).
 //! - `cargo xtask fuzz [--seconds N]`: runs each cargo-fuzz target of `crates/anyws/fuzz`
 //!   for N seconds (default 60); `cargo xtask test` runs each for 10.
 
 mod autobahn;
+mod bench;
 mod bundle;
 mod config;
 mod demo;
 mod fuzz;
 mod run;
 mod setup;
-mod webdriver;
 
 use config::{Browser, WasmConfig};
 use run::{run_quiet, run_tests, TestRun};
@@ -43,8 +44,9 @@ fn main() -> ExitCode {
         Some("autobahn") => autobahn_summary(&root),
         Some("fuzz") => fuzz_for(&root, &args[1..]),
         Some("e2e") => e2e_command(&root),
+        Some("bench") => bench_command(&root, &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|autobahn|fuzz|e2e>\n  demo      start the chat demo: page, server and a native client\n  test      install what is missing, then run every check and test\n  autobahn  run Autobahn|Testsuite and write {}\n  fuzz [--seconds N]  run each fuzz target for N seconds (default 60)\n  e2e       the demo's end-to-end test in headless Chromium (also part of test)", autobahn::SUMMARY);
+            eprintln!("usage: cargo xtask <demo|test|bench|autobahn|fuzz|e2e>\n  demo      start the chat demo: page, server and a native client\n  test      install what is missing, then run every check and test\n  autobahn  run Autobahn|Testsuite and write {}\n  fuzz [--seconds N]  run each fuzz target for N seconds (default 60)\n  e2e       the demo's end-to-end test in headless Chromium (also part of test)\n  bench [--quick]  anyws beside raw tokio-tungstenite, the Rust peers, plain JS and gloo-net; the full run updates BENCHMARKS.md", autobahn::SUMMARY);
             return ExitCode::from(2);
         }
     };
@@ -158,6 +160,17 @@ fn e2e_command(root: &Path) -> Result<(), String> {
     Ok(())
 }
 
+fn bench_command(root: &Path, args: &[String]) -> Result<(), String> {
+    let quick = match args {
+        [] => false,
+        [flag] if flag == "--quick" => true,
+        _ => return Err("usage: cargo xtask bench [--quick]".into()),
+    };
+    let config = WasmConfig::load(root)?;
+    let tools = setup::ensure(root, &config, setup::Need::Everything)?;
+    bench::run(root, &config, &tools, quick)
+}
+
 fn demo_command(root: &Path) -> Result<(), String> {
     let config = WasmConfig::load(root)?;
     let tools = setup::ensure(root, &config, setup::Need::Bundle)?;
@@ -225,6 +238,19 @@ fn test(root: &Path) -> Result<(), String> {
         ]),
     )?;
     step(
+        "clippy (bench contenders, wasm32)",
+        cargo(root, tc)
+            .args([
+                "clippy",
+                "-p",
+                "anyws-bench",
+                "--target",
+                WASM,
+                "--examples",
+            ])
+            .args(["--", "-D", "warnings"]),
+    )?;
+    step(
         "anyws without default features",
         cargo(root, None).args(["check", "-p", "anyws", "--no-default-features"]),
     )?;
@@ -249,6 +275,8 @@ fn test(root: &Path) -> Result<(), String> {
         "anyws-chat",
         "-p",
         "anyws-chat-server",
+        "-p",
+        "anyws-bench",
         "--all-features",
     ]))?;
     report_failure("unit and doc tests", &unit)?;

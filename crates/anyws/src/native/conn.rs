@@ -1,8 +1,8 @@
 //! The connection task: handshake, then a reader and a writer running side by side until
 //! the connection ends, then exactly one `close` event.
 
-use super::{commands, handshake};
 use super::options::NativeOptions;
+use super::{commands, handshake};
 use super::{Command, Control, ControlKind, LiveGuard};
 use crate::core::Core;
 use crate::error::{Error, ErrorKind};

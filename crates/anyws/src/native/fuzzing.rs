@@ -22,7 +22,10 @@ pub fn url(input: &str) {
             let parsed = url::Url::parse(&url).expect("a valid URL");
             assert!(matches!(parsed.scheme(), "ws" | "wss"), "{url}");
             assert!(parsed.fragment().is_none(), "{url}");
-            assert_eq!(validate::origin_of(&url), parsed.origin().ascii_serialization());
+            assert_eq!(
+                validate::origin_of(&url),
+                parsed.origin().ascii_serialization()
+            );
             let again = validate::websocket_url(&url).expect("re-validates");
             assert_eq!(again, url);
         }

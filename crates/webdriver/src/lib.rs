@@ -1,23 +1,64 @@
-//! A small W3C WebDriver client (the few commands the end-to-end test needs), over plain
-//! HTTP/1.1 to a local chromedriver.
+//! A small W3C WebDriver client (the few commands the demo's end-to-end test and the browser
+//! benchmarks need), over plain HTTP/1.1 to a chromedriver this crate starts on a free port.
 
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The W3C element reference key.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// A browser session; [`close`](Session::close) ends it.
 pub struct Session {
     port: u16,
     id: String,
 }
 
+/// A chromedriver process on a free 127.0.0.1 port, killed on drop.
+pub struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    /// Starts `chromedriver` and waits until it is ready.
+    pub fn start(chromedriver: &Path) -> Result<Driver, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let child = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", chromedriver.display()))?;
+        let driver = Driver { child, port };
+        wait_ready(port, Duration::from_secs(30))?;
+        Ok(driver)
+    }
+
+    /// A headless Chromium session (`binary` is the browser) with `extra_args` added to the
+    /// command line.
+    pub fn chromium(&self, binary: &str, extra_args: &[&str]) -> Result<Session, String> {
+        Session::chromium(self.port, binary, extra_args)
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn request(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
     let mut tcp = TcpStream::connect(("127.0.0.1", port))
         .map_err(|e| format!("chromedriver on port {port}: {e}"))?;
-    tcp.set_read_timeout(Some(Duration::from_secs(60))).ok();
+    tcp.set_read_timeout(Some(Duration::from_secs(900))).ok();
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
@@ -107,7 +148,7 @@ fn dechunk(body: &str) -> String {
 }
 
 /// Waits until chromedriver answers `/status` as ready.
-pub fn wait_ready(port: u16, limit: Duration) -> Result<(), String> {
+fn wait_ready(port: u16, limit: Duration) -> Result<(), String> {
     let start = Instant::now();
     loop {
         if let Ok(v) = request(port, "GET", "/status", None) {
@@ -125,16 +166,19 @@ pub fn wait_ready(port: u16, limit: Duration) -> Result<(), String> {
 }
 
 impl Session {
-    /// A headless Chromium session.
-    pub fn chromium(port: u16, binary: &str) -> Result<Session, String> {
+    fn chromium(port: u16, binary: &str, extra_args: &[&str]) -> Result<Session, String> {
+        let mut args = vec![
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-dev-shm-usage",
+            "--window-size=1200,860",
+            "--hide-scrollbars",
+        ];
+        args.extend_from_slice(extra_args);
         let caps = json!({
             "capabilities": { "alwaysMatch": {
                 "browserName": "chrome",
-                "goog:chromeOptions": {
-                    "binary": binary,
-                    "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                             "--window-size=1200,860", "--hide-scrollbars"]
-                }
+                "goog:chromeOptions": { "binary": binary, "args": args }
             }}
         });
         let v = request(port, "POST", "/session", Some(&caps))?;
@@ -155,6 +199,7 @@ impl Session {
         )
     }
 
+    /// Navigates to `url` and waits for the page to load.
     pub fn goto(&self, url: &str) -> Result<(), String> {
         self.call("POST", "/url", Some(&json!({ "url": url })))
             .map(drop)
@@ -199,6 +244,7 @@ impl Session {
         }
     }
 
+    /// Types `text` into the element `css`.
     pub fn type_into(&self, css: &str, text: &str) -> Result<(), String> {
         let id = self.element(css)?;
         self.call(
@@ -209,6 +255,7 @@ impl Session {
         .map(drop)
     }
 
+    /// Clicks the element `css`.
     pub fn click(&self, css: &str) -> Result<(), String> {
         let id = self.element(css)?;
         self.call("POST", &format!("/element/{id}/click"), Some(&json!({})))
@@ -224,6 +271,27 @@ impl Session {
             .map_err(|e| format!("screenshot: {e}"))
     }
 
+    /// Runs `script` as an async function body (its last argument is the callback that
+    /// returns a value) with `args`, allowing it up to `limit`; returns what it passed back.
+    pub fn execute_async(
+        &self,
+        script: &str,
+        args: &[Value],
+        limit: Duration,
+    ) -> Result<Value, String> {
+        self.call(
+            "POST",
+            "/timeouts",
+            Some(&json!({ "script": limit.as_millis() as u64 })),
+        )?;
+        self.call(
+            "POST",
+            "/execute/async",
+            Some(&json!({ "script": script, "args": args })),
+        )
+    }
+
+    /// Ends the session (the browser exits).
     pub fn close(self) {
         let _ = self.call("DELETE", "", None);
     }

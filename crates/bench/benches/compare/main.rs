@@ -1,0 +1,549 @@
+//! `cargo xtask bench [--quick]`: anyws side by side with raw tokio-tungstenite, the Rust
+//! peers, and (in headless Chromium) plain JavaScript and gloo-net.
+//!
+//! One process tree: this runner starts the bench server (itself, `server`), then runs every
+//! (scenario, contender, round) in a child process (itself, `child ...`) so that each gets a
+//! fresh heap and its own peak RSS, interleaving the contenders round by round so that machine
+//! noise spreads over all of them. It prints a table (median, min, max, ratio to the anchor),
+//! checks the goals, draws the SVG chart and, with `--markdown`, updates `BENCHMARKS.md`.
+
+mod browser;
+mod native;
+
+use anyws_bench::report::{self, Better, Goal, Metric};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How much work each scenario does.
+struct Scale {
+    rounds: usize,
+    n1: usize,
+    n2: usize,
+    n3: usize,
+    n4: usize,
+    n5: usize,
+    n5_seconds: u64,
+    n5_rounds: usize,
+    w1: usize,
+    w3: usize,
+    child_limit: Duration,
+}
+
+const FULL: Scale = Scale {
+    rounds: 5,
+    n1: 100_000,
+    n2: 1_000_000,
+    n3: 1_000_000,
+    n4: 64,
+    n5: 10_000,
+    n5_seconds: 30,
+    n5_rounds: 3,
+    w1: 100_000,
+    w3: 1_000,
+    child_limit: Duration::from_secs(600),
+};
+
+const QUICK: Scale = Scale {
+    rounds: 3,
+    n1: 10_000,
+    n2: 300_000,
+    n3: 300_000,
+    n4: 4,
+    n5: 1_000,
+    n5_seconds: 3,
+    n5_rounds: 1,
+    w1: 10_000,
+    w3: 100,
+    child_limit: Duration::from_secs(120),
+};
+
+/// A measured value a child reports: (JSON key, metric name, unit, direction, charted).
+struct Spec {
+    scenario: &'static str,
+    key: &'static str,
+    name: &'static str,
+    unit: &'static str,
+    better: Better,
+    chart: bool,
+}
+
+const fn spec(
+    scenario: &'static str,
+    key: &'static str,
+    name: &'static str,
+    unit: &'static str,
+    better: Better,
+    chart: bool,
+) -> Spec {
+    Spec {
+        scenario,
+        key,
+        name,
+        unit,
+        better,
+        chart,
+    }
+}
+
+const NATIVE: [Spec; 10] = [
+    spec("N1", "p50", "round trip p50", "µs", Better::Lower, true),
+    spec("N1", "p99", "round trip p99", "µs", Better::Lower, true),
+    spec(
+        "N2",
+        "rate",
+        "receive throughput",
+        "msg/s",
+        Better::Higher,
+        true,
+    ),
+    spec(
+        "N3",
+        "rate",
+        "send throughput",
+        "msg/s",
+        Better::Higher,
+        true,
+    ),
+    spec("N4", "rate", "16 MiB echo", "MiB/s", Better::Higher, true),
+    spec("N4", "peak", "peak RSS / payload", "x", Better::Lower, true),
+    spec(
+        "N5",
+        "rss_per_conn",
+        "RSS per connection",
+        "KiB",
+        Better::Lower,
+        true,
+    ),
+    spec(
+        "N5",
+        "open_all",
+        "time to open all",
+        "ms",
+        Better::Lower,
+        true,
+    ),
+    spec(
+        "N5",
+        "lost",
+        "messages lost",
+        "messages",
+        Better::Lower,
+        false,
+    ),
+    spec(
+        "N5",
+        "failed_connections",
+        "failed connections",
+        "connections",
+        Better::Lower,
+        false,
+    ),
+];
+
+const ANCHOR: &str = native::CONTENDERS[0];
+const PEERS: [&str; 3] = ["tokio-tungstenite-wasm", "ewebsock", "reqwest-websocket"];
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let code = match args.first().map(String::as_str) {
+        Some("server") => serve(&args[1..]),
+        Some("child") => child(&args[1..]),
+        _ => runner(&args),
+    };
+    std::process::exit(code);
+}
+
+fn value_of<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
+/// `server [--web DIR]`: prints `ws URL` and `http URL`, serves until stdin closes.
+fn serve(args: &[String]) -> i32 {
+    anyws_bench::memory::raise_fd_limit();
+    let web = value_of(args, "--web").map(PathBuf::from);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async move {
+        let ws = anyws_bench::server::listen().expect("a WebSocket listener");
+        let http = anyws_bench::server::listen().expect("an HTTP listener");
+        println!("ws ws://{}", ws.local_addr().expect("bound"));
+        println!("http http://{}", http.local_addr().expect("bound"));
+        tokio::spawn(anyws_bench::server::serve_websockets(ws));
+        if let Some(web) = web {
+            tokio::spawn(anyws_bench::server::serve_files(http, web));
+        }
+        // The runner holds our stdin: when it ends (even by a crash), so do we.
+        let _ = tokio::task::spawn_blocking(|| std::io::stdin().read_to_end(&mut Vec::new())).await;
+    });
+    0
+}
+
+/// `child SCENARIO CONTENDER BASE COUNT SECONDS`: runs one measurement, prints JSON.
+fn child(args: &[String]) -> i32 {
+    let [scenario, contender, base, count, seconds] = args else {
+        eprintln!("usage: child SCENARIO CONTENDER BASE COUNT SECONDS");
+        return 2;
+    };
+    let params = native::Params {
+        base: base.clone(),
+        count: count.parse().unwrap_or(0),
+        seconds: seconds.parse().unwrap_or(0),
+    };
+    match native::run(scenario, contender, &params) {
+        Ok(v) => {
+            println!("{v}");
+            0
+        }
+        Err(e) => {
+            println!("{}", serde_json::json!({ "error": e }));
+            1
+        }
+    }
+}
+
+struct Server {
+    child: Child,
+    ws: String,
+    http: String,
+}
+
+impl Server {
+    fn start(web: Option<&Path>) -> Result<Server, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut command = Command::new(exe);
+        command.arg("server");
+        if let Some(web) = web {
+            command.arg("--web").arg(web);
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start the bench server: {e}"))?;
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let mut next = |prefix: &str| -> Result<String, String> {
+            let line = lines
+                .next()
+                .ok_or("the bench server exited")?
+                .map_err(|e| e.to_string())?;
+            line.strip_prefix(prefix)
+                .map(str::to_owned)
+                .ok_or_else(|| format!("unexpected line from the bench server: {line}"))
+        };
+        let ws = next("ws ")?;
+        let http = next("http ")?;
+        Ok(Server { child, ws, http })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs one child measurement; kills it after `limit`.
+fn measure(args: &[String], limit: Duration) -> Result<Value, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = Command::new(exe)
+        .arg("child")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = stdout.read_to_string(&mut out);
+        let mut err = String::new();
+        let _ = stderr.read_to_string(&mut err);
+        (out, err)
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("did not finish within {limit:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (out, err) = reader.join().unwrap_or_default();
+    let value: Value = serde_json::from_str(out.trim()).map_err(|_| {
+        let err = err.trim();
+        format!(
+            "exited with {status}: {}",
+            err.lines().last().unwrap_or("no output")
+        )
+    })?;
+    match value.get("error") {
+        Some(e) => Err(e.as_str().unwrap_or("error").to_owned()),
+        None => Ok(value),
+    }
+}
+
+fn goals() -> Vec<Goal> {
+    let ratio = |metric: &str, bound| Goal::Ratio {
+        metric: metric.into(),
+        contender: "anyws".into(),
+        bound,
+    };
+    let beats = |metric: &str, others: &[&str], or_equal| Goal::Beats {
+        metric: metric.into(),
+        contender: "anyws".into(),
+        others: others.iter().map(|s| s.to_string()).collect(),
+        or_equal,
+    };
+    let at_most = |metric: &str, value| Goal::AtMost {
+        metric: metric.into(),
+        contender: "anyws".into(),
+        value,
+    };
+    let mut goals = vec![
+        ratio("N1 round trip p50", 1.05),
+        ratio("N2 receive throughput", 0.95),
+        ratio("N3 send throughput", 0.95),
+        ratio("N4 16 MiB echo", 0.95),
+        ratio("N5 RSS per connection", 1.2),
+        at_most("N5 messages lost", 0.0),
+    ];
+    for metric in [
+        "N1 round trip p50",
+        "N1 round trip p99",
+        "N2 receive throughput",
+        "N3 send throughput",
+        "N4 16 MiB echo",
+        "N4 peak RSS / payload",
+        "N5 RSS per connection",
+        "N5 time to open all",
+    ] {
+        goals.push(beats(metric, &PEERS, false));
+    }
+    goals.extend([
+        ratio("W1 echo throughput", 0.9),
+        beats("W1 echo throughput", &["gloo-net"], false),
+        beats("W2 wasm size (gzip)", &["gloo-net"], true),
+        // Flat: no more than one 64 KiB wasm page, and under 1 KiB of JS heap per cycle.
+        at_most("W3 wasm memory growth", 64.0),
+    ]);
+    goals
+}
+
+fn machine() -> String {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpu = read("/proc/cpuinfo")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().to_owned()))
+        .unwrap_or_default();
+    let mem_gib = mem
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<f64>()
+        .map(|k| format!("{:.0} GiB", k / 1024.0 / 1024.0))
+        .unwrap_or(mem);
+    let kernel = read("/proc/sys/kernel/osrelease").trim().to_owned();
+    let output = |cmd: &str, arg: &str| {
+        Command::new(cmd)
+            .arg(arg)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    format!(
+        "{cpu}, {cores} cores, {mem_gib}, Linux {kernel}; {}; {}",
+        output("rustc", "-V"),
+        output("chromium", "--version")
+    )
+}
+
+fn runner(args: &[String]) -> i32 {
+    let quick = args.iter().any(|a| a == "--quick");
+    let scale = if quick { QUICK } else { FULL };
+    let rounds = value_of(args, "--rounds")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(scale.rounds);
+    let only: Option<Vec<&str>> = value_of(args, "--only").map(|s| s.split(',').collect());
+    let wanted = |s: &str| only.as_ref().is_none_or(|o| o.contains(&s));
+    let web = value_of(args, "--web").map(PathBuf::from);
+    let out = value_of(args, "--out")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/bench"));
+    let command = value_of(args, "--command").unwrap_or("cargo xtask bench");
+    anyws_bench::memory::raise_fd_limit();
+
+    let server = match Server::start(web.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return 1;
+        }
+    };
+    eprintln!(
+        "bench: {} run, server at {} (one process for every contender)",
+        if quick { "quick" } else { "full" },
+        server.ws
+    );
+    let started = Instant::now();
+    let mut metrics: Vec<Metric> = NATIVE
+        .iter()
+        .map(|s| {
+            let m = Metric::new(s.scenario, s.name, s.unit, s.better, ANCHOR);
+            if s.chart {
+                m
+            } else {
+                m.no_chart()
+            }
+        })
+        .collect();
+    for scenario in ["N1", "N2", "N3", "N4", "N5"] {
+        if !wanted(scenario) {
+            continue;
+        }
+        let (count, seconds, scenario_rounds) = match scenario {
+            "N1" => (scale.n1, 0, rounds),
+            "N2" => (scale.n2, 0, rounds),
+            "N3" => (scale.n3, 0, rounds),
+            "N4" => (scale.n4, 0, rounds),
+            _ => (scale.n5, scale.n5_seconds, scale.n5_rounds.min(rounds)),
+        };
+        let scenario_start = Instant::now();
+        for round in 0..scenario_rounds {
+            for contender in native::CONTENDERS {
+                if std::io::stderr().is_terminal() {
+                    eprint!(
+                        "\r  {scenario} round {}/{scenario_rounds} {contender:<24}",
+                        round + 1
+                    );
+                }
+                let args = [
+                    scenario.to_string(),
+                    contender.to_string(),
+                    server.ws.clone(),
+                    count.to_string(),
+                    seconds.to_string(),
+                ];
+                let result = measure(&args, scale.child_limit);
+                for (spec, metric) in NATIVE.iter().zip(metrics.iter_mut()) {
+                    if spec.scenario != scenario {
+                        continue;
+                    }
+                    match &result {
+                        Ok(v) => match v.get(spec.key).and_then(Value::as_f64) {
+                            Some(x) => metric.push(contender, x),
+                            None => metric.fail(contender, "no value"),
+                        },
+                        Err(e) => metric.fail(contender, e),
+                    }
+                }
+            }
+        }
+        eprintln!(
+            "\r  {scenario}: {scenario_rounds} rounds of {} contenders in {:.0} s{:30}",
+            native::CONTENDERS.len(),
+            scenario_start.elapsed().as_secs_f64(),
+            ""
+        );
+    }
+    metrics.retain(|m| wanted(&m.scenario));
+
+    let mut notes = Vec::new();
+    match (&web, value_of(args, "--chromedriver")) {
+        (Some(web), Some(chromedriver)) if ["W1", "W2", "W3"].iter().any(|s| wanted(s)) => {
+            let mut browser_metrics = Vec::new();
+            browser::sizes(web, &mut browser_metrics);
+            let setup = browser::Setup {
+                http: &server.http,
+                ws: &server.ws,
+                chromedriver: Path::new(chromedriver),
+                chromium: value_of(args, "--chromium").unwrap_or("/usr/bin/chromium"),
+                rounds,
+                echo_count: scale.w1,
+                cycles: scale.w3,
+            };
+            let start = Instant::now();
+            if let Err(e) = browser::run(&setup, &mut browser_metrics) {
+                notes.push(format!("browser scenarios: {e}"));
+            }
+            eprintln!("  W1-W3 in {:.0} s", start.elapsed().as_secs_f64());
+            browser_metrics.retain(|m| wanted(&m.scenario));
+            metrics.extend(browser_metrics);
+        }
+        (None, _) | (_, None) => notes.push(
+            "browser scenarios skipped: pass --web DIR and --chromedriver PATH (cargo xtask bench does)".into(),
+        ),
+        _ => {}
+    }
+    drop(server);
+
+    let verdicts: Vec<_> = goals()
+        .iter()
+        .map(|g| g.check(&metrics))
+        .filter(|v| v.detail != "not measured")
+        .collect();
+    let rounds_note = "";
+    print!("{}", report::table(&metrics, rounds_note));
+    println!("\nGoals (anyws):");
+    print!("{}", report::verdict_lines(&verdicts));
+    for note in &notes {
+        println!("note: {note}");
+    }
+
+    let _ = std::fs::create_dir_all(&out);
+    let json = serde_json::to_string_pretty(&metrics).unwrap_or_default();
+    let _ = std::fs::write(out.join("results.json"), json);
+    let svg = value_of(args, "--svg")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| out.join("ratios.svg"));
+    if let Err(e) = report::chart(&metrics, &svg) {
+        eprintln!("bench: chart: {e}");
+    }
+    if let Some(md) = value_of(args, "--markdown") {
+        let machine = machine();
+        let mut generated = report::markdown(&metrics, &verdicts, &machine, command);
+        let _ = std::fs::write(out.join("machine.txt"), &machine);
+        for note in &notes {
+            generated.push_str(&format!("Note: {note}\n\n"));
+        }
+        let document = std::fs::read_to_string(md).unwrap_or_else(|_| "# Benchmarks\n".into());
+        if let Err(e) = std::fs::write(md, report::splice(&document, &generated)) {
+            eprintln!("bench: {md}: {e}");
+            return 1;
+        }
+    }
+    eprintln!(
+        "bench: done in {:.0} s; results in {}, chart in {}",
+        started.elapsed().as_secs_f64(),
+        out.join("results.json").display(),
+        svg.display()
+    );
+    0
+}

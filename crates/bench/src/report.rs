@@ -1,0 +1,685 @@
+//! Results, goals and their presentation: a terminal table, the generated part of
+//! `BENCHMARKS.md`, and an SVG chart of the ratios (plotters).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Which direction of a metric is the good one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Better {
+    /// Throughput and the like.
+    Higher,
+    /// Latency, memory, size, losses.
+    Lower,
+}
+
+/// One measured quantity of one scenario, with every contender's samples (one per round).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Metric {
+    /// `N1`, `W2`...
+    pub scenario: String,
+    /// What is measured, e.g. `round trip p50`.
+    pub name: String,
+    /// The unit of the samples, e.g. `µs`.
+    pub unit: String,
+    /// Which direction is better.
+    pub better: Better,
+    /// The contender the ratios are taken against (raw tokio-tungstenite, plain JS).
+    pub anchor: String,
+    /// Whether the chart shows this metric.
+    pub chart: bool,
+    /// Contenders in display order, each with its samples.
+    pub samples: Vec<(String, Vec<f64>)>,
+    /// Why a contender has no samples (it failed or cannot run the scenario).
+    pub missing: BTreeMap<String, String>,
+}
+
+/// Median, minimum and maximum of a contender's samples.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Summary {
+    /// The median (the mean of the middle two for an even count).
+    pub median: f64,
+    /// The smallest sample.
+    pub min: f64,
+    /// The largest sample.
+    pub max: f64,
+}
+
+impl Summary {
+    /// The summary of `samples`; `None` when there are none.
+    pub fn of(samples: &[f64]) -> Option<Summary> {
+        if samples.is_empty() {
+            return None;
+        }
+        let mut sorted = samples.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let median = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        };
+        Some(Summary {
+            median,
+            min: sorted[0],
+            max: sorted[n - 1],
+        })
+    }
+}
+
+/// The value at quantile `q` (0..=1) of `sorted` (nearest rank).
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+impl Metric {
+    /// A metric with no samples yet.
+    pub fn new(scenario: &str, name: &str, unit: &str, better: Better, anchor: &str) -> Metric {
+        Metric {
+            scenario: scenario.into(),
+            name: name.into(),
+            unit: unit.into(),
+            better,
+            anchor: anchor.into(),
+            chart: true,
+            samples: Vec::new(),
+            missing: BTreeMap::new(),
+        }
+    }
+
+    /// Leaves this metric out of the chart.
+    pub fn no_chart(mut self) -> Metric {
+        self.chart = false;
+        self
+    }
+
+    /// The key goals refer to: `"N1 round trip p50"`.
+    pub fn key(&self) -> String {
+        format!("{} {}", self.scenario, self.name)
+    }
+
+    /// Adds one sample for `contender`.
+    pub fn push(&mut self, contender: &str, value: f64) {
+        match self.samples.iter_mut().find(|(c, _)| c == contender) {
+            Some((_, v)) => v.push(value),
+            None => self.samples.push((contender.into(), vec![value])),
+        }
+    }
+
+    /// Records why `contender` has no (more) samples; the first reason is kept.
+    pub fn fail(&mut self, contender: &str, why: &str) {
+        self.missing
+            .entry(contender.into())
+            .or_insert_with(|| why.into());
+    }
+
+    /// `contender`'s summary, if it has samples.
+    pub fn summary(&self, contender: &str) -> Option<Summary> {
+        self.samples
+            .iter()
+            .find(|(c, _)| c == contender)
+            .and_then(|(_, v)| Summary::of(v))
+    }
+
+    /// The ratio of `contender`'s median to the anchor's (plain, not direction-adjusted).
+    pub fn ratio(&self, contender: &str) -> Option<f64> {
+        let anchor = self.summary(&self.anchor)?.median;
+        let value = self.summary(contender)?.median;
+        (anchor != 0.0).then_some(value / anchor)
+    }
+
+    /// How much better than the anchor `contender` is: > 1 is better, whichever the direction.
+    pub fn goodness(&self, contender: &str) -> Option<f64> {
+        let r = self.ratio(contender)?;
+        match self.better {
+            Better::Higher => Some(r),
+            Better::Lower => (r != 0.0).then(|| 1.0 / r),
+        }
+    }
+
+    fn better_of(&self, a: f64, b: f64) -> bool {
+        match self.better {
+            Better::Higher => a > b,
+            Better::Lower => a < b,
+        }
+    }
+
+    fn contenders(&self) -> Vec<&str> {
+        let mut all: Vec<&str> = self.samples.iter().map(|(c, _)| c.as_str()).collect();
+        for c in self.missing.keys() {
+            if !all.contains(&c.as_str()) {
+                all.push(c);
+            }
+        }
+        all
+    }
+}
+
+/// A target the report checks (the goals of the benchmark issue).
+#[derive(Clone, Debug)]
+pub enum Goal {
+    /// `contender`'s median relative to the anchor: at most `bound` for lower-is-better
+    /// metrics, at least `bound` for higher-is-better ones.
+    Ratio {
+        /// The metric's key.
+        metric: String,
+        /// Who must meet it.
+        contender: String,
+        /// The bound on the ratio.
+        bound: f64,
+    },
+    /// `contender`'s median is better than each of `others` (or equal, when `or_equal`).
+    Beats {
+        /// The metric's key.
+        metric: String,
+        /// Who must meet it.
+        contender: String,
+        /// Whom it is compared with.
+        others: Vec<String>,
+        /// Whether a tie counts.
+        or_equal: bool,
+    },
+    /// `contender`'s largest sample is at most `value`.
+    AtMost {
+        /// The metric's key.
+        metric: String,
+        /// Who must meet it.
+        contender: String,
+        /// The bound.
+        value: f64,
+    },
+}
+
+/// A goal checked against the results.
+#[derive(Clone, Debug)]
+pub struct Verdict {
+    /// The goal, in words.
+    pub goal: String,
+    /// `Some(true)` met, `Some(false)` missed, `None` not measurable (a contender failed).
+    pub met: Option<bool>,
+    /// The numbers behind the verdict.
+    pub detail: String,
+}
+
+impl Goal {
+    /// Checks the goal against `metrics`.
+    pub fn check(&self, metrics: &[Metric]) -> Verdict {
+        let find = |key: &str| metrics.iter().find(|m| m.key() == key);
+        match self {
+            Goal::Ratio {
+                metric,
+                contender,
+                bound,
+            } => {
+                let Some(m) = find(metric) else {
+                    return unmeasured(format!("{metric}: not measured"));
+                };
+                let op = if m.better == Better::Lower {
+                    "≤"
+                } else {
+                    "≥"
+                };
+                let goal = format!("{metric}: {contender} {op} {bound:.2}x {}", m.anchor);
+                match m.ratio(contender) {
+                    Some(r) => Verdict {
+                        met: Some(if m.better == Better::Lower {
+                            r <= *bound
+                        } else {
+                            r >= *bound
+                        }),
+                        goal,
+                        detail: format!("{r:.3}x"),
+                    },
+                    None => Verdict {
+                        goal,
+                        met: None,
+                        detail: "no result".into(),
+                    },
+                }
+            }
+            Goal::Beats {
+                metric,
+                contender,
+                others,
+                or_equal,
+            } => {
+                let Some(m) = find(metric) else {
+                    return unmeasured(format!("{metric}: not measured"));
+                };
+                let word = if *or_equal {
+                    "no worse than"
+                } else {
+                    "ahead of"
+                };
+                let goal = format!("{metric}: {contender} {word} {}", others.join(", "));
+                let Some(own) = m.summary(contender) else {
+                    return Verdict {
+                        goal,
+                        met: None,
+                        detail: "no result".into(),
+                    };
+                };
+                let mut met = true;
+                let mut detail = Vec::new();
+                for other in others {
+                    match m.summary(other) {
+                        Some(s) => {
+                            let ok = m.better_of(own.median, s.median)
+                                || (*or_equal && own.median == s.median);
+                            met &= ok;
+                            detail.push(format!(
+                                "{} {other} ({})",
+                                if ok { "beats" } else { "behind" },
+                                number(s.median)
+                            ));
+                        }
+                        // A peer that cannot run the scenario is beaten by one that can.
+                        None => detail.push(format!("{other}: no result")),
+                    }
+                }
+                Verdict {
+                    goal,
+                    met: Some(met),
+                    detail: format!("{} {}: {}", number(own.median), m.unit, detail.join(", ")),
+                }
+            }
+            Goal::AtMost {
+                metric,
+                contender,
+                value,
+            } => {
+                let Some(m) = find(metric) else {
+                    return unmeasured(format!("{metric}: not measured"));
+                };
+                let goal = format!("{metric}: {contender} ≤ {} {}", number(*value), m.unit);
+                match m.summary(contender) {
+                    Some(s) => Verdict {
+                        goal,
+                        met: Some(s.max <= *value),
+                        detail: format!("max {} {}", number(s.max), m.unit),
+                    },
+                    None => Verdict {
+                        goal,
+                        met: None,
+                        detail: "no result".into(),
+                    },
+                }
+            }
+        }
+    }
+}
+
+fn unmeasured(goal: String) -> Verdict {
+    Verdict {
+        goal,
+        met: None,
+        detail: "not measured".into(),
+    }
+}
+
+/// A number with a sensible number of digits.
+pub fn number(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 {
+        "0".into()
+    } else if a >= 100_000.0 {
+        format!("{:.0}", v)
+    } else if a >= 100.0 {
+        format!("{:.1}", v)
+    } else if a >= 1.0 {
+        format!("{:.2}", v)
+    } else {
+        format!("{:.3}", v)
+    }
+}
+
+/// The terminal table: per metric, each contender's median, min, max and ratio to the anchor.
+pub fn table(metrics: &[Metric], rounds_note: &str) -> String {
+    let mut out = String::new();
+    for m in metrics {
+        let dir = match m.better {
+            Better::Higher => "higher is better",
+            Better::Lower => "lower is better",
+        };
+        let _ = writeln!(
+            out,
+            "\n{} {} ({}, {dir}){rounds_note}",
+            m.scenario, m.name, m.unit
+        );
+        let _ = writeln!(
+            out,
+            "  {:<28} {:>12} {:>12} {:>12} {:>8}",
+            "", "median", "min", "max", "ratio"
+        );
+        for c in m.contenders() {
+            let label = if c == m.anchor {
+                format!("{c} (anchor)")
+            } else {
+                c.to_string()
+            };
+            match m.summary(c) {
+                Some(s) => {
+                    let ratio = m
+                        .ratio(c)
+                        .map(|r| format!("{r:.3}x"))
+                        .unwrap_or_else(|| "-".into());
+                    let _ = writeln!(
+                        out,
+                        "  {label:<28} {:>12} {:>12} {:>12} {ratio:>8}",
+                        number(s.median),
+                        number(s.min),
+                        number(s.max)
+                    );
+                }
+                None => {
+                    let why = m.missing.get(c).map(String::as_str).unwrap_or("no result");
+                    let _ = writeln!(out, "  {label:<28} {why}");
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The verdicts as lines (`met`, `MISSED`, `n/a`).
+pub fn verdict_lines(verdicts: &[Verdict]) -> String {
+    let mut out = String::new();
+    for v in verdicts {
+        let mark = match v.met {
+            Some(true) => "met   ",
+            Some(false) => "MISSED",
+            None => "n/a   ",
+        };
+        let _ = writeln!(out, "  {mark} {}  [{}]", v.goal, v.detail);
+    }
+    out
+}
+
+/// The generated part of `BENCHMARKS.md`: machine, command, one table per metric, the goals.
+pub fn markdown(metrics: &[Metric], verdicts: &[Verdict], machine: &str, command: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Command: `{command}`\n");
+    let _ = writeln!(out, "Machine: {machine}\n");
+    let _ = writeln!(out, "![Ratios to the anchors](bench/ratios.svg)\n");
+    let _ = writeln!(out, "### Goals\n");
+    for v in verdicts {
+        let mark = match v.met {
+            Some(true) => "✅",
+            Some(false) => "❌",
+            None => "➖",
+        };
+        let _ = writeln!(out, "- {mark} {} — {}", v.goal, v.detail);
+    }
+    let _ = writeln!(out, "\n### Results\n");
+    for m in metrics {
+        let dir = match m.better {
+            Better::Higher => "higher is better",
+            Better::Lower => "lower is better",
+        };
+        let _ = writeln!(out, "**{} {}** ({}, {dir})\n", m.scenario, m.name, m.unit);
+        let _ = writeln!(
+            out,
+            "| contender | median | min | max | ratio to {} |",
+            m.anchor
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+        for c in m.contenders() {
+            match m.summary(c) {
+                Some(s) => {
+                    let ratio = m
+                        .ratio(c)
+                        .map(|r| format!("{r:.3}x"))
+                        .unwrap_or_else(|| "–".into());
+                    let _ = writeln!(
+                        out,
+                        "| {c} | {} | {} | {} | {ratio} |",
+                        number(s.median),
+                        number(s.min),
+                        number(s.max)
+                    );
+                }
+                None => {
+                    let why = m.missing.get(c).map(String::as_str).unwrap_or("no result");
+                    let _ = writeln!(out, "| {c} | {} | | | |", why.replace('|', "/"));
+                }
+            }
+        }
+        let _ = writeln!(out);
+    }
+    out
+}
+
+/// Replaces the text between `<!-- bench:start -->` and `<!-- bench:end -->` in `document`
+/// with `generated`, leaving the hand-written rest alone (appending the markers if missing).
+pub fn splice(document: &str, generated: &str) -> String {
+    const START: &str = "<!-- bench:start -->";
+    const END: &str = "<!-- bench:end -->";
+    match (document.find(START), document.find(END)) {
+        (Some(s), Some(e)) if s < e => format!(
+            "{}{START}\n{generated}{END}{}",
+            &document[..s],
+            &document[e + END.len()..]
+        ),
+        _ => format!("{document}\n{START}\n{generated}{END}\n"),
+    }
+}
+
+/// Draws the chart: for each charted metric, each contender's result relative to the anchor,
+/// oriented so that above 1 is better.
+pub fn chart(metrics: &[Metric], path: &Path) -> Result<(), String> {
+    use plotters::prelude::*;
+
+    let shown: Vec<&Metric> = metrics
+        .iter()
+        .filter(|m| m.chart && m.summary(&m.anchor).is_some())
+        .collect();
+    let mut contenders: Vec<String> = Vec::new();
+    for m in &shown {
+        for (c, _) in &m.samples {
+            if *c != m.anchor && !contenders.contains(c) {
+                contenders.push(c.clone());
+            }
+        }
+    }
+    let top = shown
+        .iter()
+        .flat_map(|m| contenders.iter().filter_map(|c| m.goodness(c)))
+        .fold(1.2f64, f64::max)
+        .min(4.0)
+        * 1.1;
+    let groups = shown.len().max(1);
+    let width = 160 + 110 * groups as u32;
+    let root = SVGBackend::new(path, (width, 520)).into_drawing_area();
+    let draw = |e: &dyn std::fmt::Display| e.to_string();
+    root.fill(&WHITE).map_err(|e| draw(&e))?;
+    let labels: Vec<String> = shown
+        .iter()
+        .map(|m| format!("{} {}", m.scenario, short(&m.name)))
+        .collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Relative to raw tokio-tungstenite (N), plain JS (W1), gloo-net (W2); above 1 is better",
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(70)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0f64..groups as f64, 0f64..top)
+        .map_err(|e| draw(&e))?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(groups * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = x.floor() as usize;
+            if (x - i as f64 - 0.5).abs() < 0.01 {
+                labels.get(i).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc("ratio (higher is better)")
+        .draw()
+        .map_err(|e| draw(&e))?;
+    let palette = [
+        RGBColor(0xd6, 0x3b, 0x2f),
+        RGBColor(0x3b, 0x6e, 0xa8),
+        RGBColor(0x6a, 0xa8, 0x4f),
+        RGBColor(0xe0, 0x9b, 0x2d),
+        RGBColor(0x8e, 0x5e, 0xa2),
+        RGBColor(0x55, 0x55, 0x55),
+    ];
+    let slot = 0.8 / contenders.len().max(1) as f64;
+    for (k, c) in contenders.iter().enumerate() {
+        let color = palette[k % palette.len()];
+        let bars: Vec<_> = shown
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                let g = m.goodness(c)?.min(top);
+                let x0 = i as f64 + 0.1 + slot * k as f64;
+                Some(Rectangle::new(
+                    [(x0, 0.0), (x0 + slot * 0.9, g)],
+                    color.filled(),
+                ))
+            })
+            .collect();
+        chart
+            .draw_series(bars)
+            .map_err(|e| draw(&e))?
+            .label(c.as_str())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+    }
+    chart
+        .draw_series(LineSeries::new(
+            [(0.0, 1.0), (groups as f64, 1.0)],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(|e| draw(&e))?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| draw(&e))?;
+    root.present().map_err(|e| draw(&e))?;
+    Ok(())
+}
+
+fn short(name: &str) -> String {
+    name.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metric(better: Better) -> Metric {
+        let mut m = Metric::new("N1", "round trip p50", "µs", better, "raw");
+        for v in [10.0, 12.0, 11.0] {
+            m.push("raw", v);
+        }
+        for v in [10.5, 10.4, 30.0] {
+            m.push("anyws", v);
+        }
+        m.push("peer", 20.0);
+        m.fail("broken", "connect failed");
+        m
+    }
+
+    #[test]
+    fn summary_and_percentiles() {
+        let s = Summary::of(&[3.0, 1.0, 2.0, 4.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max), (2.5, 1.0, 4.0));
+        assert_eq!(Summary::of(&[]), None);
+        let sorted: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&sorted, 0.5), 50.0);
+        assert_eq!(percentile(&sorted, 0.99), 99.0);
+        assert_eq!(percentile(&sorted, 1.0), 100.0);
+    }
+
+    #[test]
+    fn ratios_follow_the_direction() {
+        let lower = metric(Better::Lower);
+        assert!((lower.ratio("anyws").unwrap() - 10.5 / 11.0).abs() < 1e-9);
+        assert!(lower.goodness("peer").unwrap() < 1.0);
+        let higher = metric(Better::Higher);
+        assert!(higher.goodness("peer").unwrap() > 1.0);
+        assert_eq!(higher.ratio("broken"), None);
+    }
+
+    #[test]
+    fn goals() {
+        let metrics = [metric(Better::Lower)];
+        let key = "N1 round trip p50".to_string();
+        let ratio = |bound| Goal::Ratio {
+            metric: key.clone(),
+            contender: "anyws".into(),
+            bound,
+        };
+        assert_eq!(ratio(1.05).check(&metrics).met, Some(true));
+        assert_eq!(ratio(0.9).check(&metrics).met, Some(false));
+        let beats = Goal::Beats {
+            metric: key.clone(),
+            contender: "anyws".into(),
+            others: vec!["peer".into(), "broken".into()],
+            or_equal: false,
+        };
+        assert_eq!(beats.check(&metrics).met, Some(true));
+        let at_most = |value| Goal::AtMost {
+            metric: key.clone(),
+            contender: "anyws".into(),
+            value,
+        };
+        assert_eq!(at_most(30.0).check(&metrics).met, Some(true));
+        assert_eq!(at_most(29.0).check(&metrics).met, Some(false));
+        let missing = Goal::AtMost {
+            metric: "N9 nothing".into(),
+            contender: "anyws".into(),
+            value: 1.0,
+        };
+        assert_eq!(missing.check(&metrics).met, None);
+    }
+
+    #[test]
+    fn table_markdown_and_splice() {
+        let metrics = [metric(Better::Lower)];
+        let t = table(&metrics, "");
+        assert!(t.contains("raw (anchor)"), "{t}");
+        assert!(t.contains("connect failed"), "{t}");
+        let md = markdown(&metrics, &[], "test machine", "cargo xtask bench");
+        assert!(
+            md.contains("| anyws | 10.50 | 10.40 | 30.00 | 0.955x |"),
+            "{md}"
+        );
+        let doc = "# Title\nintro\n<!-- bench:start -->\nold\n<!-- bench:end -->\nanalysis\n";
+        let spliced = splice(doc, "new\n");
+        assert_eq!(
+            spliced,
+            "# Title\nintro\n<!-- bench:start -->\nnew\n<!-- bench:end -->\nanalysis\n"
+        );
+        assert!(
+            splice("# Bare\n", "x\n").ends_with("<!-- bench:start -->\nx\n<!-- bench:end -->\n")
+        );
+    }
+
+    #[test]
+    fn chart_is_an_svg() {
+        let path = std::env::temp_dir().join(format!("anyws-bench-{}.svg", std::process::id()));
+        chart(&[metric(Better::Higher)], &path).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).ok();
+        assert!(svg.starts_with("<svg"), "{:.80}", svg);
+        assert!(svg.contains("anyws") && svg.contains("peer"));
+    }
+}
