@@ -220,7 +220,10 @@ async fn bad_proxy_urls_are_syntax_errors_before_any_traffic() {
 async fn a_small_read_buffer_still_delivers_large_and_many_messages_in_order() {
     // 1 byte is raised to the 4 KiB floor: a 1 MiB message takes 256 reads or more.
     let native = NativeOptions::new().read_buffer_size(1);
-    assert!(format!("{native:?}").contains("read_buffer_size: 4096"), "{native:?}");
+    assert!(
+        format!("{native:?}").contains("read_buffer_size: 4096"),
+        "{native:?}"
+    );
     let url = format!("{}/echo", server().await);
     let mut ws = WebSocket::with_options(&url, with(native)).unwrap();
     ws.opened().await.unwrap();

@@ -73,16 +73,18 @@ pub(crate) struct Receiver {
 }
 
 impl Receiver {
-    /// Waits for commands and takes every queued one, in order; `None` once the sender is
-    /// gone and the queue is empty.
-    pub(crate) async fn recv_all(&mut self) -> Option<VecDeque<Command>> {
+    /// Waits for commands and swaps every queued one, in order, into `into` (which must be
+    /// empty: its allocation goes back to the sender, so a steady stream of bursts allocates
+    /// nothing); `false` once the sender is gone and the queue is empty.
+    pub(crate) async fn recv_all(&mut self, into: &mut VecDeque<Command>) -> bool {
         poll_fn(|cx| {
             let mut state = lock(&self.shared);
             if !state.queue.is_empty() {
-                return Poll::Ready(Some(std::mem::take(&mut state.queue)));
+                swap(&mut state.queue, into);
+                return Poll::Ready(true);
             }
             if state.sender_gone {
-                return Poll::Ready(None);
+                return Poll::Ready(false);
             }
             match &mut state.waker {
                 Some(w) => w.clone_from(cx.waker()),
@@ -93,10 +95,22 @@ impl Receiver {
         .await
     }
 
-    /// Takes every queued command without waiting (possibly none).
-    pub(crate) fn try_recv_all(&mut self) -> VecDeque<Command> {
-        std::mem::take(&mut lock(&self.shared).queue)
+    /// Swaps every queued command into `into` (empty) without waiting (possibly none).
+    pub(crate) fn try_recv_all(&mut self, into: &mut VecDeque<Command>) {
+        swap(&mut lock(&self.shared).queue, into);
     }
+}
+
+/// The most queue slots kept for reuse (a burst may need more; they are freed after it).
+const KEEP: usize = 4096;
+
+/// Gives the queued commands to the writer and the writer's empty buffer to the queue.
+fn swap(queue: &mut VecDeque<Command>, into: &mut VecDeque<Command>) {
+    debug_assert!(into.is_empty());
+    if into.capacity() > KEEP {
+        into.shrink_to(KEEP);
+    }
+    std::mem::swap(queue, into);
 }
 
 impl Drop for Receiver {
@@ -118,6 +132,11 @@ mod tests {
         Command::Send(Message::Text(s.into()))
     }
 
+    async fn recv(rx: &mut Receiver) -> Option<Vec<String>> {
+        let mut batch = VecDeque::new();
+        rx.recv_all(&mut batch).await.then(|| texts(batch))
+    }
+
     fn texts(batch: VecDeque<Command>) -> Vec<String> {
         batch
             .into_iter()
@@ -133,22 +152,42 @@ mod tests {
         let (tx, mut rx) = channel();
         tx.send(text("a")).unwrap();
         tx.send(text("b")).unwrap();
-        assert_eq!(texts(rx.recv_all().await.unwrap()), ["a", "b"]);
-        assert!(rx.try_recv_all().is_empty());
+        assert_eq!(recv(&mut rx).await.unwrap(), ["a", "b"]);
+        let mut none = VecDeque::new();
+        rx.try_recv_all(&mut none);
+        assert!(none.is_empty());
         tx.send(text("c")).unwrap();
         drop(tx);
         // Queued commands still come out after the sender is gone.
-        assert_eq!(texts(rx.recv_all().await.unwrap()), ["c"]);
-        assert!(rx.recv_all().await.is_none());
+        assert_eq!(recv(&mut rx).await.unwrap(), ["c"]);
+        assert!(recv(&mut rx).await.is_none());
     }
 
     #[tokio::test]
     async fn a_waiting_receiver_is_woken() {
         let (tx, mut rx) = channel();
-        let waiting = tokio::spawn(async move { texts(rx.recv_all().await.unwrap()) });
+        let waiting = tokio::spawn(async move { recv(&mut rx).await.unwrap() });
         tokio::task::yield_now().await;
         tx.send(text("x")).unwrap();
         assert_eq!(waiting.await.unwrap(), ["x"]);
+    }
+
+    #[tokio::test]
+    async fn buffers_are_reused_up_to_a_bound() {
+        let (tx, mut rx) = channel();
+        let mut batch = VecDeque::new();
+        for round in 0..3 {
+            for i in 0..10_000 {
+                tx.send(text(&format!("{round} {i}"))).unwrap();
+            }
+            assert!(rx.recv_all(&mut batch).await);
+            assert_eq!(batch.len(), 10_000);
+            batch.clear();
+        }
+        // The writer's buffer went back to the queue, trimmed to the bound.
+        tx.send(text("last")).unwrap();
+        assert!(rx.recv_all(&mut batch).await);
+        assert!(batch.capacity() <= KEEP.max(16), "{}", batch.capacity());
     }
 
     #[test]

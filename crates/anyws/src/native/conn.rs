@@ -4,14 +4,16 @@
 use super::options::NativeOptions;
 use super::{commands, handshake};
 use super::{Command, Control, ControlKind, LiveGuard};
-use crate::core::Core;
+use crate::core::{lock, Core};
 use crate::error::{Error, ErrorKind};
 use crate::event::{CloseEvent, Message};
 use crate::sendness::Shared;
 use futures_util::{SinkExt, StreamExt};
+use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
@@ -73,10 +75,12 @@ async fn connect_within(
 
 /// Waits for `Abort` (or for every handle to be gone) while the handshake runs.
 async fn aborted(rx: &mut commands::Receiver) {
-    while let Some(batch) = rx.recv_all().await {
-        if batch.iter().any(|cmd| matches!(cmd, Command::Abort)) {
+    let mut batch = VecDeque::new();
+    while rx.recv_all(&mut batch).await {
+        if batch.drain(..).any(|cmd| matches!(cmd, Command::Abort)) {
             return;
         }
+        batch.clear();
     }
 }
 
@@ -215,7 +219,10 @@ where
     let liveness = Liveness::new();
     // The loop asks the writer for a keep-alive ping; the permit waits if the writer is busy.
     let ping_wanted = Notify::new();
-    let (mut sink, mut stream) = ws.split();
+    // The reader and the writer are polled by this one task, never at the same time; each
+    // poll holds the lock only while it runs. (A `split()` pair costs a lock, an unlock and
+    // a slot hand-off per frame written: a fifth of the send path for small messages.)
+    let ws = Mutex::new(ws);
     let end = {
         let reader = async {
             let mut peer_close = None;
@@ -231,7 +238,7 @@ where
                 // while we were busy, at most one scheduler budget (128 reads) ago.
                 let mut waited = false;
                 let next = poll_fn(|cx| {
-                    let next = stream.poll_next_unpin(cx);
+                    let next = lock(&ws).poll_next_unpin(cx);
                     waited |= next.is_pending();
                     next
                 })
@@ -276,49 +283,34 @@ where
             }
         };
         let writer = async {
+            // The writer's side of the command queue (see `commands`).
+            let mut queued = VecDeque::new();
             loop {
-                let mut queued = tokio::select! {
+                tokio::select! {
                     biased;
-                    cmds = rx.recv_all() => match cmds {
-                        Some(cmds) => cmds,
-                        None => break,
+                    more = rx.recv_all(&mut queued) => if !more {
+                        break;
                     },
                     _ = ping_wanted.notified() => {
-                        sink.send(WsMessage::Ping(Default::default())).await?;
+                        send_now(&ws, WsMessage::Ping(Default::default())).await?;
                         continue;
                     }
                 };
                 // Write everything queued, including what arrives meanwhile, then flush once.
-                let mut batch = 0u64;
-                let mut close = None;
-                'batch: while !queued.is_empty() {
-                    for cmd in queued.drain(..) {
-                        match cmd {
-                            Command::Send(m) => {
-                                batch += m.len() as u64;
-                                sink.feed(to_wire(m)).await?;
-                            }
-                            Command::Ping(p) => sink.feed(WsMessage::Ping(p.into())).await?,
-                            // Nothing after a close frame is sent.
-                            Command::Close(frame) => {
-                                close = Some(frame);
-                                break 'batch;
-                            }
-                            Command::Abort => {}
-                        }
+                let mut batch = Batch::default();
+                loop {
+                    poll_fn(|cx| batch.poll_write(&mut lock(&ws), &mut queued, cx)).await?;
+                    if batch.closing {
+                        break;
                     }
-                    queued = rx.try_recv_all();
+                    rx.try_recv_all(&mut queued);
+                    if queued.is_empty() {
+                        break;
+                    }
                 }
-                let closing = close.is_some();
-                if let Some(frame) = close {
-                    let frame = frame.map(|(code, reason)| CloseFrame {
-                        code: CloseCode::from(code),
-                        reason: reason.into(),
-                    });
-                    sink.feed(WsMessage::Close(frame)).await?;
-                }
-                sink.flush().await?;
-                buffered.fetch_sub(batch, Ordering::AcqRel);
+                poll_fn(|cx| lock(&ws).poll_flush_unpin(cx)).await?;
+                let closing = batch.closing;
+                buffered.fetch_sub(batch.bytes, Ordering::AcqRel);
                 core.wake_drained();
                 if closing {
                     break;
@@ -380,12 +372,95 @@ where
                     code,
                     reason: "".into(),
                 };
-                let close = sink.send(WsMessage::Close(Some(frame)));
+                let close = send_now(&ws, WsMessage::Close(Some(frame)));
                 let _ = tokio::time::timeout(FAIL_CLOSE_TIMEOUT, close).await;
             }
             Outcome::failed(read_error(e))
         }
     }
+}
+
+/// What the writer wrote since its last flush.
+#[derive(Default)]
+struct Batch {
+    /// Payload bytes of data messages (what `buffered_amount` counted).
+    bytes: u64,
+    /// A close frame was written: nothing may follow it.
+    closing: bool,
+    /// A frame taken from the queue that tungstenite had no room for yet.
+    held: Option<WsMessage>,
+}
+
+impl Batch {
+    /// Hands the queued commands to tungstenite in order, under one lock, until the queue is
+    /// empty, a close frame was written, or tungstenite's write buffer is full (`Pending`:
+    /// it is writing to the socket and wakes this task when there is room).
+    fn poll_write<S>(
+        &mut self,
+        ws: &mut WebSocketStream<S>,
+        queued: &mut VecDeque<Command>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), WsError>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        loop {
+            let frame = match self.held.take() {
+                Some(frame) => frame,
+                None if self.closing => {
+                    queued.clear();
+                    return Poll::Ready(Ok(()));
+                }
+                None => match queued.pop_front() {
+                    None => return Poll::Ready(Ok(())),
+                    Some(Command::Send(m)) => {
+                        self.bytes += m.len() as u64;
+                        to_wire(m)
+                    }
+                    Some(Command::Ping(p)) => WsMessage::Ping(p.into()),
+                    Some(Command::Close(frame)) => {
+                        self.closing = true;
+                        WsMessage::Close(frame.map(|(code, reason)| CloseFrame {
+                            code: CloseCode::from(code),
+                            reason: reason.into(),
+                        }))
+                    }
+                    Some(Command::Abort) => continue,
+                },
+            };
+            match ws.poll_ready_unpin(cx) {
+                Poll::Pending => {
+                    self.held = Some(frame);
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => ws.start_send_unpin(frame)?,
+            }
+        }
+    }
+}
+
+/// Writes one frame and flushes, holding the lock only while polling.
+async fn send_now<S>(ws: &Mutex<WebSocketStream<S>>, frame: WsMessage) -> Result<(), WsError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut frame = Some(frame);
+    poll_fn(|cx| {
+        let mut ws = lock(ws);
+        if let Some(f) = frame.take() {
+            match ws.poll_ready_unpin(cx) {
+                Poll::Pending => {
+                    frame = Some(f);
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => ws.start_send_unpin(f)?,
+            }
+        }
+        ws.poll_flush_unpin(cx)
+    })
+    .await
 }
 
 /// Sleeps until `at`, or forever when there is no deadline.
