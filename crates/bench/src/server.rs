@@ -7,10 +7,15 @@
 //! - `/push?count=N&size=S`: the server sends N text messages of S bytes as fast as the client
 //!   reads them, then waits for the client to close.
 //! - `/sink?count=N`: the server reads N messages, then sends one text message, `N`.
+//!
+//! HTTP paths: `/live` answers how many WebSocket connections are still open (the harness
+//! waits for 0 between measurements, so one contender's teardown never slows the next);
+//! anything else is a file of the bench page.
 
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
@@ -35,7 +40,26 @@ pub async fn serve_websockets(listener: TcpListener) {
     }
 }
 
+/// WebSocket connections accepted and not yet ended (from the TCP accept to the drop).
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+struct Live;
+
+impl Live {
+    fn new() -> Live {
+        LIVE.fetch_add(1, Ordering::AcqRel);
+        Live
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 async fn connection(tcp: TcpStream) {
+    let _live = Live::new();
     let _ = tcp.set_nodelay(true);
     let mut target = String::new();
     let config = WebSocketConfig::default()
@@ -99,9 +123,9 @@ async fn connection(tcp: TcpStream) {
     }
 }
 
-/// Serves the files under `root` over plain HTTP/1.1 (GET, one request per connection), for
-/// the browser benchmark page.
-pub async fn serve_files(listener: TcpListener, root: PathBuf) {
+/// Serves `/live` and the files under `root` (if any) over plain HTTP/1.1 (GET, one request
+/// per connection), for the harness and the browser benchmark page.
+pub async fn serve_http(listener: TcpListener, root: Option<PathBuf>) {
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             continue;
@@ -110,7 +134,7 @@ pub async fn serve_files(listener: TcpListener, root: PathBuf) {
     }
 }
 
-async fn file(mut tcp: TcpStream, root: PathBuf) {
+async fn file(mut tcp: TcpStream, root: Option<PathBuf>) {
     let mut head = Vec::new();
     let mut buf = [0u8; 4096];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -136,11 +160,16 @@ async fn file(mut tcp: TcpStream, root: PathBuf) {
     } else {
         relative
     };
-    let found = (!relative
-        .split('/')
-        .any(|part| part == ".." || part.is_empty()))
-    .then(|| std::fs::read(root.join(relative)).ok())
-    .flatten();
+    let found = if path == "/live" {
+        Some(LIVE.load(Ordering::Acquire).to_string().into_bytes())
+    } else {
+        root.filter(|_| {
+            !relative
+                .split('/')
+                .any(|part| part == ".." || part.is_empty())
+        })
+        .and_then(|root| std::fs::read(root.join(relative)).ok())
+    };
     let (status, body, kind) = match found {
         Some(body) => ("200 OK", body, content_type(relative)),
         None => ("404 Not Found", b"not found".to_vec(), "text/plain"),
@@ -159,6 +188,7 @@ fn content_type(path: &str) -> &'static str {
         Some("html") => "text/html; charset=utf-8",
         Some("js") => "text/javascript",
         Some("wasm") => "application/wasm",
+        Some("live") => "text/plain",
         _ => "application/octet-stream",
     }
 }

@@ -180,9 +180,7 @@ fn serve(args: &[String]) -> i32 {
         println!("ws ws://{}", ws.local_addr().expect("bound"));
         println!("http http://{}", http.local_addr().expect("bound"));
         tokio::spawn(anyws_bench::server::serve_websockets(ws));
-        if let Some(web) = web {
-            tokio::spawn(anyws_bench::server::serve_files(http, web));
-        }
+        tokio::spawn(anyws_bench::server::serve_http(http, web));
         // The runner holds our stdin: when it ends (even by a crash), so do we.
         let _ = tokio::task::spawn_blocking(|| std::io::stdin().read_to_end(&mut Vec::new())).await;
     });
@@ -245,6 +243,32 @@ impl Server {
         let http = next("http ")?;
         Ok(Server { child, ws, http })
     }
+}
+
+impl Server {
+    /// Waits (up to a minute) until the server has no WebSocket connection left, so that
+    /// one measurement's teardown does not run into the next.
+    fn wait_idle(&self) {
+        let addr = self.http.trim_start_matches("http://").to_owned();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            if live(&addr) == Some(0) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// `GET /live` from the bench server.
+fn live(addr: &str) -> Option<usize> {
+    use std::io::Write;
+    let mut tcp = std::net::TcpStream::connect(addr).ok()?;
+    tcp.write_all(b"GET /live HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    tcp.read_to_string(&mut response).ok()?;
+    response.split("\r\n\r\n").nth(1)?.trim().parse().ok()
 }
 
 impl Drop for Server {
@@ -452,6 +476,7 @@ fn runner(args: &[String]) -> i32 {
                     seconds.to_string(),
                 ];
                 let result = measure(&args, scale.child_limit);
+                server.wait_idle();
                 for (spec, metric) in NATIVE.iter().zip(metrics.iter_mut()) {
                     if spec.scenario != scenario {
                         continue;
