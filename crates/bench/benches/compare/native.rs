@@ -4,8 +4,9 @@
 use anyws_bench::memory;
 use anyws_bench::report::percentile;
 use serde_json::{json, Value};
-use std::cell::Cell;
-use std::rc::Rc;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The native contenders, the anchor first.
@@ -23,20 +24,21 @@ pub enum Out {
     Binary(Vec<u8>),
 }
 
-/// What a scenario needs from a WebSocket client library.
-pub trait Client: Sized {
+/// What a scenario needs from a WebSocket client library. The futures are `Send` so that
+/// N5 can spawn its connections on the runtime like any server or bot would.
+pub trait Client: Sized + Send {
     /// Connects and completes the opening handshake.
-    async fn connect(url: &str) -> Result<Self, String>;
+    fn connect(url: &str) -> impl Future<Output = Result<Self, String>> + Send;
     /// Sends one message so that it goes out now (the library's plain "send").
-    async fn send(&mut self, message: Out) -> Result<(), String>;
+    fn send(&mut self, message: Out) -> impl Future<Output = Result<(), String>> + Send;
     /// Queues one message, waiting if the library applies backpressure.
-    async fn feed(&mut self, message: Out) -> Result<(), String>;
+    fn feed(&mut self, message: Out) -> impl Future<Output = Result<(), String>> + Send;
     /// Waits until queued messages are written (where the library can tell).
-    async fn flush(&mut self) -> Result<(), String>;
+    fn flush(&mut self) -> impl Future<Output = Result<(), String>> + Send;
     /// The next data message's length; `None` when the connection has ended.
-    async fn recv(&mut self) -> Result<Option<usize>, String>;
+    fn recv(&mut self) -> impl Future<Output = Result<Option<usize>, String>> + Send;
     /// Closes with 1000 and waits for the end.
-    async fn close(self);
+    fn close(self) -> impl Future<Output = ()> + Send;
 }
 
 /// A scenario's parameters.
@@ -55,8 +57,7 @@ pub fn run(scenario: &str, contender: &str, params: &Params) -> Result<Value, St
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async {
+    runtime.block_on(async {
         match contender {
             "tokio-tungstenite" => scenario_for::<raw::Raw>(scenario, params).await,
             "anyws" => scenario_for::<anyws_client::AnyWs>(scenario, params).await,
@@ -167,7 +168,7 @@ async fn n5<C: Client + 'static>(p: &Params) -> Result<Value, String> {
     let (opened_tx, mut opened_rx) = tokio::sync::mpsc::unbounded_channel::<bool>();
     let (go_tx, go_rx) = tokio::sync::watch::channel(None::<Instant>);
     let (done_tx, done_rx) = tokio::sync::watch::channel(false);
-    let received = Rc::new(Cell::new(0usize));
+    let received = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::with_capacity(n);
     for i in 0..n {
         let url = url.clone();
@@ -176,7 +177,7 @@ async fn n5<C: Client + 'static>(p: &Params) -> Result<Value, String> {
         let mut done = done_rx.clone();
         let received = received.clone();
         let seconds = p.seconds;
-        tasks.push(tokio::task::spawn_local(async move {
+        tasks.push(tokio::spawn(async move {
             let mut c = match C::connect(&url).await {
                 Ok(c) => {
                     let _ = opened.send(true);
@@ -198,7 +199,9 @@ async fn n5<C: Client + 'static>(p: &Params) -> Result<Value, String> {
                     break;
                 }
                 match c.recv().await {
-                    Ok(Some(64)) => received.set(received.get() + 1),
+                    Ok(Some(64)) => {
+                        received.fetch_add(1, Ordering::Relaxed);
+                    }
                     _ => break,
                 }
             }
@@ -232,7 +235,7 @@ async fn n5<C: Client + 'static>(p: &Params) -> Result<Value, String> {
     Ok(json!({
         "rss_per_conn": rss as f64 / 1024.0 / (n - failed).max(1) as f64,
         "open_all": open_all,
-        "lost": (expected - received.get().min(expected)) as f64,
+        "lost": (expected - received.load(Ordering::Relaxed).min(expected)) as f64,
         "failed_connections": failed as f64,
     }))
 }
