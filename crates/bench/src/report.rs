@@ -401,12 +401,19 @@ pub fn verdict_lines(verdicts: &[Verdict]) -> String {
     out
 }
 
-/// The generated part of `BENCHMARKS.md`: machine, command, one table per metric, the goals.
-pub fn markdown(metrics: &[Metric], verdicts: &[Verdict], machine: &str, command: &str) -> String {
+/// The generated part of `BENCHMARKS.md`: machine, command, the chart (`chart`: its path
+/// relative to the document), the goals, one table per metric.
+pub fn markdown(
+    metrics: &[Metric],
+    verdicts: &[Verdict],
+    machine: &str,
+    command: &str,
+    chart: &str,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Command: `{command}`\n");
     let _ = writeln!(out, "Machine: {machine}\n");
-    let _ = writeln!(out, "![Ratios to the anchors](bench/ratios.svg)\n");
+    let _ = writeln!(out, "![Ratios to the anchors]({chart})\n");
     let _ = writeln!(out, "### Goals\n");
     for v in verdicts {
         let mark = match v.met {
@@ -494,13 +501,13 @@ pub fn chart(metrics: &[Metric], path: &Path) -> Result<(), String> {
         .min(4.0)
         * 1.1;
     let groups = shown.len().max(1);
-    let width = 160 + 110 * groups as u32;
+    let width = 160 + 130 * groups as u32;
     let root = SVGBackend::new(path, (width, 520)).into_drawing_area();
     let draw = |e: &dyn std::fmt::Display| e.to_string();
     root.fill(&WHITE).map_err(|e| draw(&e))?;
     let labels: Vec<String> = shown
         .iter()
-        .map(|m| format!("{} {}", m.scenario, short(&m.name)))
+        .map(|m| format!("{} {}", m.scenario, m.name))
         .collect();
     let mut chart = ChartBuilder::on(&root)
         .caption(
@@ -571,13 +578,6 @@ pub fn chart(metrics: &[Metric], path: &Path) -> Result<(), String> {
         .map_err(|e| draw(&e))?;
     root.present().map_err(|e| draw(&e))?;
     Ok(())
-}
-
-fn short(name: &str) -> String {
-    name.split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]
@@ -657,7 +657,8 @@ mod tests {
         let t = table(&metrics, "");
         assert!(t.contains("raw (anchor)"), "{t}");
         assert!(t.contains("connect failed"), "{t}");
-        let md = markdown(&metrics, &[], "test machine", "cargo xtask bench");
+        let md = markdown(&metrics, &[], "test machine", "cargo xtask bench", "c.svg");
+        assert!(md.contains("](c.svg)"), "{md}");
         assert!(
             md.contains("| anyws | 10.50 | 10.40 | 30.00 | 0.955x |"),
             "{md}"

@@ -409,34 +409,21 @@ fn machine() -> String {
     )
 }
 
-fn runner(args: &[String]) -> i32 {
+/// Runs every wanted scenario against a fresh bench server; returns the metrics and notes.
+fn measure_all(
+    args: &[String],
+    scale: &Scale,
+    rounds: usize,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Result<(Vec<Metric>, Vec<String>), String> {
     let quick = args.iter().any(|a| a == "--quick");
-    let scale = if quick { QUICK } else { FULL };
-    let rounds = value_of(args, "--rounds")
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(scale.rounds);
-    let only: Option<Vec<&str>> = value_of(args, "--only").map(|s| s.split(',').collect());
-    let wanted = |s: &str| only.as_ref().is_none_or(|o| o.contains(&s));
     let web = value_of(args, "--web").map(PathBuf::from);
-    let out = value_of(args, "--out")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/bench"));
-    let command = value_of(args, "--command").unwrap_or("cargo xtask bench");
-    anyws_bench::memory::raise_fd_limit();
-
-    let server = match Server::start(web.as_deref()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("bench: {e}");
-            return 1;
-        }
-    };
+    let server = Server::start(web.as_deref())?;
     eprintln!(
         "bench: {} run, server at {} (one process for every contender)",
         if quick { "quick" } else { "full" },
         server.ws
     );
-    let started = Instant::now();
     let mut metrics: Vec<Metric> = NATIVE
         .iter()
         .map(|s| {
@@ -528,6 +515,39 @@ fn runner(args: &[String]) -> i32 {
         _ => {}
     }
     drop(server);
+    Ok((metrics, notes))
+}
+
+fn runner(args: &[String]) -> i32 {
+    let quick = args.iter().any(|a| a == "--quick");
+    let scale = if quick { QUICK } else { FULL };
+    let rounds = value_of(args, "--rounds")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(scale.rounds);
+    let only: Option<Vec<&str>> = value_of(args, "--only").map(|s| s.split(',').collect());
+    let wanted = |s: &str| only.as_ref().is_none_or(|o| o.contains(&s));
+    let out = value_of(args, "--out")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/bench"));
+    let command = value_of(args, "--command").unwrap_or("cargo xtask bench");
+    anyws_bench::memory::raise_fd_limit();
+
+    let started = Instant::now();
+    // --from results.json: draw the table, chart and BENCHMARKS.md again without measuring.
+    let measured = match value_of(args, "--from") {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("{path}: {e}"))
+            .and_then(|text| serde_json::from_str(&text).map_err(|e| format!("{path}: {e}")))
+            .map(|metrics| (metrics, Vec::new())),
+        None => measure_all(args, &scale, rounds, &wanted),
+    };
+    let (metrics, notes) = match measured {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return 1;
+        }
+    };
 
     let verdicts: Vec<_> = goals()
         .iter()
@@ -553,7 +573,13 @@ fn runner(args: &[String]) -> i32 {
     }
     if let Some(md) = value_of(args, "--markdown") {
         let machine = machine();
-        let mut generated = report::markdown(&metrics, &verdicts, &machine, command);
+        let link = Path::new(md)
+            .parent()
+            .and_then(|dir| svg.strip_prefix(dir).ok())
+            .unwrap_or(&svg)
+            .display()
+            .to_string();
+        let mut generated = report::markdown(&metrics, &verdicts, &machine, command, &link);
         let _ = std::fs::write(out.join("machine.txt"), &machine);
         for note in &notes {
             generated.push_str(&format!("Note: {note}\n\n"));
