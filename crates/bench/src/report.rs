@@ -340,18 +340,14 @@ pub fn number(v: f64) -> String {
 }
 
 /// The terminal table: per metric, each contender's median, min, max and ratio to the anchor.
-pub fn table(metrics: &[Metric], rounds_note: &str) -> String {
+pub fn table(metrics: &[Metric]) -> String {
     let mut out = String::new();
     for m in metrics {
         let dir = match m.better {
             Better::Higher => "higher is better",
             Better::Lower => "lower is better",
         };
-        let _ = writeln!(
-            out,
-            "\n{} {} ({}, {dir}){rounds_note}",
-            m.scenario, m.name, m.unit
-        );
+        let _ = writeln!(out, "\n{} {} ({}, {dir})", m.scenario, m.name, m.unit);
         let _ = writeln!(
             out,
             "  {:<28} {:>12} {:>12} {:>12} {:>8}",
@@ -654,7 +650,7 @@ mod tests {
     #[test]
     fn table_markdown_and_splice() {
         let metrics = [metric(Better::Lower)];
-        let t = table(&metrics, "");
+        let t = table(&metrics);
         assert!(t.contains("raw (anchor)"), "{t}");
         assert!(t.contains("connect failed"), "{t}");
         let md = markdown(&metrics, &[], "test machine", "cargo xtask bench", "c.svg");

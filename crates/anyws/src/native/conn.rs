@@ -60,17 +60,7 @@ async fn connect_within(
     options: &NativeOptions,
 ) -> Result<handshake::Upgraded, Error> {
     let connect = handshake::connect(url, protocols, options);
-    match options.connect_timeout {
-        None => connect.await,
-        Some(limit) => tokio::time::timeout(limit, connect)
-            .await
-            .unwrap_or_else(|_| {
-                Err(Error::new(
-                    ErrorKind::Network,
-                    format!("{url} did not complete the opening handshake within {limit:?}"),
-                ))
-            }),
-    }
+    options.within_connect_timeout(connect, url.as_str()).await
 }
 
 /// Waits for `Abort` (or for every handle to be gone) while the handshake runs.
@@ -80,7 +70,6 @@ async fn aborted(rx: &mut commands::Receiver) {
         if batch.drain(..).any(|cmd| matches!(cmd, Command::Abort)) {
             return;
         }
-        batch.clear();
     }
 }
 

@@ -27,6 +27,24 @@ pub(crate) struct Upgraded {
     pub extensions: String,
 }
 
+/// A header's values, comma-joined as HTTP combines a repeated field; `None` if absent.
+/// Shared by the client's response checks and the server's request checks.
+pub(super) fn header(headers: &[httparse::Header<'_>], name: &str) -> Option<String> {
+    let mut values = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| String::from_utf8_lossy(h.value).trim().to_owned())
+        .peekable();
+    values.peek()?;
+    Some(values.collect::<Vec<_>>().join(", "))
+}
+
+/// Whether the comma-separated header `name` holds `token` (compared case-insensitively).
+pub(super) fn has_token(headers: &[httparse::Header<'_>], name: &str, token: &str) -> bool {
+    header(headers, name)
+        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+}
+
 fn network(message: String) -> Error {
     Error::new(ErrorKind::Network, message)
 }
@@ -202,26 +220,13 @@ fn check(
             response.reason.unwrap_or("")
         )));
     }
-    let header = |name: &str| -> Option<String> {
-        let mut values = response
-            .headers
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| String::from_utf8_lossy(h.value).trim().to_owned())
-            .peekable();
-        values.peek()?;
-        Some(values.collect::<Vec<_>>().join(", "))
-    };
+    let header = |name: &str| header(response.headers, name);
     if !header("Upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket")) {
         return Err(network(format!(
             "{url} did not answer with `Upgrade: websocket`"
         )));
     }
-    let connection_upgrade = header("Connection").is_some_and(|v| {
-        v.split(',')
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-    });
-    if !connection_upgrade {
+    if !has_token(response.headers, "Connection", "upgrade") {
         return Err(network(format!(
             "{url} did not answer with `Connection: Upgrade`"
         )));

@@ -257,6 +257,26 @@ impl NativeOptions {
         Ok(())
     }
 
+    /// Runs an opening handshake (either side) within the connect timeout; past it, a
+    /// `Network` error saying that `who` did not complete it.
+    pub(crate) async fn within_connect_timeout<T>(
+        &self,
+        handshake: impl std::future::Future<Output = Result<T, Error>>,
+        who: &str,
+    ) -> Result<T, Error> {
+        match self.connect_timeout {
+            None => handshake.await,
+            Some(limit) => tokio::time::timeout(limit, handshake)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::new(
+                        ErrorKind::Network,
+                        format!("{who} did not complete the opening handshake within {limit:?}"),
+                    ))
+                }),
+        }
+    }
+
     /// tungstenite's settings for these options.
     pub(crate) fn websocket_config(&self) -> WebSocketConfig {
         WebSocketConfig::default()

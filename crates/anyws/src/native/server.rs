@@ -1,6 +1,7 @@
 //! The server side: an accepted connection wrapped in the same [`WebSocket`] type, so a
 //! server handler and a client can share code (handlers, `Stream`/`Sink`, close rules).
 
+use super::handshake;
 use crate::core::Core;
 use crate::error::{Error, ErrorKind};
 use crate::sendness::Shared;
@@ -58,17 +59,10 @@ where
     let supported = validate::protocols(&options.protocols)?;
     let mut stream = stream;
     let handshake = answer_handshake(&mut stream, &supported);
-    let request = match options.native.connect_timeout {
-        None => handshake.await,
-        Some(limit) => tokio::time::timeout(limit, handshake)
-            .await
-            .unwrap_or_else(|_| {
-                Err(Error::new(
-                    ErrorKind::Network,
-                    format!("the client did not complete the opening handshake within {limit:?}"),
-                ))
-            }),
-    }?;
+    let request = options
+        .native
+        .within_connect_timeout(handshake, "the client")
+        .await?;
     let config = Some(options.native.websocket_config());
     let ws =
         WebSocketStream::from_partially_read(stream, request.leftover, Role::Server, config).await;
@@ -208,19 +202,8 @@ fn check_request(
     request: &httparse::Request<'_, '_>,
     supported: &[String],
 ) -> Result<(String, Accepted), Refusal> {
-    let header = |name: &str| -> Option<String> {
-        let mut values = request
-            .headers
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| String::from_utf8_lossy(h.value).trim().to_owned())
-            .peekable();
-        values.peek()?;
-        Some(values.collect::<Vec<_>>().join(", "))
-    };
-    let has_token = |name: &str, token: &str| {
-        header(name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-    };
+    let header = |name: &str| handshake::header(request.headers, name);
+    let has_token = |name: &str, token: &str| handshake::has_token(request.headers, name, token);
     if request.method != Some("GET") {
         return Err(Refusal::new(405, "a WebSocket handshake is a GET request"));
     }

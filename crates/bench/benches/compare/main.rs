@@ -554,8 +554,7 @@ fn runner(args: &[String]) -> i32 {
         .map(|g| g.check(&metrics))
         .filter(|v| v.detail != "not measured")
         .collect();
-    let rounds_note = "";
-    print!("{}", report::table(&metrics, rounds_note));
+    print!("{}", report::table(&metrics));
     println!("\nGoals (anyws):");
     print!("{}", report::verdict_lines(&verdicts));
     for note in &notes {
