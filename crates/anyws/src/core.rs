@@ -1,9 +1,34 @@
 //! The state and event logic both backends share.
 //!
-//! Backends only report what happened (`fire_open`, `fire_message`, `fire_error`,
-//! `fire_close`); this module updates the state the spec says to update before each event,
-//! runs the listeners in registration order (an `on*` handler at the place it was first set),
-//! queues messages for the `Stream` face and wakes the futures that wait.
+//! A backend only reports what happened on the wire ([`Core::fire_open`],
+//! [`Core::fire_message`], [`Core::fire_error`], [`Core::fire_close`]; see `transport.rs` for
+//! the whole contract). This module updates the state the spec says to update before each
+//! event, runs the listeners in registration order (an `on*` handler at the place it was
+//! first set), queues messages for the `Stream` face and wakes the futures that wait.
+//!
+//! # Locks and callbacks
+//! All of a socket's state sits behind one short-lived lock ([`Core::inner`]); no user code
+//! ever runs while it is held. A listener is an [`Entry`] whose callback sits in a slot of its
+//! own: dispatch takes a snapshot of the listener list (an `Arc` of a slice, so a snapshot
+//! costs a reference count, not an allocation), then for each entry clones the callback out
+//! of its slot and runs it holding only the callback's own lock. So a callback may call any
+//! method of its socket, including replacing itself (`set_onmessage` inside `onmessage`): the
+//! slot gets the new callback at once, the running one finishes and is freed after it
+//! returns. A callback is never run twice at the same time: events are dispatched by one
+//! backend task at a time, and a nested dispatch to a listener that is still running skips it
+//! rather than wait for itself.
+//!
+//! # Life
+//! [`ReadyState`] is the spec's `readyState`, kept in an atomic so that `send` and
+//! `ready_state` take no lock. [`Life`] is the other half: which events have been *delivered*,
+//! which decides when `opened()` and `closed()` resolve and when the `Stream` ends.
+//!
+//! # The receive queue
+//! Messages for the `Stream` face wait in a queue bounded by bytes *and* count: each message
+//! is charged its payload plus [`MESSAGE_OVERHEAD`] against
+//! [`Options::receive_high_water_mark`](crate::Options::receive_high_water_mark), so a peer
+//! cannot fill memory with empty messages. A backend that can pause reading (native) asks
+//! [`Core::poll_room`] before each read.
 
 use crate::error::{Error, ErrorKind};
 use crate::event::{
@@ -11,52 +36,140 @@ use crate::event::{
 };
 use crate::sendness::{BoxedCallback, Shared};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll, Waker};
+
+/// What one queued message costs against the receive high-water mark beyond its payload:
+/// about what the queue entry and its allocation take in memory.
+pub(crate) const MESSAGE_OVERHEAD: usize = 64;
 
 /// Locks a mutex, ignoring poisoning: a listener that panicked must not wedge the socket.
 pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A registered listener. The callback is in a slot of its own so that replacing it never
+/// waits for it to finish running.
 struct Entry {
     id: u64,
     kind: EventKind,
     /// `true` for the entry an `on*` attribute owns.
     handler: bool,
+    /// Set when the listener is removed, so a dispatch already under way skips it.
     removed: AtomicBool,
-    callback: Mutex<BoxedCallback<Event>>,
+    slot: Mutex<Shared<Callback>>,
 }
 
+/// A callback; its lock is held only while it runs.
+struct Callback(Mutex<BoxedCallback<Event>>);
+
+impl Entry {
+    fn new(id: u64, kind: EventKind, handler: bool, callback: BoxedCallback<Event>) -> Self {
+        Entry {
+            id,
+            kind,
+            handler,
+            removed: AtomicBool::new(false),
+            slot: Mutex::new(Shared::new(Callback(Mutex::new(callback)))),
+        }
+    }
+
+    /// Runs the callback, unless it is already running further up this stack.
+    fn run(&self, event: &Event) {
+        // Clone it out of the slot, so the slot is free while it runs.
+        let callback = lock(&self.slot).clone();
+        let mut f = match callback.0.try_lock() {
+            Ok(f) => f,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        let run = std::panic::AssertUnwindSafe(|| (f)(event));
+        if std::panic::catch_unwind(run).is_err() {
+            eprintln!(
+                "anyws: a {:?} listener panicked; the other listeners still run",
+                self.kind
+            );
+        }
+        // `f` is released before `callback`, which may be the last reference if the
+        // callback replaced itself.
+        drop(f);
+    }
+}
+
+/// Which events have been delivered.
+#[derive(Debug)]
+enum Life {
+    /// Nothing yet.
+    Start,
+    /// `open` was dispatched (so `opened()` succeeds).
+    Open,
+    /// `close` is being dispatched.
+    Closing { opened: bool },
+    /// `close` was dispatched: the end. The `Stream` yields `error` once after an unclean close.
+    Ended {
+        opened: bool,
+        event: CloseEvent,
+        error_yielded: bool,
+    },
+}
+
+impl Life {
+    fn opened(&self) -> bool {
+        match self {
+            Life::Start => false,
+            Life::Open => true,
+            Life::Closing { opened } | Life::Ended { opened, .. } => *opened,
+        }
+    }
+
+    fn close_started(&self) -> bool {
+        matches!(self, Life::Closing { .. } | Life::Ended { .. })
+    }
+}
+
+/// Messages waiting for the `Stream` face.
 #[derive(Default)]
+struct Received {
+    items: VecDeque<Message>,
+    /// Their payload bytes.
+    bytes: usize,
+    /// Payload plus [`MESSAGE_OVERHEAD`] each: what the high-water mark bounds.
+    cost: usize,
+    /// The stream has been polled, so messages are queued even when listeners take them.
+    polled: bool,
+    /// No handle is left to read the stream: nothing is queued any more.
+    abandoned: bool,
+}
+
 struct Inner {
-    listeners: Vec<Shared<Entry>>,
+    /// A snapshot-friendly list: dispatch clones the `Arc`, changes replace it.
+    listeners: Shared<[Shared<Entry>]>,
     next_id: u64,
     protocol: String,
     extensions: String,
     binary_type: BinaryType,
-    opened: bool,
-    /// Messages waiting for the `Stream` face, and their total payload size.
-    queue: VecDeque<Message>,
-    queued_bytes: usize,
-    stream_polled: bool,
-    stream_waker: Option<Waker>,
+    life: Life,
     /// Why the connection failed or ended abnormally.
     failure: Option<Error>,
-    failure_yielded: bool,
-    close_started: bool,
-    close: Option<CloseEvent>,
+    received: Received,
+    /// Tasks reading the `Stream` (each is woken; two readers never hang each other).
+    stream_wakers: Vec<Waker>,
     /// `opened()` / `closed()` futures and a Sink waiting for the socket to open.
     state_wakers: Vec<Waker>,
-    /// The native reader, waiting for room in the queue.
-    room_waker: Option<Waker>,
-    /// Sink `poll_ready` / `poll_flush` waiting for `buffered_amount` to fall (native).
-    drain_wakers: Vec<Waker>,
+    /// The backend's reader, waiting for room in the queue.
+    reader_waker: Option<Waker>,
 }
 
 impl Inner {
-    /// Appends a listener at the end of the order and returns its id.
+    fn listening_for_messages(&self) -> bool {
+        self.listeners.iter().any(|e| e.kind == EventKind::Message)
+    }
+
+    fn set_listeners(&mut self, list: Vec<Shared<Entry>>) {
+        self.listeners = list.into();
+    }
+
     fn push_listener(
         &mut self,
         kind: EventKind,
@@ -65,14 +178,16 @@ impl Inner {
     ) -> u64 {
         self.next_id += 1;
         let id = self.next_id;
-        self.listeners.push(Shared::new(Entry {
-            id,
-            kind,
-            handler,
-            removed: AtomicBool::new(false),
-            callback: Mutex::new(callback),
-        }));
+        let mut list = self.listeners.to_vec();
+        list.push(Shared::new(Entry::new(id, kind, handler, callback)));
+        self.set_listeners(list);
         id
+    }
+
+    fn remove_at(&mut self, i: usize) {
+        let mut list = self.listeners.to_vec();
+        list.remove(i).removed.store(true, Ordering::Release);
+        self.set_listeners(list);
     }
 }
 
@@ -80,11 +195,9 @@ impl Inner {
 pub(crate) struct Core {
     url: String,
     origin: String,
-    state: AtomicU16,
+    state: AtomicU8,
     receive_high_water_mark: usize,
     inner: Mutex<Inner>,
-    /// Native: holds the first event until the creator's synchronous block is over.
-    gate: crate::backend::Gate,
 }
 
 impl Core {
@@ -94,10 +207,21 @@ impl Core {
         Core {
             url,
             origin,
-            state: AtomicU16::new(ReadyState::Connecting as u16),
+            state: AtomicU8::new(ReadyState::Connecting as u8),
             receive_high_water_mark,
-            inner: Mutex::new(Inner::default()),
-            gate: crate::backend::Gate::default(),
+            inner: Mutex::new(Inner {
+                listeners: Shared::from(Vec::new()),
+                next_id: 0,
+                protocol: String::new(),
+                extensions: String::new(),
+                binary_type: BinaryType::default(),
+                life: Life::Start,
+                failure: None,
+                received: Received::default(),
+                stream_wakers: Vec::new(),
+                state_wakers: Vec::new(),
+                reader_waker: None,
+            }),
         }
     }
 
@@ -105,32 +229,37 @@ impl Core {
         &self.url
     }
 
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
-    pub(crate) fn gate(&self) -> &crate::backend::Gate {
-        &self.gate
+    /// The state as this core tracks it. Natively this is the truth; the browser backend
+    /// reports the browser's own `readyState` instead, and uses this one only to know whether
+    /// its user called `close()`.
+    pub(crate) fn ready_state(&self) -> ReadyState {
+        ReadyState::from_u8(self.state.load(Ordering::Acquire))
     }
 
-    /// The state as this core tracks it (the native backend's truth; the browser keeps its own).
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
-    pub(crate) fn ready_state(&self) -> ReadyState {
-        ReadyState::from_u16(self.state.load(Ordering::Acquire))
+    fn set_state(&self, state: ReadyState) {
+        self.state.store(state as u8, Ordering::Release);
     }
 
     /// Moves CONNECTING or OPEN to CLOSING and returns the state before; other states stay.
+    /// Leaving OPEN frees a reader paused by backpressure: messages that arrive from now on
+    /// are not delivered (the spec's rule), so nothing needs the room.
     pub(crate) fn begin_closing(&self) -> ReadyState {
         let mut cur = self.state.load(Ordering::Acquire);
         loop {
-            let prev = ReadyState::from_u16(cur);
+            let prev = ReadyState::from_u8(cur);
             if prev >= ReadyState::Closing {
                 return prev;
             }
             match self.state.compare_exchange(
                 cur,
-                ReadyState::Closing as u16,
+                ReadyState::Closing as u8,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return prev,
+                Ok(_) => {
+                    self.wake_reader();
+                    return prev;
+                }
                 Err(now) => cur = now,
             }
         }
@@ -155,63 +284,64 @@ impl Core {
     // ----- listeners -------------------------------------------------------------------
 
     pub(crate) fn add_listener(&self, kind: EventKind, callback: BoxedCallback<Event>) -> u64 {
-        lock(&self.inner).push_listener(kind, false, callback)
+        let id = lock(&self.inner).push_listener(kind, false, callback);
+        if kind == EventKind::Message {
+            self.wake_reader(); // the queue may have stopped being the only consumer
+        }
+        id
     }
 
     pub(crate) fn remove_listener(&self, id: u64) {
         let mut inner = lock(&self.inner);
         if let Some(i) = inner.listeners.iter().position(|e| e.id == id) {
-            inner
-                .listeners
-                .remove(i)
-                .removed
-                .store(true, Ordering::Release);
+            inner.remove_at(i);
         }
     }
 
     /// The `on*` attribute setter: replacing keeps the handler's place in the listener order,
     /// `None` removes it, and setting it again afterwards appends it at the end (HTML's
-    /// "event handler" processing).
+    /// "event handler" processing). Never waits for a running callback, this one included.
     pub(crate) fn set_handler(&self, kind: EventKind, callback: Option<BoxedCallback<Event>>) {
-        let mut inner = lock(&self.inner);
-        let existing = inner
-            .listeners
-            .iter()
-            .position(|e| e.handler && e.kind == kind);
-        match (existing, callback) {
-            (Some(i), Some(cb)) => *lock(&inner.listeners[i].callback) = cb,
-            (Some(i), None) => inner
+        let old = {
+            let mut inner = lock(&self.inner);
+            let existing = inner
                 .listeners
-                .remove(i)
-                .removed
-                .store(true, Ordering::Release),
-            (None, Some(cb)) => {
-                inner.push_listener(kind, true, cb);
+                .iter()
+                .position(|e| e.handler && e.kind == kind);
+            match (existing, callback) {
+                (Some(i), Some(cb)) => {
+                    let new = Shared::new(Callback(Mutex::new(cb)));
+                    Some(std::mem::replace(&mut *lock(&inner.listeners[i].slot), new))
+                }
+                (Some(i), None) => {
+                    inner.remove_at(i);
+                    None
+                }
+                (None, Some(cb)) => {
+                    inner.push_listener(kind, true, cb);
+                    None
+                }
+                (None, None) => None,
             }
-            (None, None) => {}
+        };
+        // The replaced callback is dropped here, outside the lock (its captures may be
+        // anything, a clone of this socket included).
+        drop(old);
+        if kind == EventKind::Message {
+            self.wake_reader();
         }
     }
 
-    /// Runs the listeners for `event`, in order, with no lock held, so a listener may call
-    /// any method of the socket. A listener removed by an earlier one in the same dispatch is
-    /// skipped, as in the DOM. A panicking listener is reported and the rest still run, as a
-    /// browser reports an exception in a listener and goes on.
+    /// Runs the listeners for `event`, in order, with no lock of the socket held, so a
+    /// listener may call any method of the socket. A listener removed by an earlier one in
+    /// the same dispatch is skipped, as in the DOM. A panicking listener is reported and the
+    /// rest still run (natively; see the crate docs for the browser).
     fn dispatch(&self, event: &Event) {
         let kind = event.kind();
-        let targets: Vec<Shared<Entry>> = lock(&self.inner)
-            .listeners
-            .iter()
-            .filter(|e| e.kind == kind)
-            .cloned()
-            .collect();
-        for entry in targets {
-            if entry.removed.load(Ordering::Acquire) {
-                continue;
-            }
-            let mut cb = lock(&entry.callback);
-            let run = std::panic::AssertUnwindSafe(|| (cb)(event));
-            if std::panic::catch_unwind(run).is_err() {
-                eprintln!("anyws: a {kind:?} listener panicked; the other listeners still run");
+        let listeners = lock(&self.inner).listeners.clone();
+        for entry in listeners.iter().filter(|e| e.kind == kind) {
+            if !entry.removed.load(Ordering::Acquire) {
+                entry.run(event);
             }
         }
     }
@@ -223,12 +353,12 @@ impl Core {
     /// (A socket made OPEN by [`Core::adopt_open`] fires `open` here too.)
     pub(crate) fn fire_open(&self, protocol: String, extensions: String) -> bool {
         let swapped = self.state.compare_exchange(
-            ReadyState::Connecting as u16,
-            ReadyState::Open as u16,
+            ReadyState::Connecting as u8,
+            ReadyState::Open as u8,
             Ordering::AcqRel,
             Ordering::Acquire,
         );
-        if swapped.is_err_and(|now| now != ReadyState::Open as u16) {
+        if swapped.is_err_and(|now| now != ReadyState::Open as u8) {
             return false;
         }
         {
@@ -240,7 +370,9 @@ impl Core {
         // Only now does `opened()` resolve, so it resumes after the handlers ran.
         let wakers = {
             let mut inner = lock(&self.inner);
-            inner.opened = true;
+            if matches!(inner.life, Life::Start) {
+                inner.life = Life::Open;
+            }
             std::mem::take(&mut inner.state_wakers)
         };
         wakers.into_iter().for_each(Waker::wake);
@@ -249,42 +381,41 @@ impl Core {
 
     /// A connection whose handshake is already done (native server side) starts OPEN, so
     /// `send` works at once; its `open` event still fires through [`Core::fire_open`].
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub(crate) fn adopt_open(&self, protocol: String) {
-        self.state.store(ReadyState::Open as u16, Ordering::Release);
+        self.set_state(ReadyState::Open);
         lock(&self.inner).protocol = protocol;
     }
 
-    /// The peer started the closing handshake: readyState becomes CLOSING (no event).
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
-    pub(crate) fn peer_closing(&self) {
-        self.begin_closing();
-    }
-
-    /// A message arrived. It goes to the `message` listeners, and is queued for the `Stream`
-    /// face unless the socket is used with listeners only (message listeners are set and the
-    /// stream has never been polled), so a handler-only socket keeps no copies.
+    /// A message arrived. If the socket is not OPEN (`close()` was called, or the peer's
+    /// close frame came first) it is dropped, as the spec says. Otherwise it goes to the
+    /// `message` listeners, and is queued for the `Stream` face unless the socket is used
+    /// with listeners only (message listeners are set and the stream has never been polled),
+    /// so a handler-only socket keeps no copies.
     ///
-    /// Returns whether the queue is still below the receive high-water mark (the native
-    /// reader checks [`poll_room`](Core::poll_room) only when it is not).
+    /// Returns whether the backend may read the next message at once (see
+    /// [`Core::poll_room`]).
     pub(crate) fn fire_message(&self, data: Message) -> bool {
-        // The payload is copied only when both the queue and a listener take it.
-        let (for_listeners, waker, room) = {
-            let mut inner = lock(&self.inner);
-            let listening = inner.listeners.iter().any(|e| e.kind == EventKind::Message);
-            let (for_listeners, waker) = if inner.stream_polled || !listening {
-                let for_listeners = listening.then(|| data.clone());
-                inner.queued_bytes += data.len();
-                inner.queue.push_back(data);
-                (for_listeners, inner.stream_waker.take())
-            } else {
-                (Some(data), None)
-            };
-            (for_listeners, waker, self.room_in(&inner))
-        };
-        if let Some(w) = waker {
-            w.wake();
+        if self.ready_state() != ReadyState::Open {
+            return true;
         }
+        let (for_listeners, wakers, room) = {
+            let mut inner = lock(&self.inner);
+            let listening = inner.listening_for_messages();
+            let queue = !inner.received.abandoned && (inner.received.polled || !listening);
+            // The payload is copied only when both the queue and a listener take it.
+            let (for_listeners, wakers) = if queue {
+                let for_listeners = listening.then(|| data.clone());
+                let r = &mut inner.received;
+                r.bytes += data.len();
+                r.cost += data.len() + MESSAGE_OVERHEAD;
+                r.items.push_back(data);
+                (for_listeners, std::mem::take(&mut inner.stream_wakers))
+            } else {
+                (listening.then_some(data), Vec::new())
+            };
+            (for_listeners, wakers, self.room_in(&inner))
+        };
+        wakers.into_iter().for_each(Waker::wake);
         if let Some(data) = for_listeners {
             self.dispatch(&Event::Message(MessageEvent {
                 data,
@@ -296,12 +427,15 @@ impl Core {
 
     /// The connection failed or broke: readyState becomes CLOSED, then `error` fires (the
     /// spec's "the WebSocket connection is closed" steps; a `close` event must follow).
+    /// Ignored once `close` has fired.
     pub(crate) fn fire_error(&self, error: Option<Error>) {
         let shared = error.map(std::sync::Arc::new);
-        self.state
-            .store(ReadyState::Closed as u16, Ordering::Release);
         {
             let mut inner = lock(&self.inner);
+            if inner.life.close_started() {
+                return;
+            }
+            self.set_state(ReadyState::Closed);
             if inner.failure.is_none() {
                 inner.failure = Some(match &shared {
                     Some(e) => Error::clone(e),
@@ -318,12 +452,13 @@ impl Core {
     pub(crate) fn fire_close(&self, event: CloseEvent) {
         {
             let mut inner = lock(&self.inner);
-            if inner.close_started {
+            if inner.life.close_started() {
                 return;
             }
-            inner.close_started = true;
-            self.state
-                .store(ReadyState::Closed as u16, Ordering::Release);
+            inner.life = Life::Closing {
+                opened: inner.life.opened(),
+            };
+            self.set_state(ReadyState::Closed);
             if !event.was_clean && inner.failure.is_none() {
                 inner.failure = Some(Error::new(
                     ErrorKind::Network,
@@ -336,14 +471,18 @@ impl Core {
         // resumes after the handlers ran.
         let (released, wakers) = {
             let mut inner = lock(&self.inner);
-            inner.close = Some(event);
+            inner.life = Life::Ended {
+                opened: inner.life.opened(),
+                event,
+                error_yielded: false,
+            };
             let mut w = std::mem::take(&mut inner.state_wakers);
-            w.append(&mut inner.drain_wakers);
-            w.extend(inner.stream_waker.take());
-            w.extend(inner.room_waker.take());
-            (std::mem::take(&mut inner.listeners), w)
+            w.append(&mut inner.stream_wakers);
+            w.extend(inner.reader_waker.take());
+            let released = std::mem::replace(&mut inner.listeners, Shared::from(Vec::new()));
+            (released, w)
         };
-        for e in &released {
+        for e in released.iter() {
             e.removed.store(true, Ordering::Release);
         }
         drop(released);
@@ -353,27 +492,27 @@ impl Core {
     // ----- async faces -----------------------------------------------------------------
 
     pub(crate) fn poll_opened(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.gate.polled();
         let mut inner = lock(&self.inner);
-        if inner.opened {
-            return Poll::Ready(Ok(()));
+        match &inner.life {
+            Life::Open => Poll::Ready(Ok(())),
+            Life::Ended { opened: true, .. } => Poll::Ready(Ok(())),
+            Life::Ended { opened: false, .. } => {
+                Poll::Ready(Err(inner.failure.clone().unwrap_or_else(|| {
+                    Error::new(ErrorKind::Network, "the socket closed before it opened")
+                })))
+            }
+            Life::Start | Life::Closing { .. } => {
+                register(&mut inner.state_wakers, cx);
+                Poll::Pending
+            }
         }
-        if inner.close.is_some() {
-            let err = inner.failure.clone().unwrap_or_else(|| {
-                Error::new(ErrorKind::Network, "the socket closed before it opened")
-            });
-            return Poll::Ready(Err(err));
-        }
-        register(&mut inner.state_wakers, cx);
-        Poll::Pending
     }
 
     pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<CloseEvent> {
-        self.gate.polled();
         let mut inner = lock(&self.inner);
-        match &inner.close {
-            Some(ev) => Poll::Ready(ev.clone()),
-            None => {
+        match &inner.life {
+            Life::Ended { event, .. } => Poll::Ready(event.clone()),
+            _ => {
                 register(&mut inner.state_wakers, cx);
                 Poll::Pending
             }
@@ -381,80 +520,111 @@ impl Core {
     }
 
     pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
-        self.gate.polled();
         let mut inner = lock(&self.inner);
-        inner.stream_polled = true;
-        if let Some(msg) = inner.queue.pop_front() {
-            let was_full = inner.queued_bytes >= self.receive_high_water_mark;
-            inner.queued_bytes -= msg.len();
-            if was_full && inner.queued_bytes < self.receive_high_water_mark {
-                if let Some(w) = inner.room_waker.take() {
+        inner.received.polled = true;
+        if let Some(msg) = inner.received.items.pop_front() {
+            let had_room = self.room_in(&inner);
+            let r = &mut inner.received;
+            r.bytes -= msg.len();
+            r.cost -= msg.len() + MESSAGE_OVERHEAD;
+            if !had_room && self.room_in(&inner) {
+                if let Some(w) = inner.reader_waker.take() {
                     w.wake();
                 }
             }
             return Poll::Ready(Some(Ok(msg)));
         }
-        if let Some(close) = &inner.close {
-            if !close.was_clean && !inner.failure_yielded {
-                inner.failure_yielded = true;
-                let err = inner
-                    .failure
-                    .clone()
-                    .expect("an unclean close records a failure");
-                return Poll::Ready(Some(Err(err)));
+        let failure = inner.failure.clone();
+        match &mut inner.life {
+            Life::Ended {
+                event,
+                error_yielded,
+                ..
+            } => {
+                if !event.was_clean && !*error_yielded {
+                    *error_yielded = true;
+                    let err = failure.unwrap_or_else(|| {
+                        Error::new(ErrorKind::Network, "the connection closed abnormally")
+                    });
+                    return Poll::Ready(Some(Err(err)));
+                }
+                Poll::Ready(None)
             }
-            return Poll::Ready(None);
+            _ => {
+                register(&mut inner.stream_wakers, cx);
+                Poll::Pending
+            }
         }
-        inner.stream_waker = Some(cx.waker().clone());
-        Poll::Pending
     }
 
     pub(crate) fn queued_bytes(&self) -> usize {
-        lock(&self.inner).queued_bytes
+        lock(&self.inner).received.bytes
     }
 
     pub(crate) fn stream_terminated(&self) -> bool {
         let inner = lock(&self.inner);
-        inner.queue.is_empty()
-            && inner
-                .close
-                .as_ref()
-                .is_some_and(|c| c.was_clean || inner.failure_yielded)
+        inner.received.items.is_empty()
+            && match &inner.life {
+                Life::Ended {
+                    event,
+                    error_yielded,
+                    ..
+                } => event.was_clean || *error_yielded,
+                _ => false,
+            }
     }
 
+    /// No handle is left that could read the `Stream`: drop what waits in it and queue
+    /// nothing more, so a paused reader goes on.
+    pub(crate) fn abandon_stream(&self) {
+        {
+            let mut inner = lock(&self.inner);
+            let r = &mut inner.received;
+            r.abandoned = true;
+            r.items = VecDeque::new();
+            r.bytes = 0;
+            r.cost = 0;
+        }
+        self.wake_reader();
+    }
+
+    /// Whether the backend may read another message now. Reading pauses only while the
+    /// socket is OPEN, the queue is over the high-water mark, and the queue is what consumes
+    /// messages (the stream was polled, or no message listener is set): once closing starts
+    /// incoming messages are dropped, and a listener-only socket does not queue.
     fn room_in(&self, inner: &Inner) -> bool {
-        inner.queued_bytes < self.receive_high_water_mark || inner.close.is_some()
+        let r = &inner.received;
+        r.cost <= self.receive_high_water_mark
+            || self.ready_state() != ReadyState::Open
+            || r.abandoned
+            || (!r.polled && inner.listening_for_messages())
     }
 
-    /// Native reader: whether the stream queue is under the receive high-water mark.
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
-    pub(crate) fn has_room(&self) -> bool {
-        self.room_in(&lock(&self.inner))
-    }
-
-    /// Native reader: ready while the stream queue is under the receive high-water mark.
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    /// The backend's reader: ready when it may read the next message (see `room_in`).
+    /// At most one reader waits.
     pub(crate) fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut inner = lock(&self.inner);
-        if self.room_in(&inner) {
+        if self.room_in(&inner) || inner.life.close_started() {
             Poll::Ready(())
         } else {
-            inner.room_waker = Some(cx.waker().clone());
+            match &mut inner.reader_waker {
+                Some(w) => w.clone_from(cx.waker()),
+                None => inner.reader_waker = Some(cx.waker().clone()),
+            }
             Poll::Pending
         }
     }
 
-    /// Registers a waker to be woken by [`Core::wake_drained`] or the close.
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
-    pub(crate) fn register_drain(&self, cx: &mut Context<'_>) {
-        register(&mut lock(&self.inner).drain_wakers, cx);
+    /// Whether the reader is paused because the application does not read.
+    pub(crate) fn has_room(&self) -> bool {
+        self.room_in(&lock(&self.inner))
     }
 
-    /// Native writer: bytes reached the socket, so `buffered_amount` fell.
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
-    pub(crate) fn wake_drained(&self) {
-        let wakers = std::mem::take(&mut lock(&self.inner).drain_wakers);
-        wakers.into_iter().for_each(Waker::wake);
+    fn wake_reader(&self) {
+        let waker = lock(&self.inner).reader_waker.take();
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 }
 

@@ -104,7 +104,7 @@ pub enum ReadyState {
 }
 
 impl ReadyState {
-    pub(crate) fn from_u16(v: u16) -> ReadyState {
+    pub(crate) fn from_u8(v: u8) -> ReadyState {
         match v {
             0 => ReadyState::Connecting,
             1 => ReadyState::Open,

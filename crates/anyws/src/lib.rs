@@ -59,6 +59,7 @@ mod error;
 mod event;
 mod sendness;
 mod socket;
+mod transport;
 mod validate;
 
 // The one place the backend is chosen.
@@ -102,7 +103,7 @@ pub mod diagnostics {
     /// tasks; in the browser, sockets whose event listeners are still registered. Both fall
     /// to zero once every socket is closed (and, in the browser, dropped).
     pub fn live_connections() -> usize {
-        crate::backend::live_connections()
+        <crate::backend::Transport as crate::transport::Backend>::live_connections()
     }
 
     /// Payload bytes received on `ws` and waiting to be read from its

@@ -7,6 +7,7 @@ use crate::event::{
     BinaryType, CloseEvent, ErrorEvent, Event, EventKind, Message, MessageEvent, ReadyState,
 };
 use crate::sendness::{BoxedCallback, Shared, WasmNotSend, WeakShared};
+use crate::transport::{Backend, Probe};
 use crate::validate;
 use std::future::Future;
 use std::pin::Pin;
@@ -36,7 +37,7 @@ pub struct Options {
     /// Default: 1 MiB.
     pub receive_high_water_mark: usize,
     /// Native-only settings; see `Options::native` (native targets only).
-    pub(crate) native: backend::NativeOptions,
+    pub(crate) native: <backend::Transport as Backend>::Options,
 }
 
 impl Default for Options {
@@ -45,7 +46,7 @@ impl Default for Options {
             protocols: Vec::new(),
             send_high_water_mark: 1 << 20,
             receive_high_water_mark: 1 << 20,
-            native: backend::NativeOptions::default(),
+            native: Default::default(),
         }
     }
 }
@@ -89,8 +90,10 @@ struct Handle {
 impl Drop for Handle {
     /// The spec's rule for a garbage-collected socket: start the closing handshake with no
     /// status code (the peer sees 1005), or fail the connection if it is still connecting.
+    /// Nobody can read the `Stream` any more, so what waits in it is dropped.
     fn drop(&mut self) {
         self.transport.close(&self.core, None, "");
+        self.core.abandon_stream();
     }
 }
 
@@ -136,14 +139,14 @@ impl Drop for Handle {
 /// (`use_state`/`use_mut_ref`) or a Leptos `StoredValue::new_local` / `LocalResource`.
 pub struct WebSocket {
     handle: Shared<Handle>,
-    wait: backend::WritableWait,
+    wait: <backend::Transport as Backend>::WritableWait,
 }
 
 impl Clone for WebSocket {
     fn clone(&self) -> Self {
         WebSocket {
             handle: self.handle.clone(),
-            wait: backend::WritableWait::default(),
+            wait: Default::default(),
         }
     }
 }
@@ -167,7 +170,7 @@ impl WeakWebSocket {
     pub fn upgrade(&self) -> Option<WebSocket> {
         self.0.upgrade().map(|handle| WebSocket {
             handle,
-            wait: backend::WritableWait::default(),
+            wait: Default::default(),
         })
     }
 }
@@ -229,9 +232,9 @@ impl WebSocket {
     /// `close` event with code 1006.
     ///
     /// Listeners attached right after this call, before the next `.await`, see every event,
-    /// as in a browser. On native the first event waits until the creating thread awaits this
-    /// socket or, on a tokio worker or current-thread runtime, yields; code that does neither
-    /// on a plain thread gets it after at most 10 ms.
+    /// as in a browser. On native that holds when this is called in a tokio task or on a
+    /// current-thread runtime, or when the creating code awaits the socket; see the README's
+    /// Target differences for code on other threads.
     ///
     /// On native this needs no runtime: inside a tokio runtime the connection runs as a task
     /// of that runtime (which must have I/O and time enabled); outside one, on a small
@@ -271,7 +274,7 @@ impl WebSocket {
         };
         WebSocket {
             handle: Shared::new(handle),
-            wait: backend::WritableWait::default(),
+            wait: Default::default(),
         }
     }
 
@@ -279,9 +282,14 @@ impl WebSocket {
         &self.handle.core
     }
 
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    /// The backend's part of this socket (native-only methods reach it from `native/ext.rs`).
+    #[allow(dead_code)] // used by the native extension trait only
     pub(crate) fn transport(&self) -> &backend::Transport {
         &self.handle.transport
+    }
+
+    fn probe(&self) -> <backend::Transport as Backend>::Probe {
+        self.handle.transport.probe()
     }
 
     /// A handle that does not keep the socket open (for callbacks that refer to it).
@@ -424,6 +432,7 @@ impl WebSocket {
     pub fn opened(&self) -> Opened {
         Opened {
             core: self.handle.core.clone(),
+            probe: self.probe(),
         }
     }
 
@@ -431,6 +440,7 @@ impl WebSocket {
     pub fn closed(&self) -> Closed {
         Closed {
             core: self.handle.core.clone(),
+            probe: self.probe(),
         }
     }
 }
@@ -439,11 +449,13 @@ impl WebSocket {
 #[must_use = "futures do nothing unless awaited"]
 pub struct Opened {
     core: Shared<Core>,
+    probe: <backend::Transport as Backend>::Probe,
 }
 
 impl Future for Opened {
     type Output = Result<(), Error>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.probe.polled();
         self.core.poll_opened(cx)
     }
 }
@@ -452,11 +464,13 @@ impl Future for Opened {
 #[must_use = "futures do nothing unless awaited"]
 pub struct Closed {
     core: Shared<Core>,
+    probe: <backend::Transport as Backend>::Probe,
 }
 
 impl Future for Closed {
     type Output = CloseEvent;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.probe.polled();
         self.core.poll_closed(cx)
     }
 }
@@ -473,6 +487,7 @@ impl Future for Closed {
 impl futures_core::Stream for WebSocket {
     type Item = Result<Message, Error>;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.handle.transport.probe_polled();
         self.handle.core.poll_next(cx)
     }
 }
@@ -494,6 +509,7 @@ impl futures_sink::Sink<Message> for WebSocket {
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
+        this.handle.transport.probe_polled();
         match this.ready_state() {
             ReadyState::Connecting => match this.handle.core.poll_opened(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -534,6 +550,7 @@ impl futures_sink::Sink<Message> for WebSocket {
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
+        this.handle.transport.probe_polled();
         if this.ready_state() <= ReadyState::Open {
             this.handle
                 .transport

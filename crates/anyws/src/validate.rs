@@ -39,7 +39,8 @@ pub(crate) enum UrlFailure {
 /// then map http(s) to ws(s) and refuse other schemes and fragments. Returns the serialized
 /// URL.
 pub(crate) fn websocket_url(input: &str) -> Result<String, Error> {
-    websocket_url_with(input, crate::backend::parse_url)
+    use crate::transport::Backend;
+    websocket_url_with(input, crate::backend::Transport::parse_url)
 }
 
 /// [`websocket_url`] with the parser given (the tests use one with a base URL).

@@ -1,16 +1,41 @@
-//! The connection task: handshake, then a reader and a writer running side by side until
-//! the connection ends, then exactly one `close` event.
+//! The connection task: the opening handshake, then a [`Connection`] whose reader, writer and
+//! supervisor run side by side until it ends, then exactly one `close` event.
+//!
+//! # Who owns which wait
+//! Every wait of a connection has a deadline, and the supervisor owns them all:
+//! - **connecting**: TCP, proxy, TLS and the upgrade within `connect_timeout`;
+//! - **closing, either side**: once `close()` is called, our close frame must reach the
+//!   socket within `close_timeout` of the last sign that the peer reads; once it is out (or
+//!   once the peer's close frame came first and our reply is out), the peer must finish the
+//!   handshake within `close_timeout`;
+//! - **the TCP close after the closing handshake**: the server closes TCP first (RFC 6455
+//!   7.1.1); a client waits at most [`TCP_CLOSE_GRACE`] for it, then closes itself, and the
+//!   close is clean with the peer's code, as browsers report it;
+//! - **keep-alive**: a ping after `ping_interval` with nothing heard; the peer is dead if
+//!   nothing is heard within `ping_timeout` of the ping being *written*, or if a write waits
+//!   that long without the peer reading a byte. Bytes the peer reads (a waiting write that
+//!   moves on) count as heard, and the clock stops while the application holds reading
+//!   paused (backpressure): a peer cannot answer pings we do not read.
+//!
+//! Deadlines are computed with saturating arithmetic: `Duration::MAX` means "never".
+//!
+//! # Whatever ends the task
+//! [`supervised`] runs the connection under a [`Finish`] guard: a panic inside the task
+//! becomes `error` + `close` 1006 with the panic's message; a task that is dropped before it
+//! finished (the runtime shut down, the task was aborted) fires `error` + `close` 1006 from
+//! the guard's `Drop`. No socket is left CONNECTING, OPEN or CLOSING with no task behind it.
 
+use super::handshake;
+use super::meter::{Meter, Metered};
 use super::options::NativeOptions;
-use super::{commands, handshake};
-use super::{Command, Control, ControlKind, LiveGuard};
+use super::{commands, Command, ControlKind, Link, LiveGuard};
 use crate::core::{lock, Core};
 use crate::error::{Error, ErrorKind};
-use crate::event::{CloseEvent, Message};
+use crate::event::{CloseEvent, Message, ReadyState};
 use crate::sendness::Shared;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::collections::VecDeque;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -27,30 +52,124 @@ use tokio_tungstenite::WebSocketStream;
 /// How long a best-effort close frame after a protocol error may take.
 const FAIL_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long a client waits for the server to close TCP after the closing handshake
+/// (Chromium waits 2 s too), capped by `close_timeout`.
+pub(crate) const TCP_CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// `at + d`, or a time that never comes when that overflows.
+fn after(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d).unwrap_or_else(far_future)
+}
+
+fn far_future() -> Instant {
+    // What tokio itself uses for "never": about 30 years.
+    Instant::now() + Duration::from_secs(86400 * 365 * 30)
+}
+
 /// How a connection ended: the `close` event to fire, after an `error` event if it failed.
-struct Outcome {
+pub(crate) struct Outcome {
     error: Option<Error>,
     close: CloseEvent,
 }
 
 impl Outcome {
     fn failed(error: Error) -> Outcome {
-        let close = CloseEvent {
-            code: 1006,
-            reason: String::new(),
-            was_clean: false,
-        };
         Outcome {
             error: Some(error),
-            close,
+            close: abnormal(),
         }
     }
 }
 
+fn abnormal() -> CloseEvent {
+    CloseEvent {
+        code: 1006,
+        reason: String::new(),
+        was_clean: false,
+    }
+}
+
+/// Fires the end of a connection exactly once: normally from [`Finish::finish`]; if the task
+/// is dropped first (runtime shut down, task aborted), from `Drop`.
+struct Finish {
+    core: Shared<Core>,
+    link: Arc<Link>,
+    live: Option<LiveGuard>,
+}
+
+impl Finish {
+    /// Reports `outcome`: the socket is closed by now, so it stops counting as live first.
+    fn fire(&mut self, outcome: Outcome) {
+        drop(self.live.take());
+        if let Some(error) = outcome.error {
+            self.core.fire_error(Some(error));
+        }
+        self.core.fire_close(outcome.close);
+        self.link.control().release();
+        self.link.wake_drained();
+    }
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        if self.live.is_some() {
+            self.fire(Outcome::failed(Error::new(
+                ErrorKind::Network,
+                "the connection's task ended before the connection closed \
+                 (its tokio runtime shut down, or the task was aborted)",
+            )));
+        }
+    }
+}
+
+/// Runs a connection (`run` or `run_adopted`) so that, whatever happens, the socket gets its
+/// `close` event: see the module docs.
+pub(crate) async fn supervised(
+    core: Shared<Core>,
+    link: Arc<Link>,
+    connection: impl Future<Output = Outcome>,
+) {
+    let mut finish = Finish {
+        core,
+        link,
+        live: Some(LiveGuard::new()),
+    };
+    let outcome = match std::panic::AssertUnwindSafe(connection)
+        .catch_unwind()
+        .await
+    {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            Outcome::failed(Error::new(
+                ErrorKind::Io,
+                format!("the connection's task panicked: {what}"),
+            ))
+        }
+    };
+    // A connection that failed before `open` still waits for the creator's block (`gate`).
+    wait_for_gate(&finish.link).await;
+    finish.fire(outcome);
+}
+
 /// Waits until the creator's synchronous block is over (see `gate`); at once after the first time.
-async fn wait_for_gate(core: &Core) {
-    let open = poll_fn(|cx| core.gate().poll_open(cx));
-    let _ = tokio::time::timeout(super::gate::GRACE, open).await;
+async fn wait_for_gate(link: &Link) {
+    use super::gate::Wait;
+    let gate = link.gate();
+    poll_fn(|cx| match gate.poll_open(cx) {
+        Poll::Ready(()) => Poll::Ready(()),
+        Poll::Pending if gate.wait() == Wait::ForProofOrGrace => Poll::Ready(()),
+        Poll::Pending => Poll::Pending,
+    })
+    .await;
+    if !gate.is_open() {
+        let open = poll_fn(|cx| gate.poll_open(cx));
+        let _ = tokio::time::timeout(super::gate::GRACE, open).await;
+    }
 }
 
 /// The opening handshake, within the connect timeout.
@@ -85,42 +204,11 @@ pub(crate) struct Task {
     pub core: Shared<Core>,
     pub options: NativeOptions,
     pub rx: commands::Receiver,
-    pub buffered: Arc<AtomicU64>,
-    pub control: Arc<Control>,
+    pub link: Arc<Link>,
 }
 
 /// A client connection: the opening handshake, then the connection.
-pub(crate) async fn run(mut task: Task, protocols: Vec<String>) {
-    let live = LiveGuard::new();
-    let outcome = connect_and_drive(&mut task, protocols).await;
-    finish(&task.core, live, outcome).await;
-}
-
-/// A connection whose handshake is already done (the server side): `open`, then the
-/// connection.
-pub(crate) async fn run_adopted<S>(mut task: Task, ws: WebSocketStream<S>)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let live = LiveGuard::new();
-    wait_for_gate(&task.core).await;
-    // The socket is OPEN already; `open` is skipped if `close()` came first.
-    task.core.fire_open(task.core.protocol(), String::new());
-    let outcome = drive(&mut task, ws).await;
-    finish(&task.core, live, outcome).await;
-}
-
-async fn finish(core: &Core, live: LiveGuard, outcome: Outcome) {
-    wait_for_gate(core).await; // when the connection failed before `open`
-                               // The socket is closed by now: stop counting it before anyone hears of the close.
-    drop(live);
-    if let Some(error) = outcome.error {
-        core.fire_error(Some(error));
-    }
-    core.fire_close(outcome.close);
-}
-
-async fn connect_and_drive(task: &mut Task, protocols: Vec<String>) -> Outcome {
+pub(crate) async fn run(mut task: Task, protocols: Vec<String>) -> Outcome {
     // Validated by this parser when the socket was made, so it parses again.
     let url = match url::Url::parse(task.core.url()) {
         Ok(url) => url,
@@ -135,18 +223,77 @@ async fn connect_and_drive(task: &mut Task, protocols: Vec<String>) -> Outcome {
         Err(e) => return Outcome::failed(e),
     };
     let config = Some(task.options.websocket_config());
-    let ws =
-        WebSocketStream::from_partially_read(up.stream, up.leftover, Role::Client, config).await;
-    wait_for_gate(&task.core).await;
+    let stream = Metered::new(up.stream, Meter::new(task.link.clone(), true));
+    let ws = WebSocketStream::from_partially_read(stream, up.leftover, Role::Client, config).await;
+    wait_for_gate(&task.link).await;
     if !task.core.fire_open(up.protocol, up.extensions) {
         return Outcome::failed(aborted_error());
     }
-    drive(task, ws).await
+    let Task {
+        core,
+        options,
+        rx,
+        link,
+    } = task;
+    Connection::new(&core, &link, &options, ws, metered)
+        .run(rx)
+        .await
+}
+
+/// A server connection whose handshake anyws answered: `open`, then the connection.
+pub(crate) async fn run_accepted<S>(task: Task, stream: S, leftover: Vec<u8>) -> Outcome
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let config = Some(task.options.websocket_config());
+    let stream = Metered::new(stream, Meter::new(task.link.clone(), false));
+    let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, config).await;
+    run_open(task, ws, metered).await
+}
+
+/// A connection whose handshake was done elsewhere (`wrap`): `open`, then the connection.
+/// Its byte stream is not metered: `bufferedAmount` falls after each flush.
+pub(crate) async fn run_adopted<S>(task: Task, ws: WebSocketStream<S>) -> Outcome
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    run_open(task, ws, unmetered).await
+}
+
+async fn run_open<S>(task: Task, ws: WebSocketStream<S>, meter: MeterOf<S>) -> Outcome
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    wait_for_gate(&task.link).await;
+    // The socket is OPEN already; `open` is skipped if `close()` came first.
+    task.core.fire_open(task.core.protocol(), String::new());
+    let Task {
+        core,
+        options,
+        rx,
+        link,
+    } = task;
+    Connection::new(&core, &link, &options, ws, meter)
+        .run(rx)
+        .await
+}
+
+/// Where a connection's [`Meter`] is, if its stream has one.
+type MeterOf<S> = for<'a> fn(&'a mut WebSocketStream<S>) -> Option<&'a mut Meter>;
+
+fn metered<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<Metered<S>>,
+) -> Option<&mut Meter> {
+    Some(&mut ws.get_mut().meter)
+}
+
+fn unmetered<S>(_: &mut WebSocketStream<S>) -> Option<&mut Meter> {
+    None
 }
 
 /// How the connection's reading side ended.
 enum End {
-    /// The stream ended after the peer's close frame (code, reason): a clean close.
+    /// The closing handshake completed (code and reason of the peer's close frame).
     Clean(u16, String),
     /// The stream ended with no close frame.
     Dropped,
@@ -154,7 +301,7 @@ enum End {
     Failed(WsError),
     /// The peer did not finish the closing handshake in time.
     TimedOut,
-    /// Nothing arrived within the ping timeout after a keep-alive ping.
+    /// Nothing was heard within the ping timeout (see the module docs).
     Unresponsive(Duration),
 }
 
@@ -165,8 +312,31 @@ fn to_wire(m: Message) -> WsMessage {
     }
 }
 
-/// When the peer was last heard from, as nanoseconds since `start` (shared by the reader,
-/// which records it, and the keep-alive check).
+/// What the reader, the writer and the supervisor tell each other.
+#[derive(Default)]
+struct Progress {
+    /// `close()` was called (or the last handle dropped) while OPEN.
+    close_requested: Option<Instant>,
+    /// Our close frame reached the socket.
+    close_sent: Option<Instant>,
+    /// The peer's close frame: code, reason, when.
+    peer_close: Option<(u16, String, Instant)>,
+    /// Both close frames are out and in: the closing handshake is complete.
+    handshake_done: Option<Instant>,
+    /// The outstanding keep-alive ping reached the socket.
+    ping_written: Option<Instant>,
+    /// A keep-alive ping was asked of the writer and not written yet.
+    ping_asked: bool,
+    /// Reading resumed after the application held it paused.
+    resumed: Option<Instant>,
+    /// The writer stopped after an error (the reader decides how the connection ends).
+    write_failed: Option<Instant>,
+}
+
+/// When the peer was last heard from, as nanoseconds since `start`. Reading the clock for
+/// every message would cost more than the message (a fifth of the receive path), so the
+/// reader notes the time only when a read had to wait, i.e. when new bytes arrived; a ready
+/// read is bytes that arrived while we were busy, at most one scheduler budget ago.
 struct Liveness {
     start: Instant,
     last_heard_ns: AtomicU64,
@@ -181,7 +351,7 @@ impl Liveness {
     }
 
     fn heard(&self) {
-        let ns = self.start.elapsed().as_nanos() as u64;
+        let ns = self.start.elapsed().as_nanos().min(u64::MAX as u128) as u64;
         self.last_heard_ns.store(ns, Ordering::Release);
     }
 
@@ -190,105 +360,314 @@ impl Liveness {
     }
 }
 
-/// Runs an open connection until it ends: the reader delivers frames as events, the writer
-/// sends commands in order, and the loop around them keeps the time limits (close timeout,
-/// keep-alive). The reader and writer never wait for each other.
-async fn drive<S>(task: &mut Task, ws: WebSocketStream<S>) -> Outcome
+/// An open connection: a reader that delivers frames as events, a writer that sends
+/// commands in order, and a supervisor that owns every deadline. The three are futures of
+/// one task, so they never run at the same time; the stream is behind a lock only because
+/// both the reader and the writer poll it (a `split()` pair would cost a lock and a slot
+/// hand-off per frame).
+struct Connection<'t, S> {
+    core: &'t Core,
+    link: &'t Link,
+    options: &'t NativeOptions,
+    ws: Mutex<WebSocketStream<S>>,
+    meter: MeterOf<S>,
+    progress: Mutex<Progress>,
+    /// The reader or the writer changed `progress`: the supervisor recomputes its deadline.
+    changed: Notify,
+    /// The supervisor asks the writer for a keep-alive ping.
+    ping_wanted: Notify,
+    liveness: Liveness,
+}
+
+impl<'t, S> Connection<'t, S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let Task {
-        core,
-        options,
-        rx,
-        buffered,
-        control,
-    } = task;
-    let close_timeout = options.close_timeout;
-    let liveness = Liveness::new();
-    // The loop asks the writer for a keep-alive ping; the permit waits if the writer is busy.
-    let ping_wanted = Notify::new();
-    // The reader and the writer are polled by this one task, never at the same time; each
-    // poll holds the lock only while it runs. (A `split()` pair costs a lock, an unlock and
-    // a slot hand-off per frame written: a fifth of the send path for small messages.)
-    let ws = Mutex::new(ws);
-    let end = {
-        let reader = async {
-            let mut peer_close = None;
-            // Whether the queue is below the receive high-water mark.
-            let mut room = core.has_room();
+    fn new(
+        core: &'t Core,
+        link: &'t Link,
+        options: &'t NativeOptions,
+        ws: WebSocketStream<S>,
+        meter: MeterOf<S>,
+    ) -> Self {
+        Connection {
+            core,
+            link,
+            options,
+            ws: Mutex::new(ws),
+            meter,
+            progress: Mutex::new(Progress::default()),
+            changed: Notify::new(),
+            ping_wanted: Notify::new(),
+            liveness: Liveness::new(),
+        }
+    }
+
+    fn note(&self, f: impl FnOnce(&mut Progress)) {
+        f(&mut lock(&self.progress));
+        self.changed.notify_one();
+    }
+
+    /// Runs the connection to its end, then drops the stream (closing TCP) before the outcome
+    /// is reported.
+    async fn run(self, rx: commands::Receiver) -> Outcome {
+        let end = {
+            let this = &self;
+            let reader = this.read();
+            let writer = this.write(rx);
+            tokio::pin!(reader, writer);
+            let mut writer_done = false;
             loop {
-                if !room {
-                    poll_fn(|cx| core.poll_room(cx)).await;
-                }
-                // Reading the clock for every message would cost more than the message
-                // (a fifth of the receive path): note the time only when the read had to
-                // wait, i.e. when new bytes arrived. A ready read is bytes that arrived
-                // while we were busy, at most one scheduler budget (128 reads) ago.
-                let mut waited = false;
-                let next = poll_fn(|cx| {
-                    let next = lock(&ws).poll_next_unpin(cx);
-                    waited |= next.is_pending();
-                    next
-                })
-                .await;
-                if waited {
-                    liveness.heard();
-                }
-                match next {
-                    Some(Ok(WsMessage::Text(t))) => {
-                        room = core.fire_message(Message::Text(t.as_str().to_owned()))
-                    }
-                    Some(Ok(WsMessage::Binary(b))) => {
-                        room = core.fire_message(Message::Binary(Vec::from(b)))
-                    }
-                    Some(Ok(WsMessage::Close(frame))) => {
-                        core.peer_closing();
-                        peer_close = Some(match frame {
-                            Some(f) => (u16::from(f.code), f.reason.as_str().to_owned()),
-                            None => (1005, String::new()),
-                        });
-                    }
-                    // tungstenite answers pings itself.
-                    Some(Ok(WsMessage::Ping(p))) => control.fire(ControlKind::Ping, &p),
-                    Some(Ok(WsMessage::Pong(p))) => control.fire(ControlKind::Pong, &p),
-                    Some(Ok(WsMessage::Frame(_))) => {}
-                    // After the peer's close frame the closing handshake is complete; how
-                    // the transport then ends (a TLS peer that skips close_notify, a reset)
-                    // changes nothing (RFC 6455 7.1.4).
-                    Some(Err(e)) => {
-                        return match peer_close {
-                            Some((code, reason)) => End::Clean(code, reason),
-                            None => End::Failed(e),
-                        }
-                    }
-                    None => {
-                        return match peer_close {
-                            Some((code, reason)) => End::Clean(code, reason),
-                            None => End::Dropped,
-                        }
-                    }
+                let deadline = this.next_deadline();
+                tokio::select! {
+                    biased;
+                    end = &mut reader => break end,
+                    _ = &mut writer, if !writer_done => writer_done = true,
+                    _ = this.changed.notified() => {}
+                    _ = this.link.closing.notified() => this.close_requested(),
+                    _ = sleep_until_some(deadline) => if let Some(end) = this.check_deadlines() {
+                        break end;
+                    },
                 }
             }
         };
-        let writer = async {
-            // The writer's side of the command queue (see `commands`).
-            let mut queued = VecDeque::new();
+        self.outcome(end).await
+    }
+
+    /// `close()` was called while OPEN (or the last handle was dropped).
+    fn close_requested(&self) {
+        if self.core.ready_state() >= ReadyState::Closing {
+            let mut p = lock(&self.progress);
+            if p.close_requested.is_none() && p.peer_close.is_none() {
+                p.close_requested = Some(Instant::now());
+            }
+        }
+    }
+
+    /// When the supervisor must look again (or never).
+    fn next_deadline(&self) -> Option<Instant> {
+        let p = lock(&self.progress);
+        let timeout = self.options.close_timeout;
+        let mut next: Option<Instant> = None;
+        let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        if let Some(done) = p.handshake_done {
+            at(after(done, TCP_CLOSE_GRACE.min(timeout)));
+        } else if let Some(since) = p.close_sent.or(p.write_failed) {
+            at(after(since, timeout));
+        } else if let Some(requested) = p.close_requested.or(p.peer_close.as_ref().map(|c| c.2)) {
+            at(after(self.last_progress(requested), timeout));
+        }
+        let closing = p.close_requested.is_some()
+            || p.close_sent.is_some()
+            || p.peer_close.is_some()
+            || p.write_failed.is_some();
+        // Keep-alive, unless closing (the close deadlines rule) or reading is held paused (the
+        // reader says when it resumes).
+        if let Some(every) = self.options.ping_interval.filter(|_| !closing) {
+            if self.core.has_room() {
+                let ping_timeout = self.options.ping_timeout;
+                if let Some(written) = p.ping_written {
+                    // An answer by `every` lets the next ping go on schedule.
+                    let early = after(written, every.min(ping_timeout));
+                    at(if Instant::now() < early {
+                        early
+                    } else {
+                        after(written, ping_timeout)
+                    });
+                } else if !p.ping_asked {
+                    at(after(self.heard(&p), every));
+                }
+                if let Some(blocked) = self.blocked_since() {
+                    at(after(blocked, ping_timeout));
+                }
+            }
+        }
+        next
+    }
+
+    /// The latest of `since` and the last sign that the peer reads what we write.
+    fn last_progress(&self, since: Instant) -> Instant {
+        let progress = (self.meter)(&mut lock(&self.ws)).and_then(|m| m.progress_at());
+        progress.map_or(since, |p| p.max(since))
+    }
+
+    fn blocked_since(&self) -> Option<Instant> {
+        (self.meter)(&mut lock(&self.ws)).and_then(|m| m.blocked_since())
+    }
+
+    /// When the peer was last heard from: a frame read, bytes it read, or the application
+    /// letting reading go on.
+    fn heard(&self, p: &Progress) -> Instant {
+        let mut heard = self.liveness.last_heard();
+        for t in [
+            p.resumed,
+            (self.meter)(&mut lock(&self.ws)).and_then(|m| m.progress_at()),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            heard = heard.max(t);
+        }
+        heard
+    }
+
+    /// A deadline passed: how the connection ends, if it does.
+    fn check_deadlines(&self) -> Option<End> {
+        let now = Instant::now();
+        let mut p = lock(&self.progress);
+        let timeout = self.options.close_timeout;
+        if let Some(done) = p.handshake_done {
+            if now >= after(done, TCP_CLOSE_GRACE.min(timeout)) {
+                let (code, reason, _) = p.peer_close.clone().expect("a done handshake had one");
+                return Some(End::Clean(code, reason));
+            }
+        } else if let Some(since) = p.close_sent.or(p.write_failed) {
+            if now >= after(since, timeout) {
+                return Some(End::TimedOut);
+            }
+        } else if let Some(requested) = p.close_requested.or(p.peer_close.as_ref().map(|c| c.2)) {
+            if now >= after(self.last_progress(requested), timeout) {
+                return Some(End::TimedOut);
+            }
+        }
+        let closing = p.close_requested.is_some()
+            || p.close_sent.is_some()
+            || p.peer_close.is_some()
+            || p.write_failed.is_some();
+        let every = self.options.ping_interval.filter(|_| !closing)?;
+        let ping_timeout = self.options.ping_timeout;
+        if !self.core.has_room() {
+            return None; // the application holds reading paused: see the module docs
+        }
+        if self
+            .blocked_since()
+            .is_some_and(|blocked| now >= after(blocked, ping_timeout))
+        {
+            return Some(End::Unresponsive(ping_timeout));
+        }
+        let heard = self.heard(&p);
+        if let Some(written) = p.ping_written {
+            if heard >= written {
+                p.ping_written = None; // answered (or anything else arrived)
+            } else if now >= after(written, ping_timeout) {
+                return Some(End::Unresponsive(ping_timeout));
+            } else {
+                return None;
+            }
+        }
+        if !p.ping_asked && now >= after(heard, every) {
+            p.ping_asked = true;
+            self.ping_wanted.notify_one();
+        }
+        None
+    }
+
+    /// The reader: frames to events, until the stream ends.
+    async fn read(&self) -> End {
+        // Whether the queue is below the receive high-water mark.
+        let mut room = self.core.has_room();
+        loop {
+            if !room {
+                poll_fn(|cx| self.core.poll_room(cx)).await;
+                self.note(|p| p.resumed = Some(Instant::now()));
+            }
+            let mut waited = false;
+            let next = poll_fn(|cx| {
+                let next = lock(&self.ws).poll_next_unpin(cx);
+                waited |= next.is_pending();
+                next
+            })
+            .await;
+            if waited {
+                self.liveness.heard();
+            }
+            room = true;
+            match next {
+                Some(Ok(WsMessage::Text(t))) => {
+                    room = self.core.fire_message(Message::Text(t.as_str().to_owned()))
+                }
+                Some(Ok(WsMessage::Binary(b))) => {
+                    room = self.core.fire_message(Message::Binary(Vec::from(b)))
+                }
+                Some(Ok(WsMessage::Close(frame))) => self.peer_closed(frame).await,
+                // tungstenite answers pings itself.
+                Some(Ok(WsMessage::Ping(p))) => self.link.control().fire(ControlKind::Ping, &p),
+                Some(Ok(WsMessage::Pong(p))) => self.link.control().fire(ControlKind::Pong, &p),
+                Some(Ok(WsMessage::Frame(_))) => {}
+                // After the peer's close frame the closing handshake is complete; how the
+                // transport then ends (a TLS peer that skips close_notify, a reset) changes
+                // nothing (RFC 6455 7.1.4).
+                Some(Err(e)) => {
+                    return match self.peer_close() {
+                        Some((code, reason)) => End::Clean(code, reason),
+                        None => End::Failed(e),
+                    }
+                }
+                None => {
+                    return match self.peer_close() {
+                        Some((code, reason)) => End::Clean(code, reason),
+                        None => End::Dropped,
+                    }
+                }
+            }
+        }
+    }
+
+    fn peer_close(&self) -> Option<(u16, String)> {
+        lock(&self.progress)
+            .peer_close
+            .as_ref()
+            .map(|(code, reason, _)| (*code, reason.clone()))
+    }
+
+    /// The peer's close frame: readyState becomes CLOSING; tungstenite has queued the reply
+    /// (unless ours went first), which goes out now.
+    async fn peer_closed(&self, frame: Option<CloseFrame>) {
+        self.core.begin_closing();
+        let (code, reason) = match frame {
+            Some(f) => (u16::from(f.code), f.reason.as_str().to_owned()),
+            None => (1005, String::new()),
+        };
+        let ours_first = {
+            let mut p = lock(&self.progress);
+            p.peer_close = Some((code, reason, Instant::now()));
+            p.close_sent.is_some()
+        };
+        self.changed.notify_one();
+        if !ours_first {
+            // A failed flush shows up as the next read's error.
+            let _ = poll_fn(|cx| lock(&self.ws).poll_flush_unpin(cx)).await;
+        }
+        self.note(|p| p.handshake_done = Some(Instant::now()));
+    }
+
+    /// The writer: commands in order, batched (everything queued is written, then one flush),
+    /// until our close frame is out, the handles are gone, or a write fails.
+    async fn write(&self, mut rx: commands::Receiver) {
+        let mut queued = VecDeque::new();
+        let result: Result<(), WsError> = async {
             loop {
                 tokio::select! {
                     biased;
                     more = rx.recv_all(&mut queued) => if !more {
-                        break;
+                        return Ok(());
                     },
-                    _ = ping_wanted.notified() => {
-                        send_now(&ws, WsMessage::Ping(Default::default())).await?;
+                    _ = self.ping_wanted.notified() => {
+                        self.send_now(WsMessage::Ping(Default::default())).await?;
+                        self.note(|p| {
+                            p.ping_asked = false;
+                            p.ping_written = Some(Instant::now());
+                        });
                         continue;
                     }
                 };
                 // Write everything queued, including what arrives meanwhile, then flush once.
                 let mut batch = Batch::default();
                 loop {
-                    poll_fn(|cx| batch.poll_write(&mut lock(&ws), &mut queued, cx)).await?;
+                    poll_fn(|cx| {
+                        batch.poll_write(&mut lock(&self.ws), self.meter, &mut queued, cx)
+                    })
+                    .await?;
                     if batch.closing {
                         break;
                     }
@@ -297,74 +676,98 @@ where
                         break;
                     }
                 }
-                poll_fn(|cx| lock(&ws).poll_flush_unpin(cx)).await?;
-                let closing = batch.closing;
-                buffered.fetch_sub(batch.bytes, Ordering::AcqRel);
-                core.wake_drained();
-                if closing {
-                    break;
-                }
-            }
-            Ok::<(), WsError>(())
-        };
-        tokio::pin!(reader, writer);
-        let mut close_deadline: Option<Instant> = None;
-        let mut keepalive = options
-            .ping_interval
-            .map(|every| Keepalive::new(every, options.ping_timeout));
-        loop {
-            let alive_at = keepalive.as_ref().map(|k| k.deadline(&liveness));
-            tokio::select! {
-                end = &mut reader => break end,
-                // The writer stops after our close frame, when the peer closed first, or on a
-                // write error; either way the reader decides, within the close timeout.
-                _ = &mut writer, if close_deadline.is_none() => {
-                    close_deadline = Some(Instant::now() + close_timeout);
-                }
-                _ = sleep_until_some(close_deadline) => break End::TimedOut,
-                _ = sleep_until_some(alive_at) => {
-                    let k = keepalive.as_mut().expect("only a keep-alive sets this deadline");
-                    match k.check(&liveness) {
-                        Check::Fine => {}
-                        Check::Ping => ping_wanted.notify_one(),
-                        Check::Dead => break End::Unresponsive(k.timeout),
-                    }
+                self.flush(batch.bytes).await?;
+                if batch.closing {
+                    self.note(|p| {
+                        p.close_sent = Some(Instant::now());
+                        if p.peer_close.is_some() {
+                            p.handshake_done = Some(Instant::now());
+                        }
+                    });
+                    return Ok(());
                 }
             }
         }
-    };
-    match end {
-        End::Clean(code, reason) => Outcome {
-            error: None,
-            close: CloseEvent {
-                code,
-                reason,
-                was_clean: true,
-            },
-        },
-        End::Dropped => Outcome::failed(Error::new(
-            ErrorKind::Network,
-            "the connection dropped without a closing handshake",
-        )),
-        End::TimedOut => Outcome::failed(Error::new(
-            ErrorKind::Network,
-            format!("the peer did not finish the closing handshake within {close_timeout:?}"),
-        )),
-        End::Unresponsive(timeout) => Outcome::failed(Error::new(
-            ErrorKind::Network,
-            format!("the peer sent nothing within {timeout:?} of a keep-alive ping"),
-        )),
-        End::Failed(e) => {
-            // Fail the WebSocket connection: tell the peer why, if it still listens.
-            if let Some(code) = fail_code(&e) {
-                let frame = CloseFrame {
-                    code,
-                    reason: "".into(),
-                };
-                let close = send_now(&ws, WsMessage::Close(Some(frame)));
-                let _ = tokio::time::timeout(FAIL_CLOSE_TIMEOUT, close).await;
+        .await;
+        if result.is_err() {
+            self.note(|p| p.write_failed = Some(Instant::now()));
+        }
+    }
+
+    /// Flushes, then settles `bufferedAmount` for everything written (`bytes` of payload).
+    async fn flush(&self, bytes: u64) -> Result<(), WsError> {
+        poll_fn(|cx| lock(&self.ws).poll_flush_unpin(cx)).await?;
+        match (self.meter)(&mut lock(&self.ws)) {
+            Some(meter) => meter.flushed(),
+            None => self.link.sent(bytes),
+        }
+        Ok(())
+    }
+
+    /// Writes one control frame and flushes.
+    async fn send_now(&self, frame: WsMessage) -> Result<(), WsError> {
+        let mut frame = Some(frame);
+        poll_fn(|cx| {
+            let mut ws = lock(&self.ws);
+            if let Some(f) = frame.take() {
+                match ws.poll_ready_unpin(cx) {
+                    Poll::Pending => {
+                        frame = Some(f);
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Ok(())) => {
+                        if let Some(meter) = (self.meter)(&mut ws) {
+                            meter.control(f.len() as u64);
+                        }
+                        ws.start_send_unpin(f)?
+                    }
+                }
             }
-            Outcome::failed(read_error(e))
+            ws.poll_flush_unpin(cx)
+        })
+        .await
+    }
+
+    /// The `close` (and `error`) that `end` means; after a protocol error the peer is told
+    /// why first.
+    async fn outcome(self, end: End) -> Outcome {
+        let close_timeout = self.options.close_timeout;
+        match end {
+            End::Clean(code, reason) => Outcome {
+                error: None,
+                close: CloseEvent {
+                    code,
+                    reason,
+                    was_clean: true,
+                },
+            },
+            End::Dropped => Outcome::failed(Error::new(
+                ErrorKind::Network,
+                "the connection dropped without a closing handshake",
+            )),
+            End::TimedOut => Outcome::failed(Error::new(
+                ErrorKind::Network,
+                format!("the peer did not finish the closing handshake within {close_timeout:?}"),
+            )),
+            End::Unresponsive(timeout) => Outcome::failed(Error::new(
+                ErrorKind::Network,
+                format!(
+                    "the peer sent nothing and read nothing within {timeout:?} of a keep-alive ping"
+                ),
+            )),
+            End::Failed(e) => {
+                // Fail the WebSocket connection: tell the peer why, if it still listens.
+                if let Some(code) = fail_code(&e) {
+                    let frame = CloseFrame {
+                        code,
+                        reason: "".into(),
+                    };
+                    let close = self.send_now(WsMessage::Close(Some(frame)));
+                    let _ = tokio::time::timeout(FAIL_CLOSE_TIMEOUT, close).await;
+                }
+                Outcome::failed(read_error(e))
+            }
         }
     }
 }
@@ -387,6 +790,7 @@ impl Batch {
     fn poll_write<S>(
         &mut self,
         ws: &mut WebSocketStream<S>,
+        meter: MeterOf<S>,
         queued: &mut VecDeque<Command>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), WsError>>
@@ -423,33 +827,19 @@ impl Batch {
                     return Poll::Pending;
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(())) => ws.start_send_unpin(frame)?,
+                Poll::Ready(Ok(())) => {
+                    if let Some(m) = meter(ws) {
+                        match &frame {
+                            WsMessage::Text(_) | WsMessage::Binary(_) => m.data(frame.len() as u64),
+                            WsMessage::Close(Some(f)) => m.control(2 + f.reason.len() as u64),
+                            other => m.control(other.len() as u64),
+                        }
+                    }
+                    ws.start_send_unpin(frame)?
+                }
             }
         }
     }
-}
-
-/// Writes one frame and flushes, holding the lock only while polling.
-async fn send_now<S>(ws: &Mutex<WebSocketStream<S>>, frame: WsMessage) -> Result<(), WsError>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut frame = Some(frame);
-    poll_fn(|cx| {
-        let mut ws = lock(ws);
-        if let Some(f) = frame.take() {
-            match ws.poll_ready_unpin(cx) {
-                Poll::Pending => {
-                    frame = Some(f);
-                    return Poll::Pending;
-                }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(())) => ws.start_send_unpin(f)?,
-            }
-        }
-        ws.poll_flush_unpin(cx)
-    })
-    .await
 }
 
 /// Sleeps until `at`, or forever when there is no deadline.
@@ -457,69 +847,6 @@ async fn sleep_until_some(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-/// The keep-alive: after `every` with nothing heard from the peer, send a ping; if nothing
-/// at all (a pong, a message, any frame) is heard within `timeout` after it, the peer is gone.
-struct Keepalive {
-    every: Duration,
-    timeout: Duration,
-    /// When the outstanding ping was asked for.
-    pinged: Option<Instant>,
-}
-
-enum Check {
-    Fine,
-    Ping,
-    Dead,
-}
-
-impl Keepalive {
-    fn new(every: Duration, timeout: Duration) -> Self {
-        Keepalive {
-            every,
-            timeout,
-            pinged: None,
-        }
-    }
-
-    /// When to check next. While a ping is out, the first check comes after `every` (an
-    /// answer by then lets the next ping go on schedule), the last at the timeout.
-    fn deadline(&self, liveness: &Liveness) -> Instant {
-        match self.pinged {
-            Some(at) => {
-                let early = at + self.every.min(self.timeout);
-                if Instant::now() < early {
-                    early
-                } else {
-                    at + self.timeout
-                }
-            }
-            None => liveness.last_heard() + self.every,
-        }
-    }
-
-    fn check(&mut self, liveness: &Liveness) -> Check {
-        let now = Instant::now();
-        let heard = liveness.last_heard();
-        if let Some(at) = self.pinged {
-            if heard < at {
-                return if now >= at + self.timeout {
-                    Check::Dead
-                } else {
-                    Check::Fine
-                };
-            }
-            // Anything heard since the ping (a pong, a message) proves the peer is there.
-            self.pinged = None;
-        }
-        if now >= heard + self.every {
-            self.pinged = Some(now);
-            Check::Ping
-        } else {
-            Check::Fine
-        }
     }
 }
 

@@ -4,47 +4,79 @@
 //! In a browser, `new WebSocket(url)` followed by `ws.onopen = ...` can never miss `open`:
 //! events are tasks of the same event loop. Natively the connection runs on a runtime thread
 //! and could dispatch before the creator attaches its listeners. So the first event waits for
-//! proof that the creator's block is over, whichever comes first:
+//! proof that the creator's block is over:
 //!
-//! 1. the creating thread polls one of this socket's futures, its `Stream` or its `Sink`
-//!    (the block reached an `.await` on the socket);
-//! 2. a task spawned at creation runs on the creating thread: on a tokio worker or a
-//!    current-thread runtime that thread runs one task at a time, so the creator has yielded;
-//! 3. otherwise (callback-only code on a thread that is not a runtime worker, that never
-//!    awaits the socket), [`GRACE`] after the handshake.
+//! 1. the creating thread polls one of this socket's futures, its `Stream` or its `Sink` (the
+//!    block reached an `.await` on the socket); or
+//! 2. the creator is a tokio task, or runs on a current-thread runtime, and a task of anyws's
+//!    (the probe spawned at creation, or the connection task itself) runs on the creating
+//!    thread: such a thread runs one task at a time, so the creator has yielded.
+//!
+//! Where proof 2 is possible the gate waits for a proof with no time limit: the creator must
+//! yield sooner or later, since it holds a runtime thread. Where it is not (a plain thread,
+//! or the body of a multi-thread runtime's `block_on`, e.g. a `#[tokio::main]` body, which
+//! is not a task), or where the probe was stolen by another worker before the creator
+//! yielded, the first event also goes after [`GRACE`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use std::thread::ThreadId;
 use std::time::Duration;
 
-/// The longest the first event waits when neither proof comes.
+/// The longest the first event waits where no proof can come.
 pub(crate) const GRACE: Duration = Duration::from_millis(10);
+
+/// What the gate may wait for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub(crate) enum Wait {
+    /// Proof only: the creator is a task (or on a current-thread runtime).
+    ForProof = 0,
+    /// Proof or [`GRACE`]: proof 2 cannot come.
+    ForProofOrGrace = 1,
+}
 
 pub(crate) struct Gate {
     creator: ThreadId,
+    wait: AtomicU8,
     open: AtomicBool,
     waker: Mutex<Option<Waker>>,
 }
 
-impl Default for Gate {
-    /// A gate for a socket created on the current thread.
-    fn default() -> Self {
+impl Gate {
+    /// A gate for a socket created on the current thread; `in_task` says whether proof 2 can
+    /// come (the caller is a tokio task or on a current-thread runtime).
+    pub(crate) fn new(in_task: bool) -> Self {
         Gate {
             creator: std::thread::current().id(),
+            wait: AtomicU8::new(if in_task {
+                Wait::ForProof
+            } else {
+                Wait::ForProofOrGrace
+            } as u8),
             open: AtomicBool::new(false),
             waker: Mutex::new(None),
         }
     }
-}
 
-impl Gate {
     fn on_creator_thread(&self) -> bool {
         std::thread::current().id() == self.creator
     }
 
-    pub(crate) fn open(&self) {
+    pub(crate) fn is_open(&self) -> bool {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Whether the first event may also go after [`GRACE`].
+    pub(crate) fn wait(&self) -> Wait {
+        match self.wait.load(Ordering::Acquire) {
+            0 => Wait::ForProof,
+            _ => Wait::ForProofOrGrace,
+        }
+    }
+
+    fn open(&self) {
         if !self.open.swap(true, Ordering::AcqRel) {
             if let Some(w) = crate::core::lock(&self.waker).take() {
                 w.wake();
@@ -54,25 +86,38 @@ impl Gate {
 
     /// Proof 1: the socket is polled; it counts only on the creating thread.
     pub(crate) fn polled(&self) {
-        if !self.open.load(Ordering::Acquire) && self.on_creator_thread() {
+        if !self.is_open() && self.on_creator_thread() {
             self.open();
         }
     }
 
-    /// Proof 2: called from a task spawned at creation.
-    pub(crate) fn task_ran(&self) {
+    /// Proof 2: an anyws task runs. On the creating thread that is proof; the probe running
+    /// anywhere else means it was stolen, and proof 2 may never come.
+    pub(crate) fn task_ran(&self, probe: bool) {
+        if self.is_open() {
+            return;
+        }
         if self.on_creator_thread() {
             self.open();
+        } else if probe {
+            self.wait
+                .store(Wait::ForProofOrGrace as u8, Ordering::Release);
+            // Wake the connection task so that it starts the grace period.
+            if let Some(w) = crate::core::lock(&self.waker).take() {
+                w.wake();
+            }
         }
     }
 
-    /// Ready once the gate is open.
+    /// Ready once the gate is open; registers the waker otherwise. The connection task's
+    /// own polls count for proof 2.
     pub(crate) fn poll_open(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.open.load(Ordering::Acquire) {
+        self.task_ran(false);
+        if self.is_open() {
             return Poll::Ready(());
         }
         *crate::core::lock(&self.waker) = Some(cx.waker().clone());
-        if self.open.load(Ordering::Acquire) {
+        if self.is_open() {
             Poll::Ready(())
         } else {
             Poll::Pending

@@ -1,8 +1,10 @@
 //! The native backend: a tokio task per connection, tungstenite for the framing.
 //!
-//! The task owns the socket; the handle talks to it through a channel. `buffered_amount` is a
-//! shared counter: `send` adds the message size at once, the task subtracts it once the bytes
-//! have been written and flushed to the socket.
+//! The task owns the socket; the handles talk to it through a command queue and share a
+//! [`Link`] with it. `buffered_amount` is a shared counter: `send` adds the message size at
+//! once, the task subtracts payload bytes as they are written to the socket (see `meter`).
+//! Whatever ends the task (the connection closing, a panic, the runtime shutting down) ends
+//! with exactly one `close` event (see `conn::Finish`).
 
 mod commands;
 mod conn;
@@ -11,13 +13,13 @@ mod ext;
 pub mod fuzzing;
 mod gate;
 mod handshake;
+mod meter;
 mod options;
 mod proxy;
 mod server;
 mod stream;
 
 pub use ext::WebSocketExt;
-pub(crate) use gate::Gate;
 pub use options::NativeOptions;
 pub use server::{accept, wrap};
 
@@ -25,11 +27,13 @@ use crate::core::{lock, Core};
 use crate::error::{Error, ErrorKind};
 use crate::event::{BinaryType, Message, ReadyState};
 use crate::sendness::Shared;
+use crate::transport::{Backend, Probe};
 use crate::validate::UrlFailure;
+use gate::Gate;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use url::Url;
 
 /// What the handle asks of the connection task, in order.
@@ -46,10 +50,6 @@ pub(crate) enum Command {
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
-pub(crate) fn live_connections() -> usize {
-    LIVE.load(Ordering::Acquire)
-}
-
 /// Counts a running connection task for as long as it lives.
 struct LiveGuard;
 impl LiveGuard {
@@ -64,13 +64,60 @@ impl Drop for LiveGuard {
     }
 }
 
-/// Parses `input` with the `url` crate's WHATWG parser. Native code has no page, hence no
-/// base URL: relative URLs are a `SyntaxError`.
-pub(crate) fn parse_url(input: &str) -> Result<String, UrlFailure> {
-    Url::parse(input).map(String::from).map_err(|e| match e {
-        url::ParseError::RelativeUrlWithoutBase => UrlFailure::RelativeWithoutBase,
-        other => UrlFailure::Invalid(other.to_string()),
-    })
+/// What a socket's handles share with its connection task.
+pub(crate) struct Link {
+    /// `bufferedAmount`.
+    buffered: AtomicU64,
+    /// Sinks waiting for `bufferedAmount` to fall.
+    drain: Mutex<Vec<Waker>>,
+    gate: Gate,
+    control: Control,
+    /// `close()` was called while OPEN: the supervisor starts the close deadline.
+    closing: tokio::sync::Notify,
+}
+
+impl Link {
+    fn new(gate: Gate) -> Self {
+        Link {
+            buffered: AtomicU64::new(0),
+            drain: Mutex::new(Vec::new()),
+            gate,
+            control: Control::default(),
+            closing: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// `bytes` of payload reached the socket (or will never be sent).
+    pub(crate) fn sent(&self, bytes: u64) {
+        if bytes > 0 {
+            self.buffered.fetch_sub(bytes, Ordering::AcqRel);
+            self.wake_drained();
+        }
+    }
+
+    /// Wakes the sinks waiting for `bufferedAmount` to fall (or for the close).
+    pub(crate) fn wake_drained(&self) {
+        let wakers = std::mem::take(&mut *lock(&self.drain));
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    pub(crate) fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    pub(crate) fn control(&self) -> &Control {
+        &self.control
+    }
+}
+
+/// Reports polls to the socket's gate.
+#[derive(Clone)]
+pub(crate) struct GateProbe(Arc<Link>);
+
+impl Probe for GateProbe {
+    fn polled(&self) {
+        self.0.gate.polled();
+    }
 }
 
 /// The Sink's wait state; native needs none (the task wakes waiters itself).
@@ -78,9 +125,8 @@ pub(crate) fn parse_url(input: &str) -> Result<String, UrlFailure> {
 pub(crate) struct WritableWait {}
 
 pub(crate) struct Transport {
-    buffered: Arc<AtomicU64>,
+    link: Arc<Link>,
     commands: commands::Sender,
-    control: Arc<Control>,
 }
 
 /// Which control frame a native handler is for.
@@ -99,6 +145,8 @@ type ControlCallback = Arc<Mutex<ControlFn>>;
 pub(crate) struct Control {
     ping: Mutex<Option<ControlCallback>>,
     pong: Mutex<Option<ControlCallback>>,
+    /// Set once the socket closed: handlers set later are dropped at once.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Control {
@@ -110,7 +158,12 @@ impl Control {
     }
 
     pub(crate) fn set(&self, kind: ControlKind, f: Option<ControlFn>) {
-        *lock(self.slot(kind)) = f.map(|f| Arc::new(Mutex::new(f)));
+        let f = f.filter(|_| !self.closed.load(Ordering::Acquire));
+        let old = std::mem::replace(
+            &mut *lock(self.slot(kind)),
+            f.map(|f| Arc::new(Mutex::new(f))),
+        );
+        drop(old); // outside the lock: it may hold anything, a clone of the socket included
     }
 
     /// Runs the handler with no lock on the slot held, so it may replace itself; a panic is
@@ -119,11 +172,21 @@ impl Control {
         let Some(callback) = lock(self.slot(kind)).clone() else {
             return;
         };
-        let mut f = lock(&callback);
+        let Ok(mut f) = callback.try_lock() else {
+            return; // already running further up this stack
+        };
         let run = std::panic::AssertUnwindSafe(|| (f)(payload));
         if std::panic::catch_unwind(run).is_err() {
             eprintln!("anyws: an on{kind:?} handler panicked; the connection goes on");
         }
+    }
+
+    /// The socket closed: release both handlers (and whatever they hold), as the `on*`
+    /// handlers are released after `close`.
+    pub(crate) fn release(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.set(ControlKind::Ping, None);
+        self.set(ControlKind::Pong, None);
     }
 }
 
@@ -154,18 +217,37 @@ fn spawn(fut: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
     }
 }
 
+/// Whether proof 2 of the gate can come on this thread: a tokio task, or any code on a
+/// current-thread runtime.
+fn creator_is_task() -> bool {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            tokio::task::try_id().is_some()
+                || handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
+        }
+        Err(_) => false,
+    }
+}
+
 impl Transport {
-    /// A client connection to the core's URL.
-    pub(crate) fn connect(
+    /// A server connection whose handshake anyws answered (`leftover`: bytes read past the
+    /// request); the core is already OPEN.
+    pub(crate) fn accepted<S>(
         core: &Shared<Core>,
-        protocols: Vec<String>,
         options: &NativeOptions,
-    ) -> Result<Self, Error> {
-        options.validate()?;
-        Self::start(core, options, |task| conn::run(task, protocols))
+        stream: S,
+        leftover: Vec<u8>,
+    ) -> Result<Self, Error>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        options.validate_connection()?;
+        Self::start(core, options, |task| {
+            conn::run_accepted(task, stream, leftover)
+        })
     }
 
-    /// A connection whose opening handshake is done; the core is already OPEN.
+    /// A connection whose opening handshake was done elsewhere; the core is already OPEN.
     pub(crate) fn adopt<S>(
         core: &Shared<Core>,
         options: &NativeOptions,
@@ -174,6 +256,7 @@ impl Transport {
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
+        options.validate_connection()?;
         Self::start(core, options, |task| conn::run_adopted(task, ws))
     }
 
@@ -183,33 +266,32 @@ impl Transport {
         run: impl FnOnce(conn::Task) -> F,
     ) -> Result<Self, Error>
     where
-        F: Future<Output = ()> + Send + 'static,
+        F: Future<Output = conn::Outcome> + Send + 'static,
     {
         let (commands, rx) = commands::channel();
-        let buffered = Arc::new(AtomicU64::new(0));
-        let control = Arc::new(Control::default());
-        spawn(run(conn::Task {
-            core: core.clone(),
-            options: options.clone(),
-            rx,
-            buffered: buffered.clone(),
-            control: control.clone(),
-        }))?;
-        if tokio::runtime::Handle::try_current().is_ok() {
+        let in_task = creator_is_task();
+        let link = Arc::new(Link::new(Gate::new(in_task)));
+        spawn(conn::supervised(
+            core.clone(),
+            link.clone(),
+            run(conn::Task {
+                core: core.clone(),
+                options: options.clone(),
+                rx,
+                link: link.clone(),
+            }),
+        ))?;
+        if in_task {
             // Spawned last, so on a worker it waits in that worker's own slot and runs there
             // once the creating task yields (see `gate`).
-            let core = core.clone();
-            tokio::spawn(async move { core.gate().task_ran() });
+            let link = link.clone();
+            tokio::spawn(async move { link.gate.task_ran(true) });
         }
-        Ok(Transport {
-            buffered,
-            commands,
-            control,
-        })
+        Ok(Transport { link, commands })
     }
 
     pub(crate) fn control(&self) -> &Control {
-        &self.control
+        &self.link.control
     }
 
     /// Sends a ping frame; the socket must be OPEN.
@@ -232,19 +314,45 @@ impl Transport {
         let _ = self.commands.send(Command::Ping(payload));
         Ok(())
     }
+}
 
-    pub(crate) fn ready_state(&self, core: &Core) -> ReadyState {
+impl Backend for Transport {
+    type Options = NativeOptions;
+    type WritableWait = WritableWait;
+    type Probe = GateProbe;
+
+    /// Parses `input` with the `url` crate's WHATWG parser. Native code has no page, hence no
+    /// base URL: relative URLs are a `SyntaxError`.
+    fn parse_url(input: &str) -> Result<String, UrlFailure> {
+        Url::parse(input).map(String::from).map_err(|e| match e {
+            url::ParseError::RelativeUrlWithoutBase => UrlFailure::RelativeWithoutBase,
+            other => UrlFailure::Invalid(other.to_string()),
+        })
+    }
+
+    fn connect(
+        core: &Shared<Core>,
+        protocols: Vec<String>,
+        options: &NativeOptions,
+    ) -> Result<Self, Error> {
+        options.validate()?;
+        Self::start(core, options, |task| conn::run(task, protocols))
+    }
+
+    fn ready_state(&self, core: &Core) -> ReadyState {
         core.ready_state()
     }
 
-    pub(crate) fn buffered_amount(&self) -> u64 {
-        self.buffered.load(Ordering::Acquire)
+    fn buffered_amount(&self) -> u64 {
+        self.link.buffered.load(Ordering::Acquire)
     }
 
-    pub(crate) fn set_binary_type(&self, _: BinaryType) {}
+    fn set_binary_type(&self, _: BinaryType) {}
 
-    pub(crate) fn send(&self, core: &Core, msg: Message) -> Result<(), Error> {
-        self.buffered.fetch_add(msg.len() as u64, Ordering::AcqRel);
+    fn send(&self, core: &Core, msg: Message) -> Result<(), Error> {
+        self.link
+            .buffered
+            .fetch_add(msg.len() as u64, Ordering::AcqRel);
         if core.ready_state() == ReadyState::Open {
             // If the task is gone the socket is closed; the bytes stay counted, as in browsers.
             let _ = self.commands.send(Command::Send(msg));
@@ -252,17 +360,19 @@ impl Transport {
         Ok(())
     }
 
-    pub(crate) fn close(&self, core: &Core, code: Option<u16>, reason: &str) {
+    fn close(&self, core: &Core, code: Option<u16>, reason: &str) {
         let cmd = match core.begin_closing() {
             ReadyState::Connecting => Command::Abort,
-            ReadyState::Open => Command::Close(code.map(|c| (c, reason.to_owned()))),
+            ReadyState::Open => {
+                self.link.closing.notify_one();
+                Command::Close(code.map(|c| (c, reason.to_owned())))
+            }
             ReadyState::Closing | ReadyState::Closed => return,
         };
         let _ = self.commands.send(cmd);
     }
 
-    /// Ready once `buffered_amount` is at most `mark`, or the socket closed.
-    pub(crate) fn poll_below(
+    fn poll_below(
         &self,
         core: &Core,
         _: &mut WritableWait,
@@ -273,11 +383,28 @@ impl Transport {
         if ready() {
             return Poll::Ready(());
         }
-        core.register_drain(cx);
+        {
+            let mut drain = lock(&self.link.drain);
+            if !drain.iter().any(|w| w.will_wake(cx.waker())) {
+                drain.push(cx.waker().clone());
+            }
+        }
         if ready() {
             Poll::Ready(())
         } else {
             Poll::Pending
         }
+    }
+
+    fn probe(&self) -> GateProbe {
+        GateProbe(self.link.clone())
+    }
+
+    fn probe_polled(&self) {
+        self.link.gate.polled();
+    }
+
+    fn live_connections() -> usize {
+        LIVE.load(Ordering::Acquire)
     }
 }

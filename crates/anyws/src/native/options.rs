@@ -223,8 +223,27 @@ impl NativeOptions {
         self
     }
 
-    /// Checks the headers and the proxy; runs before any network traffic.
+    /// Checks the settings every connection uses, client or server: those that cannot work
+    /// are refused, naming the setting.
+    pub(crate) fn validate_connection(&self) -> Result<(), Error> {
+        if self.ping_interval.is_some_and(|every| every.is_zero()) {
+            return Err(Error::new(
+                ErrorKind::Syntax,
+                "NativeOptions::ping_interval must be more than zero (None turns the keep-alive off)",
+            ));
+        }
+        if self.read_buffer_size == 0 {
+            return Err(Error::new(
+                ErrorKind::Syntax,
+                "NativeOptions::read_buffer_size must be at least 1 byte",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the settings, the headers and the proxy; runs before any network traffic.
     pub(crate) fn validate(&self) -> Result<(), Error> {
+        self.validate_connection()?;
         for (name, value) in &self.headers {
             let token = !name.is_empty()
                 && name

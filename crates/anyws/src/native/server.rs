@@ -10,7 +10,6 @@ use crate::validate;
 use base64::Engine;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 use url::Url;
 
@@ -63,14 +62,14 @@ where
         .native
         .within_connect_timeout(handshake, "the client")
         .await?;
-    let config = Some(options.native.websocket_config());
-    let ws =
-        WebSocketStream::from_partially_read(stream, request.leftover, Role::Server, config).await;
     let url = Url::parse(&request.url)
         .or_else(|_| Url::parse(&format!("ws://localhost{}", request.target)))
         .map(String::from)
         .unwrap_or_else(|_| "ws://localhost/".to_owned());
-    adopt(ws, url, request.protocol, options)
+    let core = Shared::new(Core::new(url, options.receive_high_water_mark));
+    core.adopt_open(request.protocol);
+    let transport = super::Transport::accepted(&core, &options.native, stream, request.leftover)?;
+    Ok(WebSocket::from_parts(core, transport, &options))
 }
 
 /// What a valid opening request asked for.

@@ -244,7 +244,7 @@ impl Transport {
     }
 
     pub(crate) fn ready_state(&self, _: &Core) -> ReadyState {
-        ReadyState::from_u16(self.ws.ready_state())
+        ReadyState::from_u8(self.ws.ready_state().min(3) as u8)
     }
 
     pub(crate) fn buffered_amount(&self) -> u64 {

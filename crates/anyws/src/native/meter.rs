@@ -1,0 +1,223 @@
+//! Counting bytes as they reach the socket: `bufferedAmount` falls as a message's payload
+//! is written, not when a whole batch has been flushed; and a write that had to wait for the
+//! socket and then moved on is proof that the peer is reading (the keep-alive and the close
+//! timeout count it as progress).
+//!
+//! The writer tells the [`Meter`] the layout of every frame it hands to tungstenite, in
+//! order: header bytes, then payload bytes that `bufferedAmount` counted. [`Metered`], the
+//! byte stream under tungstenite, walks that list as `poll_write` reports bytes written.
+//! tungstenite also writes frames of its own (pongs, the reply to a close): their bytes are
+//! attributed to the next frame in the list, so `bufferedAmount` may fall a few bytes early;
+//! after each flush the writer settles the list ([`Meter::flushed`]), so the total is exact.
+
+use super::Link;
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
+
+/// One frame handed to tungstenite and not yet fully written.
+struct Pending {
+    /// Bytes before the payload that counts (the header; a whole control frame).
+    skip: u64,
+    /// Payload bytes that `bufferedAmount` still counts.
+    payload: u64,
+}
+
+/// What has been written: frame layout, and progress.
+pub(crate) struct Meter {
+    link: Arc<Link>,
+    /// A client masks its frames (4 more header bytes).
+    masked: bool,
+    frames: VecDeque<Pending>,
+    /// Since when a write has been waiting for room in the socket.
+    blocked_since: Option<Instant>,
+    /// When a write last moved bytes after having had to wait.
+    progress_at: Option<Instant>,
+}
+
+impl Meter {
+    pub(crate) fn new(link: Arc<Link>, masked: bool) -> Self {
+        Meter {
+            link,
+            masked,
+            frames: VecDeque::new(),
+            blocked_since: None,
+            progress_at: None,
+        }
+    }
+
+    /// The header size of a frame with `len` payload bytes (RFC 6455 section 5.2).
+    fn header_len(&self, len: u64) -> u64 {
+        let extended = match len {
+            0..=125 => 0,
+            126..=0xFFFF => 2,
+            _ => 8,
+        };
+        2 + extended + if self.masked { 4 } else { 0 }
+    }
+
+    /// A data frame whose payload `bufferedAmount` counts.
+    pub(crate) fn data(&mut self, len: u64) {
+        let skip = self.header_len(len);
+        self.frames.push_back(Pending { skip, payload: len });
+    }
+
+    /// A control frame (ping, close) with `len` payload bytes.
+    pub(crate) fn control(&mut self, len: u64) {
+        let skip = self.header_len(len) + len;
+        self.frames.push_back(Pending { skip, payload: 0 });
+    }
+
+    /// Everything handed over has been flushed: what is still counted is out.
+    pub(crate) fn flushed(&mut self) {
+        let left: u64 = self.frames.drain(..).map(|f| f.payload).sum();
+        self.link.sent(left);
+    }
+
+    /// `n` bytes reached the socket.
+    fn wrote(&mut self, mut n: u64) {
+        let mut sent = 0;
+        while n > 0 {
+            let Some(front) = self.frames.front_mut() else {
+                break; // tungstenite's own frames
+            };
+            let skip = n.min(front.skip);
+            front.skip -= skip;
+            n -= skip;
+            let payload = n.min(front.payload);
+            front.payload -= payload;
+            n -= payload;
+            sent += payload;
+            if front.skip == 0 && front.payload == 0 {
+                self.frames.pop_front();
+            }
+        }
+        self.link.sent(sent);
+        if self.blocked_since.take().is_some() {
+            self.progress_at = Some(Instant::now());
+        }
+    }
+
+    fn blocked(&mut self) {
+        if self.blocked_since.is_none() {
+            self.blocked_since = Some(Instant::now());
+        }
+    }
+
+    /// Since when a write has been waiting for the peer to read, if one is.
+    pub(crate) fn blocked_since(&self) -> Option<Instant> {
+        self.blocked_since
+    }
+
+    /// When the peer last proved it reads (a waiting write moved on).
+    pub(crate) fn progress_at(&self) -> Option<Instant> {
+        self.progress_at
+    }
+}
+
+/// The byte stream under tungstenite, with a [`Meter`] on its write side.
+pub(crate) struct Metered<S> {
+    inner: S,
+    pub(crate) meter: Meter,
+}
+
+impl<S> Metered<S> {
+    pub(crate) fn new(inner: S, meter: Meter) -> Self {
+        Metered { inner, meter }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.inner).poll_write(cx, buf);
+        match &written {
+            Poll::Ready(Ok(n)) if *n > 0 => this.meter.wrote(*n as u64),
+            Poll::Pending => this.meter.blocked(),
+            _ => {}
+        }
+        written
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let flushed = Pin::new(&mut this.inner).poll_flush(cx);
+        if flushed.is_pending() {
+            this.meter.blocked();
+        }
+        flushed
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::gate::Gate;
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    fn meter(masked: bool) -> (Meter, Arc<Link>) {
+        let link = Arc::new(Link::new(Gate::new(false)));
+        (Meter::new(link.clone(), masked), link)
+    }
+
+    #[tokio::test]
+    async fn payload_is_counted_down_as_bytes_are_written() {
+        let (mut m, link) = meter(true);
+        link.buffered.store(300, Ordering::Release);
+        m.data(100); // 2 + 4 header
+        m.control(2); // a close frame: 2 + 4 + 2
+        m.data(200); // 2 + 2 + 4 header
+        m.wrote(6); // the first header
+        assert_eq!(link.buffered.load(Ordering::Acquire), 300);
+        m.wrote(50);
+        assert_eq!(link.buffered.load(Ordering::Acquire), 250);
+        m.wrote(50 + 8 + 8 + 100);
+        assert_eq!(link.buffered.load(Ordering::Acquire), 100);
+        m.flushed();
+        assert_eq!(link.buffered.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
+    async fn bytes_of_frames_tungstenite_adds_never_count_twice() {
+        let (mut m, link) = meter(false);
+        link.buffered.store(10, Ordering::Release);
+        m.data(10);
+        m.wrote(1000); // a pong and more: at most the payload is counted
+        assert_eq!(link.buffered.load(Ordering::Acquire), 0);
+        m.flushed();
+        assert_eq!(link.buffered.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
+    async fn a_write_that_waited_then_moved_is_progress() {
+        let (mut m, _link) = meter(false);
+        assert!(m.progress_at().is_none());
+        m.blocked();
+        assert!(m.blocked_since().is_some());
+        m.wrote(1);
+        assert!(m.blocked_since().is_none());
+        assert!(m.progress_at().is_some());
+    }
+}

@@ -1,0 +1,81 @@
+//! The contract between the shared code and a backend, in one place.
+//!
+//! `lib.rs` picks one backend per target (`native/` or `web/`); its `Transport` type
+//! implements [`Backend`], and the shared code (`socket.rs`, `validate.rs`, `core.rs`) uses it
+//! only through this trait. A backend moves bytes and reports events; everything the spec
+//! says about state, order and validation is shared.
+//!
+//! What a backend promises:
+//! - **Events through the core.** It reports what happened with [`Core`]'s `fire_open`,
+//!   `fire_message`, `fire_error` and `fire_close`, from one task (or the page's event loop)
+//!   at a time, never while it holds a lock the core's users could wait for. `fire_close`
+//!   comes exactly once for every socket, whatever happens to the backend (a failed
+//!   connection, a panic, a runtime shut down): after it nothing is reported.
+//! - **Order.** Messages are reported in the order they arrived, before `close`. A failure is
+//!   reported as `fire_error` then `fire_close` with code 1006, `was_clean == false`.
+//! - **Backpressure, if it can.** A backend that can stop reading asks
+//!   [`Core::poll_room`] before each read; one that cannot (the browser's `WebSocket`) never
+//!   asks.
+//! - **`send` and `close`** are only called with arguments the shared code validated.
+//! - **The gate.** Events of a new socket must not be lost to listeners attached right after
+//!   `new()`; [`Probe::polled`] tells the backend that the application awaited the socket.
+
+use crate::core::Core;
+use crate::error::Error;
+use crate::event::{BinaryType, Message, ReadyState};
+use crate::sendness::Shared;
+use crate::validate::UrlFailure;
+use std::task::{Context, Poll};
+
+/// What each backend's `Transport` provides. One value per socket, owned by the last
+/// [`WebSocket`](crate::WebSocket) handle; dropping it (after [`Backend::close`]) must not
+/// stop the connection from finishing its closing handshake.
+pub(crate) trait Backend: Sized {
+    /// The backend's own settings (`NativeOptions` natively; nothing in the browser).
+    type Options: Clone + std::fmt::Debug + Default;
+    /// What a [`Sink`](futures_sink::Sink) keeps while it waits for `bufferedAmount` to fall.
+    type WritableWait: Default;
+    /// Cheap to clone; held by the socket's futures.
+    type Probe: Probe + Clone;
+
+    /// The WHATWG URL parser of this target: `input` parsed and serialized.
+    fn parse_url(input: &str) -> Result<String, UrlFailure>;
+
+    /// Starts connecting to the core's URL; errors only for settings that cannot work.
+    fn connect(
+        core: &Shared<Core>,
+        protocols: Vec<String>,
+        options: &Self::Options,
+    ) -> Result<Self, Error>;
+
+    /// The `readyState`.
+    fn ready_state(&self, core: &Core) -> ReadyState;
+    /// The `bufferedAmount`.
+    fn buffered_amount(&self) -> u64;
+    /// `binaryType` changed (the core already stores it).
+    fn set_binary_type(&self, binary_type: BinaryType);
+    /// Queues a message; called only while OPEN, CLOSING or CLOSED.
+    fn send(&self, core: &Core, message: Message) -> Result<(), Error>;
+    /// `close()` with validated arguments.
+    fn close(&self, core: &Core, code: Option<u16>, reason: &str);
+    /// Ready once `bufferedAmount` is at most `mark`, or the socket is closed.
+    fn poll_below(
+        &self,
+        core: &Core,
+        wait: &mut Self::WritableWait,
+        cx: &mut Context<'_>,
+        mark: u64,
+    ) -> Poll<()>;
+    /// The probe the socket's futures report polls to.
+    fn probe(&self) -> Self::Probe;
+    /// The same as `self.probe().polled()`, without the clone (the `Stream` and `Sink`).
+    fn probe_polled(&self);
+    /// Connections that still hold backend resources (see `diagnostics`).
+    fn live_connections() -> usize;
+}
+
+/// Told when the application polls one of the socket's futures, its `Stream` or its `Sink`.
+pub(crate) trait Probe {
+    /// The application awaited the socket, on the current thread.
+    fn polled(&self);
+}
