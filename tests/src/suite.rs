@@ -441,6 +441,21 @@ cross_test! {
         let log = Log::attach(&ws);
         fails_without_open(&ws, &log).await;
     }
+
+    async fn messages_that_arrive_after_close_are_not_delivered() {
+        // WHATWG HTML: when a message arrives and readyState is not OPEN, nothing happens.
+        // The echoes of these messages come back after close() was called.
+        let mut ws = open("/echo").await;
+        let log = Log::attach(&ws);
+        for i in 0..3 {
+            ws.send(format!("echo {i}")).unwrap();
+        }
+        ws.close_with(1000, "bye").unwrap();
+        let ev = ws.closed().await;
+        assert!(ev.was_clean);
+        assert_eq!(log.lines(), ["close@3 1000 \"bye\" true"]);
+        assert!(ws.next().await.is_none(), "nor yielded by the stream");
+    }
 }
 
 cross_test_alone! {

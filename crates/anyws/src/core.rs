@@ -561,6 +561,10 @@ impl Core {
         lock(&self.inner).received.bytes
     }
 
+    pub(crate) fn queued_messages(&self) -> usize {
+        lock(&self.inner).received.items.len()
+    }
+
     pub(crate) fn stream_terminated(&self) -> bool {
         let inner = lock(&self.inner);
         inner.received.items.is_empty()

@@ -113,6 +113,15 @@ pub mod diagnostics {
     pub fn queued_bytes(ws: &crate::WebSocket) -> usize {
         ws.core().queued_bytes()
     }
+
+    /// Messages received on `ws` and waiting to be read from its
+    /// [`Stream`](futures_core::Stream), empty ones included. Natively each message counts
+    /// its payload plus 64 bytes against
+    /// [`Options::receive_high_water_mark`](crate::Options::receive_high_water_mark), so
+    /// this stays at most `mark / 64 + 1` even for empty messages.
+    pub fn queued_messages(ws: &crate::WebSocket) -> usize {
+        ws.core().queued_messages()
+    }
 }
 
 // Compile-time promises about thread-safety, per target.

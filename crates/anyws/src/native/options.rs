@@ -232,12 +232,6 @@ impl NativeOptions {
                 "NativeOptions::ping_interval must be more than zero (None turns the keep-alive off)",
             ));
         }
-        if self.read_buffer_size == 0 {
-            return Err(Error::new(
-                ErrorKind::Syntax,
-                "NativeOptions::read_buffer_size must be at least 1 byte",
-            ));
-        }
         Ok(())
     }
 

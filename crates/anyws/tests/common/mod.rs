@@ -85,3 +85,98 @@ pub async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) ->
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
+
+/// A peer whose every byte the test writes: it answers the opening handshake of one client
+/// (with `extra` header lines, each ending in CRLF), then hands the raw TCP stream to the test.
+pub struct RawPeer {
+    listener: tokio::net::TcpListener,
+}
+
+impl RawPeer {
+    pub async fn bind() -> RawPeer {
+        RawPeer {
+            listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}/", self.listener.local_addr().unwrap())
+    }
+
+    /// Accepts one client and answers its handshake with 101.
+    pub async fn accept(&self, extra: &str) -> tokio::net::TcpStream {
+        use anyws::native::tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut tcp, _) = self.listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            assert_eq!(tcp.read(&mut byte).await.unwrap(), 1, "the client hung up");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let key = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("sec-websocket-key")
+                    .then(|| value.trim().to_owned())
+            })
+            .unwrap();
+        let response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n{extra}\r\n",
+            derive_accept_key(key.as_bytes())
+        );
+        tcp.write_all(response.as_bytes()).await.unwrap();
+        tcp
+    }
+}
+
+/// An unmasked server frame: `opcode` (0x1 text, 0x2 binary, 0x8 close, 0x9 ping, 0xA pong)
+/// with FIN set.
+pub fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => out.push(n as u8),
+        n if n < 65536 => {
+            out.push(126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A close frame with `code` and `reason`.
+pub fn close_frame(code: u16, reason: &str) -> Vec<u8> {
+    let mut payload = code.to_be_bytes().to_vec();
+    payload.extend_from_slice(reason.as_bytes());
+    frame(0x8, &payload)
+}
+
+/// Reads one (masked) client frame: its opcode and unmasked payload.
+pub async fn read_client_frame(tcp: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut head = [0u8; 2];
+    tcp.read_exact(&mut head).await.unwrap();
+    let len = match head[1] & 0x7f {
+        126 => tcp.read_u16().await.unwrap() as u64,
+        127 => tcp.read_u64().await.unwrap(),
+        n => n as u64,
+    };
+    let mut mask = [0u8; 4];
+    if head[1] & 0x80 != 0 {
+        tcp.read_exact(&mut mask).await.unwrap();
+    }
+    let mut payload = vec![0u8; len as usize];
+    tcp.read_exact(&mut payload).await.unwrap();
+    for (i, b) in payload.iter_mut().enumerate() {
+        *b ^= mask[i % 4];
+    }
+    (head[0] & 0x0f, payload)
+}

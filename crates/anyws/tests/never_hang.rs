@@ -1,0 +1,514 @@
+//! Native only: the deadlocks, hangs, unbounded queues and lost events an adversarial read of
+//! the code found (issue 11). Each test failed on the code before the fix; a hang there is a
+//! failure here (every wait is bounded).
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use anyws::native::{NativeOptions, WebSocketExt};
+use anyws::{diagnostics, Event, EventKind, MessageEvent, Options, ReadyState, WebSocket};
+use common::{close_frame, frame, read_client_frame, server, Log, RawPeer};
+use futures::StreamExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::time::timeout;
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn with(native: NativeOptions) -> Options {
+    Options::new().native(native)
+}
+
+async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    timeout(LIMIT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not happen within {LIMIT:?}"))
+}
+
+// ----- finding 1: replacing a handler from inside it, or while it runs -------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_that_replaces_itself_does_not_deadlock() {
+    let ws = WebSocket::new(&format!("{}/send?count=3", server().await)).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let me = ws.downgrade();
+    let s = seen.clone();
+    ws.set_onmessage(Some(move |e: &MessageEvent| {
+        s.lock()
+            .unwrap()
+            .push(format!("first {:?}", e.data.as_text()));
+        let s = s.clone();
+        // The handshake pattern: the first message swaps the handler.
+        if let Some(ws) = me.upgrade() {
+            ws.set_onmessage(Some(move |e: &MessageEvent| {
+                s.lock()
+                    .unwrap()
+                    .push(format!("then {:?}", e.data.as_text()))
+            }));
+        }
+    }));
+    let close = within("close", ws.closed()).await;
+    assert!(close.was_clean, "{close:?}");
+    // Another thread's call must not wait for anything either.
+    let protocol = within(
+        "protocol()",
+        tokio::task::spawn_blocking({
+            let ws = ws.clone();
+            move || ws.protocol()
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(protocol, "");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(seen[0].starts_with("first"), "{seen:?}");
+    assert!(seen[1..].iter().all(|l| l.starts_with("then")), "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacing_a_handler_while_it_runs_on_another_thread_returns_at_once() {
+    let ws = WebSocket::new(&format!("{}/send?count=2", server().await)).unwrap();
+    let (entered_tx, entered_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    ws.set_onmessage(Some(move |_: &MessageEvent| {
+        c.fetch_add(1, Ordering::SeqCst);
+        let _ = entered_tx.send(());
+        // A slow handler: it runs until the test lets it go (or 10 s).
+        let _ = release_rx.lock().unwrap().recv_timeout(LIMIT);
+    }));
+    let replaced = Arc::new(AtomicUsize::new(0));
+    let r = replaced.clone();
+    let ws2 = ws.clone();
+    let set = tokio::task::spawn_blocking(move || {
+        entered_rx.recv_timeout(LIMIT).expect("the handler ran");
+        ws2.set_onmessage(Some(move |_: &MessageEvent| {
+            r.fetch_add(1, Ordering::SeqCst);
+        }));
+        release_tx.send(()).unwrap();
+    });
+    within("set_onmessage while the handler runs", set)
+        .await
+        .unwrap();
+    within("close", ws.closed()).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        replaced.load(Ordering::SeqCst),
+        1,
+        "the new handler gets the next message"
+    );
+}
+
+// ----- finding 2: the closing handshake when the peer keeps TCP open ---------------------
+
+#[tokio::test]
+async fn a_peer_that_closes_and_keeps_tcp_open_still_gives_a_clean_close() {
+    let peer = RawPeer::bind().await;
+    let ws = WebSocket::new(&peer.url()).unwrap();
+    let mut tcp = peer.accept("").await;
+    tcp.write_all(&close_frame(4001, "bye")).await.unwrap();
+    // Our reply comes back; the peer then holds the TCP connection open (tcp lives on).
+    let (opcode, payload) = within("the reply", read_client_frame(&mut tcp)).await;
+    assert_eq!((opcode, &payload[..2]), (0x8, &4001u16.to_be_bytes()[..]));
+    let close = within("close", ws.closed()).await;
+    assert_eq!(
+        (close.code, close.reason.as_str(), close.was_clean),
+        (4001, "bye", true)
+    );
+    drop(tcp);
+}
+
+#[tokio::test]
+async fn our_close_answered_at_once_with_tcp_kept_open_is_clean() {
+    let peer = RawPeer::bind().await;
+    let native = NativeOptions::new().close_timeout(Duration::from_secs(30));
+    let ws = WebSocket::with_options(&peer.url(), with(native)).unwrap();
+    let mut tcp = peer.accept("").await;
+    within("open", ws.opened()).await.unwrap();
+    ws.close_with(1000, "done").unwrap();
+    let (opcode, _) = within("our close frame", read_client_frame(&mut tcp)).await;
+    assert_eq!(opcode, 0x8);
+    tcp.write_all(&close_frame(1000, "ok")).await.unwrap();
+    let log = Log::default();
+    let _l = log.attach(&ws);
+    let close = within("close", ws.closed()).await;
+    assert_eq!((close.code, close.was_clean), (1000, true), "{close:?}");
+    assert!(
+        !log.lines().contains(&"error".to_owned()),
+        "{:?}",
+        log.lines()
+    );
+    drop(tcp);
+}
+
+// ----- finding 3: receive backpressure must not freeze the close -------------------------
+
+fn small_queue() -> Options {
+    Options::new()
+        .receive_high_water_mark(16 * 1024)
+        .native(NativeOptions::new().close_timeout(Duration::from_secs(30)))
+}
+
+#[tokio::test]
+async fn closing_a_socket_whose_stream_is_not_read_is_clean() {
+    let url = format!("{}/send?count=2000&size=1000", server().await);
+    let mut ws = WebSocket::with_options(&url, small_queue()).unwrap();
+    let first = within("a message", ws.next()).await.unwrap().unwrap();
+    assert!(first.as_text().unwrap().starts_with("0-"));
+    ws.close_with(1000, "enough").unwrap();
+    let close = within("close", ws.closed()).await;
+    assert!(close.was_clean, "{close:?}");
+}
+
+#[tokio::test]
+async fn dropping_an_undrained_socket_closes_cleanly_at_once() {
+    let url = format!("{}/send?count=2000&size=1000", server().await);
+    let mut ws = WebSocket::with_options(&url, small_queue()).unwrap();
+    within("a message", ws.next()).await.unwrap().unwrap();
+    let closed = ws.closed();
+    drop(ws);
+    let close = within("close", closed).await;
+    assert!(close.was_clean, "{close:?}");
+}
+
+#[tokio::test]
+async fn a_handler_attached_late_to_an_unread_socket_still_sees_close() {
+    let url = format!("{}/send?count=2000&size=1000", server().await);
+    let ws = WebSocket::with_options(&url, small_queue()).unwrap();
+    within("open", ws.opened()).await.unwrap();
+    // Nothing reads: messages queue for the Stream up to the mark, and reading pauses.
+    let paused = common::eventually(LIMIT, || diagnostics::queued_bytes(&ws) >= 10 * 1024).await;
+    assert!(paused);
+    let messages = Arc::new(AtomicUsize::new(0));
+    let m = messages.clone();
+    ws.set_onmessage(Some(move |_: &MessageEvent| {
+        m.fetch_add(1, Ordering::SeqCst);
+    }));
+    let close = within("close", ws.closed()).await;
+    assert!(close.was_clean, "{close:?}");
+    let queued = diagnostics::queued_messages(&ws);
+    assert_eq!(
+        messages.load(Ordering::SeqCst) + queued,
+        2000,
+        "nothing lost"
+    );
+}
+
+// ----- finding 4: the keep-alive must not declare live peers dead ------------------------
+
+#[tokio::test]
+async fn keepalive_does_not_kill_a_connection_whose_reading_the_app_paused() {
+    let native = NativeOptions::new()
+        .ping_interval(Some(Duration::from_millis(50)))
+        .ping_timeout(Duration::from_millis(200));
+    let options = Options::new()
+        .receive_high_water_mark(16 * 1024)
+        .native(native);
+    let url = format!("{}/send?count=2000&size=1000", server().await);
+    let mut ws = WebSocket::with_options(&url, options).unwrap();
+    within("a message", ws.next()).await.unwrap().unwrap();
+    // The application does not read for a while (the scenario, not a synchronisation).
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut count = 1;
+    while let Some(item) = within("the rest", ws.next()).await {
+        item.expect("no failure");
+        count += 1;
+    }
+    assert_eq!(count, 2000);
+    assert!(ws.closed().await.was_clean);
+}
+
+#[tokio::test]
+async fn keepalive_counts_bytes_a_slow_peer_reads_as_alive() {
+    let native = NativeOptions::new()
+        .ping_interval(Some(Duration::from_millis(50)))
+        .ping_timeout(Duration::from_millis(300));
+    let url = format!("{}/slow?bytes_per_sec=8000000", server().await);
+    let ws = WebSocket::with_options(&url, with(native)).unwrap();
+    within("open", ws.opened()).await.unwrap();
+    for _ in 0..16 {
+        ws.send(vec![7u8; 1 << 20]).unwrap();
+    }
+    let drained = common::eventually(Duration::from_secs(20), || ws.buffered_amount() == 0).await;
+    assert!(drained, "{} bytes left", ws.buffered_amount());
+    assert_eq!(ws.ready_state(), ReadyState::Open);
+    ws.close();
+    assert!(within("close", ws.closed()).await.was_clean);
+}
+
+// ----- finding 5: empty messages are bounded too -----------------------------------------
+
+#[tokio::test]
+async fn empty_messages_cannot_fill_memory() {
+    let mark = 64 * 1024;
+    let options = Options::new().receive_high_water_mark(mark);
+    let url = format!("{}/send?count=200000&size=0&binary=1", server().await);
+    let mut ws = WebSocket::with_options(&url, options).unwrap();
+    within("open", ws.opened()).await.unwrap();
+    let bound = mark / 64 + 1;
+    let grew = common::eventually(Duration::from_millis(300), || {
+        diagnostics::queued_messages(&ws) > bound
+    })
+    .await;
+    assert!(
+        !grew,
+        "{} messages queued (bound {bound})",
+        diagnostics::queued_messages(&ws)
+    );
+    let mut count = 0;
+    while let Some(item) = within("the messages", ws.next()).await {
+        assert!(item.unwrap().is_empty());
+        count += 1;
+    }
+    assert_eq!(count, 200000);
+}
+
+// ----- finding 7: no zombie sockets --------------------------------------------------------
+
+#[tokio::test]
+async fn huge_durations_saturate_instead_of_killing_the_task() {
+    let native = NativeOptions::new()
+        .close_timeout(Duration::MAX)
+        .ping_interval(Some(Duration::MAX))
+        .ping_timeout(Duration::MAX)
+        .connect_timeout(Some(Duration::MAX));
+    let ws = WebSocket::with_options(&format!("{}/echo", server().await), with(native)).unwrap();
+    within("open", ws.opened()).await.unwrap();
+    ws.close_with(1000, "").unwrap();
+    let close = within("close", ws.closed()).await;
+    assert!(close.was_clean, "{close:?}");
+}
+
+#[test]
+fn a_runtime_without_timers_gives_error_and_close_instead_of_a_zombie() {
+    let url = std::thread::spawn(|| {
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(async { format!("{}/echo", server().await) })
+    });
+    // (The server runs on the thread's runtime; keep it alive by leaking that thread's
+    // runtime is not needed: a refused connection is fine too, both must end in close.)
+    let url = url.join().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let close = rt.block_on(async {
+        let ws = WebSocket::new(&url).unwrap();
+        let log = Log::default();
+        let _l = log.attach(&ws);
+        let close = ws.closed().await;
+        assert_eq!(log.lines().first().map(String::as_str), Some("error"));
+        close
+    });
+    assert_eq!((close.code, close.was_clean), (1006, false));
+}
+
+#[test]
+fn a_socket_whose_runtime_is_dropped_is_closed() {
+    let server_rt = tokio::runtime::Runtime::new().unwrap();
+    let url = server_rt.block_on(async { format!("{}/echo", server().await) });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ws = rt.block_on(async {
+        let ws = WebSocket::new(&url).unwrap();
+        ws.opened().await.unwrap();
+        ws
+    });
+    let log = Log::default();
+    let _l = log.attach(&ws);
+    drop(rt);
+    assert_eq!(ws.ready_state(), ReadyState::Closed);
+    assert_eq!(log.lines(), ["error", "close 1006 \"\" false"]);
+    let close = server_rt.block_on(async { within("closed()", ws.closed()).await });
+    assert!(!close.was_clean);
+}
+
+#[tokio::test]
+async fn settings_that_cannot_work_are_refused() {
+    for native in [NativeOptions::new().ping_interval(Some(Duration::ZERO))] {
+        let err = WebSocket::with_options("ws://127.0.0.1:9/", with(native)).unwrap_err();
+        assert_eq!(err.kind(), anyws::ErrorKind::Syntax, "{err}");
+        assert!(err.message().contains("NativeOptions::"), "{err}");
+    }
+}
+
+// ----- finding 8: a receive high-water mark of zero still reads --------------------------
+
+#[tokio::test]
+async fn a_zero_receive_mark_reads_one_message_at_a_time() {
+    let options = Options::new().receive_high_water_mark(0);
+    let url = format!("{}/send?count=5", server().await);
+    let mut ws = WebSocket::with_options(&url, options).unwrap();
+    let mut count = 0;
+    while let Some(item) = within("the messages", ws.next()).await {
+        item.unwrap();
+        count += 1;
+        assert!(diagnostics::queued_messages(&ws) <= 1);
+    }
+    assert_eq!(count, 5);
+}
+
+// ----- finding 11: two readers of one Stream ---------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clones_reading_the_stream_both_see_the_end() {
+    let ws = WebSocket::new(&format!("{}/send?count=1", server().await)).unwrap();
+    let read = |mut ws: WebSocket| {
+        tokio::spawn(async move {
+            let mut n = 0;
+            while let Some(item) = ws.next().await {
+                item.unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let (a, b) = (read(ws.clone()), read(ws.clone()));
+    let (a, b) = within("both readers", async {
+        (a.await.unwrap(), b.await.unwrap())
+    })
+    .await;
+    assert_eq!(a + b, 1);
+}
+
+// ----- finding 12: ping/pong handlers are released at close ------------------------------
+
+#[tokio::test]
+async fn ping_and_pong_handlers_are_released_after_close() {
+    let ws = WebSocket::new(&format!("{}/echo", server().await)).unwrap();
+    let marker = Arc::new(());
+    let (m1, m2) = (marker.clone(), marker.clone());
+    let (me1, me2) = (ws.clone(), ws.clone()); // a cycle through the handlers
+    ws.set_onping(Some(move |_: &[u8]| {
+        let _ = (&m1, &me1);
+    }));
+    ws.set_onpong(Some(move |_: &[u8]| {
+        let _ = (&m2, &me2);
+    }));
+    within("open", ws.opened()).await.unwrap();
+    ws.close();
+    within("close", ws.closed()).await;
+    assert_eq!(
+        Arc::strong_count(&marker),
+        1,
+        "the handlers still hold their captures"
+    );
+    // Setting one after the close keeps nothing either.
+    let m3 = marker.clone();
+    ws.set_onpong(Some(move |_: &[u8]| {
+        let _ = &m3;
+    }));
+    assert_eq!(Arc::strong_count(&marker), 1);
+}
+
+// ----- finding 15: bufferedAmount falls as bytes reach the socket ------------------------
+
+#[tokio::test]
+async fn buffered_amount_falls_as_the_peer_reads() {
+    let url = format!("{}/slow?bytes_per_sec=4000000", server().await);
+    let ws = WebSocket::new(&url).unwrap();
+    within("open", ws.opened()).await.unwrap();
+    let total = 16u64 << 20;
+    ws.send(vec![1u8; total as usize]).unwrap();
+    // One 16 MiB message: before, it stayed counted in full until it was all written.
+    let partial = common::eventually(Duration::from_secs(20), || {
+        let b = ws.buffered_amount();
+        b > 0 && b < total - (1 << 20)
+    })
+    .await;
+    assert!(partial, "bufferedAmount {}", ws.buffered_amount());
+    ws.close();
+}
+
+// ----- finding 9: listeners attached after slow synchronous work in a task ---------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_works_before_attaching_listeners_misses_nothing() {
+    let url = format!("{}/send?count=1", server().await);
+    // Load on both cores, so the connection could race the creator.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let burners: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    let runs: Vec<_> = (0..10)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let ws = WebSocket::new(&url).unwrap();
+                // 50 ms of synchronous work before the listeners are attached.
+                let start = std::time::Instant::now();
+                while start.elapsed() < Duration::from_millis(50) {
+                    std::hint::spin_loop();
+                }
+                let log = Log::default();
+                let listeners = log.attach(&ws);
+                let closed = ws.closed().await;
+                drop(listeners);
+                (log.lines(), closed)
+            })
+        })
+        .collect();
+    for run in runs {
+        let (lines, closed) = within("a run", run).await.unwrap();
+        assert!(closed.was_clean);
+        assert_eq!(
+            lines,
+            ["open", "message 0-..............", "close 1000 \"\" true"]
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    burners.into_iter().for_each(|b| b.join().unwrap());
+}
+
+// ----- the listener list ---------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handlers_swapped_from_several_threads_while_messages_flow() {
+    let ws = WebSocket::new(&format!("{}/send?count=3000&size=10", server().await)).unwrap();
+    let total = Arc::new(AtomicUsize::new(0));
+    let t = total.clone();
+    ws.set_onmessage(Some(move |_: &MessageEvent| {
+        t.fetch_add(1, Ordering::SeqCst);
+    }));
+    let swappers: Vec<_> = (0..3)
+        .map(|_| {
+            let ws = ws.clone();
+            let total = total.clone();
+            std::thread::spawn(move || {
+                while ws.ready_state() != ReadyState::Closed {
+                    let t = total.clone();
+                    ws.set_onmessage(Some(move |_: &MessageEvent| {
+                        t.fetch_add(1, Ordering::SeqCst);
+                    }));
+                    let l = ws.add_event_listener(EventKind::Message, |_: &Event| {});
+                    drop(l);
+                }
+            })
+        })
+        .collect();
+    within("close", ws.closed()).await;
+    for s in swappers {
+        s.join().unwrap();
+    }
+    // Every message reached exactly one onmessage handler (whichever was set then).
+    assert_eq!(total.load(Ordering::SeqCst), 3000);
+}
+
+/// A frame helper sanity check, so the raw peers above speak the protocol.
+#[test]
+fn frames_are_encoded_as_rfc_6455_says() {
+    assert_eq!(frame(0x1, b"hi"), [0x81, 2, b'h', b'i']);
+    assert_eq!(&frame(0x2, &[0; 200])[..4], &[0x82, 126, 0, 200]);
+}
