@@ -1,9 +1,12 @@
 //! The client opening handshake (RFC 6455 section 4.1), checked the way browsers check it.
 //!
 //! anyws writes and checks the HTTP upgrade itself rather than through tungstenite's client,
-//! because browsers and tungstenite disagree on one point: a server that answers without
-//! `Sec-WebSocket-Protocol` when the client offered some is accepted by browsers (the
-//! `protocol` attribute is then empty) and rejected by tungstenite.
+//! so that the checks, their order and their errors are those of the WHATWG WebSockets
+//! Standard ("establish a WebSocket connection") on top of RFC 6455 section 4.1, and so that
+//! the stream under it can be a proxy tunnel and rustls or native-tls. One of those checks:
+//! when the client offered subprotocols, a response without `Sec-WebSocket-Protocol` (or
+//! with an empty one) fails the connection, as the spec and Chromium do (Firefox accepts it,
+//! against the spec).
 
 use super::options::NativeOptions;
 use super::stream::Stream;
@@ -245,6 +248,15 @@ fn check(
         )));
     }
     let protocol = header("Sec-WebSocket-Protocol").unwrap_or_default();
+    // WHATWG WebSockets, "establish a WebSocket connection": with protocols offered, a
+    // missing or empty `Sec-WebSocket-Protocol` fails the connection.
+    if !offered.is_empty() && protocol.is_empty() {
+        return Err(network(format!(
+            "{url} answered without choosing a subprotocol (no Sec-WebSocket-Protocol) although \
+             the client offered {}; the WHATWG WebSockets Standard fails such a connection",
+            offered.join(", ")
+        )));
+    }
     if !protocol.is_empty() && !offered.contains(&protocol) {
         return Err(network(format!(
             "{url} chose the subprotocol {protocol:?}, which was not offered"

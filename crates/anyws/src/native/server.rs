@@ -21,7 +21,8 @@ use url::Url;
 /// - **Subprotocols**: [`Options::protocols`] lists the ones this server speaks; the first
 ///   one the client offered (in the client's order of preference) that is on the list is
 ///   selected and becomes [`protocol`](WebSocket::protocol). With no match the answer names
-///   none (browsers such as Chromium then fail the connection; Firefox accepts it).
+///   none, and a client that offered some then fails the connection (the WHATWG WebSockets
+///   Standard, anyws's native client and Chromium; Firefox accepts it).
 /// - **URL**: [`url`](WebSocket::url) is `ws://` + the request's `Host` + its target, e.g.
 ///   `ws://example.com/chat?room=1` (`ws://localhost/...` when `Host` is missing or invalid).
 /// - **Events**: `open` fires once (so handlers shared with client code run), then the same
