@@ -1,6 +1,8 @@
 //! A native client in the browser style: handlers print every event.
 //!
-//! `cargo run -p anyws --example echo_client -- ws://127.0.0.1:PORT/echo`
+//! `cargo run -p anyws --example echo_client -- ws://127.0.0.1:PORT/protocol` (the test
+//! server's `/protocol` selects the offered subprotocol, then echoes; a server that selects
+//! none fails the connection, as in browsers)
 //! (`cargo xtask demo` starts a test server and runs this against it.)
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -10,7 +12,7 @@ async fn main() -> Result<(), anyws::Error> {
 
     let url = std::env::args()
         .nth(1)
-        .unwrap_or_else(|| "ws://127.0.0.1:9001/echo".into());
+        .unwrap_or_else(|| "ws://127.0.0.1:9001/protocol".into());
     let ws = WebSocket::with_protocols(&url, &["demo"])?;
     println!("[{:?}] connecting to {}", ws.ready_state(), ws.url());
 

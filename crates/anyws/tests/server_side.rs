@@ -247,3 +247,152 @@ async fn wrap_takes_a_tokio_tungstenite_stream() {
     assert!(client.next().await.is_none());
     assert_eq!(client.closed().await.code, 1005);
 }
+
+/// Sends an opening request with `request_line` and `host_lines` (whole header lines, so a
+/// test can leave Host out or repeat it) to a fresh `accept`; returns the response's status
+/// line and what `accept` returned.
+async fn request_with(
+    request_line: &str,
+    host_lines: &[&str],
+) -> (String, Result<WebSocket, anyws::Error>) {
+    let (url, server) = accept_one(Options::new(), |_| {}).await;
+    let addr = url.trim_start_matches("ws://").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!("{request_line}\r\n");
+    for line in host_lines {
+        request.push_str(&format!("{line}\r\n"));
+    }
+    request.push_str(
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let accepted = server.await.unwrap();
+    // The response head: up to the blank line (a 101 leaves the connection open).
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        match tcp.read_u8().await {
+            Ok(byte) => head.push(byte),
+            Err(_) => break,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    (status, accepted)
+}
+
+/// `accept`'s URL for a request that must be accepted.
+async fn accepted_url(request_line: &str, host_lines: &[&str]) -> String {
+    let (status, accepted) = request_with(request_line, host_lines).await;
+    assert_eq!(
+        status, "HTTP/1.1 101 Switching Protocols",
+        "{request_line} {host_lines:?}"
+    );
+    accepted.unwrap().url()
+}
+
+/// Asserts that a request is refused with 400 and a `Protocol` error.
+async fn refused_400(request_line: &str, host_lines: &[&str]) {
+    let (status, accepted) = request_with(request_line, host_lines).await;
+    assert_eq!(
+        status, "HTTP/1.1 400 Bad Request",
+        "{request_line} {host_lines:?}"
+    );
+    let err = accepted.map(|ws| ws.url()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
+}
+
+#[tokio::test]
+async fn the_url_is_host_and_origin_form_target_serialized() {
+    let url = accepted_url("GET /chat?room=1 HTTP/1.1", &["Host: Example.COM:8080"]).await;
+    assert_eq!(url, "ws://example.com:8080/chat?room=1");
+    // The default port is left out, as in any serialized ws URL.
+    let url = accepted_url("GET /chat HTTP/1.1", &["Host: example.com:80"]).await;
+    assert_eq!(url, "ws://example.com/chat");
+    let url = accepted_url("GET / HTTP/1.1", &["Host: [::1]:9001"]).await;
+    assert_eq!(url, "ws://[::1]:9001/");
+    let url = accepted_url("GET /x HTTP/1.1", &["Host: 127.0.0.1"]).await;
+    assert_eq!(url, "ws://127.0.0.1/x");
+    // A path that starts with `//` is a path, not another authority.
+    let url = accepted_url("GET //other.example/x HTTP/1.1", &["Host: example.com"]).await;
+    assert_eq!(url, "ws://example.com//other.example/x");
+}
+
+#[tokio::test]
+async fn an_absolute_form_target_for_the_same_host_gives_its_path_and_query() {
+    let url = accepted_url(
+        "GET http://example.com/x?y=1 HTTP/1.1",
+        &["Host: example.com"],
+    )
+    .await;
+    assert_eq!(url, "ws://example.com/x?y=1");
+    let url = accepted_url(
+        "GET ws://Example.com:8080 HTTP/1.1",
+        &["Host: example.com:8080"],
+    )
+    .await;
+    assert_eq!(url, "ws://example.com:8080/");
+}
+
+#[tokio::test]
+async fn an_absolute_form_target_for_another_host_or_with_userinfo_is_400() {
+    refused_400(
+        "GET http://other.example/x HTTP/1.1",
+        &["Host: example.com"],
+    )
+    .await;
+    refused_400(
+        "GET http://example.com:81/x HTTP/1.1",
+        &["Host: example.com"],
+    )
+    .await;
+    refused_400(
+        "GET http://u:pw@example.com/x HTTP/1.1",
+        &["Host: example.com"],
+    )
+    .await;
+    refused_400("GET ftp://example.com/x HTTP/1.1", &["Host: example.com"]).await;
+}
+
+#[tokio::test]
+async fn a_target_with_a_fragment_or_in_another_form_is_400() {
+    refused_400("GET /x#frag HTTP/1.1", &["Host: example.com"]).await;
+    refused_400("GET /x?q#frag HTTP/1.1", &["Host: example.com"]).await;
+    refused_400(
+        "GET http://example.com/x#frag HTTP/1.1",
+        &["Host: example.com"],
+    )
+    .await;
+    refused_400("GET * HTTP/1.1", &["Host: example.com"]).await;
+    refused_400("GET example.com:80 HTTP/1.1", &["Host: example.com"]).await;
+}
+
+#[tokio::test]
+async fn a_missing_repeated_or_invalid_host_is_400() {
+    refused_400("GET /x HTTP/1.1", &[]).await;
+    refused_400(
+        "GET /x HTTP/1.1",
+        &["Host: example.com", "Host: example.com"],
+    )
+    .await;
+    refused_400(
+        "GET /x HTTP/1.1",
+        &["Host: example.com", "host: evil.example"],
+    )
+    .await;
+    for host in [
+        "user:pw@evil.example",
+        "evil.example/path",
+        "evil.example?q",
+        "evil.example#f",
+        "",
+        "example.com:99999",
+        "example.com:8o",
+        "[::1",
+        "::1",
+        "a b",
+        "example.com:80:80",
+    ] {
+        refused_400("GET /x HTTP/1.1", &[&format!("Host: {host}")]).await;
+    }
+}

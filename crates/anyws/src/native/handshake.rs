@@ -1,11 +1,14 @@
 //! The client opening handshake (RFC 6455 section 4.1), checked the way browsers check it.
 //!
 //! anyws writes and checks the HTTP upgrade itself rather than through tungstenite's client,
-//! because browsers and tungstenite disagree on one point: a server that answers without
-//! `Sec-WebSocket-Protocol` when the client offered some is accepted by browsers (the
-//! `protocol` attribute is then empty) and rejected by tungstenite.
+//! so that the checks, their order and their errors are those of the WHATWG WebSockets
+//! Standard ("establish a WebSocket connection") on top of RFC 6455 section 4.1, and so that
+//! the stream under it can be a proxy tunnel and rustls or native-tls. One of those checks:
+//! when the client offered subprotocols, a response without `Sec-WebSocket-Protocol` (or
+//! with an empty one) fails the connection, as the spec and Chromium do (Firefox accepts it,
+//! against the spec).
 
-use super::options::NativeOptions;
+use super::options::{redact_url, NativeOptions};
 use super::stream::Stream;
 use crate::error::{Error, ErrorKind};
 use crate::validate;
@@ -79,7 +82,9 @@ pub(crate) async fn connect(
 
 /// TLS for `wss://`: native-tls if a connector was given, rustls otherwise.
 async fn tls_connect(url: &Url, tcp: TcpStream, options: &NativeOptions) -> Result<Stream, Error> {
-    let tls_error = |e: &dyn std::fmt::Display| format!("the TLS handshake with {url} failed: {e}");
+    let shown = redact_url(url.as_str()); // no credentials in errors
+    let tls_error =
+        |e: &dyn std::fmt::Display| format!("the TLS handshake with {shown} failed: {e}");
     #[cfg(feature = "native-tls")]
     if let Some(connector) = &options.native_tls {
         let domain = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
@@ -93,12 +98,12 @@ async fn tls_connect(url: &Url, tcp: TcpStream, options: &NativeOptions) -> Resu
         Some(Host::Domain(d)) => ServerName::try_from(d.to_owned()),
         Some(Host::Ipv4(ip)) => Ok(ServerName::from(std::net::IpAddr::from(ip))),
         Some(Host::Ipv6(ip)) => Ok(ServerName::from(std::net::IpAddr::from(ip))),
-        None => return Err(network(format!("{url} has no host"))),
+        None => return Err(network(format!("{shown} has no host"))),
     }
     .map_err(|e| {
         Error::with_source(
             ErrorKind::Tls,
-            format!("{url}: not a TLS server name: {e}"),
+            format!("{shown}: not a TLS server name: {e}"),
             e,
         )
     })?;
@@ -110,10 +115,11 @@ async fn tls_connect(url: &Url, tcp: TcpStream, options: &NativeOptions) -> Resu
 }
 
 async fn tcp_connect(url: &Url, port: u16) -> Result<TcpStream, Error> {
+    let shown = redact_url(url.as_str()); // no credentials in errors
     let fail = |e: std::io::Error| {
         Error::with_source(
             ErrorKind::Network,
-            format!("could not connect to {url}: {e}"),
+            format!("could not connect to {shown}: {e}"),
             e,
         )
     };
@@ -121,7 +127,7 @@ async fn tcp_connect(url: &Url, port: u16) -> Result<TcpStream, Error> {
         Some(Host::Ipv4(ip)) => TcpStream::connect((ip, port)).await.map_err(fail),
         Some(Host::Ipv6(ip)) => TcpStream::connect((ip, port)).await.map_err(fail),
         Some(Host::Domain(name)) => TcpStream::connect((name, port)).await.map_err(fail),
-        None => Err(network(format!("{url} has no host"))),
+        None => Err(network(format!("{shown} has no host"))),
     }
 }
 
@@ -159,10 +165,11 @@ async fn upgrade(
     protocols: &[String],
     headers: &[(String, String)],
 ) -> Result<Upgraded, Error> {
+    let shown = redact_url(url.as_str()); // no credentials in errors
     let io = |e: std::io::Error| {
         Error::with_source(
             ErrorKind::Network,
-            format!("the handshake with {url} failed: {e}"),
+            format!("the handshake with {shown} failed: {e}"),
             e,
         )
     };
@@ -178,7 +185,7 @@ async fn upgrade(
         let n = stream.read(&mut chunk).await.map_err(io)?;
         if n == 0 {
             return Err(network(format!(
-                "{url} closed the connection during the handshake"
+                "{shown} closed the connection during the handshake"
             )));
         }
         buf.extend_from_slice(&chunk[..n]);
@@ -188,10 +195,14 @@ async fn upgrade(
             Ok(httparse::Status::Partial) if buf.len() < MAX_RESPONSE_HEAD => continue,
             Ok(httparse::Status::Partial) => {
                 return Err(network(format!(
-                    "{url} sent a handshake response head over 64 KiB"
+                    "{shown} sent a handshake response head over 64 KiB"
                 )))
             }
-            Err(e) => return Err(network(format!("{url} sent an invalid HTTP response: {e}"))),
+            Err(e) => {
+                return Err(network(format!(
+                    "{shown} sent an invalid HTTP response: {e}"
+                )))
+            }
             Ok(httparse::Status::Complete(head_len)) => {
                 let (protocol, extensions) = check(&response, &key, protocols, url)?;
                 let leftover = buf[head_len..].to_vec();
@@ -213,41 +224,51 @@ fn check(
     offered: &[String],
     url: &Url,
 ) -> Result<(String, String), Error> {
+    let shown = redact_url(url.as_str()); // no credentials in errors
     let status = response.code.unwrap_or(0);
     if status != 101 {
         return Err(network(format!(
-            "{url} answered HTTP {status} {}, not 101 Switching Protocols",
+            "{shown} answered HTTP {status} {}, not 101 Switching Protocols",
             response.reason.unwrap_or("")
         )));
     }
     let header = |name: &str| header(response.headers, name);
     if !header("Upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket")) {
         return Err(network(format!(
-            "{url} did not answer with `Upgrade: websocket`"
+            "{shown} did not answer with `Upgrade: websocket`"
         )));
     }
     if !has_token(response.headers, "Connection", "upgrade") {
         return Err(network(format!(
-            "{url} did not answer with `Connection: Upgrade`"
+            "{shown} did not answer with `Connection: Upgrade`"
         )));
     }
     let expected = derive_accept_key(key.as_bytes());
     if header("Sec-WebSocket-Accept").as_deref() != Some(expected.as_str()) {
         return Err(network(format!(
-            "{url} sent a wrong Sec-WebSocket-Accept key"
+            "{shown} sent a wrong Sec-WebSocket-Accept key"
         )));
     }
     // anyws offers no extensions, so the server must not use any.
     let extensions = header("Sec-WebSocket-Extensions").unwrap_or_default();
     if !extensions.is_empty() {
         return Err(network(format!(
-            "{url} chose extensions that were not offered: {extensions}"
+            "{shown} chose extensions that were not offered: {extensions}"
         )));
     }
     let protocol = header("Sec-WebSocket-Protocol").unwrap_or_default();
+    // WHATWG WebSockets, "establish a WebSocket connection": with protocols offered, a
+    // missing or empty `Sec-WebSocket-Protocol` fails the connection.
+    if !offered.is_empty() && protocol.is_empty() {
+        return Err(network(format!(
+            "{shown} answered without choosing a subprotocol (no Sec-WebSocket-Protocol) although \
+             the client offered {}; the WHATWG WebSockets Standard fails such a connection",
+            offered.join(", ")
+        )));
+    }
     if !protocol.is_empty() && !offered.contains(&protocol) {
         return Err(network(format!(
-            "{url} chose the subprotocol {protocol:?}, which was not offered"
+            "{shown} chose the subprotocol {protocol:?}, which was not offered"
         )));
     }
     Ok((protocol, extensions))

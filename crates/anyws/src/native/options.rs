@@ -85,7 +85,7 @@ impl std::fmt::Debug for NativeOptions {
             .field("tcp_nodelay", &self.tcp_nodelay)
             .field("ping_interval", &self.ping_interval)
             .field("ping_timeout", &self.ping_timeout)
-            .field("proxy", &self.proxy.as_deref().map(redact));
+            .field("proxy", &self.proxy.as_deref().map(redact_url));
         #[cfg(feature = "native-tls")]
         f.field("native_tls", &self.native_tls.is_some());
         f.finish()
@@ -271,7 +271,8 @@ impl NativeOptions {
     }
 
     /// Runs an opening handshake (either side) within the connect timeout; past it, a
-    /// `Network` error saying that `who` did not complete it.
+    /// `Network` error saying that `who` (a URL, shown without its credentials) did not
+    /// complete it.
     pub(crate) async fn within_connect_timeout<T>(
         &self,
         handshake: impl std::future::Future<Output = Result<T, Error>>,
@@ -284,7 +285,10 @@ impl NativeOptions {
                 .unwrap_or_else(|_| {
                     Err(Error::new(
                         ErrorKind::Network,
-                        format!("{who} did not complete the opening handshake within {limit:?}"),
+                        format!(
+                            "{} did not complete the opening handshake within {limit:?}",
+                            redact_url(who)
+                        ),
                     ))
                 }),
         }
@@ -311,15 +315,38 @@ impl NativeOptions {
     }
 }
 
-/// A proxy URL without its password, for `Debug`.
-fn redact(proxy: &str) -> String {
-    match url::Url::parse(proxy) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
+/// `url` with its userinfo (user name and password) replaced by `***`: `ws://***@host/path`.
+/// Every error message, and `Debug`, that shows a WebSocket or proxy URL goes through this,
+/// so credentials in a URL never reach an error or a log. A URL without userinfo is returned
+/// as it is. Text that the URL parser refuses, or that has no host, is cut at its last `@`
+/// instead (everything before it, after any `scheme://`, is replaced), which may hide more
+/// than the userinfo but never less.
+pub(crate) fn redact_url(url: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    if let Ok(mut parsed) = url::Url::parse(url) {
+        if parsed.has_host() {
+            if parsed.username().is_empty() && parsed.password().is_none() {
+                return Cow::Borrowed(url);
+            }
+            if parsed.set_password(None).is_ok() && parsed.set_username("***").is_ok() {
+                return Cow::Owned(parsed.into());
+            }
         }
-        _ => proxy.to_owned(),
     }
+    let Some(at) = url.rfind('@') else {
+        return Cow::Borrowed(url);
+    };
+    let scheme_end = url
+        .find("://")
+        .filter(|&i| {
+            url[..i].starts_with(|c: char| c.is_ascii_alphabetic())
+                && url[..i]
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        })
+        .map_or(0, |i| i + 3)
+        .min(at);
+    Cow::Owned(format!("{}***{}", &url[..scheme_end], &url[at..]))
 }
 
 /// The roots `wss://` trusts by default: the bundled Mozilla roots (feature `webpki-roots`,
@@ -357,5 +384,32 @@ impl Options {
     pub fn native(mut self, native: NativeOptions) -> Self {
         self.native = native;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redact_url_hides_userinfo_and_nothing_else() {
+        for (input, shown) in [
+            ("ws://host:1/p?q", "ws://host:1/p?q"),
+            ("ws://u:pw@host/p?q=1", "ws://***@host/p?q=1"),
+            ("ws://token@host/", "ws://***@host/"),
+            ("ws://:pw@[::1]:9/", "ws://***@[::1]:9/"),
+            ("ws://host/users/@me", "ws://host/users/@me"),
+            (
+                "http://u:p%40ss@127.0.0.1:3128",
+                "http://***@127.0.0.1:3128/",
+            ),
+            // Not parsable, or no host: cut at the last `@`.
+            ("http://u:pw@127.0.0.1:99999", "http://***@127.0.0.1:99999"),
+            ("http://u:pa/ss@host:1", "http://***@host:1"),
+            ("user:pw@proxy:8080", "***@proxy:8080"),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(redact_url(input), shown, "{input}");
+        }
     }
 }

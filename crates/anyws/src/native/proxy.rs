@@ -21,7 +21,8 @@ pub(crate) struct Proxy {
 
 /// Checks a proxy URL: `http://[user[:password]@]host[:port]` (port default 80).
 pub(crate) fn parse(proxy: &str) -> Result<Proxy, Error> {
-    let bad = |why: &str| Error::new(ErrorKind::Syntax, format!("proxy {proxy:?}: {why}"));
+    let shown = super::options::redact_url(proxy); // no credentials in errors
+    let bad = |why: &str| Error::new(ErrorKind::Syntax, format!("proxy {shown:?}: {why}"));
     let url = Url::parse(proxy).map_err(|e| bad(&e.to_string()))?;
     if url.scheme() != "http" {
         return Err(bad("only http:// proxies (HTTP CONNECT) are supported"));

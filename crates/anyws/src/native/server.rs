@@ -20,9 +20,15 @@ use url::Url;
 /// - **Subprotocols**: [`Options::protocols`] lists the ones this server speaks; the first
 ///   one the client offered (in the client's order of preference) that is on the list is
 ///   selected and becomes [`protocol`](WebSocket::protocol). With no match the answer names
-///   none (browsers such as Chromium then fail the connection; Firefox accepts it).
-/// - **URL**: [`url`](WebSocket::url) is `ws://` + the request's `Host` + its target, e.g.
-///   `ws://example.com/chat?room=1` (`ws://localhost/...` when `Host` is missing or invalid).
+///   none, and a client that offered some then fails the connection (the WHATWG WebSockets
+///   Standard, anyws's native client and Chromium; Firefox accepts it).
+/// - **URL**: [`url`](WebSocket::url) is `ws://` + the request's `Host` + the path and query
+///   of its target, serialized by the WHATWG URL parser, e.g. `ws://example.com/chat?room=1`
+///   (always `ws:`: `accept` cannot tell whether the stream is TLS). The request must have
+///   exactly one `Host`, a host and optional port (a name, IPv4 or bracketed IPv6, no user
+///   info or path), and a target without a fragment, either `/path?query` or an absolute
+///   `http`, `https`, `ws` or `wss` URL without user info whose host and port are the
+///   `Host`'s; anything else is answered 400.
 /// - **Events**: `open` fires once (so handlers shared with client code run), then the same
 ///   events as a client socket: `message`s, `error`, `close`. `close()` closes with the
 ///   closing handshake; dropping the last handle closes with no status code.
@@ -62,11 +68,7 @@ where
         .native
         .within_connect_timeout(handshake, "the client")
         .await?;
-    let url = Url::parse(&request.url)
-        .or_else(|_| Url::parse(&format!("ws://localhost{}", request.target)))
-        .map(String::from)
-        .unwrap_or_else(|_| "ws://localhost/".to_owned());
-    let core = Shared::new(Core::new(url, options.receive_high_water_mark));
+    let core = Shared::new(Core::new(request.url.into(), options.receive_high_water_mark));
     core.adopt_open(request.protocol);
     let transport = super::Transport::accepted(&core, &options.native, stream, request.leftover)?;
     Ok(WebSocket::from_parts(core, transport, &options))
@@ -74,8 +76,7 @@ where
 
 /// What a valid opening request asked for.
 struct Accepted {
-    url: String,
-    target: String,
+    url: Url,
     protocol: String,
     /// Bytes read past the request head (the client's first frames).
     leftover: Vec<u8>,
@@ -209,9 +210,7 @@ fn check_request(
     if request.version != Some(1) {
         return Err(Refusal::new(400, "a WebSocket handshake needs HTTP/1.1"));
     }
-    let Some(host) = header("Host") else {
-        return Err(Refusal::new(400, "the Host header is missing"));
-    };
+    let url = request_url(request)?;
     if !has_token("Upgrade", "websocket") {
         return Err(Refusal::new(400, "the request lacks `Upgrade: websocket`"));
     }
@@ -236,14 +235,128 @@ fn check_request(
         .find(|p| supported.iter().any(|s| s == p))
         .unwrap_or_default()
         .to_owned();
-    let target = request.path.unwrap_or("/").to_owned();
     let accepted = Accepted {
-        url: format!("ws://{host}{target}"),
-        target,
+        url,
         protocol,
         leftover: Vec::new(),
     };
     Ok((key, accepted))
+}
+
+/// The socket's URL: `ws://` + the one valid `Host` header + the request target's path and
+/// query, serialized by the URL parser. Refuses with 400 a missing or repeated `Host`, a
+/// `Host` that is not `uri-host [ ":" port ]` (RFC 9112 section 3.2), a target with a
+/// fragment, and a target that is neither origin-form (`/path?query`) nor absolute-form
+/// (`http|https|ws|wss://authority/path?query` without user info). RFC 9112 section 3.2.2
+/// has servers accept absolute-form and use its authority rather than `Host`'s; a
+/// conforming client sends the same authority in both (RFC 9110 section 7.2), so one that
+/// differs from `Host`'s is refused (as Kestrel does) instead of picking one of the two.
+fn request_url(request: &httparse::Request<'_, '_>) -> Result<Url, Refusal> {
+    let mut hosts = request
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("Host"));
+    let host = match (hosts.next(), hosts.next()) {
+        (Some(host), None) => host.value,
+        (None, _) => return Err(Refusal::new(400, "the Host header is missing")),
+        (Some(_), Some(_)) => return Err(Refusal::new(400, "there is more than one Host header")),
+    };
+    let bad_host = || Refusal::new(400, "the Host header is not a host and optional port");
+    let host = std::str::from_utf8(host)
+        .map_err(|_| bad_host())?
+        .trim_matches([' ', '\t']);
+    if !is_host_and_port(host) {
+        return Err(bad_host());
+    }
+    // `host` is a host and port in URL syntax, so this can only fail on what the URL parser
+    // checks further (a port over 65535, an IPv4 address out of range, IDNA).
+    let mut url = Url::parse(&format!("ws://{host}/")).map_err(|_| bad_host())?;
+
+    let target = request.path.unwrap_or_default();
+    if target.contains('#') {
+        return Err(Refusal::new(400, "the request target has a fragment (#)"));
+    }
+    if target.starts_with('/') {
+        // origin-form
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (target, None),
+        };
+        url.set_path(path);
+        url.set_query(query);
+        return Ok(url);
+    }
+    // absolute-form: `scheme://authority[/path][?query]`
+    let not_a_target = || {
+        Refusal::new(
+            400,
+            "the request target is neither /path?query nor an absolute http(s) or ws(s) URL",
+        )
+    };
+    let scheme = target.split_once("://").map_or("", |(scheme, _)| scheme);
+    if !["http", "https", "ws", "wss"]
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(scheme))
+    {
+        return Err(not_a_target());
+    }
+    let absolute = Url::parse(target).map_err(|_| not_a_target())?;
+    if !absolute.username().is_empty() || absolute.password().is_some() {
+        return Err(Refusal::new(400, "the request target has user info"));
+    }
+    // Host's authority, with the default port of the target's scheme.
+    let same_authority = Url::parse(&format!("{}://{host}/", absolute.scheme())).is_ok_and(|h| {
+        h.host() == absolute.host() && h.port_or_known_default() == absolute.port_or_known_default()
+    });
+    if !same_authority {
+        return Err(Refusal::new(
+            400,
+            "the request target's authority is not the Host header's",
+        ));
+    }
+    url.set_path(absolute.path());
+    url.set_query(absolute.query());
+    Ok(url)
+}
+
+/// Whether `value` is RFC 3986's `host [ ":" port ]` with a host a URL can have: an IPv6
+/// literal in brackets, or a non-empty IPv4 address or reg-name (unreserved characters,
+/// percent-encodings and sub-delims: no user info, no path, no spaces).
+fn is_host_and_port(value: &str) -> bool {
+    let (host_ok, port) = match value.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((ip, port)) => (ip.parse::<std::net::Ipv6Addr>().is_ok(), port),
+            None => return false,
+        },
+        None => {
+            let (host, port) = value.split_at(value.find(':').unwrap_or(value.len()));
+            (is_reg_name(host), port)
+        }
+    };
+    let port_ok = port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
+    host_ok && port_ok
+}
+
+/// A non-empty RFC 3986 `reg-name` (which includes IPv4 addresses).
+fn is_reg_name(host: &str) -> bool {
+    let bytes = host.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if bytes.len() > i + 2
+                && bytes[i + 1].is_ascii_hexdigit()
+                && bytes[i + 2].is_ascii_hexdigit() =>
+            {
+                i += 3
+            }
+            b if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b) => i += 1,
+            _ => return false,
+        }
+    }
+    !bytes.is_empty()
 }
 
 /// Wraps a tokio-tungstenite stream whose opening handshake is already done, on either side
