@@ -201,18 +201,29 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    /// A socket's state for `url`, a serialized ws/wss URL.
-    pub(crate) fn new(url: String, receive_high_water_mark: usize) -> Core {
+    /// A socket's state for `url`, a serialized ws/wss URL. `accepted` is the subprotocol of
+    /// a connection whose handshake is already done (the native server side): such a socket
+    /// starts OPEN, so `send` works at once; its `open` event still fires through
+    /// [`Core::fire_open`].
+    pub(crate) fn new(
+        url: String,
+        receive_high_water_mark: usize,
+        accepted: Option<String>,
+    ) -> Core {
         let origin = crate::validate::origin_of(&url);
+        let state = match accepted {
+            Some(_) => ReadyState::Open,
+            None => ReadyState::Connecting,
+        };
         Core {
             url,
             origin,
-            state: AtomicU8::new(ReadyState::Connecting as u8),
+            state: AtomicU8::new(state as u8),
             receive_high_water_mark,
             inner: Mutex::new(Inner {
                 listeners: Shared::from(Vec::new()),
                 next_id: 0,
-                protocol: String::new(),
+                protocol: accepted.unwrap_or_default(),
                 extensions: String::new(),
                 binary_type: BinaryType::default(),
                 life: Life::Start,
@@ -350,7 +361,7 @@ impl Core {
 
     /// The handshake succeeded: readyState becomes OPEN, then `open` fires. Returns `false`
     /// (and changes nothing) if `close()` moved the socket out of CONNECTING first.
-    /// (A socket made OPEN by [`Core::adopt_open`] fires `open` here too.)
+    /// (A socket that [`Core::new`] made OPEN fires `open` here too.)
     pub(crate) fn fire_open(&self, protocol: String, extensions: String) -> bool {
         let swapped = self.state.compare_exchange(
             ReadyState::Connecting as u8,
@@ -377,13 +388,6 @@ impl Core {
         };
         wakers.into_iter().for_each(Waker::wake);
         true
-    }
-
-    /// A connection whose handshake is already done (native server side) starts OPEN, so
-    /// `send` works at once; its `open` event still fires through [`Core::fire_open`].
-    pub(crate) fn adopt_open(&self, protocol: String) {
-        self.set_state(ReadyState::Open);
-        lock(&self.inner).protocol = protocol;
     }
 
     /// A message arrived. If the socket is not OPEN (`close()` was called, or the peer's
@@ -605,7 +609,8 @@ impl Core {
     }
 
     /// The backend's reader: ready when it may read the next message (see `room_in`).
-    /// At most one reader waits.
+    /// At most one reader waits. Only a backend that can pause reading asks.
+    #[allow(dead_code)] // the browser's WebSocket cannot pause reading
     pub(crate) fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut inner = lock(&self.inner);
         if self.room_in(&inner) || inner.life.close_started() {
@@ -617,11 +622,6 @@ impl Core {
             }
             Poll::Pending
         }
-    }
-
-    /// Whether the reader is paused because the application does not read.
-    pub(crate) fn has_room(&self) -> bool {
-        self.room_in(&lock(&self.inner))
     }
 
     fn wake_reader(&self) {

@@ -257,7 +257,7 @@ impl WebSocket {
     pub fn with_options(url: &str, options: Options) -> Result<WebSocket, Error> {
         let url = validate::websocket_url(url)?;
         let protocols = validate::protocols(&options.protocols)?;
-        let core = Shared::new(Core::new(url, options.receive_high_water_mark));
+        let core = Shared::new(Core::new(url, options.receive_high_water_mark, None));
         let transport = backend::Transport::connect(&core, protocols, &options.native)?;
         Ok(Self::from_parts(core, transport, &options))
     }

@@ -6,29 +6,10 @@
 
 use crate::error::{Error, ErrorKind};
 
-/// The WHATWG Fetch "bad port" list. Browsers fail connections to these ports as a network
-/// error (an `error` event, then `close` with 1006), not with an exception; anyws does the
-/// same on native.
-#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
-const BAD_PORTS: &[u16] = &[
-    0, 1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101,
-    102, 103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427,
-    465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990,
-    993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667,
-    6668, 6669, 6679, 6697, 10080,
-];
-
-/// Whether Fetch's "bad port" list holds `port`.
-#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
-pub(crate) fn is_bad_port(port: u16) -> bool {
-    BAD_PORTS.binary_search(&port).is_ok()
-}
-
 /// Why the WHATWG URL parser refused an input.
 #[derive(Debug)]
 pub(crate) enum UrlFailure {
     /// A relative URL and no base to resolve it against (native code has no page).
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     RelativeWithoutBase,
     /// Any other parse failure, with the parser's words.
     Invalid(String),
@@ -164,68 +145,6 @@ pub(crate) fn close_args(code: Option<u16>, reason: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bad_ports_are_sorted_for_binary_search() {
-        assert!(BAD_PORTS.windows(2).all(|w| w[0] < w[1]));
-        assert!(is_bad_port(6666) && is_bad_port(10080) && !is_bad_port(8080));
-    }
-
-    // Native: these use the url crate, which the wasm32 build does not have.
-    #[cfg(not(target_arch = "wasm32"))]
-    #[test]
-    fn url_rules() {
-        let ok = |s: &str| websocket_url(s).unwrap();
-        assert_eq!(ok("ws://example.com"), "ws://example.com/");
-        assert_eq!(ok("http://example.com:80/a?b"), "ws://example.com/a?b");
-        assert_eq!(ok("HTTPS://Example.com:443/"), "wss://example.com/");
-        assert_eq!(ok("wss://example.com:443/"), "wss://example.com/");
-        for bad in [
-            "ftp://x",
-            "ws://x/#",
-            "ws://x/#a",
-            "/echo",
-            "",
-            "ws://",
-            "ws://[::1",
-        ] {
-            assert_eq!(
-                websocket_url(bad).unwrap_err().kind(),
-                ErrorKind::Syntax,
-                "{bad}"
-            );
-        }
-        let base = url::Url::parse("https://page.example/app/").unwrap();
-        let with_base = |input: &str| {
-            base.join(input)
-                .map(String::from)
-                .map_err(|e| UrlFailure::Invalid(e.to_string()))
-        };
-        assert_eq!(
-            websocket_url_with("/socket", with_base).unwrap(),
-            "wss://page.example/socket"
-        );
-    }
-
-    // Native: these use the url crate, which the wasm32 build does not have.
-    #[cfg(not(target_arch = "wasm32"))]
-    #[test]
-    fn origins() {
-        for (href, origin) in [
-            ("ws://example.com/", "ws://example.com"),
-            (
-                "wss://user:p%40ss@example.com:8443/a?b",
-                "wss://example.com:8443",
-            ),
-            ("ws://[::1]:9001/x", "ws://[::1]:9001"),
-            ("ws://127.0.0.1?q", "ws://127.0.0.1"),
-        ] {
-            assert_eq!(origin_of(href), origin, "{href}");
-            // The same as the url crate's origin.
-            let parsed = url::Url::parse(href).unwrap();
-            assert_eq!(parsed.origin().ascii_serialization(), origin, "{href}");
-        }
-    }
 
     #[test]
     fn protocol_rules() {

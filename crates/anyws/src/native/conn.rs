@@ -327,6 +327,8 @@ struct Progress {
     ping_written: Option<Instant>,
     /// A keep-alive ping was asked of the writer and not written yet.
     ping_asked: bool,
+    /// The reader waits because the application does not read the stream.
+    paused: bool,
     /// Reading resumed after the application held it paused.
     resumed: Option<Instant>,
     /// The writer stopped after an error (the reader decides how the connection ends).
@@ -464,7 +466,7 @@ where
         // Keep-alive, unless closing (the close deadlines rule) or reading is held paused (the
         // reader says when it resumes).
         if let Some(every) = self.options.ping_interval.filter(|_| !closing) {
-            if self.core.has_room() {
+            if !p.paused {
                 let ping_timeout = self.options.ping_timeout;
                 if let Some(written) = p.ping_written {
                     // An answer by `every` lets the next ping go on schedule.
@@ -536,7 +538,7 @@ where
             || p.write_failed.is_some();
         let every = self.options.ping_interval.filter(|_| !closing)?;
         let ping_timeout = self.options.ping_timeout;
-        if !self.core.has_room() {
+        if p.paused {
             return None; // the application holds reading paused: see the module docs
         }
         if self
@@ -565,11 +567,25 @@ where
     /// The reader: frames to events, until the stream ends.
     async fn read(&self) -> End {
         // Whether the queue is below the receive high-water mark.
-        let mut room = self.core.has_room();
+        let mut room = false;
         loop {
             if !room {
-                poll_fn(|cx| self.core.poll_room(cx)).await;
-                self.note(|p| p.resumed = Some(Instant::now()));
+                let mut paused = false;
+                poll_fn(|cx| {
+                    let ready = self.core.poll_room(cx);
+                    if ready.is_pending() && !paused {
+                        paused = true;
+                        self.note(|p| p.paused = true);
+                    }
+                    ready
+                })
+                .await;
+                if paused {
+                    self.note(|p| {
+                        p.paused = false;
+                        p.resumed = Some(Instant::now());
+                    });
+                }
             }
             let mut waited = false;
             let next = poll_fn(|cx| {

@@ -95,8 +95,11 @@ async fn receive_async(bytes: &[u8]) {
     let config = Some(options.native.websocket_config());
     let stream = WebSocketStream::from_raw_socket(client, Role::Client, config).await;
     let url = "ws://fuzz.invalid/".to_owned();
-    let core = Shared::new(Core::new(url, options.receive_high_water_mark));
-    core.adopt_open(String::new());
+    let core = Shared::new(Core::new(
+        url,
+        options.receive_high_water_mark,
+        Some(String::new()),
+    ));
     let transport = super::Transport::adopt(&core, &options.native, stream).expect("spawns");
     let mut ws = WebSocket::from_parts(core, transport, &options);
 

@@ -11,12 +11,27 @@
 use super::options::{redact_url, NativeOptions};
 use super::stream::Stream;
 use crate::error::{Error, ErrorKind};
-use crate::validate;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_tungstenite::tungstenite::handshake::{client::generate_key, derive_accept_key};
 use url::{Host, Url};
+
+/// The WHATWG Fetch "bad port" list. Browsers fail connections to these ports as a network
+/// error (an `error` event, then `close` with 1006), not with an exception; anyws does the
+/// same on native.
+const BAD_PORTS: &[u16] = &[
+    0, 1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101,
+    102, 103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427,
+    465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990,
+    993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667,
+    6668, 6669, 6679, 6697, 10080,
+];
+
+/// Whether Fetch's "bad port" list holds `port`.
+fn is_bad_port(port: u16) -> bool {
+    BAD_PORTS.binary_search(&port).is_ok()
+}
 
 /// Largest response head anyws reads before giving up.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -59,7 +74,7 @@ pub(crate) async fn connect(
     options: &NativeOptions,
 ) -> Result<Upgraded, Error> {
     let port = url.port_or_known_default().unwrap_or(80);
-    if validate::is_bad_port(port) {
+    if is_bad_port(port) {
         return Err(network(format!(
             "port {port} is on the Fetch standard's list of blocked ports, which browsers refuse too"
         )));
@@ -272,4 +287,15 @@ fn check(
         )));
     }
     Ok((protocol, extensions))
+}
+
+#[cfg(test)]
+mod port_tests {
+    use super::*;
+
+    #[test]
+    fn bad_ports_are_sorted_for_binary_search() {
+        assert!(BAD_PORTS.windows(2).all(|w| w[0] < w[1]));
+        assert!(is_bad_port(6666) && is_bad_port(10080) && !is_bad_port(8080));
+    }
 }

@@ -408,3 +408,62 @@ impl Backend for Transport {
         LIVE.load(Ordering::Acquire)
     }
 }
+
+/// The shared URL rules with this backend's parser (the `url` crate).
+#[cfg(test)]
+mod url_tests {
+    use crate::error::ErrorKind;
+    use crate::validate::{origin_of, websocket_url, websocket_url_with, UrlFailure};
+
+    #[test]
+    fn url_rules() {
+        let ok = |s: &str| websocket_url(s).unwrap();
+        assert_eq!(ok("ws://example.com"), "ws://example.com/");
+        assert_eq!(ok("http://example.com:80/a?b"), "ws://example.com/a?b");
+        assert_eq!(ok("HTTPS://Example.com:443/"), "wss://example.com/");
+        assert_eq!(ok("wss://example.com:443/"), "wss://example.com/");
+        for bad in [
+            "ftp://x",
+            "ws://x/#",
+            "ws://x/#a",
+            "/echo",
+            "",
+            "ws://",
+            "ws://[::1",
+        ] {
+            assert_eq!(
+                websocket_url(bad).unwrap_err().kind(),
+                ErrorKind::Syntax,
+                "{bad}"
+            );
+        }
+        let base = url::Url::parse("https://page.example/app/").unwrap();
+        let with_base = |input: &str| {
+            base.join(input)
+                .map(String::from)
+                .map_err(|e| UrlFailure::Invalid(e.to_string()))
+        };
+        assert_eq!(
+            websocket_url_with("/socket", with_base).unwrap(),
+            "wss://page.example/socket"
+        );
+    }
+
+    #[test]
+    fn origins() {
+        for (href, origin) in [
+            ("ws://example.com/", "ws://example.com"),
+            (
+                "wss://user:p%40ss@example.com:8443/a?b",
+                "wss://example.com:8443",
+            ),
+            ("ws://[::1]:9001/x", "ws://[::1]:9001"),
+            ("ws://127.0.0.1?q", "ws://127.0.0.1"),
+        ] {
+            assert_eq!(origin_of(href), origin, "{href}");
+            // The same as the url crate's origin.
+            let parsed = url::Url::parse(href).unwrap();
+            assert_eq!(parsed.origin().ascii_serialization(), origin, "{href}");
+        }
+    }
+}

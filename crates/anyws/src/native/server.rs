@@ -68,8 +68,12 @@ where
         .native
         .within_connect_timeout(handshake, "the client")
         .await?;
-    let core = Shared::new(Core::new(request.url.into(), options.receive_high_water_mark));
-    core.adopt_open(request.protocol);
+    let core = Core::new(
+        request.url.into(),
+        options.receive_high_water_mark,
+        Some(request.protocol),
+    );
+    let core = Shared::new(core);
     let transport = super::Transport::accepted(&core, &options.native, stream, request.leftover)?;
     Ok(WebSocket::from_parts(core, transport, &options))
 }
@@ -399,8 +403,11 @@ fn adopt<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let core = Shared::new(Core::new(url, options.receive_high_water_mark));
-    core.adopt_open(protocol);
+    let core = Shared::new(Core::new(
+        url,
+        options.receive_high_water_mark,
+        Some(protocol),
+    ));
     let transport = super::Transport::adopt(&core, &options.native, ws)?;
     Ok(WebSocket::from_parts(core, transport, &options))
 }

@@ -13,6 +13,7 @@ use crate::core::Core;
 use crate::error::{Error, ErrorKind};
 use crate::event::{BinaryType, CloseEvent, Message, ReadyState};
 use crate::sendness::Shared;
+use crate::transport::{Backend, Probe};
 use crate::validate::UrlFailure;
 use gloo_events::EventListener;
 use std::cell::{Cell, RefCell};
@@ -28,10 +29,6 @@ thread_local! {
     static LIVE: Cell<usize> = const { Cell::new(0) };
 }
 
-pub(crate) fn live_connections() -> usize {
-    LIVE.with(Cell::get)
-}
-
 /// The page's base URL (`document.baseURI`), or the worker's location: what the browser
 /// resolves relative WebSocket URLs against.
 fn base_url() -> Option<String> {
@@ -45,13 +42,24 @@ fn base_url() -> Option<String> {
 }
 
 /// Parses `input` with the browser's own WHATWG URL parser (`new URL(input, base)`), so the
-/// bundle carries no URL parser or IDNA tables of its own.
-pub(crate) fn parse_url(input: &str) -> Result<String, UrlFailure> {
+/// bundle carries no URL parser or IDNA tables of its own. Where there is no base URL (no
+/// page and no worker location), a relative URL is told apart as such.
+fn parse_url(input: &str) -> Result<String, UrlFailure> {
     let parsed = match base_url() {
         Some(base) => web_sys::Url::new_with_base(input, &base),
-        None => web_sys::Url::new(input),
+        None => web_sys::Url::new(input).map_err(|e| {
+            let relative = web_sys::Url::new_with_base(input, "http://base.invalid/").is_ok();
+            if relative {
+                wasm_bindgen::JsValue::NULL
+            } else {
+                e
+            }
+        }),
     };
     parsed.map(|url| url.href()).map_err(|e| {
+        if e.is_null() {
+            return UrlFailure::RelativeWithoutBase;
+        }
         let why = e
             .dyn_ref::<js_sys::Error>()
             .map(|e| String::from(e.message()))
@@ -59,6 +67,22 @@ pub(crate) fn parse_url(input: &str) -> Result<String, UrlFailure> {
         UrlFailure::Invalid(why)
     })
 }
+
+/// The exception the browser threw, as the [`Error`]'s source (a `JsValue` cannot be one:
+/// it is neither `Send` nor `Sync`).
+#[derive(Debug)]
+struct DomException {
+    name: String,
+    message: String,
+}
+
+impl std::fmt::Display for DomException {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.name, self.message)
+    }
+}
+
+impl std::error::Error for DomException {}
 
 fn dom_error(e: wasm_bindgen::JsValue) -> Error {
     let (name, message) = match e.dyn_ref::<web_sys::DomException>() {
@@ -72,7 +96,8 @@ fn dom_error(e: wasm_bindgen::JsValue) -> Error {
         "InvalidAccessError" => ErrorKind::InvalidAccess,
         _ => ErrorKind::Network,
     };
-    Error::new(kind, format!("the browser refused: {message}"))
+    let text = format!("the browser refused: {message}");
+    Error::with_source(kind, text, DomException { name, message })
 }
 
 /// What the browser reported, in the order it reported it.
@@ -200,12 +225,16 @@ pub(crate) struct Transport {
     ws: web_sys::WebSocket,
 }
 
-impl Transport {
-    pub(crate) fn connect(
-        core: &Shared<Core>,
-        protocols: Vec<String>,
-        _: &NativeOptions,
-    ) -> Result<Self, Error> {
+impl Backend for Transport {
+    type Options = NoOptions;
+    type WritableWait = WritableWait;
+    type Probe = EventLoop;
+
+    fn parse_url(input: &str) -> Result<String, UrlFailure> {
+        parse_url(input)
+    }
+
+    fn connect(core: &Shared<Core>, protocols: Vec<String>, _: &NoOptions) -> Result<Self, Error> {
         let url = core.url();
         let ws = if protocols.is_empty() {
             web_sys::WebSocket::new(url)
@@ -243,22 +272,22 @@ impl Transport {
         Ok(transport)
     }
 
-    pub(crate) fn ready_state(&self, _: &Core) -> ReadyState {
+    fn ready_state(&self, _: &Core) -> ReadyState {
         ReadyState::from_u8(self.ws.ready_state().min(3) as u8)
     }
 
-    pub(crate) fn buffered_amount(&self) -> u64 {
+    fn buffered_amount(&self) -> u64 {
         u64::from(self.ws.buffered_amount())
     }
 
-    pub(crate) fn set_binary_type(&self, t: BinaryType) {
+    fn set_binary_type(&self, t: BinaryType) {
         self.ws.set_binary_type(match t {
             BinaryType::Blob => web_sys::BinaryType::Blob,
             BinaryType::ArrayBuffer => web_sys::BinaryType::Arraybuffer,
         });
     }
 
-    pub(crate) fn send(&self, _: &Core, msg: Message) -> Result<(), Error> {
+    fn send(&self, _: &Core, msg: Message) -> Result<(), Error> {
         match &msg {
             Message::Text(s) => self.ws.send_with_str(s),
             Message::Binary(b) => self.ws.send_with_u8_array(b),
@@ -266,7 +295,7 @@ impl Transport {
         .map_err(dom_error)
     }
 
-    pub(crate) fn close(&self, core: &Core, code: Option<u16>, reason: &str) {
+    fn close(&self, core: &Core, code: Option<u16>, reason: &str) {
         core.begin_closing();
         // Arguments were validated in shared code, so the browser does not throw here.
         let _ = match code {
@@ -277,7 +306,7 @@ impl Transport {
 
     /// Ready once `bufferedAmount` is at most `mark` or the socket closed. The browser has no
     /// event for a draining buffer, so this checks again on a short timer.
-    pub(crate) fn poll_below(
+    fn poll_below(
         &self,
         _: &Core,
         wait: &mut WritableWait,
@@ -299,6 +328,16 @@ impl Transport {
             }
         }
     }
+
+    fn probe(&self) -> EventLoop {
+        EventLoop
+    }
+
+    fn probe_polled(&self) {}
+
+    fn live_connections() -> usize {
+        LIVE.with(Cell::get)
+    }
 }
 
 /// The Sink's timer while it waits for `bufferedAmount` to fall.
@@ -308,14 +347,14 @@ pub(crate) struct WritableWait {
 }
 
 /// The browser's event loop already holds events until the creating script's block ends, so
-/// the shared core's gate hook does nothing here.
-#[derive(Default)]
-pub(crate) struct Gate {}
+/// there is nothing to be told.
+#[derive(Clone)]
+pub(crate) struct EventLoop;
 
-impl Gate {
-    pub(crate) fn polled(&self) {}
+impl Probe for EventLoop {
+    fn polled(&self) {}
 }
 
 /// Native-only settings have no browser counterpart: this stand-in keeps `Options` one type.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct NativeOptions {}
+pub(crate) struct NoOptions {}
