@@ -8,6 +8,36 @@
 //! The four event listeners are `gloo_events::EventListener`s. They live until the `close`
 //! event has been delivered, then they are dropped (which removes them from the socket and
 //! frees their closures), so a closed and dropped socket leaves nothing behind.
+//!
+//! # A listener that panics
+//!
+//! Natively the shared core catches the panic (`catch_unwind`), the panic hook prints it on
+//! stderr, anyws adds a line, and the other listeners of that event and every later event run
+//! as usual, as a browser reports an exception thrown by a listener and goes on.
+//!
+//! wasm32-unknown-unknown builds with `panic = "abort"`: the panic hook runs (with
+//! `console_error_panic_hook` it prints to the console), then the module executes
+//! `unreachable` and traps. The trap is a JavaScript `RuntimeError` that unwinds every wasm
+//! frame up to the nearest JavaScript frame: no destructor runs, no lock or `RefCell` borrow
+//! those frames held is released, and `catch_unwind` does not see it. So on wasm32:
+//!
+//! - the panicking listener's call ends there, and the listeners registered after it do not
+//!   run for that event;
+//! - every later event is still delivered, in order, `close` included, and `closed()`
+//!   resolves: the pump delivers each event under JavaScript's `try`/`catch`
+//!   ([`deliver_catching`]), so a trap ends that one event's dispatch, the pump's own state
+//!   is never left mid-update, and events queued behind it (behind a `Blob` read) go on at
+//!   once. The caught error is reported like an exception thrown by a JavaScript listener
+//!   (`reportError`: the console and the global `error` event), not swallowed;
+//! - the trapped listener is not called again: the core keeps a lock on each listener while
+//!   it runs, and the trap never released it. With today's core, dispatch traps again on
+//!   that lock, so the listeners registered after it also miss every later event of that
+//!   kind; the listeners registered before it, the other kinds and the `Stream` are unaffected;
+//! - whatever the trapped frames owned is leaked; the shadow stack they used is restored.
+//!
+//! Nothing here relies on browsers never nesting event dispatch (they do not: WebSocket
+//! events are queued tasks, and neither `close()` nor `send()` dispatches one synchronously,
+//! checked in Chromium and Firefox); a nested call still leaves delivery to the outer loop.
 
 use crate::core::Core;
 use crate::error::{Error, ErrorKind};
@@ -115,6 +145,10 @@ impl Pump {
     }
 
     /// Delivers queued events in order, stopping at a `Blob` until its bytes are read.
+    ///
+    /// Each event is delivered under JavaScript's `try`/`catch` (see [`deliver_catching`]),
+    /// so a listener that panics (a trap on wasm32) or throws ends only its own event's
+    /// dispatch: this loop goes on with the next queued event and always clears `draining`.
     fn drain(self: &Rc<Self>) {
         if self.draining.replace(true) {
             return; // a listener caused a nested call; the outer loop delivers it
@@ -133,29 +167,43 @@ impl Pump {
                     Some(_) => q.pop_front(),
                 }
             };
-            match next {
-                Some(Incoming::Open) => {
-                    self.core
-                        .fire_open(self.ws.protocol(), self.ws.extensions());
-                }
-                Some(Incoming::Message(m)) => {
-                    // The browser has no backpressure to apply: the return value is for
-                    // the native reader.
-                    self.core.fire_message(m);
-                }
-                Some(Incoming::Error) => self.core.fire_error(None),
-                Some(Incoming::Close(ev)) => {
-                    self.core.fire_close(ev);
-                    // Dropping a listener from inside its own callback would free the running
-                    // closure, so release them after this dispatch returns.
-                    if let Some(listeners) = self.listeners.borrow_mut().take() {
-                        wasm_bindgen_futures::spawn_local(async move { drop(listeners) });
+            if let Some(item) = next {
+                let mut item = Some(item);
+                deliver_catching(&mut || {
+                    if let Some(item) = item.take() {
+                        self.deliver(item);
                     }
-                }
-                Some(Incoming::Blob(_)) | None => unreachable!("handled above"),
+                });
             }
         }
         self.draining.set(false);
+    }
+
+    /// Hands one event to the shared core, which runs the listeners.
+    fn deliver(&self, item: Incoming) {
+        match item {
+            Incoming::Open => {
+                self.core
+                    .fire_open(self.ws.protocol(), self.ws.extensions());
+            }
+            Incoming::Message(m) => {
+                // The browser has no backpressure to apply: the return value is for
+                // the native reader.
+                self.core.fire_message(m);
+            }
+            Incoming::Error => self.core.fire_error(None),
+            Incoming::Close(ev) => {
+                // The listeners are released even if a close listener traps.
+                let listeners = self.listeners.borrow_mut().take();
+                if let Some(listeners) = listeners {
+                    // Dropping a listener from inside its own callback would free the
+                    // running closure, so release them after this dispatch returns.
+                    wasm_bindgen_futures::spawn_local(async move { drop(listeners) });
+                }
+                self.core.fire_close(ev);
+            }
+            Incoming::Blob(_) => unreachable!("a Blob is read before it is delivered"),
+        }
     }
 
     fn read_blob(self: &Rc<Self>, blob: web_sys::Blob) {
@@ -171,6 +219,66 @@ impl Pump {
             pump.reading_blob.set(false);
             pump.drain();
         });
+    }
+}
+
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// `Reflect.apply(f, undefined, [])`, with `catch`: whatever `f` throws, a trap of its
+    /// wasm code included, comes back here as `Err` instead of unwinding the caller.
+    #[wasm_bindgen(js_namespace = Reflect, js_name = apply, catch)]
+    fn apply_catching(
+        f: &mut dyn FnMut(),
+        this: &wasm_bindgen::JsValue,
+        args: &js_sys::Array,
+    ) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue>;
+}
+
+thread_local! {
+    static NO_ARGS: js_sys::Array = js_sys::Array::new();
+}
+
+/// Runs `f`, which runs user callbacks, so that a panic in one of them cannot stop the pump.
+///
+/// On wasm32-unknown-unknown a panic aborts: the panic hook runs, then the `unreachable`
+/// instruction traps. The trap is a JavaScript `RuntimeError` that unwinds every wasm frame
+/// up to the nearest JavaScript frame, running no destructor, and `catch_unwind` does not
+/// see it. Here that JavaScript frame is `Reflect.apply` under wasm-bindgen's `catch`, so
+/// the trap ends `f` only: the caller carries on with the next event. Because this frame
+/// keeps a shadow-stack frame of its own (`_frame`), its return also restores the shadow
+/// stack pointer that the trapped frames left lowered, so traps do not leak stack.
+///
+/// The error is then reported as the browser reports an exception thrown by a listener
+/// (`reportError`: the console and the global `error` event), so a panic is never silent.
+#[inline(never)]
+fn deliver_catching(f: &mut dyn FnMut()) {
+    let mut _frame = [0u8; 1];
+    std::hint::black_box(&mut _frame);
+    // Only a `panic = "unwind"` build asks closures passed to JavaScript to be unwind-safe.
+    let mut f = std::panic::AssertUnwindSafe(f);
+    let mut call = move || (*f)();
+    let result =
+        NO_ARGS.with(|args| apply_catching(&mut call, &wasm_bindgen::JsValue::UNDEFINED, args));
+    if let Err(error) = result {
+        report_error(&error);
+    }
+}
+
+/// `reportError(error)` where the global has it (Chromium 95, Firefox 93, Safari 15.4),
+/// `console.error(error)` elsewhere.
+fn report_error(error: &wasm_bindgen::JsValue) {
+    let global = js_sys::global();
+    let function = |obj: &wasm_bindgen::JsValue, key: &str| {
+        js_sys::Reflect::get(obj, &key.into())
+            .ok()
+            .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+    };
+    if let Some(report) = function(&global, "reportError") {
+        let _ = report.call1(&global, error);
+    } else if let Ok(console) = js_sys::Reflect::get(&global, &"console".into()) {
+        if let Some(log) = function(&console, "error") {
+            let _ = log.call1(&console, error);
+        }
     }
 }
 
