@@ -3,7 +3,8 @@
 //! Every browser event goes through one ordered queue (the "pump") before it reaches the
 //! shared core, because a `Blob` message must be read asynchronously and must still be
 //! delivered in order, before any later message and before the `close` event. Events that
-//! need no reading are delivered at once, inside the browser's own event dispatch.
+//! need no reading are delivered at once, inside the browser's own event dispatch. A `Blob`
+//! that cannot be read fails the connection (`error`, then `close` 1006; see `Pump::fail`).
 //!
 //! The four event listeners are `gloo_events::EventListener`s. They live until the `close`
 //! event has been delivered, then they are dropped (which removes them from the socket and
@@ -111,7 +112,8 @@ enum Incoming {
     Message(Message),
     /// A binary message as a `Blob`: its bytes are read before anything after it is delivered.
     Blob(web_sys::Blob),
-    Error,
+    /// The browser's `error` event (`None`), or the pump failing the connection.
+    Error(Option<Error>),
     Close(CloseEvent),
 }
 
@@ -135,11 +137,17 @@ struct Pump {
     queue: RefCell<VecDeque<Incoming>>,
     reading_blob: Cell<bool>,
     draining: Cell<bool>,
+    /// The pump failed the connection (a `Blob` could not be read): the browser's later
+    /// events for this socket are ignored, and readyState is CLOSED (shared with `Transport`).
+    failed: Rc<Cell<bool>>,
     listeners: RefCell<Option<Listeners>>,
 }
 
 impl Pump {
     fn push(self: &Rc<Self>, item: Incoming) {
+        if self.failed.get() {
+            return;
+        }
         self.queue.borrow_mut().push_back(item);
         self.drain();
     }
@@ -159,10 +167,14 @@ impl Pump {
                 match q.front() {
                     None => break,
                     Some(Incoming::Blob(blob)) => {
-                        if !self.reading_blob.replace(true) {
-                            self.read_blob(blob.clone());
+                        if self.reading_blob.get() {
+                            break;
                         }
-                        break;
+                        let blob = blob.clone();
+                        drop(q);
+                        // Starts the read, or fails the connection at once.
+                        self.read_blob(&blob);
+                        continue;
                     }
                     Some(_) => q.pop_front(),
                 }
@@ -191,7 +203,7 @@ impl Pump {
                 // the native reader.
                 self.core.fire_message(m);
             }
-            Incoming::Error => self.core.fire_error(None),
+            Incoming::Error(error) => self.core.fire_error(error),
             Incoming::Close(ev) => {
                 // The listeners are released even if a close listener traps.
                 let listeners = self.listeners.borrow_mut().take();
@@ -206,19 +218,73 @@ impl Pump {
         }
     }
 
-    fn read_blob(self: &Rc<Self>, blob: web_sys::Blob) {
+    /// Starts reading the `Blob` at the front of the queue; its bytes replace it when read.
+    ///
+    /// `arrayBuffer()` is called through `Reflect`, which catches (web-sys binds it without
+    /// `catch`), so one that throws, like one whose promise rejects or gives no
+    /// `ArrayBuffer`, fails the connection instead of unwinding the pump.
+    fn read_blob(self: &Rc<Self>, blob: &web_sys::Blob) {
+        let started = js_sys::Reflect::get(blob, &"arrayBuffer".into())
+            .and_then(|f| {
+                f.dyn_into::<js_sys::Function>()
+                    .map_err(|_| "Blob.arrayBuffer is not a function".into())
+            })
+            .and_then(|f| f.call0(blob));
+        let promise = match started {
+            Ok(value) => js_sys::Promise::resolve(&value),
+            Err(e) => return self.fail(&e),
+        };
+        self.reading_blob.set(true);
         let pump = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            let bytes = match JsFuture::from(blob.array_buffer()).await {
-                Ok(buf) => js_sys::Uint8Array::new(&buf).to_vec(),
-                Err(_) => Vec::new(),
-            };
-            if let Some(front) = pump.queue.borrow_mut().front_mut() {
-                *front = Incoming::Message(Message::Binary(bytes));
-            }
+            let read = JsFuture::from(promise).await.and_then(|buf| {
+                buf.dyn_into::<js_sys::ArrayBuffer>()
+                    .map_err(|_| "Blob.arrayBuffer() did not give an ArrayBuffer".into())
+            });
             pump.reading_blob.set(false);
+            if pump.failed.get() {
+                return;
+            }
+            match read {
+                Ok(buf) => {
+                    let bytes = js_sys::Uint8Array::new(&buf).to_vec();
+                    if let Some(front) = pump.queue.borrow_mut().front_mut() {
+                        *front = Incoming::Message(Message::Binary(bytes));
+                    }
+                }
+                Err(e) => pump.fail(&e),
+            }
             pump.drain();
         });
+    }
+
+    /// Fails the connection as the WebSocket standard's "fail the WebSocket connection"
+    /// looks to script: readyState CLOSED, `error`, then `close` with 1006 and
+    /// `wasClean == false`, and nothing after, not even what was queued behind. The browser
+    /// socket is closed (script cannot drop the TCP connection itself; the peer gets a close
+    /// frame without a code) and its later events are ignored; delivering the `close`
+    /// releases the listeners. The caller drains.
+    fn fail(&self, cause: &wasm_bindgen::JsValue) {
+        if self.failed.replace(true) {
+            return;
+        }
+        let _ = self.ws.close();
+        let why = match cause.dyn_ref::<js_sys::Error>() {
+            Some(e) => String::from(e.message()),
+            None => cause.as_string().unwrap_or_else(|| format!("{cause:?}")),
+        };
+        let error = Error::new(
+            ErrorKind::Network,
+            format!("could not read a binary message (Blob): {why}"),
+        );
+        let mut queue = self.queue.borrow_mut();
+        queue.clear();
+        queue.push_back(Incoming::Error(Some(error)));
+        queue.push_back(Incoming::Close(CloseEvent {
+            code: 1006,
+            reason: String::new(),
+            was_clean: false,
+        }));
     }
 }
 
@@ -306,6 +372,8 @@ fn close_of(event: &web_sys::Event) -> Incoming {
 
 pub(crate) struct Transport {
     ws: web_sys::WebSocket,
+    /// Set when the pump failed the connection.
+    failed: Rc<Cell<bool>>,
 }
 
 impl Transport {
@@ -325,7 +393,10 @@ impl Transport {
             web_sys::WebSocket::new_with_str_sequence(url, &list)
         }
         .map_err(dom_error)?;
-        let transport = Transport { ws: ws.clone() };
+        let transport = Transport {
+            ws: ws.clone(),
+            failed: Rc::default(),
+        };
         transport.set_binary_type(core.binary_type());
 
         let pump = Rc::new(Pump {
@@ -334,6 +405,7 @@ impl Transport {
             queue: RefCell::default(),
             reading_blob: Cell::new(false),
             draining: Cell::new(false),
+            failed: transport.failed.clone(),
             listeners: RefCell::new(None),
         });
         let on = |name: &'static str, f: fn(&web_sys::Event) -> Incoming| {
@@ -343,7 +415,7 @@ impl Transport {
         let listeners = Listeners {
             _open: on("open", |_| Incoming::Open),
             _message: on("message", message_of),
-            _error: on("error", |_| Incoming::Error),
+            _error: on("error", |_| Incoming::Error(None)),
             _close: on("close", close_of),
         };
         LIVE.with(|l| l.set(l.get() + 1));
@@ -352,6 +424,9 @@ impl Transport {
     }
 
     pub(crate) fn ready_state(&self, _: &Core) -> ReadyState {
+        if self.failed.get() {
+            return ReadyState::Closed; // the browser's is CLOSING until its close completes
+        }
         ReadyState::from_u16(self.ws.ready_state())
     }
 
