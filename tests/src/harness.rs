@@ -129,6 +129,34 @@ pub fn runtime() -> &'static str {
     }
 }
 
+/// `future`'s output, or `None` if it is not done within `ms` milliseconds. Only a bound on
+/// a failure (so a regression fails with a message instead of hanging the browser run), never
+/// a way to wait for something.
+pub async fn within<F: std::future::Future>(ms: u32, future: F) -> Option<F::Output> {
+    #[cfg(not(target_arch = "wasm32"))]
+    return tokio::time::timeout(std::time::Duration::from_millis(ms.into()), future)
+        .await
+        .ok();
+    #[cfg(target_arch = "wasm32")]
+    {
+        use futures::future::{select, Either};
+        use wasm_bindgen::JsCast;
+        let timer = js_sys::Promise::new(&mut |resolve, _| {
+            let set_timeout = js_sys::Reflect::get(&js_sys::global(), &"setTimeout".into())
+                .expect("setTimeout")
+                .unchecked_into::<js_sys::Function>();
+            set_timeout
+                .call2(&wasm_bindgen::JsValue::NULL, &resolve, &ms.into())
+                .expect("setTimeout");
+        });
+        let timer = wasm_bindgen_futures::JsFuture::from(timer);
+        match select(std::pin::pin!(future), timer).await {
+            Either::Left((output, _)) => Some(output),
+            Either::Right(_) => None,
+        }
+    }
+}
+
 /// Natively all tests share one process: most run side by side (a read guard), the few that
 /// count process-wide resources run alone (the write guard). The browser runs tests one by one.
 #[cfg(not(target_arch = "wasm32"))]

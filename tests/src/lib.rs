@@ -14,3 +14,6 @@ pub mod harness;
 
 #[cfg(test)]
 mod suite;
+
+#[cfg(all(test, target_arch = "wasm32"))]
+mod browser_faults;

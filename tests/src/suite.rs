@@ -326,6 +326,71 @@ cross_test! {
         assert_eq!(*hits.lock().unwrap(), 0);
     }
 
+    /// What a panicking listener does (README: Target differences). Natively the panic is
+    /// caught and the other listeners still run. In the browser (panic=abort) its call traps,
+    /// so the listeners after it miss that event, but the socket goes on: later messages and
+    /// `close` are delivered and `closed()` resolves, whether the messages come straight from
+    /// the browser's event (text) or are read from a `Blob` first (binary, which can queue
+    /// later events behind the read).
+    async fn a_panicking_listener_does_not_stop_later_events() {
+        for path in ["/send?count=4&size=4", "/send?count=4&size=4&binary=1"] {
+            let ws = WebSocket::new(&url(path)).unwrap();
+            let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+            // Where each "before" call's stack frame is: a trap must not leak shadow stack.
+            let frames = Arc::new(Mutex::new(Vec::<usize>::new()));
+            let record = |who: &'static str| {
+                let (seen, frames) = (seen.clone(), frames.clone());
+                move |e: &Event| {
+                    let probe = 0u8;
+                    if who == "before" {
+                        let at = std::hint::black_box(&probe) as *const u8 as usize;
+                        frames.lock().unwrap().push(at);
+                    }
+                    if let Event::Message(m) = e {
+                        let what = match &m.data {
+                            Message::Text(t) => t[..1].to_owned(),
+                            Message::Binary(b) => b[0].to_string(),
+                        };
+                        seen.lock().unwrap().push(format!("{who} {what}"));
+                    }
+                }
+            };
+            let before = ws.add_event_listener(EventKind::Message, record("before"));
+            let panicked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let p = panicked.clone();
+            let panicking = ws.add_event_listener(EventKind::Message, move |_: &Event| {
+                if !p.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    panic!("this listener panics on purpose (anyws test)");
+                }
+            });
+            let after = ws.add_event_listener(EventKind::Message, record("after"));
+            let s = seen.clone();
+            ws.set_onclose(Some(move |e: &anyws::CloseEvent| {
+                s.lock().unwrap().push(format!("close {} {}", e.code, e.was_clean))
+            }));
+            let ev = crate::harness::within(20_000, ws.closed())
+                .await
+                .unwrap_or_else(|| panic!("{path}: closed() did not resolve; seen {:?}", seen.lock().unwrap()));
+            assert_eq!((ev.code, ev.was_clean), (1000, true), "{path}");
+            assert!(panicked.load(std::sync::atomic::Ordering::SeqCst));
+            let seen = seen.lock().unwrap().clone();
+            let not_after: Vec<_> = seen.iter().filter(|l| !l.starts_with("after")).collect();
+            assert_eq!(not_after, ["before 0", "before 1", "before 2", "before 3", "close 1000 true"], "{path}");
+            if cfg!(target_arch = "wasm32") {
+                assert!(!seen.contains(&"after 0".to_owned()), "{path}: {seen:?}");
+                if !path.contains("binary") {
+                    // Every text message reaches "before" by the same path from the browser's
+                    // event, so its frame is at the same address unless a trap leaked stack.
+                    let frames = frames.lock().unwrap().clone();
+                    assert!(frames.windows(2).all(|w| w[0] == w[1]), "{path}: {frames:x?}");
+                }
+            } else {
+                assert_eq!(seen.iter().filter(|l| l.starts_with("after")).count(), 4, "{seen:?}");
+            }
+            drop((before, panicking, after));
+        }
+    }
+
     /// Browsers guarantee this through their event loop; natively the first event waits
     /// until the creating thread awaits the socket (here `closed()`), see `native/gate.rs`.
     async fn listeners_attached_right_after_new_see_open_and_first_message() {

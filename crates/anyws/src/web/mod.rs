@@ -3,11 +3,42 @@
 //! Every browser event goes through one ordered queue (the "pump") before it reaches the
 //! shared core, because a `Blob` message must be read asynchronously and must still be
 //! delivered in order, before any later message and before the `close` event. Events that
-//! need no reading are delivered at once, inside the browser's own event dispatch.
+//! need no reading are delivered at once, inside the browser's own event dispatch. A `Blob`
+//! that cannot be read fails the connection (`error`, then `close` 1006; see `Pump::fail`).
 //!
 //! The four event listeners are `gloo_events::EventListener`s. They live until the `close`
 //! event has been delivered, then they are dropped (which removes them from the socket and
 //! frees their closures), so a closed and dropped socket leaves nothing behind.
+//!
+//! # A listener that panics
+//!
+//! Natively the shared core catches the panic (`catch_unwind`), the panic hook prints it on
+//! stderr, anyws adds a line, and the other listeners of that event and every later event run
+//! as usual, as a browser reports an exception thrown by a listener and goes on.
+//!
+//! wasm32-unknown-unknown builds with `panic = "abort"`: the panic hook runs (with
+//! `console_error_panic_hook` it prints to the console), then the module executes
+//! `unreachable` and traps. The trap is a JavaScript `RuntimeError` that unwinds every wasm
+//! frame up to the nearest JavaScript frame: no destructor runs, no lock or `RefCell` borrow
+//! those frames held is released, and `catch_unwind` does not see it. So on wasm32:
+//!
+//! - the panicking listener's call ends there, and the listeners registered after it do not
+//!   run for that event;
+//! - every later event is still delivered, in order, `close` included, and `closed()`
+//!   resolves: the pump delivers each event under JavaScript's `try`/`catch`
+//!   ([`deliver_catching`]), so a trap ends that one event's dispatch, the pump's own state
+//!   is never left mid-update, and events queued behind it (behind a `Blob` read) go on at
+//!   once. The caught error is reported like an exception thrown by a JavaScript listener
+//!   (`reportError`: the console and the global `error` event), not swallowed;
+//! - the trapped listener is not called again: the core keeps a lock on each listener while
+//!   it runs, and the trap never released it. With today's core, dispatch traps again on
+//!   that lock, so the listeners registered after it also miss every later event of that
+//!   kind; the listeners registered before it, the other kinds and the `Stream` are unaffected;
+//! - whatever the trapped frames owned is leaked; the shadow stack they used is restored.
+//!
+//! Nothing here relies on browsers never nesting event dispatch (they do not: WebSocket
+//! events are queued tasks, and neither `close()` nor `send()` dispatches one synchronously,
+//! checked in Chromium and Firefox); a nested call still leaves delivery to the outer loop.
 
 use crate::core::Core;
 use crate::error::{Error, ErrorKind};
@@ -106,7 +137,8 @@ enum Incoming {
     Message(Message),
     /// A binary message as a `Blob`: its bytes are read before anything after it is delivered.
     Blob(web_sys::Blob),
-    Error,
+    /// The browser's `error` event (`None`), or the pump failing the connection.
+    Error(Option<Error>),
     Close(CloseEvent),
 }
 
@@ -130,16 +162,26 @@ struct Pump {
     queue: RefCell<VecDeque<Incoming>>,
     reading_blob: Cell<bool>,
     draining: Cell<bool>,
+    /// The pump failed the connection (a `Blob` could not be read): the browser's later
+    /// events for this socket are ignored, and readyState is CLOSED (shared with `Transport`).
+    failed: Rc<Cell<bool>>,
     listeners: RefCell<Option<Listeners>>,
 }
 
 impl Pump {
     fn push(self: &Rc<Self>, item: Incoming) {
+        if self.failed.get() {
+            return;
+        }
         self.queue.borrow_mut().push_back(item);
         self.drain();
     }
 
     /// Delivers queued events in order, stopping at a `Blob` until its bytes are read.
+    ///
+    /// Each event is delivered under JavaScript's `try`/`catch` (see [`deliver_catching`]),
+    /// so a listener that panics (a trap on wasm32) or throws ends only its own event's
+    /// dispatch: this loop goes on with the next queued event and always clears `draining`.
     fn drain(self: &Rc<Self>) {
         if self.draining.replace(true) {
             return; // a listener caused a nested call; the outer loop delivers it
@@ -150,52 +192,184 @@ impl Pump {
                 match q.front() {
                     None => break,
                     Some(Incoming::Blob(blob)) => {
-                        if !self.reading_blob.replace(true) {
-                            self.read_blob(blob.clone());
+                        if self.reading_blob.get() {
+                            break;
                         }
-                        break;
+                        let blob = blob.clone();
+                        drop(q);
+                        // Starts the read, or fails the connection at once.
+                        self.read_blob(&blob);
+                        continue;
                     }
                     Some(_) => q.pop_front(),
                 }
             };
-            match next {
-                Some(Incoming::Open) => {
-                    self.core
-                        .fire_open(self.ws.protocol(), self.ws.extensions());
-                }
-                Some(Incoming::Message(m)) => {
-                    // The browser has no backpressure to apply: the return value is for
-                    // the native reader.
-                    self.core.fire_message(m);
-                }
-                Some(Incoming::Error) => self.core.fire_error(None),
-                Some(Incoming::Close(ev)) => {
-                    self.core.fire_close(ev);
-                    // Dropping a listener from inside its own callback would free the running
-                    // closure, so release them after this dispatch returns.
-                    if let Some(listeners) = self.listeners.borrow_mut().take() {
-                        wasm_bindgen_futures::spawn_local(async move { drop(listeners) });
+            if let Some(item) = next {
+                let mut item = Some(item);
+                deliver_catching(&mut || {
+                    if let Some(item) = item.take() {
+                        self.deliver(item);
                     }
-                }
-                Some(Incoming::Blob(_)) | None => unreachable!("handled above"),
+                });
             }
         }
         self.draining.set(false);
     }
 
-    fn read_blob(self: &Rc<Self>, blob: web_sys::Blob) {
+    /// Hands one event to the shared core, which runs the listeners.
+    fn deliver(&self, item: Incoming) {
+        match item {
+            Incoming::Open => {
+                self.core
+                    .fire_open(self.ws.protocol(), self.ws.extensions());
+            }
+            Incoming::Message(m) => {
+                // The browser has no backpressure to apply: the return value is for
+                // the native reader.
+                self.core.fire_message(m);
+            }
+            Incoming::Error(error) => self.core.fire_error(error),
+            Incoming::Close(ev) => {
+                // The listeners are released even if a close listener traps.
+                let listeners = self.listeners.borrow_mut().take();
+                if let Some(listeners) = listeners {
+                    // Dropping a listener from inside its own callback would free the
+                    // running closure, so release them after this dispatch returns.
+                    wasm_bindgen_futures::spawn_local(async move { drop(listeners) });
+                }
+                self.core.fire_close(ev);
+            }
+            Incoming::Blob(_) => unreachable!("a Blob is read before it is delivered"),
+        }
+    }
+
+    /// Starts reading the `Blob` at the front of the queue; its bytes replace it when read.
+    ///
+    /// `arrayBuffer()` is called through `Reflect`, which catches (web-sys binds it without
+    /// `catch`), so one that throws, like one whose promise rejects or gives no
+    /// `ArrayBuffer`, fails the connection instead of unwinding the pump.
+    fn read_blob(self: &Rc<Self>, blob: &web_sys::Blob) {
+        let started = js_sys::Reflect::get(blob, &"arrayBuffer".into())
+            .and_then(|f| {
+                f.dyn_into::<js_sys::Function>()
+                    .map_err(|_| "Blob.arrayBuffer is not a function".into())
+            })
+            .and_then(|f| f.call0(blob));
+        let promise = match started {
+            Ok(value) => js_sys::Promise::resolve(&value),
+            Err(e) => return self.fail(&e),
+        };
+        self.reading_blob.set(true);
         let pump = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            let bytes = match JsFuture::from(blob.array_buffer()).await {
-                Ok(buf) => js_sys::Uint8Array::new(&buf).to_vec(),
-                Err(_) => Vec::new(),
-            };
-            if let Some(front) = pump.queue.borrow_mut().front_mut() {
-                *front = Incoming::Message(Message::Binary(bytes));
-            }
+            let read = JsFuture::from(promise).await.and_then(|buf| {
+                buf.dyn_into::<js_sys::ArrayBuffer>()
+                    .map_err(|_| "Blob.arrayBuffer() did not give an ArrayBuffer".into())
+            });
             pump.reading_blob.set(false);
+            if pump.failed.get() {
+                return;
+            }
+            match read {
+                Ok(buf) => {
+                    let bytes = js_sys::Uint8Array::new(&buf).to_vec();
+                    if let Some(front) = pump.queue.borrow_mut().front_mut() {
+                        *front = Incoming::Message(Message::Binary(bytes));
+                    }
+                }
+                Err(e) => pump.fail(&e),
+            }
             pump.drain();
         });
+    }
+
+    /// Fails the connection as the WebSocket standard's "fail the WebSocket connection"
+    /// looks to script: readyState CLOSED, `error`, then `close` with 1006 and
+    /// `wasClean == false`, and nothing after, not even what was queued behind. The browser
+    /// socket is closed (script cannot drop the TCP connection itself; the peer gets a close
+    /// frame without a code) and its later events are ignored; delivering the `close`
+    /// releases the listeners. The caller drains.
+    fn fail(&self, cause: &wasm_bindgen::JsValue) {
+        if self.failed.replace(true) {
+            return;
+        }
+        let _ = self.ws.close();
+        let why = match cause.dyn_ref::<js_sys::Error>() {
+            Some(e) => String::from(e.message()),
+            None => cause.as_string().unwrap_or_else(|| format!("{cause:?}")),
+        };
+        let error = Error::new(
+            ErrorKind::Network,
+            format!("could not read a binary message (Blob): {why}"),
+        );
+        let mut queue = self.queue.borrow_mut();
+        queue.clear();
+        queue.push_back(Incoming::Error(Some(error)));
+        queue.push_back(Incoming::Close(CloseEvent {
+            code: 1006,
+            reason: String::new(),
+            was_clean: false,
+        }));
+    }
+}
+
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// `Reflect.apply(f, undefined, [])`, with `catch`: whatever `f` throws, a trap of its
+    /// wasm code included, comes back here as `Err` instead of unwinding the caller.
+    #[wasm_bindgen(js_namespace = Reflect, js_name = apply, catch)]
+    fn apply_catching(
+        f: &mut dyn FnMut(),
+        this: &wasm_bindgen::JsValue,
+        args: &js_sys::Array,
+    ) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue>;
+}
+
+thread_local! {
+    static NO_ARGS: js_sys::Array = js_sys::Array::new();
+}
+
+/// Runs `f`, which runs user callbacks, so that a panic in one of them cannot stop the pump.
+///
+/// On wasm32-unknown-unknown a panic aborts: the panic hook runs, then the `unreachable`
+/// instruction traps. The trap is a JavaScript `RuntimeError` that unwinds every wasm frame
+/// up to the nearest JavaScript frame, running no destructor, and `catch_unwind` does not
+/// see it. Here that JavaScript frame is `Reflect.apply` under wasm-bindgen's `catch`, so
+/// the trap ends `f` only: the caller carries on with the next event. Because this frame
+/// keeps a shadow-stack frame of its own (`_frame`), its return also restores the shadow
+/// stack pointer that the trapped frames left lowered, so traps do not leak stack.
+///
+/// The error is then reported as the browser reports an exception thrown by a listener
+/// (`reportError`: the console and the global `error` event), so a panic is never silent.
+#[inline(never)]
+fn deliver_catching(f: &mut dyn FnMut()) {
+    let mut _frame = [0u8; 1];
+    std::hint::black_box(&mut _frame);
+    // Only a `panic = "unwind"` build asks closures passed to JavaScript to be unwind-safe.
+    let mut f = std::panic::AssertUnwindSafe(f);
+    let mut call = move || (*f)();
+    let result =
+        NO_ARGS.with(|args| apply_catching(&mut call, &wasm_bindgen::JsValue::UNDEFINED, args));
+    if let Err(error) = result {
+        report_error(&error);
+    }
+}
+
+/// `reportError(error)` where the global has it (Chromium 95, Firefox 93, Safari 15.4),
+/// `console.error(error)` elsewhere.
+fn report_error(error: &wasm_bindgen::JsValue) {
+    let global = js_sys::global();
+    let function = |obj: &wasm_bindgen::JsValue, key: &str| {
+        js_sys::Reflect::get(obj, &key.into())
+            .ok()
+            .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+    };
+    if let Some(report) = function(&global, "reportError") {
+        let _ = report.call1(&global, error);
+    } else if let Ok(console) = js_sys::Reflect::get(&global, &"console".into()) {
+        if let Some(log) = function(&console, "error") {
+            let _ = log.call1(&console, error);
+        }
     }
 }
 
@@ -223,6 +397,8 @@ fn close_of(event: &web_sys::Event) -> Incoming {
 
 pub(crate) struct Transport {
     ws: web_sys::WebSocket,
+    /// Set when the pump failed the connection.
+    failed: Rc<Cell<bool>>,
 }
 
 impl Backend for Transport {
@@ -246,7 +422,10 @@ impl Backend for Transport {
             web_sys::WebSocket::new_with_str_sequence(url, &list)
         }
         .map_err(dom_error)?;
-        let transport = Transport { ws: ws.clone() };
+        let transport = Transport {
+            ws: ws.clone(),
+            failed: Rc::default(),
+        };
         transport.set_binary_type(core.binary_type());
 
         let pump = Rc::new(Pump {
@@ -255,6 +434,7 @@ impl Backend for Transport {
             queue: RefCell::default(),
             reading_blob: Cell::new(false),
             draining: Cell::new(false),
+            failed: transport.failed.clone(),
             listeners: RefCell::new(None),
         });
         let on = |name: &'static str, f: fn(&web_sys::Event) -> Incoming| {
@@ -264,7 +444,7 @@ impl Backend for Transport {
         let listeners = Listeners {
             _open: on("open", |_| Incoming::Open),
             _message: on("message", message_of),
-            _error: on("error", |_| Incoming::Error),
+            _error: on("error", |_| Incoming::Error(None)),
             _close: on("close", close_of),
         };
         LIVE.with(|l| l.set(l.get() + 1));
@@ -273,6 +453,9 @@ impl Backend for Transport {
     }
 
     fn ready_state(&self, _: &Core) -> ReadyState {
+        if self.failed.get() {
+            return ReadyState::Closed; // the browser's is CLOSING until its close completes
+        }
         ReadyState::from_u8(self.ws.ready_state().min(3) as u8)
     }
 
