@@ -30,10 +30,10 @@
 //!   is never left mid-update, and events queued behind it (behind a `Blob` read) go on at
 //!   once. The caught error is reported like an exception thrown by a JavaScript listener
 //!   (`reportError`: the console and the global `error` event), not swallowed;
-//! - the trapped listener is not called again: the core keeps a lock on each listener while
-//!   it runs, and the trap never released it. With today's core, dispatch traps again on
-//!   that lock, so the listeners registered after it also miss every later event of that
-//!   kind; the listeners registered before it, the other kinds and the `Stream` are unaffected;
+//! - the trapped listener is not called again: the core holds a lock on each listener only
+//!   while it runs, and the trap never released it; the core skips a listener whose lock is
+//!   taken (as it skips a listener re-entered from its own call), so every other listener,
+//!   of every kind, goes on receiving events, and so does the `Stream`;
 //! - whatever the trapped frames owned is leaked; the shadow stack they used is restored.
 //!
 //! Nothing here relies on browsers never nesting event dispatch (they do not: WebSocket
