@@ -67,6 +67,15 @@ fn say(line: &str) {
     wasm_bindgen_test::console_log!("{}", line);
 }
 
+/// Notes a run slower than a scenario should be (they are made to take tens of
+/// milliseconds), for finding what waits.
+fn timed(sc: &Scenario, runtime: &str, started: f64) {
+    let ms = now_ms() - started;
+    if ms > 500.0 {
+        say(&format!("conformance-slow seed {} {runtime}: {ms:.0} ms", sc.seed));
+    }
+}
+
 fn record(sc: &Scenario, runtime: &str, trace: &Trace) -> Record {
     let r = Record {
         seed: sc.seed,
@@ -317,7 +326,9 @@ mod native {
         let traces: Vec<(Scenario, Trace)> = futures::stream::iter(seeds)
             .map(|seed| async move {
                 let sc = generate(seed);
+                let t = now_ms();
                 let trace = run_anyws(&sc).await;
+                timed(&sc, "native", t);
                 (sc, trace)
             })
             .buffered(4)
@@ -507,10 +518,13 @@ async fn anyws_wasm_and_plain_javascript_match() {
     let mut without_golden = 0;
     for seed in seeds {
         let sc = generate(seed);
+        let t = now_ms();
         let js = run_plain_js(&sc).await;
+        timed(&sc, browser, t);
         record(&sc, browser, &js);
         if recording {
             let again = run_plain_js(&sc).await;
+            record(&sc, &format!("{browser}-again"), &again);
             if again != js {
                 failures.add(&sc, &format!("{browser} is not deterministic here (second run)"), &js, &again);
             }
@@ -523,7 +537,9 @@ async fn anyws_wasm_and_plain_javascript_match() {
                 Some(g) => failures.add(&sc, &format!("{browser} vs its golden trace (browser drift)"), &g.trace, &js),
             }
         }
+        let t = now_ms();
         let wasm = run_anyws(&sc).await;
+        timed(&sc, &format!("{browser}-anyws"), t);
         record(&sc, &format!("{browser}-anyws"), &wasm);
         failures.add(&sc, &format!("anyws-wasm vs plain JavaScript in {browser}"), &js, &wasm);
     }

@@ -1,8 +1,21 @@
 //! What anyws native is held to: the browsers' common behaviour, or, where Chromium and
 //! Firefox disagree, the behaviour the standards ask for, chosen by a documented rule.
+//!
+//! A rule applies to the scenarios with one of the [`tags`](crate::scenario::tags) (features
+//! of the peer's behaviour that the browsers are known to treat differently) and picks one
+//! browser's whole trace. When the browsers disagree on a scenario that no rule covers, or
+//! that rules picking different browsers cover, there is no reference: the native check
+//! reports that, so a new kind of disagreement is looked at rather than guessed.
+//!
+//! | tag | reference | why |
+//! |---|---|---|
+//! | `fail` | Chromium | RFC 6455 5.1, 5.5.1, 7.1.7: a client fails the connection on an invalid frame (a masked frame, a 1-byte close payload, a bad close code, ...) and SHOULD send a Close frame (1002 or 1007) first. Chromium does both; Firefox accepts some of these frames and closes the TCP connection without a Close frame |
+//! | `data-after-close` | Firefox | RFC 6455 1.4: after receiving a Close frame a peer discards any further data. Firefox does; Chromium fails the connection |
+//! | `ping-after-client-close` | Firefox | RFC 6455 5.5.2: a Ping is answered with a Pong unless a Close frame was received. Firefox answers while CLOSING; Chromium does not (only the peer's pongs may differ for this rule to apply) |
+//! | `rst` | Firefox | RFC 6455 7.1.4: a connection reset after a complete closing handshake is still clean; and without a close frame the browsers' common behaviour for a FIN (`error`, then `close` 1006) holds for an RST too. Chromium reports the first as unclean and fires no `error` for the second |
 
-use crate::scenario::Scenario;
-use crate::trace::Trace;
+use crate::scenario::{tags, Scenario};
+use crate::trace::{diff, DiffLine, Trace};
 
 /// Where the reference comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,15 +26,76 @@ pub enum Source {
     Rule { browser: &'static str, rule: &'static str },
 }
 
-/// The reference trace for `scenario` from the two browsers' traces, or why there is none
-/// (the browsers disagree and no rule says which follows the standard).
+/// One rule of the table above.
+pub struct Rule {
+    pub tag: &'static str,
+    pub browser: &'static str,
+    pub why: &'static str,
+    /// The rule applies only if the traces differ in the peer's pongs alone.
+    pub only_pongs: bool,
+}
+
+pub const RULES: &[Rule] = &[
+    Rule {
+        tag: tags::FAIL,
+        browser: "chromium",
+        why: "RFC 6455 7.1.7: fail the connection on an invalid frame, with a Close frame",
+        only_pongs: false,
+    },
+    Rule {
+        tag: tags::DATA_AFTER_CLOSE,
+        browser: "firefox",
+        why: "RFC 6455 1.4: data after a Close frame is discarded",
+        only_pongs: false,
+    },
+    Rule {
+        tag: tags::PING_AFTER_CLIENT_CLOSE,
+        browser: "firefox",
+        why: "RFC 6455 5.5.2: pings are answered until a Close frame is received",
+        only_pongs: true,
+    },
+    Rule {
+        tag: tags::RST,
+        browser: "firefox",
+        why: "RFC 6455 7.1.4, and an RST fails like a FIN",
+        only_pongs: false,
+    },
+];
+
+fn only_pongs_differ(chromium: &Trace, firefox: &Trace) -> bool {
+    diff(&chromium.lines(), &firefox.lines()).iter().all(|l| match l {
+        DiffLine::Same(_) => true,
+        DiffLine::Expected(s) | DiffLine::Actual(s) => s.starts_with("peer: pongs:"),
+    })
+}
+
+/// The reference trace for `scenario` from the two browsers' traces, or why there is none.
 pub fn reference(
-    _scenario: &Scenario,
+    scenario: &Scenario,
     chromium: &Trace,
     firefox: &Trace,
 ) -> Result<(Trace, Source), String> {
     if chromium == firefox {
         return Ok((chromium.clone(), Source::Both));
     }
-    Err("Chromium and Firefox disagree and no rule says which one follows the standard".into())
+    let pongs = only_pongs_differ(chromium, firefox);
+    let applying: Vec<&Rule> = RULES
+        .iter()
+        .filter(|r| scenario.tags.contains(&r.tag) && (!r.only_pongs || pongs))
+        .collect();
+    let Some(first) = applying.first() else {
+        return Err(format!(
+            "Chromium and Firefox disagree and no rule of anyws_conformance::expect covers this scenario (tags {:?})",
+            scenario.tags
+        ));
+    };
+    if applying.iter().any(|r| r.browser != first.browser) {
+        let names: Vec<String> = applying.iter().map(|r| format!("{} ({})", r.tag, r.browser)).collect();
+        return Err(format!(
+            "Chromium and Firefox disagree and the rules conflict: {}",
+            names.join(", ")
+        ));
+    }
+    let trace = if first.browser == "chromium" { chromium } else { firefox };
+    Ok((trace.clone(), Source::Rule { browser: first.browser, rule: first.why }))
 }

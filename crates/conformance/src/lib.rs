@@ -36,6 +36,7 @@
 //!   difference ([`signature`]) in reports.
 
 pub mod expect;
+pub mod report;
 pub mod rng;
 pub mod scenario;
 pub mod script;
