@@ -39,6 +39,7 @@ fn setting(name: &str) -> Option<String> {
         let value = match name {
             "ANYWS_CONFORMANCE_SEEDS" => option_env!("ANYWS_CONFORMANCE_SEEDS"),
             "ANYWS_CONFORMANCE_RECORD" => option_env!("ANYWS_CONFORMANCE_RECORD"),
+            "ANYWS_CONFORMANCE_SLOW_MS" => option_env!("ANYWS_CONFORMANCE_SLOW_MS"),
             _ => None,
         };
         value.filter(|v| !v.is_empty()).map(str::to_owned)
@@ -71,7 +72,8 @@ fn say(line: &str) {
 /// milliseconds), for finding what waits.
 fn timed(sc: &Scenario, runtime: &str, started: f64) {
     let ms = now_ms() - started;
-    if ms > 500.0 {
+    let slow: f64 = setting("ANYWS_CONFORMANCE_SLOW_MS").and_then(|s| s.parse().ok()).unwrap_or(500.0);
+    if ms > slow {
         say(&format!("conformance-slow seed {} {runtime}: {ms:.0} ms", sc.seed));
     }
 }
@@ -250,7 +252,9 @@ async fn run_anyws(sc: &Scenario) -> Trace {
         log.lock().unwrap().push("timeout".into());
     }
     drop(ws);
+    let t = now_ms();
     let peer = if sc.peer_observable { Some(fetch_log(&id).await) } else { None };
+    timed(sc, "(log fetch)", t);
     let events = log.lock().unwrap().clone();
     Trace { events, peer }
 }
@@ -489,7 +493,9 @@ async fn run_plain_js(sc: &Scenario) -> Trace {
         .iter()
         .map(|v| v.as_string().unwrap_or_default())
         .collect();
+    let t = now_ms();
     let peer = if sc.peer_observable { Some(fetch_log(&id).await) } else { None };
+    timed(sc, "(log fetch)", t);
     Trace { events, peer }
 }
 

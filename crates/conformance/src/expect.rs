@@ -10,9 +10,10 @@
 //! | tag | reference | why |
 //! |---|---|---|
 //! | `fail` | Chromium | RFC 6455 5.1, 5.5.1, 7.1.7: a client fails the connection on an invalid frame (a masked frame, a 1-byte close payload, a bad close code, ...) and SHOULD send a Close frame (1002 or 1007) first. Chromium does both; Firefox accepts some of these frames and closes the TCP connection without a Close frame |
-//! | `data-after-close` | Firefox | RFC 6455 1.4: after receiving a Close frame a peer discards any further data. Firefox does; Chromium fails the connection |
+//! | `frames-after-close` | Firefox | RFC 6455 1.4: after receiving a Close frame a peer discards any further data. Firefox does; Chromium fails the connection on a data frame or a ping after the close frame |
 //! | `ping-after-client-close` | Firefox | RFC 6455 5.5.2: a Ping is answered with a Pong unless a Close frame was received. Firefox answers while CLOSING; Chromium does not (only the peer's pongs may differ for this rule to apply) |
-//! | `rst` | Firefox | RFC 6455 7.1.4: a connection reset after a complete closing handshake is still clean; and without a close frame the browsers' common behaviour for a FIN (`error`, then `close` 1006) holds for an RST too. Chromium reports the first as unclean and fires no `error` for the second |
+//! | `rst-after-close` | Firefox | RFC 6455 7.1.4: a connection reset after a complete closing handshake is still clean. Chromium reports it as unclean (an `error`, or `wasClean` false) |
+//! | `rst-without-close` | Chromium | Both browsers end a connection that the peer closes with a FIN and no close frame with `close` 1006 and no `error` (HTML fires `error` only when the user agent fails the connection); Chromium does the same for an RST, Firefox adds an `error` |
 
 use crate::scenario::{tags, Scenario};
 use crate::trace::{diff, DiffLine, Trace};
@@ -43,7 +44,7 @@ pub const RULES: &[Rule] = &[
         only_pongs: false,
     },
     Rule {
-        tag: tags::DATA_AFTER_CLOSE,
+        tag: tags::FRAMES_AFTER_CLOSE,
         browser: "firefox",
         why: "RFC 6455 1.4: data after a Close frame is discarded",
         only_pongs: false,
@@ -55,9 +56,15 @@ pub const RULES: &[Rule] = &[
         only_pongs: true,
     },
     Rule {
-        tag: tags::RST,
+        tag: tags::RST_AFTER_CLOSE,
         browser: "firefox",
-        why: "RFC 6455 7.1.4, and an RST fails like a FIN",
+        why: "RFC 6455 7.1.4: a reset after the closing handshake is clean",
+        only_pongs: false,
+    },
+    Rule {
+        tag: tags::RST_WITHOUT_CLOSE,
+        browser: "chromium",
+        why: "an RST without a close frame ends like a FIN: close 1006, no error",
         only_pongs: false,
     },
 ];

@@ -173,14 +173,14 @@ pub struct Scenario {
 pub mod tags {
     /// The peer sends a frame the client must fail the connection on.
     pub const FAIL: &str = "fail";
-    /// The peer sends data frames after its close frame.
-    pub const DATA_AFTER_CLOSE: &str = "data-after-close";
+    /// The peer sends frames (data or pings) after its close frame.
+    pub const FRAMES_AFTER_CLOSE: &str = "frames-after-close";
     /// The peer pings after it has the client's close frame, before answering it.
     pub const PING_AFTER_CLIENT_CLOSE: &str = "ping-after-client-close";
-    /// The peer pings after its own close frame.
-    pub const PING_AFTER_SERVER_CLOSE: &str = "ping-after-server-close";
-    /// The peer resets the TCP connection.
-    pub const RST: &str = "rst";
+    /// The peer resets the TCP connection after the closing handshake.
+    pub const RST_AFTER_CLOSE: &str = "rst-after-close";
+    /// The peer resets the TCP connection without having sent a close frame.
+    pub const RST_WITHOUT_CLOSE: &str = "rst-without-close";
 }
 
 impl Scenario {
@@ -242,9 +242,6 @@ pub fn generate(seed: u64) -> Scenario {
     };
     g.plan.arraybuffer = g.rng.chance(50);
     let observable = g.body();
-    if g.steps.contains(&Step::Reset) {
-        g.tag(tags::RST);
-    }
     Scenario {
         seed,
         kind: g.kind.join(", "),
@@ -524,7 +521,7 @@ impl Gen {
         self.pinged = true;
         self.kind_once("pings");
         if self.server_closed {
-            self.tag(tags::PING_AFTER_SERVER_CLOSE);
+            self.tag(tags::FRAMES_AFTER_CLOSE);
         } else if self.closing.is_some() {
             self.tag(tags::PING_AFTER_CLIENT_CLOSE);
         }
@@ -620,7 +617,7 @@ impl Gen {
             2 => {
                 self.data_message();
                 self.messages -= 1;
-                self.tag(tags::DATA_AFTER_CLOSE);
+                self.tag(tags::FRAMES_AFTER_CLOSE);
                 self.wait(Step::WaitClose);
                 "a message after the close frame, FIN after the client's close"
             }
@@ -632,13 +629,14 @@ impl Gen {
             4 => {
                 self.wait(Step::WaitClose);
                 self.steps.push(Step::Reset);
+                self.tag(tags::RST_AFTER_CLOSE);
                 "RST after the client's close"
             }
             _ => {
                 self.wait(Step::WaitClose);
                 self.steps.push(Step::Delay(2));
                 self.literal(op::FIN | op::TEXT, b"late");
-                self.tag(tags::DATA_AFTER_CLOSE);
+                self.tag(tags::FRAMES_AFTER_CLOSE);
                 "a message after the closing handshake, then FIN"
             }
         };
@@ -705,6 +703,7 @@ impl Gen {
             self.steps.push(Step::Delay(ms));
         }
         let end = if !self.pinged && self.rng.chance(12) {
+            self.tag(if reply == 3 { tags::RST_WITHOUT_CLOSE } else { tags::RST_AFTER_CLOSE });
             Step::Reset
         } else {
             Step::Shutdown
@@ -722,6 +721,7 @@ impl Gen {
         self.settle(false);
         if !self.pinged && self.rng.chance(30) {
             self.kind.push("TCP RST without a close frame".into());
+            self.tag(tags::RST_WITHOUT_CLOSE);
             self.steps.push(Step::Reset);
         } else if self.rng.chance(20) {
             self.kind.push("TCP FIN in the middle of a frame".into());

@@ -11,6 +11,11 @@
 //!   `tests/conformance/<browser>.jsonl`. It exits non-zero on any disagreement.
 //!
 //! Both print one line per check; the Markdown report groups every disagreement by kind.
+//!
+//! Firefox runs with `network.websocket.delay-failed-reconnects` off (a `webdriver.json`
+//! passed to wasm-bindgen-test-runner): Firefox otherwise holds every new connection to a
+//! host:port back 200 ms or more after one that ended abnormally, which is most scenarios
+//! here. It changes when a connection starts, nothing of what happens on it.
 
 use crate::config::{Browser, WasmConfig};
 use crate::run::{run_tests, TestRun};
@@ -63,6 +68,16 @@ impl Ran {
     }
 }
 
+/// The capabilities file for Firefox (see the module docs).
+fn firefox_capabilities(root: &Path) -> Result<PathBuf, String> {
+    let dir = root.join(FRESH_DIR);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let path = dir.join("webdriver-firefox.json");
+    let json = r#"{"moz:firefoxOptions": {"prefs": {"network.websocket.delay-failed-reconnects": false}}}"#;
+    std::fs::write(&path, json).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
 fn env_seeds(cmd: &mut std::process::Command, seeds: Option<&str>) {
     match seeds {
         Some(s) => cmd.env("ANYWS_CONFORMANCE_SEEDS", s),
@@ -91,7 +106,9 @@ pub fn run_browser(
     env_seeds(&mut cmd, seeds);
     match browser {
         Browser::Chromium => cmd.env("CHROMEDRIVER", &tools.chromedriver),
-        Browser::Firefox => cmd.env("GECKODRIVER", &tools.geckodriver),
+        Browser::Firefox => cmd
+            .env("GECKODRIVER", &tools.geckodriver)
+            .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", firefox_capabilities(root)?),
     };
     let run = run_tests(&mut cmd)?;
     let records = Record::from_output(&run.output);
