@@ -18,6 +18,8 @@
 //! | `/slow?bytes_per_sec=N&id=X` | a sink that reads at about `N` bytes per second (default 65536), so the client's `bufferedAmount` grows |
 //! | `/free-port` | sends, as one text message, a port on 127.0.0.1 that was free a moment ago (bound, then released), then closes with 1000: for testing refused connections |
 //! | `/headers` | sends the request's headers as one text message (`name: value` lines, names lower-case), then echoes |
+//! | `/script?id=ID&s=SCRIPT` | runs a peer script byte for byte (frames, waits for the client, delays, FIN or RST: see [`anyws_conformance::script`]) and logs what the client sent; a script that does not parse fails the handshake with 400 |
+//! | `/script-log?id=ID` | once the script of run `ID` is over (waiting up to 10 s), sends its log as one text message (one line per message, close frame or slip the peer saw), then closes with 1000 |
 //!
 //! Any other path fails the handshake with 404.
 //!
@@ -42,6 +44,7 @@
 //! ```
 
 mod proxy;
+mod script;
 pub use proxy::ConnectProxy;
 
 use futures_util::{SinkExt, StreamExt};
@@ -82,6 +85,7 @@ type Conn = Box<dyn Io>;
 pub struct Server {
     listener: TcpListener,
     stats: Stats,
+    logs: script::Logs,
     tls: Option<TlsAcceptor>,
 }
 
@@ -91,6 +95,7 @@ impl Server {
         Ok(Server {
             listener: TcpListener::bind(addr).await?,
             stats: Stats::default(),
+            logs: script::Logs::default(),
             tls: None,
         })
     }
@@ -125,17 +130,21 @@ impl Server {
             match self.listener.accept().await {
                 Ok((tcp, _)) => {
                     let stats = self.stats.clone();
+                    let logs = self.logs.clone();
                     let tls = self.tls.clone();
                     tokio::spawn(async move {
                         let _ = tcp.set_nodelay(true);
-                        let conn: Conn = match tls {
-                            None => Box::new(tcp),
+                        let (conn, reset): (Conn, _) = match tls {
+                            None => {
+                                let (tcp, reset) = with_second_handle(tcp);
+                                (Box::new(tcp), reset)
+                            }
                             Some(acceptor) => match acceptor.accept(tcp).await {
-                                Ok(tls) => Box::new(tls),
+                                Ok(tls) => (Box::new(tls), None),
                                 Err(_) => return, // the client's TLS failure is the test
                             },
                         };
-                        handle(conn, stats).await;
+                        handle(conn, stats, logs, reset).await;
                     });
                 }
                 Err(e) => {
@@ -147,11 +156,27 @@ impl Server {
     }
 }
 
+/// A second handle on the same TCP socket (a duplicated descriptor), with which a scripted
+/// peer can reset the connection while the first one is boxed in the WebSocket stream.
+fn with_second_handle(tcp: tokio::net::TcpStream) -> (tokio::net::TcpStream, Option<tokio::net::TcpStream>) {
+    let std = match tcp.into_std() {
+        Ok(s) => s,
+        Err(_) => unreachable!("into_std of a registered stream"),
+    };
+    let second = std
+        .try_clone()
+        .ok()
+        .and_then(|d| tokio::net::TcpStream::from_std(d).ok());
+    let tcp = tokio::net::TcpStream::from_std(std).expect("re-registering the stream");
+    (tcp, second)
+}
+
 /// What the request asked for.
 struct Route {
     path: String,
     query: HashMap<String, String>,
     headers: String,
+    script: Option<anyws_conformance::Script>,
 }
 
 impl Route {
@@ -165,7 +190,7 @@ impl Route {
 
 // The callback's `Result<Response, ErrorResponse>` is the type tungstenite's API demands.
 #[allow(clippy::result_large_err)]
-async fn handle(stream: Conn, stats: Stats) {
+async fn handle(stream: Conn, stats: Stats, logs: script::Logs, reset: Option<tokio::net::TcpStream>) {
     let mut route = None;
     let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         let uri = req.uri();
@@ -184,10 +209,11 @@ async fn handle(stream: Conn, stats: Stats) {
                 )
             })
             .collect();
-        let r = Route {
+        let mut r = Route {
             path: uri.path().to_owned(),
             query,
             headers,
+            script: None,
         };
         let reject = |status: u16| {
             let mut e = ErrorResponse::new(Some(format!("rejected with {status}\n")));
@@ -196,7 +222,18 @@ async fn handle(stream: Conn, stats: Stats) {
         };
         match r.path.as_str() {
             "/echo" | "/close" | "/send" | "/drop" | "/silent-close" | "/raw" | "/sink"
-            | "/stats" | "/slow" | "/headers" | "/free-port" | "/ping" => {}
+            | "/stats" | "/slow" | "/headers" | "/free-port" | "/ping" | "/script-log" => {}
+            "/script" => {
+                let text = r.query.get("s").map(String::as_str).unwrap_or("");
+                match anyws_conformance::Script::decode(text) {
+                    Ok(script) => r.script = Some(script),
+                    Err(why) => {
+                        let mut e = ErrorResponse::new(Some(format!("bad script: {why}\n")));
+                        *e.status_mut() = StatusCode::BAD_REQUEST;
+                        return Err(e);
+                    }
+                }
+            }
             "/reject" => return Err(reject(r.num("status", 403))),
             "/bad-accept" => {
                 resp.headers_mut().insert(
@@ -231,7 +268,22 @@ async fn handle(stream: Conn, stats: Stats) {
     let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
         return;
     };
-    let Some(route) = route else { return };
+    let Some(mut route) = route else { return };
+    if let Some(script) = route.script.take() {
+        let id = route.query.get("id").cloned().unwrap_or_default();
+        script::run(ws.into_inner(), script, id, logs, reset).await;
+        return;
+    }
+    drop(reset);
+    if route.path == "/script-log" {
+        let id = route.query.get("id").cloned().unwrap_or_default();
+        let log = logs.take(&id, Duration::from_secs(10)).await;
+        let mut ws = ws;
+        if ws.send(Message::Text(log.into())).await.is_ok() {
+            let _ = close_normally(ws).await;
+        }
+        return;
+    }
     let _ = serve(ws, route, stats).await;
 }
 

@@ -13,11 +13,15 @@
 //! - `cargo xtask bench [--quick]`: the benchmarks (see `BENCHMARKS.md`).
 //! - `cargo xtask fuzz [--seconds N]`: runs each cargo-fuzz target of `crates/anyws/fuzz`
 //!   for N seconds (default 60); `cargo xtask test` runs each for 10.
+//! - `cargo xtask conformance [--seeds N|A..B|a,b,c] [--record] [--report PATH]`: the
+//!   conformance runner (the browsers as the oracle, see [`conformance`]); `cargo xtask test`
+//!   runs its CI seeds.
 
 mod autobahn;
 mod bench;
 mod bundle;
 mod config;
+mod conformance;
 mod demo;
 mod fuzz;
 mod run;
@@ -45,8 +49,9 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz_for(&root, &args[1..]),
         Some("e2e") => e2e_command(&root),
         Some("bench") => bench_command(&root, &args[1..]),
+        Some("conformance") => conformance::command(&root, &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|bench|autobahn|fuzz|e2e>\n  demo      start the chat demo: page, server and a native client\n  test      install what is missing, then run every check and test\n  autobahn  run Autobahn|Testsuite and write {}\n  fuzz [--seconds N]  run each fuzz target for N seconds (default 60)\n  e2e       the demo's end-to-end test in headless Chromium (also part of test)\n  bench [--quick]  anyws beside raw tokio-tungstenite, the Rust peers, plain JS and gloo-net; the full run updates BENCHMARKS.md", autobahn::SUMMARY);
+            eprintln!("usage: cargo xtask <demo|test|bench|autobahn|fuzz|e2e|conformance>\n  demo      start the chat demo: page, server and a native client\n  test      install what is missing, then run every check and test\n  autobahn  run Autobahn|Testsuite and write {}\n  fuzz [--seconds N]  run each fuzz target for N seconds (default 60)\n  e2e       the demo's end-to-end test in headless Chromium (also part of test)\n  bench [--quick]  anyws beside raw tokio-tungstenite, the Rust peers, plain JS and gloo-net; the full run updates BENCHMARKS.md\n  conformance [--seeds N|A..B|a,b,c] [--record] [--report PATH]  generated scenarios: plain JS in Chromium and Firefox vs anyws-wasm and anyws native (--record rewrites tests/conformance/*.jsonl)", autobahn::SUMMARY);
             return ExitCode::from(2);
         }
     };
@@ -277,6 +282,8 @@ fn test(root: &Path) -> Result<(), String> {
         "anyws-chat-server",
         "-p",
         "anyws-bench",
+        "-p",
+        "anyws-conformance",
         "--all-features",
     ]))?;
     report_failure("unit and doc tests", &unit)?;
@@ -290,10 +297,11 @@ fn test(root: &Path) -> Result<(), String> {
     let mut runs: Vec<(&str, TestRun)> = Vec::new();
     let mut examples: Option<TestRun> = None;
 
+    // `--lib`: the suite; the conformance runner (a test target of its own) runs below.
     let native = run_tests(
         cargo(root, None)
             .env("ANYWS_TEST_SERVER", &server.url)
-            .arg("test")
+            .args(["test", "--lib"])
             .args(pkgs(&config.test.crates)),
     )?;
     runs.push(("native", native));
@@ -307,7 +315,7 @@ fn test(root: &Path) -> Result<(), String> {
             )
             .env_remove("CHROMEDRIVER")
             .env_remove("GECKODRIVER")
-            .args(["test", "--target", WASM])
+            .args(["test", "--lib", "--target", WASM])
             .args(pkgs(&config.test.crates));
         match browser {
             Browser::Chromium => cmd.env("CHROMEDRIVER", &tools.chromedriver),
@@ -328,6 +336,8 @@ fn test(root: &Path) -> Result<(), String> {
             .args(pkgs(&config.test.examples));
         examples = Some(run_tests(&mut cmd)?);
     }
+    let (conformance_lines, conformance_problems) =
+        conformance::ci(root, &config, &tools, &server.url)?;
     drop(server);
 
     println!();
@@ -341,6 +351,10 @@ fn test(root: &Path) -> Result<(), String> {
             problems.push(e);
         }
     }
+    for line in &conformance_lines {
+        println!("{line}");
+    }
+    problems.extend(conformance_problems);
     if let Some(run) = &examples {
         println!(
             "examples (chromium): {} passed, {} failed ({})",

@@ -61,6 +61,9 @@ pub enum Need {
     Bundle,
     /// Everything `cargo xtask test` runs: the above, the browsers and their drivers.
     Everything,
+    /// Browser test runs only (`cargo xtask conformance`): the wasm target, wasm-bindgen-cli,
+    /// the browsers and their drivers; no wasm-pack or wasm-opt.
+    Browsers,
 }
 
 pub fn ensure(root: &Path, config: &WasmConfig, need: Need) -> Result<Tools, String> {
@@ -69,12 +72,16 @@ pub fn ensure(root: &Path, config: &WasmConfig, need: Need) -> Result<Tools, Str
     let wasm_toolchain = ensure_wasm_target(root, &mut installed)?;
     ensure_debian_packages(config, need, &mut installed)?;
     ensure_wasm_bindgen(root, &mut installed)?;
-    let want_firefox = need == Need::Everything && config.test.browsers.contains(&Browser::Firefox);
+    let want_firefox = need != Need::Bundle && config.test.browsers.contains(&Browser::Firefox);
     if want_firefox {
         ensure_cargo_tool("geckodriver", "geckodriver", None, &mut installed)?;
     }
-    ensure_cargo_tool("wasm-pack", "wasm-pack", None, &mut installed)?;
-    let wasm_opt = ensure_binaryen(root, &mut installed)?;
+    let wasm_opt = if need == Need::Browsers {
+        root.join("target/xtask/binaryen/node_modules/.bin/wasm-opt")
+    } else {
+        ensure_cargo_tool("wasm-pack", "wasm-pack", None, &mut installed)?;
+        ensure_binaryen(root, &mut installed)?
+    };
     let tools = Tools {
         wasm_opt,
         wasm_toolchain,
@@ -204,7 +211,7 @@ fn ensure_debian_packages(
     let browsers = match need {
         Need::Bundle => &[][..],
         // Chromium is needed for the end-to-end test of the demo page in any case.
-        Need::Everything => &config.test.browsers[..],
+        Need::Everything | Need::Browsers => &config.test.browsers[..],
     };
     if need == Need::Everything {
         wanted.push(("chromium", "/usr/bin/chromium"));
