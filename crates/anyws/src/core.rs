@@ -85,15 +85,24 @@ impl Entry {
             Err(TryLockError::WouldBlock) => return,
         };
         let run = std::panic::AssertUnwindSafe(|| (f)(event));
-        if std::panic::catch_unwind(run).is_err() {
+        if let Err(payload) = std::panic::catch_unwind(run) {
             eprintln!(
                 "anyws: a {:?} listener panicked; the other listeners still run",
                 self.kind
             );
+            drop_payload(payload);
         }
         // `f` is released before `callback`, which may be the last reference if the
         // callback replaced itself.
         drop(f);
+    }
+}
+
+/// Drops a panic's payload, which may itself panic when dropped.
+pub(crate) fn drop_payload(payload: Box<dyn std::any::Any + Send>) {
+    let drop_it = std::panic::AssertUnwindSafe(move || drop(payload));
+    if let Err(again) = std::panic::catch_unwind(drop_it) {
+        std::mem::forget(again); // a payload that panics on drop: leak it rather than unwind
     }
 }
 
@@ -142,6 +151,17 @@ struct Received {
     abandoned: bool,
 }
 
+/// What a listener change leaves to drop once the lock is released: user closures may
+/// capture anything, so they are never dropped under the lock.
+#[allow(dead_code)] // held only to be dropped
+enum Garbage {
+    None,
+    Callback(BoxedCallback<Event>),
+    Slot(Shared<Callback>),
+    List(Shared<[Shared<Entry>]>),
+    Removed(Shared<Entry>, Shared<[Shared<Entry>]>),
+}
+
 struct Inner {
     /// A snapshot-friendly list: dispatch clones the `Arc`, changes replace it.
     listeners: Shared<[Shared<Entry>]>,
@@ -166,28 +186,38 @@ impl Inner {
         self.listeners.iter().any(|e| e.kind == EventKind::Message)
     }
 
-    fn set_listeners(&mut self, list: Vec<Shared<Entry>>) {
-        self.listeners = list.into();
+    /// Replaces the list; returns the old one, to be dropped after the lock is released
+    /// (it may hold the last reference to a callback, and so to anything, this socket's last
+    /// handle included).
+    #[must_use = "drop it after releasing the lock"]
+    fn set_listeners(&mut self, list: Vec<Shared<Entry>>) -> Shared<[Shared<Entry>]> {
+        std::mem::replace(&mut self.listeners, list.into())
     }
 
+    /// Appends a listener, unless `close` has fired (nothing could call it: it is given back,
+    /// to be dropped outside the lock).
     fn push_listener(
         &mut self,
         kind: EventKind,
         handler: bool,
         callback: BoxedCallback<Event>,
-    ) -> u64 {
+    ) -> (u64, Garbage) {
         self.next_id += 1;
         let id = self.next_id;
+        if self.life.close_started() {
+            return (id, Garbage::Callback(callback));
+        }
         let mut list = self.listeners.to_vec();
         list.push(Shared::new(Entry::new(id, kind, handler, callback)));
-        self.set_listeners(list);
-        id
+        (id, Garbage::List(self.set_listeners(list)))
     }
 
-    fn remove_at(&mut self, i: usize) {
+    fn remove_at(&mut self, i: usize) -> Garbage {
         let mut list = self.listeners.to_vec();
-        list.remove(i).removed.store(true, Ordering::Release);
-        self.set_listeners(list);
+        let removed = list.remove(i);
+        removed.removed.store(true, Ordering::Release);
+        let old = self.set_listeners(list);
+        Garbage::Removed(removed, old)
     }
 }
 
@@ -295,7 +325,8 @@ impl Core {
     // ----- listeners -------------------------------------------------------------------
 
     pub(crate) fn add_listener(&self, kind: EventKind, callback: BoxedCallback<Event>) -> u64 {
-        let id = lock(&self.inner).push_listener(kind, false, callback);
+        let (id, garbage) = lock(&self.inner).push_listener(kind, false, callback);
+        drop(garbage);
         if kind == EventKind::Message {
             self.wake_reader(); // the queue may have stopped being the only consumer
         }
@@ -303,17 +334,21 @@ impl Core {
     }
 
     pub(crate) fn remove_listener(&self, id: u64) {
-        let mut inner = lock(&self.inner);
-        if let Some(i) = inner.listeners.iter().position(|e| e.id == id) {
-            inner.remove_at(i);
-        }
+        let garbage = {
+            let mut inner = lock(&self.inner);
+            match inner.listeners.iter().position(|e| e.id == id) {
+                Some(i) => inner.remove_at(i),
+                None => Garbage::None,
+            }
+        };
+        drop(garbage);
     }
 
     /// The `on*` attribute setter: replacing keeps the handler's place in the listener order,
     /// `None` removes it, and setting it again afterwards appends it at the end (HTML's
     /// "event handler" processing). Never waits for a running callback, this one included.
     pub(crate) fn set_handler(&self, kind: EventKind, callback: Option<BoxedCallback<Event>>) {
-        let old = {
+        let garbage = {
             let mut inner = lock(&self.inner);
             let existing = inner
                 .listeners
@@ -322,22 +357,16 @@ impl Core {
             match (existing, callback) {
                 (Some(i), Some(cb)) => {
                     let new = Shared::new(Callback(Mutex::new(cb)));
-                    Some(std::mem::replace(&mut *lock(&inner.listeners[i].slot), new))
+                    Garbage::Slot(std::mem::replace(&mut *lock(&inner.listeners[i].slot), new))
                 }
-                (Some(i), None) => {
-                    inner.remove_at(i);
-                    None
-                }
-                (None, Some(cb)) => {
-                    inner.push_listener(kind, true, cb);
-                    None
-                }
-                (None, None) => None,
+                (Some(i), None) => inner.remove_at(i),
+                (None, Some(cb)) => inner.push_listener(kind, true, cb).1,
+                (None, None) => Garbage::None,
             }
         };
         // The replaced callback is dropped here, outside the lock (its captures may be
         // anything, a clone of this socket included).
-        drop(old);
+        drop(garbage);
         if kind == EventKind::Message {
             self.wake_reader();
         }
@@ -448,6 +477,15 @@ impl Core {
             }
         }
         self.dispatch(&Event::Error(ErrorEvent { error: shared }));
+    }
+
+    /// Why a connection that ended without being failed (a TCP drop: no `error` event, as in
+    /// browsers) ended, for the `Stream`'s error and `opened()`.
+    pub(crate) fn record_failure(&self, error: Error) {
+        let mut inner = lock(&self.inner);
+        if inner.failure.is_none() && !inner.life.close_started() {
+            inner.failure = Some(error);
+        }
     }
 
     /// The connection is closed: readyState becomes CLOSED, then `close` fires, once. After

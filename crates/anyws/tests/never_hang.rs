@@ -497,3 +497,118 @@ fn frames_are_encoded_as_rfc_6455_says() {
     assert_eq!(frame(0x1, b"hi"), [0x81, 2, b'h', b'i']);
     assert_eq!(&frame(0x2, &[0; 200])[..4], &[0x82, 126, 0, 200]);
 }
+
+// ----- found by the adversarial review of the redesign -------------------------------------
+
+#[test]
+fn dropping_a_listener_that_holds_the_last_handle_does_not_deadlock() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = rt.block_on(async { format!("{}/echo", server().await) });
+    let (done_tx, done_rx) = mpsc::channel();
+    let ws = rt.block_on(async {
+        let ws = WebSocket::new(&url).unwrap();
+        ws.opened().await.unwrap();
+        ws
+    });
+    let clone = ws.clone();
+    let l = ws.add_event_listener(EventKind::Message, move |_: &Event| {
+        let _ = &clone;
+    });
+    drop(ws);
+    std::thread::spawn(move || {
+        drop(l); // the listener's closure holds the last handle: dropping it closes the socket
+        done_tx.send(()).unwrap();
+    });
+    done_rx
+        .recv_timeout(LIMIT)
+        .expect("dropping the listener returned");
+    drop(rt);
+}
+
+#[test]
+fn a_task_dropped_before_it_ever_ran_still_closes_the_socket() {
+    let server_rt = tokio::runtime::Runtime::new().unwrap();
+    let url = server_rt.block_on(async { format!("{}/echo", server().await) });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // The connection task is spawned, never polled, then dropped with its runtime.
+    let ws = rt.block_on(async { WebSocket::new(&url).unwrap() });
+    drop(rt);
+    assert_eq!(ws.ready_state(), ReadyState::Closed);
+    let close = server_rt.block_on(async { within("closed()", ws.closed()).await });
+    assert_eq!((close.code, close.was_clean), (1006, false));
+}
+
+#[tokio::test]
+async fn listeners_set_after_close_are_not_kept() {
+    let ws = WebSocket::new(&format!("{}/echo", server().await)).unwrap();
+    within("open", ws.opened()).await.unwrap();
+    ws.close();
+    within("close", ws.closed()).await;
+    let weak = ws.downgrade();
+    let (a, b) = (ws.clone(), ws.clone());
+    ws.set_onclose(Some(move |_: &anyws::CloseEvent| {
+        let _ = &a;
+    }));
+    ws.add_event_listener(EventKind::Message, move |_: &Event| {
+        let _ = &b;
+    })
+    .forget();
+    drop(ws);
+    assert!(weak.upgrade().is_none(), "a listener added after close keeps the socket");
+}
+
+#[tokio::test]
+async fn keepalive_keeps_a_peer_that_sends_but_does_not_read() {
+    // The peer streams to us and never reads what we send: it is alive.
+    let peer = RawPeer::bind().await;
+    let native = NativeOptions::new()
+        .ping_interval(Some(Duration::from_millis(50)))
+        .ping_timeout(Duration::from_millis(300));
+    let ws = WebSocket::with_options(&peer.url(), with(native)).unwrap();
+    let mut tcp = peer.accept("").await;
+    within("open", ws.opened()).await.unwrap();
+    let received = Arc::new(AtomicUsize::new(0));
+    let r = received.clone();
+    ws.set_onmessage(Some(move |_: &MessageEvent| {
+        r.fetch_add(1, Ordering::SeqCst);
+    }));
+    for _ in 0..64 {
+        ws.send(vec![0u8; 1 << 20]).unwrap(); // more than the socket buffers take
+    }
+    let started = std::time::Instant::now();
+    let msg = frame(0x1, b"still here");
+    while started.elapsed() < Duration::from_millis(1200) {
+        tcp.write_all(&msg).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await; // the scenario's send rate
+    }
+    assert_eq!(ws.ready_state(), ReadyState::Open);
+    assert!(received.load(Ordering::SeqCst) > 10);
+    drop(tcp);
+}
+
+#[tokio::test]
+async fn a_panic_payload_that_panics_when_dropped_changes_nothing() {
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("the payload's own drop panics");
+        }
+    }
+    let ws = WebSocket::new(&format!("{}/send?count=2", server().await)).unwrap();
+    ws.set_onmessage(Some(|_: &MessageEvent| std::panic::panic_any(Bomb)));
+    ws.set_onclose(Some(|_: &anyws::CloseEvent| std::panic::panic_any(Bomb)));
+    let close = within("closed()", ws.closed()).await;
+    assert!(close.was_clean, "{close:?}");
+}
+
+#[tokio::test]
+async fn a_zero_ping_timeout_is_refused() {
+    let native = NativeOptions::new()
+        .ping_interval(Some(Duration::from_secs(1)))
+        .ping_timeout(Duration::ZERO);
+    let err = WebSocket::with_options("ws://127.0.0.1:9/", with(native)).unwrap_err();
+    assert!(err.message().contains("NativeOptions::ping_timeout"), "{err}");
+}

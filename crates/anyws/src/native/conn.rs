@@ -68,7 +68,11 @@ fn far_future() -> Instant {
 
 /// How a connection ended: the `close` event to fire, after an `error` event if it failed.
 pub(crate) struct Outcome {
+    /// Fired as the `error` event: the connection was failed.
     error: Option<Error>,
+    /// Why it ended abnormally without being failed (no `error` event: the peer dropped the
+    /// connection), for the `Stream` and `opened()`.
+    cause: Option<Error>,
     close: CloseEvent,
 }
 
@@ -76,6 +80,18 @@ impl Outcome {
     fn failed(error: Error) -> Outcome {
         Outcome {
             error: Some(error),
+            cause: None,
+            close: abnormal(),
+        }
+    }
+
+    /// The connection ended with no closing handshake, without anyone failing it: HTML fires
+    /// `error` only when the user agent fails the connection, so both browsers end a
+    /// connection the peer dropped (FIN or RST, even mid-frame) with `close` 1006 alone.
+    fn dropped(cause: Error) -> Outcome {
+        Outcome {
+            error: None,
+            cause: Some(cause),
             close: abnormal(),
         }
     }
@@ -89,18 +105,30 @@ fn abnormal() -> CloseEvent {
     }
 }
 
-/// Fires the end of a connection exactly once: normally from [`Finish::finish`]; if the task
-/// is dropped first (runtime shut down, task aborted), from `Drop`.
-struct Finish {
+/// Fires the end of a connection exactly once: normally from [`supervised`]; if the task is
+/// dropped first (runtime shut down, task aborted, or never polled at all), from `Drop`. It
+/// is made before the task is spawned, so even a task that never runs has one.
+pub(crate) struct Finish {
     core: Shared<Core>,
     link: Arc<Link>,
     live: Option<LiveGuard>,
 }
 
 impl Finish {
+    pub(crate) fn new(core: Shared<Core>, link: Arc<Link>) -> Finish {
+        Finish {
+            core,
+            link,
+            live: Some(LiveGuard::new()),
+        }
+    }
+
     /// Reports `outcome`: the socket is closed by now, so it stops counting as live first.
     fn fire(&mut self, outcome: Outcome) {
         drop(self.live.take());
+        if let Some(cause) = outcome.cause {
+            self.core.record_failure(cause);
+        }
         if let Some(error) = outcome.error {
             self.core.fire_error(Some(error));
         }
@@ -124,16 +152,7 @@ impl Drop for Finish {
 
 /// Runs a connection (`run` or `run_adopted`) so that, whatever happens, the socket gets its
 /// `close` event: see the module docs.
-pub(crate) async fn supervised(
-    core: Shared<Core>,
-    link: Arc<Link>,
-    connection: impl Future<Output = Outcome>,
-) {
-    let mut finish = Finish {
-        core,
-        link,
-        live: Some(LiveGuard::new()),
-    };
+pub(crate) async fn supervised(mut finish: Finish, connection: impl Future<Output = Outcome>) {
     let outcome = match std::panic::AssertUnwindSafe(connection)
         .catch_unwind()
         .await
@@ -145,6 +164,7 @@ pub(crate) async fn supervised(
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a panic".into());
+            crate::core::drop_payload(panic);
             Outcome::failed(Error::new(
                 ErrorKind::Io,
                 format!("the connection's task panicked: {what}"),
@@ -480,7 +500,7 @@ where
                     at(after(self.heard(&p), every));
                 }
                 if let Some(blocked) = self.blocked_since() {
-                    at(after(blocked, ping_timeout));
+                    at(after(blocked.max(self.heard(&p)), ping_timeout));
                 }
             }
         }
@@ -541,13 +561,15 @@ where
         if p.paused {
             return None; // the application holds reading paused: see the module docs
         }
+        let heard = self.heard(&p);
+        // A write that waits proves nothing by itself: the peer may be busy sending. Dead is
+        // a write that has waited, and nothing heard, for the whole timeout.
         if self
             .blocked_since()
-            .is_some_and(|blocked| now >= after(blocked, ping_timeout))
+            .is_some_and(|blocked| now >= after(blocked.max(heard), ping_timeout))
         {
             return Some(End::Unresponsive(ping_timeout));
         }
-        let heard = self.heard(&p);
         if let Some(written) = p.ping_written {
             if heard >= written {
                 p.ping_written = None; // answered (or anything else arrived)
@@ -752,13 +774,14 @@ where
         match end {
             End::Clean(code, reason) => Outcome {
                 error: None,
+                cause: None,
                 close: CloseEvent {
                     code,
                     reason,
                     was_clean: true,
                 },
             },
-            End::Dropped => Outcome::failed(Error::new(
+            End::Dropped => Outcome::dropped(Error::new(
                 ErrorKind::Network,
                 "the connection dropped without a closing handshake",
             )),
@@ -772,6 +795,10 @@ where
                     "the peer sent nothing and read nothing within {timeout:?} of a keep-alive ping"
                 ),
             )),
+            End::Failed(e) if fail_code(&e).is_none() => {
+                let message = format!("the connection dropped without a closing handshake: {e}");
+                Outcome::dropped(Error::with_source(ErrorKind::Network, message, e))
+            }
             End::Failed(e) => {
                 // Fail the WebSocket connection: tell the peer why, if it still listens.
                 if let Some(code) = fail_code(&e) {
@@ -866,11 +893,19 @@ async fn sleep_until_some(at: Option<Instant>) {
     }
 }
 
-/// The close code to send when failing the connection for a read error.
+/// The close code to send when failing the connection for a read error; `None` for errors
+/// that mean the connection is gone (a reset, an end of stream in the middle of a frame),
+/// which end it without failing it.
 fn fail_code(e: &WsError) -> Option<CloseCode> {
     match e {
         WsError::Utf8(_) => Some(CloseCode::Invalid),
+        // A 64-bit length with its most significant bit set breaks RFC 6455 5.2 (a protocol
+        // error, as Chromium reports it), whatever the size limit.
+        WsError::Capacity(CapacityError::MessageTooLong { size, .. }) if *size >= 1 << 63 => {
+            Some(CloseCode::Protocol)
+        }
         WsError::Capacity(_) => Some(CloseCode::Size),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
         WsError::Protocol(_) => Some(CloseCode::Protocol),
         _ => None,
     }

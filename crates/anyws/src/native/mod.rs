@@ -176,8 +176,9 @@ impl Control {
             return; // already running further up this stack
         };
         let run = std::panic::AssertUnwindSafe(|| (f)(payload));
-        if std::panic::catch_unwind(run).is_err() {
+        if let Err(panic) = std::panic::catch_unwind(run) {
             eprintln!("anyws: an on{kind:?} handler panicked; the connection goes on");
+            crate::core::drop_payload(panic);
         }
     }
 
@@ -271,9 +272,9 @@ impl Transport {
         let (commands, rx) = commands::channel();
         let in_task = creator_is_task();
         let link = Arc::new(Link::new(Gate::new(in_task)));
+        let finish = conn::Finish::new(core.clone(), link.clone());
         spawn(conn::supervised(
-            core.clone(),
-            link.clone(),
+            finish,
             run(conn::Task {
                 core: core.clone(),
                 options: options.clone(),

@@ -232,6 +232,12 @@ impl NativeOptions {
                 "NativeOptions::ping_interval must be more than zero (None turns the keep-alive off)",
             ));
         }
+        if self.ping_interval.is_some() && self.ping_timeout.is_zero() {
+            return Err(Error::new(
+                ErrorKind::Syntax,
+                "NativeOptions::ping_timeout must be more than zero: no peer answers a ping at once",
+            ));
+        }
         Ok(())
     }
 
