@@ -183,10 +183,14 @@ impl Inner {
         id
     }
 
-    fn remove_at(&mut self, i: usize) {
+    /// Removes the listener at `i` and returns the old list, which still holds it: the caller
+    /// drops that after releasing the lock, since the callback's captures may be anything (the
+    /// last handle of this socket included, whose drop locks the core).
+    #[must_use]
+    fn remove_at(&mut self, i: usize) -> Shared<[Shared<Entry>]> {
         let mut list = self.listeners.to_vec();
         list.remove(i).removed.store(true, Ordering::Release);
-        self.set_listeners(list);
+        std::mem::replace(&mut self.listeners, list.into())
     }
 }
 
@@ -302,17 +306,19 @@ impl Core {
     }
 
     pub(crate) fn remove_listener(&self, id: u64) {
-        let mut inner = lock(&self.inner);
-        if let Some(i) = inner.listeners.iter().position(|e| e.id == id) {
-            inner.remove_at(i);
-        }
+        let removed = {
+            let mut inner = lock(&self.inner);
+            let i = inner.listeners.iter().position(|e| e.id == id);
+            i.map(|i| inner.remove_at(i))
+        };
+        drop(removed); // outside the lock
     }
 
     /// The `on*` attribute setter: replacing keeps the handler's place in the listener order,
     /// `None` removes it, and setting it again afterwards appends it at the end (HTML's
     /// "event handler" processing). Never waits for a running callback, this one included.
     pub(crate) fn set_handler(&self, kind: EventKind, callback: Option<BoxedCallback<Event>>) {
-        let old = {
+        let (old, removed) = {
             let mut inner = lock(&self.inner);
             let existing = inner
                 .listeners
@@ -321,22 +327,21 @@ impl Core {
             match (existing, callback) {
                 (Some(i), Some(cb)) => {
                     let new = Shared::new(Callback(Mutex::new(cb)));
-                    Some(std::mem::replace(&mut *lock(&inner.listeners[i].slot), new))
+                    let old = std::mem::replace(&mut *lock(&inner.listeners[i].slot), new);
+                    (Some(old), None)
                 }
-                (Some(i), None) => {
-                    inner.remove_at(i);
-                    None
-                }
+                (Some(i), None) => (None, Some(inner.remove_at(i))),
                 (None, Some(cb)) => {
                     inner.push_listener(kind, true, cb);
-                    None
+                    (None, None)
                 }
-                (None, None) => None,
+                (None, None) => (None, None),
             }
         };
-        // The replaced callback is dropped here, outside the lock (its captures may be
-        // anything, a clone of this socket included).
+        // The replaced or removed callback is dropped here, outside the lock (its captures
+        // may be anything, a clone of this socket included).
         drop(old);
+        drop(removed);
         if kind == EventKind::Message {
             self.wake_reader();
         }

@@ -392,3 +392,70 @@ fn model_reader_woken_by_onmessage() {
         core.set_handler(EventKind::Message, Some(Box::new(|_: &Event| {})));
     });
 }
+
+// ----- found by the models -----------------------------------------------------------------
+
+/// A listener whose callback owns the last handle, removed by dropping its `Listener` (which
+/// holds the core only weakly) while the backend dispatches a message. Removing it used to
+/// drop the callback under the core's lock, and the handle's drop (`close()`, then
+/// `abandon_stream`) locked the core again: a deadlock. Public-API repro: keep only
+/// `ws.add_event_listener(EventKind::Message, move |_| drop(&ws2))`, drop `ws`, then drop the
+/// `Listener`: it never returns.
+#[test]
+fn model_listener_owning_the_last_handle_removed() {
+    check(|| {
+        let ws = open_socket(HWM);
+        let core = ws.0.clone();
+        let log = Log::default();
+        let (listener, seen) = callback("listener", &ws, &log, quiet);
+        let id = core.add_listener(EventKind::Message, listener);
+        drop(ws); // the callback now owns the last handle
+        let remove = thread::spawn({
+            let core = core.clone();
+            move || core.remove_listener(id)
+        });
+        core.fire_message(text("1"));
+        remove.join().unwrap();
+        assert!(seen.dropped.load(SeqCst), "the removed listener is freed");
+        assert_eq!(
+            core.ready_state(),
+            ReadyState::Closing,
+            "its handle closed the socket"
+        );
+        core.fire_close(clean());
+    });
+}
+
+/// Owned by a callback: its drop uses the socket, as any value captured by a callback may
+/// (here `protocol()`, which locks the core).
+struct UsesSocketOnDrop(Arc<Core>);
+
+impl Drop for UsesSocketOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.protocol();
+    }
+}
+
+/// `onmessage = null` while the backend dispatches, for a handler that owns a value whose
+/// drop uses the socket: the handler is freed outside the core's lock, as a replaced one is.
+/// (Before the fix, removal dropped it under the lock: a deadlock.)
+#[test]
+fn model_handler_whose_drop_uses_the_socket_removed() {
+    check(|| {
+        let ws = open_socket(HWM);
+        let core = &ws.0;
+        let uses = UsesSocketOnDrop(core.clone());
+        let log = Log::default();
+        let (handler, seen) = callback("handler", &ws, &log, move |_| {
+            let _ = &uses;
+        });
+        core.set_handler(EventKind::Message, Some(handler));
+        let remove = app(&ws, |core| {
+            core.set_handler(EventKind::Message, None);
+        });
+        core.fire_message(text("1"));
+        remove.join().unwrap();
+        assert!(seen.dropped.load(SeqCst), "the removed handler is freed");
+        core.fire_close(clean());
+    });
+}
