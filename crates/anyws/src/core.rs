@@ -169,18 +169,25 @@ impl Inner {
         self.listeners = list.into();
     }
 
+    /// Registers a listener and returns its id. Once `close` was dispatched nothing can fire
+    /// and nothing would release it (a callback holding a clone of the socket would keep it
+    /// alive for ever), so the callback is handed back instead, for the caller to drop after
+    /// releasing the lock.
     fn push_listener(
         &mut self,
         kind: EventKind,
         handler: bool,
         callback: BoxedCallback<Event>,
-    ) -> u64 {
+    ) -> (u64, Option<BoxedCallback<Event>>) {
         self.next_id += 1;
         let id = self.next_id;
+        if matches!(self.life, Life::Ended { .. }) {
+            return (id, Some(callback));
+        }
         let mut list = self.listeners.to_vec();
         list.push(Shared::new(Entry::new(id, kind, handler, callback)));
         self.set_listeners(list);
-        id
+        (id, None)
     }
 
     /// Removes the listener at `i` and returns the old list, which still holds it: the caller
@@ -298,7 +305,8 @@ impl Core {
     // ----- listeners -------------------------------------------------------------------
 
     pub(crate) fn add_listener(&self, kind: EventKind, callback: BoxedCallback<Event>) -> u64 {
-        let id = lock(&self.inner).push_listener(kind, false, callback);
+        let (id, refused) = lock(&self.inner).push_listener(kind, false, callback);
+        drop(refused); // after close; outside the lock
         if kind == EventKind::Message {
             self.wake_reader(); // the queue may have stopped being the only consumer
         }
@@ -318,7 +326,7 @@ impl Core {
     /// `None` removes it, and setting it again afterwards appends it at the end (HTML's
     /// "event handler" processing). Never waits for a running callback, this one included.
     pub(crate) fn set_handler(&self, kind: EventKind, callback: Option<BoxedCallback<Event>>) {
-        let (old, removed) = {
+        let (old, removed, refused) = {
             let mut inner = lock(&self.inner);
             let existing = inner
                 .listeners
@@ -328,20 +336,18 @@ impl Core {
                 (Some(i), Some(cb)) => {
                     let new = Shared::new(Callback(Mutex::new(cb)));
                     let old = std::mem::replace(&mut *lock(&inner.listeners[i].slot), new);
-                    (Some(old), None)
+                    (Some(old), None, None)
                 }
-                (Some(i), None) => (None, Some(inner.remove_at(i))),
-                (None, Some(cb)) => {
-                    inner.push_listener(kind, true, cb);
-                    (None, None)
-                }
-                (None, None) => (None, None),
+                (Some(i), None) => (None, Some(inner.remove_at(i)), None),
+                (None, Some(cb)) => (None, None, inner.push_listener(kind, true, cb).1),
+                (None, None) => (None, None, None),
             }
         };
-        // The replaced or removed callback is dropped here, outside the lock (its captures
-        // may be anything, a clone of this socket included).
+        // The replaced, removed or refused callback is dropped here, outside the lock (its
+        // captures may be anything, a clone of this socket included).
         drop(old);
         drop(removed);
+        drop(refused);
         if kind == EventKind::Message {
             self.wake_reader();
         }

@@ -459,3 +459,39 @@ fn model_handler_whose_drop_uses_the_socket_removed() {
         core.fire_close(clean());
     });
 }
+
+/// The application sets `onclose` and adds a close listener while the backend closes: each
+/// runs at most once, in registration order, never after `fire_close` returned, and
+/// afterwards none is kept. Each owns a handle, so one kept would leak the socket (a cycle
+/// nothing breaks any more). Before the fix, one registered after close was kept for ever.
+#[test]
+fn model_listeners_race_close() {
+    check(|| {
+        let ws = open_socket(HWM);
+        let core = &ws.0;
+        let log = Log::default();
+        let closed = std::sync::Arc::new(SeenBool::new(false));
+        let not_after = {
+            let closed = closed.clone();
+            move |_: &Core| assert!(!closed.load(SeqCst), "a callback ran after close")
+        };
+        let (handler, handler_seen) = callback("onclose", &ws, &log, not_after.clone());
+        let (listener, listener_seen) = callback("listener", &ws, &log, not_after);
+        let register = app(&ws, |core| {
+            core.set_handler(EventKind::Close, Some(handler));
+            core.add_listener(EventKind::Close, listener);
+        });
+        core.fire_close(clean());
+        closed.store(true, SeqCst);
+        register.join().unwrap();
+        let runs = logged(&log);
+        assert!(
+            matches!(runs[..], [] | ["onclose"] | ["onclose", "listener"]),
+            "{runs:?}"
+        );
+        assert!(
+            handler_seen.dropped.load(SeqCst) && listener_seen.dropped.load(SeqCst),
+            "a listener registered around close is kept: {runs:?}"
+        );
+    });
+}
