@@ -18,6 +18,9 @@
 //! backend task at a time, and a nested dispatch to a listener that is still running skips it
 //! rather than wait for itself.
 //!
+//! These locks and the wake-ups below are model-checked with loom (`core/model_tests.rs`, run
+//! with `--cfg anyws_loom`; see `sync.rs`).
+//!
 //! # Life
 //! [`ReadyState`] is the spec's `readyState`, kept in an atomic so that `send` and
 //! `ready_state` take no lock. [`Life`] is the other half: which events have been *delivered*,
@@ -35,19 +38,15 @@ use crate::event::{
     BinaryType, CloseEvent, ErrorEvent, Event, EventKind, Message, MessageEvent, ReadyState,
 };
 use crate::sendness::{BoxedCallback, Shared};
+use crate::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+pub(crate) use crate::sync::lock;
+use crate::sync::{Mutex, TryLockError};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll, Waker};
 
 /// What one queued message costs against the receive high-water mark beyond its payload:
 /// about what the queue entry and its allocation take in memory.
 pub(crate) const MESSAGE_OVERHEAD: usize = 64;
-
-/// Locks a mutex, ignoring poisoning: a listener that panicked must not wedge the socket.
-pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// A registered listener. The callback is in a slot of its own so that replacing it never
 /// waits for it to finish running.
@@ -675,3 +674,6 @@ fn register(wakers: &mut Vec<Waker>, cx: &mut Context<'_>) {
         wakers.push(cx.waker().clone());
     }
 }
+
+#[cfg(all(test, anyws_loom))]
+pub(crate) mod model_tests;

@@ -59,6 +59,7 @@ mod error;
 mod event;
 mod sendness;
 mod socket;
+mod sync;
 mod transport;
 mod validate;
 

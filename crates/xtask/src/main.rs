@@ -4,10 +4,11 @@
 //!   `[build]`), starts the chat server (127.0.0.1:8080, or a free port) and a native chat
 //!   client in the same room, and prints the URL to open.
 //! - `cargo xtask test`: installs what is missing, runs the checks (fmt, clippy and rustdoc
-//!   for native and wasm32, unit and doc tests), then the cross-target suite natively and in
-//!   each browser that `wasm-pack.toml` names, against one test server, and prints one
-//!   summary line per runtime and a total; the demo's end-to-end test in headless Chromium;
-//!   then Autobahn|Testsuite against the native client and a short fuzzing run.
+//!   for native and wasm32, unit and doc tests, the loom model checks of the core), then the
+//!   cross-target suite natively and in each browser that `wasm-pack.toml` names, against
+//!   one test server, and prints one summary line per runtime and a total; the demo's
+//!   end-to-end test in headless Chromium; then Autobahn|Testsuite against the native client
+//!   and a short fuzzing run.
 //! - `cargo xtask autobahn`: runs Autobahn|Testsuite and writes its summary to
 //!   `tests/autobahn/summary.md`.
 //! - `cargo xtask bench [--quick]`: the benchmarks (see `BENCHMARKS.md`).
@@ -290,6 +291,24 @@ fn test(root: &Path) -> Result<(), String> {
     println!(
         "check: unit and doc tests: {} passed, {} failed",
         unit.passed, unit.failed
+    );
+
+    // The model checks of the core's locking and wake-ups (loom; see crates/anyws/src/sync.rs).
+    // The cfg changes every crate's flags, so they build in a target directory of their own.
+    let started_models = Instant::now();
+    let models = run_tests(
+        cargo(root, None)
+            .env("RUSTFLAGS", "--cfg anyws_loom")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env("CARGO_TARGET_DIR", root.join("target/loom"))
+            .args(["test", "-p", "anyws", "--lib", "model"]),
+    )?;
+    report_failure("model checks (loom)", &models)?;
+    println!(
+        "check: model checks (loom): {} passed, {} failed ({:.1} s)",
+        models.passed,
+        models.failed,
+        started_models.elapsed().as_secs_f32()
     );
 
     let server = TestServer::start(root)?;

@@ -6,9 +6,9 @@
 
 use super::Command;
 use crate::core::lock;
+use crate::sync::{Arc, Mutex};
 use std::collections::VecDeque;
 use std::future::poll_fn;
-use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 
 #[derive(Default)]
@@ -198,3 +198,6 @@ mod tests {
         assert!(tx.send(text("late")).is_err());
     }
 }
+
+#[cfg(all(test, anyws_loom))]
+mod model_tests;
