@@ -478,23 +478,20 @@ impl Core {
         self.dispatch(&Event::Error(ErrorEvent { error: shared }));
     }
 
-    /// Why a connection that ended without being failed (a TCP drop: no `error` event, as in
-    /// browsers) ended, for the `Stream`'s error and `opened()`.
-    pub(crate) fn record_failure(&self, error: Error) {
-        let mut inner = lock(&self.inner);
-        if inner.failure.is_none() && !inner.life.close_started() {
-            inner.failure = Some(error);
-        }
-    }
-
     /// The connection is closed: readyState becomes CLOSED, then `close` fires, once. After
     /// it, every listener is released (nothing can fire any more), which also frees the
     /// callbacks that hold clones of the socket.
-    pub(crate) fn fire_close(&self, event: CloseEvent) {
+    ///
+    /// `cause`: why a connection that was not failed ended abnormally (a TCP drop: no `error`
+    /// event, as in browsers), for the `Stream`'s error and `opened()`.
+    pub(crate) fn fire_close(&self, event: CloseEvent, cause: Option<Error>) {
         {
             let mut inner = lock(&self.inner);
             if inner.life.close_started() {
                 return;
+            }
+            if inner.failure.is_none() {
+                inner.failure = cause;
             }
             inner.life = Life::Closing {
                 opened: inner.life.opened(),

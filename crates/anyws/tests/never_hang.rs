@@ -557,7 +557,10 @@ async fn listeners_set_after_close_are_not_kept() {
     })
     .forget();
     drop(ws);
-    assert!(weak.upgrade().is_none(), "a listener added after close keeps the socket");
+    assert!(
+        weak.upgrade().is_none(),
+        "a listener added after close keeps the socket"
+    );
 }
 
 #[tokio::test]
@@ -610,5 +613,8 @@ async fn a_zero_ping_timeout_is_refused() {
         .ping_interval(Some(Duration::from_secs(1)))
         .ping_timeout(Duration::ZERO);
     let err = WebSocket::with_options("ws://127.0.0.1:9/", with(native)).unwrap_err();
-    assert!(err.message().contains("NativeOptions::ping_timeout"), "{err}");
+    assert!(
+        err.message().contains("NativeOptions::ping_timeout"),
+        "{err}"
+    );
 }

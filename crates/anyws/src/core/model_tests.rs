@@ -198,7 +198,7 @@ fn model_set_handler_replaces_during_dispatch() {
             "the replaced handler is freed"
         );
         assert!(!new_seen.dropped.load(SeqCst));
-        core.fire_close(clean());
+        core.fire_close(clean(), None);
         assert!(new_seen.dropped.load(SeqCst), "close releases the handler");
     });
 }
@@ -224,7 +224,7 @@ fn model_set_handler_removes_during_dispatch() {
             old_seen.dropped.load(SeqCst),
             "the removed handler is freed"
         );
-        core.fire_close(clean());
+        core.fire_close(clean(), None);
     });
 }
 
@@ -264,7 +264,7 @@ fn model_handler_replaces_itself() {
             first_seen.dropped.load(SeqCst),
             "the replaced handler is freed"
         );
-        core.fire_close(clean());
+        core.fire_close(clean(), None);
         for seen in [&first_seen, &second_seen, &third_seen] {
             assert!(seen.dropped.load(SeqCst), "close releases every callback");
         }
@@ -281,7 +281,7 @@ fn model_two_stream_readers() {
         let ws = open_socket(HWM);
         let readers = [app(&ws, next), app(&ws, next)];
         ws.0.fire_message(text("m"));
-        ws.0.fire_close(clean());
+        ws.0.fire_close(clean(), None);
         let mut got = readers.map(|r| r.join().unwrap());
         got.sort_by_key(|r| r.is_none());
         assert!(matches!(&got[0], Some(Ok(m)) if *m == text("m")), "{got:?}");
@@ -296,7 +296,7 @@ fn model_two_stream_readers_abnormal_close() {
         let ws = open_socket(HWM);
         let readers = [app(&ws, next), app(&ws, next)];
         ws.0.fire_error(None);
-        ws.0.fire_close(abnormal());
+        ws.0.fire_close(abnormal(), None);
         let got = readers.map(|r| r.join().unwrap());
         assert_eq!(got.iter().filter(|r| matches!(r, Some(Err(_)))).count(), 1);
         assert_eq!(got.iter().filter(|r| r.is_none()).count(), 1);
@@ -322,7 +322,7 @@ fn model_opened_and_closed_race_close() {
         let ws = new_socket();
         let (o, c) = (app(&ws, opened), app(&ws, closed));
         assert!(ws.0.fire_open(String::new(), String::new()));
-        ws.0.fire_close(clean());
+        ws.0.fire_close(clean(), None);
         assert!(o.join().unwrap(), "open was delivered before close");
         assert_eq!(c.join().unwrap(), clean());
     });
@@ -336,7 +336,7 @@ fn model_opened_and_closed_race_failure() {
         let ws = new_socket();
         let (o, c) = (app(&ws, opened), app(&ws, closed));
         ws.0.fire_error(None);
-        ws.0.fire_close(abnormal());
+        ws.0.fire_close(abnormal(), None);
         assert!(!o.join().unwrap(), "the socket never opened");
         assert_eq!(c.join().unwrap(), abnormal());
     });
@@ -356,7 +356,7 @@ fn reader_waits_while(act: fn(&Core)) {
             block_on(poll_fn(|cx| core.poll_room(cx)));
         }
         acting.join().unwrap();
-        core.fire_close(clean());
+        core.fire_close(clean(), None);
     });
 }
 
@@ -422,7 +422,7 @@ fn model_listener_owning_the_last_handle_removed() {
             ReadyState::Closing,
             "its handle closed the socket"
         );
-        core.fire_close(clean());
+        core.fire_close(clean(), None);
     });
 }
 
@@ -456,7 +456,7 @@ fn model_handler_whose_drop_uses_the_socket_removed() {
         core.fire_message(text("1"));
         remove.join().unwrap();
         assert!(seen.dropped.load(SeqCst), "the removed handler is freed");
-        core.fire_close(clean());
+        core.fire_close(clean(), None);
     });
 }
 
@@ -481,7 +481,7 @@ fn model_listeners_race_close() {
             core.set_handler(EventKind::Close, Some(handler));
             core.add_listener(EventKind::Close, listener);
         });
-        core.fire_close(clean());
+        core.fire_close(clean(), None);
         closed.store(true, SeqCst);
         register.join().unwrap();
         let runs = logged(&log);

@@ -126,13 +126,10 @@ impl Finish {
     /// Reports `outcome`: the socket is closed by now, so it stops counting as live first.
     fn fire(&mut self, outcome: Outcome) {
         drop(self.live.take());
-        if let Some(cause) = outcome.cause {
-            self.core.record_failure(cause);
-        }
         if let Some(error) = outcome.error {
             self.core.fire_error(Some(error));
         }
-        self.core.fire_close(outcome.close);
+        self.core.fire_close(outcome.close, outcome.cause);
         self.link.control().release();
         self.link.wake_drained();
     }

@@ -237,7 +237,7 @@ impl Pump {
                     // running closure, so release them after this dispatch returns.
                     wasm_bindgen_futures::spawn_local(async move { drop(listeners) });
                 }
-                self.core.fire_close(ev);
+                self.core.fire_close(ev, None);
             }
             Incoming::Blob(_) => unreachable!("a Blob is read before it is delivered"),
         }
