@@ -618,3 +618,42 @@ async fn a_zero_ping_timeout_is_refused() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sockets_created_in_a_row_in_a_task_miss_nothing() {
+    let url = format!("{}/send?count=1", server().await);
+    for _ in 0..10 {
+        let url = url.clone();
+        let run = tokio::spawn(async move {
+            let sockets = [
+                WebSocket::new(&url).unwrap(),
+                WebSocket::new(&url).unwrap(),
+                WebSocket::new(&url).unwrap(),
+            ];
+            let start = std::time::Instant::now();
+            while start.elapsed() < Duration::from_millis(30) {
+                std::hint::spin_loop();
+            }
+            let logs: Vec<_> = sockets
+                .iter()
+                .map(|ws| {
+                    let log = Log::default();
+                    let listeners = log.attach(ws);
+                    (log, listeners)
+                })
+                .collect();
+            for ws in &sockets {
+                ws.closed().await;
+            }
+            logs.into_iter()
+                .map(|(log, _)| log.lines())
+                .collect::<Vec<_>>()
+        });
+        for lines in within("a run", run).await.unwrap() {
+            assert_eq!(
+                lines,
+                ["open", "message 0-..............", "close 1000 \"\" true"]
+            );
+        }
+    }
+}

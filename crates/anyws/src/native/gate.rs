@@ -91,28 +91,31 @@ impl Gate {
         }
     }
 
-    /// Proof 2: an anyws task runs. On the creating thread that is proof; the probe running
-    /// anywhere else means it was stolen, and proof 2 may never come.
-    pub(crate) fn task_ran(&self, probe: bool) {
+    /// Proof 2: an anyws task runs on this thread. On the creating thread that is proof.
+    pub(crate) fn task_ran(&self) {
+        if !self.is_open() && self.on_creator_thread() {
+            self.open();
+        }
+    }
+
+    /// Every probe that could prove the creator yielded ran on another thread (tokio let
+    /// another worker steal them): proof 2 may never come, so the grace period applies.
+    fn probes_stolen(&self) {
         if self.is_open() {
             return;
         }
-        if self.on_creator_thread() {
-            self.open();
-        } else if probe {
-            self.wait
-                .store(Wait::ForProofOrGrace as u8, Ordering::Release);
-            // Wake the connection task so that it starts the grace period.
-            if let Some(w) = crate::core::lock(&self.waker).take() {
-                w.wake();
-            }
+        self.wait
+            .store(Wait::ForProofOrGrace as u8, Ordering::Release);
+        // Wake the connection task so that it starts the grace period.
+        if let Some(w) = crate::core::lock(&self.waker).take() {
+            w.wake();
         }
     }
 
     /// Ready once the gate is open; registers the waker otherwise. The connection task's
     /// own polls count for proof 2.
     pub(crate) fn poll_open(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.task_ran(false);
+        self.task_ran();
         if self.is_open() {
             return Poll::Ready(());
         }
@@ -121,6 +124,82 @@ impl Gate {
             Poll::Ready(())
         } else {
             Poll::Pending
+        }
+    }
+}
+
+/// The sockets created on one thread since its creating task last yielded, and the probes
+/// spawned for them. Every `new()` spawns a probe (the newest one sits in the worker's own,
+/// unstealable slot); a probe that runs on the creating thread proves the creator yielded and
+/// opens every gate of the group; only when every probe of the group ran elsewhere does the
+/// grace period apply. So creating several sockets in a row keeps the guarantee; a task that
+/// spawns other tasks after `new()` and before it yields may still push the last probe out of
+/// that slot.
+pub(crate) struct Group {
+    creator: ThreadId,
+    state: Mutex<GroupState>,
+}
+
+#[derive(Default)]
+struct GroupState {
+    gates: Vec<std::sync::Weak<super::Link>>,
+    probes_out: usize,
+    done: bool,
+}
+
+thread_local! {
+    static CURRENT: std::cell::RefCell<Option<std::sync::Arc<Group>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+impl Group {
+    /// Joins `link` to this thread's open group (or a new one) and returns the probe to spawn.
+    pub(crate) fn join(
+        link: &std::sync::Arc<super::Link>,
+    ) -> impl std::future::Future<Output = ()> {
+        let group = CURRENT.with(|current| {
+            let mut current = current.borrow_mut();
+            let reuse = current
+                .as_ref()
+                .filter(|g| !crate::core::lock(&g.state).done)
+                .cloned();
+            reuse.unwrap_or_else(|| {
+                let g = std::sync::Arc::new(Group {
+                    creator: std::thread::current().id(),
+                    state: Mutex::new(GroupState::default()),
+                });
+                *current = Some(g.clone());
+                g
+            })
+        });
+        {
+            let mut state = crate::core::lock(&group.state);
+            state.gates.push(std::sync::Arc::downgrade(link));
+            state.probes_out += 1;
+        }
+        async move { group.probe_ran() }
+    }
+
+    fn probe_ran(&self) {
+        let on_creator = std::thread::current().id() == self.creator;
+        let gates = {
+            let mut state = crate::core::lock(&self.state);
+            if state.done {
+                return;
+            }
+            state.probes_out -= 1;
+            if !on_creator && state.probes_out > 0 {
+                return; // a newer probe may still run on the creating thread
+            }
+            state.done = true;
+            std::mem::take(&mut state.gates)
+        };
+        for link in gates.iter().filter_map(std::sync::Weak::upgrade) {
+            if on_creator {
+                link.gate().task_ran();
+            } else {
+                link.gate().probes_stolen();
+            }
         }
     }
 }

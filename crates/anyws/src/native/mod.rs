@@ -285,8 +285,7 @@ impl Transport {
         if in_task {
             // Spawned last, so on a worker it waits in that worker's own slot and runs there
             // once the creating task yields (see `gate`).
-            let link = link.clone();
-            tokio::spawn(async move { link.gate.task_ran(true) });
+            tokio::spawn(gate::Group::join(&link));
         }
         Ok(Transport { link, commands })
     }
