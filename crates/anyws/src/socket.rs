@@ -341,6 +341,11 @@ impl WebSocket {
     /// Fails with [`ErrorKind::InvalidState`] while CONNECTING. While CLOSING or CLOSED it
     /// does nothing, returns `Ok`, and still adds the size to
     /// [`buffered_amount`](WebSocket::buffered_amount), as browsers do.
+    ///
+    /// Like the browser's, this queue has no limit: a peer that does not read lets
+    /// `buffered_amount` (and memory) grow with every call. Code that sends more than the
+    /// peer may take should use the [`Sink`](futures_sink::Sink) face, which waits below
+    /// [`Options::send_high_water_mark`], or watch `buffered_amount` itself.
     pub fn send(&self, data: impl Into<Message>) -> Result<(), Error> {
         if self.ready_state() == ReadyState::Connecting {
             return Err(Error::new(
@@ -437,6 +442,13 @@ impl WebSocket {
     }
 
     /// Resolves with the close event when the socket is closed.
+    ///
+    /// Natively, a socket whose `Stream` is not read and that has no message listener queues
+    /// what arrives for the `Stream`, up to
+    /// [`Options::receive_high_water_mark`], then stops reading from the network (receive
+    /// backpressure), so a peer's close frame behind those messages is not seen until the
+    /// `Stream` is read, a message listener is set, or `close()` is called (after which
+    /// incoming messages are dropped and reading goes on).
     pub fn closed(&self) -> Closed {
         Closed {
             core: self.handle.core.clone(),
