@@ -6,7 +6,7 @@ mod common;
 
 use anyws::native::tokio_tungstenite;
 use anyws::{ErrorKind, Event, EventKind, Message, MessageEvent, Options, ReadyState, WebSocket};
-use common::{failure, Log};
+use common::Log;
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;

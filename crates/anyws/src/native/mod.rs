@@ -272,6 +272,9 @@ impl Transport {
         let (commands, rx) = commands::channel();
         let in_task = creator_is_task();
         let link = Arc::new(Link::new(Gate::new(in_task)));
+        // Joined before anything is spawned, so that a probe pushed out of the worker's own
+        // slot by the spawns below never finds its group without this socket (see `gate`).
+        let probe = in_task.then(|| gate::Group::join(&link));
         let finish = conn::Finish::new(core.clone(), link.clone());
         spawn(conn::supervised(
             finish,
@@ -282,10 +285,10 @@ impl Transport {
                 link: link.clone(),
             }),
         ))?;
-        if in_task {
+        if let Some(probe) = probe {
             // Spawned last, so on a worker it waits in that worker's own slot and runs there
             // once the creating task yields (see `gate`).
-            tokio::spawn(gate::Group::join(&link));
+            tokio::spawn(probe);
         }
         Ok(Transport { link, commands })
     }
