@@ -1,7 +1,7 @@
 //! What anyws native is held to: the browsers' common behaviour, or, where Chromium and
 //! Firefox disagree, the behaviour the standards ask for, chosen by a documented rule.
 //!
-//! A rule applies to the scenarios with one of the [`tags`](crate::scenario::tags) (features
+//! A rule applies to the scenarios with one of the [`tags`] (features
 //! of the peer's behaviour that the browsers are known to treat differently) and picks one
 //! browser's whole trace. When the browsers disagree on a scenario that no rule covers, or
 //! that rules picking different browsers cover, there is no reference: the native check
@@ -24,7 +24,10 @@ pub enum Source {
     /// Both browsers recorded this trace.
     Both,
     /// The browsers disagree; this rule picked one of them.
-    Rule { browser: &'static str, rule: &'static str },
+    Rule {
+        browser: &'static str,
+        rule: &'static str,
+    },
 }
 
 /// One rule of the table above.
@@ -70,10 +73,12 @@ pub const RULES: &[Rule] = &[
 ];
 
 fn only_pongs_differ(chromium: &Trace, firefox: &Trace) -> bool {
-    diff(&chromium.lines(), &firefox.lines()).iter().all(|l| match l {
-        DiffLine::Same(_) => true,
-        DiffLine::Expected(s) | DiffLine::Actual(s) => s.starts_with("peer: pongs:"),
-    })
+    diff(&chromium.lines(), &firefox.lines())
+        .iter()
+        .all(|l| match l {
+            DiffLine::Same(_) => true,
+            DiffLine::Expected(s) | DiffLine::Actual(s) => s.starts_with("peer: pongs:"),
+        })
 }
 
 /// The reference trace for `scenario` from the two browsers' traces, or why there is none.
@@ -97,12 +102,25 @@ pub fn reference(
         ));
     };
     if applying.iter().any(|r| r.browser != first.browser) {
-        let names: Vec<String> = applying.iter().map(|r| format!("{} ({})", r.tag, r.browser)).collect();
+        let names: Vec<String> = applying
+            .iter()
+            .map(|r| format!("{} ({})", r.tag, r.browser))
+            .collect();
         return Err(format!(
             "Chromium and Firefox disagree and the rules conflict: {}",
             names.join(", ")
         ));
     }
-    let trace = if first.browser == "chromium" { chromium } else { firefox };
-    Ok((trace.clone(), Source::Rule { browser: first.browser, rule: first.why }))
+    let trace = if first.browser == "chromium" {
+        chromium
+    } else {
+        firefox
+    };
+    Ok((
+        trace.clone(),
+        Source::Rule {
+            browser: first.browser,
+            rule: first.why,
+        },
+    ))
 }
