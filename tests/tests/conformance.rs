@@ -248,7 +248,7 @@ async fn run_anyws(sc: &Scenario) -> Trace {
             }
         }));
     }
-    {
+    if !plan.not_reading {
         let (l, s, p, weak) = (log.clone(), state.clone(), plan.clone(), ws.downgrade());
         let mut count = 0u32;
         ws.set_onmessage(Some(move |e: &MessageEvent| {
@@ -506,7 +506,7 @@ export function run_js(url, planText, timeoutMs) {
     }
     ws.binaryType = plan.binaryType;
     ws.onopen = () => { trace.push('open@' + ws.readyState); act('open', plan.open); };
-    ws.onmessage = (e) => {
+    if (plan.listen) ws.onmessage = (e) => {
       count += 1;
       const rs = ws.readyState;
       if (typeof e.data === 'string') {

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 /// Bumped whenever the generator's output for a seed changes, so golden traces recorded with
 /// another generator are refused instead of compared.
-pub const GENERATOR_VERSION: u32 = 1;
+pub const GENERATOR_VERSION: u32 = 2;
 
 /// What the client does at one point.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +88,10 @@ impl Action {
 pub struct ClientPlan {
     /// `binaryType = "arraybuffer"` (else the default, `"blob"`).
     pub arraybuffer: bool,
+    /// The client does not read: no `message` listener (and anyws's `Stream` is never
+    /// polled). The peer then sends less than anyws's receive high-water mark in all, whose
+    /// effect is a documented target difference (README: receive backpressure).
+    pub not_reading: bool,
     /// Right after the constructor (readyState CONNECTING).
     pub on_create: Vec<Action>,
     /// In the `open` handler.
@@ -139,6 +143,7 @@ impl ClientPlan {
             on_message.insert(k.to_string(), list(actions));
         }
         json!({
+            "listen": !self.not_reading,
             "binaryType": if self.arraybuffer { "arraybuffer" } else { "blob" },
             "create": list(&self.on_create),
             "open": list(&self.on_open),
@@ -162,6 +167,9 @@ impl ClientPlan {
                 "blob"
             }
         )];
+        if self.not_reading {
+            out.push("not reading: no message listener".into());
+        }
         if !self.on_create.is_empty() {
             out.push(format!("right after new(): {}", list(&self.on_create)));
         }
@@ -411,6 +419,10 @@ impl Gen {
                 return false;
             }
         }
+        self.plan.not_reading = self.rng.chance(8);
+        if self.plan.not_reading {
+            self.kind.push("not reading".into());
+        }
         let open = self.actions(true);
         self.account(&open);
         self.plan.on_open = open.clone();
@@ -421,6 +433,10 @@ impl Gen {
             self.client_closed_ending();
             return true;
         }
+        if self.plan.not_reading && !self.synced_once {
+            // No message can be acknowledged later: acknowledge the open now.
+            self.settle(false);
+        }
         let rounds = self.rng.range(0, 3);
         for _ in 0..rounds {
             if self.round(false) {
@@ -428,7 +444,17 @@ impl Gen {
                 return true;
             }
         }
-        match self.rng.weighted(&[(38, 0), (17, 1), (15, 2), (30, 3)]) {
+        // Without a message listener the client cannot react to messages (no client close
+        // after the k-th) nor acknowledge the last one before an invalid frame.
+        let (client, invalid) = if self.plan.not_reading {
+            (0, 0)
+        } else {
+            (17, 30)
+        };
+        match self
+            .rng
+            .weighted(&[(38, 0), (client, 1), (15, 2), (invalid, 3)])
+        {
             0 => self.server_close_ending(),
             1 => {
                 // One more round whose reaction closes.
@@ -586,7 +612,9 @@ impl Gen {
             }
             self.data_message();
         }
-        let reaction = if must_close {
+        let reaction = if self.plan.not_reading {
+            Vec::new()
+        } else if must_close {
             let mut a = if self.rng.chance(40) {
                 self.actions(false)
             } else {
@@ -665,6 +693,12 @@ impl Gen {
             (3, 65536),
             (2, large),
         ]);
+        // Not reading: well under anyws's 1 MiB receive high-water mark in all.
+        let len = if self.plan.not_reading {
+            len.min(3000)
+        } else {
+            len
+        };
         let seed = self.next_content();
         let frames = if len > 0 && self.rng.chance(35) {
             self.rng.range(2, 5)
