@@ -901,7 +901,8 @@ impl Gen {
         self.settle(false);
         // An RST discards what the peer's kernel has not sent yet: only once the client has
         // acknowledged everything (it must be able to: a message listener).
-        if !self.pinged && !(self.unsynced && self.plan.not_reading) && self.rng.chance(30) {
+        let rst_unsafe = self.pinged || (self.unsynced && self.plan.not_reading);
+        if !rst_unsafe && self.rng.chance(30) {
             self.settle(true);
             self.kind.push("TCP RST without a close frame".into());
             self.tag(tags::RST_WITHOUT_CLOSE);

@@ -58,8 +58,25 @@ impl Ran {
             l.trim()
                 .starts_with(&format!("conformance {}:", self.runtime))
         });
+        let mut flaky: Vec<&str> = self
+            .run
+            .output
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("conformance-flaky seed "))
+            .filter_map(|l| l.split_once(':').map(|(seed, _)| seed))
+            .collect();
+        flaky.sort();
+        flaky.dedup();
+        let flaky = if flaky.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; differed from the golden trace once and matched on a second run: seed {}",
+                flaky.join(", ")
+            )
+        };
         match line {
-            Some(l) => format!("{} (run: {:.0} s)", l.trim(), self.seconds),
+            Some(l) => format!("{} (run: {:.0} s{flaky})", l.trim(), self.seconds),
             None => format!(
                 "conformance {}: the runner printed no summary; its output ends with:\n{}",
                 self.runtime,
