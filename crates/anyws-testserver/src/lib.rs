@@ -158,7 +158,9 @@ impl Server {
 
 /// A second handle on the same TCP socket (a duplicated descriptor), with which a scripted
 /// peer can reset the connection while the first one is boxed in the WebSocket stream.
-fn with_second_handle(tcp: tokio::net::TcpStream) -> (tokio::net::TcpStream, Option<tokio::net::TcpStream>) {
+fn with_second_handle(
+    tcp: tokio::net::TcpStream,
+) -> (tokio::net::TcpStream, Option<tokio::net::TcpStream>) {
     let std = match tcp.into_std() {
         Ok(s) => s,
         Err(_) => unreachable!("into_std of a registered stream"),
@@ -190,7 +192,12 @@ impl Route {
 
 // The callback's `Result<Response, ErrorResponse>` is the type tungstenite's API demands.
 #[allow(clippy::result_large_err)]
-async fn handle(stream: Conn, stats: Stats, logs: script::Logs, reset: Option<tokio::net::TcpStream>) {
+async fn handle(
+    stream: Conn,
+    stats: Stats,
+    logs: script::Logs,
+    reset: Option<tokio::net::TcpStream>,
+) {
     let mut route = None;
     let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         let uri = req.uri();

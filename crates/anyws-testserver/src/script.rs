@@ -32,7 +32,11 @@ struct Log {
 
 impl Logs {
     fn start(&self, id: &str) {
-        self.0.map.lock().unwrap().insert(id.to_owned(), Log::default());
+        self.0
+            .map
+            .lock()
+            .unwrap()
+            .insert(id.to_owned(), Log::default());
     }
 
     fn finish(&self, id: &str, lines: Vec<String>) {
@@ -53,7 +57,10 @@ impl Logs {
                 let mut map = self.0.map.lock().unwrap();
                 match map.get(id) {
                     Some(log) if log.done => {
-                        return map.remove(id).map(|l| l.lines.join("\n")).unwrap_or_default();
+                        return map
+                            .remove(id)
+                            .map(|l| l.lines.join("\n"))
+                            .unwrap_or_default();
                     }
                     _ => {}
                 }
@@ -111,13 +118,21 @@ impl Reader {
 
 /// Runs `script` on the raw connection `conn` and leaves what the client sent in `logs`.
 /// `reset` is a second handle on the same TCP socket, for an RST (`None` over TLS).
-pub(crate) async fn run<C>(conn: C, script: Script, id: String, logs: Logs, reset: Option<tokio::net::TcpStream>)
-where
+pub(crate) async fn run<C>(
+    conn: C,
+    script: Script,
+    id: String,
+    logs: Logs,
+    reset: Option<tokio::net::TcpStream>,
+) where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     logs.start(&id);
     let (rd, mut wr) = tokio::io::split(conn);
-    let reader = Arc::new(Reader { seen: Mutex::default(), changed: Notify::new() });
+    let reader = Arc::new(Reader {
+        seen: Mutex::default(),
+        changed: Notify::new(),
+    });
     let reading = tokio::spawn(read_frames(rd, reader.clone()));
     let mut shut = false;
     let mut reset_done = false;
@@ -214,7 +229,12 @@ async fn read_frames<R: tokio::io::AsyncRead + Unpin>(mut rd: R, reader: Arc<Rea
                     reader.update(|s| s.lines.push(format!("unreadable frame: {why}")));
                     garbled = true;
                 }
-                Parsed::Frame { b0, masked, payload, used } => {
+                Parsed::Frame {
+                    b0,
+                    masked,
+                    payload,
+                    used,
+                } => {
                     buf.drain(..used);
                     frame(&reader, &mut message, b0, masked, payload);
                 }
@@ -234,7 +254,12 @@ async fn read_frames<R: tokio::io::AsyncRead + Unpin>(mut rd: R, reader: Arc<Rea
 enum Parsed {
     Need,
     Bad(String),
-    Frame { b0: u8, masked: bool, payload: Vec<u8>, used: usize },
+    Frame {
+        b0: u8,
+        masked: bool,
+        payload: Vec<u8>,
+        used: usize,
+    },
 }
 
 fn parse(buf: &[u8]) -> Parsed {
@@ -271,10 +296,21 @@ fn parse(buf: &[u8]) -> Parsed {
             *b ^= k[i % 4];
         }
     }
-    Parsed::Frame { b0: buf[0], masked, payload, used: end }
+    Parsed::Frame {
+        b0: buf[0],
+        masked,
+        payload,
+        used: end,
+    }
 }
 
-fn frame(reader: &Reader, message: &mut Option<(bool, Vec<u8>)>, b0: u8, masked: bool, payload: Vec<u8>) {
+fn frame(
+    reader: &Reader,
+    message: &mut Option<(bool, Vec<u8>)>,
+    b0: u8,
+    masked: bool,
+    payload: Vec<u8>,
+) {
     let fin = b0 & 0x80 != 0;
     let opcode = b0 & 0x0f;
     let mut notes = Vec::new();
@@ -287,7 +323,11 @@ fn frame(reader: &Reader, message: &mut Option<(bool, Vec<u8>)>, b0: u8, masked:
     let mut complete = None;
     let mut control = None;
     let pong = (opcode == 0xA).then(|| {
-        format!("{}/{:08x}", payload.len(), anyws_conformance::script::fnv1a(&payload))
+        format!(
+            "{}/{:08x}",
+            payload.len(),
+            anyws_conformance::script::fnv1a(&payload)
+        )
     });
     match opcode {
         0x0 => match message {

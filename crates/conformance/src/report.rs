@@ -28,7 +28,10 @@ impl Traces {
     }
 
     pub fn seeds(&self, runtime: &str) -> Vec<u64> {
-        self.0.get(runtime).map(|m| m.keys().copied().collect()).unwrap_or_default()
+        self.0
+            .get(runtime)
+            .map(|m| m.keys().copied().collect())
+            .unwrap_or_default()
     }
 }
 
@@ -73,7 +76,11 @@ fn run_check(
     seeds: &[u64],
     mut pair: impl FnMut(u64, &Scenario) -> Result<Option<(String, Trace, Trace)>, String>,
 ) -> Check {
-    let mut check = Check { key: key.to_owned(), name: name.to_owned(), ..Check::default() };
+    let mut check = Check {
+        key: key.to_owned(),
+        name: name.to_owned(),
+        ..Check::default()
+    };
     for &seed in seeds {
         let sc = generate(seed);
         match pair(seed, &sc) {
@@ -109,7 +116,11 @@ fn run_check(
     check
 }
 
-fn trace_of<'a>(traces: &'a Traces, runtime: &str, sc: &Scenario) -> Result<Option<&'a Trace>, String> {
+fn trace_of<'a>(
+    traces: &'a Traces,
+    runtime: &str,
+    sc: &Scenario,
+) -> Result<Option<&'a Trace>, String> {
     match traces.get(runtime, sc.seed) {
         None => Ok(None),
         Some(r) if r.fingerprint != sc.fingerprint() => Err(format!(
@@ -127,53 +138,81 @@ pub fn checks(traces: &Traces, browsers: &[&str], reference_runtimes: (&str, &st
     for b in browsers {
         let golden = format!("{b}-golden");
         if traces.0.contains_key(&golden) {
-            out.push(run_check(&format!("{b}-drift"), &format!("{b}: plain JavaScript vs its golden trace (drift)"), &traces.seeds(b), |_, sc| {
-                match (trace_of(traces, &golden, sc)?, trace_of(traces, b, sc)?) {
+            out.push(run_check(
+                &format!("{b}-drift"),
+                &format!("{b}: plain JavaScript vs its golden trace (drift)"),
+                &traces.seeds(b),
+                |_, sc| match (trace_of(traces, &golden, sc)?, trace_of(traces, b, sc)?) {
                     (Some(g), Some(js)) => Ok(Some((format!("{b} golden"), g.clone(), js.clone()))),
                     _ => Ok(None),
-                }
-            }));
+                },
+            ));
         }
         let wasm = format!("{b}-anyws");
         let again = format!("{b}-again");
         if traces.0.contains_key(&again) {
-            out.push(run_check(&again, &format!("{b}: plain JavaScript run twice (determinism)"), &traces.seeds(&again), |_, sc| {
-                match (trace_of(traces, b, sc)?, trace_of(traces, &again, sc)?) {
-                    (Some(first), Some(second)) => Ok(Some((format!("{b}, first run"), first.clone(), second.clone()))),
+            out.push(run_check(
+                &again,
+                &format!("{b}: plain JavaScript run twice (determinism)"),
+                &traces.seeds(&again),
+                |_, sc| match (trace_of(traces, b, sc)?, trace_of(traces, &again, sc)?) {
+                    (Some(first), Some(second)) => Ok(Some((
+                        format!("{b}, first run"),
+                        first.clone(),
+                        second.clone(),
+                    ))),
                     _ => Ok(None),
-                }
-            }));
+                },
+            ));
         }
-        out.push(run_check(&wasm, &format!("{b}: anyws-wasm vs plain JavaScript"), &traces.seeds(&wasm), |_, sc| {
-            match (trace_of(traces, b, sc)?, trace_of(traces, &wasm, sc)?) {
-                (Some(js), Some(w)) => Ok(Some((format!("{b} plain JavaScript"), js.clone(), w.clone()))),
+        out.push(run_check(
+            &wasm,
+            &format!("{b}: anyws-wasm vs plain JavaScript"),
+            &traces.seeds(&wasm),
+            |_, sc| match (trace_of(traces, b, sc)?, trace_of(traces, &wasm, sc)?) {
+                (Some(js), Some(w)) => Ok(Some((
+                    format!("{b} plain JavaScript"),
+                    js.clone(),
+                    w.clone(),
+                ))),
                 (None, Some(_)) => Err(format!("no plain JavaScript trace from {b}")),
                 _ => Ok(None),
-            }
-        }));
+            },
+        ));
     }
     let (c, f) = reference_runtimes;
     if traces.0.contains_key("native") {
-        out.push(run_check("native", "anyws native vs the browsers", &traces.seeds("native"), |_, sc| {
-            let native = trace_of(traces, "native", sc)?.expect("listed");
-            let (Some(ct), Some(ft)) = (trace_of(traces, c, sc)?, trace_of(traces, f, sc)?) else {
-                return Err("no trace of both browsers to compare with (record them)".into());
-            };
-            let (expected, source) = reference(sc, ct, ft)?;
-            let from = match source {
-                Source::Both => "both browsers".to_owned(),
-                Source::Rule { browser, rule } => format!("{browser} (the browsers disagree; {rule})"),
-            };
-            Ok(Some((from, expected, native.clone())))
-        }));
+        out.push(run_check(
+            "native",
+            "anyws native vs the browsers",
+            &traces.seeds("native"),
+            |_, sc| {
+                let native = trace_of(traces, "native", sc)?.expect("listed");
+                let (Some(ct), Some(ft)) = (trace_of(traces, c, sc)?, trace_of(traces, f, sc)?)
+                else {
+                    return Err("no trace of both browsers to compare with (record them)".into());
+                };
+                let (expected, source) = reference(sc, ct, ft)?;
+                let from = match source {
+                    Source::Both => "both browsers".to_owned(),
+                    Source::Rule { browser, rule } => {
+                        format!("{browser} (the browsers disagree; {rule})")
+                    }
+                };
+                Ok(Some((from, expected, native.clone())))
+            },
+        ));
     }
     if traces.0.contains_key(c) && traces.0.contains_key(f) {
-        out.push(run_check("browsers", "Chromium vs Firefox (plain JavaScript)", &traces.seeds(c), |_, sc| {
-            match (trace_of(traces, c, sc)?, trace_of(traces, f, sc)?) {
+        out.push(run_check(
+            "browsers",
+            "Chromium vs Firefox (plain JavaScript)",
+            &traces.seeds(c),
+            |_, sc| match (trace_of(traces, c, sc)?, trace_of(traces, f, sc)?) {
                 (Some(ct), Some(ft)) => Ok(Some(("Chromium".into(), ct.clone(), ft.clone()))),
                 _ => Ok(None),
-            }
-        }));
+            },
+        ));
     }
     out
 }
@@ -181,12 +220,24 @@ pub fn checks(traces: &Traces, browsers: &[&str], reference_runtimes: (&str, &st
 /// The Markdown report: a summary, then each check's findings grouped by signature, each
 /// seed with its scenario and the diff of the two traces.
 pub fn markdown(title: &str, preamble: &str, checks: &[Check]) -> String {
-    let mut s = format!("# {title}\n\n{preamble}\n\n| check | seeds compared | disagreements |\n|---|---|---|\n");
+    let mut s = format!(
+        "# {title}\n\n{preamble}\n\n| check | seeds compared | disagreements |\n|---|---|---|\n"
+    );
     for c in checks {
-        s.push_str(&format!("| {} | {} | {} |\n", c.name, c.compared, c.findings.len()));
+        s.push_str(&format!(
+            "| {} | {} | {} |\n",
+            c.name,
+            c.compared,
+            c.findings.len()
+        ));
     }
     for c in checks {
-        s.push_str(&format!("\n## {}: {} of {}\n", c.name, c.findings.len(), c.compared));
+        s.push_str(&format!(
+            "\n## {}: {} of {}\n",
+            c.name,
+            c.findings.len(),
+            c.compared
+        ));
         if c.findings.is_empty() {
             s.push_str("\nNo disagreement.\n");
             continue;
@@ -200,10 +251,20 @@ pub fn markdown(title: &str, preamble: &str, checks: &[Check]) -> String {
         s.push_str("\nGroups (first differing lines, with lengths, hashes, application codes and reasons abstracted):\n\n");
         for (i, (sig, fs)) in groups.iter().enumerate() {
             let seeds: Vec<String> = fs.iter().map(|f| f.seed.to_string()).collect();
-            s.push_str(&format!("{}. {} seeds: `{sig}`: {}\n", i + 1, fs.len(), seeds.join(", ")));
+            s.push_str(&format!(
+                "{}. {} seeds: `{sig}`: {}\n",
+                i + 1,
+                fs.len(),
+                seeds.join(", ")
+            ));
         }
         for (i, (sig, fs)) in groups.iter().enumerate() {
-            s.push_str(&format!("\n### {}.{} `{sig}` ({} seeds)\n", c.name.split(':').next().unwrap_or(""), i + 1, fs.len()));
+            s.push_str(&format!(
+                "\n### {}.{} `{sig}` ({} seeds)\n",
+                c.name.split(':').next().unwrap_or(""),
+                i + 1,
+                fs.len()
+            ));
             for f in fs {
                 s.push_str(&format!("\n**seed {}**: {}\n\n", f.seed, f.scenario.kind));
                 s.push_str("```text\n");
@@ -239,7 +300,10 @@ mod tests {
             seed,
             runtime: runtime.into(),
             fingerprint: generate(seed).fingerprint(),
-            trace: Trace { events: events.iter().map(|e| e.to_string()).collect(), peer: Some(vec![]) },
+            trace: Trace {
+                events: events.iter().map(|e| e.to_string()).collect(),
+                peer: Some(vec![]),
+            },
         }
     }
 
@@ -254,8 +318,10 @@ mod tests {
             rec("native", 1, &["ignored: the first record of a seed wins"]),
         ]);
         let checks = checks(&t, &["chromium"], ("chromium", "firefox"));
-        let names: Vec<(&str, usize, usize)> =
-            checks.iter().map(|c| (c.name.as_str(), c.compared, c.findings.len())).collect();
+        let names: Vec<(&str, usize, usize)> = checks
+            .iter()
+            .map(|c| (c.name.as_str(), c.compared, c.findings.len()))
+            .collect();
         assert_eq!(
             names,
             [
@@ -265,7 +331,12 @@ mod tests {
             ]
         );
         let md = markdown("T", "p", &checks);
-        assert!(md.contains("1 seeds: `expected close@3 1000 \"\" true ; got close@3 1006 \"\" false`: 1"), "{md}");
+        assert!(
+            md.contains(
+                "1 seeds: `expected close@3 1000 \"\" true ; got close@3 1006 \"\" false`: 1"
+            ),
+            "{md}"
+        );
         assert!(md.contains("  + close@3 1006 \"\" false"), "{md}");
     }
 }

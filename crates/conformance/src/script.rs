@@ -81,21 +81,37 @@ pub enum LenMode {
 pub enum Payload {
     Literal(Vec<u8>),
     /// Bytes `start..end` of [`text_content`]`(seed, len)`.
-    Text { seed: u32, len: u32, start: u32, end: u32 },
+    Text {
+        seed: u32,
+        len: u32,
+        start: u32,
+        end: u32,
+    },
     /// Bytes `start..end` of [`binary_content`]`(seed, len)`.
-    Binary { seed: u32, len: u32, start: u32, end: u32 },
+    Binary {
+        seed: u32,
+        len: u32,
+        start: u32,
+        end: u32,
+    },
 }
 
 impl Payload {
     pub fn bytes(&self) -> Vec<u8> {
         match self {
             Payload::Literal(b) => b.clone(),
-            Payload::Text { seed, len, start, end } => {
-                text_content(*seed, *len).into_bytes()[*start as usize..*end as usize].to_vec()
-            }
-            Payload::Binary { seed, len, start, end } => {
-                binary_content(*seed, *len)[*start as usize..*end as usize].to_vec()
-            }
+            Payload::Text {
+                seed,
+                len,
+                start,
+                end,
+            } => text_content(*seed, *len).into_bytes()[*start as usize..*end as usize].to_vec(),
+            Payload::Binary {
+                seed,
+                len,
+                start,
+                end,
+            } => binary_content(*seed, *len)[*start as usize..*end as usize].to_vec(),
         }
     }
 }
@@ -210,7 +226,12 @@ impl Frame {
                     let _ = write!(s, " {} B", bytes.len());
                 }
                 Err(_) => {
-                    let _ = write!(s, " {} B (not UTF-8 alone: {})", bytes.len(), hex(&bytes[..bytes.len().min(12)]));
+                    let _ = write!(
+                        s,
+                        " {} B (not UTF-8 alone: {})",
+                        bytes.len(),
+                        hex(&bytes[..bytes.len().min(12)])
+                    );
                 }
             }
         } else {
@@ -278,7 +299,10 @@ impl Script {
         if s.is_empty() {
             return Ok(Script(Vec::new()));
         }
-        let steps = s.split('~').map(decode_step).collect::<Result<Vec<_>, _>>()?;
+        let steps = s
+            .split('~')
+            .map(decode_step)
+            .collect::<Result<Vec<_>, _>>()?;
         if steps.len() > 10_000 {
             return Err("more than 10000 steps".into());
         }
@@ -313,8 +337,18 @@ fn encode_step(step: &Step) -> String {
             };
             let payload = match &f.payload {
                 Payload::Literal(b) => format!("x{}", hex(b)),
-                Payload::Text { seed, len, start, end } => format!("t{seed}/{len}/{start}/{end}"),
-                Payload::Binary { seed, len, start, end } => format!("b{seed}/{len}/{start}/{end}"),
+                Payload::Text {
+                    seed,
+                    len,
+                    start,
+                    end,
+                } => format!("t{seed}/{len}/{start}/{end}"),
+                Payload::Binary {
+                    seed,
+                    len,
+                    start,
+                    end,
+                } => format!("b{seed}/{len}/{start}/{end}"),
             };
             format!("F:{:02x},{},{len},{payload}", f.b0, u8::from(f.masked))
         }
@@ -327,7 +361,8 @@ fn encode_step(step: &Step) -> String {
 }
 
 fn number<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
-    s.parse().map_err(|_| format!("{what}: {s:?} is not a number"))
+    s.parse()
+        .map_err(|_| format!("{what}: {s:?} is not a number"))
 }
 
 fn decode_step(s: &str) -> Result<Step, String> {
@@ -364,7 +399,12 @@ fn decode_step(s: &str) -> Result<Step, String> {
                 other => return Err(format!("bad length mode {other:?}")),
             };
             let payload = decode_payload(payload)?;
-            Step::Frame(Frame { b0, masked, len, payload })
+            Step::Frame(Frame {
+                b0,
+                masked,
+                len,
+                payload,
+            })
         }
         _ => return Err(format!("unknown step {s:?}")),
     })
@@ -393,8 +433,18 @@ fn decode_payload(s: &str) -> Result<Payload, String> {
         return Err(format!("payload {s:?} is out of range"));
     }
     match kind {
-        't' => Ok(Payload::Text { seed, len, start, end }),
-        'b' => Ok(Payload::Binary { seed, len, start, end }),
+        't' => Ok(Payload::Text {
+            seed,
+            len,
+            start,
+            end,
+        }),
+        'b' => Ok(Payload::Binary {
+            seed,
+            len,
+            start,
+            end,
+        }),
         _ => Err(format!("unknown payload kind {kind:?}")),
     }
 }
@@ -427,7 +477,12 @@ mod tests {
                 b0: 0x81,
                 masked: false,
                 len: LenMode::Minimal,
-                payload: Payload::Text { seed: 3, len: 40, start: 0, end: 17 },
+                payload: Payload::Text {
+                    seed: 3,
+                    len: 40,
+                    start: 0,
+                    end: 17,
+                },
             }),
             Step::Frame(Frame {
                 b0: 0x89,
@@ -470,7 +525,11 @@ mod tests {
         assert_eq!(f(LenMode::Force64, 5).encode()[1], 127);
         assert_eq!(f(LenMode::Msb64, 5).encode()[2], 0x80);
         assert_eq!(f(LenMode::Declared(100), 10).encode().len(), 12);
-        let masked = Frame { masked: true, ..f(LenMode::Minimal, 2) }.encode();
+        let masked = Frame {
+            masked: true,
+            ..f(LenMode::Minimal, 2)
+        }
+        .encode();
         assert_eq!(masked, [0x82, 0x82, 0x37, 0xfa, 0x21, 0x3d, 0x37, 0xfa]);
     }
 }

@@ -52,7 +52,10 @@ pub struct Record {
 impl Record {
     /// The line printed by the runners (`conformance-trace {json}`) and read by the xtask.
     pub fn to_line(&self) -> String {
-        format!("{TRACE_PREFIX}{}", serde_json::to_string(self).expect("serializable"))
+        format!(
+            "{TRACE_PREFIX}{}",
+            serde_json::to_string(self).expect("serializable")
+        )
     }
 
     /// Reads the records among the lines of a test run's output.
@@ -114,7 +117,11 @@ impl Golden {
                 serde_json::from_str(line).map_err(|e| format!("golden line {}: {e}", i + 2))?;
             traces.insert(r.seed, r);
         }
-        Ok(Golden { agent: header.agent, generator: header.generator, traces })
+        Ok(Golden {
+            agent: header.agent,
+            generator: header.generator,
+            traces,
+        })
     }
 }
 
@@ -212,6 +219,9 @@ pub fn signature(expected: &Trace, actual: &Trace) -> String {
 }
 
 fn abstract_line(line: &str) -> String {
+    if let Some(pongs) = line.strip_prefix("peer: pongs:") {
+        return format!("peer: pongs ×{}", pongs.split_whitespace().count());
+    }
     // Quoted strings (reasons) first.
     let mut unquoted = String::new();
     let mut chars = line.chars().peekable();
@@ -248,7 +258,8 @@ fn abstract_line(line: &str) -> String {
                     return;
                 }
                 let keep = before == '@'
-                    || (digits.len() == 4 && (1000..=1015).contains(&digits.parse::<u32>().unwrap_or(0)));
+                    || (digits.len() == 4
+                        && (1000..=1015).contains(&digits.parse::<u32>().unwrap_or(0)));
                 out.push_str(if keep { digits } else { "N" });
                 digits.clear();
             };
@@ -277,12 +288,19 @@ mod tests {
     use super::*;
 
     fn t(events: &[&str]) -> Trace {
-        Trace { events: events.iter().map(|s| s.to_string()).collect(), peer: Some(vec![]) }
+        Trace {
+            events: events.iter().map(|s| s.to_string()).collect(),
+            peer: Some(vec![]),
+        }
     }
 
     #[test]
     fn diffs_show_what_differs() {
-        let e = t(&["open@1", "message@1 text 3 00000001", "close@3 1000 \"\" true"]);
+        let e = t(&[
+            "open@1",
+            "message@1 text 3 00000001",
+            "close@3 1000 \"\" true",
+        ]);
         let a = t(&["open@1", "close@3 1006 \"\" false"]);
         let d = compare(&e, &a).unwrap();
         assert!(d.contains("  - message@1 text 3 00000001"), "{d}");
@@ -305,14 +323,42 @@ mod tests {
     }
 
     #[test]
+    fn pong_lines_are_counted() {
+        let e = Trace {
+            events: vec![],
+            peer: Some(vec!["pongs: 3/8c02e73f 0/811c9dc5".into()]),
+        };
+        let a = Trace {
+            events: vec![],
+            peer: Some(vec!["pongs: 3/8c02e73f".into()]),
+        };
+        assert_eq!(
+            signature(&e, &a),
+            "expected peer: pongs ×2 ; got peer: pongs ×1"
+        );
+    }
+
+    #[test]
     fn golden_files_round_trip() {
-        let mut g = Golden { agent: "X".into(), generator: 1, traces: BTreeMap::new() };
+        let mut g = Golden {
+            agent: "X".into(),
+            generator: 1,
+            traces: BTreeMap::new(),
+        };
         g.traces.insert(
             3,
-            Record { seed: 3, runtime: "chromium".into(), fingerprint: "f".into(), trace: t(&["open@1"]) },
+            Record {
+                seed: 3,
+                runtime: "chromium".into(),
+                fingerprint: "f".into(),
+                trace: t(&["open@1"]),
+            },
         );
         assert_eq!(Golden::parse(&g.to_jsonl("chromium")).unwrap(), g);
         let line = g.traces[&3].to_line();
-        assert_eq!(Record::from_output(&format!("noise\n{line}\nmore")), vec![g.traces[&3].clone()]);
+        assert_eq!(
+            Record::from_output(&format!("noise\n{line}\nmore")),
+            vec![g.traces[&3].clone()]
+        );
     }
 }

@@ -4,11 +4,13 @@
 //! - `cargo xtask test` runs [`anyws_conformance::CI_SEEDS`] in each browser (plain
 //!   JavaScript against its golden file, anyws-wasm against plain JavaScript) and natively
 //!   (anyws against the golden files), against the suite's test server.
-//! - `cargo xtask conformance [--seeds SPEC] [--record] [--report PATH]` runs any seeds: the
-//!   browsers first, whose fresh traces go to `target/conformance/<browser>.jsonl` and are
-//!   the reference of the native run; with `--record` each JavaScript run is repeated (a
-//!   scenario whose trace changes is refused) and the traces become the golden files
-//!   `tests/conformance/<browser>.jsonl`. It exits non-zero on any disagreement.
+//! - `cargo xtask conformance [--seeds SPEC] [--twice] [--record] [--report PATH]` runs any
+//!   seeds: the browsers first, whose fresh traces go to `target/conformance/<browser>.jsonl`
+//!   and are the reference of the native run. With `--twice` each JavaScript run is repeated
+//!   and must give the same trace (the generator's scenarios must be deterministic); with
+//!   `--record` too, and then the traces go into the golden files
+//!   `tests/conformance/<browser>.jsonl` (replacing those seeds, keeping the others whose
+//!   scenario is unchanged). It exits non-zero on any disagreement.
 //!
 //! Both print one line per check; the Markdown report groups every disagreement by kind.
 //!
@@ -52,13 +54,29 @@ impl Ran {
 
     /// The runner's own summary line, or the end of its output when it printed none.
     fn summary(&self) -> String {
-        let line = self
+        let line = self.run.output.lines().find(|l| {
+            l.trim()
+                .starts_with(&format!("conformance {}:", self.runtime))
+        });
+        let mut flaky: Vec<&str> = self
             .run
             .output
             .lines()
-            .find(|l| l.trim().starts_with(&format!("conformance {}:", self.runtime)));
+            .filter_map(|l| l.trim().strip_prefix("conformance-flaky seed "))
+            .filter_map(|l| l.split_once(':').map(|(seed, _)| seed))
+            .collect();
+        flaky.sort();
+        flaky.dedup();
+        let flaky = if flaky.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; differed from the golden trace once and matched on a second run: seed {}",
+                flaky.join(", ")
+            )
+        };
         match line {
-            Some(l) => format!("{} (run: {:.0} s)", l.trim(), self.seconds),
+            Some(l) => format!("{} (run: {:.0} s{flaky})", l.trim(), self.seconds),
             None => format!(
                 "conformance {}: the runner printed no summary; its output ends with:\n{}",
                 self.runtime,
@@ -97,18 +115,30 @@ pub fn run_browser(
     let started = Instant::now();
     let mut cmd = cargo(root, tools.wasm_toolchain.as_deref());
     cmd.env("ANYWS_TEST_SERVER", server)
-        .env("WASM_BINDGEN_TEST_TIMEOUT", BROWSER_TIMEOUT_SECONDS.to_string())
+        .env(
+            "WASM_BINDGEN_TEST_TIMEOUT",
+            BROWSER_TIMEOUT_SECONDS.to_string(),
+        )
         .env("ANYWS_CONFORMANCE_RECORD", if record { "1" } else { "" })
         .env_remove("CHROMEDRIVER")
         .env_remove("GECKODRIVER")
-        .args(["test", "-p", "anyws-tests", "--target", WASM, "--test", "conformance"])
+        .args([
+            "test",
+            "-p",
+            "anyws-tests",
+            "--target",
+            WASM,
+            "--test",
+            "conformance",
+        ])
         .args(["--", "--nocapture"]);
     env_seeds(&mut cmd, seeds);
     match browser {
         Browser::Chromium => cmd.env("CHROMEDRIVER", &tools.chromedriver),
-        Browser::Firefox => cmd
-            .env("GECKODRIVER", &tools.geckodriver)
-            .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", firefox_capabilities(root)?),
+        Browser::Firefox => cmd.env("GECKODRIVER", &tools.geckodriver).env(
+            "WASM_BINDGEN_TEST_WEBDRIVER_JSON",
+            firefox_capabilities(root)?,
+        ),
     };
     let run = run_tests(&mut cmd)?;
     let records = Record::from_output(&run.output);
@@ -122,11 +152,23 @@ pub fn run_browser(
 
 /// Runs the native runner, comparing with the golden files in `reference` (default: the
 /// committed ones).
-pub fn run_native(root: &Path, server: &str, seeds: Option<&str>, reference: Option<&Path>) -> Result<Ran, String> {
+pub fn run_native(
+    root: &Path,
+    server: &str,
+    seeds: Option<&str>,
+    reference: Option<&Path>,
+) -> Result<Ran, String> {
     let started = Instant::now();
     let mut cmd = cargo(root, None);
-    cmd.env("ANYWS_TEST_SERVER", server)
-        .args(["test", "-p", "anyws-tests", "--test", "conformance", "--", "--nocapture"]);
+    cmd.env("ANYWS_TEST_SERVER", server).args([
+        "test",
+        "-p",
+        "anyws-tests",
+        "--test",
+        "conformance",
+        "--",
+        "--nocapture",
+    ]);
     env_seeds(&mut cmd, seeds);
     match reference {
         Some(dir) => cmd.env("ANYWS_CONFORMANCE_REFERENCE", dir),
@@ -160,18 +202,30 @@ fn add_golden(root: &Path, traces: &mut Traces, browsers: &[&str]) -> Result<(),
     Ok(())
 }
 
-fn write_golden(dir: &Path, ran: &Ran) -> Result<PathBuf, String> {
+/// Writes the plain JavaScript traces of `ran` as `dir/<browser>.jsonl`, after those of
+/// `keep` (the seeds not run) whose scenario is still the generator's.
+fn write_golden(dir: &Path, ran: &Ran, keep: Option<Golden>) -> Result<PathBuf, String> {
     let mut golden = Golden {
         agent: ran.agent(),
         generator: GENERATOR_VERSION,
         ..Golden::default()
     };
-    for r in ran.records.iter().filter(|r| r.runtime == ran.runtime) {
-        golden.traces.entry(r.seed).or_insert_with(|| r.clone());
+    if let Some(old) = keep {
+        golden.traces = old
+            .traces
+            .into_iter()
+            .filter(|(seed, r)| anyws_conformance::generate(*seed).fingerprint() == r.fingerprint)
+            .collect();
     }
+    let mut fresh = std::collections::BTreeMap::new();
+    for r in ran.records.iter().filter(|r| r.runtime == ran.runtime) {
+        fresh.entry(r.seed).or_insert_with(|| r.clone());
+    }
+    golden.traces.extend(fresh);
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let path = dir.join(format!("{}.jsonl", ran.runtime));
-    std::fs::write(&path, golden.to_jsonl(&ran.runtime)).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::write(&path, golden.to_jsonl(&ran.runtime))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path)
 }
 
@@ -181,7 +235,10 @@ fn check_line(c: &Check) -> String {
     groups.sort();
     groups.dedup();
     if c.findings.is_empty() {
-        format!("conformance check {}: {} seeds, all equal", c.name, c.compared)
+        format!(
+            "conformance check {}: {} seeds, all equal",
+            c.name, c.compared
+        )
     } else {
         format!(
             "conformance check {}: {} of {} seeds disagree ({} kinds)",
@@ -196,7 +253,12 @@ fn check_line(c: &Check) -> String {
 /// The conformance part of `cargo xtask test`: CI seeds, golden files as the reference.
 /// Returns the lines to print and the problems (a failing check not marked as expected to
 /// fail in `wasm-pack.toml`, or a marked one that passes).
-pub fn ci(root: &Path, config: &WasmConfig, tools: &Tools, server: &str) -> Result<(Vec<String>, Vec<String>), String> {
+pub fn ci(
+    root: &Path,
+    config: &WasmConfig,
+    tools: &Tools,
+    server: &str,
+) -> Result<(Vec<String>, Vec<String>), String> {
     let browsers: Vec<&str> = config.test.browsers.iter().map(|b| b.name()).collect();
     let mut lines = Vec::new();
     let mut traces = Traces::default();
@@ -237,35 +299,67 @@ pub fn ci(root: &Path, config: &WasmConfig, tools: &Tools, server: &str) -> Resu
     Ok((lines, problems))
 }
 
+/// `--ci`: what `cargo xtask test` runs, alone.
+fn ci_command(root: &Path) -> Result<(), String> {
+    let config = WasmConfig::load(root)?;
+    let tools = crate::setup::ensure(root, &config, crate::setup::Need::Browsers)?;
+    let server = TestServer::start(root)?;
+    let (lines, problems) = ci(root, &config, &tools, &server.url)?;
+    drop(server);
+    lines.iter().for_each(|l| println!("{l}"));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
 pub fn command(root: &Path, args: &[String]) -> Result<(), String> {
     let mut seeds: Option<String> = None;
     let mut record = false;
-    let mut report: Option<PathBuf> = None;
+    let mut twice = false;
+    let mut ci_only = false;
+    let mut report: Option<PathBuf> = None; // default: target/conformance/report.md
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--seeds" => seeds = Some(it.next().ok_or("--seeds wants N, A..B or a,b,c")?.clone()),
             "--record" => record = true,
+            "--twice" => twice = true,
+            "--ci" => ci_only = true,
             "--report" => report = Some(PathBuf::from(it.next().ok_or("--report wants a path")?)),
-            other => return Err(format!("unknown argument {other:?}; usage: cargo xtask conformance [--seeds N|A..B|a,b,c] [--record] [--report PATH]")),
+            other => return Err(format!("unknown argument {other:?}; usage: cargo xtask conformance [--ci | [--seeds N|A..B|a,b,c] [--twice] [--record] [--report PATH]]")),
         }
     }
+    if ci_only {
+        return ci_command(root);
+    }
+    let twice = twice || record;
     let started = Instant::now();
     let config = WasmConfig::load(root)?;
     let tools = crate::setup::ensure(root, &config, crate::setup::Need::Browsers)?;
     let browsers: Vec<&str> = config.test.browsers.iter().map(|b| b.name()).collect();
     let server = TestServer::start(root)?;
-    println!("conformance: test server at {}; seeds {}", server.url, seeds.as_deref().unwrap_or("0..300 (the CI set)"));
+    println!(
+        "conformance: test server at {}; seeds {}",
+        server.url,
+        seeds.as_deref().unwrap_or("0..300 (the CI set)")
+    );
     let mut traces = Traces::default();
     let mut ran_browsers = Vec::new();
     for browser in &config.test.browsers {
-        let ran = run_browser(root, &tools, &server.url, *browser, seeds.as_deref(), record)?;
+        let ran = run_browser(root, &tools, &server.url, *browser, seeds.as_deref(), twice)?;
         println!("{}", ran.summary());
-        write_golden(&root.join(FRESH_DIR), &ran)?;
+        write_golden(&root.join(FRESH_DIR), &ran, None)?;
         traces.add(ran.records.clone());
         ran_browsers.push(ran);
     }
-    let native = run_native(root, &server.url, seeds.as_deref(), Some(&root.join(FRESH_DIR)))?;
+    let native = run_native(
+        root,
+        &server.url,
+        seeds.as_deref(),
+        Some(&root.join(FRESH_DIR)),
+    )?;
     println!("{}", native.summary());
     traces.add(native.records);
     drop(server);
@@ -281,31 +375,54 @@ pub fn command(root: &Path, args: &[String]) -> Result<(), String> {
         }
     }
     if record {
-        let flaky = checks.iter().any(|c| c.key.ends_with("-again") && !c.findings.is_empty());
+        let flaky = checks
+            .iter()
+            .any(|c| c.key.ends_with("-again") && !c.findings.is_empty());
         if flaky {
             println!("conformance: not recording golden files: some scenarios are not deterministic in a browser");
         } else {
             for ran in &ran_browsers {
-                println!("conformance: wrote {}", write_golden(&root.join(GOLDEN_DIR), ran)?.display());
+                let old = load_golden(root, GOLDEN_DIR, &ran.runtime)?;
+                let path = write_golden(&root.join(GOLDEN_DIR), ran, Some(old))?;
+                println!("conformance: wrote {}", path.display());
             }
         }
     }
-    if let Some(path) = report {
+    {
+        // Without --report, the report still goes to target/conformance/report.md.
+        let path = report.unwrap_or_else(|| root.join(FRESH_DIR).join("report.md"));
         let preamble = format!(
-            "Generated by `cargo xtask conformance{}{}` in {:.0} s. Browsers: {}. Reference for anyws native: this run's plain JavaScript traces (both browsers when they agree, else `anyws_conformance::expect`).",
+            "Generated by `cargo xtask conformance{}{}` in {:.0} s. Browsers: {} (Firefox with `network.websocket.delay-failed-reconnects` off, which only removes its wait before reconnecting). \
+             Reference for anyws native: this run's plain JavaScript traces, both browsers' when they agree, else the one the rule named beside it picks (`anyws_conformance::expect`). \
+             Trace lines (`anyws_conformance::trace`): `EVENT@readyState` in the handler, a message as `text|binary LENGTH FNV-1a`, a close as `CODE \"REASON\" wasClean`, \
+             an action as `WHERE: ACTION -> ok|DOMException name @readyState after`, `peer: ...` for what the scripted peer received (its pongs last, counted in signatures). \
+             Groups are keyed by the first differing lines, with lengths, hashes, application close codes and reasons abstracted.",
             seeds.as_deref().map(|s| format!(" --seeds {s}")).unwrap_or_default(),
-            if record { " --record" } else { "" },
+            if record { " --record" } else if twice { " --twice" } else { "" },
             started.elapsed().as_secs_f32(),
             ran_browsers.iter().map(|r| format!("{} ({})", r.runtime, r.agent())).collect::<Vec<_>>().join(", ")
         );
-        std::fs::write(&path, markdown("anyws conformance: the browsers as the oracle", &preamble, &checks))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(
+            &path,
+            markdown(
+                "anyws conformance: the browsers as the oracle",
+                &preamble,
+                &checks,
+            ),
+        )
+        .map_err(|e| format!("{}: {e}", path.display()))?;
         println!("conformance: report in {}", path.display());
     }
-    println!("(conformance took {:.0} s)", started.elapsed().as_secs_f32());
+    println!(
+        "(conformance took {:.0} s)",
+        started.elapsed().as_secs_f32()
+    );
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(format!("conformance checks with disagreements: {}", failed.join("; ")))
+        Err(format!(
+            "conformance checks with disagreements: {}",
+            failed.join("; ")
+        ))
     }
 }
