@@ -210,3 +210,161 @@ mod tests {
         assert!(reference(&both, &c, &f).unwrap_err().contains("conflict"));
     }
 }
+
+/// Where anyws native differs from its reference on purpose or by a documented limit: each
+/// is a row of the README's "Target differences" table. The runner accepts a native trace
+/// that differs from the reference only in one of these ways, and counts it by name.
+pub mod native {
+    use super::*;
+
+    /// A known difference: its name (as in the README) and why.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Known {
+        pub name: &'static str,
+        pub why: &'static str,
+    }
+
+    /// The close frame a client sends when it fails the connection carries the
+    /// implementation's own reason text (RFC 6455 7.1.7 leaves it free): only the code is
+    /// compared.
+    pub const FAIL_REASON: Known = Known {
+        name: "reason of the close frame sent when failing",
+        why: "the reason text is the implementation's own; the code is compared",
+    };
+    /// tungstenite does not answer pings that arrive after its close frame went out (as
+    /// Chromium); Firefox, the reference there, does.
+    pub const PINGS_AFTER_CLOSE: Known = Known {
+        name: "pings after our close frame",
+        why: "tungstenite 0.30 answers no ping once its close frame is out (as Chromium)",
+    };
+    /// tungstenite refuses close codes 0..=999, 1004, 1014, 1016..=2999 and 5000 and up from
+    /// the peer: it answers 1002 and reports the close as 1002 "Protocol violation"; browsers
+    /// accept the peer's code.
+    pub const CLOSE_CODES: Known = Known {
+        name: "close codes tungstenite refuses",
+        why: "tungstenite 0.30 replaces a peer's close code it calls bad or reserved with 1002",
+    };
+    /// A frame length in a longer encoding than needed (RFC 6455 5.2: a protocol error): both
+    /// browsers fail the connection; tungstenite accepts the frame.
+    pub const NON_MINIMAL_LENGTH: Known = Known {
+        name: "non-minimal frame lengths",
+        why: "tungstenite 0.30 accepts a length in a longer encoding than needed",
+    };
+    /// Invalid UTF-8 in a text message: anyws fails the connection with 1007, as RFC 6455
+    /// 7.4.1 says (and Autobahn checks); Chromium, the reference there, sends 1002.
+    pub const INVALID_UTF8_CODE: Known = Known {
+        name: "close code for invalid UTF-8",
+        why: "1007 (RFC 6455 7.4.1) where Chromium sends 1002",
+    };
+
+    /// All of them, for reports.
+    pub const ALL: &[Known] = &[
+        FAIL_REASON,
+        PINGS_AFTER_CLOSE,
+        CLOSE_CODES,
+        NON_MINIMAL_LENGTH,
+        INVALID_UTF8_CODE,
+    ];
+
+    fn failed(t: &Trace) -> bool {
+        t.events.iter().any(|e| e.starts_with("error@"))
+    }
+
+    /// `peer: close C "R"` → `close C`, in the peer's lines.
+    fn without_fail_reason(t: &Trace) -> Trace {
+        let mut t = t.clone();
+        if let Some(peer) = &mut t.peer {
+            for line in peer.iter_mut() {
+                if let Some(rest) = line.strip_prefix("close ") {
+                    let code = rest.split(' ').next().unwrap_or("").to_owned();
+                    *line = format!("close {code}");
+                }
+            }
+        }
+        t
+    }
+
+    fn without_pongs(t: &Trace) -> Trace {
+        let mut t = t.clone();
+        if let Some(peer) = &mut t.peer {
+            peer.retain(|l| !l.starts_with("pongs"));
+        }
+        t
+    }
+
+    /// The codes tungstenite calls `Bad` or `Reserved` (which browsers accept).
+    fn refused_by_tungstenite(code: u16) -> bool {
+        matches!(code, 0..=999 | 1004 | 1014 | 1016..=2999) || code >= 5000
+    }
+
+    /// The reference as tungstenite reports a refused close code.
+    fn with_refused_codes(t: &Trace) -> Option<Trace> {
+        let mut t = t.clone();
+        let mut changed = false;
+        let rewrite = |line: &mut String, prefix: &str, changed: &mut bool| {
+            let Some(rest) = line.strip_prefix(prefix) else {
+                return;
+            };
+            let code: Option<u16> = rest.split(' ').next().and_then(|c| c.parse().ok());
+            if code.is_some_and(refused_by_tungstenite) {
+                let clean = if prefix.starts_with("close@") { " true" } else { "" };
+                *line = format!("{prefix}1002 \"Protocol violation\"{clean}");
+                *changed = true;
+            }
+        };
+        for e in t.events.iter_mut() {
+            rewrite(e, "close@3 ", &mut changed);
+        }
+        if let Some(peer) = &mut t.peer {
+            for l in peer.iter_mut() {
+                rewrite(l, "close ", &mut changed);
+            }
+        }
+        changed.then_some(t)
+    }
+
+    /// Whether `actual` differs from `expected` only in a known way; which one.
+    pub fn known_difference(
+        scenario: &Scenario,
+        firefox: &Trace,
+        expected: &Trace,
+        actual: &Trace,
+    ) -> Option<Known> {
+        let same = |e: &Trace, a: &Trace| e.lines() == a.lines();
+        if failed(expected) && same(&without_fail_reason(expected), &without_fail_reason(actual)) {
+            return Some(FAIL_REASON);
+        }
+        if scenario.tags.contains(&tags::PING_AFTER_CLIENT_CLOSE)
+            && same(&without_pongs(expected), &without_pongs(actual))
+        {
+            return Some(PINGS_AFTER_CLOSE);
+        }
+        if with_refused_codes(expected).is_some_and(|e| same(&e, actual)) {
+            return Some(CLOSE_CODES);
+        }
+        let _ = firefox;
+        if scenario.kind.contains("16-bit length for a 5-byte text") && !failed(actual) {
+            return Some(NON_MINIMAL_LENGTH);
+        }
+        let utf8 = ["invalid UTF-8", "not UTF-8", "truncated UTF-8"]
+            .iter()
+            .any(|k| scenario.kind.contains(k));
+        if utf8 && failed(expected) {
+            let as_1007 = |t: &Trace| {
+                let mut t = without_fail_reason(t);
+                if let Some(peer) = &mut t.peer {
+                    for l in peer.iter_mut() {
+                        if l == "close 1002" {
+                            *l = "close 1007".into();
+                        }
+                    }
+                }
+                t
+            };
+            if same(&as_1007(expected), &without_fail_reason(actual)) {
+                return Some(INVALID_UTF8_CODE);
+            }
+        }
+        None
+    }
+}
