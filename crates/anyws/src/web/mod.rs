@@ -159,7 +159,13 @@ impl Drop for Listeners {
 struct Pump {
     core: Shared<Core>,
     ws: web_sys::WebSocket,
-    queue: RefCell<VecDeque<Incoming>>,
+    /// Each event with the browser's `readyState` when the browser dispatched it to us.
+    queue: RefCell<VecDeque<(Incoming, u16)>>,
+    /// While an event is delivered, the `readyState` the browser had when it dispatched it:
+    /// what `ready_state()` reports to the listeners (shared with `Transport`). A message
+    /// delivered after a `Blob` read would otherwise see the state the socket has moved on to
+    /// meanwhile, which a JavaScript listener of the same event never sees.
+    seen: Rc<Cell<Option<u16>>>,
     reading_blob: Cell<bool>,
     draining: Cell<bool>,
     /// The pump failed the connection (a `Blob` could not be read): the browser's later
@@ -173,7 +179,8 @@ impl Pump {
         if self.failed.get() {
             return;
         }
-        self.queue.borrow_mut().push_back(item);
+        let state = self.ws.ready_state();
+        self.queue.borrow_mut().push_back((item, state));
         self.drain();
     }
 
@@ -191,7 +198,7 @@ impl Pump {
                 let mut q = self.queue.borrow_mut();
                 match q.front() {
                     None => break,
-                    Some(Incoming::Blob(blob)) => {
+                    Some((Incoming::Blob(blob), _)) => {
                         if self.reading_blob.get() {
                             break;
                         }
@@ -204,13 +211,15 @@ impl Pump {
                     Some(_) => q.pop_front(),
                 }
             };
-            if let Some(item) = next {
+            if let Some((item, state)) = next {
                 let mut item = Some(item);
+                self.seen.set(Some(state));
                 deliver_catching(&mut || {
                     if let Some(item) = item.take() {
                         self.deliver(item);
                     }
                 });
+                self.seen.set(None);
             }
         }
         self.draining.set(false);
@@ -274,7 +283,7 @@ impl Pump {
                 Ok(buf) => {
                     let bytes = js_sys::Uint8Array::new(&buf).to_vec();
                     if let Some(front) = pump.queue.borrow_mut().front_mut() {
-                        *front = Incoming::Message(Message::Binary(bytes));
+                        front.0 = Incoming::Message(Message::Binary(bytes));
                     }
                 }
                 Err(e) => pump.fail(&e),
@@ -304,12 +313,14 @@ impl Pump {
         );
         let mut queue = self.queue.borrow_mut();
         queue.clear();
-        queue.push_back(Incoming::Error(Some(error)));
-        queue.push_back(Incoming::Close(CloseEvent {
+        let closed = web_sys::WebSocket::CLOSED;
+        queue.push_back((Incoming::Error(Some(error)), closed));
+        let close = CloseEvent {
             code: 1006,
             reason: String::new(),
             was_clean: false,
-        }));
+        };
+        queue.push_back((Incoming::Close(close), closed));
     }
 }
 
@@ -399,6 +410,8 @@ pub(crate) struct Transport {
     ws: web_sys::WebSocket,
     /// Set when the pump failed the connection.
     failed: Rc<Cell<bool>>,
+    /// The state the event being delivered was dispatched in (see `Pump::seen`).
+    seen: Rc<Cell<Option<u16>>>,
 }
 
 impl Backend for Transport {
@@ -425,6 +438,7 @@ impl Backend for Transport {
         let transport = Transport {
             ws: ws.clone(),
             failed: Rc::default(),
+            seen: Rc::default(),
         };
         transport.set_binary_type(core.binary_type());
 
@@ -435,6 +449,7 @@ impl Backend for Transport {
             reading_blob: Cell::new(false),
             draining: Cell::new(false),
             failed: transport.failed.clone(),
+            seen: transport.seen.clone(),
             listeners: RefCell::new(None),
         });
         let on = |name: &'static str, f: fn(&web_sys::Event) -> Incoming| {
@@ -453,6 +468,9 @@ impl Backend for Transport {
     }
 
     fn ready_state(&self, _: &Core) -> ReadyState {
+        if let Some(state) = self.seen.get() {
+            return ReadyState::from_u8(state.min(3) as u8);
+        }
         if self.failed.get() {
             return ReadyState::Closed; // the browser's is CLOSING until its close completes
         }
@@ -480,6 +498,8 @@ impl Backend for Transport {
 
     fn close(&self, core: &Core, code: Option<u16>, reason: &str) {
         core.begin_closing();
+        // From here on the listener sees the state it just changed, as in JavaScript.
+        self.seen.set(None);
         // Arguments were validated in shared code, so the browser does not throw here.
         let _ = match code {
             Some(code) => self.ws.close_with_code_and_reason(code, reason),
