@@ -307,7 +307,11 @@ pub mod native {
             };
             let code: Option<u16> = rest.split(' ').next().and_then(|c| c.parse().ok());
             if code.is_some_and(refused_by_tungstenite) {
-                let clean = if prefix.starts_with("close@") { " true" } else { "" };
+                let clean = if prefix.starts_with("close@") {
+                    " true"
+                } else {
+                    ""
+                };
                 *line = format!("{prefix}1002 \"Protocol violation\"{clean}");
                 *changed = true;
             }
