@@ -232,9 +232,10 @@ impl WebSocket {
     /// `close` event with code 1006.
     ///
     /// Listeners attached right after this call, before the next `.await`, see every event,
-    /// as in a browser. On native that holds when this is called in a tokio task or on a
-    /// current-thread runtime, or when the creating code awaits the socket; see the README's
-    /// Target differences for code on other threads.
+    /// as in a browser. On native that is guaranteed when the creating code awaits the socket
+    /// before other work, and on a current-thread runtime; in tasks of a multi-thread runtime
+    /// it usually holds, and on plain threads the first event may go 10 ms after the
+    /// handshake: see the README's Target differences for the exact cases.
     ///
     /// On native this needs no runtime: inside a tokio runtime the connection runs as a task
     /// of that runtime (which must have I/O and time enabled); outside one, on a small

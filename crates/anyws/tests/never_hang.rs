@@ -657,3 +657,48 @@ async fn sockets_created_in_a_row_in_a_task_miss_nothing() {
         }
     }
 }
+
+#[test]
+fn a_probe_dropped_with_its_runtime_never_holds_a_later_socket() {
+    // Found by the second review: a current-thread runtime dropped before a socket's probe
+    // ran left this thread's probe group waiting forever for it, and a later socket created
+    // on the thread (here by a LocalSet task, whose probe runs on another worker) joined it
+    // and never got any event.
+    let server_rt = tokio::runtime::Runtime::new().unwrap();
+    let url = server_rt.block_on(async { format!("{}/send?count=1", server().await) });
+    std::thread::spawn(move || {
+        let ct = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let stale = ct.block_on(async { WebSocket::new(&url).unwrap() });
+        drop(ct);
+        drop(stale);
+        let mt = tokio::runtime::Runtime::new().unwrap();
+        let close = mt.block_on(async {
+            let local = tokio::task::LocalSet::new();
+            local
+                .run_until(async {
+                    tokio::task::spawn_local(async move {
+                        let ws = WebSocket::new(&url).unwrap();
+                        // Awaiting the socket itself would prove the creator yielded: wait
+                        // for the close through a channel instead, as callback code does.
+                        let (tx, rx) = tokio::sync::oneshot::channel();
+                        let tx = Mutex::new(Some(tx));
+                        ws.set_onclose(Some(move |e: &anyws::CloseEvent| {
+                            if let Some(tx) = tx.lock().unwrap().take() {
+                                let _ = tx.send(e.clone());
+                            }
+                        }));
+                        within("close", rx).await.unwrap()
+                    })
+                    .await
+                    .unwrap()
+                })
+                .await
+        });
+        assert!(close.was_clean, "{close:?}");
+    })
+    .join()
+    .unwrap();
+}

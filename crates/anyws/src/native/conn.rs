@@ -177,13 +177,14 @@ pub(crate) async fn supervised(mut finish: Finish, connection: impl Future<Outpu
 async fn wait_for_gate(link: &Link) {
     use super::gate::Wait;
     let gate = link.gate();
-    poll_fn(|cx| match gate.poll_open(cx) {
+    let proof = poll_fn(|cx| match gate.poll_open(cx) {
         Poll::Ready(()) => Poll::Ready(()),
         Poll::Pending if gate.wait() == Wait::ForProofOrGrace => Poll::Ready(()),
         Poll::Pending => Poll::Pending,
-    })
-    .await;
-    if !gate.is_open() {
+    });
+    // Past the limit the creator is not coming back soon: let the events go.
+    let _ = tokio::time::timeout(super::gate::PROOF_LIMIT, proof).await;
+    if !gate.is_open() && gate.wait() == Wait::ForProofOrGrace {
         let open = poll_fn(|cx| gate.poll_open(cx));
         let _ = tokio::time::timeout(super::gate::GRACE, open).await;
     }

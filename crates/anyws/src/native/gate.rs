@@ -12,11 +12,12 @@
 //!    (the probe spawned at creation, or the connection task itself) runs on the creating
 //!    thread: such a thread runs one task at a time, so the creator has yielded.
 //!
-//! Where proof 2 is possible the gate waits for a proof with no time limit: the creator must
-//! yield sooner or later, since it holds a runtime thread. Where it is not (a plain thread,
+//! Where proof 2 is possible the gate waits for a proof for up to [`PROOF_LIMIT`]: the
+//! creator must yield soon, since it holds a runtime thread. Where it is not (a plain thread,
 //! or the body of a multi-thread runtime's `block_on`, e.g. a `#[tokio::main]` body, which
-//! is not a task), or where the probe was stolen by another worker before the creator
-//! yielded, the first event also goes after [`GRACE`].
+//! is not a task), or where every probe ran on another worker (tokio gives no promise where a
+//! spawned task runs: see [`Group`]), or was dropped unrun with its runtime, the first event
+//! also goes after [`GRACE`].
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Mutex;
@@ -26,6 +27,10 @@ use std::time::Duration;
 
 /// The longest the first event waits where no proof can come.
 pub(crate) const GRACE: Duration = Duration::from_millis(10);
+
+/// The longest the first event waits for a proof at all: a creating task that runs this long
+/// without yielding blocks a runtime worker, and every wait needs a deadline.
+pub(crate) const PROOF_LIMIT: Duration = Duration::from_secs(1);
 
 /// What the gate may wait for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -177,11 +182,13 @@ impl Group {
             state.gates.push(std::sync::Arc::downgrade(link));
             state.probes_out += 1;
         }
-        async move { group.probe_ran() }
+        let ticket = Ticket(Some(group));
+        async move { ticket.ran() }
     }
 
-    fn probe_ran(&self) {
-        let on_creator = std::thread::current().id() == self.creator;
+    /// A probe of the group ran (`on_creator`: on the creating thread) or was dropped
+    /// without running (its runtime shut down), which counts as running elsewhere.
+    fn probe_ran(&self, on_creator: bool) {
         let gates = {
             let mut state = crate::core::lock(&self.state);
             if state.done {
@@ -194,12 +201,44 @@ impl Group {
             state.done = true;
             std::mem::take(&mut state.gates)
         };
+        // The group is done: the next socket of this thread starts a new one.
+        CURRENT.with(|current| {
+            if let Ok(mut current) = current.try_borrow_mut() {
+                if current
+                    .as_ref()
+                    .is_some_and(|g| std::ptr::eq(std::sync::Arc::as_ptr(g), self))
+                {
+                    *current = None;
+                }
+            }
+        });
         for link in gates.iter().filter_map(std::sync::Weak::upgrade) {
             if on_creator {
                 link.gate().task_ran();
             } else {
                 link.gate().probes_stolen();
             }
+        }
+    }
+}
+
+/// One probe's claim on its group: reported when the probe runs, or, if the probe is dropped
+/// unrun (its runtime shut down), from `Drop`, so a group never waits for a probe that is gone.
+struct Ticket(Option<std::sync::Arc<Group>>);
+
+impl Ticket {
+    fn ran(mut self) {
+        if let Some(group) = self.0.take() {
+            let on_creator = std::thread::current().id() == group.creator;
+            group.probe_ran(on_creator);
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(group) = self.0.take() {
+            group.probe_ran(false);
         }
     }
 }
