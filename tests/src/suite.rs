@@ -512,6 +512,27 @@ cross_test! {
         fails_without_open(&ws, &log).await;
     }
 
+    async fn a_handler_that_replaces_itself_gets_the_next_message_through_the_new_one() {
+        // Issue 11, finding 1: natively this deadlocked the connection task; in the browser
+        // it panicked ("cannot recursively acquire mutex") and the socket was dead for good.
+        let ws = WebSocket::new(&url("/send?count=3&size=2")).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let me = ws.downgrade();
+        let s = seen.clone();
+        ws.set_onmessage(Some(move |e: &anyws::MessageEvent| {
+            s.lock().unwrap().push(format!("first {}", e.data.as_text().unwrap_or("")));
+            let s = s.clone();
+            if let Some(ws) = me.upgrade() {
+                ws.set_onmessage(Some(move |e: &anyws::MessageEvent| {
+                    s.lock().unwrap().push(format!("then {}", e.data.as_text().unwrap_or("")));
+                }));
+            }
+        }));
+        let ev = ws.closed().await;
+        assert!(ev.was_clean);
+        assert_eq!(*seen.lock().unwrap(), ["first 0-", "then 1-", "then 2-"]);
+    }
+
     async fn messages_that_arrive_after_close_are_not_delivered() {
         // WHATWG HTML: when a message arrives and readyState is not OPEN, nothing happens.
         // The echoes of these messages come back after close() was called.
