@@ -225,6 +225,24 @@ pub(crate) struct Task {
     pub link: Arc<Link>,
 }
 
+impl Task {
+    /// Runs the open connection to its end.
+    async fn drive<S>(self, ws: WebSocketStream<S>, meter: MeterOf<S>) -> Outcome
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let Task {
+            core,
+            options,
+            rx,
+            link,
+        } = self;
+        Connection::new(&core, &link, &options, ws, meter)
+            .run(rx)
+            .await
+    }
+}
+
 /// A client connection: the opening handshake, then the connection.
 pub(crate) async fn run(mut task: Task, protocols: Vec<String>) -> Outcome {
     // Validated by this parser when the socket was made, so it parses again.
@@ -247,15 +265,7 @@ pub(crate) async fn run(mut task: Task, protocols: Vec<String>) -> Outcome {
     if !task.core.fire_open(up.protocol, up.extensions) {
         return Outcome::failed(aborted_error());
     }
-    let Task {
-        core,
-        options,
-        rx,
-        link,
-    } = task;
-    Connection::new(&core, &link, &options, ws, metered)
-        .run(rx)
-        .await
+    task.drive(ws, metered).await
 }
 
 /// A server connection whose handshake anyws answered: `open`, then the connection.
@@ -285,15 +295,7 @@ where
     wait_for_gate(&task.link).await;
     // The socket is OPEN already; `open` is skipped if `close()` came first.
     task.core.fire_open(task.core.protocol(), String::new());
-    let Task {
-        core,
-        options,
-        rx,
-        link,
-    } = task;
-    Connection::new(&core, &link, &options, ws, meter)
-        .run(rx)
-        .await
+    task.drive(ws, meter).await
 }
 
 /// Where a connection's [`Meter`] is, if its stream has one.
@@ -351,6 +353,16 @@ struct Progress {
     resumed: Option<Instant>,
     /// The writer stopped after an error (the reader decides how the connection ends).
     write_failed: Option<Instant>,
+}
+
+impl Progress {
+    /// Closing started, by either side, or the writer failed: the keep-alive stops.
+    fn closing(&self) -> bool {
+        self.close_requested.is_some()
+            || self.close_sent.is_some()
+            || self.peer_close.is_some()
+            || self.write_failed.is_some()
+    }
 }
 
 /// When the peer was last heard from, as nanoseconds since `start`. Reading the clock for
@@ -467,23 +479,14 @@ where
     /// When the supervisor must look again (or never).
     fn next_deadline(&self) -> Option<Instant> {
         let p = lock(&self.progress);
-        let timeout = self.options.close_timeout;
         let mut next: Option<Instant> = None;
         let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
-        if let Some(done) = p.handshake_done {
-            at(after(done, TCP_CLOSE_GRACE.min(timeout)));
-        } else if let Some(since) = p.close_sent.or(p.write_failed) {
-            at(after(since, timeout));
-        } else if let Some(requested) = p.close_requested.or(p.peer_close.as_ref().map(|c| c.2)) {
-            at(after(self.last_progress(requested), timeout));
+        if let Some((deadline, _)) = self.close_deadline(&p) {
+            at(deadline);
         }
-        let closing = p.close_requested.is_some()
-            || p.close_sent.is_some()
-            || p.peer_close.is_some()
-            || p.write_failed.is_some();
         // Keep-alive, unless closing (the close deadlines rule) or reading is held paused (the
         // reader says when it resumes).
-        if let Some(every) = self.options.ping_interval.filter(|_| !closing) {
+        if let Some(every) = self.options.ping_interval.filter(|_| !p.closing()) {
             if !p.paused {
                 let ping_timeout = self.options.ping_timeout;
                 if let Some(written) = p.ping_written {
@@ -503,6 +506,20 @@ where
             }
         }
         next
+    }
+
+    /// The closing handshake's deadline, if closing started, and whether passing it ends the
+    /// connection cleanly (the handshake is done and only the TCP close is awaited).
+    fn close_deadline(&self, p: &Progress) -> Option<(Instant, bool)> {
+        let timeout = self.options.close_timeout;
+        if let Some(done) = p.handshake_done {
+            Some((after(done, TCP_CLOSE_GRACE.min(timeout)), true))
+        } else if let Some(since) = p.close_sent.or(p.write_failed) {
+            Some((after(since, timeout), false))
+        } else {
+            let requested = p.close_requested.or(p.peer_close.as_ref().map(|c| c.2))?;
+            Some((after(self.last_progress(requested), timeout), false))
+        }
     }
 
     /// The latest of `since` and the last sign that the peer reads what we write.
@@ -535,26 +552,15 @@ where
     fn check_deadlines(&self) -> Option<End> {
         let now = Instant::now();
         let mut p = lock(&self.progress);
-        let timeout = self.options.close_timeout;
-        if let Some(done) = p.handshake_done {
-            if now >= after(done, TCP_CLOSE_GRACE.min(timeout)) {
+        match self.close_deadline(&p) {
+            Some((deadline, true)) if now >= deadline => {
                 let (code, reason, _) = p.peer_close.clone().expect("a done handshake had one");
                 return Some(End::Clean(code, reason));
             }
-        } else if let Some(since) = p.close_sent.or(p.write_failed) {
-            if now >= after(since, timeout) {
-                return Some(End::TimedOut);
-            }
-        } else if let Some(requested) = p.close_requested.or(p.peer_close.as_ref().map(|c| c.2)) {
-            if now >= after(self.last_progress(requested), timeout) {
-                return Some(End::TimedOut);
-            }
+            Some((deadline, false)) if now >= deadline => return Some(End::TimedOut),
+            _ => {}
         }
-        let closing = p.close_requested.is_some()
-            || p.close_sent.is_some()
-            || p.peer_close.is_some()
-            || p.write_failed.is_some();
-        let every = self.options.ping_interval.filter(|_| !closing)?;
+        let every = self.options.ping_interval.filter(|_| !p.closing())?;
         let ping_timeout = self.options.ping_timeout;
         if p.paused {
             return None; // the application holds reading paused: see the module docs
