@@ -585,3 +585,108 @@ cross_test_alone! {
         assert!(grown <= slack, "memory grew by {grown} bytes over 1,000 sockets");
     }
 }
+
+// The rest of the seed interface: the ready-state constants, `dispatchEvent`, and clearing a
+// handler.
+cross_test! {
+    async fn ready_state_constants_are_the_interface_numbers() {
+        assert_eq!(
+            [WebSocket::CONNECTING, WebSocket::OPEN, WebSocket::CLOSING, WebSocket::CLOSED]
+                .map(u16::from),
+            [0, 1, 2, 3]
+        );
+        let ws = WebSocket::new(&url("/echo")).unwrap();
+        assert_eq!(ws.ready_state(), WebSocket::CONNECTING);
+        ws.opened().await.unwrap();
+        assert_eq!(ws.ready_state(), WebSocket::OPEN);
+        ws.close();
+        assert_eq!(ws.ready_state(), WebSocket::CLOSING);
+        ws.closed().await;
+        assert_eq!(ws.ready_state(), WebSocket::CLOSED);
+    }
+
+    async fn dispatch_event_runs_the_listeners_in_order_and_changes_nothing_else() {
+        let mut ws = open("/echo").await;
+        let log = Log::default();
+        let (a, h, b) = (log.clone(), log.clone(), log.clone());
+        let _first = ws.add_event_listener(EventKind::Message, move |e: &Event| {
+            a.push(format!("first {:?}", e.as_message().unwrap().data.as_text()));
+        });
+        ws.set_onmessage(Some(move |e: &anyws::MessageEvent| {
+            h.push(format!("onmessage {}", e.origin));
+        }));
+        let _last = ws.add_event_listener(EventKind::Message, move |_: &Event| b.push("last".into()));
+        let (c, e) = (log.clone(), log.clone());
+        ws.set_onclose(Some(move |ev: &anyws::CloseEvent| c.push(format!("onclose {}", ev.code))));
+        ws.set_onerror(Some(move |_: &anyws::ErrorEvent| e.push("onerror".into())));
+
+        let synthetic = anyws::MessageEvent { data: "made up".into(), origin: "ws://example".into() };
+        assert!(ws.dispatch_event(synthetic), "anyws events cannot be canceled");
+        assert_eq!(
+            log.lines(),
+            ["first Some(\"made up\")", "onmessage ws://example", "last"],
+            "every message listener ran before dispatch_event returned, in order"
+        );
+        let close = anyws::CloseEvent { code: 4000, reason: "fake".into(), was_clean: true };
+        assert!(ws.dispatch_event(close));
+        assert!(ws.dispatch_event(anyws::ErrorEvent::default()));
+        assert!(ws.dispatch_event(Event::Open), "no open listener: nothing runs");
+        assert_eq!(log.lines()[3..], ["onclose 4000", "onerror"]);
+        assert_eq!(ws.ready_state(), WebSocket::OPEN, "a synthetic close changes no state");
+
+        // The stream never saw the synthetic message, and the socket still works.
+        ws.send("real").unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::Text("real".into()));
+        ws.close();
+        assert_eq!(ws.closed().await.code, 1005);
+        let origin = crate::harness::server();
+        assert_eq!(
+            log.lines()[5..],
+            ["first Some(\"real\")".to_owned(), format!("onmessage {origin}"), "last".into(), "onclose 1005".into()]
+        );
+    }
+
+    async fn dispatch_event_from_inside_a_listener_skips_only_the_running_one() {
+        let ws = open("/echo").await;
+        let log = Log::default();
+        let weak = ws.downgrade();
+        let outer = log.clone();
+        let _outer = ws.add_event_listener(EventKind::Message, move |e: &Event| {
+            let text = e.as_message().unwrap().data.as_text().unwrap_or_default().to_owned();
+            outer.push(format!("outer {text}"));
+            if text == "first" {
+                let nested = anyws::MessageEvent { data: "nested".into(), origin: String::new() };
+                weak.upgrade().unwrap().dispatch_event(nested);
+                outer.push("outer after nested".into());
+            }
+        });
+        let inner = log.clone();
+        let _inner = ws.add_event_listener(EventKind::Message, move |e: &Event| {
+            inner.push(format!("inner {}", e.as_message().unwrap().data.as_text().unwrap_or_default()));
+        });
+        ws.dispatch_event(anyws::MessageEvent { data: "first".into(), origin: String::new() });
+        assert_eq!(
+            log.lines(),
+            ["outer first", "inner nested", "outer after nested", "inner first"],
+            "the nested event runs at once, without the listener that is running"
+        );
+        ws.close();
+        ws.closed().await;
+    }
+
+    async fn clearing_a_handler_needs_no_closure_type() {
+        let ws = open("/echo").await;
+        let log = Log::attach(&ws);
+        ws.clear_onopen();
+        ws.clear_onmessage();
+        ws.clear_onerror();
+        ws.dispatch_event(anyws::MessageEvent { data: "x".into(), origin: String::new() });
+        ws.dispatch_event(anyws::ErrorEvent::default());
+        ws.dispatch_event(Event::Open);
+        assert!(log.lines().is_empty(), "{:?}", log.lines());
+        ws.clear_onclose();
+        ws.close();
+        ws.closed().await;
+        assert!(log.lines().is_empty(), "the close handler was cleared too: {:?}", log.lines());
+    }
+}

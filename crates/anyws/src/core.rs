@@ -16,7 +16,10 @@
 //! slot gets the new callback at once, the running one finishes and is freed after it
 //! returns. A callback is never run twice at the same time: events are dispatched by one
 //! backend task at a time, and a nested dispatch to a listener that is still running skips it
-//! rather than wait for itself.
+//! rather than wait for itself. The application's `dispatch_event` may run listeners on any
+//! thread: it never waits for a running listener (it skips it), while the backend's dispatch
+//! waits for a listener that another thread is running (the callback remembers which thread
+//! runs it), so the backend's events are never skipped and no cycle of waits can form.
 //!
 //! These locks and the wake-ups below are model-checked with loom (`core/model_tests.rs`, run
 //! with `--cfg anyws_loom`; see `sync.rs`).
@@ -38,9 +41,9 @@ use crate::event::{
     BinaryType, CloseEvent, ErrorEvent, Event, EventKind, Message, MessageEvent, ReadyState,
 };
 use crate::sendness::{BoxedCallback, Shared};
-use crate::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 pub(crate) use crate::sync::lock;
-use crate::sync::{Mutex, TryLockError};
+use crate::sync::{thread_token, Mutex, TryLockError};
 use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 
@@ -60,8 +63,20 @@ struct Entry {
     slot: Mutex<Shared<Callback>>,
 }
 
-/// A callback; its lock is held only while it runs.
-struct Callback(Mutex<BoxedCallback<Event>>);
+/// A callback; its lock is held only while it runs, by the thread named in `runner`.
+struct Callback {
+    f: Mutex<BoxedCallback<Event>>,
+    /// The [`thread_token`] of the thread running it, 0 when none.
+    runner: AtomicUsize,
+}
+
+/// Who dispatches an event: the backend (what happened on the wire) or the application
+/// ([`Core::dispatch_synthetic`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Source {
+    Backend,
+    Synthetic,
+}
 
 impl Entry {
     fn new(id: u64, kind: EventKind, handler: bool, callback: BoxedCallback<Event>) -> Self {
@@ -70,30 +85,62 @@ impl Entry {
             kind,
             handler,
             removed: AtomicBool::new(false),
-            slot: Mutex::new(Shared::new(Callback(Mutex::new(callback)))),
+            slot: Mutex::new(Shared::new(Callback::new(callback))),
         }
     }
 
-    /// Runs the callback, unless it is already running further up this stack.
-    fn run(&self, event: &Event) {
-        // Clone it out of the slot, so the slot is free while it runs.
-        let callback = lock(&self.slot).clone();
-        let mut f = match callback.0.try_lock() {
-            Ok(f) => f,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => return,
-        };
-        let run = std::panic::AssertUnwindSafe(|| (f)(event));
-        if let Err(payload) = std::panic::catch_unwind(run) {
-            eprintln!(
-                "anyws: a {:?} listener panicked; the other listeners still run",
-                self.kind
-            );
-            drop_payload(payload);
+    /// Runs the callback, unless it is already running further up this stack, or (for a
+    /// synthetic event) running anywhere. An event from the backend waits for a callback that
+    /// a synthetic dispatch is running on another thread: it is never lost, and a synthetic
+    /// dispatch, which never waits, cannot be part of a cycle of waits.
+    fn run(&self, event: &Event, source: Source) {
+        let me = thread_token();
+        loop {
+            // Clone it out of the slot, so the slot is free while it runs.
+            let callback = lock(&self.slot).clone();
+            let mut f = match callback.f.try_lock() {
+                Ok(f) => f,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => {
+                    // The runner is stored before the callback runs and cleared before its
+                    // lock is released, so only this thread can ever read its own token here.
+                    if source == Source::Synthetic || callback.runner.load(Ordering::Acquire) == me
+                    {
+                        return;
+                    }
+                    drop(lock(&callback.f));
+                    // While this waited, the listener may have been removed or replaced:
+                    // start again from the slot.
+                    if self.removed.load(Ordering::Acquire) {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            callback.runner.store(me, Ordering::Release);
+            let run = std::panic::AssertUnwindSafe(|| (f)(event));
+            if let Err(payload) = std::panic::catch_unwind(run) {
+                eprintln!(
+                    "anyws: a {:?} listener panicked; the other listeners still run",
+                    self.kind
+                );
+                drop_payload(payload);
+            }
+            callback.runner.store(0, Ordering::Release);
+            // `f` is released before `callback`, which may be the last reference if the
+            // callback replaced itself.
+            drop(f);
+            return;
         }
-        // `f` is released before `callback`, which may be the last reference if the
-        // callback replaced itself.
-        drop(f);
+    }
+}
+
+impl Callback {
+    fn new(f: BoxedCallback<Event>) -> Self {
+        Callback {
+            f: Mutex::new(f),
+            runner: AtomicUsize::new(0),
+        }
     }
 }
 
@@ -355,7 +402,7 @@ impl Core {
                 .position(|e| e.handler && e.kind == kind);
             match (existing, callback) {
                 (Some(i), Some(cb)) => {
-                    let new = Shared::new(Callback(Mutex::new(cb)));
+                    let new = Shared::new(Callback::new(cb));
                     Garbage::Slot(std::mem::replace(&mut *lock(&inner.listeners[i].slot), new))
                 }
                 (Some(i), None) => inner.remove_at(i),
@@ -376,11 +423,23 @@ impl Core {
     /// the same dispatch is skipped, as in the DOM. A panicking listener is reported and the
     /// rest still run (natively; see the crate docs for the browser).
     fn dispatch(&self, event: &Event) {
+        self.dispatch_from(event, Source::Backend);
+    }
+
+    /// `dispatchEvent`: runs the listeners for `event` as [`Core::dispatch`] does, and
+    /// nothing else (no state changes, nothing queued for the `Stream`). It may be called from
+    /// any thread, also from inside a listener, while the backend dispatches: a listener that
+    /// is running (up this stack or on another thread) is skipped, never waited for.
+    pub(crate) fn dispatch_synthetic(&self, event: &Event) {
+        self.dispatch_from(event, Source::Synthetic);
+    }
+
+    fn dispatch_from(&self, event: &Event, source: Source) {
         let kind = event.kind();
         let listeners = lock(&self.inner).listeners.clone();
         for entry in listeners.iter().filter(|e| e.kind == kind) {
             if !entry.removed.load(Ordering::Acquire) {
-                entry.run(event);
+                entry.run(event, source);
             }
         }
     }

@@ -196,6 +196,24 @@ pub enum Event {
     Close(CloseEvent),
 }
 
+impl From<MessageEvent> for Event {
+    fn from(event: MessageEvent) -> Event {
+        Event::Message(event)
+    }
+}
+
+impl From<ErrorEvent> for Event {
+    fn from(event: ErrorEvent) -> Event {
+        Event::Error(event)
+    }
+}
+
+impl From<CloseEvent> for Event {
+    fn from(event: CloseEvent) -> Event {
+        Event::Close(event)
+    }
+}
+
 impl Event {
     /// Which kind of event this is.
     pub fn kind(&self) -> EventKind {

@@ -223,6 +223,15 @@ fn typed<E: 'static>(
 }
 
 impl WebSocket {
+    /// `WebSocket.CONNECTING` (0): the connection is not yet open.
+    pub const CONNECTING: ReadyState = ReadyState::Connecting;
+    /// `WebSocket.OPEN` (1): the connection is open and ready to communicate.
+    pub const OPEN: ReadyState = ReadyState::Open;
+    /// `WebSocket.CLOSING` (2): the connection is going through the closing handshake.
+    pub const CLOSING: ReadyState = ReadyState::Closing;
+    /// `WebSocket.CLOSED` (3): the connection is closed or could not be opened.
+    pub const CLOSED: ReadyState = ReadyState::Closed;
+
     /// Opens a connection to `url`, like `new WebSocket(url)`.
     ///
     /// `http:` and `https:` URLs become `ws:` and `wss:`. Errors (before any network
@@ -376,7 +385,8 @@ impl WebSocket {
         Ok(())
     }
 
-    /// Sets or clears the `onopen` handler.
+    /// Sets or clears the `onopen` handler (`ws.onopen = f` or `= null`); to clear it
+    /// without naming a closure type, use [`clear_onopen`](WebSocket::clear_onopen).
     pub fn set_onopen<F>(&self, handler: Option<F>)
     where
         F: FnMut(&Event) + WasmNotSend + 'static,
@@ -385,7 +395,8 @@ impl WebSocket {
             .set_handler(EventKind::Open, handler.map(|f| typed(Event::as_open, f)));
     }
 
-    /// Sets or clears the `onmessage` handler.
+    /// Sets or clears the `onmessage` handler (`ws.onmessage = f` or `= null`); to clear it
+    /// without naming a closure type, use [`clear_onmessage`](WebSocket::clear_onmessage).
     pub fn set_onmessage<F>(&self, handler: Option<F>)
     where
         F: FnMut(&MessageEvent) + WasmNotSend + 'static,
@@ -396,7 +407,8 @@ impl WebSocket {
         );
     }
 
-    /// Sets or clears the `onerror` handler.
+    /// Sets or clears the `onerror` handler (`ws.onerror = f` or `= null`); to clear it
+    /// without naming a closure type, use [`clear_onerror`](WebSocket::clear_onerror).
     pub fn set_onerror<F>(&self, handler: Option<F>)
     where
         F: FnMut(&ErrorEvent) + WasmNotSend + 'static,
@@ -405,13 +417,73 @@ impl WebSocket {
             .set_handler(EventKind::Error, handler.map(|f| typed(Event::as_error, f)));
     }
 
-    /// Sets or clears the `onclose` handler.
+    /// Sets or clears the `onclose` handler (`ws.onclose = f` or `= null`); to clear it
+    /// without naming a closure type, use [`clear_onclose`](WebSocket::clear_onclose).
     pub fn set_onclose<F>(&self, handler: Option<F>)
     where
         F: FnMut(&CloseEvent) + WasmNotSend + 'static,
     {
         self.core()
             .set_handler(EventKind::Close, handler.map(|f| typed(Event::as_close, f)));
+    }
+
+    /// Clears the `onopen` handler (`ws.onopen = null`): the same as
+    /// `set_onopen(None::<fn(&Event)>)`.
+    pub fn clear_onopen(&self) {
+        self.core().set_handler(EventKind::Open, None);
+    }
+
+    /// Clears the `onmessage` handler (`ws.onmessage = null`).
+    ///
+    /// ```
+    /// # fn f(ws: &anyws::WebSocket) {
+    /// ws.set_onmessage(Some(|e: &anyws::MessageEvent| println!("{:?}", e.data)));
+    /// ws.clear_onmessage();
+    /// # }
+    /// ```
+    pub fn clear_onmessage(&self) {
+        self.core().set_handler(EventKind::Message, None);
+    }
+
+    /// Clears the `onerror` handler (`ws.onerror = null`).
+    pub fn clear_onerror(&self) {
+        self.core().set_handler(EventKind::Error, None);
+    }
+
+    /// Clears the `onclose` handler (`ws.onclose = null`).
+    pub fn clear_onclose(&self) {
+        self.core().set_handler(EventKind::Close, None);
+    }
+
+    /// `dispatchEvent`: runs this socket's listeners for `event`, in order (each `on*` handler
+    /// at its place), before it returns, and does nothing else: the ready state does not
+    /// change, a message does not reach the `Stream`, a close event does not resolve
+    /// [`closed`](WebSocket::closed). This is how code that reacts to a socket is tested
+    /// without a server.
+    ///
+    /// Returns `true`, as the DOM's `dispatchEvent` does for an event that was not canceled
+    /// (anyws events cannot be canceled).
+    ///
+    /// As in the DOM, it may be called from inside a listener (a nested dispatch). A listener
+    /// cannot run inside itself, so one that is running when the event is dispatched (further
+    /// up this stack, or on another thread natively) is skipped for this event. The socket's
+    /// own events are never skipped for it: they wait for a listener that a dispatch on
+    /// another thread is running. After the `close` event a socket keeps no listeners (that is
+    /// what frees closures that refer to the socket), so dispatching then runs nothing; in a
+    /// browser, where the listeners stay, it would run them.
+    ///
+    /// ```
+    /// # async fn f() -> Result<(), anyws::Error> {
+    /// use anyws::{MessageEvent, WebSocket};
+    /// let ws = WebSocket::new("ws://127.0.0.1:9/")?;
+    /// ws.set_onmessage(Some(|e: &MessageEvent| assert_eq!(e.data.as_text(), Some("hi"))));
+    /// ws.dispatch_event(MessageEvent { data: "hi".into(), origin: "ws://127.0.0.1:9".into() });
+    /// assert_eq!(ws.ready_state(), WebSocket::CONNECTING);
+    /// # Ok(()) }
+    /// ```
+    pub fn dispatch_event(&self, event: impl Into<Event>) -> bool {
+        self.core().dispatch_synthetic(&event.into());
+        true
     }
 
     /// Adds a listener (`addEventListener`). Listeners run in the order they were added, with

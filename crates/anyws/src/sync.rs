@@ -25,6 +25,17 @@ pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(all(test, anyws_loom))]
 pub(crate) use model::{atomic, lock, Arc, Mutex};
 
+/// A number that names the calling thread while it runs (never 0): the address of a
+/// thread-local. The core compares it to tell a callback re-entered on this thread from one
+/// running on another.
+pub(crate) fn thread_token() -> usize {
+    #[cfg(not(all(test, anyws_loom)))]
+    std::thread_local!(static TOKEN: u8 = const { 0 });
+    #[cfg(all(test, anyws_loom))]
+    loom::thread_local!(static TOKEN: u8 = 0);
+    TOKEN.with(|t| t as *const u8 as usize)
+}
+
 #[cfg(all(test, anyws_loom))]
 mod model {
     pub(crate) use loom::sync::{atomic, Arc, Mutex};

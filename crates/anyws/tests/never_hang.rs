@@ -702,3 +702,64 @@ fn a_probe_dropped_with_its_runtime_never_holds_a_later_socket() {
     .join()
     .unwrap();
 }
+
+// ----- dispatch_event from other threads (issue 14's seed interface) ----------------------
+
+/// Threads dispatch synthetic messages as fast as they can while the server sends real ones
+/// to the same listeners: every real message reaches every listener once, in order (the
+/// backend waits for a listener a synthetic dispatch is running rather than skip it), no
+/// listener runs twice at once, and nothing deadlocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatch_event_from_other_threads_never_costs_a_real_message() {
+    const REAL: usize = 2000;
+    let ws = WebSocket::new(&format!("{}/send?count={REAL}&size=8", server().await)).unwrap();
+    let mut logs = Vec::new();
+    let mut listeners = Vec::new();
+    for _ in 0..2 {
+        let real = Arc::new(Mutex::new(Vec::new()));
+        let running = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (r, busy) = (real.clone(), running.clone());
+        listeners.push(ws.add_event_listener(EventKind::Message, move |e: &Event| {
+            assert!(!busy.swap(true, Ordering::SeqCst), "ran twice at once");
+            let m = e.as_message().unwrap();
+            if m.origin != "synthetic" {
+                r.lock().unwrap().push(m.data.clone());
+            }
+            busy.store(false, Ordering::SeqCst);
+        }));
+        logs.push(real);
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dispatchers: Vec<_> = (0..2)
+        .map(|_| {
+            let (ws, stop) = (ws.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    ws.dispatch_event(MessageEvent {
+                        data: "x".into(),
+                        origin: "synthetic".into(),
+                    });
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let close = within("the server's close", ws.closed()).await;
+    stop.store(true, Ordering::Relaxed);
+    let synthetic: usize = dispatchers.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(close.was_clean, "{close:?}");
+    assert!(synthetic > 0);
+    for real in &logs {
+        let real = real.lock().unwrap();
+        assert_eq!(real.len(), REAL, "every real message, once");
+        for (i, m) in real.iter().enumerate() {
+            let text = m.as_text().unwrap();
+            assert!(
+                text.starts_with(&format!("{i}-")),
+                "message {i} is {text:?}"
+            );
+        }
+    }
+}

@@ -495,3 +495,81 @@ fn model_listeners_race_close() {
         );
     });
 }
+
+// ----- dispatch_event ----------------------------------------------------------------------
+
+/// A message listener that records the text of each run and fails if it runs twice at once;
+/// given a handle, it dispatches a nested synthetic event from inside its run for "fake".
+fn recorder(core_for_nesting: Option<Ws>) -> (BoxedCallback<Event>, StdArc<StdMutex<Vec<String>>>) {
+    let got = StdArc::new(StdMutex::new(Vec::new()));
+    let running = SeenBool::new(false);
+    let g = got.clone();
+    let f = move |e: &Event| {
+        assert!(!running.swap(true, SeqCst), "a listener ran twice at once");
+        let text = e.as_message().unwrap().data.as_text().unwrap().to_owned();
+        g.lock().unwrap().push(text.clone());
+        if let (Some(ws), "fake") = (&core_for_nesting, text.as_str()) {
+            ws.0.dispatch_synthetic(&synthetic("nested"));
+        }
+        running.store(false, SeqCst);
+    };
+    (Box::new(f), got)
+}
+
+type StdArc<T> = std::sync::Arc<T>;
+type StdMutex<T> = std::sync::Mutex<T>;
+
+fn synthetic(text: &str) -> Event {
+    Event::Message(MessageEvent {
+        data: Message::Text(text.into()),
+        origin: String::new(),
+    })
+}
+
+fn count(got: &[String], text: &str) -> usize {
+    got.iter().filter(|m| *m == text).count()
+}
+
+/// `dispatch_event` on another thread while the backend delivers a message to the same
+/// listener: the backend's message is delivered exactly once (it waits for the synthetic run
+/// instead of skipping the listener), the synthetic one at most once, never both at once.
+#[test]
+fn model_synthetic_dispatch_races_the_backend() {
+    check(|| {
+        let ws = open_socket(HWM);
+        let core = &ws.0;
+        let (f, got) = recorder(None);
+        core.set_handler(EventKind::Message, Some(f));
+        let fake = app(&ws, |core| core.dispatch_synthetic(&synthetic("fake")));
+        core.fire_message(text("real"));
+        fake.join().unwrap();
+        let got = got.lock().unwrap().clone();
+        assert_eq!(count(&got, "real"), 1, "{got:?}");
+        assert!(count(&got, "fake") <= 1, "{got:?}");
+        core.fire_close(clean(), None);
+    });
+}
+
+/// The same, with the synthetic run dispatching a nested synthetic event from inside the
+/// listener while the backend waits for that listener: no deadlock (the nested dispatch skips
+/// the running listener, it never waits), and the backend's message still arrives once.
+#[test]
+fn model_nested_synthetic_dispatch_while_the_backend_waits() {
+    check(|| {
+        let ws = open_socket(HWM);
+        let core = &ws.0;
+        let (f, got) = recorder(Some(ws.clone()));
+        core.set_handler(EventKind::Message, Some(f));
+        let fake = app(&ws, |core| core.dispatch_synthetic(&synthetic("fake")));
+        core.fire_message(text("real"));
+        fake.join().unwrap();
+        let got = got.lock().unwrap().clone();
+        assert_eq!(count(&got, "real"), 1, "{got:?}");
+        assert_eq!(
+            count(&got, "nested"),
+            0,
+            "the running listener is skipped: {got:?}"
+        );
+        core.fire_close(clean(), None);
+    });
+}
