@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 /// What went wrong, in the browser's vocabulary where the browser has a word for it.
 ///
@@ -61,22 +62,36 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+/// What a cause is handed in as.
 type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// An anyws error: a [`kind`](Error::kind), a message naming the bad input, and on native
 /// the underlying cause as [`source`](std::error::Error::source).
+///
+/// One pointer wide (the parts are boxed), so `Result<T, Error>` stays small. Clones share
+/// the cause: the `source()` of an error from [`opened`](crate::WebSocket::opened), the
+/// `Stream` or an [`ErrorEvent`](crate::ErrorEvent) is the same value, and downcasts the
+/// same way (`source().and_then(|s| s.downcast_ref::<std::io::Error>())`).
+#[derive(Clone)]
 pub struct Error {
+    inner: Box<Inner>,
+}
+
+#[derive(Clone)]
+struct Inner {
     kind: ErrorKind,
     message: Cow<'static, str>,
-    source: Option<Source>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl Error {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
         Error {
-            kind,
-            message: message.into(),
-            source: None,
+            inner: Box::new(Inner {
+                kind,
+                message: message.into(),
+                source: None,
+            }),
         }
     }
 
@@ -86,39 +101,31 @@ impl Error {
         source: impl Into<Source>,
     ) -> Self {
         Error {
-            kind,
-            message: message.into(),
-            source: Some(source.into()),
+            inner: Box::new(Inner {
+                kind,
+                message: message.into(),
+                source: Some(Arc::from(source.into())),
+            }),
         }
     }
 
     /// What kind of error this is.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.inner.kind
     }
 
     /// The human-readable message, without the kind prefix.
     pub fn message(&self) -> &str {
-        &self.message
-    }
-}
-
-impl Clone for Error {
-    /// Clones kind and message. The source, which need not be `Clone`, is kept as its text.
-    fn clone(&self) -> Self {
-        Error {
-            kind: self.kind,
-            message: self.message.clone(),
-            source: self.source.as_ref().map(|s| Source::from(s.to_string())),
-        }
+        &self.inner.message
     }
 }
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Error");
-        d.field("kind", &self.kind).field("message", &self.message);
-        if let Some(source) = &self.source {
+        d.field("kind", &self.inner.kind)
+            .field("message", &self.inner.message);
+        if let Some(source) = &self.inner.source {
             d.field("source", source);
         }
         d.finish()
@@ -127,14 +134,47 @@ impl fmt::Debug for Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind, self.message)
+        write!(f, "{}: {}", self.inner.kind, self.inner.message)
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_ref()
-            .map(|s| &**s as &(dyn std::error::Error + 'static))
+        self.inner
+            .source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn an_error_is_one_pointer_wide() {
+        assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
+        assert_eq!(
+            std::mem::size_of::<Result<(), Error>>(),
+            std::mem::size_of::<usize>()
+        );
+    }
+
+    #[test]
+    fn clones_share_a_source_that_downcasts() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = Error::with_source(ErrorKind::Network, "connect failed", io);
+        let copy = e.clone();
+        for err in [&e, &copy] {
+            let cause = err
+                .source()
+                .and_then(|s| s.downcast_ref::<std::io::Error>());
+            assert_eq!(
+                cause.map(|c| c.kind()),
+                Some(std::io::ErrorKind::ConnectionRefused)
+            );
+        }
+        assert_eq!(copy.to_string(), "NetworkError: connect failed");
     }
 }

@@ -52,7 +52,11 @@
 //! against, no event loop), the crate README's "Target differences" table says how, and
 //! names the test that shows it.
 
-#![warn(missing_docs)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    clippy::missing_errors_doc
+)]
 
 mod core;
 mod error;

@@ -234,11 +234,8 @@ impl WebSocket {
 
     /// Opens a connection to `url`, like `new WebSocket(url)`.
     ///
-    /// `http:` and `https:` URLs become `ws:` and `wss:`. Errors (before any network
-    /// traffic), all [`ErrorKind::Syntax`]: an unparsable URL, another scheme, a fragment,
-    /// or a relative URL on native (in the browser it resolves against the page).
-    /// Connection failures are not errors here: they arrive as an `error` event, then a
-    /// `close` event with code 1006.
+    /// `http:` and `https:` URLs become `ws:` and `wss:`. Connection failures are not errors
+    /// here: they arrive as an `error` event, then a `close` event with code 1006.
     ///
     /// Listeners attached right after this call, before the next `.await`, see every event,
     /// as in a browser. On native that is guaranteed when the creating code awaits the socket
@@ -249,12 +246,20 @@ impl WebSocket {
     /// On native this needs no runtime: inside a tokio runtime the connection runs as a task
     /// of that runtime (which must have I/O and time enabled); outside one, on a small
     /// runtime anyws starts once, on its own thread.
+    ///
+    /// # Errors
+    /// Before any network traffic, all [`ErrorKind::Syntax`]: an unparsable URL, another
+    /// scheme, a fragment, or a relative URL on native (in the browser it resolves against
+    /// the page).
     pub fn new(url: &str) -> Result<WebSocket, Error> {
         Self::with_options(url, Options::default())
     }
 
     /// Opens a connection offering subprotocols, like `new WebSocket(url, protocols)`.
-    /// Each must be a non-empty HTTP token, listed once ([`ErrorKind::Syntax`] otherwise).
+    ///
+    /// # Errors
+    /// As [`new`](WebSocket::new), and [`ErrorKind::Syntax`] unless each protocol is a
+    /// non-empty HTTP token, listed once.
     pub fn with_protocols<S: AsRef<str>>(url: &str, protocols: &[S]) -> Result<WebSocket, Error> {
         let protocols = protocols
             .iter()
@@ -264,6 +269,11 @@ impl WebSocket {
     }
 
     /// Opens a connection with [`Options`].
+    ///
+    /// # Errors
+    /// As [`with_protocols`](WebSocket::with_protocols); natively also
+    /// [`ErrorKind::Syntax`] for [`NativeOptions`](crate::native::NativeOptions) that cannot
+    /// work (each error names the setting).
     pub fn with_options(url: &str, options: Options) -> Result<WebSocket, Error> {
         let url = validate::websocket_url(url)?;
         let protocols = validate::protocols(&options.protocols)?;
@@ -346,16 +356,16 @@ impl WebSocket {
         self.handle.transport.set_binary_type(binary_type);
     }
 
-    /// Queues a message (`send()`).
-    ///
-    /// Fails with [`ErrorKind::InvalidState`] while CONNECTING. While CLOSING or CLOSED it
-    /// does nothing, returns `Ok`, and still adds the size to
-    /// [`buffered_amount`](WebSocket::buffered_amount), as browsers do.
+    /// Queues a message (`send()`). While CLOSING or CLOSED it does nothing, returns `Ok`, and
+    /// still adds the size to [`buffered_amount`](WebSocket::buffered_amount), as browsers do.
     ///
     /// Like the browser's, this queue has no limit: a peer that does not read lets
     /// `buffered_amount` (and memory) grow with every call. Code that sends more than the
     /// peer may take should use the [`Sink`](futures_sink::Sink) face, which waits below
     /// [`Options::send_high_water_mark`], or watch `buffered_amount` itself.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidState`] while CONNECTING.
     pub fn send(&self, data: impl Into<Message>) -> Result<(), Error> {
         if self.ready_state() == ReadyState::Connecting {
             return Err(Error::new(
@@ -374,11 +384,13 @@ impl WebSocket {
         self.handle.transport.close(self.core(), None, "");
     }
 
-    /// Starts the closing handshake with a status code and reason (`close(code, reason)`).
+    /// Starts the closing handshake with a status code and reason (`close(code, reason)`);
+    /// otherwise as [`close`](WebSocket::close).
     ///
-    /// `code` must be 1000 or in 3000..=4999 ([`ErrorKind::InvalidAccess`] otherwise) and
-    /// `reason` at most 123 bytes of UTF-8 ([`ErrorKind::Syntax`]); the code is checked
-    /// first. Otherwise as [`close`](WebSocket::close).
+    /// # Errors
+    /// [`ErrorKind::InvalidAccess`] unless `code` is 1000 or in 3000..=4999, then
+    /// [`ErrorKind::Syntax`] if `reason` is over 123 bytes of UTF-8 (the code is checked
+    /// first).
     pub fn close_with(&self, code: u16, reason: &str) -> Result<(), Error> {
         validate::close_args(Some(code), reason)?;
         self.handle.transport.close(self.core(), Some(code), reason);
@@ -537,6 +549,15 @@ pub struct Opened {
     probe: <backend::Transport as Backend>::Probe,
 }
 
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("url", &self.core.url())
+            .field("ready_state", &self.core.ready_state())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Future for Opened {
     type Output = Result<(), Error>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -550,6 +571,15 @@ impl Future for Opened {
 pub struct Closed {
     core: Shared<Core>,
     probe: <backend::Transport as Backend>::Probe,
+}
+
+impl std::fmt::Debug for Closed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Closed")
+            .field("url", &self.core.url())
+            .field("ready_state", &self.core.ready_state())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Future for Closed {

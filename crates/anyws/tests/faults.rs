@@ -102,3 +102,44 @@ async fn a_message_over_the_limit_sends_1009_to_the_peer() {
         ["open", "message first", "error", "close 1006 \"\" false"]
     );
 }
+
+/// The cause of a failed connection is the same value wherever it is read: the `ErrorEvent`,
+/// `opened()` and the `Stream` all give a `source()` that downcasts to the `io::Error`.
+#[tokio::test]
+async fn the_cause_downcasts_from_every_place_it_is_reported() {
+    use futures::StreamExt;
+    use std::error::Error as _;
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port() // closed again: connecting is refused
+    };
+    let mut ws = WebSocket::new(&format!("ws://127.0.0.1:{port}/")).unwrap();
+    let from_event = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let slot = from_event.clone();
+    ws.set_onerror(Some(move |e: &anyws::ErrorEvent| {
+        *slot.lock().unwrap() = e.error().cloned();
+    }));
+    let from_opened = ws.opened().await.unwrap_err();
+    let from_stream = ws.next().await.unwrap().unwrap_err();
+    let from_event = from_event.lock().unwrap().clone().expect("an error event");
+    for (place, error) in [
+        ("ErrorEvent", &from_event),
+        ("opened()", &from_opened),
+        ("Stream", &from_stream),
+    ] {
+        assert_eq!(error.kind(), ErrorKind::Network, "{place}: {error:?}");
+        let mut cause = error.source();
+        while let Some(c) = cause {
+            if c.downcast_ref::<std::io::Error>().is_some() {
+                break;
+            }
+            cause = c.source();
+        }
+        let io = cause.and_then(|c| c.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            io.map(|e| e.kind()),
+            Some(std::io::ErrorKind::ConnectionRefused),
+            "{place}: {error:?}"
+        );
+    }
+}

@@ -29,7 +29,8 @@ pub trait WebSocketExt: sealed::Sealed {
     /// answers with a pong carrying the same payload (see
     /// [`set_onpong`](WebSocketExt::set_onpong)).
     ///
-    /// Errors: [`ErrorKind::Syntax`](crate::ErrorKind::Syntax) if the payload is over 125
+    /// # Errors
+    /// [`ErrorKind::Syntax`](crate::ErrorKind::Syntax) if the payload is over 125
     /// bytes (RFC 6455 section 5.5), [`ErrorKind::InvalidState`](crate::ErrorKind::InvalidState)
     /// unless the socket is OPEN.
     fn ping(&self, payload: impl Into<Vec<u8>>) -> Result<(), Error>;

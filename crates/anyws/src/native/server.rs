@@ -36,7 +36,8 @@ use url::Url;
 ///   timeout, and [`connect_timeout`](super::NativeOptions::connect_timeout) for reading
 ///   the request. Headers, TLS and proxy settings are for clients and are not used here.
 ///
-/// Errors: [`ErrorKind::Syntax`] for an invalid protocol list; [`ErrorKind::Protocol`] when
+/// # Errors
+/// [`ErrorKind::Syntax`] for an invalid protocol list; [`ErrorKind::Protocol`] when
 /// the request is not a valid WebSocket upgrade (RFC 6455 section 4.2.1), after answering it
 /// with an HTTP error (400; 405 for another method; 426 and `Sec-WebSocket-Version: 13` for
 /// another version); [`ErrorKind::Network`] when the connection fails or times out first.
@@ -368,10 +369,13 @@ fn is_reg_name(host: &str) -> bool {
 /// passed through [`WebSocketStream::from_raw_socket`]), in a [`WebSocket`] that is already
 /// OPEN, with the same events as [`accept`].
 ///
-/// `url` is what [`url`](WebSocket::url) reports (an absolute `ws:`/`wss:` URL,
-/// [`ErrorKind::Syntax`] otherwise) and `protocol` the subprotocol agreed in the handshake
-/// (empty for none). The stream keeps the size limits it was built with; the other
+/// `url` is what [`url`](WebSocket::url) reports and `protocol` the subprotocol agreed in the
+/// handshake (empty for none). The stream keeps the size limits it was built with; the other
 /// [`NativeOptions`](super::NativeOptions) apply.
+///
+/// # Errors
+/// [`ErrorKind::Syntax`] unless `url` is an absolute `ws:`/`wss:` URL, or for
+/// [`NativeOptions`](super::NativeOptions) that cannot work.
 ///
 /// ```no_run
 /// # async fn demo(tcp: tokio::net::TcpStream) -> Result<(), Box<dyn std::error::Error>> {
