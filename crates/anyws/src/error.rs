@@ -61,7 +61,7 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+type Source = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
 
 /// An anyws error: a [`kind`](Error::kind), a message naming the bad input, and on native
 /// the underlying cause as [`source`](std::error::Error::source).
@@ -83,12 +83,12 @@ impl Error {
     pub(crate) fn with_source(
         kind: ErrorKind,
         message: impl Into<Cow<'static, str>>,
-        source: impl Into<Source>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
     ) -> Self {
         Error {
             kind,
             message: message.into(),
-            source: Some(source.into()),
+            source: Some(Source::from(source.into())),
         }
     }
 
@@ -104,12 +104,14 @@ impl Error {
 }
 
 impl Clone for Error {
-    /// Clones kind and message. The source, which need not be `Clone`, is kept as its text.
+    /// Clones kind and message, and shares the source: a clone's
+    /// [`source`](std::error::Error::source) is the same error, so `downcast_ref` works on
+    /// it as on the original (the errors of `error` events and of `opened()` are clones).
     fn clone(&self) -> Self {
         Error {
             kind: self.kind,
             message: self.message.clone(),
-            source: self.source.as_ref().map(|s| Source::from(s.to_string())),
+            source: self.source.clone(),
         }
     }
 }
@@ -136,5 +138,23 @@ impl std::error::Error for Error {
         self.source
             .as_ref()
             .map(|s| &**s as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clone_shares_the_typed_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let err = Error::with_source(ErrorKind::Network, "could not connect", io);
+        let clone = err.clone();
+        let source = std::error::Error::source(&clone).expect("a source");
+        let io = source
+            .downcast_ref::<std::io::Error>()
+            .expect("still an io::Error");
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(clone.to_string(), err.to_string());
     }
 }
