@@ -266,6 +266,21 @@ async fn an_http_proxy_refusal_carries_its_status() {
 }
 
 #[tokio::test]
+async fn an_http_proxy_with_an_endless_response_head_is_cut_off() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, _) = listener.accept().await.unwrap();
+        let _ = client.write_all(b"HTTP/1.1 200 OK\r\nX-Endless: ").await;
+        while client.write_all(&[b'a'; 4096]).await.is_ok() {}
+    });
+    let (err, why) = refused(&format!("{}/echo", server().await), via(url)).await;
+    assert_eq!(why, ProxyError::InvalidResponse, "{err}");
+    assert!(err.message().contains("over 16 KiB"), "{err}");
+}
+
+#[tokio::test]
 async fn wss_through_socks5h_is_end_to_end_tls_for_the_name() {
     let pki = pki(&["localhost"]);
     let base = tls_server(&pki).await;

@@ -216,7 +216,7 @@ impl NativeOptions {
 
     /// Connects through a proxy: an HTTP proxy with the `CONNECT` method
     /// (`http://host:port`, port default 80), or a SOCKS5 proxy (RFC 1928): `socks5://host:port`
-    /// resolves the server's name here and sends the proxy its address, `socks5h://host:port`
+    /// resolves the server's name here and sends the proxy its first address (as curl), `socks5h://host:port`
     /// sends the name for the proxy to resolve (port default 1080). Credentials go in the URL,
     /// percent-encoded: `http://user:password@host:port` for Basic proxy authentication,
     /// `socks5://user:password@host:port` for SOCKS5 user name and password authentication

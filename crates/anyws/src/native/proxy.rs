@@ -492,7 +492,7 @@ pub(crate) fn from_env(
     };
     let cgi = var("REQUEST_METHOD").is_some();
     let scheme_proxy = match url.scheme() {
-        "wss" => get("https_proxy").or_else(|| get("HTTPS_PROXY")),
+        "wss" | "https" => get("https_proxy").or_else(|| get("HTTPS_PROXY")),
         _ => get("http_proxy").or_else(|| if cgi { None } else { get("HTTP_PROXY") }),
     };
     let Some((name, value)) = scheme_proxy
