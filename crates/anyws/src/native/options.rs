@@ -215,9 +215,10 @@ impl NativeOptions {
     }
 
     /// Connects through a proxy: an HTTP proxy with the `CONNECT` method
-    /// (`http://host:port`, port default 80), or a SOCKS5 proxy (RFC 1928): `socks5://host:port`
-    /// resolves the server's name here and sends the proxy its first address (as curl), `socks5h://host:port`
-    /// sends the name for the proxy to resolve (port default 1080). Credentials go in the URL,
+    /// (`http://host:port`, port default 80), or a SOCKS5 proxy (RFC 1928, port default
+    /// 1080): `socks5://host:port` resolves the server's name here and sends the proxy its
+    /// first address (as curl does), `socks5h://host:port` sends the name for the proxy to
+    /// resolve. Credentials go in the URL,
     /// percent-encoded: `http://user:password@host:port` for Basic proxy authentication,
     /// `socks5://user:password@host:port` for SOCKS5 user name and password authentication
     /// (RFC 1929). `ws://` and `wss://` both tunnel; TLS for `wss://` runs end to end through
@@ -255,10 +256,11 @@ impl NativeOptions {
     /// - `ws://` uses `http_proxy`, else `HTTP_PROXY`; `wss://` uses `https_proxy`, else
     ///   `HTTPS_PROXY`; both then fall back to `all_proxy`, else `ALL_PROXY`. An empty
     ///   variable counts as unset.
-    /// - `HTTP_PROXY` (upper case) is ignored when `REQUEST_METHOD` is set: in a CGI program
-    ///   a request's `Proxy:` header arrives as `HTTP_PROXY` ("httpoxy", CVE-2016-5385), so
-    ///   a client could redirect the program's connections. reqwest does the same; curl never
-    ///   reads `HTTP_PROXY`.
+    /// - When `REQUEST_METHOD` is set (a CGI program), `ws://` reads neither `http_proxy`
+    ///   nor `HTTP_PROXY`: there a request's `Proxy:` header arrives as `HTTP_PROXY`
+    ///   ("httpoxy", CVE-2016-5385), so a client could redirect the program's connections
+    ///   (and on Windows, where names ignore case, `http_proxy` is the same variable).
+    ///   reqwest does the same; curl never reads `HTTP_PROXY`.
     /// - Values are proxy URLs as for [`proxy`](NativeOptions::proxy) (`http://`,
     ///   `socks5://`, `socks5h://`, credentials included); a bare `host:port` means
     ///   `http://host:port`. A value anyws cannot use makes `with_options` fail with

@@ -472,9 +472,9 @@ impl fmt::Display for Target<'_> {
 /// The proxy URL the environment names for a connection to `url`, as curl reads it, with
 /// `var` looking up one environment variable (`std::env::var` outside the tests):
 ///
-/// - `ws://` reads `http_proxy`, then `HTTP_PROXY` unless `REQUEST_METHOD` is set (in a CGI
-///   program a request's `Proxy:` header arrives as `HTTP_PROXY`: "httpoxy"; curl never
-///   reads `HTTP_PROXY`, reqwest and Go refuse it under CGI);
+/// - `ws://` reads `http_proxy`, then `HTTP_PROXY`, neither when `REQUEST_METHOD` is set
+///   (in a CGI program a request's `Proxy:` header arrives as `HTTP_PROXY`: "httpoxy";
+///   curl never reads `HTTP_PROXY`, reqwest reads neither under CGI, Go refuses it);
 /// - `wss://` reads `https_proxy`, then `HTTPS_PROXY`;
 /// - then either falls back to `all_proxy`, then `ALL_PROXY`;
 /// - an empty variable counts as unset; a value without `://` is `http://` + the value;
@@ -493,7 +493,10 @@ pub(crate) fn from_env(
     let cgi = var("REQUEST_METHOD").is_some();
     let scheme_proxy = match url.scheme() {
         "wss" | "https" => get("https_proxy").or_else(|| get("HTTPS_PROXY")),
-        _ => get("http_proxy").or_else(|| if cgi { None } else { get("HTTP_PROXY") }),
+        // Under CGI neither: on Windows, where names ignore case, `http_proxy` is
+        // `HTTP_PROXY` too.
+        _ if cgi => None,
+        _ => get("http_proxy").or_else(|| get("HTTP_PROXY")),
     };
     let Some((name, value)) = scheme_proxy
         .or_else(|| get("all_proxy"))
@@ -776,10 +779,17 @@ mod tests {
         // Under CGI, HTTP_PROXY may come from a request header: not read.
         let cgi = [("REQUEST_METHOD", "GET"), ("HTTP_PROXY", "http://evil:1")];
         assert_eq!(env("ws://h/", &cgi).unwrap(), None);
-        let cgi_lower = [("REQUEST_METHOD", "GET"), ("http_proxy", "http://ok:1")];
+        let cgi_lower = [("REQUEST_METHOD", "GET"), ("http_proxy", "http://no:1")];
+        assert_eq!(env("ws://h/", &cgi_lower).unwrap(), None);
+        let cgi_all = [("REQUEST_METHOD", "GET"), ("all_proxy", "http://all:1")];
         assert_eq!(
-            env("ws://h/", &cgi_lower).unwrap().as_deref(),
-            Some("http://ok:1")
+            env("ws://h/", &cgi_all).unwrap().as_deref(),
+            Some("http://all:1")
+        );
+        let cgi_wss = [("REQUEST_METHOD", "GET"), ("https_proxy", "http://tls:1")];
+        assert_eq!(
+            env("wss://h/", &cgi_wss).unwrap().as_deref(),
+            Some("http://tls:1")
         );
         // An empty value is unset; the next variable counts.
         let empty = [("https_proxy", " "), ("HTTPS_PROXY", "http://upper:1")];
