@@ -176,9 +176,9 @@ impl NativeOptions {
         self
     }
 
-    /// How long TCP connect, TLS and the HTTP upgrade together may take before the
-    /// connection fails (`error`, then `close` 1006). `None`: only the operating system's
-    /// limits. Default: 30 s.
+    /// How long TCP connect, the proxy (if any), TLS and the HTTP upgrade together may take
+    /// before the connection fails (`error`, then `close` 1006). `None`: only the operating
+    /// system's limits. Default: 30 s.
     pub fn connect_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.connect_timeout = timeout;
         self
@@ -486,6 +486,10 @@ mod tests {
             (
                 "http://u:p%40ss@127.0.0.1:3128",
                 "http://***@127.0.0.1:3128/",
+            ),
+            (
+                "socks5h://u:p%40ss@127.0.0.1:1080",
+                "socks5h://***@127.0.0.1:1080",
             ),
             // Not parsable, or no host: cut at the last `@`.
             ("http://u:pw@127.0.0.1:99999", "http://***@127.0.0.1:99999"),
