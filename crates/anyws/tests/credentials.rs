@@ -129,9 +129,28 @@ async fn an_unreachable_proxy_hides_both_credentials() {
 }
 
 #[tokio::test]
+async fn a_socks5_refusal_hides_both_credentials() {
+    let url = with_credentials(&format!("{}/echo", server().await));
+    // Wrong credentials, then the right ones and a refused CONNECT.
+    for (right, reply) in [("other", None), (PROXY_PASSWORD, Some(2))] {
+        let mut proxy = common::socks::Socks::bind(&server().await)
+            .await
+            .require(PROXY_USER, right);
+        if let Some(code) = reply {
+            proxy = proxy.behave(common::socks::Behaviour::Refuse(code));
+        }
+        let native = NativeOptions::new().proxy(proxy_with_credentials(&proxy.url("socks5")));
+        proxy.start();
+        let shown = fails_without_credentials("SOCKS5", &url, Options::new().native(native)).await;
+        assert!(shown.contains("SOCKS5 proxy 127.0.0.1:"), "{shown}");
+    }
+}
+
+#[tokio::test]
 async fn a_bad_proxy_url_hides_its_credentials() {
     for proxy in [
         "https://127.0.0.1:3128",        // not http
+        "socks4://127.0.0.1:1080",       // not SOCKS5
         "http://127.0.0.1:3128/path",    // a path
         "http://127.0.0.1:99999",        // no such port: the URL does not parse
         "http://127.0.0.1:3128/?q#frag", // a query and a fragment

@@ -197,8 +197,9 @@ async fn a_proxy_that_refuses_fails_the_connection() {
 #[tokio::test]
 async fn bad_proxy_urls_are_syntax_errors_before_any_traffic() {
     for proxy in [
-        "socks5://127.0.0.1:1080",
+        "socks4://127.0.0.1:1080",
         "https://127.0.0.1:3128",
+        "socks5h://127.0.0.1:1080/path",
         "not a url",
         "http://127.0.0.1:3128/path",
     ] {

@@ -21,6 +21,7 @@ mod stream;
 
 pub use ext::WebSocketExt;
 pub use options::NativeOptions;
+pub use proxy::{ProxyError, SocksReply};
 pub use server::{accept, wrap};
 
 use crate::core::{lock, Core};
@@ -338,8 +339,9 @@ impl Backend for Transport {
         protocols: Vec<String>,
         options: &NativeOptions,
     ) -> Result<Self, Error> {
+        let options = options.for_url(core.url(), |name| std::env::var(name).ok())?;
         options.validate()?;
-        Self::start(core, options, |task| conn::run(task, protocols))
+        Self::start(core, &options, |task| conn::run(task, protocols))
     }
 
     fn ready_state(&self, core: &Core) -> ReadyState {

@@ -43,6 +43,7 @@ pub struct NativeOptions {
     pub(crate) ping_interval: Option<Duration>,
     pub(crate) ping_timeout: Duration,
     pub(crate) proxy: Option<String>,
+    proxy_from_env: bool,
     #[cfg(feature = "native-tls")]
     pub(crate) native_tls: Option<tokio_native_tls::native_tls::TlsConnector>,
 }
@@ -62,6 +63,7 @@ impl Default for NativeOptions {
             ping_interval: None,
             ping_timeout: Duration::from_secs(20),
             proxy: None,
+            proxy_from_env: false,
             #[cfg(feature = "native-tls")]
             native_tls: None,
         }
@@ -85,7 +87,8 @@ impl std::fmt::Debug for NativeOptions {
             .field("tcp_nodelay", &self.tcp_nodelay)
             .field("ping_interval", &self.ping_interval)
             .field("ping_timeout", &self.ping_timeout)
-            .field("proxy", &self.proxy.as_deref().map(redact_url));
+            .field("proxy", &self.proxy.as_deref().map(redact_url))
+            .field("proxy_from_env", &self.proxy_from_env);
         #[cfg(feature = "native-tls")]
         f.field("native_tls", &self.native_tls.is_some());
         f.finish()
@@ -173,9 +176,9 @@ impl NativeOptions {
         self
     }
 
-    /// How long TCP connect, TLS and the HTTP upgrade together may take before the
-    /// connection fails (`error`, then `close` 1006). `None`: only the operating system's
-    /// limits. Default: 30 s.
+    /// How long TCP connect, the proxy (if any), TLS and the HTTP upgrade together may take
+    /// before the connection fails (`error`, then `close` 1006). `None`: only the operating
+    /// system's limits. Default: 30 s.
     pub fn connect_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.connect_timeout = timeout;
         self
@@ -211,16 +214,91 @@ impl NativeOptions {
         self
     }
 
-    /// Connects through an HTTP proxy with the `CONNECT` method: `http://host:port`, with
-    /// `http://user:password@host:port` for Basic proxy authentication (percent-encoded).
-    /// `ws://` and `wss://` both tunnel; TLS for `wss://` runs end to end through the tunnel.
-    /// A proxy that refuses (e.g. HTTP 407) fails the connection like a server that refuses.
-    /// Only `http://` proxies are supported; anything else makes
+    /// Connects through a proxy: an HTTP proxy with the `CONNECT` method
+    /// (`http://host:port`, port default 80), or a SOCKS5 proxy (RFC 1928, port default
+    /// 1080): `socks5://host:port` resolves the server's name here and sends the proxy its
+    /// first address (as curl does), `socks5h://host:port` sends the name for the proxy to
+    /// resolve. Credentials go in the URL,
+    /// percent-encoded: `http://user:password@host:port` for Basic proxy authentication,
+    /// `socks5://user:password@host:port` for SOCKS5 user name and password authentication
+    /// (RFC 1929). `ws://` and `wss://` both tunnel; TLS for `wss://` runs end to end through
+    /// the tunnel. The proxy step counts towards
+    /// [`connect_timeout`](NativeOptions::connect_timeout).
+    ///
+    /// A proxy that refuses (HTTP 407, a SOCKS5 reply such as "host unreachable", rejected
+    /// credentials) fails the connection like a server that refuses: `error` (kind
+    /// [`ErrorKind::Network`], its [`source`](std::error::Error::source) a
+    /// [`ProxyError`](crate::native::ProxyError) saying why), then `close` 1006. Another
+    /// scheme, or a URL with a path, makes
     /// [`WebSocket::with_options`](crate::WebSocket::with_options) fail with
-    /// [`ErrorKind::Syntax`]. Proxy environment variables are not read. Default: none.
+    /// [`ErrorKind::Syntax`]. Credentials appear in no error and not in `Debug`.
+    ///
+    /// This proxy is used for every connection, whatever the environment says; proxy
+    /// environment variables are read only with
+    /// [`proxy_from_env`](NativeOptions::proxy_from_env), and this setting wins over them.
+    /// Default: none (direct connections).
+    ///
+    /// ```
+    /// # #[cfg(not(target_arch = "wasm32"))] {
+    /// use anyws::native::NativeOptions;
+    /// let tor = NativeOptions::new().proxy("socks5h://127.0.0.1:9050");
+    /// let corporate = NativeOptions::new().proxy("http://me:p%40ss@proxy.example:3128");
+    /// # let _ = (tor, corporate); }
+    /// ```
     pub fn proxy(mut self, url: impl Into<String>) -> Self {
         self.proxy = Some(url.into());
         self
+    }
+
+    /// Picks the proxy from the environment variables, as curl does, each time a
+    /// connection is made ([`WebSocket::with_options`](crate::WebSocket::with_options)):
+    ///
+    /// - `ws://` uses `http_proxy`, else `HTTP_PROXY`; `wss://` uses `https_proxy`, else
+    ///   `HTTPS_PROXY`; both then fall back to `all_proxy`, else `ALL_PROXY`. An empty
+    ///   variable counts as unset.
+    /// - When `REQUEST_METHOD` is set (a CGI program), `ws://` reads neither `http_proxy`
+    ///   nor `HTTP_PROXY`: there a request's `Proxy:` header arrives as `HTTP_PROXY`
+    ///   ("httpoxy", CVE-2016-5385), so a client could redirect the program's connections
+    ///   (and on Windows, where names ignore case, `http_proxy` is the same variable).
+    ///   reqwest does the same; curl never reads `HTTP_PROXY`.
+    /// - Values are proxy URLs as for [`proxy`](NativeOptions::proxy) (`http://`,
+    ///   `socks5://`, `socks5h://`, credentials included); a bare `host:port` means
+    ///   `http://host:port`. A value anyws cannot use makes `with_options` fail with
+    ///   [`ErrorKind::Syntax`], naming the variable but not its credentials.
+    /// - `no_proxy`, else `NO_PROXY`, lists hosts to reach directly, comma-separated: `*`
+    ///   for all; a domain name matches itself and every name under it (`example.com` and
+    ///   `.example.com` both match `example.com` and `ws.example.com`, not
+    ///   `notexample.com`); an IP address or a CIDR network (`127.0.0.1`, `::1`, `[::1]`,
+    ///   `10.0.0.0/8`, `fd00::/8`) matches the URL's address (names are not resolved to
+    ///   match addresses); an entry with a port (`example.com:8443`, `[::1]:9000`) matches
+    ///   only that port. These are curl's and reqwest's rules, plus ports as Go's
+    ///   `NO_PROXY` has them. `localhost` is not implied: list it to bypass the proxy.
+    ///
+    /// [`proxy`](NativeOptions::proxy) wins over this. Without either, anyws never reads
+    /// these variables. Default: off.
+    pub fn proxy_from_env(mut self) -> Self {
+        self.proxy_from_env = true;
+        self
+    }
+
+    /// These options for a connection to `url`: with
+    /// [`proxy_from_env`](NativeOptions::proxy_from_env) and no explicit proxy, the proxy the
+    /// environment (looked up with `var`) names for `url` is made the explicit one.
+    pub(crate) fn for_url(
+        &self,
+        url: &str,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<std::borrow::Cow<'_, NativeOptions>, Error> {
+        use std::borrow::Cow;
+        if self.proxy.is_some() || !self.proxy_from_env {
+            return Ok(Cow::Borrowed(self));
+        }
+        let url = url::Url::parse(url)
+            .map_err(|e| Error::new(ErrorKind::Syntax, format!("{}: {e}", redact_url(url))))?;
+        let mut options = self.clone();
+        options.proxy = super::proxy::from_env(&url, var)?;
+        options.proxy_from_env = false;
+        Ok(Cow::Owned(options))
     }
 
     /// Checks the settings every connection uses, client or server: those that cannot work
@@ -408,6 +486,10 @@ mod tests {
             (
                 "http://u:p%40ss@127.0.0.1:3128",
                 "http://***@127.0.0.1:3128/",
+            ),
+            (
+                "socks5h://u:p%40ss@127.0.0.1:1080",
+                "socks5h://***@127.0.0.1:1080",
             ),
             // Not parsable, or no host: cut at the last `@`.
             ("http://u:pw@127.0.0.1:99999", "http://***@127.0.0.1:99999"),

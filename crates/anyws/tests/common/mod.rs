@@ -1,6 +1,7 @@
 //! Helpers shared by the native-only integration tests.
 #![allow(dead_code)] // each test file uses some of them
 
+pub mod socks;
 pub mod tls;
 
 use anyws::{CloseEvent, ErrorEvent, Event, EventKind, Listener, WebSocket};
