@@ -83,7 +83,11 @@ pub use validate::MAX_CLOSE_REASON_BYTES;
 /// settings in browser code are a compile error, never silently ignored.
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native {
-    pub use crate::backend::{accept, wrap, NativeOptions, WebSocketExt};
+    pub use crate::backend::{accept, connect, wrap, NativeOptions, WebSocketExt};
+    /// The `http` crate anyws uses (the one tungstenite uses), for
+    /// [`NativeOptions::headers`], [`connect`] and [`WebSocketExt::request`] /
+    /// [`WebSocketExt::response`].
+    pub use http;
     /// The native-tls anyws uses, for [`NativeOptions::native_tls`] (feature `native-tls`).
     #[cfg(feature = "native-tls")]
     pub use tokio_native_tls::native_tls;
