@@ -133,7 +133,7 @@ impl WebSocketExt for WebSocket {
 /// of the handshake itself (Host, Upgrade, Connection, Sec-WebSocket-*) is refused, never
 /// replaced: offer subprotocols with [`Options::protocols`]. The method must be `GET` and
 /// the version HTTP/1.1 (the defaults of `http::Request::builder()`); the body is `()`.
-/// [`anyws::native::http`](super::http) is the `http` crate anyws uses.
+/// [`anyws::native::http`](crate::native::http) is the `http` crate anyws uses.
 ///
 /// Errors (before any network traffic), all [`ErrorKind::Syntax`]: another method or
 /// version, a URL `WebSocket::new` refuses, a handshake header, or one of the errors of

@@ -29,6 +29,9 @@ use url::Url;
 ///   info or path), and a target without a fragment, either `/path?query` or an absolute
 ///   `http`, `https`, `ws` or `wss` URL without user info whose host and port are the
 ///   `Host`'s; anything else is answered 400.
+/// - **The request**: its target and headers (`Cookie`, `Authorization`, `User-Agent`, ...)
+///   are [`WebSocketExt::request`](super::WebSocketExt::request), and the 101 response sent
+///   [`WebSocketExt::response`](super::WebSocketExt::response).
 /// - **Events**: `open` fires once (so handlers shared with client code run), then the same
 ///   events as a client socket: `message`s, `error`, `close`. `close()` closes with the
 ///   closing handshake; dropping the last handle closes with no status code.
