@@ -179,12 +179,11 @@ async fn bad_header_names_and_values_are_typed_errors_that_hide_the_value() {
 #[tokio::test]
 async fn connect_applies_the_url_rules_of_websocket_new() {
     let request = |uri: &str| Request::builder().uri(uri).body(()).unwrap();
-    for uri in ["/relative", "ftp://127.0.0.1/", "ws:///"] {
-        let Ok(parsed) = uri.parse::<http::Uri>() else {
-            continue;
-        };
+    // URIs that `http` takes and the URL rules refuse: relative, another scheme, a port
+    // over 65535.
+    for uri in ["/relative", "ftp://127.0.0.1/", "ws://127.0.0.1:99999/"] {
         let mut r = Request::new(());
-        *r.uri_mut() = parsed;
+        *r.uri_mut() = uri.parse().unwrap();
         let err = anyws::native::connect(r, Options::new()).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Syntax, "{uri}: {err}");
         let same = WebSocket::new(uri).unwrap_err();
@@ -215,9 +214,11 @@ async fn connect_applies_the_url_rules_of_websocket_new() {
 async fn credentials_never_appear_in_debug() {
     let base = server().await;
     let request = Request::builder()
-        // The Set-Cookie value the server answers is in the URL: another secret.
+        // The Set-Cookie value the server answers is in the URL: another secret. The user
+        // info is in the URL too, as `WebSocket::new` takes it.
         .uri(format!(
-            "{base}/headers?respond=set-cookie:id={COOKIE_SECRET}"
+            "{}/headers?respond=set-cookie:id={COOKIE_SECRET}",
+            base.replacen("://", &format!("://user:{SECRET}@"), 1)
         ))
         .header(header::AUTHORIZATION, format!("Bearer {SECRET}"))
         .header(header::COOKIE, format!("session={SECRET}"))
@@ -230,6 +231,11 @@ async fn credentials_never_appear_in_debug() {
     assert!(!format!("{options:?}").contains(SECRET), "{options:?}");
 
     let mut ws = anyws::native::connect(request, options).unwrap();
+    assert!(
+        ws.url().contains(&format!("user:{SECRET}@")),
+        "as WebSocket::new"
+    );
+    assert!(!format!("{ws:?}").contains(SECRET), "{ws:?}");
     let text = received_headers(&mut ws).await;
     assert!(
         text.contains(&format!("cookie: session={SECRET}")),
