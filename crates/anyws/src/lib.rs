@@ -117,7 +117,10 @@ pub mod native {
     //! `opening handshake done` (`protocol`, `extensions`), `connection failed` (`kind`,
     //! `error`: the `error` event's error) and `closed` (`code`, `reason`, `clean`: the `close`
     //! event's fields). No header value is recorded. The span's parent is the span current
-    //! where the socket was made. Without the feature none of this is compiled in.
+    //! where the socket was made. Errors that a function returns (a `Syntax` error of
+    //! [`WebSocket::new`](crate::WebSocket::new), a request [`accept`] refused) come before
+    //! any connection and are the caller's to record. Without the feature none of this is
+    //! compiled in.
     //!
     //! ```no_run
     //! # fn demo() -> Result<(), anyws::Error> {

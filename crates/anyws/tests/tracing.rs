@@ -33,6 +33,9 @@ impl Visit for Fields<'_> {
     }
 }
 
+/// A span's name and its parent's name and fields.
+type Parent = (String, Option<String>);
+
 /// Records spans (`span <name><fields>`) and events (`<span fields> | <level> <target>
 /// <fields>`, with the fields of the span the event is in).
 #[derive(Clone, Default)]
@@ -42,6 +45,8 @@ struct Capture {
     /// The spans entered, innermost last (the tests run on one thread).
     stack: Arc<Mutex<Vec<u64>>>,
     lines: Arc<Mutex<Vec<String>>>,
+    /// Each span's name and its parent's (name and fields).
+    parents: Arc<Mutex<Vec<Parent>>>,
 }
 
 impl Capture {
@@ -56,6 +61,14 @@ impl Subscriber for Capture {
     }
     fn new_span(&self, span: &Attributes<'_>) -> Id {
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let parent = match span.parent() {
+            Some(parent) => Some(parent.into_u64()),
+            None if span.is_contextual() => self.stack.lock().unwrap().last().copied(),
+            None => None,
+        };
+        let parent = parent.and_then(|p| self.spans.lock().unwrap().get(&p).cloned());
+        let name = span.metadata().name().to_owned();
+        self.parents.lock().unwrap().push((name, parent));
         let mut text = span.metadata().name().to_owned();
         span.record(&mut Fields(&mut text));
         self.lines.lock().unwrap().push(format!("span {text}"));
@@ -261,5 +274,26 @@ async fn accepted_and_wrapped_connections_have_their_own_spans_and_ids() {
     assert!(
         server_close.ends_with("code=1000 reason= clean=true"),
         "{server_close}"
+    );
+}
+
+#[tokio::test]
+async fn the_connections_span_is_a_child_of_the_span_current_where_it_was_made() {
+    let capture = Capture::default();
+    let _default = tracing::subscriber::set_default(capture.clone());
+    let base = server().await;
+    let ws = {
+        let _session = tracing::info_span!("session", user = 42).entered();
+        WebSocket::new(&format!("{base}/echo")).unwrap()
+    };
+    ws.opened().await.unwrap();
+    ws.close();
+    ws.closed().await;
+    let parents = capture.parents.lock().unwrap().clone();
+    let websocket = parents.iter().find(|(name, _)| name == "websocket");
+    assert_eq!(
+        websocket.and_then(|(_, parent)| parent.as_deref()),
+        Some("session user=42"),
+        "{parents:?}"
     );
 }

@@ -12,7 +12,9 @@
 //!   never holds credentials);
 //! - event `closed`: `code`, `reason`, `clean` (the `close` event's fields).
 //!
-//! No header value is recorded.
+//! No header value is recorded. Errors that a function returns (`WebSocket::new`'s
+//! `Syntax` errors, a request `accept` refused) happen before any connection and are the
+//! caller's to record.
 
 /// Which way a connection was opened.
 #[derive(Clone, Copy, Debug)]
@@ -40,13 +42,13 @@ mod on {
             Role::Server => "server",
             Role::Wrapped => "wrapped",
         };
-        let url = crate::backend::options::redact_url(url);
+        // Field values are evaluated only when a subscriber wants the span.
         Span(tracing::debug_span!(
             target: "anyws",
             "websocket",
             id,
             role,
-            url = %url
+            url = %crate::backend::options::redact_url(url)
         ))
     }
 
