@@ -33,9 +33,9 @@ const DEFAULT_READ_BUFFER: usize = 128 << 10;
 pub struct NativeOptions {
     tls: Option<Arc<ClientConfig>>,
     extra_roots: Vec<CertificateDer<'static>>,
-    /// Request headers as given: name, value, and whether `Debug` must hide the value.
-    /// Checked by [`validate`](NativeOptions::validate), so that `header` can stay a plain
-    /// setter.
+    /// Request headers as given (names, values, whether the caller marked a value
+    /// sensitive); `Debug` shows the names only. Checked by
+    /// [`validate`](NativeOptions::validate), so that `header` can stay a plain setter.
     pub(crate) headers: Vec<ExtraHeader>,
     pub(crate) max_message_size: Option<usize>,
     pub(crate) max_frame_size: Option<usize>,
@@ -168,7 +168,7 @@ impl ExtraHeader {
             )));
         }
         let typed_name = http::HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| syntax(format!("the header name {name:?} is too long")))?;
+            .map_err(|_| syntax(format!("a header name of {} bytes is too long", name.len())))?;
         let mut value = header_value(name, &self.value).ok_or_else(|| {
             syntax(format!(
                 "the value of the {name} header holds a control character (CR, LF, NUL, DEL or \
