@@ -17,7 +17,7 @@
 //! | `/stats?id=X` | sends the counts of sink `X` as one text message `messages=N bytes=B closed=true/false`, then closes with 1000 |
 //! | `/slow?bytes_per_sec=N&id=X` | a sink that reads at about `N` bytes per second (default 65536), so the client's `bufferedAmount` grows |
 //! | `/free-port` | sends, as one text message, a port on 127.0.0.1 that was free a moment ago (bound, then released), then closes with 1000: for testing refused connections |
-//! | `/headers` | sends the request's headers as one text message (`name: value` lines, names lower-case), then echoes |
+//! | `/headers?respond=NAME:VALUE` | sends the request's headers as one text message (`name: value` lines, names lower-case), then echoes; with `respond`, the handshake response also carries the header `NAME: VALUE` |
 //! | `/script?id=ID&s=SCRIPT` | runs a peer script byte for byte (frames, waits for the client, delays, FIN or RST: see [`anyws_conformance::script`]) and logs what the client sent; a script that does not parse fails the handshake with 400 |
 //! | `/script-log?id=ID` | once the script of run `ID` is over (waiting up to 10 s), sends its log as one text message (one line per message, close frame or slip the peer saw), then closes with 1000 |
 //!
@@ -57,7 +57,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio_rustls::{rustls, TlsAcceptor};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
@@ -229,7 +229,20 @@ async fn handle(
         };
         match r.path.as_str() {
             "/echo" | "/close" | "/send" | "/drop" | "/silent-close" | "/raw" | "/sink"
-            | "/stats" | "/slow" | "/headers" | "/free-port" | "/ping" | "/script-log" => {}
+            | "/stats" | "/slow" | "/free-port" | "/ping" | "/script-log" => {}
+            "/headers" => {
+                let respond = r.query.get("respond").and_then(|h| h.split_once(':'));
+                if let Some((name, value)) = respond {
+                    let name = HeaderName::from_bytes(name.trim().as_bytes());
+                    let value = HeaderValue::from_str(value.trim());
+                    let (Ok(name), Ok(value)) = (name, value) else {
+                        let mut e = ErrorResponse::new(Some("bad respond header\n".into()));
+                        *e.status_mut() = StatusCode::BAD_REQUEST;
+                        return Err(e);
+                    };
+                    resp.headers_mut().append(name, value);
+                }
+            }
             "/script" => {
                 let text = r.query.get("s").map(String::as_str).unwrap_or("");
                 match anyws_conformance::Script::decode(text) {

@@ -83,11 +83,65 @@ pub use sendness::WasmNotSend;
 pub use socket::{Closed, Listener, Opened, Options, WeakWebSocket, WebSocket};
 pub use validate::MAX_CLOSE_REASON_BYTES;
 
-/// Native-only settings and types. This module does not exist on wasm32, so native-only
-/// settings in browser code are a compile error, never silently ignored.
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native {
-    pub use crate::backend::{accept, wrap, NativeOptions, ProxyError, SocksReply, WebSocketExt};
+    //! Native-only settings and types. This module does not exist on wasm32, so native-only
+    //! settings in browser code are a compile error, never silently ignored.
+    //!
+    //! ## The handshake as `http` types
+    //! Request headers come as an [`http::HeaderMap`] ([`NativeOptions::headers`], beside
+    //! [`NativeOptions::header`]) or with a whole [`http::Request`] ([`connect`], in the spirit
+    //! of tokio-tungstenite's `IntoClientRequest`). The browser's rules still apply: the URI is
+    //! parsed by the same URL rules as [`WebSocket::new`](crate::WebSocket::new), and the
+    //! handshake's own headers (Host, Upgrade, Connection, Sec-WebSocket-*) are refused with
+    //! [`ErrorKind::Syntax`](crate::ErrorKind::Syntax), never replaced. Once open, the
+    //! handshake's request and response are [`WebSocketExt::request`] and
+    //! [`WebSocketExt::response`], on client sockets and on those from [`accept`]. [`http`] is
+    //! the crate anyws uses (the 1.x of tungstenite).
+    //!
+    //! ```no_run
+    //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    //! use anyws::native::{http, WebSocketExt};
+    //! let request = http::Request::builder()
+    //!     .uri("wss://example.com/socket")
+    //!     .header(http::header::AUTHORIZATION, "Bearer 123")
+    //!     .body(())?;
+    //! let ws = anyws::native::connect(request, anyws::Options::new())?;
+    //! ws.opened().await?;
+    //! let response = ws.response().expect("open");
+    //! println!("{} {:?}", response.status(), response.headers().get("server"));
+    //! # Ok(()) }
+    //! ```
+    //!
+    //! ## Tracing (feature `tracing`)
+    //! With the `tracing` feature, each connection runs in a `tracing` span named `websocket`
+    //! (target `anyws`, level DEBUG) with the fields `id` (a number per connection in this
+    //! process), `role` (`client`, `server` for [`accept`], `wrapped` for [`wrap`]) and `url`
+    //! (the socket's URL without user name and password). In it, DEBUG events:
+    //! `opening handshake done` (`protocol`, `extensions`), `connection failed` (`kind`,
+    //! `error`: the `error` event's error) and `closed` (`code`, `reason`, `clean`: the `close`
+    //! event's fields). No header value is recorded. The span's parent is the span current
+    //! where the socket was made. Errors that a function returns (a `Syntax` error of
+    //! [`WebSocket::new`](crate::WebSocket::new), a request [`accept`] refused) come before
+    //! any connection and are the caller's to record. Without the feature none of this is
+    //! compiled in.
+    //!
+    //! ```no_run
+    //! # fn demo() -> Result<(), anyws::Error> {
+    //! // With any subscriber installed (tracing-subscriber's `fmt()`, for one), the
+    //! // connection's span is a child of the application's `session` span.
+    //! let session = tracing::info_span!("session", user = 42);
+    //! let _entered = session.enter();
+    //! let ws = anyws::WebSocket::new("ws://127.0.0.1:9001/echo")?;
+    //! # let _ = ws; Ok(()) }
+    //! ```
+    pub use crate::backend::{
+        accept, connect, wrap, NativeOptions, ProxyError, SocksReply, WebSocketExt,
+    };
+    /// The `http` crate anyws uses (the one tungstenite uses), for
+    /// [`NativeOptions::headers`], [`connect`] and [`WebSocketExt::request`] /
+    /// [`WebSocketExt::response`].
+    pub use http;
     /// The native-tls anyws uses, for [`NativeOptions::native_tls`] (feature `native-tls`).
     #[cfg(feature = "native-tls")]
     pub use tokio_native_tls::native_tls;

@@ -154,7 +154,10 @@ impl Clone for WebSocket {
 impl std::fmt::Debug for WebSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebSocket")
-            .field("url", &self.handle.core.url())
+            .field(
+                "url",
+                &validate::without_credentials(self.handle.core.url()),
+            )
             .field("ready_state", &self.ready_state())
             .field("protocol", &self.protocol())
             .finish()

@@ -82,6 +82,19 @@ pub(crate) fn origin_of(href: &str) -> String {
     format!("{scheme}://{host}")
 }
 
+/// A serialized URL (as [`websocket_url`] returns it) with its user info, if any, shown as
+/// `***`: `ws://***@host/path`. For `Debug`, which must not show credentials.
+pub(crate) fn without_credentials(href: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = href.split_once("://") else {
+        return href.into();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://***@{host}{}", &rest[authority.len()..]).into(),
+        None => href.into(),
+    }
+}
+
 /// An HTTP token character (RFC 9110 `tchar`): visible ASCII except the separators.
 fn is_token_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
@@ -145,6 +158,21 @@ pub(crate) fn close_args(code: Option<u16>, reason: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_hides_user_info() {
+        for (href, shown) in [
+            (
+                "ws://u:p@example.com/a@b?c@d",
+                "ws://***@example.com/a@b?c@d",
+            ),
+            ("wss://user@[::1]:9/", "wss://***@[::1]:9/"),
+            ("ws://example.com/a@b", "ws://example.com/a@b"),
+            ("ws://example.com?x@y", "ws://example.com?x@y"),
+        ] {
+            assert_eq!(without_credentials(href), shown, "{href}");
+        }
+    }
 
     #[test]
     fn protocol_rules() {

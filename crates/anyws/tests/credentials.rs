@@ -162,3 +162,18 @@ async fn a_bad_proxy_url_hides_its_credentials() {
         assert_no_credentials(proxy, &err);
     }
 }
+
+#[tokio::test]
+async fn a_sockets_debug_hides_the_credentials_its_url_keeps() {
+    let url = with_credentials(&format!("ws://127.0.0.1:{}/x", closed_port()));
+    let ws = WebSocket::new(&url).unwrap();
+    // `url()` is the browser's attribute: the URL as given, user info included.
+    assert!(ws.url().contains(PASSWORD));
+    let shown = format!("{ws:?}");
+    assert!(
+        !shown.contains(USER) && !shown.contains(PASSWORD),
+        "{shown}"
+    );
+    assert!(shown.contains("ws://***@127.0.0.1:"), "{shown}");
+    ws.close();
+}

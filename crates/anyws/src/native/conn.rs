@@ -28,7 +28,7 @@
 use super::handshake;
 use super::meter::{Meter, Metered};
 use super::options::NativeOptions;
-use super::{commands, Command, ControlKind, Link, LiveGuard};
+use super::{commands, trace, Command, ControlKind, Link, LiveGuard};
 use crate::core::{lock, Core};
 use crate::error::{Error, ErrorKind};
 use crate::event::{CloseEvent, Message, ReadyState};
@@ -127,8 +127,10 @@ impl Finish {
     fn fire(&mut self, outcome: Outcome) {
         drop(self.live.take());
         if let Some(error) = outcome.error {
+            trace::failed(&error);
             self.core.fire_error(Some(error));
         }
+        trace::closed(&outcome.close);
         self.core.fire_close(outcome.close, outcome.cause);
         self.link.control().release();
         self.link.wake_drained();
@@ -261,7 +263,9 @@ pub(crate) async fn run(mut task: Task, protocols: Vec<String>) -> Outcome {
     let config = Some(task.options.websocket_config());
     let stream = Metered::new(up.stream, Meter::new(task.link.clone(), true));
     let ws = WebSocketStream::from_partially_read(stream, up.leftover, Role::Client, config).await;
+    task.link.set_handshake(up.handshake);
     wait_for_gate(&task.link).await;
+    trace::opened(&up.protocol, &up.extensions);
     if !task.core.fire_open(up.protocol, up.extensions) {
         return Outcome::failed(aborted_error());
     }
@@ -294,7 +298,9 @@ where
 {
     wait_for_gate(&task.link).await;
     // The socket is OPEN already; `open` is skipped if `close()` came first.
-    task.core.fire_open(task.core.protocol(), String::new());
+    let protocol = task.core.protocol();
+    trace::opened(&protocol, "");
+    task.core.fire_open(protocol, String::new());
     task.drive(ws, meter).await
 }
 

@@ -8,7 +8,7 @@
 //! with an empty one) fails the connection, as the spec and Chromium do (Firefox accepts it,
 //! against the spec).
 
-use super::options::{redact_url, NativeOptions};
+use super::options::{header_value, redact_url, ExtraHeader, NativeOptions};
 use super::stream::Stream;
 use crate::error::{Error, ErrorKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -36,13 +36,33 @@ fn is_bad_port(port: u16) -> bool {
 /// Largest response head anyws reads before giving up.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
-/// A successful handshake: the stream, any bytes read past the response head, and the
-/// negotiated subprotocol and extensions.
+/// A successful handshake: the stream, any bytes read past the response head, the
+/// negotiated subprotocol and extensions, and the request and response as `http` types.
 pub(crate) struct Upgraded {
     pub stream: Stream,
     pub leftover: Vec<u8>,
     pub protocol: String,
     pub extensions: String,
+    pub handshake: super::Handshake,
+}
+
+/// `headers` (parsed by httparse) as an `http` header map, credentials marked sensitive;
+/// `Err` with the name of a header that `http` does not accept. httparse accepts the same
+/// names (tokens) and values (no control characters but tab) as `http`, so that needs a
+/// name over `http`'s length limit.
+pub(super) fn header_map(headers: &[httparse::Header<'_>]) -> Result<http::HeaderMap, String> {
+    let mut map = http::HeaderMap::with_capacity(headers.len());
+    for h in headers {
+        let name = http::HeaderName::from_bytes(h.name.as_bytes()).ok();
+        let value = header_value(h.name, h.value);
+        match (name, value) {
+            (Some(name), Some(value)) => {
+                map.append(name, value);
+            }
+            _ => return Err(h.name.chars().take(64).collect()),
+        }
+    }
+    Ok(map)
 }
 
 /// A header's values, comma-joined as HTTP combines a repeated field; `None` if absent.
@@ -146,7 +166,14 @@ async fn tcp_connect(url: &Url, port: u16) -> Result<TcpStream, Error> {
     }
 }
 
-fn request(url: &Url, key: &str, protocols: &[String], headers: &[(String, String)]) -> String {
+/// The opening request: its bytes on the wire, and the same request as `http` types (the
+/// target in origin form, as sent; names lower-case, credentials marked sensitive).
+fn request(
+    url: &Url,
+    key: &str,
+    protocols: &[String],
+    extra: &[ExtraHeader],
+) -> Result<(Vec<u8>, http::Request<()>), Error> {
     let mut target = url.path().to_owned();
     if let Some(q) = url.query() {
         target.push('?');
@@ -157,28 +184,58 @@ fn request(url: &Url, key: &str, protocols: &[String], headers: &[(String, Strin
         Some(p) => format!("{host}:{p}"),
         None => host.to_owned(),
     };
-    let mut req = format!(
-        "GET {target} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-    );
+    let protocols = protocols.join(", ");
+    let mut own = vec![
+        ("Host", host.as_str()),
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", key),
+        ("Sec-WebSocket-Version", "13"),
+    ];
     if !protocols.is_empty() {
-        req.push_str(&format!(
-            "Sec-WebSocket-Protocol: {}\r\n",
-            protocols.join(", ")
-        ));
+        own.push(("Sec-WebSocket-Protocol", &protocols));
     }
-    for (name, value) in headers {
-        req.push_str(&format!("{name}: {value}\r\n"));
+    let mut wire = format!("GET {target} HTTP/1.1\r\n");
+    let mut typed = http::Request::new(());
+    // The URL parser's serialization of a path and query is always a valid URI.
+    *typed.uri_mut() = target.parse().map_err(|e| {
+        Error::new(
+            ErrorKind::Syntax,
+            format!(
+                "the request target of {} is not a URI: {e}",
+                redact_url(url.as_str())
+            ),
+        )
+    })?;
+    let map = typed.headers_mut();
+    for (name, value) in own {
+        wire.push_str(&format!("{name}: {value}\r\n"));
+        // Fixed names and values the URL parser made: `http` accepts them.
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) {
+            map.append(name, value);
+        }
     }
-    req.push_str("\r\n");
-    req
+    let mut wire = wire.into_bytes();
+    for header in extra {
+        let (name, value) = header.typed()?; // checked before, so this succeeds
+        wire.extend_from_slice(header.name.as_bytes());
+        wire.extend_from_slice(b": ");
+        wire.extend_from_slice(&header.value);
+        wire.extend_from_slice(b"\r\n");
+        map.append(name, value);
+    }
+    wire.extend_from_slice(b"\r\n");
+    Ok((wire, typed))
 }
 
 async fn upgrade(
     mut stream: Stream,
     url: &Url,
     protocols: &[String],
-    headers: &[(String, String)],
+    headers: &[ExtraHeader],
 ) -> Result<Upgraded, Error> {
     let shown = redact_url(url.as_str()); // no credentials in errors
     let io = |e: std::io::Error| {
@@ -189,10 +246,8 @@ async fn upgrade(
         )
     };
     let key = generate_key();
-    stream
-        .write_all(request(url, &key, protocols, headers).as_bytes())
-        .await
-        .map_err(io)?;
+    let (wire, request) = request(url, &key, protocols, headers)?;
+    stream.write_all(&wire).await.map_err(io)?;
 
     let mut buf = Vec::with_capacity(1024);
     loop {
@@ -220,12 +275,26 @@ async fn upgrade(
             }
             Ok(httparse::Status::Complete(head_len)) => {
                 let (protocol, extensions) = check(&response, &key, protocols, url)?;
+                let mut typed = http::Response::new(());
+                *typed.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
+                if response.version == Some(0) {
+                    *typed.version_mut() = http::Version::HTTP_10;
+                }
+                *typed.headers_mut() = header_map(response.headers).map_err(|name| {
+                    network(format!(
+                        "{shown} answered with a header that is not valid HTTP: {name:?}"
+                    ))
+                })?;
                 let leftover = buf[head_len..].to_vec();
                 return Ok(Upgraded {
                     stream,
                     leftover,
                     protocol,
                     extensions,
+                    handshake: super::Handshake {
+                        request,
+                        response: typed,
+                    },
                 });
             }
         }

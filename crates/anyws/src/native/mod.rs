@@ -18,8 +18,9 @@ mod options;
 mod proxy;
 mod server;
 mod stream;
+mod trace;
 
-pub use ext::WebSocketExt;
+pub use ext::{connect, WebSocketExt};
 pub use options::NativeOptions;
 pub use proxy::{ProxyError, SocksReply};
 pub use server::{accept, wrap};
@@ -75,6 +76,15 @@ pub(crate) struct Link {
     control: Control,
     /// `close()` was called while OPEN: the supervisor starts the close deadline.
     closing: tokio::sync::Notify,
+    /// The opening handshake, once done (set before `open`; never for `wrap`).
+    handshake: OnceLock<Handshake>,
+}
+
+/// The opening handshake's request and response, as `http` types (see
+/// [`WebSocketExt::request`]).
+pub(crate) struct Handshake {
+    pub request: http::Request<()>,
+    pub response: http::Response<()>,
 }
 
 impl Link {
@@ -85,7 +95,17 @@ impl Link {
             gate,
             control: Control::default(),
             closing: tokio::sync::Notify::new(),
+            handshake: OnceLock::new(),
         }
+    }
+
+    /// Records the opening handshake; the first record stays.
+    pub(crate) fn set_handshake(&self, handshake: Handshake) {
+        let _ = self.handshake.set(handshake);
+    }
+
+    pub(crate) fn handshake(&self) -> Option<&Handshake> {
+        self.handshake.get()
     }
 
     /// `bytes` of payload reached the socket (or will never be sent).
@@ -239,14 +259,19 @@ impl Transport {
         options: &NativeOptions,
         stream: S,
         leftover: Vec<u8>,
+        handshake: Handshake,
     ) -> Result<Self, Error>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         options.validate_connection()?;
-        Self::start(core, options, |task| {
-            conn::run_accepted(task, stream, leftover)
-        })
+        Self::start(
+            core,
+            options,
+            trace::Role::Server,
+            Some(handshake),
+            |task| conn::run_accepted(task, stream, leftover),
+        )
     }
 
     /// A connection whose opening handshake was done elsewhere; the core is already OPEN.
@@ -259,12 +284,16 @@ impl Transport {
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         options.validate_connection()?;
-        Self::start(core, options, |task| conn::run_adopted(task, ws))
+        Self::start(core, options, trace::Role::Wrapped, None, |task| {
+            conn::run_adopted(task, ws)
+        })
     }
 
     fn start<F>(
         core: &Shared<Core>,
         options: &NativeOptions,
+        role: trace::Role,
+        handshake: Option<Handshake>,
         run: impl FnOnce(conn::Task) -> F,
     ) -> Result<Self, Error>
     where
@@ -273,11 +302,15 @@ impl Transport {
         let (commands, rx) = commands::channel();
         let in_task = creator_is_task();
         let link = Arc::new(Link::new(Gate::new(in_task)));
+        if let Some(handshake) = handshake {
+            link.set_handshake(handshake);
+        }
         // Joined before anything is spawned, so that a probe pushed out of the worker's own
         // slot by the spawns below never finds its group without this socket (see `gate`).
         let probe = in_task.then(|| gate::Group::join(&link));
         let finish = conn::Finish::new(core.clone(), link.clone());
-        spawn(conn::supervised(
+        let span = trace::connection(core.url(), role);
+        let connection = conn::supervised(
             finish,
             run(conn::Task {
                 core: core.clone(),
@@ -285,7 +318,8 @@ impl Transport {
                 rx,
                 link: link.clone(),
             }),
-        ))?;
+        );
+        spawn(trace::instrument(connection, span))?;
         if let Some(probe) = probe {
             // Spawned last, so on a worker it waits in that worker's own slot and runs there
             // once the creating task yields (see `gate`).
@@ -296,6 +330,10 @@ impl Transport {
 
     pub(crate) fn control(&self) -> &Control {
         &self.link.control
+    }
+
+    pub(crate) fn handshake(&self) -> Option<&Handshake> {
+        self.link.handshake()
     }
 
     /// Sends a ping frame; the socket must be OPEN.
@@ -341,7 +379,9 @@ impl Backend for Transport {
     ) -> Result<Self, Error> {
         let options = options.for_url(core.url(), |name| std::env::var(name).ok())?;
         options.validate()?;
-        Self::start(core, &options, |task| conn::run(task, protocols))
+        Self::start(core, &options, trace::Role::Client, None, |task| {
+            conn::run(task, protocols)
+        })
     }
 
     fn ready_state(&self, core: &Core) -> ReadyState {

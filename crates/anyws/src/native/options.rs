@@ -33,7 +33,10 @@ const DEFAULT_READ_BUFFER: usize = 128 << 10;
 pub struct NativeOptions {
     tls: Option<Arc<ClientConfig>>,
     extra_roots: Vec<CertificateDer<'static>>,
-    pub(crate) headers: Vec<(String, String)>,
+    /// Request headers as given (names, values, whether the caller marked a value
+    /// sensitive); `Debug` shows the names only. Checked by
+    /// [`validate`](NativeOptions::validate), so that `header` can stay a plain setter.
+    pub(crate) headers: Vec<ExtraHeader>,
     pub(crate) max_message_size: Option<usize>,
     pub(crate) max_frame_size: Option<usize>,
     pub(crate) read_buffer_size: usize,
@@ -77,7 +80,7 @@ impl std::fmt::Debug for NativeOptions {
             .field("extra_roots", &self.extra_roots.len())
             .field(
                 "headers",
-                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+                &self.headers.iter().map(|h| &h.name).collect::<Vec<_>>(),
             )
             .field("max_message_size", &self.max_message_size)
             .field("max_frame_size", &self.max_frame_size)
@@ -105,6 +108,82 @@ const RESERVED: &[&str] = &[
     "sec-websocket-protocol",
     "sec-websocket-extensions",
 ];
+
+/// Headers whose values are credentials: marked sensitive in the `http` types anyws builds,
+/// so that their `Debug` shows `Sensitive` instead of the value.
+const CREDENTIALS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
+
+/// Whether `name` (any case) is a header whose value is a credential.
+pub(crate) fn is_credential(name: &str) -> bool {
+    CREDENTIALS.iter().any(|c| c.eq_ignore_ascii_case(name))
+}
+
+/// `value` as an `http` header value, marked sensitive if `name` holds credentials; `None`
+/// if `http` does not accept it (a control character other than tab).
+pub(crate) fn header_value(name: &str, value: &[u8]) -> Option<http::HeaderValue> {
+    let mut value = http::HeaderValue::from_bytes(value).ok()?;
+    value.set_sensitive(is_credential(name));
+    Some(value)
+}
+
+/// A request header added with [`NativeOptions::header`] or [`NativeOptions::headers`].
+#[derive(Clone)]
+pub(crate) struct ExtraHeader {
+    /// As given (sent with this spelling).
+    pub name: String,
+    pub value: Vec<u8>,
+    /// Marked sensitive by the caller (credentials are marked anyway).
+    pub sensitive: bool,
+}
+
+impl ExtraHeader {
+    /// The header as `http` types, or the `Syntax` error that says what is wrong with it
+    /// without showing its value (which may be a credential).
+    pub(crate) fn typed(&self) -> Result<(http::HeaderName, http::HeaderValue), Error> {
+        let name = &self.name;
+        let syntax = |message: String| Error::new(ErrorKind::Syntax, message);
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if let Some((at, c)) = name.char_indices().find(|&(_, c)| !token(c)) {
+            // Only the valid part before the bad character is shown: a whole header line
+            // passed as a name ("Authorization: Bearer ...") must not reach the error.
+            return Err(syntax(format!(
+                "{:?} is not a valid header name: {c:?} (at byte {at}) is not allowed in an HTTP token",
+                format!("{}…", &name[..at]),
+            )));
+        }
+        if name.is_empty() {
+            return Err(syntax("a header name is empty".into()));
+        }
+        let lower = name.to_ascii_lowercase();
+        if RESERVED.contains(&lower.as_str()) {
+            let hint = if lower == "sec-websocket-protocol" {
+                "; offer subprotocols with Options::protocols"
+            } else {
+                ""
+            };
+            return Err(syntax(format!(
+                "the {name} header belongs to the WebSocket handshake, which anyws writes{hint}"
+            )));
+        }
+        let typed_name = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| syntax(format!("a header name of {} bytes is too long", name.len())))?;
+        let mut value = header_value(name, &self.value).ok_or_else(|| {
+            syntax(format!(
+                "the value of the {name} header holds a control character (CR, LF, NUL, DEL or \
+                 another byte below 0x20 but tab), which HTTP does not allow"
+            ))
+        })?;
+        if self.sensitive {
+            value.set_sensitive(true);
+        }
+        Ok((typed_name, value))
+    }
+}
 
 impl NativeOptions {
     /// The defaults (see each setter). `wss://` always checks certificates (there is no
@@ -143,12 +222,47 @@ impl NativeOptions {
     }
 
     /// Adds a request header to the opening handshake (cookies, authorization, user agent).
-    /// Names are HTTP tokens and values must not hold CR, LF or NUL; the handshake's own
-    /// headers (Host, Upgrade, Connection, Sec-WebSocket-*) are anyws's. A bad header makes
+    /// Names are HTTP tokens and values HTTP field values (no control characters but tab:
+    /// no CR, LF or NUL); the handshake's own headers (Host, Upgrade, Connection,
+    /// Sec-WebSocket-*) are anyws's. A bad header makes
     /// [`WebSocket::with_options`](crate::WebSocket::with_options) fail with
-    /// [`ErrorKind::Syntax`]. Default: none.
+    /// [`ErrorKind::Syntax`]; no error names a header's value. The same header may be added
+    /// more than once (each is sent). Default: none.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
+        self.headers.push(ExtraHeader {
+            name: name.into(),
+            value: value.into().into_bytes(),
+            sensitive: false,
+        });
+        self
+    }
+
+    /// Adds every header of `headers` to the opening handshake, after those already added,
+    /// with the same rules as [`header`](NativeOptions::header): a handshake header (Host,
+    /// Upgrade, Connection, Sec-WebSocket-*) makes
+    /// [`WebSocket::with_options`](crate::WebSocket::with_options) fail with
+    /// [`ErrorKind::Syntax`] rather than being replaced. [`anyws::native::http`](crate::native::http)
+    /// is the `http` crate anyws uses. Values marked sensitive stay so in
+    /// [`WebSocketExt::request`](crate::native::WebSocketExt::request).
+    ///
+    /// ```
+    /// # #[cfg(not(target_arch = "wasm32"))] {
+    /// use anyws::native::http::{header, HeaderMap, HeaderValue};
+    /// use anyws::native::NativeOptions;
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer 123"));
+    /// headers.append(header::COOKIE, HeaderValue::from_static("session=abc"));
+    /// let options = anyws::Options::new().native(NativeOptions::new().headers(headers));
+    /// # let _ = options; }
+    /// ```
+    pub fn headers(mut self, headers: http::HeaderMap) -> Self {
+        for (name, value) in &headers {
+            self.headers.push(ExtraHeader {
+                name: name.as_str().to_owned(),
+                value: value.as_bytes().to_vec(),
+                sensitive: value.is_sensitive(),
+            });
+        }
         self
     }
 
@@ -322,31 +436,8 @@ impl NativeOptions {
     /// Checks the settings, the headers and the proxy; runs before any network traffic.
     pub(crate) fn validate(&self) -> Result<(), Error> {
         self.validate_connection()?;
-        for (name, value) in &self.headers {
-            let token = !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c));
-            if !token {
-                return Err(Error::new(
-                    ErrorKind::Syntax,
-                    format!("{name:?} is not a valid header name"),
-                ));
-            }
-            if RESERVED.contains(&name.to_ascii_lowercase().as_str()) {
-                return Err(Error::new(
-                    ErrorKind::Syntax,
-                    format!(
-                        "the {name} header belongs to the WebSocket handshake, which anyws writes"
-                    ),
-                ));
-            }
-            if value.contains(['\r', '\n', '\0']) {
-                return Err(Error::new(
-                    ErrorKind::Syntax,
-                    format!("the value of the {name} header contains CR, LF or NUL"),
-                ));
-            }
+        for header in &self.headers {
+            header.typed()?;
         }
         if let Some(proxy) = &self.proxy {
             super::proxy::parse(proxy)?;

@@ -29,6 +29,9 @@ use url::Url;
 ///   info or path), and a target without a fragment, either `/path?query` or an absolute
 ///   `http`, `https`, `ws` or `wss` URL without user info whose host and port are the
 ///   `Host`'s; anything else is answered 400.
+/// - **The request**: its target and headers (`Cookie`, `Authorization`, `User-Agent`, ...)
+///   are [`WebSocketExt::request`](super::WebSocketExt::request), and the 101 response sent
+///   [`WebSocketExt::response`](super::WebSocketExt::response).
 /// - **Events**: `open` fires once (so handlers shared with client code run), then the same
 ///   events as a client socket: `message`s, `error`, `close`. `close()` closes with the
 ///   closing handshake; dropping the last handle closes with no status code.
@@ -75,7 +78,13 @@ where
         Some(request.protocol),
     );
     let core = Shared::new(core);
-    let transport = super::Transport::accepted(&core, &options.native, stream, request.leftover)?;
+    let transport = super::Transport::accepted(
+        &core,
+        &options.native,
+        stream,
+        request.leftover,
+        request.handshake,
+    )?;
     Ok(WebSocket::from_parts(core, transport, &options))
 }
 
@@ -85,6 +94,8 @@ struct Accepted {
     protocol: String,
     /// Bytes read past the request head (the client's first frames).
     leftover: Vec<u8>,
+    /// The request and the 101 response (its headers are filled in once it is written).
+    handshake: super::Handshake,
 }
 
 /// Largest request head read before answering 431.
@@ -133,16 +144,27 @@ where
     };
     match checked {
         Ok((key, mut accepted)) => {
-            let mut response = format!(
-                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
-                 Connection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
-                derive_accept_key(key.as_bytes())
-            );
+            let accept_key = derive_accept_key(key.as_bytes());
+            let mut headers = vec![
+                ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Accept", accept_key.as_str()),
+            ];
             if !accepted.protocol.is_empty() {
-                response.push_str(&format!(
-                    "Sec-WebSocket-Protocol: {}\r\n",
-                    accepted.protocol
-                ));
+                headers.push(("Sec-WebSocket-Protocol", &accepted.protocol));
+            }
+            let mut response = "HTTP/1.1 101 Switching Protocols\r\n".to_owned();
+            let typed = &mut accepted.handshake.response;
+            *typed.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
+            for (name, value) in headers {
+                response.push_str(&format!("{name}: {value}\r\n"));
+                // Fixed names, a base64 key and a token: `http` accepts them.
+                if let (Ok(name), Ok(value)) = (
+                    http::HeaderName::from_bytes(name.as_bytes()),
+                    http::HeaderValue::from_str(value),
+                ) {
+                    typed.headers_mut().append(name, value);
+                }
             }
             response.push_str("\r\n");
             stream.write_all(response.as_bytes()).await.map_err(io)?;
@@ -240,12 +262,46 @@ fn check_request(
         .find(|p| supported.iter().any(|s| s == p))
         .unwrap_or_default()
         .to_owned();
+    let headers = handshake::header_map(request.headers).map_err(|name| {
+        Refusal::new(
+            400,
+            &format!("the {name} header is not a valid HTTP header"),
+        )
+    })?;
+    let mut typed = http::Request::new(());
+    *typed.uri_mut() = target_uri(request.path.unwrap_or_default(), &url);
+    *typed.headers_mut() = headers;
     let accepted = Accepted {
         url,
         protocol,
         leftover: Vec::new(),
+        handshake: super::Handshake {
+            request: typed,
+            response: http::Response::new(()),
+        },
     };
     Ok((key, accepted))
+}
+
+/// The request target as an `http` URI, as the client sent it, with what `http` does not
+/// take in a URI but httparse lets through (`"`, `<`, `>`, `` ` ``, bytes over 0x7E)
+/// percent-encoded; `url`'s path and query if even that does not parse.
+fn target_uri(target: &str, url: &Url) -> http::Uri {
+    const NOT_IN_URI: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+        .add(b' ')
+        .add(b'"')
+        .add(b'<')
+        .add(b'>')
+        .add(b'`');
+    let encoded = percent_encoding::utf8_percent_encode(target, NOT_IN_URI).to_string();
+    encoded.parse().unwrap_or_else(|_| {
+        let mut fallback = url.path().to_owned();
+        if let Some(query) = url.query() {
+            fallback.push('?');
+            fallback.push_str(query);
+        }
+        fallback.parse().unwrap_or_default()
+    })
 }
 
 /// The socket's URL: `ws://` + the one valid `Host` header + the request target's path and
