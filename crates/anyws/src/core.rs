@@ -19,7 +19,10 @@
 //! rather than wait for itself. The application's `dispatch_event` may run listeners on any
 //! thread: it never waits for a running listener (it skips it), while the backend's dispatch
 //! waits for a listener that another thread is running (the callback remembers which thread
-//! runs it), so the backend's events are never skipped and no cycle of waits can form.
+//! runs it), so the backend's events are never skipped and no cycle of waits can form among
+//! these locks. That wait blocks the backend's thread for as long as the listener runs: a
+//! listener that waits for the backend's runtime while `dispatch_event` runs it on another
+//! thread deadlocks the connection (documented on `WebSocket::dispatch_event`).
 //!
 //! These locks and the wake-ups below are model-checked with loom (`core/model_tests.rs`, run
 //! with `--cfg anyws_loom`; see `sync.rs`).
@@ -45,6 +48,7 @@ use crate::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 pub(crate) use crate::sync::lock;
 use crate::sync::{thread_token, Mutex, TryLockError};
 use std::collections::VecDeque;
+use std::io::Write as _;
 use std::task::{Context, Poll, Waker};
 
 /// What one queued message costs against the receive high-water mark beyond its payload:
@@ -120,7 +124,9 @@ impl Entry {
             callback.runner.store(me, Ordering::Release);
             let run = std::panic::AssertUnwindSafe(|| (f)(event));
             if let Err(payload) = std::panic::catch_unwind(run) {
-                eprintln!(
+                // Not `eprintln!`, which panics when stderr is gone (a closed pipe).
+                let _ = writeln!(
+                    std::io::stderr(),
                     "anyws: a {:?} listener panicked; the other listeners still run",
                     self.kind
                 );

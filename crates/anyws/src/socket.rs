@@ -479,13 +479,23 @@ impl WebSocket {
     /// Returns `true`, as the DOM's `dispatchEvent` does for an event that was not canceled
     /// (anyws events cannot be canceled).
     ///
-    /// As in the DOM, it may be called from inside a listener (a nested dispatch). A listener
-    /// cannot run inside itself, so one that is running when the event is dispatched (further
-    /// up this stack, or on another thread natively) is skipped for this event. The socket's
-    /// own events are never skipped for it: they wait for a listener that a dispatch on
-    /// another thread is running. After the `close` event a socket keeps no listeners (that is
-    /// what frees closures that refer to the socket), so dispatching then runs nothing; in a
-    /// browser, where the listeners stay, it would run them.
+    /// As in the DOM, it may be called from inside a listener (a nested dispatch). Unlike the
+    /// DOM, a listener is never re-entered: a Rust closure cannot run inside itself, so one
+    /// that is running when the event is dispatched (further up this stack, or natively on
+    /// another thread) is skipped for this event. Listeners cannot tell a synthetic event
+    /// from a real one (there is no `isTrusted`).
+    ///
+    /// The socket's own events are never skipped for a synthetic dispatch. Natively, a real
+    /// event for a listener that `dispatch_event` is running on another thread waits for that
+    /// run to return, and blocks the socket's runtime thread meanwhile (on a current-thread
+    /// runtime the whole runtime; outside a runtime, anyws's own, which carries every socket
+    /// made outside one). Keep listeners short, as any listener should be, and never let a
+    /// listener wait for the runtime (`Handle::block_on`, the socket's futures): run by a real
+    /// event it would stall the connection, run this way it can deadlock it.
+    ///
+    /// After the `close` event a socket keeps no listeners (that is what frees closures that
+    /// refer to the socket), so dispatching then runs nothing; in a browser, where the
+    /// listeners stay, it would run them.
     ///
     /// ```
     /// # async fn f() -> Result<(), anyws::Error> {

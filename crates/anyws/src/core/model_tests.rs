@@ -573,3 +573,46 @@ fn model_nested_synthetic_dispatch_while_the_backend_waits() {
         core.fire_close(clean(), None);
     });
 }
+
+// ----- dispatch_event, from the adversarial review ------------------------------------------
+
+/// A synthetic dispatch runs `onmessage`, which replaces itself (the handshake pattern) while
+/// the backend delivers a real message and waits for it: the real message reaches exactly one
+/// of the two handlers, never the old one after the new one, and the old one is freed.
+#[test]
+fn model_synthetic_run_replaces_itself_while_the_backend_waits() {
+    check(|| {
+        let ws = open_socket(HWM);
+        let core = &ws.0;
+        let got: StdArc<StdMutex<Vec<String>>> = Default::default();
+        let old_seen = std::sync::Arc::new(Seen::default());
+        let (g, weak, guard) = (got.clone(), ws.clone(), DropCheck(old_seen.clone()));
+        let old = move |e: &Event| {
+            let _keep = &guard;
+            guard.0.running.store(true, SeqCst);
+            let t = e.as_message().unwrap().data.as_text().unwrap().to_owned();
+            g.lock().unwrap().push(format!("old:{t}"));
+            if t == "fake" {
+                let g2 = g.clone();
+                let new = move |e: &Event| {
+                    let t = e.as_message().unwrap().data.as_text().unwrap().to_owned();
+                    g2.lock().unwrap().push(format!("new:{t}"));
+                };
+                weak.0.set_handler(EventKind::Message, Some(Box::new(new)));
+            }
+            guard.0.running.store(false, SeqCst);
+        };
+        core.set_handler(EventKind::Message, Some(Box::new(old)));
+        let fake = app(&ws, |core| core.dispatch_synthetic(&synthetic("fake")));
+        core.fire_message(text("real"));
+        fake.join().unwrap();
+        let got = got.lock().unwrap().clone();
+        let real: Vec<_> = got.iter().filter(|l| l.ends_with(":real")).collect();
+        assert_eq!(real.len(), 1, "{got:?}");
+        if let Some(i) = got.iter().position(|l| l.starts_with("new:")) {
+            assert!(!got[i..].iter().any(|l| l.starts_with("old:")), "{got:?}");
+        }
+        core.fire_close(clean(), None);
+        assert!(old_seen.dropped.load(SeqCst), "the old handler is freed");
+    });
+}

@@ -198,7 +198,11 @@ impl Control {
         };
         let run = std::panic::AssertUnwindSafe(|| (f)(payload));
         if let Err(panic) = std::panic::catch_unwind(run) {
-            eprintln!("anyws: an on{kind:?} handler panicked; the connection goes on");
+            // Not `eprintln!`, which panics when stderr is gone (a closed pipe).
+            let _ = std::io::Write::write_fmt(
+                &mut std::io::stderr(),
+                format_args!("anyws: an on{kind:?} handler panicked; the connection goes on\n"),
+            );
             crate::core::drop_payload(panic);
         }
     }

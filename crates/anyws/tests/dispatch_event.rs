@@ -1,0 +1,178 @@
+//! Native only: `dispatch_event` under concurrency (from the adversarial review of the
+//! seed interface): handlers replaced while several threads dispatch, a dispatch inside the
+//! real `close`, a listener that panicked in a synthetic dispatch.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use anyws::{Event, EventKind, MessageEvent, WebSocket};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn text(e: &Event) -> String {
+    e.as_message()
+        .unwrap()
+        .data
+        .as_text()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Application threads dispatch synthetic messages while another thread keeps replacing
+/// `onmessage` and the server sends real ones then closes: every real message reaches the
+/// `onmessage` slot exactly once (whichever handler is in it), no handler runs twice at once,
+/// and after the close every handler closure is freed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacing_handlers_under_concurrent_dispatch_loses_no_real_message() {
+    const REAL: usize = 1000;
+    let url = common::server().await;
+    let ws = WebSocket::new(&format!("{url}/send?count={REAL}&size=8")).unwrap();
+    let real = Arc::new(AtomicUsize::new(0));
+    let token = Arc::new(());
+    let make = {
+        let (real, token) = (real.clone(), token.clone());
+        move || {
+            let (real, token) = (real.clone(), token.clone());
+            let busy = AtomicBool::new(false);
+            move |e: &MessageEvent| {
+                let _t = &token;
+                assert!(!busy.swap(true, Ordering::SeqCst), "ran twice at once");
+                if e.origin != "synthetic" {
+                    real.fetch_add(1, Ordering::SeqCst);
+                }
+                busy.store(false, Ordering::SeqCst);
+            }
+        }
+    };
+    ws.set_onmessage(Some(make()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads: Vec<std::thread::JoinHandle<()>> = (0..2)
+        .map(|_| {
+            let (ws, stop) = (ws.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    ws.dispatch_event(MessageEvent {
+                        data: "x".into(),
+                        origin: "synthetic".into(),
+                    });
+                }
+            })
+        })
+        .collect();
+    {
+        let (ws, stop, make) = (ws.clone(), stop.clone(), make.clone());
+        threads.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                ws.set_onmessage(Some(make()));
+            }
+        }));
+    }
+    let close = tokio::time::timeout(Duration::from_secs(30), ws.closed())
+        .await
+        .expect("close");
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    drop(make);
+    assert!(close.was_clean, "{close:?}");
+    assert_eq!(real.load(Ordering::SeqCst), REAL);
+    assert_eq!(
+        Arc::strong_count(&token),
+        1,
+        "every handler is freed after close"
+    );
+}
+
+/// The real `close` event's handler dispatches a synthetic close: the other close listeners
+/// run for it at once (nested), the running handler is skipped, and afterwards (the socket
+/// keeps no listeners) a dispatch runs nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatch_event_inside_the_real_close() {
+    let url = common::server().await;
+    let ws = WebSocket::new(&format!("{url}/close?code=4001&reason=real")).unwrap();
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (l, weak) = (log.clone(), ws.downgrade());
+    ws.set_onclose(Some(move |e: &anyws::CloseEvent| {
+        l.lock().unwrap().push(format!("onclose {}", e.code));
+        if e.code == 4001 {
+            if let Some(ws) = weak.upgrade() {
+                ws.dispatch_event(anyws::CloseEvent {
+                    code: 4002,
+                    reason: "nested".into(),
+                    was_clean: true,
+                });
+            }
+        }
+    }));
+    let l = log.clone();
+    let _other = ws.add_event_listener(EventKind::Close, move |e: &Event| {
+        l.lock()
+            .unwrap()
+            .push(format!("other {}", e.as_close().unwrap().code));
+    });
+    let close = tokio::time::timeout(Duration::from_secs(10), ws.closed())
+        .await
+        .unwrap();
+    assert_eq!(close.code, 4001);
+    ws.dispatch_event(anyws::CloseEvent {
+        code: 4003,
+        reason: String::new(),
+        was_clean: true,
+    });
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["onclose 4001", "other 4002", "other 4001"]
+    );
+}
+
+/// A listener that panics in a synthetic dispatch is reported, the rest run, and it is not
+/// left marked as running: the next synthetic dispatch and the next real message run it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_panicked_in_a_synthetic_dispatch_runs_again() {
+    let url = common::server().await;
+    let ws = WebSocket::new(&format!("{url}/echo")).unwrap();
+    ws.opened().await.unwrap();
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let l = log.clone();
+    ws.set_onmessage(Some(move |e: &MessageEvent| {
+        let t = e.data.as_text().unwrap_or_default().to_owned();
+        l.lock().unwrap().push(t.clone());
+        if t == "boom" {
+            panic!("boom");
+        }
+    }));
+    let l = log.clone();
+    let _after = ws.add_event_listener(EventKind::Message, move |e: &Event| {
+        l.lock().unwrap().push(format!("after {}", text(e)));
+    });
+    let w = ws.clone();
+    std::thread::spawn(move || {
+        w.dispatch_event(MessageEvent {
+            data: "boom".into(),
+            origin: String::new(),
+        });
+        w.dispatch_event(MessageEvent {
+            data: "again".into(),
+            origin: String::new(),
+        });
+    })
+    .join()
+    .unwrap();
+    ws.send("real").unwrap();
+    let ok = common::eventually(Duration::from_secs(10), || log.lock().unwrap().len() == 6).await;
+    assert!(ok, "{:?}", log.lock().unwrap());
+    assert_eq!(
+        *log.lock().unwrap(),
+        [
+            "boom",
+            "after boom",
+            "again",
+            "after again",
+            "real",
+            "after real"
+        ]
+    );
+    ws.close();
+}
