@@ -43,6 +43,11 @@
 //! # let _ = url; Ok(()) }
 //! ```
 
+// The README (the crates.io page) is a doctest, so its example compiles.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod proxy;
 mod script;
 pub use proxy::ConnectProxy;

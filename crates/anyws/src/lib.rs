@@ -49,14 +49,18 @@
 //!
 //! ## Targets
 //! Where the targets must differ (native has no `Blob`, no page to resolve relative URLs
-//! against, no event loop), the crate README's "Target differences" table says how, and
-//! names the test that shows it.
+//! against, no event loop), the project README's "Target differences" table says how, and
+//! names the test that shows it. Items that exist only natively are marked so in these
+//! docs (built for both targets on docs.rs), as are those a feature enables.
 
 #![warn(
     missing_docs,
     missing_debug_implementations,
     clippy::missing_errors_doc
 )]
+// docs.rs (`--cfg docsrs`, nightly): each item says where it exists ("non-WebAssembly only")
+// and which feature enables it.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod core;
 mod error;
@@ -150,6 +154,12 @@ pub mod native {
     /// The tokio-tungstenite anyws uses, for streams passed to [`wrap`].
     pub use tokio_tungstenite;
 }
+
+// The crate README's examples (the registry page) are doctests, so they compile. Its Yew
+// example is checked against crates/examples-yew, which builds and runs it in Chromium.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 /// For `cargo fuzz` only (built with `--cfg fuzzing`); not part of the API.
 #[cfg(all(fuzzing, not(target_arch = "wasm32")))]

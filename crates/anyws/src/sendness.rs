@@ -13,8 +13,11 @@
 /// use anyws::WasmNotSend;
 /// fn keep<F: FnMut() + WasmNotSend + 'static>(f: F) -> impl FnMut() + WasmNotSend { f }
 /// ```
+// It exists on both targets (in two forms), so docs.rs must not mark it "non-WebAssembly only".
+#[cfg_attr(docsrs, doc(auto_cfg = false))]
 #[cfg(not(target_arch = "wasm32"))]
 pub trait WasmNotSend: Send {}
+#[cfg_attr(docsrs, doc(auto_cfg = false))]
 #[cfg(not(target_arch = "wasm32"))]
 impl<T: Send + ?Sized> WasmNotSend for T {}
 
@@ -22,8 +25,10 @@ impl<T: Send + ?Sized> WasmNotSend for T {}
 ///
 /// Use it where your own generic code hands callbacks or futures to anyws, so that the same
 /// code compiles for both targets (the same idea as wgpu's `WasmNotSend`).
+#[cfg_attr(docsrs, doc(auto_cfg = false))]
 #[cfg(target_arch = "wasm32")]
 pub trait WasmNotSend {}
+#[cfg_attr(docsrs, doc(auto_cfg = false))]
 #[cfg(target_arch = "wasm32")]
 impl<T: ?Sized> WasmNotSend for T {}
 

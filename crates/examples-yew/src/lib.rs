@@ -7,6 +7,9 @@
 //! - the `on*` handlers update `use_state` / `use_reducer` handles, which re-render.
 #![cfg(target_arch = "wasm32")]
 
+mod quick_start;
+pub use quick_start::LastMessage;
+
 use anyws::{CloseEvent, Event, MessageEvent, ReadyState, WebSocket};
 use std::rc::Rc;
 use yew::prelude::*;

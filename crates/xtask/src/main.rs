@@ -4,7 +4,8 @@
 //!   `[build]`), starts the chat server (127.0.0.1:8080, or a free port) and a native chat
 //!   client in the same room, and prints the URL to open.
 //! - `cargo xtask test`: installs what is missing, runs the checks (fmt, clippy and rustdoc
-//!   for native and wasm32, unit and doc tests, the loom model checks of the core), then the
+//!   for native and wasm32, `cargo publish --dry-run` and the packaged crate's tests, unit
+//!   and doc tests, the loom model checks of the core), then the
 //!   cross-target suite natively and in each browser that `wasm-pack.toml` names, against
 //!   one test server, and prints one summary line per runtime and a total; the demo's
 //!   end-to-end test in headless Chromium; then Autobahn|Testsuite against the native client
@@ -17,6 +18,8 @@
 //! - `cargo xtask conformance [--seeds N|A..B|a,b,c] [--record] [--report PATH]`: the
 //!   conformance runner (the browsers as the oracle, see [`conformance`]); `cargo xtask test`
 //!   runs its CI seeds.
+//! - `cargo xtask package`: `cargo publish --dry-run` of the published crates and a check
+//!   that the packaged `anyws`'s tests compile (see [`publish`]; also part of `test`).
 
 mod autobahn;
 mod bench;
@@ -25,6 +28,7 @@ mod config;
 mod conformance;
 mod demo;
 mod fuzz;
+mod publish;
 mod run;
 mod setup;
 
@@ -51,8 +55,9 @@ fn main() -> ExitCode {
         Some("e2e") => e2e_command(&root),
         Some("bench") => bench_command(&root, &args[1..]),
         Some("conformance") => conformance::command(&root, &args[1..]),
+        Some("package") => publish::check(&root),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|bench|autobahn|fuzz|e2e|conformance>\n  demo      start the chat demo: page, server and a native client\n  test      install what is missing, then run every check and test\n  autobahn  run Autobahn|Testsuite and write {}\n  fuzz [--seconds N]  run each fuzz target for N seconds (default 60)\n  e2e       the demo's end-to-end test in headless Chromium (also part of test)\n  bench [--quick]  anyws beside raw tokio-tungstenite, the Rust peers, plain JS and gloo-net; the full run updates BENCHMARKS.md\n  conformance [--seeds N|A..B|a,b,c] [--record] [--report PATH]  generated scenarios: plain JS in Chromium and Firefox vs anyws-wasm and anyws native (--record rewrites tests/conformance/*.jsonl)", autobahn::SUMMARY);
+            eprintln!("usage: cargo xtask <demo|test|bench|autobahn|fuzz|e2e|conformance|package>\n  demo      start the chat demo: page, server and a native client\n  test      install what is missing, then run every check and test\n  autobahn  run Autobahn|Testsuite and write {}\n  fuzz [--seconds N]  run each fuzz target for N seconds (default 60)\n  e2e       the demo's end-to-end test in headless Chromium (also part of test)\n  bench [--quick]  anyws beside raw tokio-tungstenite, the Rust peers, plain JS and gloo-net; the full run updates BENCHMARKS.md\n  conformance [--seeds N|A..B|a,b,c] [--record] [--report PATH]  generated scenarios: plain JS in Chromium and Firefox vs anyws-wasm and anyws native (--record rewrites tests/conformance/*.jsonl)\n  package   cargo publish --dry-run of the published crates, and the packaged anyws's tests compiled (also part of test)", autobahn::SUMMARY);
             return ExitCode::from(2);
         }
     };
@@ -267,6 +272,7 @@ fn test(root: &Path) -> Result<(), String> {
             .args(["doc", "--no-deps", "--target", WASM])
             .args(pkgs(&config.check.crates)),
     )?;
+    publish::check(root)?;
 
     // Every feature (native-tls, platform-roots) on; the suite below uses the defaults.
     let unit = run_tests(cargo(root, None).args([

@@ -556,6 +556,7 @@ fn build(extra: &[CertificateDer<'static>]) -> Arc<ClientConfig> {
 
 impl Options {
     /// Native-only settings. This method does not exist on wasm32.
+    #[cfg_attr(docsrs, doc(cfg(not(target_arch = "wasm32"))))]
     pub fn native(mut self, native: NativeOptions) -> Self {
         self.native = native;
         self
