@@ -4,11 +4,15 @@
 //!   `[build]`), starts the chat server (127.0.0.1:8080, or a free port) and a native chat
 //!   client in the same room, and prints the URL to open.
 //! - `cargo xtask test`: installs what is missing, runs the checks (fmt, clippy and rustdoc
-//!   for native and wasm32, unit and doc tests, the loom model checks of the core), then the
+//!   for native and wasm32, an application pinning another wasm-bindgen, unit and doc tests,
+//!   the loom model checks of the core), then the
 //!   cross-target suite natively and in each browser that `wasm-pack.toml` names, against
 //!   one test server, and prints one summary line per runtime and a total; the demo's
 //!   end-to-end test in headless Chromium; then Autobahn|Testsuite against the native client
 //!   and a short fuzzing run.
+//! - `cargo xtask deps`: the checks that anyws does not break its users' builds (part of
+//!   `cargo xtask test`): an application pinning a wasm-bindgen other than Cargo.lock's
+//!   builds with anyws for wasm32.
 //! - `cargo xtask autobahn`: runs Autobahn|Testsuite and writes its summary to
 //!   `tests/autobahn/summary.md`.
 //! - `cargo xtask bench [--quick]`: the benchmarks (see `BENCHMARKS.md`).
@@ -24,6 +28,7 @@ mod bundle;
 mod config;
 mod conformance;
 mod demo;
+mod downstream;
 mod fuzz;
 mod run;
 mod setup;
@@ -49,10 +54,11 @@ fn main() -> ExitCode {
         Some("autobahn") => autobahn_summary(&root),
         Some("fuzz") => fuzz_for(&root, &args[1..]),
         Some("e2e") => e2e_command(&root),
+        Some("deps") => deps_command(&root),
         Some("bench") => bench_command(&root, &args[1..]),
         Some("conformance") => conformance::command(&root, &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|bench|autobahn|fuzz|e2e|conformance>\n  demo      start the chat demo: page, server and a native client\n  test      install what is missing, then run every check and test\n  autobahn  run Autobahn|Testsuite and write {}\n  fuzz [--seconds N]  run each fuzz target for N seconds (default 60)\n  e2e       the demo's end-to-end test in headless Chromium (also part of test)\n  bench [--quick]  anyws beside raw tokio-tungstenite, the Rust peers, plain JS and gloo-net; the full run updates BENCHMARKS.md\n  conformance [--seeds N|A..B|a,b,c] [--record] [--report PATH]  generated scenarios: plain JS in Chromium and Firefox vs anyws-wasm and anyws native (--record rewrites tests/conformance/*.jsonl)", autobahn::SUMMARY);
+            eprintln!("usage: cargo xtask <demo|test|bench|autobahn|fuzz|e2e|deps|conformance>\n  demo      start the chat demo: page, server and a native client\n  test      install what is missing, then run every check and test\n  autobahn  run Autobahn|Testsuite and write {}\n  fuzz [--seconds N]  run each fuzz target for N seconds (default 60)\n  e2e       the demo's end-to-end test in headless Chromium (also part of test)\n  deps      an application pinning another wasm-bindgen builds with anyws (also part of test)\n  bench [--quick]  anyws beside raw tokio-tungstenite, the Rust peers, plain JS and gloo-net; the full run updates BENCHMARKS.md\n  conformance [--seeds N|A..B|a,b,c] [--record] [--report PATH]  generated scenarios: plain JS in Chromium and Firefox vs anyws-wasm and anyws native (--record rewrites tests/conformance/*.jsonl)", autobahn::SUMMARY);
             return ExitCode::from(2);
         }
     };
@@ -151,6 +157,16 @@ impl Drop for TestServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `cargo xtask deps`: the checks that anyws does not break its users' builds.
+fn deps_command(root: &Path) -> Result<(), String> {
+    let tc = setup::ensure_wasm_target(root, &mut Vec::new())?;
+    println!(
+        "{}",
+        downstream::wasm_bindgen(root, || cargo(root, tc.as_deref()))?
+    );
+    Ok(())
 }
 
 fn e2e_command(root: &Path) -> Result<(), String> {
@@ -267,6 +283,8 @@ fn test(root: &Path) -> Result<(), String> {
             .args(["doc", "--no-deps", "--target", WASM])
             .args(pkgs(&config.check.crates)),
     )?;
+    // An application that pins another wasm-bindgen than Cargo.lock's still builds with anyws.
+    println!("{}", downstream::wasm_bindgen(root, || cargo(root, tc))?);
 
     // Every feature (native-tls, platform-roots) on; the suite below uses the defaults.
     let unit = run_tests(cargo(root, None).args([
