@@ -5,14 +5,15 @@
 //!   client in the same room, and prints the URL to open.
 //! - `cargo xtask test`: installs what is missing, runs the checks (fmt, clippy and rustdoc
 //!   for native and wasm32, an application pinning another wasm-bindgen, unit and doc tests,
-//!   the loom model checks of the core), then the
+//!   `wss://` with both rustls providers compiled in, the loom model checks of the core), then the
 //!   cross-target suite natively and in each browser that `wasm-pack.toml` names, against
 //!   one test server, and prints one summary line per runtime and a total; the demo's
 //!   end-to-end test in headless Chromium; then Autobahn|Testsuite against the native client
 //!   and a short fuzzing run.
-//! - `cargo xtask deps`: the checks that anyws does not break its users' builds (part of
-//!   `cargo xtask test`): an application pinning a wasm-bindgen other than Cargo.lock's
-//!   builds with anyws for wasm32.
+//! - `cargo xtask deps`: the two checks that anyws does not break its users' builds (both are
+//!   part of `cargo xtask test`): an application pinning a wasm-bindgen other than Cargo.lock's
+//!   builds with anyws for wasm32, and `wss://` works in processes whose rustls has both crypto
+//!   providers compiled in.
 //! - `cargo xtask autobahn`: runs Autobahn|Testsuite and writes its summary to
 //!   `tests/autobahn/summary.md`.
 //! - `cargo xtask bench [--quick]`: the benchmarks (see `BENCHMARKS.md`).
@@ -58,7 +59,7 @@ fn main() -> ExitCode {
         Some("bench") => bench_command(&root, &args[1..]),
         Some("conformance") => conformance::command(&root, &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|bench|autobahn|fuzz|e2e|deps|conformance>\n  demo      start the chat demo: page, server and a native client\n  test      install what is missing, then run every check and test\n  autobahn  run Autobahn|Testsuite and write {}\n  fuzz [--seconds N]  run each fuzz target for N seconds (default 60)\n  e2e       the demo's end-to-end test in headless Chromium (also part of test)\n  deps      an application pinning another wasm-bindgen builds with anyws (also part of test)\n  bench [--quick]  anyws beside raw tokio-tungstenite, the Rust peers, plain JS and gloo-net; the full run updates BENCHMARKS.md\n  conformance [--seeds N|A..B|a,b,c] [--record] [--report PATH]  generated scenarios: plain JS in Chromium and Firefox vs anyws-wasm and anyws native (--record rewrites tests/conformance/*.jsonl)", autobahn::SUMMARY);
+            eprintln!("usage: cargo xtask <demo|test|bench|autobahn|fuzz|e2e|deps|conformance>\n  demo      start the chat demo: page, server and a native client\n  test      install what is missing, then run every check and test\n  autobahn  run Autobahn|Testsuite and write {}\n  fuzz [--seconds N]  run each fuzz target for N seconds (default 60)\n  e2e       the demo's end-to-end test in headless Chromium (also part of test)\n  deps      an application pinning another wasm-bindgen, and wss:// with both rustls providers (also part of test)\n  bench [--quick]  anyws beside raw tokio-tungstenite, the Rust peers, plain JS and gloo-net; the full run updates BENCHMARKS.md\n  conformance [--seeds N|A..B|a,b,c] [--record] [--report PATH]  generated scenarios: plain JS in Chromium and Firefox vs anyws-wasm and anyws native (--record rewrites tests/conformance/*.jsonl)", autobahn::SUMMARY);
             return ExitCode::from(2);
         }
     };
@@ -159,14 +160,29 @@ impl Drop for TestServer {
     }
 }
 
-/// `cargo xtask deps`: the checks that anyws does not break its users' builds.
+/// Runs tests/both-providers (`wss://` with both rustls providers compiled in), printing its
+/// line; an error if a test failed or none ran.
+fn both_providers(root: &Path) -> Result<TestRun, String> {
+    let started = Instant::now();
+    let run = run_tests(cargo(root, None).args(["test", "-p", "anyws-both-providers"]))?;
+    report_failure("wss:// with both rustls providers", &run)?;
+    println!(
+        "check: wss:// with both rustls providers compiled in: {} passed, {} failed ({:.1} s)",
+        run.passed,
+        run.failed,
+        started.elapsed().as_secs_f32()
+    );
+    Ok(run)
+}
+
+/// `cargo xtask deps`: the two checks that anyws does not break its users' builds.
 fn deps_command(root: &Path) -> Result<(), String> {
     let tc = setup::ensure_wasm_target(root, &mut Vec::new())?;
     println!(
         "{}",
         downstream::wasm_bindgen(root, || cargo(root, tc.as_deref()))?
     );
-    Ok(())
+    both_providers(root).map(drop)
 }
 
 fn e2e_command(root: &Path) -> Result<(), String> {
@@ -286,7 +302,8 @@ fn test(root: &Path) -> Result<(), String> {
     // An application that pins another wasm-bindgen than Cargo.lock's still builds with anyws.
     println!("{}", downstream::wasm_bindgen(root, || cargo(root, tc))?);
 
-    // Every feature (native-tls, platform-roots) on; the suite below uses the defaults.
+    // Every feature (native-tls, platform-roots, both crypto providers) on; the suite below
+    // uses the defaults.
     let unit = run_tests(cargo(root, None).args([
         "test",
         "-p",
@@ -310,6 +327,10 @@ fn test(root: &Path) -> Result<(), String> {
         "check: unit and doc tests: {} passed, {} failed",
         unit.passed, unit.failed
     );
+
+    // wss:// in processes whose rustls has both crypto providers compiled in (as next to
+    // reqwest 0.13), anyws with its default features: one process per test file.
+    let providers = both_providers(root)?;
 
     // The model checks of the core's locking and wake-ups (loom; see crates/anyws/src/sync.rs).
     // The cfg changes every crate's flags, so they build in a target directory of their own.
@@ -378,7 +399,10 @@ fn test(root: &Path) -> Result<(), String> {
     drop(server);
 
     println!();
-    let (mut passed, mut failed) = (unit.passed, unit.failed);
+    let (mut passed, mut failed) = (
+        unit.passed + providers.passed,
+        unit.failed + providers.failed,
+    );
     let mut problems = Vec::new();
     for (name, run) in &runs {
         println!("{name}: {} passed, {} failed", run.passed, run.failed);
