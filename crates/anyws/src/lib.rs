@@ -47,6 +47,28 @@
 //! The same two functions, compiled for both native and wasm32 by the project's checks, are in
 //! `examples/two_styles.rs`.
 //!
+//! ## Features
+//! Features only add native code; on wasm32 TLS is the browser's.
+//!
+//! - `webpki-roots` (default): `wss://` trusts the Mozilla root certificates bundled by the
+//!   webpki-roots crate.
+//! - `platform-roots`: `wss://` also trusts the operating system's root store
+//!   (rustls-native-certs; on Linux it honours `SSL_CERT_FILE` and `SSL_CERT_DIR`).
+//! - `native-tls`: `NativeOptions::native_tls`, `wss://` through native-tls instead of rustls.
+//! - `ring` (default) and `aws-lc-rs`: rustls's crypto provider for `wss://`. With both on,
+//!   aws-lc-rs is used.
+//!
+//! The crypto provider is the process default when the application installed one
+//! (`rustls::crypto::CryptoProvider::install_default`; anyws's rustls is
+//! `anyws::native::rustls`), else the one the features chose. anyws never installs a process
+//! default and never leaves the choice to rustls, which panics when a process has both
+//! providers compiled in (as next to reqwest 0.13 with its default features). With neither
+//! feature and no process default, `wss://` fails with [`ErrorKind::Tls`] (`error`, then
+//! `close` 1006). A `NativeOptions::tls_config` is used with the provider it was built with.
+//!
+//! On wasm32 anyws asks for wasm-bindgen 0.2.100 or later (a range, never an exact version),
+//! so an application's own pin, the one its `wasm-bindgen-cli` matches, decides.
+//!
 //! ## Targets
 //! Where the targets must differ (native has no `Blob`, no page to resolve relative URLs
 //! against, no event loop), the project README's "Target differences" table says how, and

@@ -4,12 +4,17 @@
 //!   `[build]`), starts the chat server (127.0.0.1:8080, or a free port) and a native chat
 //!   client in the same room, and prints the URL to open.
 //! - `cargo xtask test`: installs what is missing, runs the checks (fmt, clippy and rustdoc
-//!   for native and wasm32, `cargo publish --dry-run` and the packaged crate's tests, unit
-//!   and doc tests, the loom model checks of the core), then the
-//!   cross-target suite natively and in each browser that `wasm-pack.toml` names, against
-//!   one test server, and prints one summary line per runtime and a total; the demo's
-//!   end-to-end test in headless Chromium; then Autobahn|Testsuite against the native client
-//!   and a short fuzzing run.
+//!   for native and wasm32, `cargo publish --dry-run` and the packaged crate's tests, an
+//!   application pinning another wasm-bindgen, unit and doc tests with `wss://` in processes
+//!   with both rustls providers, the loom model checks of the core), then the cross-target
+//!   suite natively and in each browser that `wasm-pack.toml` names, against one test server,
+//!   and prints one summary line per runtime and a total; the demo's end-to-end test in
+//!   headless Chromium; then Autobahn|Testsuite against the native client and a short fuzzing
+//!   run.
+//! - `cargo xtask deps`: the two checks that anyws does not break its users' builds (both are
+//!   part of `cargo xtask test`): an application pinning a wasm-bindgen other than Cargo.lock's
+//!   builds with anyws for wasm32, and `wss://` works in processes whose rustls has both crypto
+//!   providers compiled in.
 //! - `cargo xtask autobahn`: runs Autobahn|Testsuite and writes its summary to
 //!   `tests/autobahn/summary.md`.
 //! - `cargo xtask bench [--quick]`: the benchmarks (see `BENCHMARKS.md`).
@@ -27,6 +32,7 @@ mod bundle;
 mod config;
 mod conformance;
 mod demo;
+mod downstream;
 mod fuzz;
 mod publish;
 mod run;
@@ -53,11 +59,12 @@ fn main() -> ExitCode {
         Some("autobahn") => autobahn_summary(&root),
         Some("fuzz") => fuzz_for(&root, &args[1..]),
         Some("e2e") => e2e_command(&root),
+        Some("deps") => deps_command(&root),
         Some("bench") => bench_command(&root, &args[1..]),
         Some("conformance") => conformance::command(&root, &args[1..]),
         Some("package") => publish::check(&root),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|bench|autobahn|fuzz|e2e|conformance|package>\n  demo      start the chat demo: page, server and a native client\n  test      install what is missing, then run every check and test\n  autobahn  run Autobahn|Testsuite and write {}\n  fuzz [--seconds N]  run each fuzz target for N seconds (default 60)\n  e2e       the demo's end-to-end test in headless Chromium (also part of test)\n  bench [--quick]  anyws beside raw tokio-tungstenite, the Rust peers, plain JS and gloo-net; the full run updates BENCHMARKS.md\n  conformance [--seeds N|A..B|a,b,c] [--record] [--report PATH]  generated scenarios: plain JS in Chromium and Firefox vs anyws-wasm and anyws native (--record rewrites tests/conformance/*.jsonl)\n  package   cargo publish --dry-run of the published crates, and the packaged anyws's tests compiled (also part of test)", autobahn::SUMMARY);
+            eprintln!("usage: cargo xtask <demo|test|bench|autobahn|fuzz|e2e|deps|conformance|package>\n  demo      start the chat demo: page, server and a native client\n  test      install what is missing, then run every check and test\n  autobahn  run Autobahn|Testsuite and write {}\n  fuzz [--seconds N]  run each fuzz target for N seconds (default 60)\n  e2e       the demo's end-to-end test in headless Chromium (also part of test)\n  deps      an application pinning another wasm-bindgen, and wss:// with both rustls providers (also part of test)\n  bench [--quick]  anyws beside raw tokio-tungstenite, the Rust peers, plain JS and gloo-net; the full run updates BENCHMARKS.md\n  conformance [--seeds N|A..B|a,b,c] [--record] [--report PATH]  generated scenarios: plain JS in Chromium and Firefox vs anyws-wasm and anyws native (--record rewrites tests/conformance/*.jsonl)\n  package   cargo publish --dry-run of the published crates, and the packaged anyws's tests compiled (also part of test)", autobahn::SUMMARY);
             return ExitCode::from(2);
         }
     };
@@ -156,6 +163,32 @@ impl Drop for TestServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs tests/both-providers (`wss://` with both rustls providers compiled in) with anyws's
+/// default features, printing its line; an error if a test failed or none ran. (`cargo xtask
+/// test` runs it with its unit tests, every feature on.)
+fn both_providers(root: &Path) -> Result<TestRun, String> {
+    let started = Instant::now();
+    let run = run_tests(cargo(root, None).args(["test", "-p", "anyws-both-providers"]))?;
+    report_failure("wss:// with both rustls providers", &run)?;
+    println!(
+        "check: wss:// with both rustls providers compiled in: {} passed, {} failed ({:.1} s)",
+        run.passed,
+        run.failed,
+        started.elapsed().as_secs_f32()
+    );
+    Ok(run)
+}
+
+/// `cargo xtask deps`: the two checks that anyws does not break its users' builds.
+fn deps_command(root: &Path) -> Result<(), String> {
+    let tc = setup::ensure_wasm_target(root, &mut Vec::new())?;
+    println!(
+        "{}",
+        downstream::wasm_bindgen(root, || cargo(root, tc.as_deref()))?
+    );
+    both_providers(root).map(drop)
 }
 
 fn e2e_command(root: &Path) -> Result<(), String> {
@@ -273,8 +306,11 @@ fn test(root: &Path) -> Result<(), String> {
             .args(pkgs(&config.check.crates)),
     )?;
     publish::check(root)?;
+    // An application that pins another wasm-bindgen than Cargo.lock's still builds with anyws.
+    println!("{}", downstream::wasm_bindgen(root, || cargo(root, tc))?);
 
-    // Every feature (native-tls, platform-roots) on; the suite below uses the defaults.
+    // Every feature (native-tls, platform-roots, both crypto providers) on; the suite below
+    // uses the defaults.
     let unit = run_tests(cargo(root, None).args([
         "test",
         "-p",
@@ -291,6 +327,12 @@ fn test(root: &Path) -> Result<(), String> {
         "anyws-bench",
         "-p",
         "anyws-conformance",
+        // wss:// in processes whose rustls has both crypto providers compiled in (as next to
+        // reqwest 0.13): built here, with anyws's features as above (so anyws picks
+        // aws-lc-rs), it costs only its test binaries; `cargo xtask deps` runs it with anyws's
+        // default features (ring), as an application next to reqwest has them.
+        "-p",
+        "anyws-both-providers",
         "--all-features",
     ]))?;
     report_failure("unit and doc tests", &unit)?;

@@ -97,7 +97,12 @@ pub fn ensure(root: &Path, config: &WasmConfig, need: Need) -> Result<Tools, Str
     Ok(tools)
 }
 
-fn ensure_wasm_target(root: &Path, installed: &mut Vec<String>) -> Result<Option<String>, String> {
+/// The wasm32 target, installed if missing: `Some(toolchain)` when only a linked toolchain
+/// has it (see the fallback below), `None` for the default one.
+pub fn ensure_wasm_target(
+    root: &Path,
+    installed: &mut Vec<String>,
+) -> Result<Option<String>, String> {
     let listed =
         capture(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
     if listed.lines().any(|l| l.trim() == WASM) {
@@ -241,18 +246,35 @@ fn ensure_debian_packages(
     Ok(())
 }
 
-/// The `wasm-bindgen` version Cargo.lock resolved, which the CLI must equal.
+/// The `wasm-bindgen` version Cargo.lock resolved, which the CLI must equal. The library asks
+/// for a range (applications pick their own wasm-bindgen); the lockfile is what is exact.
 pub fn locked_wasm_bindgen(root: &Path) -> Result<String, String> {
-    let lock =
-        std::fs::read_to_string(root.join("Cargo.lock")).map_err(|e| format!("Cargo.lock: {e}"))?;
-    let lock: toml::Table = lock.parse().map_err(|e| format!("Cargo.lock: {e}"))?;
-    lock.get("package")
+    match locked_versions(&root.join("Cargo.lock"), "wasm-bindgen")?.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err("Cargo.lock has no wasm-bindgen package".into()),
+        many => Err(format!(
+            "Cargo.lock has more than one wasm-bindgen ({}); one wasm-bindgen-cli cannot match them all",
+            many.join(", ")
+        )),
+    }
+}
+
+/// Every version of the package `name` in the lockfile `lock`, in the lockfile's order.
+pub fn locked_versions(lock: &Path, name: &str) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(lock).map_err(|e| format!("{}: {e}", lock.display()))?;
+    versions_in_lock(&text, name).map_err(|e| format!("{}: {e}", lock.display()))
+}
+
+fn versions_in_lock(lock: &str, name: &str) -> Result<Vec<String>, String> {
+    let lock: toml::Table = lock.parse().map_err(|e| format!("{e}"))?;
+    Ok(lock
+        .get("package")
         .and_then(|p| p.as_array())
         .into_iter()
         .flatten()
-        .find(|p| p.get("name").and_then(|n| n.as_str()) == Some("wasm-bindgen"))
-        .and_then(|p| p.get("version")?.as_str().map(str::to_owned))
-        .ok_or_else(|| "Cargo.lock has no wasm-bindgen package".into())
+        .filter(|p| p.get("name").and_then(|n| n.as_str()) == Some(name))
+        .filter_map(|p| p.get("version")?.as_str().map(str::to_owned))
+        .collect())
 }
 
 fn ensure_wasm_bindgen(root: &Path, installed: &mut Vec<String>) -> Result<(), String> {
@@ -304,4 +326,32 @@ pub fn ensure_cargo_tool(
         None => krate.to_owned(),
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn versions_in_lock_lists_every_version_of_one_package() {
+        let lock = r#"
+version = 4
+
+[[package]]
+name = "wasm-bindgen"
+version = "0.2.100"
+
+[[package]]
+name = "wasm-bindgen-macro"
+version = "0.2.100"
+
+[[package]]
+name = "wasm-bindgen"
+version = "0.2.130"
+"#;
+        assert_eq!(
+            super::versions_in_lock(lock, "wasm-bindgen").unwrap(),
+            ["0.2.100", "0.2.130"]
+        );
+        assert!(super::versions_in_lock(lock, "web-sys").unwrap().is_empty());
+        assert!(super::versions_in_lock("[[package]", "x").is_err());
+    }
 }

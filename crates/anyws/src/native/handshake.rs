@@ -142,7 +142,7 @@ async fn tls_connect(url: &Url, tcp: TcpStream, options: &NativeOptions) -> Resu
             e,
         )
     })?;
-    tokio_rustls::TlsConnector::from(options.client_config())
+    tokio_rustls::TlsConnector::from(options.client_config()?)
         .connect(name, tcp)
         .await
         .map(|tls| Stream::Tls(Box::new(tls)))

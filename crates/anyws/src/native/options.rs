@@ -4,8 +4,9 @@
 
 use crate::error::{Error, ErrorKind};
 use crate::socket::Options;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+use tokio_rustls::rustls::crypto::CryptoProvider;
 use tokio_rustls::rustls::{pki_types::CertificateDer, ClientConfig, RootCertStore};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -203,8 +204,9 @@ impl NativeOptions {
     }
 
     /// Uses this rustls `ClientConfig` for `wss://` as it is (roots, client certificates,
-    /// ALPN, versions). [`anyws::native::rustls`](crate::native::rustls) is the rustls anyws
-    /// uses.
+    /// ALPN, versions, crypto provider). [`anyws::native::rustls`](crate::native::rustls) is
+    /// the rustls anyws uses. Without it, anyws builds one with the process-default crypto
+    /// provider, else the one its features chose (`aws-lc-rs`, else `ring`).
     pub fn tls_config(mut self, config: Arc<ClientConfig>) -> Self {
         self.tls = Some(config);
         self
@@ -477,17 +479,64 @@ impl NativeOptions {
             .read_buffer_size(self.read_buffer_size)
     }
 
-    /// The rustls configuration a `wss://` connection uses.
-    pub(crate) fn client_config(&self) -> Arc<ClientConfig> {
+    /// The rustls configuration a `wss://` connection uses: the caller's
+    /// [`tls_config`](NativeOptions::tls_config), else one built with [`crypto_provider`].
+    pub(crate) fn client_config(&self) -> Result<Arc<ClientConfig>, Error> {
         if let Some(config) = &self.tls {
-            return config.clone();
+            return Ok(config.clone());
         }
-        if self.extra_roots.is_empty() {
-            static DEFAULT: OnceLock<Arc<ClientConfig>> = OnceLock::new();
-            return DEFAULT.get_or_init(|| build(&[])).clone();
+        let provider = crypto_provider()?;
+        if !self.extra_roots.is_empty() {
+            return build(provider, &self.extra_roots);
         }
-        build(&self.extra_roots)
+        // The default configuration is built once per provider: the process default can be
+        // installed after a first connection used the one anyws's features chose.
+        type Cached = Option<(Arc<CryptoProvider>, Arc<ClientConfig>)>;
+        static DEFAULT: Mutex<Cached> = Mutex::new(None);
+        let mut cached = DEFAULT.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((built_with, config)) = &*cached {
+            if Arc::ptr_eq(built_with, &provider) {
+                return Ok(config.clone());
+            }
+        }
+        let config = build(provider.clone(), &[])?;
+        *cached = Some((provider, config.clone()));
+        Ok(config)
     }
+}
+
+/// The rustls crypto provider for `wss://`: the process default when one is installed
+/// ([`CryptoProvider::install_default`]), else the one anyws's features chose (aws-lc-rs with
+/// feature `aws-lc-rs`, else ring with feature `ring`), else a [`ErrorKind::Tls`] error.
+/// Never rustls's own choice, which panics when the process has both providers compiled in.
+pub(crate) fn crypto_provider() -> Result<Arc<CryptoProvider>, Error> {
+    if let Some(installed) = CryptoProvider::get_default() {
+        return Ok(installed.clone());
+    }
+    featured_provider().cloned().ok_or_else(|| {
+        Error::new(
+            ErrorKind::Tls,
+            "wss:// needs a rustls crypto provider: enable anyws's feature `ring` or \
+             `aws-lc-rs`, or install a process default (CryptoProvider::install_default)",
+        )
+    })
+}
+
+/// The provider anyws's features chose, made once: aws-lc-rs wins when both are on.
+fn featured_provider() -> Option<&'static Arc<CryptoProvider>> {
+    #[cfg(any(feature = "ring", feature = "aws-lc-rs"))]
+    {
+        static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+        Some(PROVIDER.get_or_init(|| {
+            #[cfg(feature = "aws-lc-rs")]
+            let provider = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider();
+            #[cfg(not(feature = "aws-lc-rs"))]
+            let provider = tokio_rustls::rustls::crypto::ring::default_provider();
+            Arc::new(provider)
+        }))
+    }
+    #[cfg(not(any(feature = "ring", feature = "aws-lc-rs")))]
+    None
 }
 
 /// `url` with its userinfo (user name and password) replaced by `***`: `ws://***@host/path`.
@@ -542,16 +591,30 @@ fn default_roots() -> &'static RootCertStore {
     })
 }
 
-fn build(extra: &[CertificateDer<'static>]) -> Arc<ClientConfig> {
+/// A client configuration with `provider`, rustls's default protocol versions (TLS 1.3 and
+/// 1.2) and the default roots plus `extra`; a provider that cannot make one (no cipher suite
+/// or key exchange for those versions) is a [`ErrorKind::Tls`] error.
+fn build(
+    provider: Arc<CryptoProvider>,
+    extra: &[CertificateDer<'static>],
+) -> Result<Arc<ClientConfig>, Error> {
     let mut roots = default_roots().clone();
     // A certificate that does not parse is left out; the handshake then reports the server
     // as untrusted, which names the real problem.
     let _ = roots.add_parsable_certificates(extra.iter().cloned());
-    let mut config = ClientConfig::builder()
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| {
+            Error::with_source(
+                ErrorKind::Tls,
+                format!("the rustls crypto provider cannot make a TLS client: {e}"),
+                e,
+            )
+        })?
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
+    Ok(Arc::new(config))
 }
 
 impl Options {
@@ -566,6 +629,27 @@ impl Options {
 #[cfg(test)]
 mod tests {
     use super::redact_url;
+
+    /// Which provider the features choose when the process has no default (nothing in the
+    /// library's unit tests installs one). The debug form names the provider's random source.
+    #[test]
+    fn the_features_choose_the_provider() {
+        assert!(super::CryptoProvider::get_default().is_none());
+        let chosen = super::crypto_provider();
+        let name = chosen
+            .as_ref()
+            .map(|p| format!("{:?}", p.secure_random))
+            .map_err(|e| (e.kind(), e.to_string()));
+        if cfg!(feature = "aws-lc-rs") {
+            assert_eq!(name, Ok("AwsLcRs".to_owned()));
+        } else if cfg!(feature = "ring") {
+            assert_eq!(name, Ok("Ring".to_owned()));
+        } else {
+            let (kind, message) = name.unwrap_err();
+            assert_eq!(kind, crate::ErrorKind::Tls);
+            assert!(message.contains("crypto provider"), "{message}");
+        }
+    }
 
     #[test]
     fn redact_url_hides_userinfo_and_nothing_else() {

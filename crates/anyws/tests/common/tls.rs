@@ -31,7 +31,12 @@ pub fn pki(names: &[&str]) -> Pki {
         .unwrap();
     let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
     let chain = vec![leaf.der().clone(), ca.der().clone()];
-    let server = rustls::ServerConfig::builder()
+    // The provider is named: `ServerConfig::builder()` panics in a process with both
+    // providers compiled in and none installed (tests/both-providers is one).
+    let ring = Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(ring)
+        .with_safe_default_protocol_versions()
+        .unwrap()
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .unwrap();
