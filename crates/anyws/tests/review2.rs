@@ -40,8 +40,7 @@ async fn a_proxy_password_with_a_slash_stays_out_of_errors_and_debug() {
         let native = NativeOptions::new().proxy(proxy.clone());
         let debug = format!("{native:?}");
         let err = WebSocket::with_options("ws://127.0.0.1:8080/", Options::new().native(native))
-            .err()
-            .expect("a proxy URL with a path is refused");
+            .expect_err("a proxy URL with a path is refused");
         assert_eq!(err.kind(), ErrorKind::Syntax);
         let text = format!("{err} {err:?}");
         assert!(!text.contains(SECRET), "{proxy}: error shows it: {text}");
@@ -132,9 +131,9 @@ async fn http_proxy_basic_credentials_are_the_bytes_they_encode() {
     .unwrap();
     let _ = failure(&ws).await;
     let head = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
-    // base64("u:\xFF") = "dTr/"
+    // base64("u:p\xFF") = "dTpw/w=="
     assert!(
-        head.contains("Proxy-Authorization: Basic dTr/\r\n"),
+        head.contains("Proxy-Authorization: Basic dTpw/w==\r\n"),
         "{head}"
     );
 }
