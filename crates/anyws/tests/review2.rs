@@ -431,3 +431,59 @@ async fn response_headers_with_odd_bytes_and_many_lines() {
         many.as_ref().map(|_| ()).map_err(|e| e.to_string())
     );
 }
+
+/// `accept` with a request whose header values hold obs-text and whose target holds raw
+/// non-ASCII bytes: never a panic; `request()` keeps the header bytes and hides the cookie.
+#[tokio::test]
+async fn accept_with_odd_bytes_in_the_request() {
+    use anyws::native::WebSocketExt;
+    for target in [&b"/caf\xC3\xA9?q=\xE9"[..], b"/a", b"/%zz", b"*"] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut request = b"GET ".to_vec();
+        request.extend_from_slice(target);
+        request.extend_from_slice(
+            b" HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+              X-Latin: caf\xE9\r\nCookie: session=hunter2\r\n\r\n",
+        );
+        let client = tokio::spawn(async move {
+            let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            tcp.write_all(&request).await.unwrap();
+            let mut answer = vec![0u8; 1024];
+            let n = tcp.read(&mut answer).await.unwrap_or(0);
+            String::from_utf8_lossy(&answer[..n]).into_owned()
+        });
+        let (tcp, _) = listener.accept().await.unwrap();
+        match anyws::native::accept(tcp, Options::new()).await {
+            Ok(ws) => {
+                let request = ws.request().unwrap();
+                println!("{:?} -> {} {:?}", target, request.uri(), request);
+                assert_eq!(request.headers()["x-latin"].as_bytes(), b"caf\xE9");
+                assert!(!format!("{request:?}").contains(SECRET));
+            }
+            Err(e) => println!("{:?} -> {e}", String::from_utf8_lossy(target)),
+        }
+        let answer = client.await.unwrap();
+        println!("  answered {:?}", answer.lines().next());
+    }
+}
+
+/// Duration::MAX for every timer: no overflow panic; the connection works and closes.
+#[tokio::test]
+async fn duration_max_everywhere() {
+    use futures::StreamExt;
+    let base = common::server().await;
+    let native = NativeOptions::new()
+        .connect_timeout(Some(Duration::MAX))
+        .close_timeout(Duration::MAX)
+        .ping_interval(Some(Duration::MAX))
+        .ping_timeout(Duration::MAX);
+    let mut ws =
+        WebSocket::with_options(&format!("{base}/echo"), Options::new().native(native)).unwrap();
+    ws.opened().await.unwrap();
+    ws.send("x").unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap().as_text(), Some("x"));
+    ws.close();
+    assert!(ws.closed().await.was_clean);
+}
