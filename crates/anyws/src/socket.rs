@@ -565,7 +565,7 @@ pub struct Opened {
 impl std::fmt::Debug for Opened {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Opened")
-            .field("url", &self.core.url())
+            .field("url", &validate::without_credentials(self.core.url()))
             .field("ready_state", &self.core.ready_state())
             .finish_non_exhaustive()
     }
@@ -589,7 +589,7 @@ pub struct Closed {
 impl std::fmt::Debug for Closed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Closed")
-            .field("url", &self.core.url())
+            .field("url", &validate::without_credentials(self.core.url()))
             .field("ready_state", &self.core.ready_state())
             .finish_non_exhaustive()
     }

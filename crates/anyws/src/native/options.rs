@@ -91,7 +91,7 @@ impl std::fmt::Debug for NativeOptions {
             .field("tcp_nodelay", &self.tcp_nodelay)
             .field("ping_interval", &self.ping_interval)
             .field("ping_timeout", &self.ping_timeout)
-            .field("proxy", &self.proxy.as_deref().map(redact_url))
+            .field("proxy", &self.proxy.as_deref().map(redact_proxy_url))
             .field("proxy_from_env", &self.proxy_from_env);
         #[cfg(feature = "native-tls")]
         f.field("native_tls", &self.native_tls.is_some());
@@ -571,6 +571,29 @@ pub(crate) fn redact_url(url: &str) -> std::borrow::Cow<'_, str> {
         .map_or(0, |i| i + 3)
         .min(at);
     Cow::Owned(format!("{}***{}", &url[..scheme_end], &url[at..]))
+}
+
+/// A proxy URL for errors and `Debug`: everything between `scheme://` and the last `@` is
+/// `***`. A proxy URL has no path, query or fragment, so any `@` in it ends user info, even
+/// where the URL parser reads a password such as `2024/x` as a port and a path
+/// (`http://bob:2024/x@proxy`).
+pub(crate) fn redact_proxy_url(url: &str) -> std::borrow::Cow<'_, str> {
+    match url.rfind('@') {
+        None => redact_url(url),
+        Some(at) => {
+            let scheme_end = url
+                .find("://")
+                .filter(|&i| {
+                    url[..i].starts_with(|c: char| c.is_ascii_alphabetic())
+                        && url[..i]
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                })
+                .map_or(0, |i| i + 3)
+                .min(at);
+            std::borrow::Cow::Owned(format!("{}***{}", &url[..scheme_end], &url[at..]))
+        }
+    }
 }
 
 /// The roots `wss://` trusts by default: the bundled Mozilla roots (feature `webpki-roots`,

@@ -146,8 +146,9 @@ pub(crate) struct Proxy {
     scheme: Scheme,
     host: String,
     port: u16,
-    /// The user name and password from the URL, percent-decoded.
-    credentials: Option<(String, String)>,
+    /// The user name and password from the URL, percent-decoded to the bytes they encode
+    /// (RFC 1929 and Basic credentials are bytes; a `%FF` is sent as 0xFF, as curl does).
+    credentials: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Checks a proxy URL: `http://`, `socks5://` or `socks5h://`, then
@@ -158,7 +159,7 @@ pub(crate) fn parse(proxy: &str) -> Result<Proxy, Error> {
 
 /// [`parse`], with `what` naming where the URL came from in errors.
 fn parse_as(proxy: &str, what: &str) -> Result<Proxy, Error> {
-    let shown = super::options::redact_url(proxy); // no credentials in errors
+    let shown = super::options::redact_proxy_url(proxy); // no credentials in errors
     let bad = |why: &str| Error::new(ErrorKind::Syntax, format!("{what} {shown:?}: {why}"));
     let url = Url::parse(proxy).map_err(|e| bad(&e.to_string()))?;
     let (scheme, default_port) = match url.scheme() {
@@ -180,11 +181,7 @@ fn parse_as(proxy: &str, what: &str) -> Result<Proxy, Error> {
     if !matches!(url.path(), "/" | "") || url.query().is_some() || url.fragment().is_some() {
         return Err(bad("a proxy URL has no path, query or fragment"));
     }
-    let decode = |s: &str| {
-        percent_encoding::percent_decode_str(s)
-            .decode_utf8_lossy()
-            .into_owned()
-    };
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).collect::<Vec<u8>>();
     let credentials = (!url.username().is_empty() || url.password().is_some())
         .then(|| (decode(url.username()), decode(url.password().unwrap_or(""))));
     if scheme != Scheme::Http {
@@ -273,15 +270,17 @@ impl Proxy {
         let authority = target.to_string();
         let mut request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
         if let Some((user, password)) = &self.credentials {
-            let basic =
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            let basic = base64::engine::general_purpose::STANDARD
+                .encode([user.as_slice(), b":", password.as_slice()].concat());
             request.push_str(&format!("Proxy-Authorization: Basic {basic}\r\n"));
         }
         request.push_str("\r\n");
         tcp.write_all(request.as_bytes()).await.map_err(io)?;
 
         let mut head = Vec::with_capacity(256);
-        while !head.ends_with(b"\r\n\r\n") {
+        // The head ends at an empty line; a bare LF ends a line too (RFC 9112 section 2.2, as
+        // httparse reads it): CRLF CRLF, LF LF, LF CRLF.
+        while !(head.ends_with(b"\n\n") || head.ends_with(b"\n\r\n")) {
             if head.len() >= MAX_HEAD {
                 return Err(network(
                     format!("{name} sent a response head over 16 KiB"),
@@ -354,9 +353,9 @@ impl Proxy {
             (0x02, Some((user, password))) => {
                 let mut auth = Vec::with_capacity(3 + user.len() + password.len());
                 auth.extend_from_slice(&[1, user.len() as u8]);
-                auth.extend_from_slice(user.as_bytes());
+                auth.extend_from_slice(user);
                 auth.push(password.len() as u8);
-                auth.extend_from_slice(password.as_bytes());
+                auth.extend_from_slice(password);
                 tcp.write_all(&auth).await.map_err(io)?;
                 let mut status = [0u8; 2];
                 tcp.read_exact(&mut status).await.map_err(io)?;
