@@ -143,7 +143,7 @@ pub mod native {
     //! With the `tracing` feature, each connection runs in a `tracing` span named `websocket`
     //! (target `anyws`, level DEBUG) with the fields `id` (a number per connection in this
     //! process), `role` (`client`, `server` for [`accept`], `wrapped` for [`wrap`]) and `url`
-    //! (the socket's URL without user name and password). In it, DEBUG events:
+    //! (the socket's URL without user name and password, its query shown as `?…`). In it, DEBUG events:
     //! `opening handshake done` (`protocol`, `extensions`), `connection failed` (`kind`,
     //! `error`: the `error` event's error) and `closed` (`code`, `reason`, `clean`: the `close`
     //! event's fields). No header value is recorded. The span's parent is the span current

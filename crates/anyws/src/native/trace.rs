@@ -6,10 +6,12 @@
 //! What is recorded (target `anyws`, level DEBUG):
 //! - span `websocket`: `id` (a number per connection in this process), `role` (`client`,
 //!   `server` for [`accept`](super::accept), `wrapped` for [`wrap`](super::wrap)) and `url`
-//!   (the socket's URL without user name and password);
+//!   (the socket's URL without user name and password, and with its query, which may carry
+//!   an access token, shown as `?…`);
 //! - event `opening handshake done`: `protocol`, `extensions`;
 //! - event `connection failed`: `kind` and `error` (the `error` event's error, whose text
-//!   never holds credentials);
+//!   never holds user names or passwords, but may name the URL with its query, as a browser's
+//!   console message does);
 //! - event `closed`: `code`, `reason`, `clean` (the `close` event's fields).
 //!
 //! No header value is recorded. Errors that a function returns (`WebSocket::new`'s
@@ -48,8 +50,16 @@ mod on {
             "websocket",
             id,
             role,
-            url = %crate::backend::options::redact_url(url)
+            url = %without_query(&crate::backend::options::redact_url(url))
         ))
+    }
+
+    /// The URL for logs: its query may carry an access token, so only `?…` is kept of it.
+    fn without_query(url: &str) -> String {
+        match url.split_once('?') {
+            Some((before, _)) => format!("{before}?…"),
+            None => url.to_owned(),
+        }
     }
 
     pub(crate) fn instrument<F: std::future::Future>(

@@ -1,4 +1,4 @@
-//! Adversarial review (review2): proxy_from_env's NO_PROXY rules against curl/reqwest, and a
+//! Native only: proxy_from_env's NO_PROXY rules checked against curl's and reqwest's, and a
 //! bare `user:password@host:port` value. One test: it sets process environment variables.
 #![cfg(not(target_arch = "wasm32"))]
 

@@ -1,5 +1,6 @@
-//! Adversarial review (review2) of SOCKS5/env proxies, the handshake as http types, the
-//! tracing feature and Error. Each test states what it expects; a failing test is a finding.
+//! Native only: what an adversarial review of SOCKS5/env proxies, the handshake as http types,
+//! the tracing feature and `Error` found (each failed before its fix), and the hostile inputs
+//! it tried that already worked.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
