@@ -492,10 +492,10 @@ fn test(root: &Path) -> Result<(), String> {
     }
 }
 
-/// A run that failed, or that ran nothing, is an error carrying the end of its output.
 /// The modules of the cross-target suite whose tests run only in browsers.
 const BROWSER_ONLY: [&str; 2] = ["browser_faults::", "browser_scope::"];
 
+/// A run that failed, or that ran nothing, is an error carrying the end of its output.
 fn report_failure(name: &str, run: &TestRun) -> Result<(), String> {
     if run.success && run.failed == 0 && run.passed > 0 {
         return Ok(());
