@@ -129,6 +129,22 @@ pub fn runtime() -> &'static str {
     }
 }
 
+/// The `url` of the browser's own `new WebSocket(input)`, created in the current global scope
+/// (the page or the worker) and closed at once: the oracle for how a relative URL resolves.
+#[cfg(target_arch = "wasm32")]
+pub fn browser_websocket_url(input: &str) -> String {
+    let global = js_sys::global();
+    let class = js_sys::Reflect::get(&global, &"WebSocket".into()).expect("WebSocket");
+    let class: js_sys::Function = wasm_bindgen::JsCast::unchecked_into(class);
+    let args = js_sys::Array::of1(&input.into());
+    let socket = js_sys::Reflect::construct(&class, &args).expect("the browser accepts it");
+    let url = js_sys::Reflect::get(&socket, &"url".into()).expect("url");
+    let close = js_sys::Reflect::get(&socket, &"close".into()).expect("close");
+    let close: js_sys::Function = wasm_bindgen::JsCast::unchecked_into(close);
+    close.call0(&socket).expect("close()");
+    url.as_string().expect("a string")
+}
+
 /// `future`'s output, or `None` if it is not done within `ms` milliseconds. Only a bound on
 /// a failure (so a regression fails with a message instead of hanging the browser run), never
 /// a way to wait for something.

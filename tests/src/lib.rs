@@ -9,6 +9,12 @@
 //! starts the server and sets it. Natively, without the variable, the harness starts the
 //! server in-process, so a plain `cargo test -p anyws-tests` works too. In the browser a
 //! missing variable fails every test that needs the server; nothing is skipped.
+//!
+//! In the browser the suite runs in the page, or, with this crate's `worker` feature, in a
+//! dedicated Web Worker (`wasm_bindgen_test_configure!(run_in_dedicated_worker)`), where the
+//! global scope is a `DedicatedWorkerGlobalScope` with no `window` or `document`. The feature
+//! changes only this crate, so anyws itself is built once for both.
+//! `browser_scope` checks that a run is in the scope it was built for.
 
 pub mod harness;
 
@@ -17,3 +23,6 @@ mod suite;
 
 #[cfg(all(test, target_arch = "wasm32"))]
 mod browser_faults;
+
+#[cfg(all(test, target_arch = "wasm32"))]
+mod browser_scope;

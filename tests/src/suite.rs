@@ -5,8 +5,12 @@ use anyws::{BinaryType, ErrorKind, Event, EventKind, Message, Options, ReadyStat
 use futures::{SinkExt, StreamExt};
 use std::sync::{Arc, Mutex};
 
-#[cfg(target_arch = "wasm32")]
+// In the page, or with the `worker` feature in a dedicated Web Worker (which has no `window`
+// and no `document`: the global scope is a `DedicatedWorkerGlobalScope`).
+#[cfg(all(target_arch = "wasm32", not(feature = "worker")))]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+#[cfg(all(target_arch = "wasm32", feature = "worker"))]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
 /// Declares async tests that run on every target. Natively each runs on a multi-threaded
 /// runtime with a 60 s guard, so a regression fails instead of hanging, side by side with the
@@ -184,9 +188,17 @@ cross_test! {
         assert_eq!(result.unwrap_err().kind(), ErrorKind::Syntax, "native has no base URL");
         #[cfg(target_arch = "wasm32")]
         {
-            let ws = result.expect("the page's URL is the base");
+            // The base is the page's (`document.baseURI`) or, in a worker, the worker's own
+            // URL; the browser's own constructor in the same global scope is the oracle.
+            let ws = result.expect("the page's or the worker's URL is the base");
             assert!(ws.url().starts_with("ws://") && ws.url().ends_with("/echo"), "{}", ws.url());
             ws.close();
+            for relative in ["/echo", "echo?a=b", "./x/../y", "?q"] {
+                let ws = WebSocket::new(relative).expect("relative URLs resolve in the browser");
+                let own = crate::harness::browser_websocket_url(relative);
+                assert_eq!(ws.url(), own, "{relative}");
+                ws.close();
+            }
         }
     }
 

@@ -4,7 +4,10 @@
 //! on two backends picked by compile target:
 //!
 //! - **wasm32** (browsers): the browser's own `WebSocket`, through `web-sys`, with event
-//!   listeners that are removed when the socket is closed and dropped.
+//!   listeners that are removed when the socket is closed and dropped. It works in the page
+//!   and in a dedicated Web Worker alike (anyws uses only what both global scopes have: no
+//!   `window`, no `document` except for a page's base URL); the cross-target suite runs in
+//!   both, in Chromium and Firefox.
 //! - **native**: tokio + tungstenite, behaving like a browser: the same URL rules, the same
 //!   validation errors, the same `readyState` transitions and event order, the same
 //!   [`CloseEvent`] fields and the same `bufferedAmount` accounting.
@@ -73,7 +76,10 @@
 //! Where the targets must differ (native has no `Blob`, no page to resolve relative URLs
 //! against, no event loop), the project README's "Target differences" table says how, and
 //! names the test that shows it. Items that exist only natively are marked so in these
-//! docs (built for both targets on docs.rs), as are those a feature enables.
+//! docs (built for both targets on docs.rs), as are those a feature enables. In the browser,
+//! a relative URL resolves as the browser's own constructor resolves it: against the page's
+//! base URL (`document.baseURI`), or in a worker against the worker script's URL
+//! (`location.href`).
 
 #![warn(
     missing_docs,

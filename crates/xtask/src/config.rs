@@ -55,7 +55,38 @@ pub struct TestConfig {
     /// Framework examples (Yew, Leptos) whose browser tests run in headless Chromium.
     pub examples: Vec<String>,
     pub browsers: Vec<Browser>,
+    /// Where in each browser the suite runs: the page, a dedicated Web Worker, or both.
+    pub scopes: Vec<Scope>,
     pub timeout_seconds: u64,
+}
+
+/// A global scope the browser suite runs in.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// The page (a `Window`): the suite crates as they are.
+    Page,
+    /// A dedicated Web Worker: the suite crates with their `worker` feature, which switches
+    /// wasm-bindgen-test to `run_in_dedicated_worker` (only those crates are rebuilt).
+    DedicatedWorker,
+}
+
+impl Scope {
+    /// The cargo feature each suite crate is built with for this scope.
+    pub fn feature(self) -> Option<&'static str> {
+        match self {
+            Scope::Page => None,
+            Scope::DedicatedWorker => Some("worker"),
+        }
+    }
+
+    /// The run's name: the browser's, plus the scope unless it is the page.
+    pub fn run_name(self, browser: Browser) -> String {
+        match self {
+            Scope::Page => browser.name().to_owned(),
+            Scope::DedicatedWorker => format!("{} (worker)", browser.name()),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,6 +124,9 @@ impl WasmConfig {
         if config.test.browsers.is_empty() {
             return Err("[test] browsers must name at least one browser".into());
         }
+        if config.test.scopes.is_empty() {
+            return Err("[test] scopes must name at least one scope".into());
+        }
         Ok(config)
     }
 }
@@ -111,6 +145,22 @@ mod tests {
             .examples
             .contains(&"anyws-example-yew".to_string()));
         assert_eq!(config.test.browsers, [Browser::Chromium, Browser::Firefox]);
+        assert_eq!(config.test.scopes, [Scope::Page, Scope::DedicatedWorker]);
+        let names: Vec<String> = config
+            .test
+            .scopes
+            .iter()
+            .flat_map(|s| config.test.browsers.iter().map(|b| s.run_name(*b)))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "chromium",
+                "firefox",
+                "chromium (worker)",
+                "firefox (worker)"
+            ]
+        );
         assert!(config.check.crates.contains(&"anyws".to_string()));
         assert_eq!(config.build.krate, "www");
         assert_eq!(config.build.profile, Profile::Release);
@@ -125,7 +175,7 @@ mod tests {
 
     #[test]
     fn mistakes_are_reported() {
-        let bad_browser = "[test]\ncrates=[]\nexamples=[]\nbrowsers=[\"safari\"]\ntimeout-seconds=1\n[check]\ncrates=[]\n\
+        let bad_browser = "[test]\ncrates=[]\nexamples=[]\nbrowsers=[\"safari\"]\nscopes=[\"page\"]\ntimeout-seconds=1\n[check]\ncrates=[]\n\
              [build]\ncrate=\"www\"\ntarget=\"web\"\nout-dir=\"www/pkg\"\nprofile=\"release\"\nwasm-opt=[]\n";
         assert!(WasmConfig::parse(bad_browser)
             .unwrap_err()
@@ -134,5 +184,13 @@ mod tests {
             .replace("\"safari\"", "\"firefox\"")
             .replace("[check]", "[check]\nextra=1");
         assert!(WasmConfig::parse(&unknown_key).is_err());
+        let good = bad_browser.replace("\"safari\"", "\"firefox\"");
+        assert!(WasmConfig::parse(&good).is_ok());
+        let bad_scope = good.replace("\"page\"", "\"shared-worker\"");
+        assert!(WasmConfig::parse(&bad_scope)
+            .unwrap_err()
+            .contains("shared-worker"));
+        let no_scope = good.replace("\"page\"", "");
+        assert!(WasmConfig::parse(&no_scope).unwrap_err().contains("scopes"));
     }
 }

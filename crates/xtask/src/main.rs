@@ -7,10 +7,10 @@
 //!   for native and wasm32, `cargo publish --dry-run` and the packaged crate's tests, an
 //!   application pinning another wasm-bindgen, unit and doc tests with `wss://` in processes
 //!   with both rustls providers, the loom model checks of the core), then the cross-target
-//!   suite natively and in each browser that `wasm-pack.toml` names, against one test server,
-//!   and prints one summary line per runtime and a total; the demo's end-to-end test in
-//!   headless Chromium; then Autobahn|Testsuite against the native client and a short fuzzing
-//!   run.
+//!   suite natively and in each browser that `wasm-pack.toml` names, in each scope it names
+//!   (the page, a dedicated Web Worker), against one test server, and prints one summary line
+//!   per runtime and a total; the demo's end-to-end test in headless Chromium; then
+//!   Autobahn|Testsuite against the native client and a short fuzzing run.
 //! - `cargo xtask deps`: the two checks that anyws does not break its users' builds (both are
 //!   part of `cargo xtask test`): an application pinning a wasm-bindgen other than Cargo.lock's
 //!   builds with anyws for wasm32, and `wss://` works in processes whose rustls has both crypto
@@ -38,7 +38,7 @@ mod publish;
 mod run;
 mod setup;
 
-use config::{Browser, WasmConfig};
+use config::{Browser, Scope, WasmConfig};
 use run::{run_quiet, run_tests, TestRun};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -233,10 +233,20 @@ fn test(root: &Path) -> Result<(), String> {
     let started = Instant::now();
     let config = WasmConfig::load(root)?;
     let browsers: Vec<&str> = config.test.browsers.iter().map(|b| b.name()).collect();
+    let scopes: Vec<&str> = config
+        .test
+        .scopes
+        .iter()
+        .map(|s| match s {
+            Scope::Page => "the page",
+            Scope::DedicatedWorker => "a dedicated worker",
+        })
+        .collect();
     println!(
-        "wasm-pack.toml: suite crates {:?} in {}; wasm32 checks for {:?}; browser timeout {} s",
+        "wasm-pack.toml: suite crates {:?} in {}, in {}; wasm32 checks for {:?}; browser timeout {} s",
         config.test.crates,
         browsers.join(" and "),
+        scopes.join(" and "),
         config.check.crates,
         config.test.timeout_seconds
     );
@@ -361,34 +371,58 @@ fn test(root: &Path) -> Result<(), String> {
 
     let server = TestServer::start(root)?;
     println!("suite: test server at {}", server.url);
-    let mut runs: Vec<(&str, TestRun)> = Vec::new();
+    // Each run with its name and how long it took (its build included).
+    let mut runs: Vec<(String, TestRun, f32)> = Vec::new();
     let mut examples: Option<TestRun> = None;
 
     // `--lib`: the suite; the conformance runner (a test target of its own) runs below.
+    let started_native = Instant::now();
     let native = run_tests(
         cargo(root, None)
             .env("ANYWS_TEST_SERVER", &server.url)
             .args(["test", "--lib"])
             .args(pkgs(&config.test.crates)),
     )?;
-    runs.push(("native", native));
+    runs.push((
+        "native".to_owned(),
+        native,
+        started_native.elapsed().as_secs_f32(),
+    ));
 
-    for browser in &config.test.browsers {
-        let mut cmd = cargo(root, tc);
-        cmd.env("ANYWS_TEST_SERVER", &server.url)
-            .env(
-                "WASM_BINDGEN_TEST_TIMEOUT",
-                config.test.timeout_seconds.to_string(),
-            )
-            .env_remove("CHROMEDRIVER")
-            .env_remove("GECKODRIVER")
-            .args(["test", "--lib", "--target", WASM])
-            .args(pkgs(&config.test.crates));
-        match browser {
-            Browser::Chromium => cmd.env("CHROMEDRIVER", &tools.chromedriver),
-            Browser::Firefox => cmd.env("GECKODRIVER", &tools.geckodriver),
-        };
-        runs.push((browser.name(), run_tests(&mut cmd)?));
+    for scope in &config.test.scopes {
+        for browser in &config.test.browsers {
+            let started_run = Instant::now();
+            let mut cmd = cargo(root, tc);
+            cmd.env("ANYWS_TEST_SERVER", &server.url)
+                .env(
+                    "WASM_BINDGEN_TEST_TIMEOUT",
+                    config.test.timeout_seconds.to_string(),
+                )
+                .env_remove("CHROMEDRIVER")
+                .env_remove("GECKODRIVER")
+                .args(["test", "--lib", "--target", WASM])
+                .args(pkgs(&config.test.crates));
+            if let Some(feature) = scope.feature() {
+                // `crate/feature` for each suite crate: only they are rebuilt.
+                let features: Vec<String> = config
+                    .test
+                    .crates
+                    .iter()
+                    .map(|c| format!("{c}/{feature}"))
+                    .collect();
+                cmd.args(["--features", &features.join(",")]);
+            }
+            match browser {
+                Browser::Chromium => cmd.env("CHROMEDRIVER", &tools.chromedriver),
+                Browser::Firefox => cmd.env("GECKODRIVER", &tools.geckodriver),
+            };
+            let run = run_tests(&mut cmd)?;
+            runs.push((
+                scope.run_name(*browser),
+                run,
+                started_run.elapsed().as_secs_f32(),
+            ));
+        }
     }
     if !config.test.examples.is_empty() {
         let mut cmd = cargo(root, tc);
@@ -410,8 +444,11 @@ fn test(root: &Path) -> Result<(), String> {
     println!();
     let (mut passed, mut failed) = (unit.passed, unit.failed);
     let mut problems = Vec::new();
-    for (name, run) in &runs {
-        println!("{name}: {} passed, {} failed", run.passed, run.failed);
+    for (name, run, took) in &runs {
+        println!(
+            "{name}: {} passed, {} failed ({took:.0} s)",
+            run.passed, run.failed
+        );
         passed += run.passed;
         failed += run.failed;
         if let Err(e) = report_failure(name, run) {
@@ -437,17 +474,17 @@ fn test(root: &Path) -> Result<(), String> {
     }
     // Every runtime passes the same tests, by name, except the browser-only ones, which live
     // in the suite's `browser_faults` module (faults only a browser can have, e.g. a Blob that
-    // cannot be read).
+    // cannot be read) and `browser_scope` (the page or a worker, as built).
     let shared =
         |names: &std::collections::BTreeSet<String>| -> std::collections::BTreeSet<String> {
             names
                 .iter()
-                .filter(|n| !n.starts_with(BROWSER_ONLY))
+                .filter(|n| !BROWSER_ONLY.iter().any(|m| n.starts_with(m)))
                 .cloned()
                 .collect()
         };
     let reference = shared(&runs[0].1.names);
-    for (name, run) in &runs[1..] {
+    for (name, run, _) in &runs[1..] {
         let names = shared(&run.names);
         if run.success && names != reference {
             let only_native: Vec<_> = reference.difference(&names).collect();
@@ -502,10 +539,10 @@ fn test(root: &Path) -> Result<(), String> {
     }
 }
 
-/// A run that failed, or that ran nothing, is an error carrying the end of its output.
-/// The module of the cross-target suite whose tests run only in browsers.
-const BROWSER_ONLY: &str = "browser_faults::";
+/// The modules of the cross-target suite whose tests run only in browsers.
+const BROWSER_ONLY: [&str; 2] = ["browser_faults::", "browser_scope::"];
 
+/// A run that failed, or that ran nothing, is an error carrying the end of its output.
 fn report_failure(name: &str, run: &TestRun) -> Result<(), String> {
     if run.success && run.failed == 0 && run.passed > 0 {
         return Ok(());

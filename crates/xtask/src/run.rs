@@ -114,20 +114,7 @@ pub struct TestRun {
 pub fn run_tests(cmd: &mut Command) -> Result<TestRun, String> {
     let ran = execute(cmd)?;
     let output = ran.combined();
-    let (mut passed, mut failed) = (0, 0);
-    let mut names = BTreeSet::new();
-    for line in output.lines() {
-        if let Some(rest) = line.strip_prefix("test result: ") {
-            passed += number_before(rest, " passed");
-            failed += number_before(rest, " failed");
-        } else if let Some(rest) = line.strip_prefix("test ") {
-            if let Some((name, verdict)) = rest.split_once(" ... ") {
-                if verdict.trim() == "ok" {
-                    names.insert(name.trim().to_owned());
-                }
-            }
-        }
-    }
+    let (passed, failed, names) = parse_report(&output);
     Ok(TestRun {
         passed,
         failed,
@@ -135,6 +122,28 @@ pub fn run_tests(cmd: &mut Command) -> Result<TestRun, String> {
         output,
         success: ran.status.success(),
     })
+}
+
+/// The passed and failed counts of every `test result:` line, and the names of the tests
+/// reported `ok`.
+fn parse_report(output: &str) -> (usize, usize, BTreeSet<String>) {
+    let (mut passed, mut failed) = (0, 0);
+    let mut names = BTreeSet::new();
+    for line in output.lines() {
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            passed += number_before(rest, " passed");
+            failed += number_before(rest, " failed");
+        } else if let Some((head, verdict)) = line.rsplit_once(" ... ") {
+            // `test NAME ... ok`, possibly glued to a runner message before it (in a worker,
+            // the runner appends "Worker error: ..." with no newline); a test path never
+            // holds "test ".
+            let name = head.rfind("test ").map(|at| &head[at + "test ".len()..]);
+            if let (Some(name), "ok") = (name, verdict.trim()) {
+                names.insert(name.trim().to_owned());
+            }
+        }
+    }
+    (passed, failed, names)
 }
 
 fn number_before(text: &str, label: &str) -> usize {
@@ -151,7 +160,28 @@ fn number_before(text: &str, label: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::number_before;
+    use super::{number_before, parse_report};
+
+    #[test]
+    fn a_test_line_glued_to_a_worker_error_still_counts() {
+        // wasm-bindgen-test-runner 0.2.130, dedicated worker: an error the worker reports
+        // (a panicking listener, `reportError`) reaches the page's `Worker` object, and the
+        // runner appends "\nWorker error: <message>" to its output with no newline after it.
+        let output = "running 3 tests\n\
+            test suite::a ... ok\n\
+            \n\
+            Worker error: Uncaught RuntimeError: unreachable\n\
+            Worker error: Uncaught RuntimeError: unreachabletest suite::b ... ok\n\
+            test suite::c ... FAILED\n\
+            \n\
+            test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 filtered out; finished in 1s\n";
+        let (passed, failed, names) = parse_report(output);
+        assert_eq!((passed, failed), (2, 1));
+        assert_eq!(
+            names.into_iter().collect::<Vec<_>>(),
+            ["suite::a", "suite::b"]
+        );
+    }
 
     #[test]
     fn reads_libtest_and_wasm_bindgen_test_summaries() {

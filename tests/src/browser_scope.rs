@@ -1,0 +1,27 @@
+//! Browser-only: the suite runs in the global scope it was built for (the page, or with the
+//! `worker` feature a dedicated Web Worker), so a worker run that silently ran in the page
+//! (or the reverse) fails instead of passing as the other.
+
+use wasm_bindgen_test::wasm_bindgen_test;
+
+#[wasm_bindgen_test]
+fn the_suite_runs_in_the_global_scope_it_was_built_for() {
+    let global = js_sys::global();
+    let scope = global.constructor().name();
+    let has = |name: &str| {
+        js_sys::Reflect::get(&global, &name.into())
+            .map(|v| !v.is_undefined())
+            .unwrap_or(false)
+    };
+    if cfg!(feature = "worker") {
+        assert_eq!(String::from(scope), "DedicatedWorkerGlobalScope");
+        assert!(!has("document") && !has("window"), "a worker has no page");
+    } else {
+        assert_eq!(String::from(scope), "Window");
+        assert!(has("document"), "the page has a document");
+    }
+    assert!(
+        has("WebSocket"),
+        "WebSocket is exposed here (MDN: Window and Worker)"
+    );
+}
