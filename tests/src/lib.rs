@@ -14,7 +14,9 @@
 //! dedicated Web Worker (`wasm_bindgen_test_configure!(run_in_dedicated_worker)`), where the
 //! global scope is a `DedicatedWorkerGlobalScope` with no `window` or `document`. The feature
 //! changes only this crate, so anyws itself is built once for both.
-//! `browser_scope` checks that a run is in the scope it was built for.
+//! `browser_scope` checks that a run is in the scope it was built for, under a test name of
+//! that scope's own, which `cargo xtask test` requires of each run (so a worker run built
+//! without the feature fails instead of passing as the page run again).
 
 pub mod harness;
 

@@ -80,6 +80,17 @@ impl Scope {
         }
     }
 
+    /// The test of `tests/src/browser_scope.rs` that exists only in this scope's build and
+    /// checks the global scope it runs in. A run of this scope must report it `ok`: the suite's
+    /// other test names are the same in every scope, so without it a run built for the wrong
+    /// scope (the worker run built without the `worker` feature, say) would pass as this one.
+    pub fn proof_test(self) -> &'static str {
+        match self {
+            Scope::Page => "browser_scope::runs_in_the_page",
+            Scope::DedicatedWorker => "browser_scope::runs_in_a_dedicated_worker",
+        }
+    }
+
     /// The run's name: the browser's, plus the scope unless it is the page.
     pub fn run_name(self, browser: Browser) -> String {
         match self {

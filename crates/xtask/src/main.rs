@@ -373,6 +373,8 @@ fn test(root: &Path) -> Result<(), String> {
     println!("suite: test server at {}", server.url);
     // Each run with its name and how long it took (its build included).
     let mut runs: Vec<(String, TestRun, f32)> = Vec::new();
+    // Each browser run with the scope test it must report (see `Scope::proof_test`).
+    let mut proofs: Vec<(String, &'static str)> = Vec::new();
     let mut examples: Option<TestRun> = None;
 
     // `--lib`: the suite; the conformance runner (a test target of its own) runs below.
@@ -417,6 +419,9 @@ fn test(root: &Path) -> Result<(), String> {
                 Browser::Firefox => cmd.env("GECKODRIVER", &tools.geckodriver),
             };
             let run = run_tests(&mut cmd)?;
+            if config.test.crates.iter().any(|c| c == SUITE_CRATE) {
+                proofs.push((scope.run_name(*browser), scope.proof_test()));
+            }
             runs.push((
                 scope.run_name(*browser),
                 run,
@@ -494,6 +499,13 @@ fn test(root: &Path) -> Result<(), String> {
             ));
         }
     }
+    for (name, run, _) in &runs {
+        if let Some((_, test)) = proofs.iter().find(|(n, _)| n == name) {
+            if let Err(e) = check_scope(name, test, run) {
+                problems.push(e);
+            }
+        }
+    }
     match bundle::ensure(root, &config.build, tc, &tools.wasm_opt)
         .and_then(|_| demo::end_to_end(root, &tools.chromedriver))
     {
@@ -542,6 +554,26 @@ fn test(root: &Path) -> Result<(), String> {
 /// The modules of the cross-target suite whose tests run only in browsers.
 const BROWSER_ONLY: [&str; 2] = ["browser_faults::", "browser_scope::"];
 
+/// The crate holding `browser_scope`, whose scope tests prove where a browser run ran.
+const SUITE_CRATE: &str = "anyws-tests";
+
+/// A browser run that passed must have reported its scope's test (`Scope::proof_test`) `ok`:
+/// every other test has the same name in each scope, so it alone tells a worker run from the
+/// page build run again. (A failed run is reported by `report_failure`.)
+fn check_scope(name: &str, proof_test: &str, run: &TestRun) -> Result<(), String> {
+    if !run.success || run.names.contains(proof_test) {
+        return Ok(());
+    }
+    let ran: Vec<_> = run
+        .names
+        .iter()
+        .filter(|n| n.starts_with("browser_scope::"))
+        .collect();
+    Err(format!(
+        "{name} did not report {proof_test} ok (scope tests it ran: {ran:?}): it did not run in the scope it was meant to"
+    ))
+}
+
 /// A run that failed, or that ran nothing, is an error carrying the end of its output.
 fn report_failure(name: &str, run: &TestRun) -> Result<(), String> {
     if run.success && run.failed == 0 && run.passed > 0 {
@@ -575,5 +607,57 @@ fn autobahn_summary(root: &Path) -> Result<(), String> {
         Ok(())
     } else {
         Err(problems.join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_scope, Scope, TestRun};
+
+    fn run(success: bool, names: &[&str]) -> TestRun {
+        TestRun {
+            passed: names.len(),
+            failed: 0,
+            names: names.iter().map(|n| n.to_string()).collect(),
+            output: String::new(),
+            success,
+        }
+    }
+
+    /// The worker run built without the `worker` feature: the same suite names as a worker
+    /// run, but the page's scope test. It must not pass as a worker run.
+    #[test]
+    fn a_page_build_does_not_pass_as_a_worker_run() {
+        let worker = Scope::DedicatedWorker.proof_test();
+        let page = Scope::Page.proof_test();
+        let page_build = run(true, &["suite::echo", page]);
+        let err = check_scope("chromium (worker)", worker, &page_build).unwrap_err();
+        assert!(err.contains(worker) && err.contains(page), "{err}");
+        assert!(check_scope("chromium", page, &page_build).is_ok());
+        let worker_build = run(true, &["suite::echo", worker]);
+        assert!(check_scope("chromium (worker)", worker, &worker_build).is_ok());
+        assert!(check_scope("chromium", page, &worker_build).is_err());
+        // A run that ran no scope test at all fails too; a failed run is reported elsewhere.
+        assert!(check_scope("firefox", page, &run(true, &["suite::echo"])).is_err());
+        assert!(check_scope("firefox", page, &run(false, &[])).is_ok());
+    }
+
+    /// Each scope's test exists in tests/src/browser_scope.rs, in that scope's build only.
+    #[test]
+    fn the_scope_tests_exist_in_their_builds_only() {
+        let source = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/src/browser_scope.rs"
+        ))
+        .unwrap();
+        for (scope, cfg) in [
+            (Scope::Page, "#[cfg(not(feature = \"worker\"))]"),
+            (Scope::DedicatedWorker, "#[cfg(feature = \"worker\")]"),
+        ] {
+            let test = scope.proof_test().strip_prefix("browser_scope::").unwrap();
+            let declared = format!("{cfg}\n#[wasm_bindgen_test]\nfn {test}() {{");
+            assert_eq!(source.matches(&declared).count(), 1, "{declared}");
+            assert_eq!(source.matches(&format!("fn {test}(")).count(), 1, "{test}");
+        }
     }
 }
