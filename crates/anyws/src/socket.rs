@@ -275,8 +275,8 @@ impl WebSocket {
     ///
     /// # Errors
     /// As [`with_protocols`](WebSocket::with_protocols); natively also
-    /// [`ErrorKind::Syntax`] for [`NativeOptions`](crate::native::NativeOptions) that cannot
-    /// work (each error names the setting).
+    /// [`ErrorKind::Syntax`] for `anyws::native::NativeOptions` that cannot work (each error
+    /// names the setting).
     pub fn with_options(url: &str, options: Options) -> Result<WebSocket, Error> {
         let url = validate::websocket_url(url)?;
         let protocols = validate::protocols(&options.protocols)?;
