@@ -16,12 +16,13 @@
 //! slot gets the new callback at once, the running one finishes and is freed after it
 //! returns. A callback is never run twice at the same time: events are dispatched by one
 //! backend task at a time, and a nested dispatch to a listener that is still running skips it
-//! rather than wait for itself. Dispatches take turns ([`Turn`]): the application's
-//! `dispatch_event` runs listeners on its own thread only when no other dispatch does, and
-//! otherwise leaves its event to the thread whose turn it is; a native backend waits for its
-//! turn asynchronously. So no thread blocks on a listener another thread runs (the one
-//! exception: a native connection whose task is dropped reports its end from the drop, and
-//! yields until the turn is free).
+//! rather than wait for itself. The application's `dispatch_event` may run listeners on any
+//! thread: it never waits for a running listener (it skips it), while the backend's dispatch
+//! waits for a listener that another thread is running (the callback remembers which thread
+//! runs it), so the backend's events are never skipped and no cycle of waits can form among
+//! these locks. That wait blocks the backend's thread for as long as the listener runs: a
+//! listener that waits for the backend's runtime while `dispatch_event` runs it on another
+//! thread deadlocks the connection (documented on `WebSocket::dispatch_event`).
 //!
 //! These locks and the wake-ups below are model-checked with loom (`core/model_tests.rs`, run
 //! with `--cfg anyws_loom`; see `sync.rs`).
@@ -43,7 +44,7 @@ use crate::event::{
     BinaryType, CloseEvent, ErrorEvent, Event, EventKind, Message, MessageEvent, ReadyState,
 };
 use crate::sendness::{BoxedCallback, Shared};
-use crate::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 pub(crate) use crate::sync::lock;
 use crate::sync::{thread_token, Mutex, TryLockError};
 use std::collections::VecDeque;
@@ -66,8 +67,20 @@ struct Entry {
     slot: Mutex<Shared<Callback>>,
 }
 
-/// A callback; its lock is held only while it runs.
-struct Callback(Mutex<BoxedCallback<Event>>);
+/// A callback; its lock is held only while it runs, by the thread named in `runner`.
+struct Callback {
+    f: Mutex<BoxedCallback<Event>>,
+    /// The [`thread_token`] of the thread running it, 0 when none.
+    runner: AtomicUsize,
+}
+
+/// Who dispatches an event: the backend (what happened on the wire) or the application
+/// ([`Core::dispatch_synthetic`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Source {
+    Backend,
+    Synthetic,
+}
 
 impl Entry {
     fn new(id: u64, kind: EventKind, handler: bool, callback: BoxedCallback<Event>) -> Self {
@@ -76,68 +89,63 @@ impl Entry {
             kind,
             handler,
             removed: AtomicBool::new(false),
-            slot: Mutex::new(Shared::new(Callback(Mutex::new(callback)))),
+            slot: Mutex::new(Shared::new(Callback::new(callback))),
         }
     }
 
-    /// Runs the callback, unless it is already running further up this stack. (Dispatches
-    /// take turns, see [`Turn`], so a callback that is running runs on this thread.)
-    fn run(&self, event: &Event) {
-        // Clone it out of the slot, so the slot is free while it runs.
-        let callback = lock(&self.slot).clone();
-        let mut f = match callback.0.try_lock() {
-            Ok(f) => f,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => return,
-        };
-        let run = std::panic::AssertUnwindSafe(|| (f)(event));
-        if let Err(payload) = std::panic::catch_unwind(run) {
-            // Not `eprintln!`, which panics when stderr is gone (a closed pipe).
-            let _ = writeln!(
-                std::io::stderr(),
-                "anyws: a {:?} listener panicked; the other listeners still run",
-                self.kind
-            );
-            drop_payload(payload);
+    /// Runs the callback, unless it is already running further up this stack, or (for a
+    /// synthetic event) running anywhere. An event from the backend waits for a callback that
+    /// a synthetic dispatch is running on another thread: it is never lost, and a synthetic
+    /// dispatch, which never waits, cannot be part of a cycle of waits.
+    fn run(&self, event: &Event, source: Source) {
+        let me = thread_token();
+        loop {
+            // Clone it out of the slot, so the slot is free while it runs.
+            let callback = lock(&self.slot).clone();
+            let mut f = match callback.f.try_lock() {
+                Ok(f) => f,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => {
+                    // The runner is stored before the callback runs and cleared before its
+                    // lock is released, so only this thread can ever read its own token here.
+                    if source == Source::Synthetic || callback.runner.load(Ordering::Acquire) == me
+                    {
+                        return;
+                    }
+                    drop(lock(&callback.f));
+                    // While this waited, the listener may have been removed or replaced:
+                    // start again from the slot.
+                    if self.removed.load(Ordering::Acquire) {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            callback.runner.store(me, Ordering::Release);
+            let run = std::panic::AssertUnwindSafe(|| (f)(event));
+            if let Err(payload) = std::panic::catch_unwind(run) {
+                // Not `eprintln!`, which panics when stderr is gone (a closed pipe).
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "anyws: a {:?} listener panicked; the other listeners still run",
+                    self.kind
+                );
+                drop_payload(payload);
+            }
+            callback.runner.store(0, Ordering::Release);
+            // `f` is released before `callback`, which may be the last reference if the
+            // callback replaced itself.
+            drop(f);
+            return;
         }
-        // `f` is released before `callback`, which may be the last reference if the
-        // callback replaced itself.
-        drop(f);
     }
 }
 
-/// Whose turn it is to run listeners. One dispatch runs listeners at a time, on one thread:
-/// the backend's (an event from the wire) or the application's (`dispatch_event`); a
-/// dispatch from inside a listener (same thread) runs at once, nested, as in the DOM.
-///
-/// Nobody blocks on a turn held by user code: the application's `dispatch_event` on another
-/// thread leaves its event to the holder, which runs it before it gives up the turn, and a
-/// native backend waits for the turn asynchronously ([`Core::poll_turn`]), so its runtime
-/// thread stays free while another thread's listener runs.
-#[derive(Default)]
-struct Turn {
-    /// The [`thread_token`] of the thread whose dispatch runs listeners, 0 for none.
-    holder: usize,
-    /// Events `dispatch_event` left to the holder (at most [`MAX_DEFERRED`]).
-    deferred: VecDeque<Event>,
-    /// Backends waiting for the turn.
-    waiters: Vec<Waker>,
-}
-
-/// How many synthetic events may wait for another thread's dispatch to end.
-pub(crate) const MAX_DEFERRED: usize = 1024;
-
-/// The turn a native backend holds while it reports an event ([`Core::poll_turn`]).
-pub(crate) struct TurnGuard<'a> {
-    core: &'a Core,
-    /// `false` when the turn was this thread's already (a nested dispatch).
-    took: bool,
-}
-
-impl Drop for TurnGuard<'_> {
-    fn drop(&mut self) {
-        if self.took {
-            self.core.release_turn();
+impl Callback {
+    fn new(f: BoxedCallback<Event>) -> Self {
+        Callback {
+            f: Mutex::new(f),
+            runner: AtomicUsize::new(0),
         }
     }
 }
@@ -272,7 +280,6 @@ pub(crate) struct Core {
     state: AtomicU8,
     receive_high_water_mark: usize,
     inner: Mutex<Inner>,
-    turn: Mutex<Turn>,
 }
 
 impl Core {
@@ -308,7 +315,6 @@ impl Core {
                 state_wakers: Vec::new(),
                 reader_waker: None,
             }),
-            turn: Mutex::new(Turn::default()),
         }
     }
 
@@ -402,7 +408,7 @@ impl Core {
                 .position(|e| e.handler && e.kind == kind);
             match (existing, callback) {
                 (Some(i), Some(cb)) => {
-                    let new = Shared::new(Callback(Mutex::new(cb)));
+                    let new = Shared::new(Callback::new(cb));
                     Garbage::Slot(std::mem::replace(&mut *lock(&inner.listeners[i].slot), new))
                 }
                 (Some(i), None) => inner.remove_at(i),
@@ -423,113 +429,23 @@ impl Core {
     /// the same dispatch is skipped, as in the DOM. A panicking listener is reported and the
     /// rest still run (natively; see the crate docs for the browser).
     fn dispatch(&self, event: &Event) {
-        let took = self.take_turn();
-        self.run_listeners(event);
-        if took {
-            self.release_turn();
-        }
+        self.dispatch_from(event, Source::Backend);
     }
 
     /// `dispatchEvent`: runs the listeners for `event` as [`Core::dispatch`] does, and
-    /// nothing else (no state changes, nothing queued for the `Stream`). From inside a
-    /// listener it runs at once (nested); while another thread dispatches, the event is left
-    /// to that thread, which runs it before its turn ends (`false` if [`MAX_DEFERRED`] are
-    /// waiting already: the event is dropped).
-    pub(crate) fn dispatch_synthetic(&self, event: &Event) -> bool {
-        let me = thread_token();
-        {
-            let mut turn = lock(&self.turn);
-            if turn.holder == me {
-                drop(turn);
-                self.run_listeners(event);
-                return true;
-            }
-            if turn.holder != 0 {
-                if turn.deferred.len() >= MAX_DEFERRED {
-                    return false;
-                }
-                turn.deferred.push_back(event.clone());
-                return true;
-            }
-            turn.holder = me;
-        }
-        self.run_listeners(event);
-        self.release_turn();
-        true
+    /// nothing else (no state changes, nothing queued for the `Stream`). It may be called from
+    /// any thread, also from inside a listener, while the backend dispatches: a listener that
+    /// is running (up this stack or on another thread) is skipped, never waited for.
+    pub(crate) fn dispatch_synthetic(&self, event: &Event) {
+        self.dispatch_from(event, Source::Synthetic);
     }
 
-    /// For a native backend, before it reports an event: ready with the turn (the report then
-    /// runs the listeners on this thread, in this poll), or pending, without blocking, while
-    /// another thread's `dispatch_event` runs listeners.
-    #[allow(dead_code)] // only a backend whose events come from other threads waits for it
-    pub(crate) fn poll_turn(&self, cx: &mut Context<'_>) -> Poll<TurnGuard<'_>> {
-        let me = thread_token();
-        let mut turn = lock(&self.turn);
-        if turn.holder == 0 {
-            turn.holder = me;
-            return Poll::Ready(TurnGuard {
-                core: self,
-                took: true,
-            });
-        }
-        if turn.holder == me {
-            return Poll::Ready(TurnGuard {
-                core: self,
-                took: false,
-            });
-        }
-        register(&mut turn.waiters, cx);
-        Poll::Pending
-    }
-
-    /// Takes the turn for a backend's report; `false` if this thread has it already. A
-    /// backend that did not wait with [`Core::poll_turn`] (the browser's, whose events all come
-    /// on one thread; a native connection reporting its end while its task is dropped) waits
-    /// here, yielding, for another thread's `dispatch_event` to end.
-    fn take_turn(&self) -> bool {
-        let me = thread_token();
-        loop {
-            {
-                let mut turn = lock(&self.turn);
-                if turn.holder == me {
-                    return false;
-                }
-                if turn.holder == 0 {
-                    turn.holder = me;
-                    return true;
-                }
-            }
-            crate::sync::yield_now();
-        }
-    }
-
-    /// Runs the events other threads left, then gives up the turn and wakes the backends
-    /// that wait for it.
-    fn release_turn(&self) {
-        loop {
-            let next = {
-                let mut turn = lock(&self.turn);
-                match turn.deferred.pop_front() {
-                    Some(event) => event,
-                    None => {
-                        turn.holder = 0;
-                        let waiters = std::mem::take(&mut turn.waiters);
-                        drop(turn);
-                        waiters.into_iter().for_each(Waker::wake);
-                        return;
-                    }
-                }
-            };
-            self.run_listeners(&next);
-        }
-    }
-
-    fn run_listeners(&self, event: &Event) {
+    fn dispatch_from(&self, event: &Event, source: Source) {
         let kind = event.kind();
         let listeners = lock(&self.inner).listeners.clone();
         for entry in listeners.iter().filter(|e| e.kind == kind) {
             if !entry.removed.load(Ordering::Acquire) {
-                entry.run(event);
+                entry.run(event, source);
             }
         }
     }

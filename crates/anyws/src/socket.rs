@@ -471,25 +471,27 @@ impl WebSocket {
     }
 
     /// `dispatchEvent`: runs this socket's listeners for `event`, in order (each `on*` handler
-    /// at its place), and does nothing else: the ready state does not change, a message does
-    /// not reach the `Stream`, a close event does not resolve [`closed`](WebSocket::closed).
-    /// This is how code that reacts to a socket is tested without a server.
+    /// at its place), before it returns, and does nothing else: the ready state does not
+    /// change, a message does not reach the `Stream`, a close event does not resolve
+    /// [`closed`](WebSocket::closed). This is how code that reacts to a socket is tested
+    /// without a server.
     ///
-    /// One dispatch runs a socket's listeners at a time, as on the browser's one event loop.
-    /// Called when none runs, or from inside a listener (a nested dispatch, as in the DOM), it
-    /// runs the listeners before it returns. Natively, while another thread runs them (the
-    /// socket's connection reporting an event, or another `dispatch_event`), it leaves the
-    /// event to that thread, which runs it right after, and returns at once. Nothing ever
-    /// blocks on a listener another thread runs: the connection waits for its turn without
-    /// holding its runtime thread.
+    /// Returns `true`, as the DOM's `dispatchEvent` does for an event that was not canceled
+    /// (anyws events cannot be canceled).
     ///
-    /// Returns `true` (as the DOM does for an event that was not canceled; anyws events cannot
-    /// be canceled), or `false` if the event was dropped because 1,024 events from other
-    /// threads already wait for the running dispatch.
+    /// As in the DOM, it may be called from inside a listener (a nested dispatch). Unlike the
+    /// DOM, a listener is never re-entered: a Rust closure cannot run inside itself, so one
+    /// that is running when the event is dispatched (further up this stack, or natively on
+    /// another thread) is skipped for this event. Listeners cannot tell a synthetic event
+    /// from a real one (there is no `isTrusted`).
     ///
-    /// Unlike the DOM, a listener is never re-entered: a Rust closure cannot run inside
-    /// itself, so a nested dispatch skips the listener that is running. Listeners cannot tell
-    /// a synthetic event from a real one (there is no `isTrusted`).
+    /// The socket's own events are never skipped for a synthetic dispatch. Natively, a real
+    /// event for a listener that `dispatch_event` is running on another thread waits for that
+    /// run to return, and blocks the socket's runtime thread meanwhile (on a current-thread
+    /// runtime the whole runtime; outside a runtime, anyws's own, which carries every socket
+    /// made outside one). Keep listeners short, as any listener should be, and never let a
+    /// listener wait for the runtime (`Handle::block_on`, the socket's futures): run by a real
+    /// event it would stall the connection, run this way it can deadlock it.
     ///
     /// After the `close` event a socket keeps no listeners (that is what frees closures that
     /// refer to the socket), so dispatching then runs nothing; in a browser, where the
@@ -505,7 +507,8 @@ impl WebSocket {
     /// # Ok(()) }
     /// ```
     pub fn dispatch_event(&self, event: impl Into<Event>) -> bool {
-        self.core().dispatch_synthetic(&event.into())
+        self.core().dispatch_synthetic(&event.into());
+        true
     }
 
     /// Adds a listener (`addEventListener`). Listeners run in the order they were added, with

@@ -25,17 +25,9 @@ pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(all(test, anyws_loom))]
 pub(crate) use model::{atomic, lock, Arc, Mutex};
 
-/// Lets other threads run (the core's only wait that is not on a lock: see `Core::take_turn`).
-pub(crate) fn yield_now() {
-    #[cfg(not(all(test, anyws_loom)))]
-    std::thread::yield_now();
-    #[cfg(all(test, anyws_loom))]
-    loom::thread::yield_now();
-}
-
 /// A number that names the calling thread while it runs (never 0): the address of a
-/// thread-local. The core compares it to tell a nested dispatch (this thread's turn) from
-/// another thread's.
+/// thread-local. The core compares it to tell a callback re-entered on this thread from one
+/// running on another.
 pub(crate) fn thread_token() -> usize {
     #[cfg(not(all(test, anyws_loom)))]
     std::thread_local!(static TOKEN: u8 = const { 0 });

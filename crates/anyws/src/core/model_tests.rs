@@ -531,8 +531,8 @@ fn count(got: &[String], text: &str) -> usize {
 }
 
 /// `dispatch_event` on another thread while the backend delivers a message to the same
-/// listener: each is delivered exactly once (whoever has the turn runs the other's event or
-/// waits for its own turn), never both at once.
+/// listener: the backend's message is delivered exactly once (it waits for the synthetic run
+/// instead of skipping the listener), the synthetic one at most once, never both at once.
 #[test]
 fn model_synthetic_dispatch_races_the_backend() {
     check(|| {
@@ -545,18 +545,14 @@ fn model_synthetic_dispatch_races_the_backend() {
         fake.join().unwrap();
         let got = got.lock().unwrap().clone();
         assert_eq!(count(&got, "real"), 1, "{got:?}");
-        assert_eq!(
-            count(&got, "fake"),
-            1,
-            "run here or left to the backend: {got:?}"
-        );
+        assert!(count(&got, "fake") <= 1, "{got:?}");
         core.fire_close(clean(), None);
     });
 }
 
-/// The same, with the listener dispatching a nested synthetic event from inside its run of
-/// the synthetic one: no deadlock (the nested dispatch is this thread's turn and skips the
-/// running listener), and the backend's message still arrives once.
+/// The same, with the synthetic run dispatching a nested synthetic event from inside the
+/// listener while the backend waits for that listener: no deadlock (the nested dispatch skips
+/// the running listener, it never waits), and the backend's message still arrives once.
 #[test]
 fn model_nested_synthetic_dispatch_while_the_backend_waits() {
     check(|| {
@@ -618,28 +614,5 @@ fn model_synthetic_run_replaces_itself_while_the_backend_waits() {
         }
         core.fire_close(clean(), None);
         assert!(old_seen.dropped.load(SeqCst), "the old handler is freed");
-    });
-}
-
-/// A backend that waits for its turn asynchronously (`poll_turn`, as the native one does)
-/// while the application's `dispatch_event` runs the listener on another thread: the backend
-/// is woken when the turn ends (no lost wake-up), and both events are delivered once.
-#[test]
-fn model_backend_waits_for_its_turn() {
-    check(|| {
-        let ws = open_socket(HWM);
-        let core = &ws.0;
-        let (f, got) = recorder(None);
-        core.set_handler(EventKind::Message, Some(f));
-        let fake = app(&ws, |core| core.dispatch_synthetic(&synthetic("fake")));
-        {
-            let _turn = block_on(poll_fn(|cx| core.poll_turn(cx)));
-            core.fire_message(text("real"));
-        }
-        assert!(fake.join().unwrap());
-        let got = got.lock().unwrap().clone();
-        assert_eq!(count(&got, "real"), 1, "{got:?}");
-        assert_eq!(count(&got, "fake"), 1, "{got:?}");
-        core.fire_close(clean(), None);
     });
 }

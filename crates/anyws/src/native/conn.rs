@@ -172,15 +172,7 @@ pub(crate) async fn supervised(mut finish: Finish, connection: impl Future<Outpu
     };
     // A connection that failed before `open` still waits for the creator's block (`gate`).
     wait_for_gate(&finish.link).await;
-    let core = finish.core.clone();
-    let _turn = turn(&core).await;
     finish.fire(outcome);
-}
-
-/// Waits, without blocking the runtime's thread, until no other thread's `dispatch_event` is
-/// running listeners; the event reported while the guard lives runs them on this thread.
-async fn turn(core: &Core) -> crate::core::TurnGuard<'_> {
-    poll_fn(|cx| core.poll_turn(cx)).await
 }
 
 /// Waits until the creator's synchronous block is over (see `gate`); at once after the first time.
@@ -274,11 +266,7 @@ pub(crate) async fn run(mut task: Task, protocols: Vec<String>) -> Outcome {
     task.link.set_handshake(up.handshake);
     wait_for_gate(&task.link).await;
     trace::opened(&up.protocol, &up.extensions);
-    let opened = {
-        let _turn = turn(&task.core).await;
-        task.core.fire_open(up.protocol, up.extensions)
-    };
-    if !opened {
+    if !task.core.fire_open(up.protocol, up.extensions) {
         return Outcome::failed(aborted_error());
     }
     task.drive(ws, metered).await
@@ -312,10 +300,7 @@ where
     // The socket is OPEN already; `open` is skipped if `close()` came first.
     let protocol = task.core.protocol();
     trace::opened(&protocol, "");
-    {
-        let _turn = turn(&task.core).await;
-        task.core.fire_open(protocol, String::new());
-    }
+    task.core.fire_open(protocol, String::new());
     task.drive(ws, meter).await
 }
 
@@ -647,11 +632,9 @@ where
             room = true;
             match next {
                 Some(Ok(WsMessage::Text(t))) => {
-                    let _turn = turn(self.core).await;
                     room = self.core.fire_message(Message::Text(t.as_str().to_owned()))
                 }
                 Some(Ok(WsMessage::Binary(b))) => {
-                    let _turn = turn(self.core).await;
                     room = self.core.fire_message(Message::Binary(Vec::from(b)))
                 }
                 Some(Ok(WsMessage::Close(frame))) => self.peer_closed(frame).await,
