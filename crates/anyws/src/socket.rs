@@ -8,7 +8,7 @@ use crate::event::{
 };
 use crate::sendness::{BoxedCallback, Shared, WasmNotSend, WeakShared};
 use crate::transport::{Backend, Probe};
-use crate::validate;
+use crate::validate::{self, CloseRules};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -85,6 +85,7 @@ struct Handle {
     core: Shared<Core>,
     transport: backend::Transport,
     send_high_water_mark: u64,
+    close_rules: CloseRules,
 }
 
 impl Drop for Handle {
@@ -282,18 +283,25 @@ impl WebSocket {
         let protocols = validate::protocols(&options.protocols)?;
         let core = Shared::new(Core::new(url, options.receive_high_water_mark, None));
         let transport = backend::Transport::connect(&core, protocols, &options.native)?;
-        Ok(Self::from_parts(core, transport, &options))
+        Ok(Self::from_parts(
+            core,
+            transport,
+            &options,
+            CloseRules::Browser,
+        ))
     }
 
     pub(crate) fn from_parts(
         core: Shared<Core>,
         transport: backend::Transport,
         options: &Options,
+        close_rules: CloseRules,
     ) -> WebSocket {
         let handle = Handle {
             core,
             transport,
             send_high_water_mark: options.send_high_water_mark,
+            close_rules,
         };
         WebSocket {
             handle: Shared::new(handle),
@@ -390,12 +398,20 @@ impl WebSocket {
     /// Starts the closing handshake with a status code and reason (`close(code, reason)`);
     /// otherwise as [`close`](WebSocket::close).
     ///
+    /// Sockets made by [`new`](WebSocket::new) take the browser's codes: 1000 and
+    /// 3000..=4999. Sockets a server accepted or wrapped (natively) take every code RFC 6455
+    /// lets an endpoint send: also 1001 (going away), 1002 (protocol error), 1003
+    /// (unsupported data), 1007 (invalid data), 1008 (policy violation), 1009 (too big),
+    /// 1010 (extension missing), 1011 (internal error), 1012 (restarting), 1013 (try again
+    /// later) and 1014 (bad gateway; peers built on tungstenite 0.30 treat it as a protocol
+    /// error).
+    ///
     /// # Errors
-    /// [`ErrorKind::InvalidAccess`] unless `code` is 1000 or in 3000..=4999, then
-    /// [`ErrorKind::Syntax`] if `reason` is over 123 bytes of UTF-8 (the code is checked
-    /// first).
+    /// [`ErrorKind::InvalidAccess`] for a code this socket may not send (for a socket from
+    /// `new`: unless `code` is 1000 or in 3000..=4999), then [`ErrorKind::Syntax`] if
+    /// `reason` is over 123 bytes of UTF-8 (the code is checked first).
     pub fn close_with(&self, code: u16, reason: &str) -> Result<(), Error> {
-        validate::close_args(Some(code), reason)?;
+        validate::close_args(Some(code), reason, self.handle.close_rules)?;
         self.handle.transport.close(self.core(), Some(code), reason);
         Ok(())
     }

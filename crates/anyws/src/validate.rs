@@ -133,14 +133,38 @@ pub(crate) fn protocols<S: AsRef<str>>(protocols: &[S]) -> Result<Vec<String>, E
 /// The longest close reason the spec allows, in UTF-8 bytes.
 pub const MAX_CLOSE_REASON_BYTES: usize = 123;
 
+/// Which close codes a socket's `close(code, reason)` takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CloseRules {
+    /// The browser's: 1000 and 3000..=4999 (sockets made by `WebSocket::new`).
+    Browser,
+    /// RFC 6455 section 7.4's for an endpoint (accepted and wrapped sockets): the browser's
+    /// and the defined codes a peer may receive, 1001..=1003 and 1007..=1014; never 1004
+    /// (reserved), 1005, 1006 or 1015 (only reported, never sent), nor 1016..=2999
+    /// (reserved for future RFCs).
+    Endpoint,
+}
+
 /// The `close(code, reason)` checks, in the spec's order: the code first, then the reason.
-pub(crate) fn close_args(code: Option<u16>, reason: &str) -> Result<(), Error> {
+pub(crate) fn close_args(code: Option<u16>, reason: &str, rules: CloseRules) -> Result<(), Error> {
     if let Some(code) = code {
-        if code != 1000 && !(3000..=4999).contains(&code) {
-            return Err(Error::new(
-                ErrorKind::InvalidAccess,
-                format!("close code {code} is not allowed: use 1000 or 3000..=4999"),
-            ));
+        let browser = code == 1000 || (3000..=4999).contains(&code);
+        match rules {
+            CloseRules::Browser if !browser => {
+                return Err(Error::new(
+                    ErrorKind::InvalidAccess,
+                    format!("close code {code} is not allowed: use 1000 or 3000..=4999"),
+                ))
+            }
+            CloseRules::Endpoint if !browser && !matches!(code, 1001..=1003 | 1007..=1014) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidAccess,
+                    format!(
+                        "close code {code} is not allowed: use 1000..=1003, 1007..=1014 or 3000..=4999"
+                    ),
+                ))
+            }
+            _ => {}
         }
     }
     if reason.len() > MAX_CLOSE_REASON_BYTES {
@@ -201,22 +225,37 @@ mod tests {
 
     #[test]
     fn close_rules() {
-        assert!(close_args(None, "").is_ok());
-        assert!(close_args(Some(1000), &"x".repeat(123)).is_ok());
-        assert!(close_args(Some(4999), "").is_ok());
-        for code in [0, 999, 1001, 1005, 1006, 2999, 5000] {
-            let e = close_args(Some(code), "").unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::InvalidAccess);
-            assert!(e.message().contains(&code.to_string()));
+        use CloseRules::{Browser, Endpoint};
+        for rules in [Browser, Endpoint] {
+            assert!(close_args(None, "", rules).is_ok());
+            assert!(close_args(Some(1000), &"x".repeat(123), rules).is_ok());
+            assert!(close_args(Some(3000), "", rules).is_ok());
+            assert!(close_args(Some(4999), "", rules).is_ok());
+            for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, u16::MAX] {
+                let e = close_args(Some(code), "", rules).unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::InvalidAccess);
+                assert!(e.message().contains(&code.to_string()));
+            }
+            assert_eq!(
+                close_args(None, &"é".repeat(62), rules).unwrap_err().kind(),
+                ErrorKind::Syntax
+            );
+            // The code is checked before the reason.
+            assert_eq!(
+                close_args(Some(1), &"x".repeat(200), rules)
+                    .unwrap_err()
+                    .kind(),
+                ErrorKind::InvalidAccess
+            );
         }
-        assert_eq!(
-            close_args(None, &"é".repeat(62)).unwrap_err().kind(),
-            ErrorKind::Syntax
-        );
-        // The code is checked before the reason.
-        assert_eq!(
-            close_args(Some(1), &"x".repeat(200)).unwrap_err().kind(),
-            ErrorKind::InvalidAccess
-        );
+        for code in [
+            1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014,
+        ] {
+            assert_eq!(
+                close_args(Some(code), "", Browser).unwrap_err().kind(),
+                ErrorKind::InvalidAccess
+            );
+            assert!(close_args(Some(code), "", Endpoint).is_ok(), "{code}");
+        }
     }
 }

@@ -50,16 +50,27 @@ pub fn protocols(list: &[String]) {
     }
 }
 
-/// close() argument validation: an accepted code is 1000 or 3000..=4999 and the reason at
-/// most 123 bytes; the code is checked first.
+/// close() argument validation under both rules: a code a client may send is 1000 or
+/// 3000..=4999, one an accepted socket may send also 1001..=1003 or 1007..=1014, and the
+/// reason at most 123 bytes; the code is checked first.
 pub fn close_args(code: Option<u16>, reason: &str) {
-    let code_ok = code.is_none_or(|c| c == 1000 || (3000..=4999).contains(&c));
-    match validate::close_args(code, reason) {
-        Ok(()) => assert!(code_ok && reason.len() <= 123),
-        Err(e) if !code_ok => assert_eq!(e.kind(), ErrorKind::InvalidAccess, "{e}"),
-        Err(e) => {
-            assert_eq!(e.kind(), ErrorKind::Syntax, "{e}");
-            assert!(reason.len() > 123);
+    let browser = |c: u16| c == 1000 || (3000..=4999).contains(&c);
+    let endpoint = |c: u16| browser(c) || matches!(c, 1001..=1003 | 1007..=1014);
+    for (rules, allowed) in [
+        (
+            validate::CloseRules::Browser,
+            &browser as &dyn Fn(u16) -> bool,
+        ),
+        (validate::CloseRules::Endpoint, &endpoint),
+    ] {
+        let code_ok = code.is_none_or(allowed);
+        match validate::close_args(code, reason, rules) {
+            Ok(()) => assert!(code_ok && reason.len() <= 123),
+            Err(e) if !code_ok => assert_eq!(e.kind(), ErrorKind::InvalidAccess, "{e}"),
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::Syntax, "{e}");
+                assert!(reason.len() > 123);
+            }
         }
     }
 }
@@ -101,7 +112,7 @@ async fn receive_async(bytes: &[u8]) {
         Some(String::new()),
     ));
     let transport = super::Transport::adopt(&core, &options.native, stream).expect("spawns");
-    let mut ws = WebSocket::from_parts(core, transport, &options);
+    let mut ws = WebSocket::from_parts(core, transport, &options, validate::CloseRules::Browser);
 
     let drained = async {
         let mut errors = 0;

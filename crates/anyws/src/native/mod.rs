@@ -23,7 +23,7 @@ mod trace;
 pub use ext::{connect, WebSocketExt};
 pub use options::NativeOptions;
 pub use proxy::{ProxyError, SocksReply};
-pub use server::{accept, wrap};
+pub use server::{accept, wrap, Accept, Incoming, Origins, Refusal};
 
 use crate::core::{lock, Core};
 use crate::error::{Error, ErrorKind};

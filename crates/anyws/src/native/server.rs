@@ -1,13 +1,23 @@
 //! The server side: an accepted connection wrapped in the same [`WebSocket`] type, so a
 //! server handler and a client can share code (handlers, `Stream`/`Sink`, close rules).
+//!
+//! Two steps when the server decides who gets in: [`Incoming::read`] reads and checks the
+//! opening request, the server looks at it ([`Incoming::request`], [`Origins`]), then
+//! [`Incoming::accept_with`] answers 101 or [`Incoming::refuse`] answers an HTTP error.
+//! [`accept`] is both steps with the default answer. The checks, the 101 response and the
+//! refusal are shared with the HTTP-server integrations, which get the request from their
+//! server instead of reading it.
 
 use super::handshake;
 use crate::core::Core;
 use crate::error::{Error, ErrorKind};
 use crate::sendness::Shared;
 use crate::socket::{Options, WebSocket};
-use crate::validate;
+use crate::validate::{self, CloseRules};
 use base64::Engine;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, StatusCode};
+use std::fmt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::WebSocketStream;
@@ -15,7 +25,15 @@ use url::Url;
 
 /// Answers the opening handshake on an accepted connection (a `TcpStream`, a TLS stream, any
 /// byte stream whose HTTP request has not been read yet) and returns the connection as a
-/// [`WebSocket`] that is already OPEN.
+/// [`WebSocket`] that is already OPEN. The same as
+/// `Incoming::read(stream, options).await?.accept().await`: every valid request is accepted,
+/// whatever its `Origin`; see [`Incoming`] to look at the request first.
+///
+/// **Any web page can open a WebSocket to any server**, with the user's cookies: browsers do
+/// not apply the same-origin policy to WebSockets, they only send the page's `Origin`. A
+/// server that trusts cookies (or client certificates, or its network position) must check
+/// `Origin` before accepting, or a page on another site can act as the user
+/// (cross-site WebSocket hijacking): use [`Incoming`] and [`Origins`].
 ///
 /// - **Subprotocols**: [`Options::protocols`] lists the ones this server speaks; the first
 ///   one the client offered (in the client's order of preference) that is on the list is
@@ -35,6 +53,9 @@ use url::Url;
 /// - **Events**: `open` fires once (so handlers shared with client code run), then the same
 ///   events as a client socket: `message`s, `error`, `close`. `close()` closes with the
 ///   closing handshake; dropping the last handle closes with no status code.
+/// - **Close codes**: [`close_with`](WebSocket::close_with) takes every code RFC 6455
+///   lets an endpoint send, not only the browser's 1000 and 3000..=4999: 1001 (going away),
+///   1008 (policy violation), 1011 (internal error), 1013 (try again later), ...
 /// - [`NativeOptions`](super::NativeOptions) apply: size limits, keep-alive ping, close
 ///   timeout, and [`connect_timeout`](super::NativeOptions::connect_timeout) for reading
 ///   the request. Headers, TLS and proxy settings are for clients and are not used here.
@@ -43,7 +64,8 @@ use url::Url;
 /// [`ErrorKind::Syntax`] for an invalid protocol list; [`ErrorKind::Protocol`] when
 /// the request is not a valid WebSocket upgrade (RFC 6455 section 4.2.1), after answering it
 /// with an HTTP error (400; 405 for another method; 426 and `Sec-WebSocket-Version: 13` for
-/// another version); [`ErrorKind::Network`] when the connection fails or times out first.
+/// another version; 431 for a request head over 16 KiB); [`ErrorKind::Network`] when the
+/// connection fails or times out first.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -65,60 +87,782 @@ pub async fn accept<S>(stream: S, options: Options) -> Result<WebSocket, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let supported = validate::protocols(&options.protocols)?;
-    let mut stream = stream;
-    let handshake = answer_handshake(&mut stream, &supported);
-    let request = options
-        .native
-        .within_connect_timeout(handshake, "the client")
-        .await?;
-    let core = Core::new(
-        request.url.into(),
-        options.receive_high_water_mark,
-        Some(request.protocol),
-    );
-    let core = Shared::new(core);
-    let transport = super::Transport::accepted(
-        &core,
-        &options.native,
-        stream,
-        request.leftover,
-        request.handshake,
-    )?;
-    Ok(WebSocket::from_parts(core, transport, &options))
+    Incoming::read(stream, options).await?.accept().await
 }
 
-/// What a valid opening request asked for.
-struct Accepted {
-    url: Url,
-    protocol: String,
+/// An opening request read from a connection and checked (RFC 6455 section 4.2.1), not yet
+/// answered: the server looks at it, then accepts ([`accept`](Incoming::accept),
+/// [`accept_with`](Incoming::accept_with)) or refuses ([`refuse`](Incoming::refuse)).
+/// Dropping it closes the connection without an answer.
+///
+/// ```no_run
+/// # async fn demo(tcp: tokio::net::TcpStream) -> Result<(), anyws::Error> {
+/// use anyws::native::{Accept, Incoming, Origins, Refusal};
+/// use anyws::native::http::StatusCode;
+/// let origins = Origins::new(["https://chat.example"])?;
+/// let incoming = Incoming::read(tcp, anyws::Options::new()).await?;
+/// if let Err(refusal) = origins.check(incoming.request()) {
+///     return incoming.refuse(refusal).await; // 403, and no socket
+/// }
+/// if incoming.request().uri().path() != "/chat" {
+///     return incoming.refuse(Refusal::new(StatusCode::NOT_FOUND)).await;
+/// }
+/// // Pick the subprotocol by policy: here the newest one the client offers.
+/// let answer = if incoming.protocols().any(|p| p == "chat.v2") {
+///     Accept::new().protocol("chat.v2")
+/// } else {
+///     Accept::new().no_protocol()
+/// };
+/// let ws = incoming.accept_with(answer).await?;
+/// ws.send("welcome")?;
+/// # Ok(()) }
+/// ```
+pub struct Incoming<S> {
+    stream: S,
     /// Bytes read past the request head (the client's first frames).
     leftover: Vec<u8>,
-    /// The request and the 101 response (its headers are filled in once it is written).
-    handshake: super::Handshake,
+    checked: Checked,
+    options: Options,
+    supported: Vec<String>,
+}
+
+impl<S> fmt::Debug for Incoming<S> {
+    /// The URL, `Origin` and offered subprotocols; never the other headers (cookies and
+    /// credentials do not belong in logs).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Incoming")
+            .field("url", &self.checked.url.as_str())
+            .field("origin", &origin(&self.checked.request))
+            .field("protocols", &self.checked.offered)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Incoming<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    /// Reads the opening request from `stream` and checks it, as [`accept`] does; an invalid
+    /// request is answered with an HTTP error here, so what is returned is a valid upgrade.
+    /// Reading is bounded by
+    /// [`connect_timeout`](super::NativeOptions::connect_timeout).
+    ///
+    /// # Errors
+    /// As [`accept`]'s: [`ErrorKind::Syntax`] for an invalid protocol list (nothing is read),
+    /// [`ErrorKind::Protocol`] for a request that is not a valid upgrade (answered 400, 405,
+    /// 426 or 431), [`ErrorKind::Network`] when the connection fails or times out.
+    pub async fn read(stream: S, options: Options) -> Result<Self, Error> {
+        Self::read_after(stream, Vec::new(), options).await
+    }
+
+    /// As [`read`](Incoming::read), for a stream some of whose first bytes were already
+    /// read (by code that sniffed the protocol, or an HTTP server that parsed the request
+    /// itself): `already_read` is what was read, in order, and the request continues in
+    /// `stream`. It may hold the whole request and even bytes past it (the client's first
+    /// frames, which are then the socket's first input).
+    ///
+    /// # Errors
+    /// As [`read`](Incoming::read)'s.
+    pub async fn read_after(
+        stream: S,
+        already_read: impl Into<Vec<u8>>,
+        options: Options,
+    ) -> Result<Self, Error> {
+        let supported = validate::protocols(&options.protocols)?;
+        let mut stream = stream;
+        let read = read_request(&mut stream, already_read.into());
+        let read = options
+            .native
+            .within_connect_timeout(read, "the client")
+            .await?;
+        match read {
+            Ok((checked, leftover)) => Ok(Incoming {
+                stream,
+                leftover,
+                checked,
+                options,
+                supported,
+            }),
+            Err(refusal) => {
+                let why = refusal.text().to_owned();
+                let status = refusal.status();
+                write_refusal(&mut stream, &refusal, &options).await;
+                Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "refused the opening handshake with HTTP {}: {}",
+                        status.as_u16(),
+                        why.trim_end()
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// The request: method, target (origin-form or absolute, as sent) and headers. The
+    /// accepted socket keeps it as [`WebSocketExt::request`](super::WebSocketExt::request).
+    pub fn request(&self) -> &http::Request<()> {
+        self.checked.request()
+    }
+
+    /// What [`url`](WebSocket::url) of the accepted socket will be (see [`accept`]).
+    pub fn url(&self) -> &str {
+        self.checked.url()
+    }
+
+    /// The request's `Origin` header, which every browser sends (the page's origin, or
+    /// `null`) and most other clients do not; see [`Origins`]. `None` when absent or not
+    /// UTF-8.
+    pub fn origin(&self) -> Option<&str> {
+        origin(self.checked.request())
+    }
+
+    /// The subprotocols the client offered, in its order of preference.
+    pub fn protocols(&self) -> impl Iterator<Item = &str> + '_ {
+        self.checked.offered().iter().map(String::as_str)
+    }
+
+    /// Accepts with the default answer, [`Accept::new`]: the first offered subprotocol that
+    /// [`Options::protocols`] lists.
+    ///
+    /// # Errors
+    /// As [`accept_with`](Incoming::accept_with)'s.
+    pub async fn accept(self) -> Result<WebSocket, Error> {
+        self.accept_with(Accept::new()).await
+    }
+
+    /// Answers 101 with `answer` and returns the connection as a [`WebSocket`] that is
+    /// already OPEN, as [`accept`] describes.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Syntax`] when `answer` names a subprotocol the client did not offer or
+    /// sets a header the handshake owns (then the request is answered 500 instead);
+    /// [`ErrorKind::Network`] when writing the answer fails or times out; and as
+    /// [`NativeOptions`](super::NativeOptions) that cannot work are refused.
+    pub async fn accept_with(self, answer: Accept) -> Result<WebSocket, Error> {
+        let Incoming {
+            mut stream,
+            leftover,
+            checked,
+            options,
+            supported,
+        } = self;
+        let response = match checked.response(answer, &supported) {
+            Ok(response) => response,
+            Err(e) => {
+                let refusal = Refusal::new(StatusCode::INTERNAL_SERVER_ERROR);
+                write_refusal(&mut stream, &refusal, &options).await;
+                return Err(e);
+            }
+        };
+        let head = response_head(response.status(), response.headers(), &[]);
+        let write = async {
+            stream.write_all(&head).await?;
+            stream.flush().await
+        };
+        options
+            .native
+            .within_connect_timeout(
+                async { write.await.map_err(handshake_failed) },
+                "the client",
+            )
+            .await?;
+        open(stream, leftover, checked, response, &options)
+    }
+
+    /// Refuses: answers with `refusal`'s status, headers and body, then shuts the
+    /// connection down. No socket is made and no WebSocket frame is ever read.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Syntax`] when `refusal` cannot refuse an upgrade (a status below 400, or
+    /// a header anyws writes itself); the request is then answered 500. Whether the client
+    /// reads the answer is not checked.
+    pub async fn refuse(self, refusal: Refusal) -> Result<(), Error> {
+        let mut stream = self.stream;
+        match refusal.validate() {
+            Ok(()) => {
+                write_refusal(&mut stream, &refusal, &self.options).await;
+                Ok(())
+            }
+            Err(e) => {
+                let fallback = Refusal::new(StatusCode::INTERNAL_SERVER_ERROR);
+                write_refusal(&mut stream, &fallback, &self.options).await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The answer that accepts an opening request: which subprotocol, and headers to add to the
+/// 101 response (`Set-Cookie`, ...). See [`Incoming::accept_with`].
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct Accept {
+    protocol: Choice,
+    headers: HeaderMap,
+}
+
+/// How the subprotocol is picked.
+#[derive(Clone, Debug, Default)]
+enum Choice {
+    /// The first offered one on [`Options::protocols`].
+    #[default]
+    ByOptions,
+    Named(String),
+    Nothing,
+}
+
+impl Accept {
+    /// Accepts with the subprotocol picked from [`Options::protocols`] (the first the client
+    /// offered that is on the list; none when there is no match) and no extra headers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Selects `protocol`, which the client must have offered.
+    pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
+        self.protocol = Choice::Named(protocol.into());
+        self
+    }
+
+    /// Selects no subprotocol (a client that offered some then fails the connection).
+    pub fn no_protocol(mut self) -> Self {
+        self.protocol = Choice::Nothing;
+        self
+    }
+
+    /// Adds a header to the 101 response. The handshake's own (`Upgrade`, `Connection`,
+    /// `Sec-WebSocket-*`) and framing headers (`Content-Length`, `Transfer-Encoding`) are
+    /// anyws's to write: setting one makes the accept fail.
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.append(name, value);
+        self
+    }
+}
+
+/// The answer that refuses an opening request: an HTTP status (4xx or 5xx), headers and a
+/// plain-text body. See [`Incoming::refuse`] and [`Origins::check`].
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct Refusal {
+    // Boxed: a `Result<(), Refusal>` stays one pointer wide.
+    inner: Box<RefusalParts>,
+}
+
+#[derive(Clone, Debug)]
+struct RefusalParts {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Refusal {
+    /// A refusal with `status` and its reason phrase as the body.
+    pub fn new(status: StatusCode) -> Self {
+        Refusal {
+            inner: Box::new(RefusalParts {
+                status,
+                headers: HeaderMap::new(),
+                body: format!("{}\n", status.canonical_reason().unwrap_or("refused")),
+            }),
+        }
+    }
+
+    /// Sets the body (sent as `text/plain; charset=utf-8` unless a `Content-Type` header
+    /// says otherwise).
+    pub fn body(mut self, body: impl Into<String>) -> Self {
+        self.inner.body = body.into();
+        self
+    }
+
+    /// Adds a header (`WWW-Authenticate` with a 401, `Retry-After` with a 503, ...).
+    /// `Content-Length`, `Transfer-Encoding`, `Connection` and `Upgrade` are anyws's to
+    /// write: setting one makes the refusal fail (and a 500 is sent instead).
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.inner.headers.append(name, value);
+        self
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.inner.status
+    }
+
+    /// The body.
+    pub fn text(&self) -> &str {
+        &self.inner.body
+    }
+
+    /// A refusal for a request that is not a valid upgrade, with `why` as the body.
+    pub(crate) fn invalid(status: StatusCode, why: &str) -> Self {
+        let mut refusal = Refusal::new(status).body(format!("{why}\n"));
+        if status == StatusCode::UPGRADE_REQUIRED {
+            refusal
+                .inner
+                .headers
+                .insert("sec-websocket-version", HeaderValue::from_static("13"));
+        }
+        refusal
+    }
+
+    /// Whether this can be sent as the answer to an upgrade request.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        if !(self.inner.status.is_client_error() || self.inner.status.is_server_error()) {
+            return Err(Error::new(
+                ErrorKind::Syntax,
+                format!(
+                    "HTTP {} cannot refuse a WebSocket upgrade: use a 4xx or 5xx status",
+                    self.inner.status.as_u16()
+                ),
+            ));
+        }
+        for name in [
+            header::CONTENT_LENGTH,
+            header::TRANSFER_ENCODING,
+            header::CONNECTION,
+            header::UPGRADE,
+        ] {
+            if self.inner.headers.contains_key(&name) {
+                return Err(Error::new(
+                    ErrorKind::Syntax,
+                    format!("a refusal cannot set {name}: anyws writes it"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The response: status, the user's headers, then `Content-Type` (unless set),
+    /// `Content-Length` and `Connection: close`; the body is returned beside it.
+    pub(crate) fn response(&self) -> http::Response<String> {
+        let mut response = http::Response::new(self.inner.body.clone());
+        *response.status_mut() = self.inner.status;
+        let headers = response.headers_mut();
+        headers.clone_from(&self.inner.headers);
+        if !headers.contains_key(header::CONTENT_TYPE) {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+        }
+        headers.insert(
+            header::CONTENT_LENGTH,
+            HeaderValue::from(self.inner.body.len()),
+        );
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
+    }
+}
+
+/// An `Origin` allow-list: the defence against cross-site WebSocket hijacking.
+///
+/// Browsers let any page open a WebSocket to any server and send the user's cookies with it;
+/// the only sign of which site opened it is the `Origin` header, which the page cannot
+/// forge. A server that knows its users by cookie (or TLS client certificate, or by being
+/// on their network) and accepts every origin lets `https://evil.example` read and send as
+/// the user. Check `Origin` before accepting:
+///
+/// - [`Origins::new`]: exactly the listed origins (`https://chat.example`,
+///   `http://localhost:8080`: scheme, host and port, compared as serialized origins, so
+///   case and default ports do not matter). `"null"` allows the opaque origin (sandboxed
+///   frames, `file:` pages), which any page can take on: list it only on purpose.
+/// - [`Origins::same_host`]: an origin whose host and port are the request's `Host`'s (what
+///   a page served by the same server sends).
+/// - A request **without** `Origin` is allowed by default: browsers always send one, so
+///   leaving it out is no way into a browser; other clients (bots, `anyws` natively,
+///   tungstenite) usually send none. [`require_origin`](Origins::require_origin) refuses
+///   those too.
+///
+/// A refused origin gets 403 Forbidden.
+///
+/// ```
+/// use anyws::native::Origins;
+/// use anyws::native::http::Request;
+/// let origins = Origins::new(["https://chat.example"])?.or_same_host();
+/// let from = |origin: &str| {
+///     Request::get("/chat")
+///         .header("host", "chat.example:8443")
+///         .header("origin", origin)
+///         .body(())
+///         .unwrap()
+/// };
+/// assert!(origins.check(&from("https://CHAT.example:443")).is_ok());
+/// assert!(origins.check(&from("https://chat.example:8443")).is_ok()); // same host
+/// assert_eq!(origins.check(&from("https://evil.example")).unwrap_err().status(), 403);
+/// # Ok::<(), anyws::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Origins {
+    /// ASCII serializations of the allowed origins (`null` for the opaque one).
+    allowed: Vec<String>,
+    same_host: bool,
+    require: bool,
+}
+
+impl Origins {
+    /// Allows exactly the origins listed (`scheme://host[:port]`, or `null`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Syntax`] for an entry that is not an origin: not a URL, no host, or with
+    /// a path, query, fragment or user info.
+    pub fn new<I, T>(origins: I) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        let mut allowed = Vec::new();
+        for origin in origins {
+            let origin = origin.as_ref();
+            allowed.push(serialized_origin(origin).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Syntax,
+                    format!("{origin:?} is not an origin (scheme://host[:port], or null)"),
+                )
+            })?);
+        }
+        Ok(Origins {
+            allowed,
+            ..Origins::default()
+        })
+    }
+
+    /// Allows only origins whose host and port are the request's `Host` header's (the
+    /// pages of the server itself), whatever their scheme.
+    pub fn same_host() -> Self {
+        Origins {
+            same_host: true,
+            ..Origins::default()
+        }
+    }
+
+    /// Also allows the same-host origins of [`same_host`](Origins::same_host).
+    #[must_use]
+    pub fn or_same_host(mut self) -> Self {
+        self.same_host = true;
+        self
+    }
+
+    /// Refuses requests without an `Origin` header too (allowed by default: only
+    /// non-browser clients leave it out).
+    #[must_use]
+    pub fn require_origin(mut self) -> Self {
+        self.require = true;
+        self
+    }
+
+    /// Checks `request`'s `Origin` header: `Ok` when allowed, else a 403 refusal to answer
+    /// with ([`Incoming::refuse`]). More than one `Origin` header is refused.
+    ///
+    /// # Errors
+    /// The [`Refusal`] (403 Forbidden) for an origin that is not allowed.
+    pub fn check<B>(&self, request: &http::Request<B>) -> Result<(), Refusal> {
+        let forbidden = |why: String| Err(Refusal::new(StatusCode::FORBIDDEN).body(why + "\n"));
+        let mut values = request.headers().get_all(header::ORIGIN).iter();
+        let value = match (values.next(), values.next()) {
+            (None, _) if self.require => {
+                return forbidden("the request has no Origin header".to_owned())
+            }
+            (None, _) => return Ok(()),
+            (Some(_), Some(_)) => return forbidden("more than one Origin header".to_owned()),
+            (Some(value), None) => value,
+        };
+        let Some(origin) = value.to_str().ok().and_then(serialized_origin) else {
+            return forbidden("the Origin header is not an origin".to_owned());
+        };
+        if self.allowed.contains(&origin) {
+            return Ok(());
+        }
+        if self.same_host && origin != "null" {
+            let host = request
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok());
+            let same = host.is_some_and(|host| {
+                // The origin's host and port, with its scheme's default port.
+                let (Ok(o), Ok(h)) = (
+                    Url::parse(&origin),
+                    Url::parse(&format!("{}://{host}/", origin_scheme(&origin))),
+                ) else {
+                    return false;
+                };
+                o.host() == h.host() && o.port_or_known_default() == h.port_or_known_default()
+            });
+            if same {
+                return Ok(());
+            }
+        }
+        // The origin is public (the page sent it); it is what a log of refusals needs.
+        forbidden(format!("the origin {origin} is not allowed"))
+    }
+}
+
+fn origin_scheme(origin: &str) -> &str {
+    origin.split_once("://").map_or("", |(scheme, _)| scheme)
+}
+
+/// `origin` as the ASCII serialization of its origin (`https://example.com`), `null` for
+/// `null`; `None` unless it is just a scheme, host and optional port.
+fn serialized_origin(origin: &str) -> Option<String> {
+    let origin = origin.trim();
+    if origin == "null" {
+        return Some("null".to_owned());
+    }
+    let url = Url::parse(origin).ok()?;
+    let bare = url.username().is_empty()
+        && url.password().is_none()
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.path() == "/"
+        && !origin.ends_with('/')
+        && url.has_host();
+    let serialized = url.origin().ascii_serialization();
+    (bare && serialized != "null").then_some(serialized)
+}
+
+/// The request's single `Origin` header as text.
+fn origin<B>(request: &http::Request<B>) -> Option<&str> {
+    request.headers().get(header::ORIGIN)?.to_str().ok()
+}
+
+/// A valid opening request, and what the answer needs from it.
+pub(crate) struct Checked {
+    key: String,
+    url: Url,
+    /// The offered subprotocols, in the client's order.
+    offered: Vec<String>,
+    request: http::Request<()>,
+}
+
+impl Checked {
+    /// The checks of RFC 6455 section 4.2.1 on a request an HTTP server parsed; `target`
+    /// is the request target as sent (origin-form or absolute-form).
+    pub(crate) fn new(request: http::Request<()>, target: &str) -> Result<Checked, Refusal> {
+        let headers = request.headers();
+        let has_token = |name: HeaderName, token: &str| {
+            headers.get_all(name).iter().any(|v| {
+                v.to_str()
+                    .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            })
+        };
+        if request.method() != http::Method::GET {
+            return Err(Refusal::invalid(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "a WebSocket handshake is a GET request",
+            ));
+        }
+        if request.version() != http::Version::HTTP_11 {
+            return Err(Refusal::invalid(
+                StatusCode::BAD_REQUEST,
+                "a WebSocket handshake needs HTTP/1.1",
+            ));
+        }
+        let url = request_url(target, headers)?;
+        if !has_token(header::UPGRADE, "websocket") {
+            return Err(Refusal::invalid(
+                StatusCode::BAD_REQUEST,
+                "the request lacks `Upgrade: websocket`",
+            ));
+        }
+        if !has_token(header::CONNECTION, "upgrade") {
+            return Err(Refusal::invalid(
+                StatusCode::BAD_REQUEST,
+                "the request lacks `Connection: Upgrade`",
+            ));
+        }
+        if joined(headers, header::SEC_WEBSOCKET_VERSION).as_deref() != Some("13") {
+            return Err(Refusal::invalid(
+                StatusCode::UPGRADE_REQUIRED,
+                "only WebSocket version 13 is supported",
+            ));
+        }
+        let key = joined(headers, header::SEC_WEBSOCKET_KEY).unwrap_or_default();
+        let decoded = base64::engine::general_purpose::STANDARD.decode(&key);
+        if !decoded.is_ok_and(|k| k.len() == 16) {
+            return Err(Refusal::invalid(
+                StatusCode::BAD_REQUEST,
+                "Sec-WebSocket-Key is not 16 bytes in base64",
+            ));
+        }
+        let offered = joined(headers, header::SEC_WEBSOCKET_PROTOCOL)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Ok(Checked {
+            key,
+            url,
+            offered,
+            request,
+        })
+    }
+
+    /// The 101 response for `answer`; `supported` is [`Options::protocols`], checked.
+    pub(crate) fn response(
+        &self,
+        answer: Accept,
+        supported: &[String],
+    ) -> Result<http::Response<()>, Error> {
+        let protocol = match answer.protocol {
+            Choice::ByOptions => self.offered.iter().find(|p| supported.contains(p)).cloned(),
+            Choice::Nothing => None,
+            Choice::Named(p) if self.offered.contains(&p) => Some(p),
+            Choice::Named(p) => {
+                return Err(Error::new(
+                    ErrorKind::Syntax,
+                    format!("the client did not offer the subprotocol {p:?}"),
+                ))
+            }
+        };
+        let owned = [
+            header::UPGRADE,
+            header::CONNECTION,
+            header::CONTENT_LENGTH,
+            header::TRANSFER_ENCODING,
+        ];
+        for name in answer.headers.keys() {
+            if owned.contains(name) || name.as_str().starts_with("sec-websocket-") {
+                return Err(Error::new(
+                    ErrorKind::Syntax,
+                    format!("the answer cannot set {name}: the handshake owns it"),
+                ));
+            }
+        }
+        let mut response = http::Response::new(());
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = response.headers_mut();
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        let accept_key = derive_accept_key(self.key.as_bytes());
+        // base64: always a valid header value.
+        if let Ok(value) = HeaderValue::from_str(&accept_key) {
+            headers.insert(header::SEC_WEBSOCKET_ACCEPT, value);
+        }
+        if let Some(protocol) = protocol {
+            // Offered in a header value, so a valid one.
+            if let Ok(value) = HeaderValue::from_str(&protocol) {
+                headers.insert(header::SEC_WEBSOCKET_PROTOCOL, value);
+            }
+        }
+        for (name, value) in &answer.headers {
+            headers.append(name, value.clone());
+        }
+        Ok(response)
+    }
+
+    /// The socket's URL.
+    pub(crate) fn url(&self) -> &str {
+        self.url.as_str()
+    }
+
+    /// The request.
+    pub(crate) fn request(&self) -> &http::Request<()> {
+        &self.request
+    }
+
+    /// The offered subprotocols.
+    pub(crate) fn offered(&self) -> &[String] {
+        &self.offered
+    }
+}
+
+/// A header's values, comma-joined as HTTP combines a repeated field; `None` if absent.
+fn joined(headers: &HeaderMap, name: HeaderName) -> Option<String> {
+    let mut values = headers
+        .get_all(name)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
+        .peekable();
+    values.peek()?;
+    Some(values.collect::<Vec<_>>().join(", "))
+}
+
+/// Makes the accepted socket: `stream` is past the 101 response, `leftover` what was read
+/// past the request. Sockets made here close with the endpoint's codes ([`CloseRules`]).
+pub(crate) fn open<S>(
+    stream: S,
+    leftover: Vec<u8>,
+    checked: Checked,
+    response: http::Response<()>,
+    options: &Options,
+) -> Result<WebSocket, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let protocol = response
+        .headers()
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|p| p.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let core = Shared::new(Core::new(
+        checked.url.into(),
+        options.receive_high_water_mark,
+        Some(protocol),
+    ));
+    let handshake = super::Handshake {
+        request: checked.request,
+        response,
+    };
+    let transport =
+        super::Transport::accepted(&core, &options.native, stream, leftover, handshake)?;
+    Ok(WebSocket::from_parts(
+        core,
+        transport,
+        options,
+        CloseRules::Endpoint,
+    ))
+}
+
+fn handshake_failed(e: std::io::Error) -> Error {
+    Error::with_source(
+        ErrorKind::Network,
+        format!("the opening handshake failed: {e}"),
+        e,
+    )
 }
 
 /// Largest request head read before answering 431.
 const MAX_REQUEST_HEAD: usize = 16 * 1024;
 
-/// Reads the opening request, checks it as RFC 6455 section 4.2.1 says, and answers: 101 on
-/// success, otherwise an HTTP error (400, 405, 426 with the supported version, 431), in which
-/// case the connection is shut down and the error returned.
-async fn answer_handshake<S>(stream: &mut S, supported: &[String]) -> Result<Accepted, Error>
+/// Reads the opening request after `buf` (bytes already read) and checks it; the checked
+/// request and the bytes read past it, or the refusal to answer with. `Err` for a network
+/// failure.
+async fn read_request<S>(
+    stream: &mut S,
+    mut buf: Vec<u8>,
+) -> Result<Result<(Checked, Vec<u8>), Refusal>, Error>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + Unpin,
 {
-    let io = |e: std::io::Error| {
-        Error::with_source(
-            ErrorKind::Network,
-            format!("the opening handshake failed: {e}"),
-            e,
-        )
-    };
-    let mut buf = Vec::with_capacity(1024);
-    let (head_len, checked) = loop {
+    loop {
+        if !buf.is_empty() {
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut request = httparse::Request::new(&mut headers);
+            match request.parse(&buf) {
+                Ok(httparse::Status::Partial) if buf.len() < MAX_REQUEST_HEAD => {}
+                Ok(httparse::Status::Partial) => {
+                    return Ok(Err(Refusal::invalid(
+                        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                        "the request head is over 16 KiB",
+                    )))
+                }
+                Err(e) => {
+                    return Ok(Err(Refusal::invalid(
+                        StatusCode::BAD_REQUEST,
+                        &format!("invalid HTTP request: {e}"),
+                    )))
+                }
+                Ok(httparse::Status::Complete(n)) => {
+                    let checked = typed_request(&request)
+                        .and_then(|(typed, target)| Checked::new(typed, &target));
+                    return Ok(checked.map(|c| (c, buf[n..].to_vec())));
+                }
+            }
+        }
         let mut chunk = [0u8; 4096];
-        let n = stream.read(&mut chunk).await.map_err(io)?;
+        let n = stream.read(&mut chunk).await.map_err(handshake_failed)?;
         if n == 0 {
             return Err(Error::new(
                 ErrorKind::Network,
@@ -126,167 +870,106 @@ where
             ));
         }
         buf.extend_from_slice(&chunk[..n]);
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut request = httparse::Request::new(&mut headers);
-        match request.parse(&buf) {
-            Ok(httparse::Status::Partial) if buf.len() < MAX_REQUEST_HEAD => continue,
-            Ok(httparse::Status::Partial) => {
-                break (0, Err(Refusal::new(431, "the request head is over 16 KiB")))
-            }
-            Err(e) => {
-                break (
-                    0,
-                    Err(Refusal::new(400, &format!("invalid HTTP request: {e}"))),
-                )
-            }
-            Ok(httparse::Status::Complete(n)) => break (n, check_request(&request, supported)),
-        }
-    };
-    match checked {
-        Ok((key, mut accepted)) => {
-            let accept_key = derive_accept_key(key.as_bytes());
-            let mut headers = vec![
-                ("Upgrade", "websocket"),
-                ("Connection", "Upgrade"),
-                ("Sec-WebSocket-Accept", accept_key.as_str()),
-            ];
-            if !accepted.protocol.is_empty() {
-                headers.push(("Sec-WebSocket-Protocol", &accepted.protocol));
-            }
-            let mut response = "HTTP/1.1 101 Switching Protocols\r\n".to_owned();
-            let typed = &mut accepted.handshake.response;
-            *typed.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
-            for (name, value) in headers {
-                response.push_str(&format!("{name}: {value}\r\n"));
-                // Fixed names, a base64 key and a token: `http` accepts them.
-                if let (Ok(name), Ok(value)) = (
-                    http::HeaderName::from_bytes(name.as_bytes()),
-                    http::HeaderValue::from_str(value),
-                ) {
-                    typed.headers_mut().append(name, value);
-                }
-            }
-            response.push_str("\r\n");
-            stream.write_all(response.as_bytes()).await.map_err(io)?;
-            accepted.leftover = buf[head_len..].to_vec();
-            Ok(accepted)
-        }
-        Err(refusal) => {
-            let extra = if refusal.status == 426 {
-                "Sec-WebSocket-Version: 13\r\n"
-            } else {
-                ""
-            };
-            let body = format!("{}\n", refusal.why);
-            let response = format!(
-                "HTTP/1.1 {} {}\r\n{extra}Content-Type: text/plain; charset=utf-8\r\n\
-                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                refusal.status,
-                reason_phrase(refusal.status),
-                body.len()
-            );
-            // The refusal is the result; whether the client still reads it does not matter.
-            let _ = stream.write_all(response.as_bytes()).await;
-            let _ = stream.shutdown().await;
-            Err(Error::new(
-                ErrorKind::Protocol,
-                format!(
-                    "refused the opening handshake with HTTP {}: {}",
-                    refusal.status, refusal.why
-                ),
-            ))
-        }
     }
 }
 
-/// Why a request was refused, as an HTTP status.
-struct Refusal {
-    status: u16,
-    why: String,
-}
-
-impl Refusal {
-    fn new(status: u16, why: &str) -> Refusal {
-        Refusal {
-            status,
-            why: why.to_owned(),
-        }
-    }
-}
-
-fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        400 => "Bad Request",
-        405 => "Method Not Allowed",
-        426 => "Upgrade Required",
-        431 => "Request Header Fields Too Large",
-        _ => "Error",
-    }
-}
-
-/// The checks of RFC 6455 section 4.2.1; on success the client's key and what was agreed.
-fn check_request(
+/// A request httparse read as an `http` request, and its target as sent.
+fn typed_request(
     request: &httparse::Request<'_, '_>,
-    supported: &[String],
-) -> Result<(String, Accepted), Refusal> {
-    let header = |name: &str| handshake::header(request.headers, name);
-    let has_token = |name: &str, token: &str| handshake::has_token(request.headers, name, token);
-    if request.method != Some("GET") {
-        return Err(Refusal::new(405, "a WebSocket handshake is a GET request"));
-    }
-    if request.version != Some(1) {
-        return Err(Refusal::new(400, "a WebSocket handshake needs HTTP/1.1"));
-    }
-    let url = request_url(request)?;
-    if !has_token("Upgrade", "websocket") {
-        return Err(Refusal::new(400, "the request lacks `Upgrade: websocket`"));
-    }
-    if !has_token("Connection", "upgrade") {
-        return Err(Refusal::new(400, "the request lacks `Connection: Upgrade`"));
-    }
-    if header("Sec-WebSocket-Version").as_deref() != Some("13") {
-        return Err(Refusal::new(426, "only WebSocket version 13 is supported"));
-    }
-    let key = header("Sec-WebSocket-Key").unwrap_or_default();
-    let decoded = base64::engine::general_purpose::STANDARD.decode(&key);
-    if !decoded.is_ok_and(|k| k.len() == 16) {
-        return Err(Refusal::new(
-            400,
-            "Sec-WebSocket-Key is not 16 bytes in base64",
+) -> Result<(http::Request<()>, String), Refusal> {
+    let bad = |why: &str| Refusal::invalid(StatusCode::BAD_REQUEST, why);
+    let method = request.method.unwrap_or_default();
+    if method != "GET" {
+        // Before anything else, as RFC 6455 section 4.2.1 lists it.
+        return Err(Refusal::invalid(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "a WebSocket handshake is a GET request",
         ));
     }
-    let offered = header("Sec-WebSocket-Protocol").unwrap_or_default();
-    let protocol = offered
-        .split(',')
-        .map(str::trim)
-        .find(|p| supported.iter().any(|s| s == p))
-        .unwrap_or_default()
-        .to_owned();
-    let headers = handshake::header_map(request.headers).map_err(|name| {
-        Refusal::new(
-            400,
-            &format!("the {name} header is not a valid HTTP header"),
-        )
-    })?;
+    let target = request.path.unwrap_or_default().to_owned();
+    let headers = handshake::header_map(request.headers)
+        .map_err(|name| bad(&format!("the {name} header is not a valid HTTP header")))?;
     let mut typed = http::Request::new(());
-    *typed.uri_mut() = target_uri(request.path.unwrap_or_default(), &url);
-    *typed.headers_mut() = headers;
-    let accepted = Accepted {
-        url,
-        protocol,
-        leftover: Vec::new(),
-        handshake: super::Handshake {
-            request: typed,
-            response: http::Response::new(()),
-        },
+    *typed.version_mut() = if request.version == Some(1) {
+        http::Version::HTTP_11
+    } else {
+        http::Version::HTTP_10
     };
-    Ok((key, accepted))
+    *typed.headers_mut() = headers;
+    // The URI is only for `request()`; the checks use `target`.
+    let fallback = request_url(&target, typed.headers()).ok();
+    *typed.uri_mut() = target_uri(&target, fallback.as_ref());
+    Ok((typed, target))
+}
+
+/// The bytes of a response head.
+fn response_head(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Unknown")
+    )
+    .into_bytes();
+    for (name, value) in headers {
+        // `http` header values hold no CR or LF.
+        head.extend_from_slice(title_case(name.as_str()).as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    head.extend_from_slice(body);
+    head
+}
+
+/// A lower-case header name as it is usually written (`Sec-WebSocket-Accept`): names are
+/// case-insensitive, but some clients compare them as written.
+fn title_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for (i, word) in name.split('-').enumerate() {
+        if i > 0 {
+            out.push('-');
+        }
+        if word == "websocket" {
+            out.push_str("WebSocket");
+            continue;
+        }
+        let mut chars = word.chars();
+        if let Some(first) = chars.next() {
+            out.push(first.to_ascii_uppercase());
+            out.push_str(chars.as_str());
+        }
+    }
+    out
+}
+
+/// Answers `refusal` and shuts the stream down, within the connect timeout; whether the
+/// client still reads it does not matter.
+async fn write_refusal<S>(stream: &mut S, refusal: &Refusal, options: &Options)
+where
+    S: AsyncWrite + Unpin,
+{
+    let response = refusal.response();
+    let bytes = response_head(
+        response.status(),
+        response.headers(),
+        response.body().as_bytes(),
+    );
+    let write = async {
+        let _ = stream.write_all(&bytes).await;
+        let _ = stream.shutdown().await;
+        Ok(())
+    };
+    let _ = options
+        .native
+        .within_connect_timeout(write, "the client")
+        .await;
 }
 
 /// The request target as an `http` URI, as the client sent it, with what `http` does not
 /// take in a URI but httparse lets through (`"`, `<`, `>`, `` ` ``, bytes over 0x7E)
-/// percent-encoded; `url`'s path and query if even that does not parse.
-fn target_uri(target: &str, url: &Url) -> http::Uri {
+/// percent-encoded; `url`'s path and query (or `/`) if even that does not parse.
+fn target_uri(target: &str, url: Option<&Url>) -> http::Uri {
     const NOT_IN_URI: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
         .add(b' ')
         .add(b'"')
@@ -295,6 +978,9 @@ fn target_uri(target: &str, url: &Url) -> http::Uri {
         .add(b'`');
     let encoded = percent_encoding::utf8_percent_encode(target, NOT_IN_URI).to_string();
     encoded.parse().unwrap_or_else(|_| {
+        let Some(url) = url else {
+            return http::Uri::from_static("/");
+        };
         let mut fallback = url.path().to_owned();
         if let Some(query) = url.query() {
             fallback.push('?');
@@ -312,17 +998,29 @@ fn target_uri(target: &str, url: &Url) -> http::Uri {
 /// has servers accept absolute-form and use its authority rather than `Host`'s; a
 /// conforming client sends the same authority in both (RFC 9110 section 7.2), so one that
 /// differs from `Host`'s is refused (as Kestrel does) instead of picking one of the two.
-fn request_url(request: &httparse::Request<'_, '_>) -> Result<Url, Refusal> {
-    let mut hosts = request
-        .headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("Host"));
+fn request_url(target: &str, headers: &HeaderMap) -> Result<Url, Refusal> {
+    let mut hosts = headers.get_all(header::HOST).iter();
     let host = match (hosts.next(), hosts.next()) {
-        (Some(host), None) => host.value,
-        (None, _) => return Err(Refusal::new(400, "the Host header is missing")),
-        (Some(_), Some(_)) => return Err(Refusal::new(400, "there is more than one Host header")),
+        (Some(host), None) => host.as_bytes(),
+        (None, _) => {
+            return Err(Refusal::invalid(
+                StatusCode::BAD_REQUEST,
+                "the Host header is missing",
+            ))
+        }
+        (Some(_), Some(_)) => {
+            return Err(Refusal::invalid(
+                StatusCode::BAD_REQUEST,
+                "there is more than one Host header",
+            ))
+        }
     };
-    let bad_host = || Refusal::new(400, "the Host header is not a host and optional port");
+    let bad_host = || {
+        Refusal::invalid(
+            StatusCode::BAD_REQUEST,
+            "the Host header is not a host and optional port",
+        )
+    };
     let host = std::str::from_utf8(host)
         .map_err(|_| bad_host())?
         .trim_matches([' ', '\t']);
@@ -333,9 +1031,11 @@ fn request_url(request: &httparse::Request<'_, '_>) -> Result<Url, Refusal> {
     // checks further (a port over 65535, an IPv4 address out of range, IDNA).
     let mut url = Url::parse(&format!("ws://{host}/")).map_err(|_| bad_host())?;
 
-    let target = request.path.unwrap_or_default();
     if target.contains('#') {
-        return Err(Refusal::new(400, "the request target has a fragment (#)"));
+        return Err(Refusal::invalid(
+            StatusCode::BAD_REQUEST,
+            "the request target has a fragment (#)",
+        ));
     }
     if target.starts_with('/') {
         // origin-form
@@ -349,8 +1049,8 @@ fn request_url(request: &httparse::Request<'_, '_>) -> Result<Url, Refusal> {
     }
     // absolute-form: `scheme://authority[/path][?query]`
     let not_a_target = || {
-        Refusal::new(
-            400,
+        Refusal::invalid(
+            StatusCode::BAD_REQUEST,
             "the request target is neither /path?query nor an absolute http(s) or ws(s) URL",
         )
     };
@@ -363,15 +1063,18 @@ fn request_url(request: &httparse::Request<'_, '_>) -> Result<Url, Refusal> {
     }
     let absolute = Url::parse(target).map_err(|_| not_a_target())?;
     if !absolute.username().is_empty() || absolute.password().is_some() {
-        return Err(Refusal::new(400, "the request target has user info"));
+        return Err(Refusal::invalid(
+            StatusCode::BAD_REQUEST,
+            "the request target has user info",
+        ));
     }
     // Host's authority, with the default port of the target's scheme.
     let same_authority = Url::parse(&format!("{}://{host}/", absolute.scheme())).is_ok_and(|h| {
         h.host() == absolute.host() && h.port_or_known_default() == absolute.port_or_known_default()
     });
     if !same_authority {
-        return Err(Refusal::new(
-            400,
+        return Err(Refusal::invalid(
+            StatusCode::BAD_REQUEST,
             "the request target's authority is not the Host header's",
         ));
     }
@@ -469,5 +1172,10 @@ where
         Some(protocol),
     ));
     let transport = super::Transport::adopt(&core, &options.native, ws)?;
-    Ok(WebSocket::from_parts(core, transport, &options))
+    Ok(WebSocket::from_parts(
+        core,
+        transport,
+        &options,
+        CloseRules::Endpoint,
+    ))
 }
