@@ -168,8 +168,8 @@ pub mod native {
     //! # let _ = ws; Ok(()) }
     //! ```
     pub use crate::backend::{
-        accept, connect, wrap, Accept, Incoming, NativeOptions, Origins, ProxyError, Refusal,
-        SocksReply, WebSocketExt,
+        accept, connect, wrap, Accept, CloseAll, Incoming, NativeOptions, Origins, ProxyError,
+        Refusal, Sockets, SocksReply, WebSocketExt,
     };
     /// The `http` crate anyws uses (the one tungstenite uses), for
     /// [`NativeOptions::headers`], [`connect`] and [`WebSocketExt::request`] /

@@ -17,6 +17,7 @@ mod meter;
 mod options;
 mod proxy;
 mod server;
+mod sockets;
 mod stream;
 mod trace;
 
@@ -24,6 +25,7 @@ pub use ext::{connect, WebSocketExt};
 pub use options::NativeOptions;
 pub use proxy::{ProxyError, SocksReply};
 pub use server::{accept, wrap, Accept, Incoming, Origins, Refusal};
+pub use sockets::{CloseAll, Sockets};
 
 use crate::core::{lock, Core};
 use crate::error::{Error, ErrorKind};
