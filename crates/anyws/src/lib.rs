@@ -120,6 +120,14 @@ pub mod native {
     //! Native-only settings and types. This module does not exist on wasm32, so native-only
     //! settings in browser code are a compile error, never silently ignored.
     //!
+    //! ## Servers
+    //! [`accept`] answers the opening handshake on an accepted connection and returns the
+    //! same [`WebSocket`](crate::WebSocket) type a client has. To decide who gets in, read
+    //! the request first with [`Incoming`], check its `Origin` with [`Origins`] (the defence
+    //! against cross-site WebSocket hijacking), then answer with an [`Accept`] or a
+    //! [`Refusal`]. Accepted sockets close with the codes a server sends (1001, 1008, 1011,
+    //! 1013, ...), and [`Sockets`] closes them all, bounded, when the server stops.
+    //!
     //! ## The handshake as `http` types
     //! Request headers come as an [`http::HeaderMap`] ([`NativeOptions::headers`], beside
     //! [`NativeOptions::header`]) or with a whole [`http::Request`] ([`connect`], in the spirit

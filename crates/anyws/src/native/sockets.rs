@@ -22,7 +22,10 @@ use tokio::sync::Notify;
 ///   lock is held.
 ///
 /// ```no_run
-/// # async fn demo(listener: tokio::net::TcpListener) -> Result<(), anyws::Error> {
+/// # async fn demo(
+/// #     listener: tokio::net::TcpListener,
+/// #     stop: tokio::sync::oneshot::Receiver<()>, // Ctrl-C, SIGTERM, ...
+/// # ) -> Result<(), anyws::Error> {
 /// use anyws::native::Sockets;
 /// use std::time::Duration;
 /// let sockets = Sockets::new();
@@ -42,7 +45,7 @@ use tokio::sync::Notify;
 /// };
 /// tokio::select! {
 ///     _ = accepting => {}
-///     _ = tokio::signal::ctrl_c() => {}
+///     _ = stop => {}
 /// }
 /// let report = sockets.close_all(1001, "server stopping", Duration::from_secs(5)).await?;
 /// eprintln!("{} closed, {} still open", report.closed, report.still_open);
