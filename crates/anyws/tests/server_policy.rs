@@ -485,3 +485,17 @@ async fn close_all_with_a_huge_timeout_does_not_overflow() {
     let report = sockets.close_all(1001, "", Duration::MAX).await.unwrap();
     assert_eq!((report.closed, report.still_open), (0, 0));
 }
+
+#[tokio::test]
+async fn options_that_cannot_work_are_refused_before_anything_is_answered() {
+    let (url, server) = serve_one(|tcp| async move {
+        let native = NativeOptions::new().ping_interval(Some(Duration::ZERO));
+        anyws::native::accept(tcp, Options::new().native(native)).await
+    })
+    .await;
+    let request = format!("GET / HTTP/1.1\r\nHost: a.test\r\n{UPGRADE}\r\n");
+    let answer = raw_answer(&url, request.as_bytes()).await;
+    assert_eq!(answer, "", "no 101 for a socket that cannot be made");
+    let err = server.await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Syntax, "{err}");
+}

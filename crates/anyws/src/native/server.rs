@@ -61,7 +61,9 @@ use url::Url;
 ///   the request. Headers, TLS and proxy settings are for clients and are not used here.
 ///
 /// # Errors
-/// [`ErrorKind::Syntax`] for an invalid protocol list; [`ErrorKind::Protocol`] when
+/// [`ErrorKind::Syntax`] for an invalid protocol list or
+/// [`NativeOptions`](super::NativeOptions) that cannot work (nothing is read);
+/// [`ErrorKind::Protocol`] when
 /// the request is not a valid WebSocket upgrade (RFC 6455 section 4.2.1), after answering it
 /// with an HTTP error (400; 405 for another method; 426 and `Sec-WebSocket-Version: 13` for
 /// another version; 431 for a request head over 16 KiB); [`ErrorKind::Network`] when the
@@ -148,7 +150,8 @@ where
     /// [`connect_timeout`](super::NativeOptions::connect_timeout).
     ///
     /// # Errors
-    /// As [`accept`]'s: [`ErrorKind::Syntax`] for an invalid protocol list (nothing is read),
+    /// As [`accept`]'s: [`ErrorKind::Syntax`] for an invalid protocol list or
+    /// [`NativeOptions`](super::NativeOptions) that cannot work (nothing is read),
     /// [`ErrorKind::Protocol`] for a request that is not a valid upgrade (answered 400, 405,
     /// 426 or 431), [`ErrorKind::Network`] when the connection fails or times out.
     pub async fn read(stream: S, options: Options) -> Result<Self, Error> {
@@ -169,6 +172,7 @@ where
         options: Options,
     ) -> Result<Self, Error> {
         let supported = validate::protocols(&options.protocols)?;
+        options.native.validate_connection()?;
         let mut stream = stream;
         let read = read_request(&mut stream, already_read.into());
         let read = options
@@ -237,8 +241,7 @@ where
     /// # Errors
     /// [`ErrorKind::Syntax`] when `answer` names a subprotocol the client did not offer or
     /// sets a header the handshake owns (then the request is answered 500 instead);
-    /// [`ErrorKind::Network`] when writing the answer fails or times out; and as
-    /// [`NativeOptions`](super::NativeOptions) that cannot work are refused.
+    /// [`ErrorKind::Network`] when writing the answer fails or times out.
     pub async fn accept_with(self, answer: Accept) -> Result<WebSocket, Error> {
         let Incoming {
             mut stream,
