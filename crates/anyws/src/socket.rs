@@ -86,6 +86,8 @@ struct Handle {
     transport: backend::Transport,
     send_high_water_mark: u64,
     close_rules: CloseRules,
+    /// This socket's number in the process (for sets of sockets).
+    id: u64,
 }
 
 impl Drop for Handle {
@@ -302,6 +304,10 @@ impl WebSocket {
             transport,
             send_high_water_mark: options.send_high_water_mark,
             close_rules,
+            id: {
+                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
         };
         WebSocket {
             handle: Shared::new(handle),
@@ -321,6 +327,12 @@ impl WebSocket {
 
     fn probe(&self) -> <backend::Transport as Backend>::Probe {
         self.handle.transport.probe()
+    }
+
+    /// This socket's number, unique in the process (clones share it).
+    #[allow(dead_code)] // used by the native `Sockets` only
+    pub(crate) fn id(&self) -> u64 {
+        self.handle.id
     }
 
     /// A handle that does not keep the socket open (for callbacks that refer to it).
@@ -399,12 +411,12 @@ impl WebSocket {
     /// otherwise as [`close`](WebSocket::close).
     ///
     /// Sockets made by [`new`](WebSocket::new) take the browser's codes: 1000 and
-    /// 3000..=4999. Sockets a server accepted or wrapped (natively) take every code RFC 6455
-    /// lets an endpoint send: also 1001 (going away), 1002 (protocol error), 1003
-    /// (unsupported data), 1007 (invalid data), 1008 (policy violation), 1009 (too big),
-    /// 1010 (extension missing), 1011 (internal error), 1012 (restarting), 1013 (try again
-    /// later) and 1014 (bad gateway; peers built on tungstenite 0.30 treat it as a protocol
-    /// error).
+    /// 3000..=4999. Sockets a server accepted (natively) take every code RFC 6455 lets a
+    /// server send: also 1001 (going away), 1002 (protocol error), 1003 (unsupported data),
+    /// 1007 (invalid data), 1008 (policy violation), 1009 (too big), 1011 (internal error),
+    /// 1012 (restarting), 1013 (try again later) and 1014 (bad gateway; peers built on
+    /// tungstenite 0.30 treat it as a protocol error). Wrapped sockets, of either role, also
+    /// take 1010 (a client's "extension missing").
     ///
     /// # Errors
     /// [`ErrorKind::InvalidAccess`] for a code this socket may not send (for a socket from

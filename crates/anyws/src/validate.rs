@@ -138,11 +138,17 @@ pub const MAX_CLOSE_REASON_BYTES: usize = 123;
 pub(crate) enum CloseRules {
     /// The browser's: 1000 and 3000..=4999 (sockets made by `WebSocket::new`).
     Browser,
-    /// RFC 6455 section 7.4's for an endpoint (accepted and wrapped sockets): the browser's
-    /// and the defined codes a peer may receive, 1001..=1003 and 1007..=1014; never 1004
-    /// (reserved), 1005, 1006 or 1015 (only reported, never sent), nor 1016..=2999
-    /// (reserved for future RFCs).
+    /// RFC 6455 section 7.4's for an endpoint of either role (wrapped sockets): the
+    /// browser's and the defined codes a peer may receive, 1001..=1003 and 1007..=1014;
+    /// never 1004 (reserved), 1005, 1006 or 1015 (only reported, never sent), nor
+    /// 1016..=2999 (reserved for future RFCs). Only the native backend makes such sockets.
+    #[allow(dead_code)]
     Endpoint,
+    /// The endpoint's without 1010, which only a client sends ("not used by the server,
+    /// because it can fail the WebSocket handshake instead", RFC 6455 section 7.4.1):
+    /// accepted sockets. Only the native backend makes such sockets.
+    #[allow(dead_code)]
+    Server,
 }
 
 /// The `close(code, reason)` checks, in the spec's order: the code first, then the reason.
@@ -161,6 +167,16 @@ pub(crate) fn close_args(code: Option<u16>, reason: &str, rules: CloseRules) -> 
                     ErrorKind::InvalidAccess,
                     format!(
                         "close code {code} is not allowed: use 1000..=1003, 1007..=1014 or 3000..=4999"
+                    ),
+                ))
+            }
+            CloseRules::Server
+                if !browser && !matches!(code, 1001..=1003 | 1007..=1009 | 1011..=1014) =>
+            {
+                return Err(Error::new(
+                    ErrorKind::InvalidAccess,
+                    format!(
+                        "close code {code} is not allowed for a server: use 1000..=1003, 1007..=1009, 1011..=1014 or 3000..=4999"
                     ),
                 ))
             }
@@ -225,8 +241,8 @@ mod tests {
 
     #[test]
     fn close_rules() {
-        use CloseRules::{Browser, Endpoint};
-        for rules in [Browser, Endpoint] {
+        use CloseRules::{Browser, Endpoint, Server};
+        for rules in [Browser, Endpoint, Server] {
             assert!(close_args(None, "", rules).is_ok());
             assert!(close_args(Some(1000), &"x".repeat(123), rules).is_ok());
             assert!(close_args(Some(3000), "", rules).is_ok());
@@ -256,6 +272,11 @@ mod tests {
                 ErrorKind::InvalidAccess
             );
             assert!(close_args(Some(code), "", Endpoint).is_ok(), "{code}");
+            assert_eq!(
+                close_args(Some(code), "", Server).is_ok(),
+                code != 1010,
+                "{code}"
+            );
         }
     }
 }

@@ -50,8 +50,9 @@ pub fn protocols(list: &[String]) {
     }
 }
 
-/// close() argument validation under both rules: a code a client may send is 1000 or
-/// 3000..=4999, one an accepted socket may send also 1001..=1003 or 1007..=1014, and the
+/// close() argument validation under each rule set: a code a client may send is 1000 or
+/// 3000..=4999, one a wrapped socket may send also 1001..=1003 or 1007..=1014, one an
+/// accepted socket may send the same but 1010; and the
 /// reason at most 123 bytes; the code is checked first.
 pub fn close_args(code: Option<u16>, reason: &str) {
     let browser = |c: u16| c == 1000 || (3000..=4999).contains(&c);

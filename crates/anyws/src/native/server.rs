@@ -54,8 +54,9 @@ use url::Url;
 ///   events as a client socket: `message`s, `error`, `close`. `close()` closes with the
 ///   closing handshake; dropping the last handle closes with no status code.
 /// - **Close codes**: [`close_with`](WebSocket::close_with) takes every code RFC 6455
-///   lets an endpoint send, not only the browser's 1000 and 3000..=4999: 1001 (going away),
-///   1008 (policy violation), 1011 (internal error), 1013 (try again later), ...
+///   lets a server send, not only the browser's 1000 and 3000..=4999: 1001 (going away),
+///   1008 (policy violation), 1011 (internal error), 1013 (try again later), ... (not
+///   1010, which only a client sends).
 /// - [`NativeOptions`](super::NativeOptions) apply: size limits, keep-alive ping, close
 ///   timeout, and [`connect_timeout`](super::NativeOptions::connect_timeout) for reading
 ///   the request. Headers, TLS and proxy settings are for clients and are not used here.
@@ -129,13 +130,18 @@ pub struct Incoming<S> {
 }
 
 impl<S> fmt::Debug for Incoming<S> {
-    /// The URL, `Origin` and offered subprotocols; never the other headers (cookies and
-    /// credentials do not belong in logs).
+    /// The URL with its query shown as `?…`, the `Origin` and how many subprotocols were
+    /// offered; never the headers, the query or the subprotocols' names (a browser can only
+    /// put an access token in those, so they do not belong in logs).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut url = self.checked.url.clone();
+        if url.query().is_some() {
+            url.set_query(Some("…"));
+        }
         f.debug_struct("Incoming")
-            .field("url", &self.checked.url.as_str())
+            .field("url", &url.as_str())
             .field("origin", &origin(&self.checked.request))
-            .field("protocols", &self.checked.offered)
+            .field("protocols", &self.checked.offered.len())
             .finish_non_exhaustive()
     }
 }
@@ -215,13 +221,14 @@ where
     }
 
     /// The request's `Origin` header, which every browser sends (the page's origin, or
-    /// `null`) and most other clients do not; see [`Origins`]. `None` when absent or not
-    /// UTF-8.
+    /// `null`) and most other clients do not; see [`Origins`]. `None` when absent, not
+    /// ASCII, or repeated (which [`Origins::check`] refuses).
     pub fn origin(&self) -> Option<&str> {
         origin(self.checked.request())
     }
 
-    /// The subprotocols the client offered, in its order of preference.
+    /// The subprotocols the client offered, in its order of preference (those that are
+    /// valid subprotocol names: HTTP tokens; browsers send nothing else).
     pub fn protocols(&self) -> impl Iterator<Item = &str> + '_ {
         self.checked.offered().iter().map(String::as_str)
     }
@@ -298,11 +305,31 @@ where
 
 /// The answer that accepts an opening request: which subprotocol, and headers to add to the
 /// 101 response (`Set-Cookie`, ...). See [`Incoming::accept_with`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 #[must_use]
 pub struct Accept {
     protocol: Choice,
     headers: HeaderMap,
+}
+
+impl fmt::Debug for Accept {
+    /// The subprotocol choice and the added headers' names (values such as `Set-Cookie`'s
+    /// do not belong in logs).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Accept")
+            .field("protocol", &self.protocol)
+            .field("headers", &HeaderNames(&self.headers))
+            .finish()
+    }
+}
+
+/// Shows a header map's names only.
+struct HeaderNames<'a>(&'a HeaderMap);
+
+impl fmt::Debug for HeaderNames<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
 }
 
 /// How the subprotocol is picked.
@@ -345,18 +372,30 @@ impl Accept {
 
 /// The answer that refuses an opening request: an HTTP status (4xx or 5xx), headers and a
 /// plain-text body. See [`Incoming::refuse`] and [`Origins::check`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[must_use]
 pub struct Refusal {
     // Boxed: a `Result<(), Refusal>` stays one pointer wide.
     inner: Box<RefusalParts>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 struct RefusalParts {
     status: StatusCode,
     headers: HeaderMap,
     body: String,
+}
+
+impl fmt::Debug for Refusal {
+    /// The status, the headers' names and the body's length (header values such as
+    /// `Set-Cookie`'s do not belong in logs).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Refusal")
+            .field("status", &self.inner.status)
+            .field("headers", &HeaderNames(&self.inner.headers))
+            .field("body_len", &self.inner.body.len())
+            .finish()
+    }
 }
 
 impl Refusal {
@@ -378,9 +417,9 @@ impl Refusal {
         self
     }
 
-    /// Adds a header (`WWW-Authenticate` with a 401, `Retry-After` with a 503, ...).
-    /// `Content-Length`, `Transfer-Encoding`, `Connection` and `Upgrade` are anyws's to
-    /// write: setting one makes the refusal fail (and a 500 is sent instead).
+    /// Adds a header (`WWW-Authenticate` with a 401, `Retry-After` with a 503, `Upgrade`
+    /// with a 426, ...). `Content-Length`, `Transfer-Encoding` and `Connection` are anyws's
+    /// to write: setting one makes the refusal fail (and a 500 is sent instead).
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.inner.headers.append(name, value);
         self
@@ -399,11 +438,18 @@ impl Refusal {
     /// A refusal for a request that is not a valid upgrade, with `why` as the body.
     pub(crate) fn invalid(status: StatusCode, why: &str) -> Self {
         let mut refusal = Refusal::new(status).body(format!("{why}\n"));
+        let headers = &mut refusal.inner.headers;
         if status == StatusCode::UPGRADE_REQUIRED {
-            refusal
-                .inner
-                .headers
-                .insert("sec-websocket-version", HeaderValue::from_static("13"));
+            // RFC 9110 section 15.5.22: a 426 names the protocol to upgrade to.
+            headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            headers.insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+        }
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            // RFC 9110 section 15.5.6: a 405 lists the allowed methods.
+            headers.insert(header::ALLOW, HeaderValue::from_static("GET"));
         }
         refusal
     }
@@ -423,7 +469,6 @@ impl Refusal {
             header::CONTENT_LENGTH,
             header::TRANSFER_ENCODING,
             header::CONNECTION,
-            header::UPGRADE,
         ] {
             if self.inner.headers.contains_key(&name) {
                 return Err(Error::new(
@@ -452,7 +497,13 @@ impl Refusal {
             header::CONTENT_LENGTH,
             HeaderValue::from(self.inner.body.len()),
         );
-        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        // A sender of Upgrade names it in Connection too (RFC 9110 section 7.8).
+        let connection = if headers.contains_key(header::UPGRADE) {
+            "upgrade, close"
+        } else {
+            "close"
+        };
+        headers.insert(header::CONNECTION, HeaderValue::from_static(connection));
         response
     }
 }
@@ -470,7 +521,10 @@ impl Refusal {
 ///   case and default ports do not matter). `"null"` allows the opaque origin (sandboxed
 ///   frames, `file:` pages), which any page can take on: list it only on purpose.
 /// - [`Origins::same_host`]: an origin whose host and port are the request's `Host`'s (what
-///   a page served by the same server sends).
+///   a page served by the same server sends). It trusts `Host`, so it does not protect a
+///   server reachable through DNS rebinding (one on `localhost` or a LAN, where a page whose
+///   name now resolves to the server sends a matching `Host` and `Origin`): list the
+///   origins there.
 /// - A request **without** `Origin` is allowed by default: browsers always send one, so
 ///   leaving it out is no way into a browser; other clients (bots, `anyws` natively,
 ///   tungstenite) usually send none. [`require_origin`](Origins::require_origin) refuses
@@ -516,6 +570,12 @@ impl Origins {
         let mut allowed = Vec::new();
         for origin in origins {
             let origin = origin.as_ref();
+            if origin.contains('*') {
+                return Err(Error::new(
+                    ErrorKind::Syntax,
+                    format!("{origin:?}: wildcards are not supported; list each origin"),
+                ));
+            }
             allowed.push(serialized_origin(origin).ok_or_else(|| {
                 Error::new(
                     ErrorKind::Syntax,
@@ -530,7 +590,10 @@ impl Origins {
     }
 
     /// Allows only origins whose host and port are the request's `Host` header's (the
-    /// pages of the server itself), whatever their scheme.
+    /// pages of the server itself). With a `Host` without a port (a server on 80 or 443,
+    /// which the request does not say), only the `https` origin of that host: a plain-HTTP
+    /// server on port 80 lists its origin with [`new`](Origins::new). Trusts `Host`: see
+    /// the DNS rebinding note above.
     pub fn same_host() -> Self {
         Origins {
             same_host: true,
@@ -580,16 +643,7 @@ impl Origins {
                 .headers()
                 .get(header::HOST)
                 .and_then(|h| h.to_str().ok());
-            let same = host.is_some_and(|host| {
-                // The origin's host and port, with its scheme's default port.
-                let (Ok(o), Ok(h)) = (
-                    Url::parse(&origin),
-                    Url::parse(&format!("{}://{host}/", origin_scheme(&origin))),
-                ) else {
-                    return false;
-                };
-                o.host() == h.host() && o.port_or_known_default() == h.port_or_known_default()
-            });
+            let same = host.is_some_and(|host| same_host(&origin, host));
             if same {
                 return Ok(());
             }
@@ -599,8 +653,33 @@ impl Origins {
     }
 }
 
-fn origin_scheme(origin: &str) -> &str {
-    origin.split_once("://").map_or("", |(scheme, _)| scheme)
+/// Whether `origin` (serialized) is a page of the server that `host` (a `Host` header)
+/// names. With a port in `host`, the origin's host and port must be its host and port (one
+/// port serves one scheme, so the scheme follows). Without one the server is on 80 or 443
+/// and nothing says which: only `https://host` (443) counts, so a plain-HTTP page on port
+/// 80, which anyone on the network path can inject into, is not taken for a page of a TLS
+/// server.
+fn same_host(origin: &str, host: &str) -> bool {
+    let host = host.trim_matches([' ', '\t']);
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            match port.parse::<u16>() {
+                Ok(port) => (name, Some(port)),
+                Err(_) => return false,
+            }
+        }
+        _ => (host, None),
+    };
+    let (Ok(o), Ok(h)) = (Url::parse(origin), Url::parse(&format!("https://{name}/"))) else {
+        return false;
+    };
+    if h.path() != "/" || h.port().is_some() || o.host() != h.host() {
+        return false;
+    }
+    match port {
+        Some(port) => o.port_or_known_default() == Some(port),
+        None => o.scheme() == "https" && o.port().is_none(),
+    }
 }
 
 /// `origin` as the ASCII serialization of its origin (`https://example.com`), `null` for
@@ -622,9 +701,13 @@ fn serialized_origin(origin: &str) -> Option<String> {
     (bare && serialized != "null").then_some(serialized)
 }
 
-/// The request's single `Origin` header as text.
+/// The request's single `Origin` header as text (`None` when there are several).
 fn origin<B>(request: &http::Request<B>) -> Option<&str> {
-    request.headers().get(header::ORIGIN)?.to_str().ok()
+    let mut values = request.headers().get_all(header::ORIGIN).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => value.to_str().ok(),
+        _ => None,
+    }
 }
 
 /// A valid opening request, and what the answer needs from it.
@@ -643,8 +726,9 @@ impl Checked {
         let headers = request.headers();
         let has_token = |name: HeaderName, token: &str| {
             headers.get_all(name).iter().any(|v| {
-                v.to_str()
-                    .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+                String::from_utf8_lossy(v.as_bytes())
+                    .split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case(token))
             })
         };
         if request.method() != http::Method::GET {
@@ -690,7 +774,8 @@ impl Checked {
             .unwrap_or_default()
             .split(',')
             .map(str::trim)
-            .filter(|p| !p.is_empty())
+            // What is not a token cannot be selected (the 101 would not be valid).
+            .filter(|p| validate::protocols(&[*p]).is_ok())
             .map(str::to_owned)
             .collect();
         Ok(Checked {
@@ -782,7 +867,7 @@ fn joined(headers: &HeaderMap, name: HeaderName) -> Option<String> {
 }
 
 /// Makes the accepted socket: `stream` is past the 101 response, `leftover` what was read
-/// past the request. Sockets made here close with the endpoint's codes ([`CloseRules`]).
+/// past the request. Sockets made here close with a server's codes ([`CloseRules`]).
 pub(crate) fn open<S>(
     stream: S,
     leftover: Vec<u8>,
@@ -814,7 +899,7 @@ where
         core,
         transport,
         options,
-        CloseRules::Endpoint,
+        CloseRules::Server,
     ))
 }
 
@@ -839,18 +924,31 @@ async fn read_request<S>(
 where
     S: AsyncRead + Unpin,
 {
+    // A head may arrive a byte at a time; parsing it all again after every read would cost
+    // time quadratic in its size. It is parsed when its blank line has arrived, and before
+    // that whenever it has doubled (so garbage is still refused early): linear in all.
+    let mut scanned = 0;
+    let mut parse_at = 0;
     loop {
-        if !buf.is_empty() {
-            let mut headers = [httparse::EMPTY_HEADER; 64];
+        let ended = head_ended(&buf, scanned);
+        scanned = buf.len();
+        if !buf.is_empty() && (ended || buf.len() >= parse_at) {
+            parse_at = buf.len().saturating_mul(2);
+            #[cfg(test)]
+            tests::PARSES.with(|n| n.set(n.get() + 1));
+            let mut headers = [httparse::EMPTY_HEADER; MAX_REQUEST_HEADERS];
             let mut request = httparse::Request::new(&mut headers);
+            let too_large = || {
+                Ok(Err(Refusal::invalid(
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "the request head is over 16 KiB or 64 header fields",
+                )))
+            };
             match request.parse(&buf) {
                 Ok(httparse::Status::Partial) if buf.len() < MAX_REQUEST_HEAD => {}
-                Ok(httparse::Status::Partial) => {
-                    return Ok(Err(Refusal::invalid(
-                        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                        "the request head is over 16 KiB",
-                    )))
-                }
+                Ok(httparse::Status::Partial) => return too_large(),
+                Ok(httparse::Status::Complete(n)) if n > MAX_REQUEST_HEAD => return too_large(),
+                Err(httparse::Error::TooManyHeaders) => return too_large(),
                 Err(e) => {
                     return Ok(Err(Refusal::invalid(
                         StatusCode::BAD_REQUEST,
@@ -874,6 +972,18 @@ where
         }
         buf.extend_from_slice(&chunk[..n]);
     }
+}
+
+/// Most header fields a request may have.
+const MAX_REQUEST_HEADERS: usize = 64;
+
+/// Whether `buf` holds an empty line (`\n\n` or `\n\r\n`, the end of a head as httparse
+/// reads it), looking only at what follows the first `scanned` bytes (and the two before).
+fn head_ended(buf: &[u8], scanned: usize) -> bool {
+    let from = scanned.saturating_sub(2);
+    buf.get(from..).is_some_and(|tail| {
+        tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
+    })
 }
 
 /// A request httparse read as an `http` request, and its target as sent.
@@ -1048,7 +1158,7 @@ fn request_url(target: &str, headers: &HeaderMap) -> Result<Url, Refusal> {
         };
         url.set_path(path);
         url.set_query(query);
-        return Ok(url);
+        return normal_path(url, path);
     }
     // absolute-form: `scheme://authority[/path][?query]`
     let not_a_target = || {
@@ -1081,9 +1191,29 @@ fn request_url(target: &str, headers: &HeaderMap) -> Result<Url, Refusal> {
             "the request target's authority is not the Host header's",
         ));
     }
-    url.set_path(absolute.path());
+    // The path as sent: after the authority, up to the query.
+    let after_authority = target.split_once("://").map_or("", |(_, rest)| {
+        rest.find(['/', '?']).map_or("", |i| &rest[i..])
+    });
+    let sent_path = after_authority.split('?').next().unwrap_or_default();
+    url.set_path(sent_path);
     url.set_query(absolute.query());
-    Ok(url)
+    normal_path(url, if sent_path.is_empty() { "/" } else { sent_path })
+}
+
+/// `url` if its path is `sent` as it was sent; a 400 when the URL parser changed it (dot
+/// segments, `%2e`, backslashes, characters it percent-encodes). Browsers send paths the
+/// parser already normalized, so only other clients are refused, and a server that checks
+/// `request().uri().path()` checks the path the socket's URL names.
+fn normal_path(url: Url, sent: &str) -> Result<Url, Refusal> {
+    if url.path() == sent {
+        Ok(url)
+    } else {
+        Err(Refusal::invalid(
+            StatusCode::BAD_REQUEST,
+            "the request target's path is not in normal form (dot segments, backslashes or characters a URL encodes)",
+        ))
+    }
 }
 
 /// Whether `value` is RFC 3986's `host [ ":" port ]` with a host a URL can have: an IPv6
@@ -1181,4 +1311,76 @@ where
         &options,
         CloseRules::Endpoint,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    thread_local! {
+        /// How many times this thread's `read_request` ran the parser.
+        pub(super) static PARSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// A client that sends one byte per read.
+    struct Trickle(Vec<u8>, usize);
+
+    impl AsyncRead for Trickle {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            if let Some(&byte) = self.0.get(self.1) {
+                buf.put_slice(&[byte]);
+                self.1 += 1;
+            }
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn request(padding: usize) -> Vec<u8> {
+        format!(
+            "GET / HTTP/1.1\r\nHost: a.test\r\nX-Pad: {}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n",
+            "x".repeat(padding)
+        )
+        .into_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_head_trickled_byte_by_byte_is_parsed_a_logarithmic_number_of_times() {
+        for padding in [10, 1_000, 15_000] {
+            PARSES.with(|n| n.set(0));
+            let mut client = Trickle(request(padding), 0);
+            let read = read_request(&mut client, Vec::new()).await.unwrap();
+            assert!(read.is_ok(), "{padding}");
+            let parses = PARSES.with(std::cell::Cell::get);
+            // Once per doubling, and once at the blank line.
+            assert!(
+                parses <= 17,
+                "{parses} parses for a head of {padding}+ bytes"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn heads_ending_in_bare_line_feeds_are_read() {
+        let head = String::from_utf8(request(1)).unwrap().replace("\r\n", "\n");
+        let mut client = Trickle(head.into_bytes(), 0);
+        assert!(read_request(&mut client, Vec::new()).await.unwrap().is_ok());
+    }
+
+    #[test]
+    fn the_end_of_a_head_is_found_across_reads() {
+        assert!(head_ended(b"GET / HTTP/1.1\r\n\r\n", 0));
+        assert!(head_ended(b"GET / HTTP/1.1\r\n\r\n", 16));
+        assert!(head_ended(b"GET / HTTP/1.1\r\n\r\n", 17));
+        assert!(head_ended(b"a\n\nb", 3));
+        assert!(!head_ended(b"GET / HTTP/1.1\r\nHost: x\r\n", 0));
+        assert!(!head_ended(b"GET / HTTP/1.1\r\n\r\n", 19));
+    }
 }

@@ -65,8 +65,8 @@ struct Inner {
 
 #[derive(Debug, Default)]
 struct State {
+    /// By socket number.
     open: HashMap<u64, WeakWebSocket>,
-    next_id: u64,
     /// Set by `close_all`: the code and reason later sockets are closed with.
     closing: Option<(u16, String)>,
     /// Sockets added since the last `close_all` started.
@@ -93,18 +93,24 @@ impl Sockets {
     }
 
     /// Adds `ws`; it leaves the set when its `close` event fires. Once
-    /// [`close_all`](Sockets::close_all) has started, `ws` is closed at once instead, with
-    /// the same code and reason. Adding a socket that already closed does nothing.
+    /// [`close_all`](Sockets::close_all) has started, `ws` is closed at once too, with the
+    /// same code and reason. Adding a socket that already closed, or one already in the
+    /// set (or a clone of it), does nothing.
     pub fn insert(&self, ws: &WebSocket) {
-        let (id, closing) = {
+        if ws.ready_state() == crate::ReadyState::Closed {
+            return;
+        }
+        let id = ws.id();
+        let closing = {
             let mut state = self.lock();
-            let id = state.next_id;
-            state.next_id += 1;
+            if state.open.contains_key(&id) {
+                return;
+            }
             state.open.insert(id, ws.downgrade());
             if state.closing.is_some() {
                 state.added_while_closing += 1;
             }
-            (id, state.closing.clone())
+            state.closing.clone()
         };
         // The listener holds the set weakly: no cycle through the socket's listeners.
         let set = Arc::downgrade(&self.inner);
@@ -132,13 +138,18 @@ impl Sockets {
 
     /// Starts the closing handshake on every socket in the set with `code` and `reason`, and
     /// waits until all of them have had their `close` event or `timeout` has passed (a
-    /// duration too large to add to the clock waits without limit). Sockets added from now
-    /// on are closed at once. A socket whose own rules refuse `code` (one made by
-    /// [`WebSocket::new`], which takes only 1000 and 3000..=4999) closes with 1000 and
-    /// `reason`.
+    /// duration too large to add to the clock waits without limit). A socket whose own
+    /// rules refuse `code` (one made by [`WebSocket::new`], which takes only 1000 and
+    /// 3000..=4999) closes with 1000 and `reason`.
+    ///
+    /// Closing is for good, as a server's stop is: from the first poll of this future on,
+    /// every socket added to the set (by any clone) is closed at once, also after it
+    /// returned or if it is dropped before the wait ends. A later call closes with its own
+    /// code from then on.
     ///
     /// # Errors
-    /// [`InvalidAccess`](crate::ErrorKind::InvalidAccess) for a code no endpoint may send,
+    /// [`InvalidAccess`](crate::ErrorKind::InvalidAccess) for a code a server may not send
+    /// (see [`WebSocket::close_with`]),
     /// [`Syntax`](crate::ErrorKind::Syntax) for a reason over 123 bytes (the checks of
     /// [`WebSocket::close_with`] on an accepted socket); nothing is closed then.
     pub async fn close_all(
@@ -147,7 +158,7 @@ impl Sockets {
         reason: &str,
         timeout: Duration,
     ) -> Result<CloseAll, Error> {
-        validate::close_args(Some(code), reason, CloseRules::Endpoint)?;
+        validate::close_args(Some(code), reason, CloseRules::Server)?;
         let sockets: Vec<WeakWebSocket> = {
             let mut state = self.lock();
             state.closing = Some((code, reason.to_owned()));
