@@ -277,7 +277,7 @@ async fn an_http_proxy_with_an_endless_response_head_is_cut_off() {
     });
     let (err, why) = refused(&format!("{}/echo", server().await), via(url)).await;
     assert_eq!(why, ProxyError::InvalidResponse, "{err}");
-    assert!(err.message().contains("over 16 KiB"), "{err}");
+    assert!(err.message().contains("over 64 KiB"), "{err}");
 }
 
 #[tokio::test]

@@ -8,10 +8,11 @@
 //! with an empty one) fails the connection, as the spec and Chromium do (Firefox accepts it,
 //! against the spec).
 
+use super::head;
 use super::options::{header_value, redact_url, ExtraHeader, NativeOptions};
 use super::stream::Stream;
 use crate::error::{Error, ErrorKind};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_tungstenite::tungstenite::handshake::{client::generate_key, derive_accept_key};
@@ -32,9 +33,6 @@ const BAD_PORTS: &[u16] = &[
 fn is_bad_port(port: u16) -> bool {
     BAD_PORTS.binary_search(&port).is_ok()
 }
-
-/// Largest response head anyws reads before giving up.
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// A successful handshake: the stream, any bytes read past the response head, the
 /// negotiated subprotocol and extensions, and the request and response as `http` types.
@@ -249,56 +247,59 @@ async fn upgrade(
     let (wire, request) = request(url, &key, protocols, headers)?;
     stream.write_all(&wire).await.map_err(io)?;
 
-    let mut buf = Vec::with_capacity(1024);
-    loop {
-        let mut chunk = [0u8; 4096];
-        let n = stream.read(&mut chunk).await.map_err(io)?;
-        if n == 0 {
+    let kind = head::Kind::Response;
+    let (buf, head_len) = match head::read(&mut stream, Vec::new(), kind, false).await {
+        Ok(read) => read,
+        Err(head::Failure::Io(e)) => return Err(io(e)),
+        Err(head::Failure::Closed) => {
             return Err(network(format!(
                 "{shown} closed the connection during the handshake"
-            )));
+            )))
         }
-        buf.extend_from_slice(&chunk[..n]);
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut response = httparse::Response::new(&mut headers);
-        match response.parse(&buf) {
-            Ok(httparse::Status::Partial) if buf.len() < MAX_RESPONSE_HEAD => continue,
-            Ok(httparse::Status::Partial) => {
-                return Err(network(format!(
-                    "{shown} sent a handshake response head over 64 KiB"
-                )))
-            }
-            Err(e) => {
-                return Err(network(format!(
-                    "{shown} sent an invalid HTTP response: {e}"
-                )))
-            }
-            Ok(httparse::Status::Complete(head_len)) => {
-                let (protocol, extensions) = check(&response, &key, protocols, url)?;
-                let mut typed = http::Response::new(());
-                *typed.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
-                if response.version == Some(0) {
-                    *typed.version_mut() = http::Version::HTTP_10;
-                }
-                *typed.headers_mut() = header_map(response.headers).map_err(|name| {
-                    network(format!(
-                        "{shown} answered with a header that is not valid HTTP: {name:?}"
-                    ))
-                })?;
-                let leftover = buf[head_len..].to_vec();
-                return Ok(Upgraded {
-                    stream,
-                    leftover,
-                    protocol,
-                    extensions,
-                    handshake: super::Handshake {
-                        request,
-                        response: typed,
-                    },
-                });
-            }
+        Err(head::Failure::TooLarge) => {
+            return Err(network(format!(
+                "{shown} sent a handshake response head over {} or {} header fields",
+                kind.max_len_text(),
+                head::MAX_HEADERS
+            )))
         }
+        Err(head::Failure::Invalid(e)) => {
+            return Err(network(format!(
+                "{shown} sent an invalid HTTP response: {e}"
+            )))
+        }
+    };
+    let mut headers = [httparse::EMPTY_HEADER; head::MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    // `head::read` parsed the same bytes.
+    if !matches!(
+        response.parse(&buf[..head_len]),
+        Ok(httparse::Status::Complete(_))
+    ) {
+        return Err(network(format!("{shown} sent an invalid HTTP response")));
     }
+    let (protocol, extensions) = check(&response, &key, protocols, url)?;
+    let mut typed = http::Response::new(());
+    *typed.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
+    if response.version == Some(0) {
+        *typed.version_mut() = http::Version::HTTP_10;
+    }
+    *typed.headers_mut() = header_map(response.headers).map_err(|name| {
+        network(format!(
+            "{shown} answered with a header that is not valid HTTP: {name:?}"
+        ))
+    })?;
+    let leftover = buf[head_len..].to_vec();
+    Ok(Upgraded {
+        stream,
+        leftover,
+        protocol,
+        extensions,
+        handshake: super::Handshake {
+            request,
+            response: typed,
+        },
+    })
 }
 
 /// The response checks of RFC 6455 section 4.1 and the WHATWG spec, in the browsers' order.

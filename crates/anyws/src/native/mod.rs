@@ -13,6 +13,7 @@ mod ext;
 pub mod fuzzing;
 mod gate;
 mod handshake;
+mod head;
 mod meter;
 mod options;
 mod proxy;

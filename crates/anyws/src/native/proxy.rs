@@ -6,6 +6,7 @@
 //! [`NativeOptions::proxy`]: super::NativeOptions::proxy
 //! [`NativeOptions::proxy_from_env`]: super::NativeOptions::proxy_from_env
 
+use super::head;
 use crate::error::{Error, ErrorKind};
 use base64::Engine;
 use std::fmt;
@@ -13,9 +14,6 @@ use std::net::{IpAddr, SocketAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use url::Url;
-
-/// Largest proxy response head read before giving up.
-const MAX_HEAD: usize = 16 * 1024;
 
 /// Why a proxy did not open a tunnel. It is the [`source`](std::error::Error::source) of the
 /// connection's error (kind [`Network`](ErrorKind::Network)): reach it with
@@ -37,7 +35,8 @@ pub enum ProxyError {
     /// A SOCKS5 proxy rejected the user name and password (RFC 1929).
     SocksAuthenticationFailed,
     /// The proxy's answer broke its protocol: a wrong SOCKS version, a method or address type
-    /// that was not offered, an invalid HTTP response, or a response head over 16 KiB.
+    /// that was not offered, an invalid HTTP response, or a response head over 64 KiB or 64
+    /// header fields.
     InvalidResponse,
 }
 
@@ -256,7 +255,7 @@ impl Proxy {
         Ok(tcp)
     }
 
-    /// HTTP `CONNECT`: the request, then a response head of at most 16 KiB, read byte by
+    /// HTTP `CONNECT`: the request, then a response head of at most 64 KiB, read byte by
     /// byte so that nothing of the tunnel is read past it.
     async fn http_connect(
         &self,
@@ -277,29 +276,34 @@ impl Proxy {
         request.push_str("\r\n");
         tcp.write_all(request.as_bytes()).await.map_err(io)?;
 
-        let mut head = Vec::with_capacity(256);
-        // The head ends at an empty line; a bare LF ends a line too (RFC 9112 section 2.2, as
-        // httparse reads it): CRLF CRLF, LF LF, LF CRLF.
-        while !(head.ends_with(b"\n\n") || head.ends_with(b"\n\r\n")) {
-            if head.len() >= MAX_HEAD {
+        // One byte at a time: nothing of the tunnel is read past the head.
+        let kind = head::Kind::Response;
+        let invalid = || {
+            network(
+                format!("{name} sent an invalid HTTP response"),
+                ProxyError::InvalidResponse,
+            )
+        };
+        let (buf, n) = match head::read(tcp, Vec::new(), kind, true).await {
+            Ok(read) => read,
+            Err(head::Failure::Io(e)) => return Err(io(e)),
+            Err(head::Failure::Closed) => return Err(io(std::io::ErrorKind::UnexpectedEof.into())),
+            Err(head::Failure::TooLarge) => {
                 return Err(network(
-                    format!("{name} sent a response head over 16 KiB"),
-                    ProxyError::InvalidResponse,
-                ));
-            }
-            let byte = tcp.read_u8().await.map_err(io)?;
-            head.push(byte);
-        }
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut response = httparse::Response::new(&mut headers);
-        match response.parse(&head) {
-            Ok(httparse::Status::Complete(_)) => {}
-            _ => {
-                return Err(network(
-                    format!("{name} sent an invalid HTTP response"),
+                    format!(
+                        "{name} sent a response head over {} or {} header fields",
+                        kind.max_len_text(),
+                        head::MAX_HEADERS
+                    ),
                     ProxyError::InvalidResponse,
                 ))
             }
+            Err(head::Failure::Invalid(_)) => return Err(invalid()),
+        };
+        let mut headers = [httparse::EMPTY_HEADER; head::MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut headers);
+        if !matches!(response.parse(&buf[..n]), Ok(httparse::Status::Complete(_))) {
+            return Err(invalid());
         }
         match response.code {
             Some(200..=299) => Ok(()),

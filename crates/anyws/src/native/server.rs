@@ -8,7 +8,7 @@
 //! refusal are shared with the HTTP-server integrations, which get the request from their
 //! server instead of reading it.
 
-use super::handshake;
+use super::{handshake, head};
 use crate::core::Core;
 use crate::error::{Error, ErrorKind};
 use crate::sendness::Shared;
@@ -18,7 +18,7 @@ use base64::Engine;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 use std::fmt;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::WebSocketStream;
 use url::Url;
@@ -911,79 +911,54 @@ fn handshake_failed(e: std::io::Error) -> Error {
     )
 }
 
-/// Largest request head read before answering 431.
-const MAX_REQUEST_HEAD: usize = 16 * 1024;
-
 /// Reads the opening request after `buf` (bytes already read) and checks it; the checked
 /// request and the bytes read past it, or the refusal to answer with. `Err` for a network
 /// failure.
 async fn read_request<S>(
     stream: &mut S,
-    mut buf: Vec<u8>,
+    buf: Vec<u8>,
 ) -> Result<Result<(Checked, Vec<u8>), Refusal>, Error>
 where
     S: AsyncRead + Unpin,
 {
-    // A head may arrive a byte at a time; parsing it all again after every read would cost
-    // time quadratic in its size. It is parsed when its blank line has arrived, and before
-    // that whenever it has doubled (so garbage is still refused early): linear in all.
-    let mut scanned = 0;
-    let mut parse_at = 0;
-    loop {
-        let ended = head_ended(&buf, scanned);
-        scanned = buf.len();
-        if !buf.is_empty() && (ended || buf.len() >= parse_at) {
-            parse_at = buf.len().saturating_mul(2);
-            #[cfg(test)]
-            tests::PARSES.with(|n| n.set(n.get() + 1));
-            let mut headers = [httparse::EMPTY_HEADER; MAX_REQUEST_HEADERS];
-            let mut request = httparse::Request::new(&mut headers);
-            let too_large = || {
-                Ok(Err(Refusal::invalid(
-                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                    "the request head is over 16 KiB or 64 header fields",
-                )))
-            };
-            match request.parse(&buf) {
-                Ok(httparse::Status::Partial) if buf.len() < MAX_REQUEST_HEAD => {}
-                Ok(httparse::Status::Partial) => return too_large(),
-                Ok(httparse::Status::Complete(n)) if n > MAX_REQUEST_HEAD => return too_large(),
-                Err(httparse::Error::TooManyHeaders) => return too_large(),
-                Err(e) => {
-                    return Ok(Err(Refusal::invalid(
-                        StatusCode::BAD_REQUEST,
-                        &format!("invalid HTTP request: {e}"),
-                    )))
-                }
-                Ok(httparse::Status::Complete(n)) => {
-                    let checked = typed_request(&request)
-                        .and_then(|(typed, target)| Checked::new(typed, &target));
-                    return Ok(checked.map(|c| (c, buf[n..].to_vec())));
-                }
-            }
-        }
-        let mut chunk = [0u8; 4096];
-        let n = stream.read(&mut chunk).await.map_err(handshake_failed)?;
-        if n == 0 {
+    let kind = head::Kind::Request;
+    let (buf, n) = match head::read(stream, buf, kind, false).await {
+        Ok(read) => read,
+        Err(head::Failure::Io(e)) => return Err(handshake_failed(e)),
+        Err(head::Failure::Closed) => {
             return Err(Error::new(
                 ErrorKind::Network,
                 "the client closed the connection during the opening handshake",
-            ));
+            ))
         }
-        buf.extend_from_slice(&chunk[..n]);
+        Err(head::Failure::TooLarge) => {
+            return Ok(Err(Refusal::invalid(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                &format!(
+                    "the request head is over {} or {} header fields",
+                    kind.max_len_text(),
+                    head::MAX_HEADERS
+                ),
+            )))
+        }
+        Err(head::Failure::Invalid(e)) => {
+            return Ok(Err(Refusal::invalid(
+                StatusCode::BAD_REQUEST,
+                &format!("invalid HTTP request: {e}"),
+            )))
+        }
+    };
+    let mut headers = [httparse::EMPTY_HEADER; head::MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    // `head::read` parsed the same bytes.
+    if !matches!(request.parse(&buf[..n]), Ok(httparse::Status::Complete(_))) {
+        return Ok(Err(Refusal::invalid(
+            StatusCode::BAD_REQUEST,
+            "invalid HTTP request",
+        )));
     }
-}
-
-/// Most header fields a request may have.
-const MAX_REQUEST_HEADERS: usize = 64;
-
-/// Whether `buf` holds an empty line (`\n\n` or `\n\r\n`, the end of a head as httparse
-/// reads it), looking only at what follows the first `scanned` bytes (and the two before).
-fn head_ended(buf: &[u8], scanned: usize) -> bool {
-    let from = scanned.saturating_sub(2);
-    buf.get(from..).is_some_and(|tail| {
-        tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
-    })
+    let checked = typed_request(&request).and_then(|(typed, target)| Checked::new(typed, &target));
+    Ok(checked.map(|c| (c, buf[n..].to_vec())))
 }
 
 /// A request httparse read as an `http` request, and its target as sent.
@@ -1311,76 +1286,4 @@ where
         &options,
         CloseRules::Endpoint,
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    thread_local! {
-        /// How many times this thread's `read_request` ran the parser.
-        pub(super) static PARSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-    }
-
-    /// A client that sends one byte per read.
-    struct Trickle(Vec<u8>, usize);
-
-    impl AsyncRead for Trickle {
-        fn poll_read(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            buf: &mut tokio::io::ReadBuf<'_>,
-        ) -> Poll<std::io::Result<()>> {
-            if let Some(&byte) = self.0.get(self.1) {
-                buf.put_slice(&[byte]);
-                self.1 += 1;
-            }
-            Poll::Ready(Ok(()))
-        }
-    }
-
-    fn request(padding: usize) -> Vec<u8> {
-        format!(
-            "GET / HTTP/1.1\r\nHost: a.test\r\nX-Pad: {}\r\nUpgrade: websocket\r\n\
-             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-             Sec-WebSocket-Version: 13\r\n\r\n",
-            "x".repeat(padding)
-        )
-        .into_bytes()
-    }
-
-    #[tokio::test]
-    async fn a_head_trickled_byte_by_byte_is_parsed_a_logarithmic_number_of_times() {
-        for padding in [10, 1_000, 15_000] {
-            PARSES.with(|n| n.set(0));
-            let mut client = Trickle(request(padding), 0);
-            let read = read_request(&mut client, Vec::new()).await.unwrap();
-            assert!(read.is_ok(), "{padding}");
-            let parses = PARSES.with(std::cell::Cell::get);
-            // Once per doubling, and once at the blank line.
-            assert!(
-                parses <= 17,
-                "{parses} parses for a head of {padding}+ bytes"
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn heads_ending_in_bare_line_feeds_are_read() {
-        let head = String::from_utf8(request(1)).unwrap().replace("\r\n", "\n");
-        let mut client = Trickle(head.into_bytes(), 0);
-        assert!(read_request(&mut client, Vec::new()).await.unwrap().is_ok());
-    }
-
-    #[test]
-    fn the_end_of_a_head_is_found_across_reads() {
-        assert!(head_ended(b"GET / HTTP/1.1\r\n\r\n", 0));
-        assert!(head_ended(b"GET / HTTP/1.1\r\n\r\n", 16));
-        assert!(head_ended(b"GET / HTTP/1.1\r\n\r\n", 17));
-        assert!(head_ended(b"a\n\nb", 3));
-        assert!(!head_ended(b"GET / HTTP/1.1\r\nHost: x\r\n", 0));
-        assert!(!head_ended(b"GET / HTTP/1.1\r\n\r\n", 19));
-    }
 }
