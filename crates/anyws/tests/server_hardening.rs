@@ -9,32 +9,11 @@ mod common;
 use anyws::native::http::{HeaderName, HeaderValue, Request, StatusCode};
 use anyws::native::{Accept, Incoming, Origins, Refusal, Sockets};
 use anyws::{ErrorKind, Options, WebSocket};
-use std::future::Future;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
 
-/// A listener on 127.0.0.1 whose first connection is handed to `serve`; its result arrives
-/// on the returned channel.
-async fn serve_one<T, F, Fut>(serve: F) -> (String, oneshot::Receiver<T>)
-where
-    T: Send + 'static,
-    F: FnOnce(TcpStream) -> Fut + Send + 'static,
-    Fut: Future<Output = T> + Send,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}", listener.local_addr().unwrap());
-    let (tx, rx) = oneshot::channel();
-    tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        let _ = tx.send(serve(tcp).await);
-    });
-    (url, rx)
-}
-
-const UPGRADE: &str = "Upgrade: websocket\r\nConnection: Upgrade\r\n\
-     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+use common::{serve_one, UPGRADE_LINES as UPGRADE};
 
 /// Sends `request` on a raw connection to `url` and returns the connection.
 async fn send_raw(url: &str, request: &[u8]) -> TcpStream {

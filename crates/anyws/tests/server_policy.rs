@@ -9,29 +9,9 @@ use anyws::native::http::{HeaderName, HeaderValue, StatusCode};
 use anyws::native::{Accept, Incoming, NativeOptions, Origins, Refusal, Sockets, WebSocketExt};
 use anyws::{ErrorKind, Options, ReadyState, WebSocket};
 use futures::StreamExt;
-use std::future::Future;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-
-/// A listener on 127.0.0.1 whose first connection is handed to `serve` (as a server's
-/// connection task would); its result arrives on the returned channel.
-async fn serve_one<T, F, Fut>(serve: F) -> (String, oneshot::Receiver<T>)
-where
-    T: Send + 'static,
-    F: FnOnce(TcpStream) -> Fut + Send + 'static,
-    Fut: Future<Output = T> + Send,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}", listener.local_addr().unwrap());
-    let (tx, rx) = oneshot::channel();
-    tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        let _ = tx.send(serve(tcp).await);
-    });
-    (url, rx)
-}
 
 /// A client with an `Origin` header, as a browser page at `origin` would send.
 fn client_from(url: &str, origin: &str) -> WebSocket {
@@ -56,8 +36,7 @@ async fn raw_answer(url: &str, request: &[u8]) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
-const UPGRADE: &str = "Upgrade: websocket\r\nConnection: Upgrade\r\n\
-     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+use common::{serve_one, UPGRADE_LINES as UPGRADE};
 
 #[tokio::test]
 async fn an_origin_that_is_not_allowed_gets_403_and_never_a_socket() {

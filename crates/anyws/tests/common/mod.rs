@@ -181,3 +181,25 @@ pub async fn read_client_frame(tcp: &mut tokio::net::TcpStream) -> (u8, Vec<u8>)
     }
     (head[0] & 0x0f, payload)
 }
+
+/// A listener on 127.0.0.1 whose first connection is handed to `serve` (as a server's
+/// connection task would); its result arrives on the returned channel. Returns `ws://addr`.
+pub async fn serve_one<T, F, Fut>(serve: F) -> (String, tokio::sync::oneshot::Receiver<T>)
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T> + Send,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let _ = tx.send(serve(tcp).await);
+    });
+    (url, rx)
+}
+
+/// The upgrade header lines of a valid opening request (after the request line and Host).
+pub const UPGRADE_LINES: &str = "Upgrade: websocket\r\nConnection: Upgrade\r\n\
+     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
