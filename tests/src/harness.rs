@@ -187,8 +187,9 @@ pub async fn settle() {
     }
 }
 
-/// Nothing to wait for natively: the connection task ends before it reports `close`'s
-/// aftermath... except the last few instructions after the event, so yield to it.
+/// Natively nothing is deferred to a later turn, so there is nothing to wait for: a
+/// connection task that delivered `close` ends on its own, and the checks that count tasks
+/// allow for one that is still finishing.
 #[cfg(not(target_arch = "wasm32"))]
 pub async fn settle() {}
 

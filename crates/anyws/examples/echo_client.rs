@@ -2,8 +2,8 @@
 //!
 //! `cargo run -p anyws --example echo_client -- ws://127.0.0.1:PORT/protocol` (the test
 //! server's `/protocol` selects the offered subprotocol, then echoes; a server that selects
-//! none fails the connection, as in browsers)
-//! (`cargo xtask demo` starts a test server and runs this against it.)
+//! none fails the connection, as in browsers). Start a test server with
+//! `cargo run -p anyws-testserver`; its first line names its URL.
 
 #[cfg(not(target_arch = "wasm32"))]
 #[tokio::main]
