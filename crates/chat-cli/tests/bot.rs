@@ -6,10 +6,10 @@
 
 use anyws_chat::{Config, Update, Updates};
 use futures::StreamExt;
-use std::process::Stdio;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -29,41 +29,71 @@ async fn until(updates: &mut Updates, what: &str, want: impl Fn(&Update) -> bool
     }
 }
 
-/// Reads the bot's output until a line matches; panics (with what it printed) after `LIMIT`
-/// or when its output ends first.
-async fn line(out: &mut Lines<BufReader<ChildStdout>>, seen: &mut Vec<String>, want: &str) {
-    let wait = async {
-        while let Ok(Some(l)) = out.next_line().await {
-            seen.push(l.clone());
-            if l == want {
-                return true;
-            }
-        }
-        false
-    };
-    let found = tokio::time::timeout(LIMIT, wait).await.unwrap_or(false);
-    assert!(
-        found,
-        "the bot did not print {want:?}; it printed:\n{}",
-        seen.join("\n")
-    );
+/// The bot process (killed if the test fails) and its output lines.
+struct Bot {
+    child: Child,
+    lines: UnboundedReceiver<String>,
+    seen: Vec<String>,
 }
 
-fn start_bot(url: &str) -> Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_anyws-chat-cli"))
-        .args([
-            "--url",
-            url,
-            "--name",
-            "native-bot",
-            "--say",
-            "hello from the bot",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the bot starts")
+impl Bot {
+    /// Starts the bot as a background job would: stdin is `/dev/null`.
+    fn start(url: &str) -> Bot {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_anyws-chat-cli"))
+            .args([
+                "--url",
+                url,
+                "--name",
+                "native-bot",
+                "--say",
+                "hello from the bot",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the bot starts");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, lines) = unbounded_channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Bot {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads the bot's output until a line equals `want`; panics (with what it printed) after
+    /// `LIMIT` or when its output ends first.
+    async fn line(&mut self, want: &str) {
+        let wait = async {
+            while let Some(l) = self.lines.recv().await {
+                self.seen.push(l.clone());
+                if l == want {
+                    return true;
+                }
+            }
+            false
+        };
+        let found = tokio::time::timeout(LIMIT, wait).await.unwrap_or(false);
+        assert!(
+            found,
+            "the bot did not print {want:?}; it printed:\n{}",
+            self.seen.join("\n")
+        );
+    }
+}
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 #[tokio::test]
@@ -81,9 +111,7 @@ async fn bot_with_stdin_closed_joins_says_hello_and_stays_until_sigterm() {
     })
     .await;
 
-    let mut bot = start_bot(&url);
-    let mut out = BufReader::new(bot.stdout.take().expect("piped")).lines();
-    let mut seen = Vec::new();
+    let mut bot = Bot::start(&url);
 
     let joined = until(&mut updates, "the bot join", |u| {
         matches!(u, Update::Joined(_) | Update::Left(_))
@@ -104,10 +132,10 @@ async fn bot_with_stdin_closed_joins_says_hello_and_stays_until_sigterm() {
 
     // Still there after its input ended: it hears what is said after its hello.
     observer.say("are you still there?");
-    line(&mut out, &mut seen, "<observer> are you still there?").await;
+    bot.line("<observer> are you still there?").await;
 
     // SIGTERM (a service manager's stop) makes it leave cleanly and exit.
-    let pid = bot.id().expect("the bot is running").to_string();
+    let pid = bot.child.id().to_string();
     let status = std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()
@@ -121,17 +149,21 @@ async fn bot_with_stdin_closed_joins_says_hello_and_stays_until_sigterm() {
         matches!(&left, Update::Left(u) if u.name == "native-bot"),
         "{left:?}"
     );
-    line(&mut out, &mut seen, "[stopped]").await;
+    bot.line("[stopped]").await;
     assert!(
-        seen.iter()
+        bot.seen
+            .iter()
             .any(|l| l.starts_with("[closed] 1000 ") && l.ends_with("(clean)")),
         "the bot did not close with 1000:\n{}",
-        seen.join("\n")
+        bot.seen.join("\n")
     );
-    let exit = tokio::time::timeout(LIMIT, bot.wait())
-        .await
-        .expect("the bot exits after [stopped]")
-        .unwrap();
+    // Its output ends when it exits; then its status is there at once.
+    let end = tokio::time::timeout(LIMIT, bot.lines.recv()).await;
+    assert!(
+        matches!(end, Ok(None)),
+        "the bot did not exit after [stopped]: {end:?}"
+    );
+    let exit = bot.child.wait().expect("the bot's status");
     assert!(exit.success(), "{exit}");
     observer.quit();
 }
