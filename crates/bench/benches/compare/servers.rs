@@ -22,6 +22,7 @@ use anyws_bench::memory;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
+#[cfg(target_os = "linux")]
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -102,6 +103,7 @@ fn start(server: &str, bins: &Path) -> Result<Server, String> {
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    #[cfg(target_os = "linux")]
     unsafe {
         command.pre_exec(|| {
             extern "C" {
