@@ -32,9 +32,9 @@ fn status_kib(path: &str, field: &str) -> u64 {
 /// its connections, need more than 20,000.
 const WANTED_FILES: u64 = 65_536;
 
-/// Raises the limit on open files: to [`WANTED_FILES`] where the process may raise its hard
-/// limit (root), otherwise the soft limit to the hard one. Child processes inherit it.
-/// Returns the new soft limit.
+/// Raises the limit on open files: to `WANTED_FILES` (65,536) where the process may raise
+/// its hard limit (root), otherwise the soft limit to the hard one. Child processes inherit
+/// it. Returns the new soft limit.
 pub fn raise_fd_limit() -> u64 {
     #[repr(C)]
     struct Rlimit {
