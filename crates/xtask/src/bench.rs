@@ -1,6 +1,7 @@
 //! `cargo xtask bench [--quick]`: builds the browser contenders for wasm32 (release, then
-//! wasm-bindgen and the `wasm-opt` passes of `wasm-pack.toml` `[build]`), then runs the bench
-//! crate's harness (`crates/bench/benches/compare`), which measures every contender against
+//! wasm-bindgen and the `wasm-opt` passes of `wasm-pack.toml` `[build]`) and the servers N7
+//! measures (`anyws-testserver`, `anyws-chat-server`, release), then runs the bench crate's
+//! harness (`crates/bench/benches/compare`), which measures every contender against
 //! one server and prints the table. The full run also rewrites the generated part of
 //! `BENCHMARKS.md` and its chart, `crates/bench/ratios.svg`.
 
@@ -69,6 +70,18 @@ pub fn run(root: &Path, config: &WasmConfig, tools: &Tools, quick: bool) -> Resu
         config.build.wasm_opt,
         start.elapsed().as_secs_f32()
     );
+
+    // N7's servers, where the harness looks for them (the release directory `cargo bench`
+    // builds into).
+    println!("bench: building the N7 servers (release)");
+    run_quiet(crate::cargo(root, None).args([
+        "build",
+        "--release",
+        "-p",
+        "anyws-testserver",
+        "-p",
+        "anyws-chat-server",
+    ]))?;
 
     let command = if quick {
         "cargo xtask bench --quick"

@@ -150,9 +150,18 @@ impl Client {
         writeln!(stdin, "{text}").map_err(|e| e.to_string())
     }
 
-    /// Ends input (the client leaves the room) and waits for it to exit.
+    /// Stops the client as a service manager would, with SIGTERM (the end of piped input
+    /// does not make it leave: only a terminal's Ctrl-D does), and waits for it to exit.
     fn finish(mut self) -> Result<Vec<String>, String> {
         drop(self.stdin.take());
+        let pid = self.child.id().to_string();
+        let term = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .map_err(|e| format!("kill -TERM {pid}: {e}"))?;
+        if !term.success() {
+            return Err(format!("kill -TERM {pid} failed ({term})"));
+        }
         let _ = self.wait_for(Duration::from_secs(10), |l| l == "[stopped]");
         let _ = self.child.wait();
         Ok(std::mem::take(&mut self.seen))

@@ -333,6 +333,9 @@ fn test(root: &Path) -> Result<(), String> {
         "anyws-chat",
         "-p",
         "anyws-chat-server",
+        // The demo's bot with stdin closed (it starts the binary: a second of linking).
+        "-p",
+        "anyws-chat-cli",
         "-p",
         "anyws-bench",
         "-p",

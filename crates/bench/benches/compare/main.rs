@@ -1,5 +1,6 @@
 //! `cargo xtask bench [--quick]`: anyws side by side with raw tokio-tungstenite, the Rust
-//! peers, and (in headless Chromium) plain JavaScript and gloo-net.
+//! peers, and (in headless Chromium) plain JavaScript and gloo-net; and (N7) anyws's servers,
+//! the test server and the demo's chat server, beside a raw tokio-tungstenite server.
 //!
 //! One process tree: this runner starts the bench server (itself, `server`), then runs every
 //! (scenario, contender, round) in a child process (itself, `child ...`) so that each gets a
@@ -9,6 +10,7 @@
 
 mod browser;
 mod native;
+mod servers;
 
 use anyws_bench::report::{self, Better, Goal, Metric};
 use serde_json::Value;
@@ -27,6 +29,8 @@ struct Scale {
     n5: usize,
     n5_seconds: u64,
     n5_rounds: usize,
+    n7: usize,
+    n7_rounds: usize,
     w1: usize,
     w3: usize,
     child_limit: Duration,
@@ -41,6 +45,8 @@ const FULL: Scale = Scale {
     n5: 10_000,
     n5_seconds: 30,
     n5_rounds: 3,
+    n7: 10_000,
+    n7_rounds: 3,
     w1: 100_000,
     w3: 1_000,
     child_limit: Duration::from_secs(600),
@@ -55,6 +61,8 @@ const QUICK: Scale = Scale {
     n5: 1_000,
     n5_seconds: 3,
     n5_rounds: 1,
+    n7: 1_000,
+    n7_rounds: 1,
     w1: 10_000,
     w3: 100,
     child_limit: Duration::from_secs(120),
@@ -88,7 +96,7 @@ const fn spec(
     }
 }
 
-const NATIVE: [Spec; 10] = [
+const NATIVE: [Spec; 14] = [
     spec("N1", "p50", "round trip p50", "µs", Better::Lower, true),
     spec("N1", "p99", "round trip p99", "µs", Better::Lower, true),
     spec(
@@ -141,6 +149,38 @@ const NATIVE: [Spec; 10] = [
         Better::Lower,
         false,
     ),
+    spec(
+        "N7",
+        "rss_per_conn",
+        "server RSS per connection",
+        "KiB",
+        Better::Lower,
+        true,
+    ),
+    spec(
+        "N7",
+        "open_all",
+        "time to open all",
+        "ms",
+        Better::Lower,
+        true,
+    ),
+    spec(
+        "N7",
+        "lost",
+        "messages lost",
+        "messages",
+        Better::Lower,
+        false,
+    ),
+    spec(
+        "N7",
+        "failed_connections",
+        "failed connections",
+        "connections",
+        Better::Lower,
+        false,
+    ),
 ];
 
 const ANCHOR: &str = native::CONTENDERS[0];
@@ -153,6 +193,7 @@ fn main() {
         .collect();
     let code = match args.first().map(String::as_str) {
         Some("server") => serve(&args[1..]),
+        Some("n7-server") => servers::anchor_server(),
         Some("child") => child(&args[1..]),
         _ => runner(&args),
     };
@@ -187,7 +228,8 @@ fn serve(args: &[String]) -> i32 {
     0
 }
 
-/// `child SCENARIO CONTENDER BASE COUNT SECONDS`: runs one measurement, prints JSON.
+/// `child SCENARIO CONTENDER BASE COUNT SECONDS`: runs one measurement, prints JSON. BASE is
+/// the bench server's URL; for N7, the directory of the server binaries.
 fn child(args: &[String]) -> i32 {
     let [scenario, contender, base, count, seconds] = args else {
         eprintln!("usage: child SCENARIO CONTENDER BASE COUNT SECONDS");
@@ -198,7 +240,12 @@ fn child(args: &[String]) -> i32 {
         count: count.parse().unwrap_or(0),
         seconds: seconds.parse().unwrap_or(0),
     };
-    match native::run(scenario, contender, &params) {
+    let result = if scenario == "N7" {
+        servers::run(contender, Path::new(base), params.count)
+    } else {
+        native::run(scenario, contender, &params)
+    };
+    match result {
         Ok(v) => {
             println!("{v}");
             0
@@ -349,6 +396,18 @@ fn goals() -> Vec<Goal> {
         ratio("N5 RSS per connection", 1.2),
         at_most("N5 messages lost", 0.0),
     ];
+    for server in &servers::SERVERS[1..] {
+        goals.push(Goal::AtMost {
+            metric: "N7 messages lost".into(),
+            contender: server.to_string(),
+            value: 0.0,
+        });
+        goals.push(Goal::AtMost {
+            metric: "N7 failed connections".into(),
+            contender: server.to_string(),
+            value: 0.0,
+        });
+    }
     for metric in [
         "N1 round trip p50",
         "N1 round trip p99",
@@ -485,6 +544,48 @@ fn measure_all(
             ""
         );
     }
+    if wanted("N7") {
+        let bins = servers_dir(args)?;
+        let scenario_start = Instant::now();
+        for round in 0..scale.n7_rounds.min(rounds) {
+            for contender in servers::SERVERS {
+                if std::io::stderr().is_terminal() {
+                    eprint!(
+                        "\r  N7 round {}/{} {contender:<24}",
+                        round + 1,
+                        scale.n7_rounds.min(rounds)
+                    );
+                }
+                let args = [
+                    "N7".to_string(),
+                    contender.to_string(),
+                    bins.display().to_string(),
+                    scale.n7.to_string(),
+                    "0".to_string(),
+                ];
+                let result = measure(&args, scale.child_limit);
+                for (spec, metric) in NATIVE.iter().zip(metrics.iter_mut()) {
+                    if spec.scenario != "N7" {
+                        continue;
+                    }
+                    match &result {
+                        Ok(v) => match v.get(spec.key).and_then(Value::as_f64) {
+                            Some(x) => metric.push(contender, x),
+                            None => metric.fail(contender, "no value"),
+                        },
+                        Err(e) => metric.fail(contender, e),
+                    }
+                }
+            }
+        }
+        eprintln!(
+            "\r  N7: {} rounds of {} servers in {:.0} s{:30}",
+            scale.n7_rounds.min(rounds),
+            servers::SERVERS.len(),
+            scenario_start.elapsed().as_secs_f64(),
+            ""
+        );
+    }
     metrics.retain(|m| wanted(&m.scenario));
 
     let mut notes = Vec::new();
@@ -516,6 +617,20 @@ fn measure_all(
     }
     drop(server);
     Ok((metrics, notes))
+}
+
+/// Where N7 finds `anyws-testserver` and `anyws-chat-server`: `--servers DIR`, or the
+/// directory `cargo bench` builds into (this executable is in its `deps/`), where
+/// `cargo xtask bench` builds them (`cargo build --release`).
+fn servers_dir(args: &[String]) -> Result<PathBuf, String> {
+    if let Some(dir) = value_of(args, "--servers") {
+        return Ok(PathBuf::from(dir));
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .ok_or_else(|| format!("no build directory above {}", exe.display()))
 }
 
 fn runner(args: &[String]) -> i32 {
