@@ -193,7 +193,7 @@ pub mod native {
 }
 
 // The crate README's examples (the registry page) are doctests, so they compile. Its Yew
-// example is checked against crates/examples-yew, which builds and runs it in Chromium.
+// example is checked against examples/yew, which builds and runs it in Chromium.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

@@ -11,7 +11,7 @@ use std::time::{Instant, SystemTime};
 const SOURCES: &[&str] = &[
     "www/src",
     "www/Cargo.toml",
-    "crates/chat",
+    "demo/chat",
     "crates/anyws/src",
     "crates/anyws/Cargo.toml",
     "Cargo.lock",

@@ -85,7 +85,7 @@ mod tests {
     }
 
     /// The Yew quick start of anyws's crate README cannot be a doctest (no Yew natively), so
-    /// crates/examples-yew compiles it for wasm32, verbatim, in `src/quick_start.rs`.
+    /// examples/yew compiles it for wasm32, verbatim, in `src/quick_start.rs`.
     #[test]
     fn readme_yew_example_is_compiled() {
         let readme = read("crates/anyws/README.md");
@@ -104,10 +104,10 @@ mod tests {
             1,
             "only the Yew example may skip the doctests"
         );
-        let compiled = read("crates/examples-yew/src/quick_start.rs");
+        let compiled = read("examples/yew/src/quick_start.rs");
         assert!(
             compiled.ends_with(snippet),
-            "crates/examples-yew/src/quick_start.rs must end with the README's Yew example, verbatim"
+            "examples/yew/src/quick_start.rs must end with the README's Yew example, verbatim"
         );
     }
 }

@@ -1,9 +1,9 @@
 //! `cargo xtask bench [--quick]`: builds the browser contenders for wasm32 (release, then
 //! wasm-bindgen and the `wasm-opt` passes of `wasm-pack.toml` `[build]`) and the servers N7
 //! measures (`anyws-testserver`, `anyws-chat-server`, release), then runs the bench crate's
-//! harness (`crates/bench/benches/compare`), which measures every contender against
+//! harness (`tools/bench/benches/compare`), which measures every contender against
 //! one server and prints the table. The full run also rewrites the generated part of
-//! `BENCHMARKS.md` and its chart, `crates/bench/ratios.svg`.
+//! `BENCHMARKS.md` and its chart, `tools/bench/ratios.svg`.
 
 use crate::config::WasmConfig;
 use crate::run::run_quiet;
@@ -36,10 +36,10 @@ pub fn run(root: &Path, config: &WasmConfig, tools: &Tools, quick: bool) -> Resu
     let _ = std::fs::remove_dir_all(&web);
     std::fs::create_dir_all(&web).map_err(|e| e.to_string())?;
     std::fs::copy(
-        root.join("crates/bench/web/index.html"),
+        root.join("tools/bench/web/index.html"),
         web.join("index.html"),
     )
-    .map_err(|e| format!("crates/bench/web/index.html: {e}"))?;
+    .map_err(|e| format!("tools/bench/web/index.html: {e}"))?;
     let built = root
         .join("target")
         .join(crate::WASM)
@@ -105,7 +105,7 @@ pub fn run(root: &Path, config: &WasmConfig, tools: &Tools, quick: bool) -> Resu
             .arg("--markdown")
             .arg(root.join("BENCHMARKS.md"))
             .arg("--svg")
-            .arg(root.join("crates/bench/ratios.svg"));
+            .arg(root.join("tools/bench/ratios.svg"));
     }
     // The harness prints its progress and the table itself.
     let status = bench.status().map_err(|e| format!("cargo bench: {e}"))?;
