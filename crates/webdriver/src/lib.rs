@@ -2,15 +2,17 @@
 //! (`cargo xtask e2e`) and the browser benchmarks (`cargo xtask bench`) need, sent as JSON
 //! over HTTP (with [`ureq`]) to a chromedriver this crate starts on a free 127.0.0.1 port.
 //!
-//! Why not `fantoccini` or `thirtyfour`: measured on the project's 2-core machine, either one
-//! adds about 90 crates (tokio, hyper, hyper-util, and for fantoccini the `webdriver` crate
-//! with http 0.2, `time` and icu 1.5; for thirtyfour regex and reqwest) and about 80 s of CPU to
-//! the first thing `cargo xtask test` builds, the xtask binary, which needs none of them today,
-//! and 21 to 25 crates the rest of the run does not otherwise compile: a minute or more of a CI
-//! run that must stay under 20 minutes. Both are async, so the synchronous xtask would need a
-//! runtime too, and neither starts chromedriver, so [`Driver`] stays ours anyway.
-//! thirtyfour 0.38 also needs Rust 1.88 (the workspace's is 1.85). `ureq` (sync, no TLS here)
-//! costs 3 to 8 crates and about 5 s of CPU and spares us an HTTP/1.1 parser of our own.
+//! Why not `fantoccini` or `thirtyfour`, measured with clean builds on the project's 2-core
+//! machine: xtask, the first thing `cargo xtask test` builds, is 35 crates and about 35 s of
+//! CPU with this client, and 116 crates and 90 to 120 s of CPU with either of them (tokio,
+//! hyper, hyper-util; fantoccini adds Mozilla's `webdriver` crate with http 0.2 and icu 1.5,
+//! thirtyfour reqwest and regex). The workspace's test build then compiles 25 (fantoccini) or
+//! 21 (thirtyfour) crates it does not otherwise need, about 20 or 30 s of CPU more. That is
+//! about a minute on 2 cores, in a CI run that must stay under 20 minutes, for eleven
+//! commands. Both are async, so the synchronous xtask would need a runtime too; neither starts
+//! chromedriver, so [`Driver`] would stay ours anyway; thirtyfour 0.38 needs Rust 1.88 (the
+//! workspace's is 1.85). `ureq` (blocking, plain HTTP) adds 8 small crates to xtask (about
+//! 5 s of CPU) and 3 to the test build, and spares us an HTTP/1.1 parser of our own.
 
 use serde_json::{json, Value};
 use std::path::Path;
