@@ -6,6 +6,8 @@
 //! Whatever ends the task (the connection closing, a panic, the runtime shutting down) ends
 //! with exactly one `close` event (see `conn::Finish`).
 
+#[cfg(feature = "axum")]
+pub mod axum;
 mod commands;
 mod conn;
 mod ext;
@@ -13,6 +15,8 @@ mod ext;
 pub mod fuzzing;
 mod gate;
 mod handshake;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 mod meter;
 mod options;
 mod proxy;

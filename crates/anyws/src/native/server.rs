@@ -620,7 +620,7 @@ fn serialized_origin(origin: &str) -> Option<String> {
 }
 
 /// The request's single `Origin` header as text.
-fn origin<B>(request: &http::Request<B>) -> Option<&str> {
+pub(crate) fn origin<B>(request: &http::Request<B>) -> Option<&str> {
     request.headers().get(header::ORIGIN)?.to_str().ok()
 }
 
