@@ -38,6 +38,10 @@ async fn bad_answer(State(handoff): State<Handoff>, ws: WebSocketUpgrade) -> Res
     answer(handoff, ws.answer(Accept::new().protocol("nope")))
 }
 
+async fn bad_options(State(handoff): State<Handoff>, ws: WebSocketUpgrade) -> Response {
+    answer(handoff, ws.options(upgrade::unworkable_options()))
+}
+
 fn answer(handoff: Handoff, ws: WebSocketUpgrade) -> Response {
     let on_failed = handoff.clone();
     ws.on_failed_upgrade(move |e| on_failed.made(Err(e)))
@@ -52,7 +56,8 @@ async fn axum_server() -> Server {
     let routes = Router::new()
         .route("/chat", any(chat))
         .route("/v1", any(v1))
-        .route("/bad-answer", any(bad_answer));
+        .route("/bad-answer", any(bad_answer))
+        .route("/bad-options", any(bad_options));
     let app = routes.clone().nest("/nested", routes).with_state(handoff);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     server
@@ -80,6 +85,12 @@ async fn the_answer_picks_the_subprotocol() {
 async fn an_answer_that_cannot_be_sent_is_a_500_and_an_error() {
     let mut server = axum_server().await;
     upgrade::unsendable_answer_is_500(&mut server).await;
+}
+
+#[tokio::test]
+async fn options_that_cannot_work_are_a_500_and_an_error() {
+    let mut server = axum_server().await;
+    upgrade::unworkable_options_are_500(&mut server).await;
 }
 
 #[tokio::test]

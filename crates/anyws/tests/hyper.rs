@@ -17,7 +17,7 @@ use upgrade::{Handoff, Server};
 
 /// The routes of tests/upgrade/mod.rs, as a hyper service function.
 fn handle(handoff: &Handoff, mut request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let options = Options::new().protocols(["chat.v1", "chat.v2"]);
+    let mut options = Options::new().protocols(["chat.v1", "chat.v2"]);
     let answer = match request.uri().path() {
         "/chat" => {
             let origins = Origins::new(["http://good.example"]).unwrap();
@@ -28,6 +28,10 @@ fn handle(handoff: &Handoff, mut request: Request<Incoming>) -> Response<Full<By
         }
         "/v1" => Accept::new().protocol("chat.v1"),
         "/bad-answer" => Accept::new().protocol("nope"),
+        "/bad-options" => {
+            options = upgrade::unworkable_options();
+            Accept::new()
+        }
         _ => return refuse(anyws::native::Refusal::new(hyper::StatusCode::NOT_FOUND)),
     };
     let upgrade = match Upgrade::new(&mut request, options) {
@@ -78,6 +82,12 @@ async fn the_answer_picks_the_subprotocol() {
 async fn an_answer_that_cannot_be_sent_is_a_500_and_an_error() {
     let mut server = hyper_server().await;
     upgrade::unsendable_answer_is_500(&mut server).await;
+}
+
+#[tokio::test]
+async fn options_that_cannot_work_are_a_500_and_an_error() {
+    let mut server = hyper_server().await;
+    upgrade::unworkable_options_are_500(&mut server).await;
 }
 
 #[tokio::test]

@@ -186,15 +186,21 @@ impl Upgrade {
     /// the connection.
     ///
     /// When `answer` cannot be sent (a subprotocol the client did not offer, a header the
-    /// handshake owns) or [`Options::protocols`] is not a valid list, the response is a 500
-    /// and the future resolves to the [`ErrorKind::Syntax`] error saying why.
+    /// handshake owns), [`Options::protocols`] is not a valid list or a
+    /// [`NativeOptions`](super::NativeOptions) setting cannot work (a zero ping interval,
+    /// ...), the response is a 500 and the future resolves to the [`ErrorKind::Syntax`]
+    /// error saying why.
     pub fn accept_with(self, answer: Accept) -> (Response<Full<Bytes>>, Upgrading) {
         let Upgrade {
             checked,
             on_upgrade,
             options,
         } = self;
-        let response = validate::protocols(&options.protocols)
+        // Settings that cannot work are refused before answering 101, as `accept` does.
+        let response = options
+            .native
+            .validate_connection()
+            .and_then(|()| validate::protocols(&options.protocols))
             .and_then(|supported| checked.response(answer, &supported));
         let response = match response {
             Ok(response) => response,
@@ -286,8 +292,8 @@ fn check(
 /// # Errors
 /// [`ErrorKind::Network`] when the connection is not handed over (it closed first, the
 /// server does not do upgrades, or [`connect_timeout`](super::NativeOptions::connect_timeout)
-/// passed); [`ErrorKind::Syntax`] for an answer that could not be sent (see
-/// [`Upgrade::accept_with`]) or [`NativeOptions`](super::NativeOptions) that cannot work.
+/// passed); [`ErrorKind::Syntax`] for an answer or options that could not work (see
+/// [`Upgrade::accept_with`]; the response was a 500).
 #[must_use = "the socket is made only when this future is polled"]
 pub struct Upgrading(Pin<Box<dyn Future<Output = Result<WebSocket, Error>> + Send>>);
 

@@ -3,6 +3,7 @@
 //!   checked first (403 otherwise), then the default answer;
 //! - `/v1`: answers `Accept::new().protocol("chat.v1")`;
 //! - `/bad-answer`: answers `Accept::new().protocol("nope")` (never offered: 500);
+//! - `/bad-options`: a zero `NativeOptions::ping_interval`, which cannot work (500);
 //!
 //! and hand each socket they make to the test through `Server::sockets` (with a receiver
 //! that fires on its first `open` event, listened for as soon as the socket is made), and
@@ -211,6 +212,34 @@ pub async fn unsendable_answer_is_500(server: &mut Server) {
         .unwrap();
     assert_eq!(error.kind(), ErrorKind::Syntax, "{error}");
     assert!(error.to_string().contains("nope"), "{error}");
+}
+
+/// Options that cannot work are refused before answering 101: a 500, and the error names
+/// the setting.
+pub async fn unworkable_options_are_500(server: &mut Server) {
+    let request = upgrade_request(
+        "GET",
+        "/bad-options",
+        server.addr,
+        "Sec-WebSocket-Version: 13\r\n",
+    );
+    let response = raw(server.addr, &request).await;
+    assert!(
+        status_line(&response).starts_with("HTTP/1.1 500"),
+        "{response}"
+    );
+    let error = soon("the upgrade's error", server.errors.recv())
+        .await
+        .unwrap();
+    assert_eq!(error.kind(), ErrorKind::Syntax, "{error}");
+    assert!(error.to_string().contains("ping"), "{error}");
+    assert!(server.sockets.try_recv().is_err());
+}
+
+/// The options of `/bad-options`.
+pub fn unworkable_options() -> anyws::Options {
+    anyws::Options::new()
+        .native(anyws::native::NativeOptions::new().ping_interval(Some(Duration::ZERO)))
 }
 
 /// A foreign `Origin` is refused with 403 and no socket is made; an allowed one (and none)
