@@ -1,10 +1,7 @@
-//! Native only, feature `axum`: an axum 0.8 server upgrading requests into anyws sockets
+//! Feature `axum`: an axum 0.8 server upgrading requests into anyws sockets
 //! with the `anyws::native::axum::WebSocketUpgrade` extractor, and an anyws client on
 //! 127.0.0.1.
-#![cfg(not(target_arch = "wasm32"))]
-
-mod upgrade;
-
+use crate::upgrade::{self, Handoff, Server};
 use anyws::native::axum::WebSocketUpgrade;
 use anyws::native::{Accept, Origins, Refusal};
 use anyws::Options;
@@ -13,7 +10,6 @@ use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
 use tokio::net::TcpListener;
-use upgrade::{Handoff, Server};
 
 fn options() -> Options {
     Options::new().protocols(["chat.v1", "chat.v2"])

@@ -1,9 +1,6 @@
-//! Native only, feature `hyper`: a hyper 1 server upgrading requests into anyws sockets
+//! Feature `hyper`: a hyper 1 server upgrading requests into anyws sockets
 //! (`anyws::native::hyper`), with an anyws client on 127.0.0.1.
-#![cfg(not(target_arch = "wasm32"))]
-
-mod upgrade;
-
+use crate::upgrade::{self, Handoff, Server};
 use anyws::native::hyper::{refuse, Upgrade};
 use anyws::native::{Accept, Origins};
 use anyws::Options;
@@ -13,7 +10,6 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use tokio::net::TcpListener;
-use upgrade::{Handoff, Server};
 
 /// The routes of tests/upgrade/mod.rs, as a hyper service function.
 fn handle(handoff: &Handoff, mut request: Request<Incoming>) -> Response<Full<Bytes>> {

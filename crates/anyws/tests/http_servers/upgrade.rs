@@ -1,4 +1,4 @@
-//! The checks tests/hyper.rs and tests/axum.rs run against their servers, which both serve:
+//! The checks with_hyper.rs and with_axum.rs run against their servers, which both serve:
 //! - `/chat`: `Options::protocols(["chat.v1", "chat.v2"])`, `Origins::new(["http://good.example"])`
 //!   checked first (403 otherwise), then the default answer;
 //! - `/v1`: answers `Accept::new().protocol("chat.v1")`;
@@ -8,7 +8,6 @@
 //! and hand each socket they make to the test through `Server::sockets` (with a receiver
 //! that fires on its first `open` event, listened for as soon as the socket is made), and
 //! the errors of failed upgrades through `Server::errors`.
-#![allow(dead_code)] // each test file uses some of them
 
 use anyws::native::WebSocketExt;
 use anyws::{Error, ErrorKind, Event, EventKind, Message, WebSocket};
