@@ -175,6 +175,10 @@ pub mod native {
     //! let ws = anyws::WebSocket::new("ws://127.0.0.1:9001/echo")?;
     //! # let _ = ws; Ok(()) }
     //! ```
+    #[cfg(feature = "axum")]
+    pub use crate::backend::axum;
+    #[cfg(feature = "hyper")]
+    pub use crate::backend::hyper;
     pub use crate::backend::{
         accept, connect, wrap, Accept, CloseAll, Incoming, NativeOptions, Origins, ProxyError,
         Refusal, Sockets, SocksReply, WebSocketExt,

@@ -1,16 +1,26 @@
 //! The demo's server: one port on 127.0.0.1 serving the page (`www/`: `index.html` and the
 //! wasm-pack bundle in `pkg/`) over HTTP and the chat room over WebSocket at `/chat`.
 //!
-//! The room's connections are [`anyws::WebSocket`]s made by [`anyws::native::accept`]: the
-//! same type, events and `Stream`/`Sink` as the clients use.
+//! An axum app: the files through tower-http's `ServeDir`, `/chat` through anyws's axum
+//! extractor ([`anyws::native::axum::WebSocketUpgrade`]), so the room's connections are
+//! [`anyws::WebSocket`]s: the same type, events and `Stream`/`Sink` as the clients use.
+//! Only pages of this server may open `/chat` from a browser ([`Origins::same_host`]).
 
-mod http;
 mod room;
 
+use anyws::native::axum::WebSocketUpgrade;
+use anyws::native::{Origins, Refusal};
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::routing::any;
+use axum::Router;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::{TcpListener, ToSocketAddrs};
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use room::Room;
 
@@ -53,18 +63,43 @@ impl ChatServer {
         self.room.clone()
     }
 
-    /// Serves until the future is dropped.
+    /// Serves until the future is dropped. Sockets already in the room stay open after
+    /// that (see [`Room::close_all`]).
     pub async fn run(self) {
-        let www = Arc::new(self.www);
-        loop {
-            let Ok((tcp, _)) = self.listener.accept().await else {
-                continue;
-            };
-            let (www, room) = (www.clone(), self.room.clone());
-            tokio::spawn(async move {
-                let _ = tcp.set_nodelay(true);
-                http::serve(tcp, &www, &room).await;
-            });
-        }
+        let app = app(self.www, self.room);
+        // `serve` retries failed accepts itself; it returns only if the listener is gone.
+        let _ = axum::serve(self.listener, app).await;
     }
+}
+
+/// `/chat` for the room, every other path a file under `www` (no caching: the bundle
+/// changes with every build).
+fn app(www: Option<PathBuf>, room: Arc<Room>) -> Router {
+    let chat = Router::new().route("/chat", any(chat)).with_state(room);
+    let Some(www) = www else {
+        return chat.fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                "no page here: the chat is at /chat\n",
+            )
+        });
+    };
+    let not_found = any(|| async { (StatusCode::NOT_FOUND, "not found\n") });
+    let files = Router::new()
+        .fallback_service(ServeDir::new(www).not_found_service(not_found))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        ));
+    chat.merge(files)
+}
+
+/// The chat endpoint: only this server's own pages may open it from a browser (clients
+/// outside a browser send no `Origin` and are let in); one subprotocol, the chat's.
+async fn chat(State(room): State<Arc<Room>>, ws: WebSocketUpgrade) -> Result<Response, Refusal> {
+    Origins::same_host().check(ws.request())?;
+    let options = anyws::Options::new().protocols([anyws_chat::PROTOCOL]);
+    Ok(ws
+        .options(options)
+        .on_upgrade(move |ws| async move { room.join(ws).await }))
 }

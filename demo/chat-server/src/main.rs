@@ -2,7 +2,8 @@
 //!
 //! Binds 127.0.0.1:8080 by default; when that port is taken it takes a free one and says so.
 //! The first line of output is `chat server: <page URL> (chat at <ws URL>)`. Ctrl-C closes
-//! every connection (code 4001, "server stopping") and exits.
+//! every connection (code 1001 going away, "server stopping"), waits up to a second for the
+//! closing handshakes, and exits.
 
 use anyws_chat_server::ChatServer;
 use std::path::PathBuf;
@@ -52,14 +53,9 @@ async fn main() -> ExitCode {
     tokio::select! {
         _ = server.run() => {}
         _ = tokio::signal::ctrl_c() => {
-            room.close_all("server stopping");
-            // Give the closing handshakes a moment; the clients' close events follow.
-            let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                while !room.is_empty() {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            })
-            .await;
+            // Bounded: a client that does not answer the close must not hold the exit up.
+            let _ = tokio::time::timeout(Duration::from_secs(1), room.close_all("server stopping"))
+                .await;
             eprintln!("chat server: stopped");
         }
     }

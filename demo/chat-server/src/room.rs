@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-/// A member who falls this far behind (bytes not yet sent to them) is dropped.
+/// A member who falls this far behind (bytes not yet sent to them) is dropped (1008, policy
+/// violation).
 const TOO_FAR_BEHIND: u64 = 4 << 20;
 
 /// Everyone connected, by id.
@@ -28,11 +29,21 @@ impl Room {
         self.len() == 0
     }
 
-    /// Closes every connection with code 4001 and `reason`, as a server that stops does.
-    pub fn close_all(&self, reason: &str) {
-        for (_, ws) in self.members.lock().unwrap().values() {
-            let _ = ws.close_with(4001, reason);
-        }
+    /// Closes every connection with code 1001 (going away) and `reason`, as a server that
+    /// stops does, and waits until each closing handshake is done (or the connection
+    /// failed).
+    pub async fn close_all(&self, reason: &str) {
+        let closing: Vec<_> = self
+            .members
+            .lock()
+            .unwrap()
+            .values()
+            .map(|(_, ws)| {
+                let _ = ws.close_with(1001, reason);
+                ws.closed()
+            })
+            .collect();
+        futures::future::join_all(closing).await;
     }
 
     /// Sends to everyone; drops anyone too far behind.
@@ -40,7 +51,7 @@ impl Room {
         let text = encode(msg);
         for (_, ws) in self.members.lock().unwrap().values() {
             if ws.buffered_amount() > TOO_FAR_BEHIND {
-                let _ = ws.close_with(4008, "too far behind");
+                let _ = ws.close_with(1008, "too far behind");
             } else {
                 let _ = ws.send(text.as_str());
             }
@@ -53,7 +64,8 @@ impl Room {
         let mut me: Option<User> = None;
         while let Some(Ok(msg)) = ws.next().await {
             let Message::Text(text) = msg else {
-                let _ = ws.close_with(4003, "text only");
+                // 1003: a kind of data this endpoint cannot accept.
+                let _ = ws.close_with(1003, "text only");
                 continue;
             };
             match (decode::<ClientMessage>(&text), &me) {

@@ -6,6 +6,8 @@
 //! Whatever ends the task (the connection closing, a panic, the runtime shutting down) ends
 //! with exactly one `close` event (see `conn::Finish`).
 
+#[cfg(feature = "axum")]
+pub mod axum;
 mod commands;
 mod conn;
 mod ext;
@@ -14,6 +16,8 @@ pub mod fuzzing;
 mod gate;
 mod handshake;
 mod head;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 mod meter;
 mod options;
 mod proxy;

@@ -702,7 +702,7 @@ fn serialized_origin(origin: &str) -> Option<String> {
 }
 
 /// The request's single `Origin` header as text (`None` when there are several).
-fn origin<B>(request: &http::Request<B>) -> Option<&str> {
+pub(crate) fn origin<B>(request: &http::Request<B>) -> Option<&str> {
     let mut values = request.headers().get_all(header::ORIGIN).iter();
     match (values.next(), values.next()) {
         (Some(value), None) => value.to_str().ok(),
