@@ -201,6 +201,11 @@ fn parse_as(proxy: &str, what: &str) -> Result<Proxy, Error> {
     })
 }
 
+/// Turns an I/O error of the proxy exchange with `name` into the connection's error.
+fn io_failed(name: &str) -> impl Fn(std::io::Error) -> Error + Copy + '_ {
+    move |e| Error::with_source(ErrorKind::Network, format!("{name} failed: {e}"), e)
+}
+
 fn network(message: String, source: ProxyError) -> Error {
     Error::with_source(ErrorKind::Network, message, source)
 }
@@ -217,9 +222,7 @@ impl Proxy {
         } else {
             format!("the {kind} {}:{}", self.host, self.port)
         };
-        let io = |e: std::io::Error| {
-            Error::with_source(ErrorKind::Network, format!("{name} failed: {e}"), e)
-        };
+        let io = io_failed(&name);
         // For socks5://, the name is resolved here, before the proxy is contacted.
         let target = match (self.scheme, host.parse::<IpAddr>()) {
             (_, Ok(ip)) => Target::Ip(SocketAddr::new(ip, port)),
@@ -263,9 +266,7 @@ impl Proxy {
         target: &Target<'_>,
         name: &str,
     ) -> Result<(), Error> {
-        let io = |e: std::io::Error| {
-            Error::with_source(ErrorKind::Network, format!("{name} failed: {e}"), e)
-        };
+        let io = io_failed(name);
         let authority = target.to_string();
         let mut request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
         if let Some((user, password)) = &self.credentials {
@@ -329,9 +330,7 @@ impl Proxy {
         target: &Target<'_>,
         name: &str,
     ) -> Result<(), Error> {
-        let io = |e: std::io::Error| {
-            Error::with_source(ErrorKind::Network, format!("{name} failed: {e}"), e)
-        };
+        let io = io_failed(name);
         let invalid = |why: &str| {
             network(
                 format!("{name} broke the SOCKS5 protocol: {why}"),
