@@ -15,9 +15,12 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -29,6 +32,7 @@ pub struct ChatServer {
     listener: TcpListener,
     www: Option<PathBuf>,
     room: Arc<Room>,
+    header_read_timeout: Duration,
 }
 
 impl ChatServer {
@@ -38,7 +42,15 @@ impl ChatServer {
             listener: TcpListener::bind(addr).await?,
             www,
             room: Arc::default(),
+            header_read_timeout: HEADER_READ_TIMEOUT,
         })
+    }
+
+    /// Sets how long a client has to send each request head (default
+    /// [`HEADER_READ_TIMEOUT`]).
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
     }
 
     /// The bound address.
@@ -65,12 +77,40 @@ impl ChatServer {
 
     /// Serves until the future is dropped. Sockets already in the room stay open after
     /// that (see [`Room::close_all`]).
+    ///
+    /// Each connection is hyper's HTTP/1.1 with upgrades, and a client has
+    /// [`header_read_timeout`](ChatServer::header_read_timeout) to send each request head:
+    /// `axum::serve` sets no timer, so a client that sent half a head (or nothing) would
+    /// hold its connection forever.
     pub async fn run(self) {
         let app = app(self.www, self.room);
-        // `serve` retries failed accepts itself; it returns only if the listener is gone.
-        let _ = axum::serve(self.listener, app).await;
+        let header_read_timeout = self.header_read_timeout;
+        loop {
+            let tcp = match self.listener.accept().await {
+                Ok((tcp, _)) => tcp,
+                Err(_) => {
+                    // Out of descriptors, say: give connections time to close, then retry.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let service = TowerToHyperService::new(app.clone());
+            tokio::spawn(async move {
+                let _ = tcp.set_nodelay(true);
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_read_timeout)
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .with_upgrades();
+                let _ = connection.await;
+            });
+        }
     }
 }
+
+/// How long a client has to send a request head, from its connection (or its previous
+/// response) on.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `/chat` for the room, every other path a file under `www` (no caching: the bundle
 /// changes with every build).

@@ -1,21 +1,28 @@
 //! The chat room: who is here, and relaying what they say.
 
+use anyws::native::{CloseAll, Sockets};
 use anyws::{Message, WebSocket};
 use anyws_chat::protocol::{decode, encode, ClientMessage, ServerMessage, User};
 use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// A member who falls this far behind (bytes not yet sent to them) is dropped (1008, policy
 /// violation).
 const TOO_FAR_BEHIND: u64 = 4 << 20;
+
+/// The longest part of a rejected message quoted back in the rejection.
+const QUOTED: usize = 200;
 
 /// Everyone connected, by id.
 #[derive(Default)]
 pub struct Room {
     next_id: AtomicU64,
     members: Mutex<BTreeMap<u64, (User, WebSocket)>>,
+    /// Every connection, members or not yet (no `hello` so far): what a stop closes.
+    sockets: Sockets,
 }
 
 impl Room {
@@ -29,38 +36,29 @@ impl Room {
         self.len() == 0
     }
 
-    /// Closes every connection with code 1001 (going away) and `reason`, as a server that
-    /// stops does, and waits until each closing handshake is done (or the connection
-    /// failed).
-    pub async fn close_all(&self, reason: &str) {
-        let closing: Vec<_> = self
-            .members
-            .lock()
-            .unwrap()
-            .values()
-            .map(|(_, ws)| {
-                let _ = ws.close_with(1001, reason);
-                ws.closed()
-            })
-            .collect();
-        futures::future::join_all(closing).await;
+    /// Closes every connection, members and those that have not said hello yet, with code
+    /// 1001 (going away) and `reason`, as a server that stops does, and waits until each
+    /// closing handshake is done or `timeout` has passed. Connections that arrive later are
+    /// closed at once.
+    pub async fn close_all(&self, reason: &str, timeout: Duration) -> CloseAll {
+        self.sockets
+            .close_all(1001, reason, timeout)
+            .await
+            .unwrap_or_default()
     }
 
     /// Sends to everyone; drops anyone too far behind.
     fn broadcast(&self, msg: &ServerMessage) {
         let text = encode(msg);
         for (_, ws) in self.members.lock().unwrap().values() {
-            if ws.buffered_amount() > TOO_FAR_BEHIND {
-                let _ = ws.close_with(1008, "too far behind");
-            } else {
-                let _ = ws.send(text.as_str());
-            }
+            send(ws, &text);
         }
     }
 
     /// Serves one connection until it closes: `hello` first, then `say`s.
     pub(crate) async fn join(&self, mut ws: WebSocket) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        self.sockets.insert(&ws);
         let mut me: Option<User> = None;
         while let Some(Ok(msg)) = ws.next().await {
             let Message::Text(text) = msg else {
@@ -83,7 +81,7 @@ impl Room {
                         members.insert(id, (user.clone(), ws.clone()));
                         members.values().map(|(u, _)| u.clone()).collect()
                     };
-                    let _ = ws.send(encode(&ServerMessage::Welcome { you: id, users }));
+                    send(&ws, &encode(&ServerMessage::Welcome { you: id, users }));
                     me = Some(user);
                 }
                 (Ok(ClientMessage::Say { text }), Some(user)) => {
@@ -95,15 +93,28 @@ impl Room {
                 }
                 (Ok(_), _) => {
                     let reason = "say hello first, and only once".to_owned();
-                    let _ = ws.send(encode(&ServerMessage::Rejected { reason }));
+                    send(&ws, &encode(&ServerMessage::Rejected { reason }));
                 }
                 (Err(reason), _) => {
-                    let _ = ws.send(encode(&ServerMessage::Rejected { reason }));
+                    // The reason may quote the message: a client must not be able to make the
+                    // answer as large as what it sends.
+                    let reason = reason.chars().take(QUOTED).collect();
+                    send(&ws, &encode(&ServerMessage::Rejected { reason }));
                 }
             }
         }
         if self.members.lock().unwrap().remove(&id).is_some() {
             self.broadcast(&ServerMessage::Left { id });
         }
+    }
+}
+
+/// Sends `text` to `ws`, or closes it (1008, policy violation) if it is too far behind: a
+/// client that does not read cannot make the server hold more than that for it.
+fn send(ws: &WebSocket, text: &str) {
+    if ws.buffered_amount() > TOO_FAR_BEHIND {
+        let _ = ws.close_with(1008, "too far behind");
+    } else {
+        let _ = ws.send(text);
     }
 }

@@ -139,7 +139,10 @@ async fn stopping_closes_everyone_with_1001_and_waits_for_the_close() {
         .unwrap();
     assert_eq!(room.len(), 1);
 
-    room.close_all("server stopping").await;
+    let report = room
+        .close_all("server stopping", std::time::Duration::from_secs(30))
+        .await;
+    assert_eq!((report.closed, report.still_open), (1, 0));
     let closed = ws.closed().await;
     assert_eq!(
         (closed.code, closed.reason.as_str(), closed.was_clean),

@@ -56,8 +56,10 @@ use std::future::Future;
 ///
 /// Extracting it fails, with the [`Refusal`] as the response, for a request that is not a
 /// valid upgrade: 405 for another method than GET, 426 (with `Sec-WebSocket-Version: 13`)
-/// for another WebSocket version, 400 otherwise (no `Upgrade: websocket`, no
-/// `Connection: Upgrade`, a bad `Sec-WebSocket-Key` or `Host`, HTTP/2). The socket's
+/// for another WebSocket version, 431 for a head over 16 KiB or 64 fields, 426 for a
+/// connection hyper cannot hand over (no `OnUpgrade`), 400 otherwise (no
+/// `Upgrade: websocket`, no `Connection: Upgrade`, a bad `Sec-WebSocket-Key` or `Host`,
+/// HTTP/2). The socket's
 /// [`url`](WebSocket::url) uses the target as the client sent it (axum's `OriginalUri`),
 /// also under a nested router.
 pub struct WebSocketUpgrade {

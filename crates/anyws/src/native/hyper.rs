@@ -87,14 +87,13 @@ pub struct Upgrade {
 }
 
 impl fmt::Debug for Upgrade {
-    /// The URL, `Origin` and offered subprotocols; never the other headers (cookies and
-    /// credentials do not belong in logs).
+    /// As [`Incoming`](super::Incoming)'s: the URL with its query shown as `?…`, the
+    /// `Origin` and how many subprotocols were offered; never headers, the query or
+    /// subprotocol names (where a browser puts access tokens).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Upgrade")
-            .field("url", &self.checked.url())
-            .field("origin", &self.origin())
-            .field("protocols", &self.checked.offered())
-            .finish_non_exhaustive()
+        let mut debug = f.debug_struct("Upgrade");
+        self.checked.debug_fields(&mut debug);
+        debug.finish_non_exhaustive()
     }
 }
 
@@ -108,8 +107,10 @@ impl Upgrade {
     /// # Errors
     /// The [`Refusal`] to answer a request that is not a valid upgrade with (turn it into a
     /// response with [`refuse`]): 405 for another method than GET, 426 (with
-    /// `Sec-WebSocket-Version: 13`) for another WebSocket version, 400 otherwise. The
-    /// request is left as it was.
+    /// `Sec-WebSocket-Version: 13`) for another WebSocket version, 431 for a head over 16 KiB
+    /// or 64 fields (the limits of [`Incoming`](super::Incoming)), 426 when hyper cannot
+    /// hand the connection over (no `OnUpgrade`: HTTP/2, or a request hyper's HTTP/1 server
+    /// did not make), 400 otherwise. The request is left as it was.
     pub fn new<B>(request: &mut http::Request<B>, options: Options) -> Result<Self, Refusal> {
         let checked = check(
             request.method(),
@@ -117,6 +118,7 @@ impl Upgrade {
             request.version(),
             request.headers(),
         )?;
+        upgradable(request.extensions())?;
         Ok(Upgrade {
             checked,
             on_upgrade: ::hyper::upgrade::on(request),
@@ -132,6 +134,7 @@ impl Upgrade {
         options: Options,
     ) -> Result<Self, Refusal> {
         let checked = check(&parts.method, uri, parts.version, &parts.headers)?;
+        upgradable(&parts.extensions)?;
         // `hyper::upgrade::on` takes the upgrade from a request's (or response's) extensions.
         let mut carrier = http::Request::new(());
         *carrier.extensions_mut() = std::mem::take(&mut parts.extensions);
@@ -271,6 +274,19 @@ fn refusal_response(refusal: &Refusal) -> Response<Full<Bytes>> {
 }
 
 /// The checks of an opening request, on the parts of a request an HTTP server parsed.
+/// `Ok` if hyper can hand the request's connection over: its HTTP/1 server puts an
+/// `OnUpgrade` in the extensions. Without one (HTTP/2, a request that did not come from
+/// hyper's server, or a layer that rebuilt it) a 101 would leave the connection HTTP.
+fn upgradable(extensions: &http::Extensions) -> Result<(), Refusal> {
+    if extensions.get::<OnUpgrade>().is_some() {
+        return Ok(());
+    }
+    Err(Refusal::invalid(
+        StatusCode::UPGRADE_REQUIRED,
+        "this connection cannot be upgraded (an HTTP/1.1 connection from hyper's server is needed)",
+    ))
+}
+
 fn check(
     method: &Method,
     uri: &Uri,

@@ -134,15 +134,9 @@ impl<S> fmt::Debug for Incoming<S> {
     /// offered; never the headers, the query or the subprotocols' names (a browser can only
     /// put an access token in those, so they do not belong in logs).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut url = self.checked.url.clone();
-        if url.query().is_some() {
-            url.set_query(Some("…"));
-        }
-        f.debug_struct("Incoming")
-            .field("url", &url.as_str())
-            .field("origin", &origin(&self.checked.request))
-            .field("protocols", &self.checked.offered.len())
-            .finish_non_exhaustive()
+        let mut debug = f.debug_struct("Incoming");
+        self.checked.debug_fields(&mut debug);
+        debug.finish_non_exhaustive()
     }
 }
 
@@ -731,16 +725,37 @@ impl Checked {
                     .any(|t| t.trim().eq_ignore_ascii_case(token))
             })
         };
+        // The version first: an HTTP/2 extended CONNECT (RFC 8441) is not a method error.
+        if request.version() != http::Version::HTTP_11 {
+            return Err(Refusal::invalid(
+                StatusCode::BAD_REQUEST,
+                "a WebSocket handshake needs HTTP/1.1 (WebSocket over HTTP/2 is not supported)",
+            ));
+        }
         if request.method() != http::Method::GET {
             return Err(Refusal::invalid(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "a WebSocket handshake is a GET request",
             ));
         }
-        if request.version() != http::Version::HTTP_11 {
+        // The limits of a head anyws reads itself, also for one an HTTP server read: the
+        // request is kept for the socket's lifetime.
+        let kind = head::Kind::Request;
+        let size = request.method().as_str().len()
+            + target.len()
+            + "  HTTP/1.1\r\n\r\n".len()
+            + headers
+                .iter()
+                .map(|(name, value)| name.as_str().len() + value.len() + 4)
+                .sum::<usize>();
+        if headers.len() > head::MAX_HEADERS || size > kind.max_len() {
             return Err(Refusal::invalid(
-                StatusCode::BAD_REQUEST,
-                "a WebSocket handshake needs HTTP/1.1",
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                &format!(
+                    "the request head is over {} or {} header fields",
+                    kind.max_len_text(),
+                    head::MAX_HEADERS
+                ),
             ));
         }
         let url = request_url(target, headers)?;
@@ -837,6 +852,20 @@ impl Checked {
             headers.append(name, value.clone());
         }
         Ok(response)
+    }
+
+    /// The fields a `Debug` of a request shows: the URL with its query as `?…`, the
+    /// `Origin` and how many subprotocols were offered (a browser can put an access token
+    /// only in the query or a subprotocol, so neither is shown).
+    pub(crate) fn debug_fields(&self, debug: &mut fmt::DebugStruct<'_, '_>) {
+        let mut url = self.url.clone();
+        if url.query().is_some() {
+            url.set_query(Some("…"));
+        }
+        debug
+            .field("url", &url.as_str())
+            .field("origin", &origin(&self.request))
+            .field("protocols", &self.offered.len());
     }
 
     /// The socket's URL.
