@@ -1,6 +1,7 @@
 //! The benchmark harness behind `cargo xtask bench`: the one server every contender talks to
-//! ([`server`]), process memory readings ([`memory`]), and the report ([`report`]: the table
-//! with medians, ranges and ratios, the goals, `BENCHMARKS.md` and the SVG chart).
+//! ([`server`]), process memory readings ([`memory`]), the scenarios and what the runner and
+//! its child processes exchange ([`scenario`]), and the report ([`report`]: the table with
+//! medians, ranges and ratios, the goals, `BENCHMARKS.md` and the SVG chart).
 //!
 //! The contenders themselves (anyws and its peers) live in `benches/compare` and `examples/`,
 //! because the peers are dev-dependencies of this crate only.
@@ -8,4 +9,5 @@
 
 pub mod memory;
 pub mod report;
+pub mod scenario;
 pub mod server;

@@ -1,6 +1,7 @@
 //! Results, goals and their presentation: a terminal table, the generated part of
 //! `BENCHMARKS.md`, and an SVG chart of the ratios (plotters).
 
+use crate::scenario::Scenario;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -18,8 +19,8 @@ pub enum Better {
 /// One measured quantity of one scenario, with every contender's samples (one per round).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Metric {
-    /// `N1`, `W2`...
-    pub scenario: String,
+    /// The scenario it belongs to.
+    pub scenario: Scenario,
     /// What is measured, e.g. `round trip p50`.
     pub name: String,
     /// The unit of the samples, e.g. `µs`.
@@ -80,9 +81,9 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 impl Metric {
     /// A metric with no samples yet.
-    pub fn new(scenario: &str, name: &str, unit: &str, better: Better, anchor: &str) -> Metric {
+    pub fn new(scenario: Scenario, name: &str, unit: &str, better: Better, anchor: &str) -> Metric {
         Metric {
-            scenario: scenario.into(),
+            scenario,
             name: name.into(),
             unit: unit.into(),
             better,
@@ -210,116 +211,86 @@ pub struct Verdict {
 impl Goal {
     /// Checks the goal against `metrics`.
     pub fn check(&self, metrics: &[Metric]) -> Verdict {
-        let find = |key: &str| metrics.iter().find(|m| m.key() == key);
-        match self {
-            Goal::Ratio {
-                metric,
-                contender,
-                bound,
-            } => {
-                let Some(m) = find(metric) else {
-                    return unmeasured(format!("{metric}: not measured"));
-                };
-                let op = if m.better == Better::Lower {
-                    "≤"
-                } else {
-                    "≥"
-                };
-                let goal = format!("{metric}: {contender} {op} {bound:.2}x {}", m.anchor);
-                match m.ratio(contender) {
-                    Some(r) => Verdict {
-                        met: Some(if m.better == Better::Lower {
-                            r <= *bound
-                        } else {
-                            r >= *bound
-                        }),
-                        goal,
-                        detail: format!("{r:.3}x"),
-                    },
-                    None => Verdict {
-                        goal,
-                        met: None,
-                        detail: "no result".into(),
-                    },
-                }
+        let (Goal::Ratio {
+            metric, contender, ..
+        }
+        | Goal::Beats {
+            metric, contender, ..
+        }
+        | Goal::AtMost {
+            metric, contender, ..
+        }) = self;
+        let Some(m) = metrics.iter().find(|m| m.key() == *metric) else {
+            return Verdict {
+                goal: format!("{metric}: not measured"),
+                met: None,
+                detail: "not measured".into(),
+            };
+        };
+        let (goal, result) = match self {
+            Goal::Ratio { bound, .. } => {
+                let lower = m.better == Better::Lower;
+                let op = if lower { "≤" } else { "≥" };
+                let met = |r: f64| if lower { r <= *bound } else { r >= *bound };
+                (
+                    format!("{metric}: {contender} {op} {bound:.2}x {}", m.anchor),
+                    m.ratio(contender).map(|r| (met(r), format!("{r:.3}x"))),
+                )
             }
             Goal::Beats {
-                metric,
-                contender,
-                others,
-                or_equal,
+                others, or_equal, ..
             } => {
-                let Some(m) = find(metric) else {
-                    return unmeasured(format!("{metric}: not measured"));
-                };
                 let word = if *or_equal {
                     "no worse than"
                 } else {
                     "ahead of"
                 };
-                let goal = format!("{metric}: {contender} {word} {}", others.join(", "));
-                let Some(own) = m.summary(contender) else {
-                    return Verdict {
-                        goal,
-                        met: None,
-                        detail: "no result".into(),
-                    };
-                };
-                let mut met = true;
-                let mut detail = Vec::new();
-                for other in others {
-                    match m.summary(other) {
-                        Some(s) => {
-                            let ok = m.better_of(own.median, s.median)
-                                || (*or_equal && own.median == s.median);
-                            met &= ok;
-                            detail.push(format!(
-                                "{} {other} ({})",
-                                if ok { "beats" } else { "behind" },
-                                number(s.median)
-                            ));
+                let result = m.summary(contender).map(|own| {
+                    let mut met = true;
+                    let mut detail = Vec::new();
+                    for other in others {
+                        match m.summary(other) {
+                            Some(s) => {
+                                let ok = m.better_of(own.median, s.median)
+                                    || (*or_equal && own.median == s.median);
+                                met &= ok;
+                                detail.push(format!(
+                                    "{} {other} ({})",
+                                    if ok { "beats" } else { "behind" },
+                                    number(s.median)
+                                ));
+                            }
+                            // A peer that cannot run the scenario is beaten by one that can.
+                            None => detail.push(format!("{other}: no result")),
                         }
-                        // A peer that cannot run the scenario is beaten by one that can.
-                        None => detail.push(format!("{other}: no result")),
                     }
-                }
-                Verdict {
-                    goal,
-                    met: Some(met),
-                    detail: format!("{} {}: {}", number(own.median), m.unit, detail.join(", ")),
-                }
+                    let detail =
+                        format!("{} {}: {}", number(own.median), m.unit, detail.join(", "));
+                    (met, detail)
+                });
+                (
+                    format!("{metric}: {contender} {word} {}", others.join(", ")),
+                    result,
+                )
             }
-            Goal::AtMost {
-                metric,
-                contender,
-                value,
-            } => {
-                let Some(m) = find(metric) else {
-                    return unmeasured(format!("{metric}: not measured"));
-                };
-                let goal = format!("{metric}: {contender} ≤ {} {}", number(*value), m.unit);
-                match m.summary(contender) {
-                    Some(s) => Verdict {
-                        goal,
-                        met: Some(s.max <= *value),
-                        detail: format!("max {} {}", number(s.max), m.unit),
-                    },
-                    None => Verdict {
-                        goal,
-                        met: None,
-                        detail: "no result".into(),
-                    },
-                }
-            }
+            Goal::AtMost { value, .. } => (
+                format!("{metric}: {contender} ≤ {} {}", number(*value), m.unit),
+                m.summary(contender)
+                    .map(|s| (s.max <= *value, format!("max {} {}", number(s.max), m.unit))),
+            ),
+        };
+        match result {
+            Some((met, detail)) => Verdict {
+                goal,
+                met: Some(met),
+                detail,
+            },
+            None => Verdict {
+                goal,
+                met: None,
+                detail: "no result".into(),
+            },
         }
-    }
-}
-
-fn unmeasured(goal: String) -> Verdict {
-    Verdict {
-        goal,
-        met: None,
-        detail: "not measured".into(),
     }
 }
 
@@ -339,62 +310,135 @@ pub fn number(v: f64) -> String {
     }
 }
 
-/// The terminal table: per metric, each contender's median, min, max and ratio to the anchor.
-pub fn table(metrics: &[Metric]) -> String {
-    let mut out = String::new();
-    for m in metrics {
-        let dir = match m.better {
-            Better::Higher => "higher is better",
-            Better::Lower => "lower is better",
-        };
-        let _ = writeln!(out, "\n{} {} ({}, {dir})", m.scenario, m.name, m.unit);
-        let _ = writeln!(
-            out,
-            "  {:<28} {:>12} {:>12} {:>12} {:>8}",
-            "", "median", "min", "max", "ratio"
-        );
-        for c in m.contenders() {
-            let label = if c == m.anchor {
-                format!("{c} (anchor)")
-            } else {
-                c.to_string()
-            };
-            match m.summary(c) {
-                Some(s) => {
-                    let ratio = m
-                        .ratio(c)
-                        .map(|r| format!("{r:.3}x"))
-                        .unwrap_or_else(|| "-".into());
-                    let _ = writeln!(
-                        out,
-                        "  {label:<28} {:>12} {:>12} {:>12} {ratio:>8}",
-                        number(s.median),
-                        number(s.min),
-                        number(s.max)
-                    );
-                }
-                None => {
-                    let why = m.missing.get(c).map(String::as_str).unwrap_or("no result");
-                    let _ = writeln!(out, "  {label:<28} {why}");
-                }
-            }
-        }
-    }
-    out
+/// The two forms of the report, rendered from the same [`rows`] and verdicts: aligned text
+/// for the terminal, Markdown for `BENCHMARKS.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    /// Aligned columns.
+    Terminal,
+    /// Markdown tables and lists.
+    Markdown,
 }
 
-/// The verdicts as lines (`met`, `MISSED`, `n/a`).
-pub fn verdict_lines(verdicts: &[Verdict]) -> String {
-    let mut out = String::new();
-    for v in verdicts {
-        let mark = match v.met {
-            Some(true) => "met   ",
-            Some(false) => "MISSED",
-            None => "n/a   ",
-        };
-        let _ = writeln!(out, "  {mark} {}  [{}]", v.goal, v.detail);
+/// One contender's row of a metric's table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row<'a> {
+    /// The contender.
+    pub contender: &'a str,
+    /// Whether it is the metric's anchor.
+    pub anchor: bool,
+    /// Median, min, max and the ratio to the anchor (if there is one), formatted; or why the
+    /// contender has no samples.
+    pub cells: Result<([String; 3], Option<String>), &'a str>,
+}
+
+/// A metric's rows, one a contender in display order.
+pub fn rows(m: &Metric) -> Vec<Row<'_>> {
+    let row = |c| Row {
+        contender: c,
+        anchor: c == m.anchor,
+        cells: match m.summary(c) {
+            Some(s) => Ok((
+                [number(s.median), number(s.min), number(s.max)],
+                m.ratio(c).map(|r| format!("{r:.3}x")),
+            )),
+            None => Err(m.missing.get(c).map_or("no result", String::as_str)),
+        },
+    };
+    m.contenders().into_iter().map(row).collect()
+}
+
+impl Style {
+    /// Each metric's table: its heading, then its [`rows`].
+    pub fn metrics(self, metrics: &[Metric]) -> String {
+        let mut out = String::new();
+        for m in metrics {
+            let dir = match m.better {
+                Better::Higher => "higher is better",
+                Better::Lower => "lower is better",
+            };
+            let (scenario, name, unit, anchor) = (m.scenario, &m.name, &m.unit, &m.anchor);
+            let _ = match self {
+                Style::Terminal => write!(
+                    out,
+                    "\n{scenario} {name} ({unit}, {dir})\n  {:<28} {:>12} {:>12} {:>12} {:>8}\n",
+                    "", "median", "min", "max", "ratio"
+                ),
+                Style::Markdown => write!(
+                    out,
+                    "**{scenario} {name}** ({unit}, {dir})\n\n\
+                     | contender | median | min | max | ratio to {anchor} |\n|---|---:|---:|---:|---:|\n"
+                ),
+            };
+            for Row {
+                contender: c,
+                anchor,
+                cells,
+            } in rows(m)
+            {
+                let _ = match (self, cells) {
+                    (Style::Terminal, cells) => {
+                        let label = if anchor {
+                            format!("{c} (anchor)")
+                        } else {
+                            c.to_owned()
+                        };
+                        match cells {
+                            Ok(([median, min, max], ratio)) => writeln!(
+                                out,
+                                "  {label:<28} {median:>12} {min:>12} {max:>12} {:>8}",
+                                ratio.as_deref().unwrap_or("-")
+                            ),
+                            Err(why) => writeln!(out, "  {label:<28} {why}"),
+                        }
+                    }
+                    (Style::Markdown, Ok(([median, min, max], ratio))) => writeln!(
+                        out,
+                        "| {c} | {median} | {min} | {max} | {} |",
+                        ratio.as_deref().unwrap_or("–")
+                    ),
+                    (Style::Markdown, Err(why)) => {
+                        writeln!(out, "| {c} | {} | | | |", why.replace('|', "/"))
+                    }
+                };
+            }
+            if self == Style::Markdown {
+                out.push('\n');
+            }
+        }
+        out
     }
-    out
+
+    /// One line a verdict: the mark (`met`, `MISSED`, `n/a`; ✅, ❌, ➖), the goal and the
+    /// numbers behind it.
+    pub fn verdicts(self, verdicts: &[Verdict]) -> String {
+        let marks = match self {
+            Style::Terminal => ["met   ", "MISSED", "n/a   "],
+            Style::Markdown => ["✅", "❌", "➖"],
+        };
+        let line = |v: &Verdict| {
+            let mark = marks[match v.met {
+                Some(true) => 0,
+                Some(false) => 1,
+                None => 2,
+            }];
+            match self {
+                Style::Terminal => format!("  {mark} {}  [{}]\n", v.goal, v.detail),
+                Style::Markdown => format!("- {mark} {} — {}\n", v.goal, v.detail),
+            }
+        };
+        verdicts.iter().map(line).collect()
+    }
+}
+
+/// The terminal table: per metric, each contender's median, min, max and ratio to the anchor.
+pub fn table(metrics: &[Metric]) -> String {
+    Style::Terminal.metrics(metrics)
+}
+
+/// The verdicts as terminal lines (`met`, `MISSED`, `n/a`).
+pub fn verdict_lines(verdicts: &[Verdict]) -> String {
+    Style::Terminal.verdicts(verdicts)
 }
 
 /// The generated part of `BENCHMARKS.md`: machine, command, the chart (`chart`: its path
@@ -406,56 +450,12 @@ pub fn markdown(
     command: &str,
     chart: &str,
 ) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "Command: `{command}`\n");
-    let _ = writeln!(out, "Machine: {machine}\n");
-    let _ = writeln!(out, "![Ratios to the anchors]({chart})\n");
-    let _ = writeln!(out, "### Goals\n");
-    for v in verdicts {
-        let mark = match v.met {
-            Some(true) => "✅",
-            Some(false) => "❌",
-            None => "➖",
-        };
-        let _ = writeln!(out, "- {mark} {} — {}", v.goal, v.detail);
-    }
-    let _ = writeln!(out, "\n### Results\n");
-    for m in metrics {
-        let dir = match m.better {
-            Better::Higher => "higher is better",
-            Better::Lower => "lower is better",
-        };
-        let _ = writeln!(out, "**{} {}** ({}, {dir})\n", m.scenario, m.name, m.unit);
-        let _ = writeln!(
-            out,
-            "| contender | median | min | max | ratio to {} |",
-            m.anchor
-        );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|");
-        for c in m.contenders() {
-            match m.summary(c) {
-                Some(s) => {
-                    let ratio = m
-                        .ratio(c)
-                        .map(|r| format!("{r:.3}x"))
-                        .unwrap_or_else(|| "–".into());
-                    let _ = writeln!(
-                        out,
-                        "| {c} | {} | {} | {} | {ratio} |",
-                        number(s.median),
-                        number(s.min),
-                        number(s.max)
-                    );
-                }
-                None => {
-                    let why = m.missing.get(c).map(String::as_str).unwrap_or("no result");
-                    let _ = writeln!(out, "| {c} | {} | | | |", why.replace('|', "/"));
-                }
-            }
-        }
-        let _ = writeln!(out);
-    }
-    out
+    format!(
+        "Command: `{command}`\n\nMachine: {machine}\n\n![Ratios to the anchors]({chart})\n\n\
+         ### Goals\n\n{}\n### Results\n\n{}",
+        Style::Markdown.verdicts(verdicts),
+        Style::Markdown.metrics(metrics)
+    )
 }
 
 /// Replaces the text between `<!-- bench:start -->` and `<!-- bench:end -->` in `document`
@@ -581,7 +581,7 @@ mod tests {
     use super::*;
 
     fn metric(better: Better) -> Metric {
-        let mut m = Metric::new("N1", "round trip p50", "µs", better, "raw");
+        let mut m = Metric::new(Scenario::N1, "round trip p50", "µs", better, "raw");
         for v in [10.0, 12.0, 11.0] {
             m.push("raw", v);
         }
@@ -667,6 +667,99 @@ mod tests {
         );
         assert!(
             splice("# Bare\n", "x\n").ends_with("<!-- bench:start -->\nx\n<!-- bench:end -->\n")
+        );
+    }
+
+    /// Both forms from the same rows: every number, ratio and reason of [`rows`] in each,
+    /// in the exact layout of each.
+    #[test]
+    fn terminal_and_markdown_render_the_same_rows() {
+        let mut m = metric(Better::Lower);
+        m.fail("piped", "a | b");
+        let mut no_anchor = Metric::new(
+            Scenario::W2,
+            "wasm size (gzip)",
+            "bytes",
+            Better::Lower,
+            "gone",
+        );
+        no_anchor.push("anyws", 123_456.0);
+        let metrics = [m, no_anchor];
+        let terminal = Style::Terminal.metrics(&metrics);
+        let markdown = Style::Markdown.metrics(&metrics);
+        assert_eq!(terminal, table(&metrics));
+        assert_eq!(
+            terminal,
+            "\nN1 round trip p50 (µs, lower is better)\n\
+             \x20                                    median          min          max    ratio\n\
+             \x20 raw (anchor)                        11.00        10.00        12.00   1.000x\n\
+             \x20 anyws                               10.50        10.40        30.00   0.955x\n\
+             \x20 peer                                20.00        20.00        20.00   1.818x\n\
+             \x20 broken                       connect failed\n\
+             \x20 piped                        a | b\n\
+             \nW2 wasm size (gzip) (bytes, lower is better)\n\
+             \x20                                    median          min          max    ratio\n\
+             \x20 anyws                              123456       123456       123456        -\n"
+        );
+        assert_eq!(
+            markdown,
+            "**N1 round trip p50** (µs, lower is better)\n\n\
+             | contender | median | min | max | ratio to raw |\n\
+             |---|---:|---:|---:|---:|\n\
+             | raw | 11.00 | 10.00 | 12.00 | 1.000x |\n\
+             | anyws | 10.50 | 10.40 | 30.00 | 0.955x |\n\
+             | peer | 20.00 | 20.00 | 20.00 | 1.818x |\n\
+             | broken | connect failed | | | |\n\
+             | piped | a / b | | | |\n\n\
+             **W2 wasm size (gzip)** (bytes, lower is better)\n\n\
+             | contender | median | min | max | ratio to gone |\n\
+             |---|---:|---:|---:|---:|\n\
+             | anyws | 123456 | 123456 | 123456 | – |\n\n"
+        );
+        for m in &metrics {
+            for row in rows(m) {
+                match &row.cells {
+                    Ok((cells, ratio)) => {
+                        for cell in cells.iter().chain(ratio) {
+                            let md = format!(" {cell} |");
+                            let term = format!(" {cell}");
+                            assert!(markdown.contains(&md) && terminal.contains(&term), "{cell}");
+                        }
+                    }
+                    Err(why) => assert!(terminal.contains(why), "{why}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn verdicts_in_both_forms() {
+        let verdicts = [
+            Verdict {
+                goal: "g1".into(),
+                met: Some(true),
+                detail: "d1".into(),
+            },
+            Verdict {
+                goal: "g2".into(),
+                met: Some(false),
+                detail: "d2".into(),
+            },
+            Verdict {
+                goal: "g3".into(),
+                met: None,
+                detail: "d3".into(),
+            },
+        ];
+        assert_eq!(
+            verdict_lines(&verdicts),
+            "  met    g1  [d1]\n  MISSED g2  [d2]\n  n/a    g3  [d3]\n"
+        );
+        let md = markdown(&[], &verdicts, "m", "c", "x.svg");
+        assert_eq!(
+            md,
+            "Command: `c`\n\nMachine: m\n\n![Ratios to the anchors](x.svg)\n\n### Goals\n\n\
+             - ✅ g1 — d1\n- ❌ g2 — d2\n- ➖ g3 — d3\n\n### Results\n\n"
         );
     }
 

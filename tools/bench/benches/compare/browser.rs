@@ -1,6 +1,7 @@
 //! The browser scenarios (W1-W3) in headless Chromium over WebDriver, and the W2 sizes.
 
-use anyws_bench::report::{Better, Metric};
+use anyws_bench::report::Metric;
+use anyws_bench::scenario::{Scenario, GLOO, PLAIN_JS};
 use anyws_webdriver::{Driver, Session};
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
@@ -8,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The browser contenders, the anchor first.
-pub const CONTENDERS: [&str; 3] = ["plain JS", "anyws", "gloo-net"];
+pub const CONTENDERS: [&str; 3] = [PLAIN_JS, "anyws", GLOO];
 
 /// What the browser part needs.
 pub struct Setup<'a> {
@@ -25,13 +26,9 @@ pub struct Setup<'a> {
 
 /// W2: the optimized wasm of each minimal echo client, raw and gzipped (level 9).
 pub fn sizes(web: &Path, metrics: &mut Vec<Metric>) {
-    let mut gz = Metric::new("W2", "wasm size (gzip)", "bytes", Better::Lower, "gloo-net");
-    let mut raw =
-        Metric::new("W2", "wasm size (-Oz)", "bytes", Better::Lower, "gloo-net").no_chart();
-    for (contender, file) in [
-        ("anyws", "size_anyws_bg.wasm"),
-        ("gloo-net", "size_gloo_bg.wasm"),
-    ] {
+    let mut gz = Scenario::W2.metric("gzip");
+    let mut raw = Scenario::W2.metric("raw");
+    for (contender, file) in [("anyws", "size_anyws_bg.wasm"), (GLOO, "size_gloo_bg.wasm")] {
         match std::fs::read(web.join("size").join(file)) {
             Ok(bytes) => {
                 raw.push(contender, bytes.len() as f64);
@@ -55,10 +52,9 @@ fn gzip(bytes: &[u8]) -> usize {
 
 /// W1 and W3: every contender, `rounds` rounds, in one browser session.
 pub fn run(setup: &Setup, metrics: &mut Vec<Metric>) -> Result<(), String> {
-    let mut w1 = Metric::new("W1", "echo throughput", "msg/s", Better::Higher, "plain JS");
-    let mut heap = Metric::new("W3", "JS heap growth", "KiB", Better::Lower, "plain JS").no_chart();
-    let mut wasm =
-        Metric::new("W3", "wasm memory growth", "KiB", Better::Lower, "gloo-net").no_chart();
+    let mut w1 = Scenario::W1.metric("rate");
+    let mut heap = Scenario::W3.metric("heap");
+    let mut wasm = Scenario::W3.metric("wasm");
     let driver = Driver::start(setup.chromedriver)?;
     let browser = driver.chromium(
         setup.chromium,
@@ -78,28 +74,25 @@ pub fn run(setup: &Setup, metrics: &mut Vec<Metric>) -> Result<(), String> {
         let url = format!("{}/echo", setup.ws);
         for round in 0..setup.rounds {
             for contender in CONTENDERS {
-                if std::io::stderr().is_terminal() {
-                    eprint!(
-                        "\r  W1 round {}/{} {contender:<12}",
-                        round + 1,
-                        setup.rounds
-                    );
-                }
+                let progress = |scenario| {
+                    if std::io::stderr().is_terminal() {
+                        eprint!(
+                            "\r  {scenario} round {}/{} {contender:<12}",
+                            round + 1,
+                            setup.rounds
+                        );
+                    }
+                };
+                progress(Scenario::W1);
                 match call(&browser, "echo", contender, &url, setup.echo_count) {
                     Ok(v) => w1.push(contender, v["rate"].as_f64().unwrap_or(f64::NAN)),
                     Err(e) => w1.fail(contender, &e),
                 }
-                if std::io::stderr().is_terminal() {
-                    eprint!(
-                        "\r  W3 round {}/{} {contender:<12}",
-                        round + 1,
-                        setup.rounds
-                    );
-                }
+                progress(Scenario::W3);
                 match call(&browser, "cycles", contender, &url, setup.cycles) {
                     Ok(v) => {
                         heap.push(contender, v["heap"].as_f64().unwrap_or(f64::NAN));
-                        if contender != "plain JS" {
+                        if contender != PLAIN_JS {
                             wasm.push(contender, v["wasm"].as_f64().unwrap_or(f64::NAN));
                         }
                     }

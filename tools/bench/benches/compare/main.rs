@@ -12,8 +12,8 @@ mod browser;
 mod native;
 mod servers;
 
-use anyws_bench::report::{self, Better, Goal, Metric};
-use serde_json::Value;
+use anyws_bench::report::{self, Goal, Metric};
+use anyws_bench::scenario::{self, Job, Reply, Scenario};
 use std::io::{BufRead, BufReader, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -68,122 +68,6 @@ const QUICK: Scale = Scale {
     child_limit: Duration::from_secs(120),
 };
 
-/// A measured value a child reports: (JSON key, metric name, unit, direction, charted).
-struct Spec {
-    scenario: &'static str,
-    key: &'static str,
-    name: &'static str,
-    unit: &'static str,
-    better: Better,
-    chart: bool,
-}
-
-const fn spec(
-    scenario: &'static str,
-    key: &'static str,
-    name: &'static str,
-    unit: &'static str,
-    better: Better,
-    chart: bool,
-) -> Spec {
-    Spec {
-        scenario,
-        key,
-        name,
-        unit,
-        better,
-        chart,
-    }
-}
-
-const NATIVE: [Spec; 14] = [
-    spec("N1", "p50", "round trip p50", "µs", Better::Lower, true),
-    spec("N1", "p99", "round trip p99", "µs", Better::Lower, true),
-    spec(
-        "N2",
-        "rate",
-        "receive throughput",
-        "msg/s",
-        Better::Higher,
-        true,
-    ),
-    spec(
-        "N3",
-        "rate",
-        "send throughput",
-        "msg/s",
-        Better::Higher,
-        true,
-    ),
-    spec("N4", "rate", "16 MiB echo", "MiB/s", Better::Higher, true),
-    spec("N4", "peak", "peak RSS / payload", "x", Better::Lower, true),
-    spec(
-        "N5",
-        "rss_per_conn",
-        "RSS per connection",
-        "KiB",
-        Better::Lower,
-        true,
-    ),
-    spec(
-        "N5",
-        "open_all",
-        "time to open all",
-        "ms",
-        Better::Lower,
-        true,
-    ),
-    spec(
-        "N5",
-        "lost",
-        "messages lost",
-        "messages",
-        Better::Lower,
-        false,
-    ),
-    spec(
-        "N5",
-        "failed_connections",
-        "failed connections",
-        "connections",
-        Better::Lower,
-        false,
-    ),
-    spec(
-        "N7",
-        "rss_per_conn",
-        "server RSS per connection",
-        "KiB",
-        Better::Lower,
-        true,
-    ),
-    spec(
-        "N7",
-        "open_all",
-        "time to open all",
-        "ms",
-        Better::Lower,
-        true,
-    ),
-    spec(
-        "N7",
-        "lost",
-        "messages lost",
-        "messages",
-        Better::Lower,
-        false,
-    ),
-    spec(
-        "N7",
-        "failed_connections",
-        "failed connections",
-        "connections",
-        Better::Lower,
-        false,
-    ),
-];
-
-const ANCHOR: &str = native::CONTENDERS[0];
 const PEERS: [&str; 3] = ["tokio-tungstenite-wasm", "ewebsock", "reqwest-websocket"];
 
 fn main() {
@@ -228,33 +112,20 @@ fn serve(args: &[String]) -> i32 {
     0
 }
 
-/// `child SCENARIO CONTENDER BASE COUNT SECONDS`: runs one measurement, prints JSON. BASE is
-/// the bench server's URL; for N7, the directory of the server binaries.
+/// `child JOB`: runs one measurement ([`Job`], as JSON), prints its [`Reply`] as JSON.
 fn child(args: &[String]) -> i32 {
-    let [scenario, contender, base, count, seconds] = args else {
-        eprintln!("usage: child SCENARIO CONTENDER BASE COUNT SECONDS");
+    let [job] = args else {
+        eprintln!("usage: child JOB (JSON)");
         return 2;
     };
-    let params = native::Params {
-        base: base.clone(),
-        count: count.parse().unwrap_or(0),
-        seconds: seconds.parse().unwrap_or(0),
-    };
-    let result = if scenario == "N7" {
-        servers::run(contender, Path::new(base), params.count)
-    } else {
-        native::run(scenario, contender, &params)
-    };
-    match result {
-        Ok(v) => {
-            println!("{v}");
-            0
-        }
-        Err(e) => {
-            println!("{}", serde_json::json!({ "error": e }));
-            1
-        }
-    }
+    let reply: Reply = serde_json::from_str::<Job>(job)
+        .map_err(|e| format!("not a job: {e}"))
+        .and_then(|job| match job.scenario {
+            Scenario::N7 => servers::run(&job.contender, Path::new(&job.target), job.count),
+            _ => native::run(&job),
+        });
+    println!("{}", serde_json::to_string(&reply).unwrap_or_default());
+    i32::from(reply.is_err())
 }
 
 struct Server {
@@ -326,11 +197,12 @@ impl Drop for Server {
 }
 
 /// Runs one child measurement; kills it after `limit`.
-fn measure(args: &[String], limit: Duration) -> Result<Value, String> {
+fn measure(job: &Job, limit: Duration) -> Reply {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let job = serde_json::to_string(job).map_err(|e| e.to_string())?;
     let mut child = Command::new(exe)
         .arg("child")
-        .args(args)
+        .arg(job)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -358,17 +230,13 @@ fn measure(args: &[String], limit: Duration) -> Result<Value, String> {
         std::thread::sleep(Duration::from_millis(20));
     };
     let (out, err) = reader.join().unwrap_or_default();
-    let value: Value = serde_json::from_str(out.trim()).map_err(|_| {
+    serde_json::from_str::<Reply>(out.trim()).map_err(|_| {
         let err = err.trim();
         format!(
             "exited with {status}: {}",
             err.lines().last().unwrap_or("no output")
         )
-    })?;
-    match value.get("error") {
-        Some(e) => Err(e.as_str().unwrap_or("error").to_owned()),
-        None => Ok(value),
-    }
+    })?
 }
 
 fn goals() -> Vec<Goal> {
@@ -473,7 +341,7 @@ fn measure_all(
     args: &[String],
     scale: &Scale,
     rounds: usize,
-    wanted: &dyn Fn(&str) -> bool,
+    wanted: &dyn Fn(Scenario) -> bool,
 ) -> Result<(Vec<Metric>, Vec<String>), String> {
     let quick = args.iter().any(|a| a == "--quick");
     let web = value_of(args, "--web").map(PathBuf::from);
@@ -483,114 +351,63 @@ fn measure_all(
         if quick { "quick" } else { "full" },
         server.ws
     );
-    let mut metrics: Vec<Metric> = NATIVE
-        .iter()
-        .map(|s| {
-            let m = Metric::new(s.scenario, s.name, s.unit, s.better, ANCHOR);
-            if s.chart {
-                m
-            } else {
-                m.no_chart()
-            }
-        })
+    let mut metrics: Vec<Metric> = Scenario::NATIVE
+        .into_iter()
+        .flat_map(Scenario::metrics)
         .collect();
-    for scenario in ["N1", "N2", "N3", "N4", "N5"] {
-        if !wanted(scenario) {
-            continue;
-        }
+    for scenario in Scenario::NATIVE.into_iter().filter(|&s| wanted(s)) {
+        // N7's contenders are servers of their own, found in the build directory.
+        let (contenders, kind, target): (&[&str], _, _) = match scenario {
+            Scenario::N7 => (
+                &servers::SERVERS,
+                "servers",
+                servers_dir(args)?.display().to_string(),
+            ),
+            _ => (&native::CONTENDERS, "contenders", server.ws.clone()),
+        };
         let (count, seconds, scenario_rounds) = match scenario {
-            "N1" => (scale.n1, 0, rounds),
-            "N2" => (scale.n2, 0, rounds),
-            "N3" => (scale.n3, 0, rounds),
-            "N4" => (scale.n4, 0, rounds),
-            _ => (scale.n5, scale.n5_seconds, scale.n5_rounds.min(rounds)),
+            Scenario::N1 => (scale.n1, 0, rounds),
+            Scenario::N2 => (scale.n2, 0, rounds),
+            Scenario::N3 => (scale.n3, 0, rounds),
+            Scenario::N4 => (scale.n4, 0, rounds),
+            Scenario::N5 => (scale.n5, scale.n5_seconds, scale.n5_rounds.min(rounds)),
+            _ => (scale.n7, 0, scale.n7_rounds.min(rounds)),
         };
         let scenario_start = Instant::now();
         for round in 0..scenario_rounds {
-            for contender in native::CONTENDERS {
+            for &contender in contenders {
                 if std::io::stderr().is_terminal() {
                     eprint!(
                         "\r  {scenario} round {}/{scenario_rounds} {contender:<24}",
                         round + 1
                     );
                 }
-                let args = [
-                    scenario.to_string(),
-                    contender.to_string(),
-                    server.ws.clone(),
-                    count.to_string(),
-                    seconds.to_string(),
-                ];
-                let result = measure(&args, scale.child_limit);
-                server.wait_idle();
-                for (spec, metric) in NATIVE.iter().zip(metrics.iter_mut()) {
-                    if spec.scenario != scenario {
-                        continue;
-                    }
-                    match &result {
-                        Ok(v) => match v.get(spec.key).and_then(Value::as_f64) {
-                            Some(x) => metric.push(contender, x),
-                            None => metric.fail(contender, "no value"),
-                        },
-                        Err(e) => metric.fail(contender, e),
-                    }
+                let job = Job {
+                    scenario,
+                    contender: contender.to_owned(),
+                    target: target.clone(),
+                    count,
+                    seconds,
+                };
+                let reply = measure(&job, scale.child_limit);
+                if scenario != Scenario::N7 {
+                    server.wait_idle();
                 }
+                scenario::record(&mut metrics, scenario, contender, &reply);
             }
         }
         eprintln!(
-            "\r  {scenario}: {scenario_rounds} rounds of {} contenders in {:.0} s{:30}",
-            native::CONTENDERS.len(),
+            "\r  {scenario}: {scenario_rounds} rounds of {} {kind} in {:.0} s{:30}",
+            contenders.len(),
             scenario_start.elapsed().as_secs_f64(),
             ""
         );
     }
-    if wanted("N7") {
-        let bins = servers_dir(args)?;
-        let scenario_start = Instant::now();
-        for round in 0..scale.n7_rounds.min(rounds) {
-            for contender in servers::SERVERS {
-                if std::io::stderr().is_terminal() {
-                    eprint!(
-                        "\r  N7 round {}/{} {contender:<24}",
-                        round + 1,
-                        scale.n7_rounds.min(rounds)
-                    );
-                }
-                let args = [
-                    "N7".to_string(),
-                    contender.to_string(),
-                    bins.display().to_string(),
-                    scale.n7.to_string(),
-                    "0".to_string(),
-                ];
-                let result = measure(&args, scale.child_limit);
-                for (spec, metric) in NATIVE.iter().zip(metrics.iter_mut()) {
-                    if spec.scenario != "N7" {
-                        continue;
-                    }
-                    match &result {
-                        Ok(v) => match v.get(spec.key).and_then(Value::as_f64) {
-                            Some(x) => metric.push(contender, x),
-                            None => metric.fail(contender, "no value"),
-                        },
-                        Err(e) => metric.fail(contender, e),
-                    }
-                }
-            }
-        }
-        eprintln!(
-            "\r  N7: {} rounds of {} servers in {:.0} s{:30}",
-            scale.n7_rounds.min(rounds),
-            servers::SERVERS.len(),
-            scenario_start.elapsed().as_secs_f64(),
-            ""
-        );
-    }
-    metrics.retain(|m| wanted(&m.scenario));
+    metrics.retain(|m| wanted(m.scenario));
 
     let mut notes = Vec::new();
     match (&web, value_of(args, "--chromedriver")) {
-        (Some(web), Some(chromedriver)) if ["W1", "W2", "W3"].iter().any(|s| wanted(s)) => {
+        (Some(web), Some(chromedriver)) if Scenario::BROWSER.into_iter().any(wanted) => {
             let mut browser_metrics = Vec::new();
             browser::sizes(web, &mut browser_metrics);
             let setup = browser::Setup {
@@ -607,7 +424,7 @@ fn measure_all(
                 notes.push(format!("browser scenarios: {e}"));
             }
             eprintln!("  W1-W3 in {:.0} s", start.elapsed().as_secs_f64());
-            browser_metrics.retain(|m| wanted(&m.scenario));
+            browser_metrics.retain(|m| wanted(m.scenario));
             metrics.extend(browser_metrics);
         }
         (None, _) | (_, None) => notes.push(
@@ -639,8 +456,21 @@ fn runner(args: &[String]) -> i32 {
     let rounds = value_of(args, "--rounds")
         .and_then(|r| r.parse().ok())
         .unwrap_or(scale.rounds);
-    let only: Option<Vec<&str>> = value_of(args, "--only").map(|s| s.split(',').collect());
-    let wanted = |s: &str| only.as_ref().is_none_or(|o| o.contains(&s));
+    let only = value_of(args, "--only")
+        .map(|s| {
+            s.split(',')
+                .map(str::parse)
+                .collect::<Result<Vec<Scenario>, _>>()
+        })
+        .transpose();
+    let only = match only {
+        Ok(only) => only,
+        Err(e) => {
+            eprintln!("bench: --only: {e}");
+            return 1;
+        }
+    };
+    let wanted = |s: Scenario| only.as_ref().is_none_or(|o| o.contains(&s));
     let out = value_of(args, "--out")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target/bench"));

@@ -1,9 +1,12 @@
-//! The native contenders and scenarios N1-N5. Each contender is a thin adapter that uses its
-//! library the way its documentation shows; every scenario is written once, over [`Client`].
+//! The native contenders and scenarios N1-N5. Every scenario is written once, over
+//! [`Client`]; each contender is a [`Library`]: how it connects and closes and how its
+//! messages map to the scenarios', used the way its documentation shows. The rest, the
+//! Sink/Stream glue, is [`Client`]'s, the same for every library.
 
 use anyws_bench::memory;
 use anyws_bench::report::percentile;
-use serde_json::{json, Value};
+use anyws_bench::scenario::{values, Job, Scenario, Values, RAW};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -11,7 +14,7 @@ use std::time::{Duration, Instant};
 
 /// The native contenders, the anchor first.
 pub const CONTENDERS: [&str; 5] = [
-    "tokio-tungstenite",
+    RAW,
     "anyws",
     "tokio-tungstenite-wasm",
     "ewebsock",
@@ -24,59 +27,42 @@ pub enum Out {
     Binary(Vec<u8>),
 }
 
-/// What a scenario needs from a WebSocket client library. The futures are `Send` so that
-/// N5 can spawn its connections on the runtime like any server or bot would.
-pub trait Client: Sized + Send {
-    /// Connects and completes the opening handshake.
-    fn connect(url: &str) -> impl Future<Output = Result<Self, String>> + Send;
-    /// Sends one message so that it goes out now (the library's plain "send").
-    fn send(&mut self, message: Out) -> impl Future<Output = Result<(), String>> + Send;
-    /// Queues one message, waiting if the library applies backpressure.
-    fn feed(&mut self, message: Out) -> impl Future<Output = Result<(), String>> + Send;
-    /// Waits until queued messages are written (where the library can tell).
-    fn flush(&mut self) -> impl Future<Output = Result<(), String>> + Send;
-    /// The next data message's length; `None` when the connection has ended.
-    fn recv(&mut self) -> impl Future<Output = Result<Option<usize>, String>> + Send;
-    /// Closes with 1000 and waits for the end.
-    fn close(self) -> impl Future<Output = ()> + Send;
+/// A received message, as a scenario sees it.
+pub enum In {
+    /// A data message of this many bytes.
+    Data(usize),
+    /// Ping, pong, or anything else a scenario skips.
+    Control,
+    /// The close handshake.
+    Closed,
 }
 
-/// A scenario's parameters.
-pub struct Params {
-    /// The server, `ws://127.0.0.1:port`.
-    pub base: String,
-    /// Messages, round trips, connections: what the scenario counts.
-    pub count: usize,
-    /// N5: seconds of echoing.
-    pub seconds: u64,
-}
-
-/// Runs `scenario` with `contender` in this process and returns its measurements.
-pub fn run(scenario: &str, contender: &str, params: &Params) -> Result<Value, String> {
+/// Runs the job's scenario with its contender in this process; returns its measurements.
+pub fn run(job: &Job) -> Result<Values, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     runtime.block_on(async {
-        match contender {
-            "tokio-tungstenite" => scenario_for::<raw::Raw>(scenario, params).await,
-            "anyws" => scenario_for::<anyws_client::AnyWs>(scenario, params).await,
-            "tokio-tungstenite-wasm" => scenario_for::<ttw::Ttw>(scenario, params).await,
-            "ewebsock" => scenario_for::<ewebsock_client::EWebSock>(scenario, params).await,
-            "reqwest-websocket" => scenario_for::<reqwest_ws::ReqwestWs>(scenario, params).await,
+        match job.contender.as_str() {
+            RAW => scenario_for::<raw::Raw>(job).await,
+            "anyws" => scenario_for::<anyws_client::AnyWs>(job).await,
+            "tokio-tungstenite-wasm" => scenario_for::<ttw::Ttw>(job).await,
+            "ewebsock" => scenario_for::<ewebsock_client::EWebSock>(job).await,
+            "reqwest-websocket" => scenario_for::<reqwest_ws::ReqwestWs>(job).await,
             other => Err(format!("unknown contender {other}")),
         }
     })
 }
 
-async fn scenario_for<C: Client + 'static>(scenario: &str, p: &Params) -> Result<Value, String> {
-    match scenario {
-        "N1" => n1::<C>(p).await,
-        "N2" => n2::<C>(p).await,
-        "N3" => n3::<C>(p).await,
-        "N4" => n4::<C>(p).await,
-        "N5" => n5::<C>(p).await,
-        other => Err(format!("unknown scenario {other}")),
+async fn scenario_for<L: Library>(p: &Job) -> Result<Values, String> {
+    match p.scenario {
+        Scenario::N1 => n1::<L>(p).await,
+        Scenario::N2 => n2::<L>(p).await,
+        Scenario::N3 => n3::<L>(p).await,
+        Scenario::N4 => n4::<L>(p).await,
+        Scenario::N5 => n5::<L>(p).await,
+        other => Err(format!("{other} is not a client scenario")),
     }
 }
 
@@ -84,7 +70,7 @@ fn text64() -> String {
     "x".repeat(64)
 }
 
-async fn expect_len<C: Client>(c: &mut C, len: usize) -> Result<(), String> {
+async fn expect_len<L: Library>(c: &mut Client<L>, len: usize) -> Result<(), String> {
     match c.recv().await? {
         Some(n) if n == len => Ok(()),
         Some(n) => Err(format!("expected {len} bytes, got {n}")),
@@ -93,8 +79,8 @@ async fn expect_len<C: Client>(c: &mut C, len: usize) -> Result<(), String> {
 }
 
 /// N1: 64-byte text ping-pong; p50 and p99 round trip.
-async fn n1<C: Client>(p: &Params) -> Result<Value, String> {
-    let mut c = C::connect(&format!("{}/echo", p.base)).await?;
+async fn n1<L: Library>(p: &Job) -> Result<Values, String> {
+    let mut c = Client::<L>::connect(&format!("{}/echo", p.target)).await?;
     let warmup = (p.count / 10).max(100);
     let mut times = Vec::with_capacity(p.count);
     for i in 0..warmup + p.count {
@@ -107,25 +93,29 @@ async fn n1<C: Client>(p: &Params) -> Result<Value, String> {
     }
     c.close().await;
     times.sort_by(f64::total_cmp);
-    Ok(json!({ "p50": percentile(&times, 0.5), "p99": percentile(&times, 0.99) }))
+    Ok(values([
+        ("p50", percentile(&times, 0.5)),
+        ("p99", percentile(&times, 0.99)),
+    ]))
 }
 
 /// N2: the server pushes `count` 64-byte messages; messages per second at the client.
-async fn n2<C: Client>(p: &Params) -> Result<Value, String> {
-    let mut c = C::connect(&format!("{}/push?count={}&size=64", p.base, p.count)).await?;
+async fn n2<L: Library>(p: &Job) -> Result<Values, String> {
+    let mut c =
+        Client::<L>::connect(&format!("{}/push?count={}&size=64", p.target, p.count)).await?;
     let start = Instant::now();
     for _ in 0..p.count {
         expect_len(&mut c, 64).await?;
     }
     let rate = p.count as f64 / start.elapsed().as_secs_f64();
     c.close().await;
-    Ok(json!({ "rate": rate }))
+    Ok(values([("rate", rate)]))
 }
 
 /// N3: the client pushes `count` 64-byte messages with backpressure until the server has
 /// read them all (it answers with the count).
-async fn n3<C: Client>(p: &Params) -> Result<Value, String> {
-    let mut c = C::connect(&format!("{}/sink?count={}", p.base, p.count)).await?;
+async fn n3<L: Library>(p: &Job) -> Result<Values, String> {
+    let mut c = Client::<L>::connect(&format!("{}/sink?count={}", p.target, p.count)).await?;
     let start = Instant::now();
     for _ in 0..p.count {
         c.feed(Out::Text(text64())).await?;
@@ -135,14 +125,14 @@ async fn n3<C: Client>(p: &Params) -> Result<Value, String> {
     expect_len(&mut c, digits).await?;
     let rate = p.count as f64 / start.elapsed().as_secs_f64();
     c.close().await;
-    Ok(json!({ "rate": rate }))
+    Ok(values([("rate", rate)]))
 }
 
 /// N4: `count` x 16 MiB binary echo; MiB/s of payload and peak RSS over the payload size.
-async fn n4<C: Client>(p: &Params) -> Result<Value, String> {
+async fn n4<L: Library>(p: &Job) -> Result<Values, String> {
     const SIZE: usize = 16 << 20;
     let payload: Vec<u8> = (0..SIZE).map(|i| i as u8).collect();
-    let mut c = C::connect(&format!("{}/echo", p.base)).await?;
+    let mut c = Client::<L>::connect(&format!("{}/echo", p.target)).await?;
     let start = Instant::now();
     for _ in 0..p.count {
         c.send(Out::Binary(payload.clone())).await?;
@@ -151,18 +141,18 @@ async fn n4<C: Client>(p: &Params) -> Result<Value, String> {
     let elapsed = start.elapsed().as_secs_f64();
     c.close().await;
     let mib = (p.count * SIZE) as f64 / (1 << 20) as f64;
-    Ok(json!({
-        "rate": mib / elapsed,
-        "peak": memory::peak_rss() as f64 / SIZE as f64,
-    }))
+    Ok(values([
+        ("rate", mib / elapsed),
+        ("peak", memory::peak_rss() as f64 / SIZE as f64),
+    ]))
 }
 
 /// N5: `count` connections opened at once, each echoing a 64-byte message once a second for
 /// `seconds`; RSS per connection, time to open all, messages lost.
-async fn n5<C: Client + 'static>(p: &Params) -> Result<Value, String> {
+async fn n5<L: Library>(p: &Job) -> Result<Values, String> {
     memory::raise_fd_limit();
     let n = p.count;
-    let url = format!("{}/echo", p.base);
+    let url = format!("{}/echo", p.target);
     let before = memory::rss();
     let start = Instant::now();
     let (opened_tx, mut opened_rx) = tokio::sync::mpsc::unbounded_channel::<bool>();
@@ -178,7 +168,7 @@ async fn n5<C: Client + 'static>(p: &Params) -> Result<Value, String> {
         let received = received.clone();
         let seconds = p.seconds;
         tasks.push(tokio::spawn(async move {
-            let mut c = match C::connect(&url).await {
+            let mut c = match Client::<L>::connect(&url).await {
                 Ok(c) => {
                     let _ = opened.send(true);
                     c
@@ -232,176 +222,313 @@ async fn n5<C: Client + 'static>(p: &Params) -> Result<Value, String> {
         let _ = t.await;
     }
     let expected = n * p.seconds as usize;
-    Ok(json!({
-        "rss_per_conn": rss as f64 / 1024.0 / (n - failed).max(1) as f64,
-        "open_all": open_all,
-        "lost": (expected - received.load(Ordering::Relaxed).min(expected)) as f64,
-        "failed_connections": failed as f64,
-    }))
+    Ok(values([
+        (
+            "rss_per_conn",
+            rss as f64 / 1024.0 / (n - failed).max(1) as f64,
+        ),
+        ("open_all", open_all),
+        (
+            "lost",
+            (expected - received.load(Ordering::Relaxed).min(expected)) as f64,
+        ),
+        ("failed_connections", failed as f64),
+    ]))
+}
+
+/// What a contender's library brings to [`Client`]: its WebSocket (a `Sink` of its messages
+/// and a `Stream` of them), how to connect and close, and how its messages map to and from
+/// the scenarios' [`Out`] and [`In`].
+pub trait Library: Send + 'static {
+    /// The library's message type.
+    type Message: Send;
+    /// The library's error type.
+    type Error: std::fmt::Display;
+    /// The library's WebSocket.
+    type Socket: Sink<Self::Message, Error = Self::Error>
+        + Stream<Item = Result<Self::Message, Self::Error>>
+        + Unpin
+        + Send;
+
+    /// Connects and completes the opening handshake.
+    fn connect(url: &str) -> impl Future<Output = Result<Self::Socket, String>> + Send;
+    /// The library's message for `out`.
+    fn message(out: Out) -> Self::Message;
+    /// What `message` is to a scenario.
+    fn received(message: Self::Message) -> In;
+    /// Closes with 1000 and waits for the end.
+    fn close(socket: Self::Socket) -> impl Future<Output = ()> + Send;
+    /// Sends one message so that it goes out now: the library's plain "send" (`SinkExt::send`
+    /// unless the library has its own).
+    fn send(
+        socket: &mut Self::Socket,
+        message: Self::Message,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        async move { socket.send(message).await.map_err(|e| e.to_string()) }
+    }
+}
+
+/// A connection as the scenarios use it, over any [`Library`]. Its futures are `Send` so
+/// that N5 can spawn its connections on the runtime like any server or bot would.
+pub struct Client<L: Library>(L::Socket);
+
+impl<L: Library> Client<L> {
+    /// Connects and completes the opening handshake.
+    async fn connect(url: &str) -> Result<Self, String> {
+        L::connect(url).await.map(Client)
+    }
+    /// Sends one message so that it goes out now.
+    async fn send(&mut self, m: Out) -> Result<(), String> {
+        L::send(&mut self.0, L::message(m)).await
+    }
+    /// Queues one message, waiting if the library applies backpressure.
+    async fn feed(&mut self, m: Out) -> Result<(), String> {
+        self.0.feed(L::message(m)).await.map_err(|e| e.to_string())
+    }
+    /// Waits until queued messages are written (where the library can tell).
+    async fn flush(&mut self) -> Result<(), String> {
+        self.0.flush().await.map_err(|e| e.to_string())
+    }
+    /// The next data message's length; `None` when the connection has ended.
+    async fn recv(&mut self) -> Result<Option<usize>, String> {
+        loop {
+            match self.0.next().await {
+                Some(Ok(m)) => match L::received(m) {
+                    In::Data(len) => return Ok(Some(len)),
+                    In::Control => {}
+                    In::Closed => return Ok(None),
+                },
+                Some(Err(e)) => return Err(e.to_string()),
+                None => return Ok(None),
+            }
+        }
+    }
+    /// Closes with 1000 and waits for the end.
+    async fn close(self) {
+        L::close(self.0).await
+    }
 }
 
 mod raw {
-    use super::{Client, Out};
-    use futures_util::{SinkExt, StreamExt};
+    use super::{In, Library, Out};
+    use futures_util::StreamExt as _;
     use tokio::net::TcpStream;
-    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::{Error, Message};
     use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-    pub struct Raw(WebSocketStream<MaybeTlsStream<TcpStream>>);
+    pub struct Raw;
 
-    fn message(m: Out) -> Message {
-        match m {
-            Out::Text(s) => Message::text(s),
-            Out::Binary(b) => Message::binary(b),
-        }
-    }
+    impl Library for Raw {
+        type Message = Message;
+        type Error = Error;
+        type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-    impl Client for Raw {
-        async fn connect(url: &str) -> Result<Self, String> {
+        async fn connect(url: &str) -> Result<Self::Socket, String> {
             let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok(Raw(ws))
+            Ok(ws)
         }
-        async fn send(&mut self, m: Out) -> Result<(), String> {
-            self.0.send(message(m)).await.map_err(|e| e.to_string())
-        }
-        async fn feed(&mut self, m: Out) -> Result<(), String> {
-            self.0.feed(message(m)).await.map_err(|e| e.to_string())
-        }
-        async fn flush(&mut self) -> Result<(), String> {
-            self.0.flush().await.map_err(|e| e.to_string())
-        }
-        async fn recv(&mut self) -> Result<Option<usize>, String> {
-            loop {
-                match self.0.next().await {
-                    Some(Ok(Message::Text(t))) => return Ok(Some(t.len())),
-                    Some(Ok(Message::Binary(b))) => return Ok(Some(b.len())),
-                    Some(Ok(Message::Close(_))) | None => return Ok(None),
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(e.to_string()),
-                }
+        fn message(m: Out) -> Message {
+            match m {
+                Out::Text(s) => Message::text(s),
+                Out::Binary(b) => Message::binary(b),
             }
         }
-        async fn close(mut self) {
-            let _ = self.0.close(None).await;
-            while let Some(Ok(_)) = self.0.next().await {}
+        fn received(m: Message) -> In {
+            match m {
+                Message::Text(t) => In::Data(t.len()),
+                Message::Binary(b) => In::Data(b.len()),
+                Message::Close(_) => In::Closed,
+                _ => In::Control,
+            }
+        }
+        async fn close(mut ws: Self::Socket) {
+            let _ = ws.close(None).await;
+            while let Some(Ok(_)) = ws.next().await {}
         }
     }
 }
 
 mod anyws_client {
-    use super::{Client, Out};
-    use anyws::{Message, WebSocket};
-    use futures_util::{SinkExt, StreamExt};
+    use super::{In, Library, Out};
+    use anyws::{Error, Message, WebSocket};
+    use std::future::Future;
 
-    pub struct AnyWs(WebSocket);
+    pub struct AnyWs;
 
-    fn message(m: Out) -> Message {
-        match m {
-            Out::Text(s) => Message::Text(s),
-            Out::Binary(b) => Message::Binary(b),
-        }
-    }
+    impl Library for AnyWs {
+        type Message = Message;
+        type Error = Error;
+        type Socket = WebSocket;
 
-    impl Client for AnyWs {
-        async fn connect(url: &str) -> Result<Self, String> {
+        async fn connect(url: &str) -> Result<WebSocket, String> {
             let ws = WebSocket::new(url).map_err(|e| e.to_string())?;
             ws.opened().await.map_err(|e| e.to_string())?;
-            Ok(AnyWs(ws))
+            Ok(ws)
         }
-        async fn send(&mut self, m: Out) -> Result<(), String> {
-            // The browser-shaped send: queued at once, written by the connection task.
-            self.0.send(message(m)).map_err(|e| e.to_string())
-        }
-        async fn feed(&mut self, m: Out) -> Result<(), String> {
-            SinkExt::feed(&mut self.0, message(m))
-                .await
-                .map_err(|e| e.to_string())
-        }
-        async fn flush(&mut self) -> Result<(), String> {
-            SinkExt::flush(&mut self.0).await.map_err(|e| e.to_string())
-        }
-        async fn recv(&mut self) -> Result<Option<usize>, String> {
-            match self.0.next().await {
-                Some(Ok(m)) => Ok(Some(m.len())),
-                Some(Err(e)) => Err(e.to_string()),
-                None => Ok(None),
+        fn message(m: Out) -> Message {
+            match m {
+                Out::Text(s) => Message::Text(s),
+                Out::Binary(b) => Message::Binary(b),
             }
         }
-        async fn close(self) {
-            self.0.close();
-            self.0.closed().await;
+        fn received(m: Message) -> In {
+            In::Data(m.len())
+        }
+        async fn close(ws: WebSocket) {
+            ws.close();
+            ws.closed().await;
+        }
+        fn send(ws: &mut WebSocket, m: Message) -> impl Future<Output = Result<(), String>> + Send {
+            // The browser-shaped send: queued at once, written by the connection task.
+            std::future::ready(ws.send(m).map_err(|e| e.to_string()))
         }
     }
 }
 
 mod ttw {
-    use super::{Client, Out};
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite_wasm::{Message, WebSocketStream};
+    use super::{In, Library, Out};
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite_wasm::{Error, Message, WebSocketStream};
 
-    pub struct Ttw(WebSocketStream);
+    pub struct Ttw;
 
-    fn message(m: Out) -> Message {
-        match m {
-            Out::Text(s) => Message::text(s),
-            Out::Binary(b) => Message::binary(b),
-        }
-    }
+    impl Library for Ttw {
+        type Message = Message;
+        type Error = Error;
+        type Socket = WebSocketStream;
 
-    impl Client for Ttw {
-        async fn connect(url: &str) -> Result<Self, String> {
+        async fn connect(url: &str) -> Result<WebSocketStream, String> {
             tokio_tungstenite_wasm::connect(url)
                 .await
-                .map(Ttw)
                 .map_err(|e| e.to_string())
         }
-        async fn send(&mut self, m: Out) -> Result<(), String> {
-            self.0.send(message(m)).await.map_err(|e| e.to_string())
-        }
-        async fn feed(&mut self, m: Out) -> Result<(), String> {
-            self.0.feed(message(m)).await.map_err(|e| e.to_string())
-        }
-        async fn flush(&mut self) -> Result<(), String> {
-            self.0.flush().await.map_err(|e| e.to_string())
-        }
-        async fn recv(&mut self) -> Result<Option<usize>, String> {
-            // tokio-tungstenite-wasm answers pings itself: only data and close arrive.
-            match self.0.next().await {
-                Some(Ok(Message::Text(t))) => Ok(Some(t.len())),
-                Some(Ok(Message::Binary(b))) => Ok(Some(b.len())),
-                Some(Ok(Message::Close(_))) | None => Ok(None),
-                Some(Err(e)) => Err(e.to_string()),
+        fn message(m: Out) -> Message {
+            match m {
+                Out::Text(s) => Message::text(s),
+                Out::Binary(b) => Message::binary(b),
             }
         }
-        async fn close(mut self) {
-            let _ = self.0.close().await;
-            while let Some(Ok(_)) = self.0.next().await {}
+        fn received(m: Message) -> In {
+            // tokio-tungstenite-wasm answers pings itself: only data and close arrive.
+            match m {
+                Message::Text(t) => In::Data(t.len()),
+                Message::Binary(b) => In::Data(b.len()),
+                Message::Close(_) => In::Closed,
+            }
+        }
+        async fn close(mut ws: WebSocketStream) {
+            let _ = ws.close().await;
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+    }
+}
+
+mod reqwest_ws {
+    use super::{In, Library, Out};
+    use reqwest_websocket::{CloseCode, Error, Message, Upgrade, WebSocket};
+    use std::sync::OnceLock;
+
+    pub struct ReqwestWs;
+
+    /// One reqwest client for every connection, as reqwest recommends.
+    fn client() -> &'static reqwest::Client {
+        static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+        CLIENT.get_or_init(reqwest::Client::new)
+    }
+
+    impl Library for ReqwestWs {
+        type Message = Message;
+        type Error = Error;
+        type Socket = WebSocket;
+
+        async fn connect(url: &str) -> Result<WebSocket, String> {
+            let response = client()
+                .get(url)
+                .upgrade()
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            response.into_websocket().await.map_err(|e| e.to_string())
+        }
+        fn message(m: Out) -> Message {
+            match m {
+                Out::Text(s) => Message::Text(s),
+                Out::Binary(b) => Message::Binary(b.into()),
+            }
+        }
+        fn received(m: Message) -> In {
+            match m {
+                Message::Text(t) => In::Data(t.len()),
+                Message::Binary(b) => In::Data(b.len()),
+                Message::Close { .. } => In::Closed,
+                _ => In::Control,
+            }
+        }
+        async fn close(ws: WebSocket) {
+            let _ = ws.close(CloseCode::Normal, None).await;
         }
     }
 }
 
 mod ewebsock_client {
-    use super::{Client, Out};
+    use super::{In, Library, Out};
     use ewebsock::{WsEvent, WsMessage, WsSender};
+    use futures_util::{Sink, Stream};
     use std::ops::ControlFlow;
+    use std::pin::Pin;
+    use std::task::{ready, Context, Poll};
     use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
-    pub struct EWebSock {
+    pub struct EWebSock;
+
+    /// ewebsock calls a handler with its events: this makes its sender and those events a
+    /// Sink and a Stream. Sending never waits (ewebsock has no backpressure).
+    pub struct Socket {
         sender: WsSender,
         events: UnboundedReceiver<WsEvent>,
     }
 
-    fn message(m: Out) -> WsMessage {
-        match m {
-            Out::Text(s) => WsMessage::Text(s),
-            Out::Binary(b) => WsMessage::Binary(b),
+    impl Stream for Socket {
+        type Item = Result<WsMessage, String>;
+
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            loop {
+                return Poll::Ready(match ready!(self.events.poll_recv(cx)) {
+                    Some(WsEvent::Message(m)) => Some(Ok(m)),
+                    Some(WsEvent::Error(e)) => Some(Err(e)),
+                    Some(WsEvent::Opened) => continue,
+                    Some(WsEvent::Closed) | None => None,
+                });
+            }
         }
     }
 
-    impl Client for EWebSock {
-        async fn connect(url: &str) -> Result<Self, String> {
+    impl Sink<WsMessage> for Socket {
+        type Error = String;
+
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), String>> {
+            Poll::Ready(Ok(()))
+        }
+        fn start_send(mut self: Pin<&mut Self>, m: WsMessage) -> Result<(), String> {
+            self.sender.send(m);
+            Ok(())
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), String>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), String>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl Library for EWebSock {
+        type Message = WsMessage;
+        type Error = String;
+        type Socket = Socket;
+
+        async fn connect(url: &str) -> Result<Socket, String> {
             // The event-handler form of ewebsock::connect, so that events can be awaited
             // instead of polled with try_recv.
             let (tx, mut events) = unbounded_channel();
@@ -411,102 +538,31 @@ mod ewebsock_client {
             });
             let sender = ewebsock::ws_connect(url.into(), ewebsock::Options::default(), handler)?;
             match events.recv().await {
-                Some(WsEvent::Opened) => Ok(EWebSock { sender, events }),
+                Some(WsEvent::Opened) => Ok(Socket { sender, events }),
                 Some(WsEvent::Error(e)) => Err(e),
                 other => Err(format!("unexpected {other:?}")),
             }
         }
-        async fn send(&mut self, m: Out) -> Result<(), String> {
-            self.sender.send(message(m));
-            Ok(())
-        }
-        async fn feed(&mut self, m: Out) -> Result<(), String> {
-            // ewebsock has no backpressure: send never waits.
-            self.sender.send(message(m));
-            Ok(())
-        }
-        async fn flush(&mut self) -> Result<(), String> {
-            Ok(())
-        }
-        async fn recv(&mut self) -> Result<Option<usize>, String> {
-            loop {
-                match self.events.recv().await {
-                    Some(WsEvent::Message(WsMessage::Text(t))) => return Ok(Some(t.len())),
-                    Some(WsEvent::Message(WsMessage::Binary(b))) => return Ok(Some(b.len())),
-                    Some(WsEvent::Message(_)) | Some(WsEvent::Opened) => {}
-                    Some(WsEvent::Error(e)) => return Err(e),
-                    Some(WsEvent::Closed) | None => return Ok(None),
-                }
+        fn message(m: Out) -> WsMessage {
+            match m {
+                Out::Text(s) => WsMessage::Text(s),
+                Out::Binary(b) => WsMessage::Binary(b),
             }
         }
-        async fn close(mut self) {
-            self.sender.close();
-            while let Some(event) = self.events.recv().await {
+        fn received(m: WsMessage) -> In {
+            match m {
+                WsMessage::Text(t) => In::Data(t.len()),
+                WsMessage::Binary(b) => In::Data(b.len()),
+                _ => In::Control,
+            }
+        }
+        async fn close(mut ws: Socket) {
+            ws.sender.close();
+            while let Some(event) = ws.events.recv().await {
                 if matches!(event, WsEvent::Closed | WsEvent::Error(_)) {
                     break;
                 }
             }
-        }
-    }
-}
-
-mod reqwest_ws {
-    use super::{Client, Out};
-    use futures_util::{SinkExt, StreamExt};
-    use reqwest_websocket::{CloseCode, Message, Upgrade, WebSocket};
-    use std::sync::OnceLock;
-
-    pub struct ReqwestWs(WebSocket);
-
-    /// One reqwest client for every connection, as reqwest recommends.
-    fn client() -> &'static reqwest::Client {
-        static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-        CLIENT.get_or_init(reqwest::Client::new)
-    }
-
-    fn message(m: Out) -> Message {
-        match m {
-            Out::Text(s) => Message::Text(s),
-            Out::Binary(b) => Message::Binary(b.into()),
-        }
-    }
-
-    impl Client for ReqwestWs {
-        async fn connect(url: &str) -> Result<Self, String> {
-            let response = client()
-                .get(url)
-                .upgrade()
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            response
-                .into_websocket()
-                .await
-                .map(ReqwestWs)
-                .map_err(|e| e.to_string())
-        }
-        async fn send(&mut self, m: Out) -> Result<(), String> {
-            self.0.send(message(m)).await.map_err(|e| e.to_string())
-        }
-        async fn feed(&mut self, m: Out) -> Result<(), String> {
-            self.0.feed(message(m)).await.map_err(|e| e.to_string())
-        }
-        async fn flush(&mut self) -> Result<(), String> {
-            self.0.flush().await.map_err(|e| e.to_string())
-        }
-        async fn recv(&mut self) -> Result<Option<usize>, String> {
-            loop {
-                match self.0.next().await {
-                    Some(Ok(Message::Text(t))) => return Ok(Some(t.len())),
-                    Some(Ok(Message::Binary(b))) => return Ok(Some(b.len())),
-                    Some(Ok(Message::Close { .. })) | None => return Ok(None),
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(e.to_string()),
-                }
-            }
-        }
-        async fn close(self) {
-            let _ = self.0.close(CloseCode::Normal, None).await;
         }
     }
 }

@@ -19,8 +19,9 @@
 //! not the connections.
 
 use anyws_bench::memory;
+use anyws_bench::scenario::{values, Values};
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::io::{BufRead, BufReader};
 #[cfg(target_os = "linux")]
 use std::os::unix::process::CommandExt;
@@ -155,7 +156,7 @@ fn exchange(server: &str) -> (String, fn(&str) -> bool) {
 }
 
 /// Runs N7 against `server` (binaries from `bins`) with `count` connections.
-pub fn run(server: &str, bins: &Path, count: usize) -> Result<Value, String> {
+pub fn run(server: &str, bins: &Path, count: usize) -> Result<Values, String> {
     memory::raise_fd_limit();
     let server_process = start(server, bins)?;
     let pid = server_process.child.id();
@@ -245,12 +246,15 @@ pub fn run(server: &str, bins: &Path, count: usize) -> Result<Value, String> {
     if before == 0 || after == 0 {
         return Err("cannot read the server's memory from /proc".into());
     }
-    Ok(json!({
-        "rss_per_conn": after.saturating_sub(before) as f64 / 1024.0 / held.max(1) as f64,
-        "open_all": open_all,
-        "lost": held.saturating_sub(answered) as f64,
-        "failed_connections": failed as f64,
-    }))
+    Ok(values([
+        (
+            "rss_per_conn",
+            after.saturating_sub(before) as f64 / 1024.0 / held.max(1) as f64,
+        ),
+        ("open_all", open_all),
+        ("lost", held.saturating_sub(answered) as f64),
+        ("failed_connections", failed as f64),
+    ]))
 }
 
 type Client =
