@@ -40,9 +40,8 @@ mod setup;
 
 use config::{Browser, Scope, WasmConfig};
 use run::{run_quiet, run_tests, TestRun};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 const WASM: &str = "wasm32-unknown-unknown";
@@ -127,41 +126,32 @@ fn step(name: &str, cmd: &mut Command) -> Result<(), String> {
     }
 }
 
+/// How long a server the xtask starts may take to print its address.
+const SERVER_START: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The test server, running as a child process for as long as this value lives.
 struct TestServer {
-    child: Child,
+    _child: anyws_child::Child,
     url: String,
 }
 
 impl TestServer {
     fn start(root: &Path) -> Result<TestServer, String> {
         run_quiet(cargo(root, None).args(["build", "--quiet", "-p", "anyws-testserver"]))?;
-        let bin = root.join("target/debug/anyws-testserver");
-        let mut child = Command::new(&bin)
-            .arg("--until-stdin-closes")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut first = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut first)
-            .map_err(|e| e.to_string())?;
+        let child = anyws_child::Child::spawn_announcing(
+            Command::new(root.join("target/debug/anyws-testserver"))
+                .arg("--until-stdin-closes")
+                .stdin(Stdio::piped()),
+            1,
+            SERVER_START,
+        )?;
+        let first = child.first_line();
         let url = first
             .trim()
             .strip_prefix("listening on ")
             .ok_or_else(|| format!("the test server said {first:?} instead of its address"))?
             .to_owned();
-        Ok(TestServer { child, url })
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Ok(TestServer { _child: child, url })
     }
 }
 
@@ -329,6 +319,8 @@ fn test(root: &Path) -> Result<(), String> {
         "anyws-testserver",
         "-p",
         "xtask",
+        "-p",
+        "anyws-child",
         "-p",
         "anyws-chat",
         "-p",
