@@ -342,10 +342,27 @@ fn test(root: &Path) -> Result<(), String> {
             }
         }
     }
-    // The end-to-end test, Autobahn and fuzzing: each reports its problem and the others
-    // still run.
-    match bundle::ensure(root, &config.build, tc, &tools.wasm_opt)
-        .and_then(|_| demo::end_to_end(root, &tools.chromedriver))
+    problems.extend(after_suite(root, &config, &tools));
+    println!("{passed} passed, {failed} failed");
+    println!("(took {:.0} s)", started.elapsed().as_secs_f32());
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n\n"))
+    }
+}
+
+/// After the suite: the demo's end-to-end test, Autobahn|Testsuite and fuzzing. Each prints its
+/// lines; each failure is a problem, and the others still run.
+fn after_suite(root: &Path, config: &WasmConfig, tools: &setup::Tools) -> Vec<String> {
+    let mut problems = Vec::new();
+    match bundle::ensure(
+        root,
+        &config.build,
+        tools.wasm_toolchain.as_deref(),
+        &tools.wasm_opt,
+    )
+    .and_then(|_| demo::end_to_end(root, &tools.chromedriver))
     {
         Ok(line) => println!("{line}"),
         Err(e) => problems.push(format!("demo end-to-end test: {e}")),
@@ -380,13 +397,7 @@ fn test(root: &Path) -> Result<(), String> {
         }
         Err(e) => problems.push(e),
     }
-    println!("{passed} passed, {failed} failed");
-    println!("(took {:.0} s)", started.elapsed().as_secs_f32());
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("\n\n"))
-    }
+    problems
 }
 
 /// Every runtime passes the same tests, by name, as the first (native), except the
