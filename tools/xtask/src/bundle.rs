@@ -7,16 +7,24 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Instant, SystemTime};
 
-/// What the bundle is built from: a change to any of these makes it stale.
+/// What the bundle is built from besides `[build] crate` itself (its `src/` and manifest): a
+/// change to any of these makes it stale.
 const SOURCES: &[&str] = &[
-    "www/src",
-    "www/Cargo.toml",
     "demo/chat",
     "crates/anyws/src",
     "crates/anyws/Cargo.toml",
     "Cargo.lock",
     "wasm-pack.toml",
 ];
+
+/// Every path whose change makes the bundle stale, relative to the repository root.
+fn sources(build: &BuildConfig) -> Vec<PathBuf> {
+    let krate = Path::new(&build.krate);
+    [krate.join("src"), krate.join("Cargo.toml")]
+        .into_iter()
+        .chain(SOURCES.iter().map(PathBuf::from))
+        .collect()
+}
 
 fn newest(path: &Path) -> Option<SystemTime> {
     let meta = std::fs::metadata(path).ok()?;
@@ -62,7 +70,10 @@ pub fn ensure(
         js.file_stem().and_then(|s| s.to_str()).unwrap_or_default()
     ));
     let built = newest(&wasm).filter(|_| js.exists());
-    let sources = SOURCES.iter().filter_map(|s| newest(&root.join(s))).max();
+    let sources = sources(build)
+        .iter()
+        .filter_map(|s| newest(&root.join(s)))
+        .max();
     if let (Some(built), Some(sources)) = (built, sources) {
         if built >= sources {
             println!("bundle: {} is up to date", out.display());
@@ -108,4 +119,33 @@ pub fn ensure(
         start.elapsed().as_secs_f32()
     );
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{entry, sources};
+    use crate::config::WasmConfig;
+    use std::path::{Path, PathBuf};
+
+    /// `[build] crate` and `out-dir` decide what the staleness check reads and where the
+    /// bundle's entry is.
+    #[test]
+    fn the_build_settings_decide_sources_and_entry() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut build = WasmConfig::load(&root).unwrap().build;
+        assert!(sources(&build).contains(&PathBuf::from("www/src")));
+        assert_eq!(
+            entry(&root, &build).unwrap(),
+            root.join("www/pkg/anyws_chat_web.js")
+        );
+        build.krate = "demo/chat".into();
+        build.out_dir = "target/elsewhere".into();
+        let read = sources(&build);
+        assert!(read.contains(&PathBuf::from("demo/chat/src")), "{read:?}");
+        assert!(!read.iter().any(|p| p.starts_with("www")), "{read:?}");
+        assert_eq!(
+            entry(&root, &build).unwrap(),
+            root.join("target/elsewhere/anyws_chat.js")
+        );
+    }
 }

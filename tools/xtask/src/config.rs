@@ -173,7 +173,10 @@ mod tests {
             ]
         );
         assert!(config.check.crates.contains(&"anyws".to_string()));
+        assert_eq!(config.test.timeout_seconds, 60);
         assert_eq!(config.build.krate, "www");
+        assert_eq!(config.build.target, "web");
+        assert_eq!(config.build.out_dir, "www/pkg");
         assert_eq!(config.build.profile, Profile::Release);
         assert_eq!(config.build.wasm_opt, ["-Oz"]);
         for key in &config.conformance.expected_to_fail {

@@ -22,7 +22,7 @@
 use crate::config::{Browser, WasmConfig};
 use crate::run::{run_tests, TestRun};
 use crate::setup::Tools;
-use crate::{cargo, TestServer, WASM};
+use crate::{cargo, TestServer};
 use anyws_conformance::report::{checks, markdown, Check, Traces};
 use anyws_conformance::{Golden, Record, GENERATOR_VERSION};
 use std::path::{Path, PathBuf};
@@ -113,33 +113,17 @@ pub fn run_browser(
     record: bool,
 ) -> Result<Ran, String> {
     let started = Instant::now();
-    let mut cmd = cargo(root, tools.wasm_toolchain.as_deref());
-    cmd.env("ANYWS_TEST_SERVER", server)
-        .env(
-            "WASM_BINDGEN_TEST_TIMEOUT",
-            BROWSER_TIMEOUT_SECONDS.to_string(),
-        )
-        .env("ANYWS_CONFORMANCE_RECORD", if record { "1" } else { "" })
-        .env_remove("CHROMEDRIVER")
-        .env_remove("GECKODRIVER")
-        .args([
-            "test",
-            "-p",
-            "anyws-tests",
-            "--target",
-            WASM,
-            "--test",
-            "conformance",
-        ])
+    let mut cmd = crate::browser_test(root, tools, server, browser, BROWSER_TIMEOUT_SECONDS);
+    cmd.env("ANYWS_CONFORMANCE_RECORD", if record { "1" } else { "" })
+        .args(["-p", "anyws-tests", "--test", "conformance"])
         .args(["--", "--nocapture"]);
     env_seeds(&mut cmd, seeds);
-    match browser {
-        Browser::Chromium => cmd.env("CHROMEDRIVER", &tools.chromedriver),
-        Browser::Firefox => cmd.env("GECKODRIVER", &tools.geckodriver).env(
+    if browser == Browser::Firefox {
+        cmd.env(
             "WASM_BINDGEN_TEST_WEBDRIVER_JSON",
             firefox_capabilities(root)?,
-        ),
-    };
+        );
+    }
     let run = run_tests(&mut cmd)?;
     let records = Record::from_output(&run.output);
     Ok(Ran {

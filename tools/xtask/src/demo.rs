@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// A running `anyws-chat-server`.
 struct Server {
-    child: Child,
+    child: anyws_child::Child,
     page: String,
     chat: String,
 }
@@ -18,36 +18,24 @@ struct Server {
 impl Server {
     /// Starts the server on `port` (0: any free port), serving `www/`.
     fn start(root: &Path, port: u16) -> Result<Server, String> {
-        let bin = root.join("target/debug/anyws-chat-server");
-        let mut child = Command::new(&bin)
-            .args(["--port", &port.to_string(), "--www"])
-            .arg(root.join("www"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-        let mut first = String::new();
-        let stdout = child.stdout.take().expect("piped stdout");
-        BufReader::new(stdout)
-            .read_line(&mut first)
-            .map_err(|e| e.to_string())?;
+        let child = anyws_child::Child::spawn_announcing(
+            Command::new(root.join("target/debug/anyws-chat-server"))
+                .args(["--port", &port.to_string(), "--www"])
+                .arg(root.join("www"))
+                .stdin(Stdio::null()),
+            1,
+            crate::SERVER_START,
+        )?;
         // "chat server: http://127.0.0.1:8080/ (chat at ws://127.0.0.1:8080/chat)"
-        let words: Vec<&str> = first.split_whitespace().collect();
+        let words: Vec<&str> = child.first_line().split_whitespace().collect();
         match words.as_slice() {
             ["chat", "server:", page, "(chat", "at", chat] => Ok(Server {
                 page: page.to_string(),
                 chat: chat.trim_end_matches(')').to_string(),
                 child,
             }),
-            _ => Err(format!("the chat server said {first:?}")),
+            _ => Err(format!("the chat server said {:?}", child.first_line())),
         }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -20,9 +20,9 @@
 //! - `cargo xtask bench [--quick]`: the benchmarks (see `BENCHMARKS.md`).
 //! - `cargo xtask fuzz [--seconds N]`: runs each cargo-fuzz target of `crates/anyws/fuzz`
 //!   for N seconds (default 60); `cargo xtask test` runs each for 10.
-//! - `cargo xtask conformance [--seeds N|A..B|a,b,c] [--record] [--report PATH]`: the
-//!   conformance runner (the browsers as the oracle, see [`conformance`]); `cargo xtask test`
-//!   runs its CI seeds.
+//! - `cargo xtask conformance [--seeds N|A..B|a,b,c] [--twice] [--record] [--report PATH]`
+//!   (or `--ci`: what `cargo xtask test` runs of it, alone): the conformance runner (the
+//!   browsers as the oracle, see [`conformance`]); `cargo xtask test` runs its CI seeds.
 //! - `cargo xtask package`: `cargo publish --dry-run` of the published crates and a check
 //!   that the packaged `anyws`'s tests compile (see [`publish`]; also part of `test`).
 
@@ -37,14 +37,15 @@ mod fuzz;
 mod publish;
 mod run;
 mod setup;
+mod steps;
 
 use config::{Browser, Scope, WasmConfig};
 use run::{run_quiet, run_tests, TestRun};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
+/// The wasm32 target triple, for every cargo command that builds for the browser.
 const WASM: &str = "wasm32-unknown-unknown";
 
 fn main() -> ExitCode {
@@ -64,7 +65,7 @@ fn main() -> ExitCode {
         Some("conformance") => conformance::command(&root, &args[1..]),
         Some("package") => publish::check(&root),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|bench|autobahn|fuzz|e2e|deps|conformance|package>\n  demo      start the chat demo: page, server and a native client\n  test      install what is missing, then run every check and test\n  autobahn  run Autobahn|Testsuite and write {}\n  fuzz [--seconds N]  run each fuzz target for N seconds (default 60)\n  e2e       the demo's end-to-end test in headless Chromium (also part of test)\n  deps      an application pinning another wasm-bindgen, and wss:// with both rustls providers (also part of test)\n  bench [--quick]  anyws beside raw tokio-tungstenite, the Rust peers, plain JS and gloo-net; the full run updates BENCHMARKS.md\n  conformance [--seeds N|A..B|a,b,c] [--record] [--report PATH]  generated scenarios: plain JS in Chromium and Firefox vs anyws-wasm and anyws native (--record rewrites tests/conformance/*.jsonl)\n  package   cargo publish --dry-run of the published crates, and the packaged anyws's tests compiled (also part of test)", autobahn::SUMMARY);
+            eprintln!("usage: cargo xtask <demo|test|bench|autobahn|fuzz|e2e|deps|conformance|package>\n  demo      start the chat demo: page, server and a native client\n  test      install what is missing, then run every check and test\n  autobahn  run Autobahn|Testsuite and write {}\n  fuzz [--seconds N]  run each fuzz target for N seconds (default 60)\n  e2e       the demo's end-to-end test in headless Chromium (also part of test)\n  deps      an application pinning another wasm-bindgen, and wss:// with both rustls providers (also part of test)\n  bench [--quick]  anyws beside raw tokio-tungstenite, the Rust peers, plain JS and gloo-net; the full run updates BENCHMARKS.md\n  conformance [--seeds N|A..B|a,b,c] [--twice] [--record] [--report PATH] | --ci  generated scenarios: plain JS in Chromium and Firefox vs anyws-wasm and anyws native (--twice: each JavaScript run twice, must agree; --record rewrites tests/conformance/*.jsonl; --ci: the CI seeds, as in test)\n  package   cargo publish --dry-run of the published crates, and the packaged anyws's tests compiled (also part of test)", autobahn::SUMMARY);
             return ExitCode::from(2);
         }
     };
@@ -113,82 +114,39 @@ fn tool_path() -> std::ffi::OsString {
     std::env::join_paths(dirs).expect("a valid PATH")
 }
 
-/// Runs one check, printing its name, verdict and time.
-fn step(name: &str, cmd: &mut Command) -> Result<(), String> {
-    let start = Instant::now();
-    let result = run_quiet(cmd);
-    let took = start.elapsed().as_secs_f32();
-    match result {
-        Ok(_) => {
-            println!("check: {name} ok ({took:.1} s)");
-            Ok(())
-        }
-        Err(e) => Err(format!("check `{name}` failed:\n{e}")),
-    }
-}
+/// How long a server the xtask starts may take to print its address.
+const SERVER_START: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The test server, running as a child process for as long as this value lives.
 struct TestServer {
-    child: Child,
+    _child: anyws_child::Child,
     url: String,
 }
 
 impl TestServer {
     fn start(root: &Path) -> Result<TestServer, String> {
         run_quiet(cargo(root, None).args(["build", "--quiet", "-p", "anyws-testserver"]))?;
-        let bin = root.join("target/debug/anyws-testserver");
-        let mut child = Command::new(&bin)
-            .arg("--until-stdin-closes")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut first = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut first)
-            .map_err(|e| e.to_string())?;
+        let child = anyws_child::Child::spawn_announcing(
+            Command::new(root.join("target/debug/anyws-testserver"))
+                .arg("--until-stdin-closes")
+                .stdin(Stdio::piped()),
+            1,
+            SERVER_START,
+        )?;
+        let first = child.first_line();
         let url = first
             .trim()
             .strip_prefix("listening on ")
             .ok_or_else(|| format!("the test server said {first:?} instead of its address"))?
             .to_owned();
-        Ok(TestServer { child, url })
+        Ok(TestServer { _child: child, url })
     }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs tests/both-providers (`wss://` with both rustls providers compiled in) with anyws's
-/// default features, printing its line; an error if a test failed or none ran. (`cargo xtask
-/// test` runs it with its unit tests, every feature on.)
-fn both_providers(root: &Path) -> Result<TestRun, String> {
-    let started = Instant::now();
-    let run = run_tests(cargo(root, None).args(["test", "-p", "anyws-both-providers"]))?;
-    report_failure("wss:// with both rustls providers", &run)?;
-    println!(
-        "check: wss:// with both rustls providers compiled in: {} passed, {} failed ({:.1} s)",
-        run.passed,
-        run.failed,
-        started.elapsed().as_secs_f32()
-    );
-    Ok(run)
 }
 
 /// `cargo xtask deps`: the two checks that anyws does not break its users' builds.
 fn deps_command(root: &Path) -> Result<(), String> {
     let tc = setup::ensure_wasm_target(root, &mut Vec::new())?;
-    println!(
-        "{}",
-        downstream::wasm_bindgen(root, || cargo(root, tc.as_deref()))?
-    );
-    both_providers(root).map(drop)
+    steps::run(root, tc.as_deref(), steps::deps(root, tc.as_deref())).map(drop)
 }
 
 fn e2e_command(root: &Path) -> Result<(), String> {
@@ -229,6 +187,29 @@ fn demo_command(root: &Path) -> Result<(), String> {
     })
 }
 
+/// `cargo test --target wasm32-unknown-unknown` in `browser` against the test server at
+/// `server`, with the per-test timeout: that browser's driver is set and the other's removed.
+/// Every browser run (the suite, the examples, the conformance runner) starts here.
+fn browser_test(
+    root: &Path,
+    tools: &setup::Tools,
+    server: &str,
+    browser: Browser,
+    timeout_seconds: u64,
+) -> Command {
+    let mut cmd = cargo(root, tools.wasm_toolchain.as_deref());
+    cmd.env("ANYWS_TEST_SERVER", server)
+        .env("WASM_BINDGEN_TEST_TIMEOUT", timeout_seconds.to_string())
+        .env_remove("CHROMEDRIVER")
+        .env_remove("GECKODRIVER")
+        .args(["test", "--target", WASM]);
+    match browser {
+        Browser::Chromium => cmd.env("CHROMEDRIVER", &tools.chromedriver),
+        Browser::Firefox => cmd.env("GECKODRIVER", &tools.geckodriver),
+    };
+    cmd
+}
+
 fn test(root: &Path) -> Result<(), String> {
     let started = Instant::now();
     let config = WasmConfig::load(root)?;
@@ -252,125 +233,7 @@ fn test(root: &Path) -> Result<(), String> {
     );
     let tools = setup::ensure(root, &config, setup::Need::Everything)?;
     let tc = tools.wasm_toolchain.as_deref();
-    let pkgs = |crates: &[String]| {
-        crates
-            .iter()
-            .flat_map(|c| ["-p".to_owned(), c.clone()])
-            .collect::<Vec<_>>()
-    };
-
-    step(
-        "cargo fmt --check",
-        cargo(root, None).args(["fmt", "--all", "--check"]),
-    )?;
-    step(
-        "clippy (native)",
-        cargo(root, None).args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--all-features",
-            "--",
-            "-D",
-            "warnings",
-        ]),
-    )?;
-    step(
-        "clippy (wasm32)",
-        cargo(root, tc)
-            .args(["clippy", "--target", WASM, "--all-targets"])
-            .args(pkgs(&config.check.crates))
-            .args(["--", "-D", "warnings"]),
-    )?;
-    step(
-        "rustdoc (native)",
-        cargo(root, None).env("RUSTDOCFLAGS", "-D warnings").args([
-            "doc",
-            "--no-deps",
-            "--workspace",
-            "--all-features",
-        ]),
-    )?;
-    step(
-        "clippy (bench contenders, wasm32)",
-        cargo(root, tc)
-            .args([
-                "clippy",
-                "-p",
-                "anyws-bench",
-                "--target",
-                WASM,
-                "--examples",
-            ])
-            .args(["--", "-D", "warnings"]),
-    )?;
-    step(
-        "anyws without default features",
-        cargo(root, None).args(["check", "-p", "anyws", "--no-default-features"]),
-    )?;
-    step(
-        "rustdoc (wasm32)",
-        cargo(root, tc)
-            .env("RUSTDOCFLAGS", "-D warnings")
-            .args(["doc", "--no-deps", "--target", WASM])
-            .args(pkgs(&config.check.crates)),
-    )?;
-    publish::check(root)?;
-    // An application that pins another wasm-bindgen than Cargo.lock's still builds with anyws.
-    println!("{}", downstream::wasm_bindgen(root, || cargo(root, tc))?);
-
-    // Every feature (native-tls, platform-roots, both crypto providers) on; the suite below
-    // uses the defaults.
-    let unit = run_tests(cargo(root, None).args([
-        "test",
-        "-p",
-        "anyws",
-        "-p",
-        "anyws-testserver",
-        "-p",
-        "xtask",
-        "-p",
-        "anyws-chat",
-        "-p",
-        "anyws-chat-server",
-        // The demo's bot with stdin closed (it starts the binary: a second of linking).
-        "-p",
-        "anyws-chat-cli",
-        "-p",
-        "anyws-bench",
-        "-p",
-        "anyws-conformance",
-        // wss:// in processes whose rustls has both crypto providers compiled in (as next to
-        // reqwest 0.13): built here, with anyws's features as above (so anyws picks
-        // aws-lc-rs), it costs only its test binaries; `cargo xtask deps` runs it with anyws's
-        // default features (ring), as an application next to reqwest has them.
-        "-p",
-        "anyws-both-providers",
-        "--all-features",
-    ]))?;
-    report_failure("unit and doc tests", &unit)?;
-    println!(
-        "check: unit and doc tests: {} passed, {} failed",
-        unit.passed, unit.failed
-    );
-
-    // The model checks of the core's locking and wake-ups (loom; see crates/anyws/src/sync.rs).
-    // The cfg changes every crate's flags, so they build in a target directory of their own.
-    let started_models = Instant::now();
-    let models = run_tests(
-        cargo(root, None)
-            .env("RUSTFLAGS", "--cfg anyws_loom")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env("CARGO_TARGET_DIR", root.join("target/loom"))
-            .args(["test", "-p", "anyws", "--lib", "model"]),
-    )?;
-    report_failure("model checks (loom)", &models)?;
-    println!(
-        "check: model checks (loom): {} passed, {} failed ({:.1} s)",
-        models.passed,
-        models.failed,
-        started_models.elapsed().as_secs_f32()
-    );
+    let (mut passed, mut failed) = steps::run(root, tc, steps::checks(root, &config, tc))?;
 
     let server = TestServer::start(root)?;
     println!("suite: test server at {}", server.url);
@@ -386,7 +249,7 @@ fn test(root: &Path) -> Result<(), String> {
         cargo(root, None)
             .env("ANYWS_TEST_SERVER", &server.url)
             .args(["test", "--lib"])
-            .args(pkgs(&config.test.crates)),
+            .args(steps::packages(&config.test.crates)),
     )?;
     runs.push((
         "native".to_owned(),
@@ -397,16 +260,14 @@ fn test(root: &Path) -> Result<(), String> {
     for scope in &config.test.scopes {
         for browser in &config.test.browsers {
             let started_run = Instant::now();
-            let mut cmd = cargo(root, tc);
-            cmd.env("ANYWS_TEST_SERVER", &server.url)
-                .env(
-                    "WASM_BINDGEN_TEST_TIMEOUT",
-                    config.test.timeout_seconds.to_string(),
-                )
-                .env_remove("CHROMEDRIVER")
-                .env_remove("GECKODRIVER")
-                .args(["test", "--lib", "--target", WASM])
-                .args(pkgs(&config.test.crates));
+            let mut cmd = browser_test(
+                root,
+                &tools,
+                &server.url,
+                *browser,
+                config.test.timeout_seconds,
+            );
+            cmd.arg("--lib").args(steps::packages(&config.test.crates));
             if let Some(feature) = scope.feature() {
                 // `crate/feature` for each suite crate: only they are rebuilt.
                 let features: Vec<String> = config
@@ -417,10 +278,6 @@ fn test(root: &Path) -> Result<(), String> {
                     .collect();
                 cmd.args(["--features", &features.join(",")]);
             }
-            match browser {
-                Browser::Chromium => cmd.env("CHROMEDRIVER", &tools.chromedriver),
-                Browser::Firefox => cmd.env("GECKODRIVER", &tools.geckodriver),
-            };
             let run = run_tests(&mut cmd)?;
             if config.test.crates.iter().any(|c| c == SUITE_CRATE) {
                 proofs.push((scope.run_name(*browser), scope.proof_test()));
@@ -433,16 +290,14 @@ fn test(root: &Path) -> Result<(), String> {
         }
     }
     if !config.test.examples.is_empty() {
-        let mut cmd = cargo(root, tc);
-        cmd.env("ANYWS_TEST_SERVER", &server.url)
-            .env(
-                "WASM_BINDGEN_TEST_TIMEOUT",
-                config.test.timeout_seconds.to_string(),
-            )
-            .env_remove("GECKODRIVER")
-            .env("CHROMEDRIVER", &tools.chromedriver)
-            .args(["test", "--target", WASM])
-            .args(pkgs(&config.test.examples));
+        let mut cmd = browser_test(
+            root,
+            &tools,
+            &server.url,
+            Browser::Chromium,
+            config.test.timeout_seconds,
+        );
+        cmd.args(steps::packages(&config.test.examples));
         examples = Some(run_tests(&mut cmd)?);
     }
     let (conformance_lines, conformance_problems) =
@@ -450,7 +305,6 @@ fn test(root: &Path) -> Result<(), String> {
     drop(server);
 
     println!();
-    let (mut passed, mut failed) = (unit.passed, unit.failed);
     let mut problems = Vec::new();
     for (name, run, took) in &runs {
         println!(
@@ -480,28 +334,7 @@ fn test(root: &Path) -> Result<(), String> {
             problems.push(e);
         }
     }
-    // Every runtime passes the same tests, by name, except the browser-only ones, which live
-    // in the suite's `browser_faults` module (faults only a browser can have, e.g. a Blob that
-    // cannot be read) and `browser_scope` (the page or a worker, as built).
-    let shared =
-        |names: &std::collections::BTreeSet<String>| -> std::collections::BTreeSet<String> {
-            names
-                .iter()
-                .filter(|n| !BROWSER_ONLY.iter().any(|m| n.starts_with(m)))
-                .cloned()
-                .collect()
-        };
-    let reference = shared(&runs[0].1.names);
-    for (name, run, _) in &runs[1..] {
-        let names = shared(&run.names);
-        if run.success && names != reference {
-            let only_native: Vec<_> = reference.difference(&names).collect();
-            let only_here: Vec<_> = names.difference(&reference).collect();
-            problems.push(format!(
-                "{name} did not pass the same tests as native: missing {only_native:?}, extra {only_here:?}"
-            ));
-        }
-    }
+    problems.extend(same_tests_everywhere(&runs));
     for (name, run, _) in &runs {
         if let Some((_, test)) = proofs.iter().find(|(n, _)| n == name) {
             if let Err(e) = check_scope(name, test, run) {
@@ -509,8 +342,27 @@ fn test(root: &Path) -> Result<(), String> {
             }
         }
     }
-    match bundle::ensure(root, &config.build, tc, &tools.wasm_opt)
-        .and_then(|_| demo::end_to_end(root, &tools.chromedriver))
+    problems.extend(after_suite(root, &config, &tools));
+    println!("{passed} passed, {failed} failed");
+    println!("(took {:.0} s)", started.elapsed().as_secs_f32());
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n\n"))
+    }
+}
+
+/// After the suite: the demo's end-to-end test, Autobahn|Testsuite and fuzzing. Each prints its
+/// lines; each failure is a problem, and the others still run.
+fn after_suite(root: &Path, config: &WasmConfig, tools: &setup::Tools) -> Vec<String> {
+    let mut problems = Vec::new();
+    match bundle::ensure(
+        root,
+        &config.build,
+        tools.wasm_toolchain.as_deref(),
+        &tools.wasm_opt,
+    )
+    .and_then(|_| demo::end_to_end(root, &tools.chromedriver))
     {
         Ok(line) => println!("{line}"),
         Err(e) => problems.push(format!("demo end-to-end test: {e}")),
@@ -545,13 +397,37 @@ fn test(root: &Path) -> Result<(), String> {
         }
         Err(e) => problems.push(e),
     }
-    println!("{passed} passed, {failed} failed");
-    println!("(took {:.0} s)", started.elapsed().as_secs_f32());
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("\n\n"))
+    problems
+}
+
+/// Every runtime passes the same tests, by name, as the first (native), except the
+/// browser-only ones, which live in the suite's `browser_faults` module (faults only a browser
+/// can have, e.g. a Blob that cannot be read) and `browser_scope` (the page or a worker, as
+/// built). One problem per run that differs.
+fn same_tests_everywhere(runs: &[(String, TestRun, f32)]) -> Vec<String> {
+    let shared = |names: &std::collections::BTreeSet<String>| {
+        names
+            .iter()
+            .filter(|n| !BROWSER_ONLY.iter().any(|m| n.starts_with(m)))
+            .cloned()
+            .collect::<std::collections::BTreeSet<String>>()
+    };
+    let Some(((_, first, _), rest)) = runs.split_first() else {
+        return Vec::new();
+    };
+    let reference = shared(&first.names);
+    let mut problems = Vec::new();
+    for (name, run, _) in rest {
+        let names = shared(&run.names);
+        if run.success && names != reference {
+            let only_native: Vec<_> = reference.difference(&names).collect();
+            let only_here: Vec<_> = names.difference(&reference).collect();
+            problems.push(format!(
+                "{name} did not pass the same tests as native: missing {only_native:?}, extra {only_here:?}"
+            ));
+        }
     }
+    problems
 }
 
 /// The modules of the cross-target suite whose tests run only in browsers.

@@ -9,7 +9,8 @@
 //! entries pointing at the unpacked packages. Both reuse the main target directory, so only
 //! the three packaged crates are compiled again.
 
-use crate::{cargo, step};
+use crate::cargo;
+use crate::steps::check as step;
 use std::path::Path;
 
 /// The crates that go to crates.io, in publishing order (each needs only earlier ones). Every

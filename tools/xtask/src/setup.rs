@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-const WASM: &str = "wasm32-unknown-unknown";
+use crate::WASM;
 /// The rustup toolchain name of the Debian fallback.
 const DEBIAN_TOOLCHAIN: &str = "anyws-debian-wasm";
 

@@ -14,9 +14,9 @@ mod servers;
 
 use anyws_bench::report::{self, Goal, Metric};
 use anyws_bench::scenario::{self, Job, Reply, Scenario};
-use std::io::{BufRead, BufReader, IsTerminal, Read};
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How much work each scenario does.
@@ -128,8 +128,9 @@ fn child(args: &[String]) -> i32 {
     i32::from(reply.is_err())
 }
 
+/// The bench server (`compare server`), killed when dropped.
 struct Server {
-    child: Child,
+    _child: anyws_child::Child,
     ws: String,
     http: String,
 }
@@ -138,28 +139,26 @@ impl Server {
     fn start(web: Option<&Path>) -> Result<Server, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut command = Command::new(exe);
-        command.arg("server");
+        command.arg("server").stdin(Stdio::piped());
         if let Some(web) = web {
             command.arg("--web").arg(web);
         }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start the bench server: {e}"))?;
-        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-        let mut next = |prefix: &str| -> Result<String, String> {
-            let line = lines
-                .next()
-                .ok_or("the bench server exited")?
-                .map_err(|e| e.to_string())?;
+        // It prints "ws ADDR" then "http ADDR".
+        let child = anyws_child::Child::spawn_announcing(&mut command, 2, Duration::from_secs(60))
+            .map_err(|e| format!("the bench server: {e}"))?;
+        let line = |i: usize, prefix: &str| -> Result<String, String> {
+            let line = &child.lines()[i];
             line.strip_prefix(prefix)
                 .map(str::to_owned)
                 .ok_or_else(|| format!("unexpected line from the bench server: {line}"))
         };
-        let ws = next("ws ")?;
-        let http = next("http ")?;
-        Ok(Server { child, ws, http })
+        let ws = line(0, "ws ")?;
+        let http = line(1, "http ")?;
+        Ok(Server {
+            _child: child,
+            ws,
+            http,
+        })
     }
 }
 
@@ -187,13 +186,6 @@ fn live(addr: &str) -> Option<usize> {
     let mut response = String::new();
     tcp.read_to_string(&mut response).ok()?;
     response.split("\r\n\r\n").nth(1)?.trim().parse().ok()
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Runs one child measurement; kills it after `limit`.

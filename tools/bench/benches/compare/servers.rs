@@ -22,11 +22,10 @@ use anyws_bench::memory;
 use anyws_bench::scenario::{values, Values};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 #[cfg(target_os = "linux")]
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -69,15 +68,8 @@ pub fn anchor_server() -> i32 {
 /// A server process, killed when dropped (and, through `PR_SET_PDEATHSIG`, when the
 /// measuring child dies first).
 struct Server {
-    child: Child,
+    child: anyws_child::Child,
     url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start(server: &str, bins: &Path) -> Result<Server, String> {
@@ -116,29 +108,22 @@ fn start(server: &str, bins: &Path) -> Result<Server, String> {
             Ok(())
         });
     }
-    let program = command.get_program().to_string_lossy().into_owned();
-    let mut child = command.spawn().map_err(|e| {
-        format!("cannot start {program}: {e} (cargo xtask bench builds it; or pass --servers DIR)")
-    })?;
-    let mut first = String::new();
-    let stdout = child.stdout.take().expect("piped stdout");
-    BufReader::new(stdout)
-        .read_line(&mut first)
-        .map_err(|e| e.to_string())?;
+    let child = anyws_child::Child::spawn_announcing(&mut command, 1, START)
+        .map_err(|e| format!("{e} (cargo xtask bench builds it; or pass --servers DIR)"))?;
+    let first = child.first_line();
     // "listening on ws://ADDR" (test server, anchor);
     // "chat server: http://ADDR/ (chat at ws://ADDR/chat)" (chat server).
     let words: Vec<&str> = first.split_whitespace().collect();
     let url = match words.as_slice() {
         ["listening", "on", base] => format!("{base}/echo"),
         ["chat", "server:", _, "(chat", "at", chat] => chat.trim_end_matches(')').to_owned(),
-        _ => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("{server} said {first:?}"));
-        }
+        _ => return Err(format!("{server} said {first:?}")),
     };
     Ok(Server { child, url })
 }
+
+/// How long a server may take to print its address.
+const START: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What a connection sends, and whether an answer is the one expected.
 fn exchange(server: &str) -> (String, fn(&str) -> bool) {

@@ -1,0 +1,348 @@
+//! The checks of `cargo xtask test` (and `cargo xtask deps`) as data: each step is a name and
+//! a cargo command for a target, a test run, or a function; [`run`] runs them in order, times
+//! each, prints one line per step and stops at the first that fails. (The suite's runs
+//! against the test server, which share that server and are compared with each other, follow
+//! in `main.rs`.)
+
+use crate::config::WasmConfig;
+use crate::run::{run_quiet, run_tests};
+use crate::{cargo, downstream, publish, report_failure, WASM};
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+/// Which toolchain a step's cargo runs with.
+#[derive(Clone, Copy)]
+pub enum Target {
+    Native,
+    /// The wasm32 target's toolchain (`setup::Tools::wasm_toolchain`).
+    Wasm,
+}
+
+impl Target {
+    /// The toolchain its cargo runs with, given the wasm32 one.
+    fn toolchain(self, wasm: Option<&str>) -> Option<&str> {
+        match self {
+            Target::Native => None,
+            Target::Wasm => wasm,
+        }
+    }
+}
+
+pub struct Step<'a> {
+    name: &'static str,
+    kind: Kind<'a>,
+    /// Environment for its cargo (`None` removes the variable).
+    env: Vec<(&'static str, Option<OsString>)>,
+    args: Vec<String>,
+}
+
+enum Kind<'a> {
+    /// `cargo ARGS`: passes when it exits 0; prints `check: NAME ok (T s)`.
+    Cargo(Target),
+    /// `cargo ARGS` as a test run (native): passes when tests ran and none failed; prints
+    /// `check: NAME: N passed, M failed (T s)`. `counted`: its tests count in the total.
+    Tests { counted: bool },
+    /// Anything else; it prints its own line.
+    Run(Box<dyn FnOnce() -> Result<(), String> + 'a>),
+}
+
+impl<'a> Step<'a> {
+    fn cargo(name: &'static str, target: Target, args: &[&str]) -> Step<'a> {
+        Step::new(name, Kind::Cargo(target)).arg(args)
+    }
+
+    fn tests(name: &'static str, counted: bool, args: &[&str]) -> Step<'a> {
+        Step::new(name, Kind::Tests { counted }).arg(args)
+    }
+
+    fn run(name: &'static str, f: impl FnOnce() -> Result<(), String> + 'a) -> Step<'a> {
+        Step::new(name, Kind::Run(Box::new(f)))
+    }
+
+    fn new(name: &'static str, kind: Kind<'a>) -> Step<'a> {
+        Step {
+            name,
+            kind,
+            env: Vec::new(),
+            args: Vec::new(),
+        }
+    }
+
+    fn arg<S: AsRef<str>>(mut self, args: &[S]) -> Step<'a> {
+        self.args.extend(args.iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    fn env(mut self, key: &'static str, value: impl Into<OsString>) -> Step<'a> {
+        self.env.push((key, Some(value.into())));
+        self
+    }
+
+    fn env_remove(mut self, key: &'static str) -> Step<'a> {
+        self.env.push((key, None));
+        self
+    }
+}
+
+/// A step's cargo command, with `toolchain` (`cargo +toolchain`) if given.
+fn command(
+    root: &Path,
+    toolchain: Option<&str>,
+    env: &[(&str, Option<OsString>)],
+    args: &[String],
+) -> Command {
+    let mut cmd = cargo(root, toolchain);
+    for (key, value) in env {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd.args(args);
+    cmd
+}
+
+/// `-p CRATE` for each crate.
+pub fn packages(crates: &[String]) -> Vec<String> {
+    crates
+        .iter()
+        .flat_map(|c| ["-p".to_owned(), c.clone()])
+        .collect()
+}
+
+const DENY_WARNINGS: [&str; 3] = ["--", "-D", "warnings"];
+
+/// The checks of `cargo xtask test`, in order, before the suite: `tc` is the wasm32
+/// toolchain.
+pub fn checks<'a>(root: &'a Path, config: &WasmConfig, tc: Option<&'a str>) -> Vec<Step<'a>> {
+    use Target::{Native, Wasm};
+    let wasm_crates = packages(&config.check.crates);
+    vec![
+        Step::cargo("cargo fmt --check", Native, &["fmt", "--all", "--check"]),
+        Step::cargo(
+            "clippy (native)",
+            Native,
+            &["clippy", "--workspace", "--all-targets", "--all-features"],
+        )
+        .arg(&DENY_WARNINGS),
+        Step::cargo(
+            "clippy (wasm32)",
+            Wasm,
+            &["clippy", "--target", WASM, "--all-targets"],
+        )
+        .arg(&wasm_crates)
+        .arg(&DENY_WARNINGS),
+        Step::cargo(
+            "rustdoc (native)",
+            Native,
+            &["doc", "--no-deps", "--workspace", "--all-features"],
+        )
+        .env("RUSTDOCFLAGS", "-D warnings"),
+        Step::cargo(
+            "clippy (bench contenders, wasm32)",
+            Wasm,
+            &[
+                "clippy",
+                "-p",
+                "anyws-bench",
+                "--target",
+                WASM,
+                "--examples",
+            ],
+        )
+        .arg(&DENY_WARNINGS),
+        Step::cargo(
+            "anyws without default features",
+            Native,
+            &["check", "-p", "anyws", "--no-default-features"],
+        ),
+        Step::cargo(
+            "rustdoc (wasm32)",
+            Wasm,
+            &["doc", "--no-deps", "--target", WASM],
+        )
+        .arg(&wasm_crates)
+        .env("RUSTDOCFLAGS", "-D warnings"),
+        Step::run("package", move || publish::check(root)),
+        downstream(root, tc),
+        // Every feature (native-tls, platform-roots, both crypto providers) on; the suite
+        // uses the defaults.
+        Step::tests(
+            "unit and doc tests",
+            true,
+            &[
+                "test",
+                "-p",
+                "anyws",
+                "-p",
+                "anyws-testserver",
+                "-p",
+                "xtask",
+                "-p",
+                "anyws-child",
+                "-p",
+                "anyws-chat",
+                "-p",
+                "anyws-chat-server",
+                // The demo's bot with stdin closed (it starts the binary: a second of linking).
+                "-p",
+                "anyws-chat-cli",
+                "-p",
+                "anyws-bench",
+                "-p",
+                "anyws-conformance",
+                // wss:// in processes whose rustls has both crypto providers compiled in (as
+                // next to reqwest 0.13): built here, with anyws's features as above (so anyws
+                // picks aws-lc-rs), it costs only its test binaries; `cargo xtask deps` runs
+                // it with anyws's default features (ring), as an application next to reqwest
+                // has them.
+                "-p",
+                "anyws-both-providers",
+                "--all-features",
+            ],
+        ),
+        // The model checks of the core's locking and wake-ups (loom; see
+        // crates/anyws/src/sync.rs). The cfg changes every crate's flags, so they build in a
+        // target directory of their own.
+        Step::tests(
+            "model checks (loom)",
+            false,
+            &["test", "-p", "anyws", "--lib", "model"],
+        )
+        .env("RUSTFLAGS", "--cfg anyws_loom")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env("CARGO_TARGET_DIR", root.join("target/loom")),
+    ]
+}
+
+/// `cargo xtask deps`: the two checks that anyws does not break its users' builds.
+pub fn deps<'a>(root: &'a Path, tc: Option<&'a str>) -> Vec<Step<'a>> {
+    vec![
+        downstream(root, tc),
+        // tests/both-providers (`wss://` with both rustls providers compiled in) with anyws's
+        // default features (`checks` runs it with the unit tests, every feature on).
+        Step::tests(
+            "wss:// with both rustls providers compiled in",
+            false,
+            &["test", "-p", "anyws-both-providers"],
+        ),
+    ]
+}
+
+/// An application that pins another wasm-bindgen than Cargo.lock's still builds with anyws.
+fn downstream<'a>(root: &'a Path, tc: Option<&'a str>) -> Step<'a> {
+    Step::run("downstream wasm-bindgen", move || {
+        println!("{}", downstream::wasm_bindgen(root, || cargo(root, tc))?);
+        Ok(())
+    })
+}
+
+/// Runs `steps` in order, timing each; stops at the first that fails. Returns the passed and
+/// failed counts of the counted test steps.
+pub fn run(root: &Path, tc: Option<&str>, steps: Vec<Step>) -> Result<(usize, usize), String> {
+    let (mut passed, mut failed) = (0, 0);
+    for Step {
+        name,
+        kind,
+        env,
+        args,
+    } in steps
+    {
+        let start = Instant::now();
+        match kind {
+            Kind::Cargo(target) => {
+                check(name, &mut command(root, target.toolchain(tc), &env, &args))?
+            }
+            Kind::Tests { counted } => {
+                let run = run_tests(&mut command(root, None, &env, &args))?;
+                report_failure(name, &run)?;
+                println!(
+                    "check: {name}: {} passed, {} failed ({:.1} s)",
+                    run.passed,
+                    run.failed,
+                    start.elapsed().as_secs_f32()
+                );
+                if counted {
+                    passed += run.passed;
+                    failed += run.failed;
+                }
+            }
+            Kind::Run(f) => f()?,
+        }
+    }
+    Ok((passed, failed))
+}
+
+/// Runs one check, printing its name, verdict and time.
+pub fn check(name: &str, cmd: &mut Command) -> Result<(), String> {
+    let start = Instant::now();
+    let result = run_quiet(cmd);
+    let took = start.elapsed().as_secs_f32();
+    match result {
+        Ok(_) => {
+            println!("check: {name} ok ({took:.1} s)");
+            Ok(())
+        }
+        Err(e) => Err(format!("check `{name}` failed:\n{e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{checks, command, Kind, Target};
+    use crate::config::WasmConfig;
+    use crate::WASM;
+    use std::path::Path;
+
+    /// CI logs are read by people: the steps keep their names and order; every cargo step
+    /// that builds for wasm32 runs with the wasm32 toolchain, and no other does.
+    #[test]
+    fn the_checks_keep_their_names_and_wasm32_steps_their_toolchain() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let config = WasmConfig::load(&root).unwrap();
+        let steps = checks(&root, &config, Some("wasm-tc"));
+        let names: Vec<&str> = steps.iter().map(|s| s.name).collect();
+        assert_eq!(
+            names,
+            [
+                "cargo fmt --check",
+                "clippy (native)",
+                "clippy (wasm32)",
+                "rustdoc (native)",
+                "clippy (bench contenders, wasm32)",
+                "anyws without default features",
+                "rustdoc (wasm32)",
+                "package",
+                "downstream wasm-bindgen",
+                "unit and doc tests",
+                "model checks (loom)",
+            ]
+        );
+        for step in &steps {
+            if let Kind::Cargo(target) = step.kind {
+                let wasm = step.args.iter().any(|a| a == WASM);
+                assert_eq!(matches!(target, Target::Wasm), wasm, "{}", step.name);
+                let cmd = command(
+                    &root,
+                    target.toolchain(Some("wasm-tc")),
+                    &step.env,
+                    &step.args,
+                );
+                let first = cmd
+                    .get_args()
+                    .next()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                assert_eq!(first == "+wasm-tc", wasm, "{}: {first}", step.name);
+            }
+        }
+        // The crates wasm-pack.toml lists are checked for wasm32.
+        let clippy = &steps[2].args;
+        for krate in &config.check.crates {
+            assert!(clippy.contains(krate), "{krate} in {clippy:?}");
+        }
+    }
+}
