@@ -1,6 +1,6 @@
 //! `cargo xtask bench [--quick]`: builds the browser contenders for wasm32 (release, then
 //! wasm-bindgen and the `wasm-opt` passes of `wasm-pack.toml` `[build]`) and the servers N7
-//! measures (`anyws-testserver`, `anyws-chat-server`, release), then runs the bench crate's
+//! measures (`anyws-testserver`, `anyws-chat-server`, anyws's `echo_server` example, release), then runs the bench crate's
 //! harness (`tools/bench/benches/compare`), which measures every contender against
 //! one server and prints the table. The full run also rewrites the generated part of
 //! `BENCHMARKS.md` and its chart, `tools/bench/ratios.svg`.
@@ -81,6 +81,14 @@ pub fn run(root: &Path, config: &WasmConfig, tools: &Tools, quick: bool) -> Resu
         "anyws-testserver",
         "-p",
         "anyws-chat-server",
+    ]))?;
+    run_quiet(crate::cargo(root, None).args([
+        "build",
+        "--release",
+        "-p",
+        "anyws",
+        "--example",
+        "echo_server",
     ]))?;
 
     let command = if quick {

@@ -428,9 +428,10 @@ fn measure_all(
     Ok((metrics, notes))
 }
 
-/// Where N7 finds `anyws-testserver` and `anyws-chat-server`: `--servers DIR`, or the
-/// directory `cargo bench` builds into (this executable is in its `deps/`), where
-/// `cargo xtask bench` builds them (`cargo build --release`).
+/// Where N7 finds its servers (`anyws-testserver`, `anyws-chat-server`,
+/// `examples/echo_server`): `--servers DIR`, or the directory `cargo bench` builds into (this
+/// executable is in its `deps/`), where `cargo xtask bench` builds them (`cargo build
+/// --release`).
 fn servers_dir(args: &[String]) -> Result<PathBuf, String> {
     if let Some(dir) = value_of(args, "--servers") {
         return Ok(PathBuf::from(dir));

@@ -4,9 +4,12 @@
 //! - `tokio-tungstenite` (the anchor): a raw tokio-tungstenite echo server, this harness's
 //!   own `/echo` ([`anyws_bench::server`]) on a multi-threaded runtime, started as
 //!   `compare n7-server`;
-//! - `anyws-testserver`: the test server's binary, `/echo`;
-//! - `anyws-chat-server`: the demo's chat server binary, whose connections are anyws
-//!   `WebSocket`s from `anyws::native::accept`, `/chat` with its subprotocol.
+//! - `anyws-echo-server`: anyws's `echo_server` example (release): `Incoming`, an `Origins`
+//!   check, `accept`, and the `Stream`/`Sink` echo, the server side with nothing else;
+//! - `anyws-testserver`: the test server's binary, `/echo` (written on tokio-tungstenite,
+//!   not on anyws's server side);
+//! - `anyws-chat-server`: the demo's chat server binary (axum), whose connections are anyws
+//!   `WebSocket`s from anyws's axum extractor, `/chat` with its subprotocol.
 //!
 //! The child opens `count` connections with raw tokio-tungstenite clients (the same client for
 //! every server), at most [`IN_FLIGHT`] handshakes at a time (see there why); once all are open, each sends
@@ -35,7 +38,12 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 /// The server contenders, the anchor first.
-pub const SERVERS: [&str; 3] = ["tokio-tungstenite", "anyws-testserver", "anyws-chat-server"];
+pub const SERVERS: [&str; 4] = [
+    "tokio-tungstenite",
+    "anyws-echo-server",
+    "anyws-testserver",
+    "anyws-chat-server",
+];
 
 /// Handshakes in flight at once: below the listen backlog of the anyws servers (128, what
 /// tokio's `TcpListener::bind` asks for, like the standard library), so that no SYN overflows
@@ -79,6 +87,7 @@ fn start(server: &str, bins: &Path) -> Result<Server, String> {
             c.arg("n7-server");
             c
         }
+        "anyws-echo-server" => Command::new(bins.join("examples").join("echo_server")),
         "anyws-testserver" => {
             let mut c = Command::new(bins.join("anyws-testserver"));
             c.arg("--until-stdin-closes");
@@ -115,7 +124,7 @@ fn start(server: &str, bins: &Path) -> Result<Server, String> {
     // "chat server: http://ADDR/ (chat at ws://ADDR/chat)" (chat server).
     let words: Vec<&str> = first.split_whitespace().collect();
     let url = match words.as_slice() {
-        ["listening", "on", base] => format!("{base}/echo"),
+        ["listening", "on", base] => format!("{}/echo", base.trim_end_matches('/')),
         ["chat", "server:", _, "(chat", "at", chat] => chat.trim_end_matches(')').to_owned(),
         _ => return Err(format!("{server} said {first:?}")),
     };
