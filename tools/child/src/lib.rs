@@ -47,12 +47,16 @@ impl Child {
         let stdout = child.process.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                match line {
-                    // Once the announcement is read nobody listens: the rest is drained.
-                    Ok(line) => drop(tx.send(line)),
-                    Err(_) => break,
-                }
+            // Bytes, not `lines()`: output that is not UTF-8 must not stop the drain (the
+            // child would then block on a full pipe, or die of a closed one).
+            let mut stdout = BufReader::new(stdout);
+            let mut line = Vec::new();
+            while matches!(stdout.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+                let text = String::from_utf8_lossy(&line);
+                let text = text.trim_end_matches(['\n', '\r']).to_owned();
+                // Once the announcement is read nobody listens: the rest is drained.
+                drop(tx.send(text));
+                line.clear();
             }
         });
         let until = Instant::now() + deadline;
@@ -101,10 +105,19 @@ impl Child {
         self.process.wait()
     }
 
+    /// How the process ended, for an error: it closed its stdout, so it has exited or is
+    /// about to; one that lives on without its stdout is killed rather than waited for.
     fn wait_status(&mut self) -> String {
-        match self.process.wait() {
-            Ok(status) => status.to_string(),
-            Err(e) => e.to_string(),
+        let exited = |status: ExitStatus| status.to_string();
+        match self.process.try_wait() {
+            Ok(Some(status)) => exited(status),
+            _ => {
+                let _ = self.process.kill();
+                match self.process.wait() {
+                    Ok(status) => format!("{}, killed: it closed its stdout", exited(status)),
+                    Err(e) => e.to_string(),
+                }
+            }
         }
     }
 }
@@ -132,6 +145,29 @@ mod tests {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", script]).stdin(Stdio::null());
         cmd
+    }
+
+    #[test]
+    fn output_that_is_not_utf8_is_drained_too() {
+        // Invalid UTF-8 after the announcement, then more than a pipe holds: the child must
+        // still finish (a drain that stopped at the bad byte would leave it blocked).
+        let mut cmd = sh("echo 'ws x'; printf '\\377\\n'; head -c 1000000 /dev/zero; echo done");
+        let mut child = Child::spawn_announcing(&mut cmd, 1, Duration::from_secs(30)).unwrap();
+        assert_eq!(child.first_line(), "ws x");
+        assert!(child.wait().unwrap().success());
+    }
+
+    #[test]
+    fn a_child_that_closes_its_stdout_and_lives_on_is_not_waited_for() {
+        let mut cmd = sh("exec 1>&-; exec sleep 30");
+        let start = Instant::now();
+        let err = Child::spawn_announcing(&mut cmd, 1, Duration::from_secs(20)).unwrap_err();
+        assert!(err.contains("closed its stdout"), "{err}");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

@@ -150,7 +150,13 @@ impl Client {
         if !term.success() {
             return Err(format!("kill -TERM {pid} failed ({term})"));
         }
-        let _ = self.wait_for(Duration::from_secs(10), |l| l == "[stopped]");
+        // Bounded: a client that did not stop within the wait is killed, not waited for.
+        if self
+            .wait_for(Duration::from_secs(10), |l| l == "[stopped]")
+            .is_err()
+        {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
         Ok(std::mem::take(&mut self.seen))
     }
