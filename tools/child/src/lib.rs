@@ -13,6 +13,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// A child process, killed and reaped when dropped (its stdin, if piped, is closed first).
+/// Only that process is killed, not processes it started: start servers directly (the
+/// built binary, not `cargo run` or a shell).
 #[derive(Debug)]
 pub struct Child {
     process: std::process::Child,

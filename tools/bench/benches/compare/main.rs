@@ -200,19 +200,27 @@ fn measure(job: &Job, limit: Duration) -> Reply {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| e.to_string())?;
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    let reader = std::thread::spawn(move || {
-        let mut out = String::new();
-        let _ = stdout.read_to_string(&mut out);
-        let mut err = String::new();
-        let _ = stderr.read_to_string(&mut err);
-        (out, err)
-    });
+    // One reader per pipe: a child that fills one of them while the other is being read
+    // to its end would block until the limit.
+    let read_all = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = pipe.read_to_end(&mut text);
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let stdout = read_all(Box::new(child.stdout.take().expect("piped")));
+    let stderr = read_all(Box::new(child.stderr.take().expect("piped")));
     let start = Instant::now();
     let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            break status;
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e.to_string());
+            }
         }
         if start.elapsed() > limit {
             let _ = child.kill();
@@ -221,7 +229,10 @@ fn measure(job: &Job, limit: Duration) -> Reply {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let (out, err) = reader.join().unwrap_or_default();
+    let (out, err) = (
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default(),
+    );
     serde_json::from_str::<Reply>(out.trim()).map_err(|_| {
         let err = err.trim();
         format!(
