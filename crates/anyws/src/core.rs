@@ -362,6 +362,12 @@ impl Core {
         lock(&self.inner).protocol.clone()
     }
 
+    /// The extensions of a connection whose handshake is already done (see [`Core::new`]),
+    /// set before anyone else sees the socket.
+    pub(crate) fn set_accepted_extensions(&self, extensions: String) {
+        lock(&self.inner).extensions = extensions;
+    }
+
     pub(crate) fn extensions(&self) -> String {
         lock(&self.inner).extensions.clone()
     }

@@ -128,6 +128,14 @@ pub mod native {
     //! [`Refusal`]. Accepted sockets close with the codes a server sends (1001, 1008, 1011,
     //! 1013, ...), and [`Sockets`] closes them all, bounded, when the server stops.
     //!
+    //! ## Compression
+    //! permessage-deflate (RFC 7692) is on by default, as in every browser: a client offers
+    //! what Chromium offers and a server accepts it ([`Compression`],
+    //! [`NativeOptions::compression`]). [`WebSocket::extensions`](crate::WebSocket::extensions)
+    //! is the server's answer on both ends. Messages are compressed one by one in the
+    //! connection's task; `bufferedAmount` counts the application's bytes, and
+    //! [`NativeOptions::max_message_size`] the inflated size of what arrives.
+    //!
     //! ## The handshake as `http` types
     //! Request headers come as an [`http::HeaderMap`] ([`NativeOptions::headers`], beside
     //! [`NativeOptions::header`]) or with a whole [`http::Request`] ([`connect`], in the spirit
@@ -180,8 +188,8 @@ pub mod native {
     #[cfg(feature = "hyper")]
     pub use crate::backend::hyper;
     pub use crate::backend::{
-        accept, connect, wrap, Accept, CloseAll, Incoming, NativeOptions, Origins, ProxyError,
-        Refusal, Sockets, SocksReply, WebSocketExt,
+        accept, connect, wrap, Accept, CloseAll, Compression, Incoming, NativeOptions, Origins,
+        ProxyError, Refusal, Sockets, SocksReply, WebSocketExt,
     };
     /// The `http` crate anyws uses (the one tungstenite uses), for
     /// [`NativeOptions::headers`], [`connect`] and [`WebSocketExt::request`] /

@@ -25,6 +25,7 @@
 //! finished (the runtime shut down, the task was aborted) fires `error` + `close` 1006 from
 //! the guard's `Drop`. No socket is left CONNECTING, OPEN or CLOSING with no task behind it.
 
+use super::deflate::{self, Deflater, Inflating, Params};
 use super::handshake;
 use super::meter::{Meter, Metered};
 use super::options::NativeOptions;
@@ -229,7 +230,12 @@ pub(crate) struct Task {
 
 impl Task {
     /// Runs the open connection to its end.
-    async fn drive<S>(self, ws: WebSocketStream<S>, meter: MeterOf<S>) -> Outcome
+    async fn drive<S>(
+        self,
+        ws: WebSocketStream<S>,
+        meter: MeterOf<S>,
+        deflater: Option<Deflater>,
+    ) -> Outcome
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -240,8 +246,25 @@ impl Task {
             link,
         } = self;
         Connection::new(&core, &link, &options, ws, meter)
-            .run(rx)
+            .run(rx, deflater)
             .await
+    }
+
+    /// The byte stream under tungstenite for a connection that did its handshake here:
+    /// metered, and inflating when permessage-deflate was agreed; and the compressor.
+    fn layers<S>(
+        &self,
+        stream: S,
+        deflate: Option<&Params>,
+        server: bool,
+    ) -> (Inflating<Metered<S>>, Option<Deflater>) {
+        let agreed = deflate.and_then(|params| {
+            let settings = self.options.compression_for(server)?;
+            Some(params.for_role(server, &settings))
+        });
+        let metered = Metered::new(stream, Meter::new(self.link.clone(), !server));
+        let stream = Inflating::new(metered, agreed.as_ref(), server, &self.options);
+        (stream, agreed.map(Deflater::new))
     }
 }
 
@@ -261,7 +284,7 @@ pub(crate) async fn run(mut task: Task, protocols: Vec<String>) -> Outcome {
         Err(e) => return Outcome::failed(e),
     };
     let config = Some(task.options.websocket_config());
-    let stream = Metered::new(up.stream, Meter::new(task.link.clone(), true));
+    let (stream, deflater) = task.layers(up.stream, up.deflate.as_ref(), false);
     let ws = WebSocketStream::from_partially_read(stream, up.leftover, Role::Client, config).await;
     task.link.set_handshake(up.handshake);
     wait_for_gate(&task.link).await;
@@ -269,18 +292,23 @@ pub(crate) async fn run(mut task: Task, protocols: Vec<String>) -> Outcome {
     if !task.core.fire_open(up.protocol, up.extensions) {
         return Outcome::failed(aborted_error());
     }
-    task.drive(ws, metered).await
+    task.drive(ws, metered, deflater).await
 }
 
 /// A server connection whose handshake anyws answered: `open`, then the connection.
-pub(crate) async fn run_accepted<S>(task: Task, stream: S, leftover: Vec<u8>) -> Outcome
+pub(crate) async fn run_accepted<S>(
+    task: Task,
+    stream: S,
+    leftover: Vec<u8>,
+    deflate: Option<Params>,
+) -> Outcome
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let config = Some(task.options.websocket_config());
-    let stream = Metered::new(stream, Meter::new(task.link.clone(), false));
+    let (stream, deflater) = task.layers(stream, deflate.as_ref(), true);
     let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, config).await;
-    run_open(task, ws, metered).await
+    run_open(task, ws, metered, deflater).await
 }
 
 /// A connection whose handshake was done elsewhere (`wrap`): `open`, then the connection.
@@ -289,28 +317,33 @@ pub(crate) async fn run_adopted<S>(task: Task, ws: WebSocketStream<S>) -> Outcom
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    run_open(task, ws, unmetered).await
+    run_open(task, ws, unmetered, None).await
 }
 
-async fn run_open<S>(task: Task, ws: WebSocketStream<S>, meter: MeterOf<S>) -> Outcome
+async fn run_open<S>(
+    task: Task,
+    ws: WebSocketStream<S>,
+    meter: MeterOf<S>,
+    deflater: Option<Deflater>,
+) -> Outcome
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     wait_for_gate(&task.link).await;
     // The socket is OPEN already; `open` is skipped if `close()` came first.
-    let protocol = task.core.protocol();
-    trace::opened(&protocol, "");
-    task.core.fire_open(protocol, String::new());
-    task.drive(ws, meter).await
+    let (protocol, extensions) = (task.core.protocol(), task.core.extensions());
+    trace::opened(&protocol, &extensions);
+    task.core.fire_open(protocol, extensions);
+    task.drive(ws, meter, deflater).await
 }
 
 /// Where a connection's [`Meter`] is, if its stream has one.
 type MeterOf<S> = for<'a> fn(&'a mut WebSocketStream<S>) -> Option<&'a mut Meter>;
 
 fn metered<S: AsyncRead + AsyncWrite + Unpin>(
-    ws: &mut WebSocketStream<Metered<S>>,
+    ws: &mut WebSocketStream<Inflating<Metered<S>>>,
 ) -> Option<&mut Meter> {
-    Some(&mut ws.get_mut().meter)
+    Some(&mut ws.get_mut().inner.meter)
 }
 
 fn unmetered<S>(_: &mut WebSocketStream<S>) -> Option<&mut Meter> {
@@ -331,7 +364,13 @@ enum End {
     Unresponsive(Duration),
 }
 
-fn to_wire(m: Message) -> WsMessage {
+/// The frame for a message: compressed when permessage-deflate was agreed and the
+/// compressor takes it.
+fn to_wire(m: Message, deflater: Option<&mut Deflater>) -> WsMessage {
+    if let Some(compressed) = deflater.and_then(|d| d.compress(m.as_bytes())) {
+        let text = matches!(m, Message::Text(_));
+        return WsMessage::Frame(deflate::compressed_frame(compressed, text));
+    }
     match m {
         Message::Text(s) => WsMessage::Text(s.into()),
         Message::Binary(b) => WsMessage::Binary(b.into()),
@@ -448,11 +487,11 @@ where
 
     /// Runs the connection to its end, then drops the stream (closing TCP) before the outcome
     /// is reported.
-    async fn run(self, rx: commands::Receiver) -> Outcome {
+    async fn run(self, rx: commands::Receiver, deflater: Option<Deflater>) -> Outcome {
         let end = {
             let this = &self;
             let reader = this.read();
-            let writer = this.write(rx);
+            let writer = this.write(rx, deflater);
             tokio::pin!(reader, writer);
             let mut writer_done = false;
             loop {
@@ -691,7 +730,7 @@ where
 
     /// The writer: commands in order, batched (everything queued is written, then one flush),
     /// until our close frame is out, the handles are gone, or a write fails.
-    async fn write(&self, mut rx: commands::Receiver) {
+    async fn write(&self, mut rx: commands::Receiver, mut deflater: Option<Deflater>) {
         let mut queued = VecDeque::new();
         let result: Result<(), WsError> = async {
             loop {
@@ -713,7 +752,8 @@ where
                 let mut batch = Batch::default();
                 loop {
                     poll_fn(|cx| {
-                        batch.poll_write(&mut lock(&self.ws), self.meter, &mut queued, cx)
+                        let ws = &mut lock(&self.ws);
+                        batch.poll_write(ws, self.meter, &mut deflater, &mut queued, cx)
                     })
                     .await?;
                     if batch.closing {
@@ -832,8 +872,9 @@ struct Batch {
     bytes: u64,
     /// A close frame was written: nothing may follow it.
     closing: bool,
-    /// A frame taken from the queue that tungstenite had no room for yet.
-    held: Option<WsMessage>,
+    /// A frame taken from the queue that tungstenite had no room for yet, with the
+    /// payload bytes `bufferedAmount` counted for it.
+    held: Option<(WsMessage, u64)>,
 }
 
 impl Batch {
@@ -844,6 +885,7 @@ impl Batch {
         &mut self,
         ws: &mut WebSocketStream<S>,
         meter: MeterOf<S>,
+        deflater: &mut Option<Deflater>,
         queued: &mut VecDeque<Command>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), WsError>>
@@ -851,8 +893,8 @@ impl Batch {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         loop {
-            let frame = match self.held.take() {
-                Some(frame) => frame,
+            let (frame, counted) = match self.held.take() {
+                Some(held) => held,
                 None if self.closing => {
                     queued.clear();
                     return Poll::Ready(Ok(()));
@@ -860,30 +902,34 @@ impl Batch {
                 None => match queued.pop_front() {
                     None => return Poll::Ready(Ok(())),
                     Some(Command::Send(m)) => {
-                        self.bytes += m.len() as u64;
-                        to_wire(m)
+                        let len = m.len() as u64;
+                        self.bytes += len;
+                        (to_wire(m, deflater.as_mut()), len)
                     }
-                    Some(Command::Ping(p)) => WsMessage::Ping(p.into()),
+                    Some(Command::Ping(p)) => (WsMessage::Ping(p.into()), 0),
                     Some(Command::Close(frame)) => {
                         self.closing = true;
-                        WsMessage::Close(frame.map(|(code, reason)| CloseFrame {
+                        let frame = frame.map(|(code, reason)| CloseFrame {
                             code: CloseCode::from(code),
                             reason: reason.into(),
-                        }))
+                        });
+                        (WsMessage::Close(frame), 0)
                     }
                     Some(Command::Abort) => continue,
                 },
             };
             match ws.poll_ready_unpin(cx) {
                 Poll::Pending => {
-                    self.held = Some(frame);
+                    self.held = Some((frame, counted));
                     return Poll::Pending;
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Ready(Ok(())) => {
                     if let Some(m) = meter(ws) {
                         match &frame {
-                            WsMessage::Text(_) | WsMessage::Binary(_) => m.data(frame.len() as u64),
+                            WsMessage::Text(_) | WsMessage::Binary(_) => m.data(counted),
+                            // A compressed message: its wire bytes, counted as `counted`.
+                            WsMessage::Frame(f) => m.compressed(f.payload().len() as u64, counted),
                             WsMessage::Close(Some(f)) => m.control(2 + f.reason.len() as u64),
                             other => m.control(other.len() as u64),
                         }
@@ -908,6 +954,7 @@ async fn sleep_until_some(at: Option<Instant>) {
 /// which end it without failing it.
 fn fail_code(e: &WsError) -> Option<CloseCode> {
     match e {
+        WsError::Io(e) if inflate_failure(e).is_some() => Some(CloseCode::Protocol),
         WsError::Utf8(_) => Some(CloseCode::Invalid),
         // A 64-bit length with its most significant bit set breaks RFC 6455 5.2 (a protocol
         // error, as Chromium reports it), whatever the size limit.
@@ -921,8 +968,16 @@ fn fail_code(e: &WsError) -> Option<CloseCode> {
     }
 }
 
+/// The receiving layer's reason, if it failed the read (see [`deflate`]).
+fn inflate_failure(e: &std::io::Error) -> Option<&deflate::InflateError> {
+    e.get_ref()?.downcast_ref::<deflate::InflateError>()
+}
+
 fn read_error(e: WsError) -> Error {
     let (kind, what) = match &e {
+        WsError::Io(io) if inflate_failure(io).is_some() => {
+            (ErrorKind::Protocol, "the peer broke permessage-deflate")
+        }
         WsError::Utf8(_) => (
             ErrorKind::Protocol,
             "the peer sent a text message that is not UTF-8",

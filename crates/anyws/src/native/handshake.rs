@@ -8,6 +8,7 @@
 //! with an empty one) fails the connection, as the spec and Chromium do (Firefox accepts it,
 //! against the spec).
 
+use super::deflate::{Compression, Params};
 use super::head;
 use super::options::{header_value, redact_url, ExtraHeader, NativeOptions};
 use super::stream::Stream;
@@ -41,6 +42,8 @@ pub(crate) struct Upgraded {
     pub leftover: Vec<u8>,
     pub protocol: String,
     pub extensions: String,
+    /// permessage-deflate, if the server accepted it.
+    pub deflate: Option<Params>,
     pub handshake: super::Handshake,
 }
 
@@ -110,7 +113,15 @@ pub(crate) async fn connect(
     } else {
         Stream::Plain(tcp)
     };
-    upgrade(stream, url, protocols, &options.headers).await
+    let compression = options.compression_for(false);
+    upgrade(
+        stream,
+        url,
+        protocols,
+        &options.headers,
+        compression.as_ref(),
+    )
+    .await
 }
 
 /// TLS for `wss://`: native-tls if a connector was given, rustls otherwise.
@@ -171,6 +182,7 @@ fn request(
     key: &str,
     protocols: &[String],
     extra: &[ExtraHeader],
+    extensions: Option<&str>,
 ) -> Result<(Vec<u8>, http::Request<()>), Error> {
     let mut target = url.path().to_owned();
     if let Some(q) = url.query() {
@@ -192,6 +204,9 @@ fn request(
     ];
     if !protocols.is_empty() {
         own.push(("Sec-WebSocket-Protocol", &protocols));
+    }
+    if let Some(offer) = extensions {
+        own.push(("Sec-WebSocket-Extensions", offer));
     }
     let mut wire = format!("GET {target} HTTP/1.1\r\n");
     let mut typed = http::Request::new(());
@@ -234,6 +249,7 @@ async fn upgrade(
     url: &Url,
     protocols: &[String],
     headers: &[ExtraHeader],
+    compression: Option<&Compression>,
 ) -> Result<Upgraded, Error> {
     let shown = redact_url(url.as_str()); // no credentials in errors
     let io = |e: std::io::Error| {
@@ -244,7 +260,8 @@ async fn upgrade(
         )
     };
     let key = generate_key();
-    let (wire, request) = request(url, &key, protocols, headers)?;
+    let offer = compression.map(Compression::offer);
+    let (wire, request) = request(url, &key, protocols, headers, offer.as_deref())?;
     stream.write_all(&wire).await.map_err(io)?;
 
     let kind = head::Kind::Response;
@@ -278,7 +295,7 @@ async fn upgrade(
     ) {
         return Err(network(format!("{shown} sent an invalid HTTP response")));
     }
-    let (protocol, extensions) = check(&response, &key, protocols, url)?;
+    let (protocol, extensions, deflate) = check(&response, &key, protocols, compression, url)?;
     let mut typed = http::Response::new(());
     *typed.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
     if response.version == Some(0) {
@@ -295,6 +312,7 @@ async fn upgrade(
         leftover,
         protocol,
         extensions,
+        deflate,
         handshake: super::Handshake {
             request,
             response: typed,
@@ -307,8 +325,9 @@ fn check(
     response: &httparse::Response<'_, '_>,
     key: &str,
     offered: &[String],
+    compression: Option<&Compression>,
     url: &Url,
-) -> Result<(String, String), Error> {
+) -> Result<(String, String, Option<Params>), Error> {
     let shown = redact_url(url.as_str()); // no credentials in errors
     let status = response.code.unwrap_or(0);
     if status != 101 {
@@ -334,13 +353,22 @@ fn check(
             "{shown} sent a wrong Sec-WebSocket-Accept key"
         )));
     }
-    // anyws offers no extensions, so the server must not use any.
+    // RFC 6455 4.1 and RFC 7692 7.1: the answer may only hold what was offered, with valid
+    // parameters, or the connection fails.
     let extensions = header("Sec-WebSocket-Extensions").unwrap_or_default();
-    if !extensions.is_empty() {
-        return Err(network(format!(
-            "{shown} chose extensions that were not offered: {extensions}"
-        )));
-    }
+    let deflate = match compression {
+        _ if extensions.is_empty() => None,
+        None => {
+            return Err(network(format!(
+                "{shown} chose extensions that were not offered: {extensions}"
+            )))
+        }
+        Some(compression) => Some(compression.check_answer(&extensions).map_err(|why| {
+            network(format!(
+                "{shown} answered the permessage-deflate offer with {extensions:?}: {why}"
+            ))
+        })?),
+    };
     let protocol = header("Sec-WebSocket-Protocol").unwrap_or_default();
     // WHATWG WebSockets, "establish a WebSocket connection": with protocols offered, a
     // missing or empty `Sec-WebSocket-Protocol` fails the connection.
@@ -356,7 +384,7 @@ fn check(
             "{shown} chose the subprotocol {protocol:?}, which was not offered"
         )));
     }
-    Ok((protocol, extensions))
+    Ok((protocol, extensions, deflate))
 }
 
 #[cfg(test)]

@@ -204,7 +204,10 @@ impl Upgrade {
             .native
             .validate_connection()
             .and_then(|()| validate::protocols(&options.protocols))
-            .and_then(|supported| checked.response(answer, &supported));
+            .and_then(|supported| {
+                let compression = options.native.compression_for(true);
+                checked.response(answer, &supported, compression.as_ref())
+            });
         let response = match response {
             Ok(response) => response,
             Err(e) => {

@@ -25,6 +25,9 @@ struct Pending {
     skip: u64,
     /// Payload bytes that `bufferedAmount` still counts.
     payload: u64,
+    /// Bytes `bufferedAmount` counts for the frame as a whole, released once all of it is
+    /// written: a compressed message, whose wire bytes are not the application's.
+    whole: u64,
 }
 
 /// What has been written: frame layout, and progress.
@@ -63,18 +66,37 @@ impl Meter {
     /// A data frame whose payload `bufferedAmount` counts.
     pub(crate) fn data(&mut self, len: u64) {
         let skip = self.header_len(len);
-        self.frames.push_back(Pending { skip, payload: len });
+        self.frames.push_back(Pending {
+            skip,
+            payload: len,
+            whole: 0,
+        });
+    }
+
+    /// A compressed data frame: `wire` payload bytes on the wire for the `counted` bytes
+    /// of the message `bufferedAmount` counts, which it releases once the frame is out.
+    pub(crate) fn compressed(&mut self, wire: u64, counted: u64) {
+        let skip = self.header_len(wire) + wire;
+        self.frames.push_back(Pending {
+            skip,
+            payload: 0,
+            whole: counted,
+        });
     }
 
     /// A control frame (ping, close) with `len` payload bytes.
     pub(crate) fn control(&mut self, len: u64) {
         let skip = self.header_len(len) + len;
-        self.frames.push_back(Pending { skip, payload: 0 });
+        self.frames.push_back(Pending {
+            skip,
+            payload: 0,
+            whole: 0,
+        });
     }
 
     /// Everything handed over has been flushed: what is still counted is out.
     pub(crate) fn flushed(&mut self) {
-        let left: u64 = self.frames.drain(..).map(|f| f.payload).sum();
+        let left: u64 = self.frames.drain(..).map(|f| f.payload + f.whole).sum();
         self.link.sent(left);
     }
 
@@ -93,6 +115,7 @@ impl Meter {
             n -= payload;
             sent += payload;
             if front.skip == 0 && front.payload == 0 {
+                sent += front.whole;
                 self.frames.pop_front();
             }
         }

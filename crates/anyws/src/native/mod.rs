@@ -10,6 +10,7 @@
 pub mod axum;
 mod commands;
 mod conn;
+mod deflate;
 mod ext;
 #[cfg(fuzzing)]
 pub mod fuzzing;
@@ -26,6 +27,7 @@ mod sockets;
 mod stream;
 mod trace;
 
+pub use deflate::Compression;
 pub use ext::{connect, WebSocketExt};
 pub use options::NativeOptions;
 pub use proxy::{ProxyError, SocksReply};
@@ -271,6 +273,7 @@ impl Transport {
         stream: S,
         leftover: Vec<u8>,
         handshake: Handshake,
+        deflate: Option<deflate::Params>,
     ) -> Result<Self, Error>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -281,7 +284,7 @@ impl Transport {
             options,
             trace::Role::Server,
             Some(handshake),
-            |task| conn::run_accepted(task, stream, leftover),
+            |task| conn::run_accepted(task, stream, leftover, deflate),
         )
     }
 

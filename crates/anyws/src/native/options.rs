@@ -2,6 +2,7 @@
 //! does not exist on wasm32, so using them in browser code is a compile error rather than a
 //! setting that is silently ignored.
 
+use super::deflate::Compression;
 use crate::error::{Error, ErrorKind};
 use crate::socket::Options;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -48,6 +49,9 @@ pub struct NativeOptions {
     pub(crate) ping_timeout: Duration,
     pub(crate) proxy: Option<String>,
     proxy_from_env: bool,
+    /// `None`: each role's default ([`Compression::new`] for a client,
+    /// [`Compression::server`] for a server); `Some(None)`: off.
+    compression: Option<Option<Compression>>,
     #[cfg(feature = "native-tls")]
     pub(crate) native_tls: Option<tokio_native_tls::native_tls::TlsConnector>,
 }
@@ -68,6 +72,7 @@ impl Default for NativeOptions {
             ping_timeout: Duration::from_secs(20),
             proxy: None,
             proxy_from_env: false,
+            compression: None,
             #[cfg(feature = "native-tls")]
             native_tls: None,
         }
@@ -92,7 +97,8 @@ impl std::fmt::Debug for NativeOptions {
             .field("ping_interval", &self.ping_interval)
             .field("ping_timeout", &self.ping_timeout)
             .field("proxy", &self.proxy.as_deref().map(redact_proxy_url))
-            .field("proxy_from_env", &self.proxy_from_env);
+            .field("proxy_from_env", &self.proxy_from_env)
+            .field("compression", &self.compression);
         #[cfg(feature = "native-tls")]
         f.field("native_tls", &self.native_tls.is_some());
         f.finish()
@@ -305,6 +311,29 @@ impl NativeOptions {
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
         self
+    }
+
+    /// permessage-deflate (RFC 7692): `Some(settings)` offers it (a client) or accepts it
+    /// (a server) with these settings, `None` turns it off. When both ends agree,
+    /// [`extensions`](crate::WebSocket::extensions) reports the server's answer, as in a
+    /// browser.
+    ///
+    /// Default: on, as in every browser. A client offers [`Compression::new`]
+    /// (`permessage-deflate; client_max_window_bits`, what Chromium offers); a server
+    /// accepts with [`Compression::server`], which keeps no compressor of its own between
+    /// messages (see there for the memory it saves).
+    pub fn compression(mut self, settings: Option<Compression>) -> Self {
+        self.compression = Some(settings);
+        self
+    }
+
+    /// The compression settings for a client (`server == false`) or a server; `None`: off.
+    pub(crate) fn compression_for(&self, server: bool) -> Option<Compression> {
+        match &self.compression {
+            Some(chosen) => chosen.clone(),
+            None if server => Some(Compression::server()),
+            None => Some(Compression::new()),
+        }
     }
 
     /// Sets `TCP_NODELAY` (no Nagle delay for small messages). Default: on.

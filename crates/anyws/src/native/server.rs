@@ -8,6 +8,7 @@
 //! refusal are shared with the HTTP-server integrations, which get the request from their
 //! server instead of reading it.
 
+use super::deflate::{Compression, Params};
 use super::{handshake, head};
 use crate::core::Core;
 use crate::error::{Error, ErrorKind};
@@ -251,7 +252,8 @@ where
             options,
             supported,
         } = self;
-        let response = match checked.response(answer, &supported) {
+        let compression = options.native.compression_for(true);
+        let response = match checked.response(answer, &supported, compression.as_ref()) {
             Ok(response) => response,
             Err(e) => {
                 let refusal = Refusal::new(StatusCode::INTERNAL_SERVER_ERROR);
@@ -806,6 +808,7 @@ impl Checked {
         &self,
         answer: Accept,
         supported: &[String],
+        compression: Option<&Compression>,
     ) -> Result<http::Response<()>, Error> {
         let protocol = match answer.protocol {
             Choice::ByOptions => self.offered.iter().find(|p| supported.contains(p)).cloned(),
@@ -846,6 +849,16 @@ impl Checked {
             // Offered in a header value, so a valid one.
             if let Ok(value) = HeaderValue::from_str(&protocol) {
                 headers.insert(header::SEC_WEBSOCKET_PROTOCOL, value);
+            }
+        }
+        let offers = joined(self.request.headers(), header::SEC_WEBSOCKET_EXTENSIONS);
+        let deflate = compression
+            .zip(offers)
+            .and_then(|(c, offers)| c.accept_offer(&offers));
+        if let Some((_, answer)) = deflate {
+            // Made of tokens and digits: a valid header value.
+            if let Ok(value) = HeaderValue::from_str(&answer) {
+                headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, value);
             }
         }
         for (name, value) in &answer.headers {
@@ -918,12 +931,21 @@ where
         options.receive_high_water_mark,
         Some(protocol),
     ));
+    // The answer `Checked::response` wrote, so it reads back.
+    let extensions = response
+        .headers()
+        .get(header::SEC_WEBSOCKET_EXTENSIONS)
+        .and_then(|e| e.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let deflate = Params::from_answer(&extensions).ok();
+    core.set_accepted_extensions(extensions);
     let handshake = super::Handshake {
         request: checked.request,
         response,
     };
     let transport =
-        super::Transport::accepted(&core, &options.native, stream, leftover, handshake)?;
+        super::Transport::accepted(&core, &options.native, stream, leftover, handshake, deflate)?;
     Ok(WebSocket::from_parts(
         core,
         transport,

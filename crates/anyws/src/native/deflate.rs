@@ -1,0 +1,1106 @@
+//! permessage-deflate (RFC 7692): the offer and its answer, compressing what we send, and a
+//! frame layer under tungstenite that inflates what we receive.
+//!
+//! # Where compression happens
+//! tungstenite 0.30 fails every frame with RSV1 set, and has no extension hooks, so anyws
+//! handles the extension on both sides of it without patching it:
+//! - **Sending**: the connection task compresses each data message itself ([`Deflater`]) and
+//!   hands tungstenite a ready frame (`Message::Frame`) with RSV1 set; tungstenite masks it
+//!   (client) and writes it like any other frame. `bufferedAmount` keeps counting the
+//!   application's bytes, not the compressed ones (the spec's rule).
+//! - **Receiving**: [`Inflating`], the byte stream tungstenite reads from, parses frame
+//!   headers. Frames it has nothing to do with (control frames, uncompressed messages) pass
+//!   through byte for byte; a compressed message (RSV1 on its first frame) is inflated as
+//!   its bytes arrive and handed on as ordinary fragments of at most [`CHUNK`] bytes with
+//!   RSV1 clear. tungstenite then applies its checks to the inflated message as to any
+//!   other: UTF-8, and `max_message_size` on the *inflated* size, so a decompression bomb
+//!   ends with 1009 after at most that many bytes, never with an allocation of what it
+//!   claims. Inflating is pulled by tungstenite's reads, so at most one chunk of inflated
+//!   data waits in this layer.
+//!
+//! What this layer does not accept itself it leaves to tungstenite: RSV1 on a control frame
+//! or on a continuation frame, RSV2/RSV3, and a compressed frame over `max_frame_size` are
+//! passed on as they are (the frame size with RSV1 cleared), so tungstenite fails the
+//! connection with its own error and close code. A compressed message that does not inflate
+//! fails with 1002, as Chromium does.
+
+use super::options::NativeOptions;
+use flate2::{Compress, Decompress, FlushCompress, FlushDecompress, Status};
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+
+/// The extension's name in `Sec-WebSocket-Extensions`.
+const NAME: &str = "permessage-deflate";
+
+/// The largest fragment the receiving layer hands to tungstenite (and the most inflated data
+/// it holds at once).
+pub(crate) const CHUNK: usize = 64 << 10;
+
+/// How much of the wire the receiving layer reads at once.
+const READ_AHEAD: usize = 16 << 10;
+
+/// The empty stored block that ends every compressed message (RFC 7692 section 7.2.1),
+/// removed by the sender and put back by the receiver.
+const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// permessage-deflate settings (RFC 7692), for [`NativeOptions::compression`]. The same
+/// settings serve both roles: a client offers them, a server accepts an offer with them.
+///
+/// The defaults are the browsers': a client offers `permessage-deflate;
+/// client_max_window_bits` as Chromium does (both windows 32 KiB, context kept between
+/// messages), compresses at level 6 (zlib's default) and compresses every message. A server
+/// accepts the first offer it can, and by default asks to keep no context of its own
+/// between messages (`server_no_context_takeover`): see [`Compression::server`] for why.
+///
+/// ```
+/// # #[cfg(not(target_arch = "wasm32"))] {
+/// use anyws::native::{Compression, NativeOptions};
+/// let options = NativeOptions::new().compression(Some(
+///     Compression::new().level(1).threshold(256).client_no_context_takeover(true),
+/// ));
+/// # let _ = options; }
+/// ```
+#[non_exhaustive]
+#[derive(Clone, PartialEq, Eq)]
+pub struct Compression {
+    pub(crate) level: u32,
+    pub(crate) threshold: usize,
+    pub(crate) client_max_window_bits: Option<u8>,
+    pub(crate) server_max_window_bits: Option<u8>,
+    pub(crate) client_no_context_takeover: bool,
+    pub(crate) server_no_context_takeover: bool,
+}
+
+impl fmt::Debug for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Compression")
+            .field("level", &self.level)
+            .field("threshold", &self.threshold)
+            .field("client_max_window_bits", &self.client_max_window_bits)
+            .field("server_max_window_bits", &self.server_max_window_bits)
+            .field(
+                "client_no_context_takeover",
+                &self.client_no_context_takeover,
+            )
+            .field(
+                "server_no_context_takeover",
+                &self.server_no_context_takeover,
+            )
+            .finish()
+    }
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression::new()
+    }
+}
+
+impl Compression {
+    /// The browsers' settings: windows of 32 KiB (15 bits) kept between messages, level 6,
+    /// every message compressed.
+    pub fn new() -> Self {
+        Compression {
+            level: 6,
+            threshold: 0,
+            client_max_window_bits: None,
+            server_max_window_bits: None,
+            client_no_context_takeover: false,
+            server_no_context_takeover: false,
+        }
+    }
+
+    /// What a server accepts with by default: [`new`](Compression::new) with
+    /// `server_no_context_takeover`, so that the server keeps no compressor between
+    /// messages. A compressor that keeps its context holds about 300 KiB per connection
+    /// for the connection's lifetime (zlib's 32 KiB window, hash tables and buffers), twice
+    /// what the rest of an idle connection costs; without it the server compresses each
+    /// message on its own, which costs ratio on small repetitive messages. The client's
+    /// context (what the server inflates with, 32 KiB plus state) is kept as the client
+    /// chooses.
+    pub fn server() -> Self {
+        Compression::new().server_no_context_takeover(true)
+    }
+
+    /// The compression level, 0 (stored, no compression) to 9 (best); values over 9 count
+    /// as 9. Default: 6.
+    pub fn level(mut self, level: u32) -> Self {
+        self.level = level.min(9);
+        self
+    }
+
+    /// Messages shorter than this many bytes are sent uncompressed (RSV1 clear), which
+    /// permessage-deflate allows for any message. Default: 0 (every message compressed).
+    pub fn threshold(mut self, bytes: usize) -> Self {
+        self.threshold = bytes;
+        self
+    }
+
+    /// The largest LZ77 window the client compresses with, as a power of two from 8 to 15
+    /// (`client_max_window_bits`; values outside are clamped). A client offers it; a
+    /// server asks for it when the client's offer allows. `None`: the client offers the
+    /// parameter without a value (so the server may choose) and a server does not ask.
+    /// Default: `None`.
+    ///
+    /// zlib cannot compress with a 256-byte window, so when 8 bits are agreed for the side
+    /// anyws compresses, anyws sends its messages uncompressed (which the extension allows)
+    /// and still inflates everything.
+    pub fn client_max_window_bits(mut self, bits: Option<u8>) -> Self {
+        self.client_max_window_bits = bits.map(|b| b.clamp(8, 15));
+        self
+    }
+
+    /// The largest LZ77 window the server compresses with (`server_max_window_bits`, 8 to
+    /// 15, clamped). A client asks for it; a server uses at most this and says so. `None`:
+    /// 15 bits, not asked for. Default: `None`.
+    pub fn server_max_window_bits(mut self, bits: Option<u8>) -> Self {
+        self.server_max_window_bits = bits.map(|b| b.clamp(8, 15));
+        self
+    }
+
+    /// Whether the client starts every message with an empty window
+    /// (`client_no_context_takeover`): a client offers it, a server asks for it. Default:
+    /// `false`.
+    pub fn client_no_context_takeover(mut self, on: bool) -> Self {
+        self.client_no_context_takeover = on;
+        self
+    }
+
+    /// Whether the server starts every message with an empty window
+    /// (`server_no_context_takeover`): a client asks for it, a server uses it (and says
+    /// so) whether asked or not. Default: `false` for [`new`](Compression::new), `true` for
+    /// [`server`](Compression::server).
+    pub fn server_no_context_takeover(mut self, on: bool) -> Self {
+        self.server_no_context_takeover = on;
+        self
+    }
+
+    /// The client's offer: `permessage-deflate; client_max_window_bits` by default.
+    pub(crate) fn offer(&self) -> String {
+        let mut offer = String::from(NAME);
+        if self.client_no_context_takeover {
+            offer.push_str("; client_no_context_takeover");
+        }
+        if self.server_no_context_takeover {
+            offer.push_str("; server_no_context_takeover");
+        }
+        if let Some(bits) = self.server_max_window_bits {
+            offer.push_str(&format!("; server_max_window_bits={bits}"));
+        }
+        match self.client_max_window_bits {
+            Some(bits) => offer.push_str(&format!("; client_max_window_bits={bits}")),
+            None => offer.push_str("; client_max_window_bits"),
+        }
+        offer
+    }
+
+    /// A client checks the server's answer to [`offer`](Compression::offer) (RFC 7692
+    /// section 7.1): one `permessage-deflate` with known parameters, each at most once, with
+    /// valid values, none the offer did not allow. `Err` says what is wrong.
+    pub(crate) fn check_answer(&self, header: &str) -> Result<Params, String> {
+        let agreed = Params::from_answer(header)?;
+        if let (Some(asked), Some(got)) = (self.server_max_window_bits, agreed.server_window) {
+            if got > asked {
+                return Err(format!(
+                    "server_max_window_bits={got} is over the {asked} offered"
+                ));
+            }
+        }
+        if self.server_max_window_bits.is_some() && agreed.server_window.is_none() {
+            return Err("the answer lacks the server_max_window_bits that was offered".into());
+        }
+        if self.server_no_context_takeover && !agreed.server_no_context_takeover {
+            return Err("the answer lacks the server_no_context_takeover that was offered".into());
+        }
+        if let (Some(asked), Some(got)) = (self.client_max_window_bits, agreed.client_window) {
+            if got > asked {
+                return Err(format!(
+                    "client_max_window_bits={got} is over the {asked} offered"
+                ));
+            }
+        }
+        Ok(agreed)
+    }
+
+    /// A server picks the first offer in `header` (the request's `Sec-WebSocket-Extensions`,
+    /// repeated fields joined) that it can accept, and answers it: the parameters agreed and
+    /// the answer's header value. Offers it cannot parse or accept are declined, as RFC
+    /// 7692 section 5 allows; `None` when none is left.
+    pub(crate) fn accept_offer(&self, header: &str) -> Option<(Params, String)> {
+        // One malformed element makes the whole field unreadable: decline everything.
+        let offers = parse_list(header).ok()?;
+        offers
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case(NAME))
+            .find_map(|(_, params)| self.accept_one(params))
+    }
+
+    fn accept_one(&self, params: &[(String, Option<String>)]) -> Option<(Params, String)> {
+        let offer = Offer::from_params(params).ok()?;
+        let mut agreed = Params {
+            server_no_context_takeover: offer.server_no_context_takeover
+                || self.server_no_context_takeover,
+            client_no_context_takeover: offer.client_no_context_takeover
+                || self.client_no_context_takeover,
+            server_window: None,
+            client_window: None,
+        };
+        agreed.server_window = match (offer.server_max_window_bits, self.server_max_window_bits) {
+            (Some(asked), Some(ours)) => Some(asked.min(ours)),
+            (Some(asked), None) => Some(asked),
+            (None, ours) => ours,
+        };
+        agreed.client_window = match (offer.client_max_window_bits, self.client_max_window_bits) {
+            // The client did not say it supports the parameter: it must not be sent.
+            (None, _) => None,
+            (Some(offered), Some(ours)) => Some(offered.unwrap_or(15).min(ours)),
+            // The client limits itself; saying so again changes nothing.
+            (Some(_), None) => None,
+        };
+        let answer = agreed.answer();
+        Some((agreed, answer))
+    }
+}
+
+/// What the two ends agreed (the answer's parameters).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Params {
+    pub server_no_context_takeover: bool,
+    pub client_no_context_takeover: bool,
+    /// `server_max_window_bits`, if the answer has it.
+    pub server_window: Option<u8>,
+    /// `client_max_window_bits`, if the answer has it.
+    pub client_window: Option<u8>,
+}
+
+impl Params {
+    /// Reads an answer (a `Sec-WebSocket-Extensions` value): exactly one
+    /// `permessage-deflate` with valid parameters.
+    pub(crate) fn from_answer(header: &str) -> Result<Params, String> {
+        let mut elements = parse_list(header)?;
+        if elements.len() != 1 {
+            return Err(format!(
+                "{} extensions were accepted, but only {NAME} was offered",
+                elements.len()
+            ));
+        }
+        let (name, params) = elements.remove(0);
+        if !name.eq_ignore_ascii_case(NAME) {
+            return Err(format!("the extension {name:?} was not offered"));
+        }
+        Params::from_params(&params)
+    }
+
+    /// Reads an answer's parameters (RFC 7692 section 7.1).
+    fn from_params(params: &[(String, Option<String>)]) -> Result<Params, String> {
+        let mut agreed = Params::default();
+        let mut seen = Vec::new();
+        for (name, value) in params {
+            let name = name.to_ascii_lowercase();
+            if seen.contains(&name) {
+                return Err(format!("the parameter {name} appears twice"));
+            }
+            seen.push(name.clone());
+            match name.as_str() {
+                "server_no_context_takeover" => {
+                    no_value(&name, value)?;
+                    agreed.server_no_context_takeover = true;
+                }
+                "client_no_context_takeover" => {
+                    no_value(&name, value)?;
+                    agreed.client_no_context_takeover = true;
+                }
+                "server_max_window_bits" => agreed.server_window = Some(bits(&name, value)?),
+                "client_max_window_bits" => agreed.client_window = Some(bits(&name, value)?),
+                _ => return Err(format!("unknown parameter {name:?}")),
+            }
+        }
+        Ok(agreed)
+    }
+
+    /// The answer's header value.
+    fn answer(&self) -> String {
+        let mut answer = String::from(NAME);
+        if self.server_no_context_takeover {
+            answer.push_str("; server_no_context_takeover");
+        }
+        if self.client_no_context_takeover {
+            answer.push_str("; client_no_context_takeover");
+        }
+        if let Some(bits) = self.server_window {
+            answer.push_str(&format!("; server_max_window_bits={bits}"));
+        }
+        if let Some(bits) = self.client_window {
+            answer.push_str(&format!("; client_max_window_bits={bits}"));
+        }
+        answer
+    }
+
+    /// The agreement as seen from one end: how it compresses and how it inflates.
+    pub(crate) fn for_role(&self, server: bool, compression: &Compression) -> Agreed {
+        let (own_window, own_reset, peer_reset) = if server {
+            (
+                self.server_window,
+                self.server_no_context_takeover,
+                self.client_no_context_takeover,
+            )
+        } else {
+            (
+                self.client_window,
+                self.client_no_context_takeover,
+                self.server_no_context_takeover,
+            )
+        };
+        Agreed {
+            level: compression.level,
+            threshold: compression.threshold,
+            window: own_window.unwrap_or(15),
+            reset: own_reset,
+            peer_reset,
+        }
+    }
+}
+
+/// A client's offer, as a server reads it.
+struct Offer {
+    server_no_context_takeover: bool,
+    client_no_context_takeover: bool,
+    server_max_window_bits: Option<u8>,
+    /// `Some(None)`: the parameter without a value.
+    client_max_window_bits: Option<Option<u8>>,
+}
+
+impl Offer {
+    fn from_params(params: &[(String, Option<String>)]) -> Result<Offer, String> {
+        let mut offer = Offer {
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            server_max_window_bits: None,
+            client_max_window_bits: None,
+        };
+        let mut seen = Vec::new();
+        for (name, value) in params {
+            let name = name.to_ascii_lowercase();
+            if seen.contains(&name) {
+                return Err(format!("the parameter {name} appears twice"));
+            }
+            seen.push(name.clone());
+            match name.as_str() {
+                "server_no_context_takeover" => {
+                    no_value(&name, value)?;
+                    offer.server_no_context_takeover = true;
+                }
+                "client_no_context_takeover" => {
+                    no_value(&name, value)?;
+                    offer.client_no_context_takeover = true;
+                }
+                "server_max_window_bits" => {
+                    offer.server_max_window_bits = Some(bits(&name, value)?)
+                }
+                "client_max_window_bits" => {
+                    offer.client_max_window_bits = Some(match value {
+                        None => None,
+                        Some(_) => Some(bits(&name, value)?),
+                    })
+                }
+                _ => return Err(format!("unknown parameter {name:?}")),
+            }
+        }
+        Ok(offer)
+    }
+}
+
+fn no_value(name: &str, value: &Option<String>) -> Result<(), String> {
+    match value {
+        None => Ok(()),
+        Some(_) => Err(format!("{name} takes no value")),
+    }
+}
+
+/// A window size parameter: a decimal 8 to 15, without leading zeros (RFC 7692 section
+/// 7.1.2.1), possibly quoted.
+fn bits(name: &str, value: &Option<String>) -> Result<u8, String> {
+    let bad = || format!("{name} must be a number from 8 to 15");
+    let value = value.as_deref().ok_or_else(bad)?;
+    if value.starts_with('0') || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    match value.parse::<u8>() {
+        Ok(bits @ 8..=15) => Ok(bits),
+        _ => Err(bad()),
+    }
+}
+
+/// One extension and its parameters, names as written, values unquoted.
+type Element = (String, Vec<(String, Option<String>)>);
+
+/// Parses a `Sec-WebSocket-Extensions` value (RFC 6455 section 9.1): comma-separated
+/// extensions, each a token with `;`-separated parameters `token [= (token |
+/// quoted-string)]`.
+fn parse_list(header: &str) -> Result<Vec<Element>, String> {
+    let mut out = Vec::new();
+    let mut p = Parser {
+        s: header.as_bytes(),
+        i: 0,
+    };
+    loop {
+        p.space();
+        let name = p
+            .token()
+            .ok_or("an extension name is missing or not a token")?;
+        let mut params = Vec::new();
+        loop {
+            p.space();
+            if !p.eat(b';') {
+                break;
+            }
+            p.space();
+            let param = p
+                .token()
+                .ok_or("a parameter name is missing or not a token")?;
+            p.space();
+            let value = if p.eat(b'=') {
+                p.space();
+                let value = match p.quoted()? {
+                    Some(v) => v,
+                    None => p.token().ok_or("a parameter value is missing")?,
+                };
+                Some(value)
+            } else {
+                None
+            };
+            params.push((param, value));
+        }
+        out.push((name, params));
+        p.space();
+        if p.i == p.s.len() {
+            return Ok(out);
+        }
+        if !p.eat(b',') {
+            return Err("extensions must be separated by commas".into());
+        }
+    }
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn space(&mut self) {
+        while self
+            .s
+            .get(self.i)
+            .is_some_and(|b| *b == b' ' || *b == b'\t')
+        {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        let hit = self.s.get(self.i) == Some(&b);
+        self.i += usize::from(hit);
+        hit
+    }
+
+    fn token(&mut self) -> Option<String> {
+        let start = self.i;
+        while self.s.get(self.i).is_some_and(|b| is_tchar(*b)) {
+            self.i += 1;
+        }
+        (self.i > start).then(|| String::from_utf8_lossy(&self.s[start..self.i]).into_owned())
+    }
+
+    /// A quoted string whose content is a token (RFC 6455 section 9.1), if one starts here.
+    fn quoted(&mut self) -> Result<Option<String>, String> {
+        if !self.eat(b'"') {
+            return Ok(None);
+        }
+        let mut value = Vec::new();
+        loop {
+            match self.s.get(self.i) {
+                None => return Err("a quoted value is not closed".into()),
+                Some(b'"') => {
+                    self.i += 1;
+                    break;
+                }
+                Some(b'\\') => {
+                    let c = *self
+                        .s
+                        .get(self.i + 1)
+                        .ok_or("a quoted value is not closed")?;
+                    value.push(c);
+                    self.i += 2;
+                }
+                Some(c) => {
+                    value.push(*c);
+                    self.i += 1;
+                }
+            }
+        }
+        if value.is_empty() || !value.iter().all(|b| is_tchar(*b)) {
+            return Err("a quoted parameter value must hold a token".into());
+        }
+        Ok(Some(String::from_utf8_lossy(&value).into_owned()))
+    }
+}
+
+/// RFC 7230 `tchar`.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// One end's side of the agreement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Agreed {
+    level: u32,
+    threshold: usize,
+    /// The window this end compresses with, 8 to 15.
+    window: u8,
+    /// This end starts every message with an empty window.
+    reset: bool,
+    /// The peer starts every message with an empty window.
+    peer_reset: bool,
+}
+
+/// Compresses the messages one end sends (RFC 7692 section 7.2.1).
+pub(crate) struct Deflater {
+    agreed: Agreed,
+    /// Made at the first message compressed; with `reset`, dropped after each, so an idle
+    /// connection keeps no compressor.
+    compress: Option<Box<Compress>>,
+}
+
+impl Deflater {
+    pub(crate) fn new(agreed: Agreed) -> Self {
+        Deflater {
+            agreed,
+            compress: None,
+        }
+    }
+
+    /// The message's payload compressed, or `None` to send it as it is (under the
+    /// threshold, or a window zlib cannot make).
+    pub(crate) fn compress(&mut self, data: &[u8]) -> Option<Vec<u8>> {
+        let agreed = &self.agreed;
+        if data.len() < agreed.threshold || agreed.window < 9 {
+            return None;
+        }
+        let (level, window) = (flate2::Compression::new(agreed.level), agreed.window);
+        let compress = self
+            .compress
+            .get_or_insert_with(|| Box::new(Compress::new_with_window_bits(level, false, window)));
+        let mut out = Vec::with_capacity(data.len() / 2 + 64);
+        let start = compress.total_in();
+        loop {
+            let consumed = (compress.total_in() - start) as usize;
+            if out.len() == out.capacity() {
+                out.reserve(out.capacity());
+            }
+            if compress
+                .compress_vec(&data[consumed..], &mut out, FlushCompress::Sync)
+                .is_err()
+            {
+                break;
+            }
+            // zlib's rule: the flush is complete when all input is in and it left room.
+            if (compress.total_in() - start) as usize == data.len() && out.len() < out.capacity() {
+                break;
+            }
+        }
+        let complete = (compress.total_in() - start) as usize == data.len() && out.ends_with(&TAIL);
+        if !complete || self.agreed.reset {
+            // (Never incomplete with a valid stream and room to write; if it were, the
+            // message goes uncompressed and a fresh compressor, which refers to nothing the
+            // peer lacks, takes over.)
+            self.compress = None;
+        }
+        if !complete {
+            return None;
+        }
+        out.truncate(out.len() - TAIL.len());
+        Some(out)
+    }
+}
+
+/// Why the receiving layer failed the connection: carried by the `io::Error` tungstenite
+/// reports, and turned into a close code by the connection.
+#[derive(Debug)]
+pub(crate) struct InflateError(pub &'static str);
+
+impl fmt::Display for InflateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for InflateError {}
+
+fn inflate_error(why: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, InflateError(why))
+}
+
+/// A compressed frame being inflated.
+#[derive(Clone, Copy, Debug)]
+struct Compressed {
+    /// Payload bytes still to come.
+    left: u64,
+    mask: Option<[u8; 4]>,
+    /// Payload bytes consumed so far (the mask's phase).
+    done: u64,
+    fin: bool,
+}
+
+/// Where the receiving layer is in the frame it reads.
+#[derive(Clone, Copy, Debug)]
+enum At {
+    /// Between frames: the next bytes are a header.
+    Header,
+    /// Copying `left` payload bytes of a frame it passes on.
+    Pass { left: u64 },
+    /// Inflating a compressed frame's payload.
+    Inflate(Compressed),
+}
+
+/// Which message the peer is in the middle of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum InMessage {
+    None,
+    /// An uncompressed message: its continuations pass on.
+    Plain,
+    /// A compressed message; `sent`: a fragment of it went to tungstenite already.
+    Compressed {
+        text: bool,
+        sent: bool,
+    },
+}
+
+/// The inflating state of a connection that negotiated permessage-deflate.
+struct Inflater {
+    /// Frames from the peer are masked (we are the server).
+    masked: bool,
+    max_frame: Option<usize>,
+    peer_reset: bool,
+    /// Made at the first compressed message; dropped after each when the peer keeps no
+    /// context, and after a message that ended its deflate stream.
+    decompress: Option<Box<Decompress>>,
+    /// The current message ended its deflate stream (a final block): the rest of its
+    /// payload is ignored.
+    ended: bool,
+    /// Wire bytes: `raw[pos..end]` are read and not yet processed.
+    raw: Box<[u8]>,
+    pos: usize,
+    end: usize,
+    /// Bytes for tungstenite: `out[out_pos..]`.
+    out: Vec<u8>,
+    out_pos: usize,
+    /// Inflated bytes of the current message not yet framed; its capacity bounds what one
+    /// inflate call may produce, and grows up to `chunk`.
+    inflated: Vec<u8>,
+    at: At,
+    message: InMessage,
+    chunk: usize,
+}
+
+/// The byte stream tungstenite reads from: passes everything through unless
+/// permessage-deflate was agreed, in which case it inflates compressed messages (see the
+/// module docs). Writes pass through.
+pub(crate) struct Inflating<S> {
+    pub(crate) inner: S,
+    state: Option<Box<Inflater>>,
+}
+
+impl<S> Inflating<S> {
+    /// `agreed`: the connection negotiated permessage-deflate; `server`: we are the server
+    /// (so the peer masks its frames).
+    pub(crate) fn new(
+        inner: S,
+        agreed: Option<&Agreed>,
+        server: bool,
+        options: &NativeOptions,
+    ) -> Self {
+        let state = agreed.map(|a| {
+            Box::new(Inflater {
+                masked: server,
+                max_frame: options.max_frame_size,
+                peer_reset: a.peer_reset,
+                decompress: None,
+                ended: false,
+                raw: Box::default(),
+                pos: 0,
+                end: 0,
+                out: Vec::new(),
+                out_pos: 0,
+                inflated: Vec::new(),
+                at: At::Header,
+                message: InMessage::None,
+                chunk: options
+                    .max_frame_size
+                    .map_or(CHUNK, |max| max.clamp(1, CHUNK)),
+            })
+        });
+        Inflating { inner, state }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Inflating<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match this.state.as_deref_mut() {
+            None => Pin::new(&mut this.inner).poll_read(cx, buf),
+            Some(state) => state.poll_read(&mut this.inner, cx, buf),
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Inflating<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl Inflater {
+    fn poll_read<S: AsyncRead + Unpin>(
+        &mut self,
+        inner: &mut S,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            if self.out_pos < self.out.len() {
+                let n = (self.out.len() - self.out_pos).min(buf.remaining());
+                buf.put_slice(&self.out[self.out_pos..self.out_pos + n]);
+                self.out_pos += n;
+                if self.out_pos == self.out.len() {
+                    self.out.clear();
+                    self.out_pos = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if let At::Pass { left } = self.at {
+                if left == 0 {
+                    self.at = At::Header;
+                } else if self.pos < self.end {
+                    // A payload passed on goes straight into tungstenite's buffer.
+                    let n = (self.end - self.pos)
+                        .min(buf.remaining())
+                        .min(usize::try_from(left).unwrap_or(usize::MAX));
+                    buf.put_slice(&self.raw[self.pos..self.pos + n]);
+                    self.pos += n;
+                    self.at = At::Pass {
+                        left: left - n as u64,
+                    };
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            let progress = match self.at {
+                At::Header => self.header()?,
+                At::Pass { .. } => false,
+                At::Inflate(frame) => self.inflate(frame)?,
+            };
+            if progress {
+                continue;
+            }
+            // More of the wire is needed.
+            if self.raw.is_empty() {
+                self.raw = vec![0; READ_AHEAD].into_boxed_slice();
+            }
+            if self.pos == self.end {
+                (self.pos, self.end) = (0, 0);
+            } else if self.end == self.raw.len() {
+                self.raw.copy_within(self.pos..self.end, 0);
+                (self.pos, self.end) = (0, self.end - self.pos);
+            }
+            let mut rb = ReadBuf::new(&mut self.raw[self.end..]);
+            std::task::ready!(Pin::new(&mut *inner).poll_read(cx, &mut rb))?;
+            let n = rb.filled().len();
+            if n == 0 {
+                // The end of the stream: hand on what is left (a frame cut short), then the
+                // end, so that tungstenite reports it as it would without this layer.
+                if self.pos < self.end {
+                    self.out.extend_from_slice(&self.raw[self.pos..self.end]);
+                    self.pos = self.end;
+                    continue;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            self.end += n;
+        }
+    }
+
+    /// Reads a frame header and decides what to do with the frame; `false` if more bytes
+    /// are needed.
+    fn header(&mut self) -> io::Result<bool> {
+        let raw = &self.raw[self.pos..self.end];
+        if raw.len() < 2 {
+            return Ok(false);
+        }
+        let (b0, b1) = (raw[0], raw[1]);
+        let extra = match b1 & 0x7f {
+            126 => 2,
+            127 => 8,
+            _ => 0,
+        };
+        let masked = b1 & 0x80 != 0;
+        let header_len = 2 + extra + if masked { 4 } else { 0 };
+        if raw.len() < header_len {
+            return Ok(false);
+        }
+        let len = match extra {
+            0 => u64::from(b1 & 0x7f),
+            2 => u64::from(u16::from_be_bytes([raw[2], raw[3]])),
+            _ => u64::from_be_bytes([
+                raw[2], raw[3], raw[4], raw[5], raw[6], raw[7], raw[8], raw[9],
+            ]),
+        };
+        let mask = masked.then(|| {
+            let at = 2 + extra;
+            [raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]
+        });
+        let fin = b0 & 0x80 != 0;
+        let rsv = b0 & 0x70;
+        let opcode = b0 & 0x0f;
+        let control = opcode & 0x08 != 0;
+        let too_big = self.max_frame.is_some_and(|max| len > max as u64);
+        let mask_ok = masked == self.masked;
+
+        // A new data message while a compressed one is unfinished, none of which reached
+        // tungstenite yet: tungstenite cannot see that error, so it is failed here.
+        if !control && opcode != 0 {
+            if let InMessage::Compressed { sent: false, .. } = self.message {
+                return Err(inflate_error(
+                    "a new message began before the compressed message ended",
+                ));
+            }
+        }
+        let starts = rsv == 0x40
+            && (opcode == 1 || opcode == 2)
+            && self.message == InMessage::None
+            && mask_ok;
+        let continues = rsv == 0
+            && opcode == 0
+            && matches!(self.message, InMessage::Compressed { .. })
+            && mask_ok;
+        if (starts || continues) && !too_big {
+            self.pos += header_len;
+            if starts {
+                self.message = InMessage::Compressed {
+                    text: opcode == 1,
+                    sent: false,
+                };
+            }
+            self.at = At::Inflate(Compressed {
+                left: len,
+                mask,
+                done: 0,
+                fin,
+            });
+            return Ok(true);
+        }
+        // Everything else passes on as it is, for tungstenite to judge. A compressed frame
+        // over the size limit passes with RSV1 cleared, so that tungstenite fails it for
+        // its size (1009), not for the bit.
+        let at = self.out.len();
+        self.out
+            .extend_from_slice(&self.raw[self.pos..self.pos + header_len]);
+        self.pos += header_len;
+        if starts || continues {
+            self.out[at] &= !0x40;
+        }
+        if !control && rsv == 0 {
+            self.message = match (opcode, fin, self.message) {
+                (0, true, InMessage::Plain) => InMessage::None,
+                (1 | 2, false, InMessage::None) => InMessage::Plain,
+                (_, _, m) => m,
+            };
+        }
+        self.at = At::Pass { left: len };
+        Ok(true)
+    }
+
+    /// Inflates what has arrived of a compressed frame's payload; `false` if more bytes are
+    /// needed.
+    fn inflate(&mut self, mut frame: Compressed) -> io::Result<bool> {
+        if self.inflated.len() >= self.chunk {
+            self.emit(false);
+            return Ok(true);
+        }
+        let avail = (self.end - self.pos).min(usize::try_from(frame.left).unwrap_or(usize::MAX));
+        if avail == 0 && frame.left > 0 {
+            return Ok(false);
+        }
+        let input = self.pos..self.pos + avail;
+        let used = if self.ended {
+            avail // after a final block: ignored
+        } else {
+            if let Some(key) = frame.mask {
+                unmask(&mut self.raw[input.clone()], key, frame.done);
+            }
+            self.grow();
+            let decompress = self
+                .decompress
+                .get_or_insert_with(|| Box::new(Decompress::new(false)));
+            let (before, before_out) = (decompress.total_in(), decompress.total_out());
+            let status = decompress
+                .decompress_vec(
+                    &self.raw[input.clone()],
+                    &mut self.inflated,
+                    FlushDecompress::None,
+                )
+                .map_err(|_| inflate_error("a compressed message does not inflate"))?;
+            let used = (decompress.total_in() - before) as usize;
+            if status == Status::StreamEnd {
+                self.ended = true;
+            } else if used == 0 && decompress.total_out() == before_out {
+                // Input and room, and no progress: zlib never does this with valid data.
+                return Err(inflate_error("a compressed message does not inflate"));
+            }
+            if let Some(key) = frame.mask {
+                // What was not consumed is read again later: mask it back.
+                unmask(
+                    &mut self.raw[input.start + used..input.end],
+                    key,
+                    frame.done + used as u64,
+                );
+            }
+            used
+        };
+        self.pos += used;
+        frame.left -= used as u64;
+        frame.done += used as u64;
+        self.at = At::Inflate(frame);
+        if frame.left > 0 {
+            return Ok(true);
+        }
+        self.at = At::Header;
+        if frame.fin {
+            self.finish()?;
+        }
+        Ok(true)
+    }
+
+    /// Makes room in `inflated` for more output: doubling, from 4 KiB up to one chunk.
+    fn grow(&mut self) {
+        let cap = self.inflated.capacity();
+        if self.inflated.len() == cap && cap < self.chunk {
+            let target = (cap * 2).clamp(4096.min(self.chunk), self.chunk);
+            self.inflated.reserve_exact(target - self.inflated.len());
+        }
+    }
+
+    /// The message's last payload byte is in: inflates the tail and frames the rest.
+    fn finish(&mut self) -> io::Result<()> {
+        let mut fed = 0;
+        while !self.ended {
+            if self.inflated.len() >= self.chunk {
+                self.emit(false);
+            }
+            self.grow();
+            let Some(decompress) = self.decompress.as_deref_mut() else {
+                break;
+            };
+            let (before, before_len) = (decompress.total_in(), self.inflated.len());
+            let status = decompress
+                .decompress_vec(&TAIL[fed..], &mut self.inflated, FlushDecompress::Sync)
+                .map_err(|_| inflate_error("a compressed message does not inflate"))?;
+            fed += (decompress.total_in() - before) as usize;
+            if status == Status::StreamEnd {
+                self.ended = true;
+            }
+            let stuck = decompress.total_in() == before && self.inflated.len() == before_len;
+            if fed == TAIL.len() && self.inflated.len() < self.inflated.capacity() || stuck {
+                break;
+            }
+        }
+        self.emit(true);
+        self.message = InMessage::None;
+        if self.peer_reset || self.ended {
+            // No window to keep: the peer starts each message afresh, or its stream ended.
+            self.decompress = None;
+        }
+        self.ended = false;
+        if self.inflated.capacity() > 4096 {
+            self.inflated = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// Frames the inflated bytes held as the message's next fragment.
+    fn emit(&mut self, fin: bool) {
+        frame_into(
+            &mut self.out,
+            &self.inflated,
+            self.message,
+            fin,
+            self.masked,
+        );
+        self.inflated.clear();
+        if let InMessage::Compressed { text, .. } = self.message {
+            self.message = InMessage::Compressed { text, sent: true };
+        }
+    }
+}
+
+/// Unmasks (or masks back) `bytes`, the payload from offset `done` on (RFC 6455 5.3).
+fn unmask(bytes: &mut [u8], key: [u8; 4], done: u64) {
+    let phase = (done % 4) as usize;
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b ^= key[(phase + i) % 4];
+    }
+}
+
+/// Writes a frame for tungstenite: `payload` as the message's next fragment, RSV1 clear;
+/// masked with a zero key when tungstenite is the server (it wants masked frames).
+fn frame_into(out: &mut Vec<u8>, payload: &[u8], message: InMessage, fin: bool, masked: bool) {
+    let opcode = match message {
+        InMessage::Compressed { sent: true, .. } => 0,
+        InMessage::Compressed { text: true, .. } => 1,
+        _ => 2,
+    };
+    out.push(if fin { 0x80 } else { 0 } | opcode);
+    let mask_bit = if masked { 0x80 } else { 0 };
+    let len = payload.len();
+    if len < 126 {
+        out.push(mask_bit | len as u8);
+    } else if len <= 0xffff {
+        out.push(mask_bit | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(mask_bit | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    if masked {
+        out.extend_from_slice(&[0; 4]);
+    }
+    out.extend_from_slice(payload);
+}
+
+/// The frame tungstenite sends for a compressed message: RSV1 set.
+pub(crate) fn compressed_frame(payload: Vec<u8>, text: bool) -> Frame {
+    let opcode = OpCode::Data(if text { Data::Text } else { Data::Binary });
+    let mut frame = Frame::message(payload, opcode, true);
+    frame.header_mut().rsv1 = true;
+    frame
+}
