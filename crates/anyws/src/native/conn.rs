@@ -252,19 +252,23 @@ impl Task {
 
     /// The byte stream under tungstenite for a connection that did its handshake here:
     /// metered, and inflating when permessage-deflate was agreed; and the compressor.
+    /// `leftover` (bytes read past the handshake) goes to the layer that reads first; what
+    /// is returned is tungstenite's.
     fn layers<S>(
         &self,
         stream: S,
+        leftover: Vec<u8>,
         deflate: Option<&Params>,
         server: bool,
-    ) -> (Inflating<Metered<S>>, Option<Deflater>) {
+    ) -> (Inflating<Metered<S>>, Vec<u8>, Option<Deflater>) {
         let agreed = deflate.and_then(|params| {
             let settings = self.options.compression_for(server)?;
             Some(params.for_role(server, &settings))
         });
         let metered = Metered::new(stream, Meter::new(self.link.clone(), !server));
-        let stream = Inflating::new(metered, agreed.as_ref(), server, &self.options);
-        (stream, agreed.map(Deflater::new))
+        let (stream, leftover) =
+            Inflating::new(metered, agreed.as_ref(), server, &self.options, leftover);
+        (stream, leftover, agreed.map(Deflater::new))
     }
 }
 
@@ -284,8 +288,9 @@ pub(crate) async fn run(mut task: Task, protocols: Vec<String>) -> Outcome {
         Err(e) => return Outcome::failed(e),
     };
     let config = Some(task.options.websocket_config());
-    let (stream, deflater) = task.layers(up.stream, up.deflate.as_ref(), false);
-    let ws = WebSocketStream::from_partially_read(stream, up.leftover, Role::Client, config).await;
+    let (stream, leftover, deflater) =
+        task.layers(up.stream, up.leftover, up.deflate.as_ref(), false);
+    let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Client, config).await;
     task.link.set_handshake(up.handshake);
     wait_for_gate(&task.link).await;
     trace::opened(&up.protocol, &up.extensions);
@@ -306,7 +311,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let config = Some(task.options.websocket_config());
-    let (stream, deflater) = task.layers(stream, deflate.as_ref(), true);
+    let (stream, leftover, deflater) = task.layers(stream, leftover, deflate.as_ref(), true);
     let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, config).await;
     run_open(task, ws, metered, deflater).await
 }

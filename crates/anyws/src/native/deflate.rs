@@ -718,23 +718,37 @@ pub(crate) struct Inflating<S> {
 
 impl<S> Inflating<S> {
     /// `agreed`: the connection negotiated permessage-deflate; `server`: we are the server
-    /// (so the peer masks its frames).
+    /// (so the peer masks its frames). `leftover`: bytes read past the handshake, which
+    /// are the first frames': returned for tungstenite when this layer passes everything
+    /// through, and taken in (an empty `Vec` returned) when it inflates.
     pub(crate) fn new(
         inner: S,
         agreed: Option<&Agreed>,
         server: bool,
         options: &NativeOptions,
-    ) -> Self {
-        let state = agreed.map(|a| {
+        leftover: Vec<u8>,
+    ) -> (Self, Vec<u8>) {
+        let Some(a) = agreed else {
+            return (Inflating { inner, state: None }, leftover);
+        };
+        let (raw, end) = if leftover.is_empty() {
+            (Box::default(), 0)
+        } else {
+            let end = leftover.len();
+            let mut raw = leftover;
+            raw.resize(end.max(READ_AHEAD), 0);
+            (raw.into_boxed_slice(), end)
+        };
+        let state = Some(a).map(|a| {
             Box::new(Inflater {
                 masked: server,
                 max_frame: options.max_frame_size,
                 peer_reset: a.peer_reset,
                 decompress: None,
                 ended: false,
-                raw: Box::default(),
+                raw,
                 pos: 0,
-                end: 0,
+                end,
                 out: Vec::new(),
                 out_pos: 0,
                 inflated: Vec::new(),
@@ -745,7 +759,7 @@ impl<S> Inflating<S> {
                     .map_or(CHUNK, |max| max.clamp(1, CHUNK)),
             })
         });
-        Inflating { inner, state }
+        (Inflating { inner, state }, Vec::new())
     }
 }
 
