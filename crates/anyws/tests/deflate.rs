@@ -477,3 +477,22 @@ async fn a_compressed_frame_in_the_same_packet_as_the_101_is_inflated() {
         Message::Text("right behind the head".into())
     );
 }
+
+#[tokio::test]
+async fn a_compressed_message_may_end_with_an_empty_fragment() {
+    // Autobahn's 12.x.11 cut compressed messages into 256-byte frames; when the payload is a
+    // multiple of that, the last frame is empty.
+    let peer = RawPeer::bind().await;
+    let mut ws = WebSocket::new(&peer.url()).unwrap();
+    let mut tcp = peer.accept("Sec-WebSocket-Extensions: permessage-deflate\r\n").await;
+    ws.opened().await.unwrap();
+    let data: Vec<u8> = (0..5000u32).map(|i| (i * i % 253) as u8).collect();
+    let compressed = deflate(&data);
+    let mut first = compressed_frame(0x2, &compressed);
+    first[0] &= !0x80; // not FIN
+    tcp.write_all(&first).await.unwrap();
+    let mut empty_fragment = frame(0x0, b""); // FIN, no payload
+    empty_fragment[0] |= 0x80;
+    tcp.write_all(&empty_fragment).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::Binary(data));
+}

@@ -190,7 +190,8 @@ pub fn run(root: &Path, cargo: impl Fn() -> Command) -> Result<Report, String> {
     // It prints nothing useful to wait for: its port answering is the sign it is up.
     let _server = anyws_child::Child::spawn(
         Command::new(&wstest)
-            .args(["-m", "fuzzingserver", "-s"])
+            // No embedded web server: it would take port 8080, which may be in use.
+            .args(["-m", "fuzzingserver", "--webport", "0", "-s"])
             .arg(&spec_path)
             .current_dir(&dir)
             .stdin(Stdio::null())

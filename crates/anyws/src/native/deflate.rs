@@ -966,8 +966,8 @@ impl Inflater {
             return Ok(false);
         }
         let input = self.pos..self.pos + avail;
-        let used = if self.ended {
-            avail // after a final block: ignored
+        let used = if self.ended || avail == 0 {
+            avail // after a final block: ignored; or an empty fragment
         } else {
             if let Some(key) = frame.mask {
                 unmask(&mut self.raw[input.clone()], key, frame.done);
