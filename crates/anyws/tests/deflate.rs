@@ -138,7 +138,9 @@ async fn anyws_to_anyws_negotiates_and_every_message_round_trips() {
 async fn the_wire_carries_compressed_frames_and_buffered_amount_counts_the_application_bytes() {
     let peer = RawPeer::bind().await;
     let mut ws = WebSocket::new(&peer.url()).unwrap();
-    let mut tcp = peer.accept("Sec-WebSocket-Extensions: permessage-deflate\r\n").await;
+    let mut tcp = peer
+        .accept("Sec-WebSocket-Extensions: permessage-deflate\r\n")
+        .await;
     ws.opened().await.unwrap();
     assert_eq!(ws.extensions(), "permessage-deflate");
     let text = "abcabcabc".repeat(10_000);
@@ -181,7 +183,10 @@ async fn the_wire_carries_compressed_frames_and_buffered_amount_counts_the_appli
             .unwrap();
         out.truncate(out.len() - 4);
         tcp.write_all(&compressed_frame(0x1, &out)).await.unwrap();
-        assert_eq!(ws.next().await.unwrap().unwrap(), Message::Text(text.into()));
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::Text(text.into())
+        );
     }
 }
 
@@ -189,9 +194,13 @@ async fn the_wire_carries_compressed_frames_and_buffered_amount_counts_the_appli
 async fn a_compressed_message_in_fragments_with_a_ping_between_arrives_whole() {
     let peer = RawPeer::bind().await;
     let mut ws = WebSocket::new(&peer.url()).unwrap();
-    let mut tcp = peer.accept("Sec-WebSocket-Extensions: permessage-deflate\r\n").await;
+    let mut tcp = peer
+        .accept("Sec-WebSocket-Extensions: permessage-deflate\r\n")
+        .await;
     ws.opened().await.unwrap();
-    let text: String = (0..200_000).map(|i| char::from(b'a' + (i * 13 % 26) as u8)).collect();
+    let text: String = (0..200_000)
+        .map(|i| char::from(b'a' + (i * 13 % 26) as u8))
+        .collect();
     let compressed = deflate(text.as_bytes());
     let (a, b) = compressed.split_at(compressed.len() / 2);
     let mut first = compressed_frame(0x1, a);
@@ -230,13 +239,19 @@ async fn an_invalid_or_unrequested_answer_fails_the_connection() {
         ("x-webkit-deflate-frame", "was not offered"),
         ("permessage-deflate, permessage-deflate", "2 extensions"),
         ("permessage-deflate; foo", "unknown parameter"),
-        ("permessage-deflate; server_no_context_takeover; server_no_context_takeover", "twice"),
+        (
+            "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+            "twice",
+        ),
         ("permessage-deflate; server_max_window_bits=16", "8 to 15"),
         ("permessage-deflate; server_max_window_bits=7", "8 to 15"),
         ("permessage-deflate; server_max_window_bits=010", "8 to 15"),
         ("permessage-deflate; server_max_window_bits", "8 to 15"),
         ("permessage-deflate; client_max_window_bits", "8 to 15"),
-        ("permessage-deflate; client_no_context_takeover=1", "takes no value"),
+        (
+            "permessage-deflate; client_no_context_takeover=1",
+            "takes no value",
+        ),
         ("permessage-deflate;", "parameter name"),
     ] {
         let error = refused_answer(answer).await;
@@ -305,9 +320,9 @@ async fn rsv1_where_the_extension_does_not_allow_it_is_a_protocol_error() {
     fragment_then_new_message[0] &= !0x80;
     fragment_then_new_message.extend(frame(0x1, b"a new message"));
     for bytes in [
-        compressed_frame(0x9, b"ping"),            // RSV1 on a control frame
-        continuation_rsv1,                         // RSV1 on a continuation
-        fragment_then_new_message,                 // a new message inside a compressed one
+        compressed_frame(0x9, b"ping"),             // RSV1 on a control frame
+        continuation_rsv1,                          // RSV1 on a continuation
+        fragment_then_new_message,                  // a new message inside a compressed one
         compressed_frame(0x1, &[0xff, 0xff, 0xff]), // not deflate
         {
             let mut f = frame(0x1, b"rsv2");
@@ -484,7 +499,9 @@ async fn a_compressed_message_may_end_with_an_empty_fragment() {
     // multiple of that, the last frame is empty.
     let peer = RawPeer::bind().await;
     let mut ws = WebSocket::new(&peer.url()).unwrap();
-    let mut tcp = peer.accept("Sec-WebSocket-Extensions: permessage-deflate\r\n").await;
+    let mut tcp = peer
+        .accept("Sec-WebSocket-Extensions: permessage-deflate\r\n")
+        .await;
     ws.opened().await.unwrap();
     let data: Vec<u8> = (0..5000u32).map(|i| (i * i % 253) as u8).collect();
     let compressed = deflate(&data);

@@ -592,6 +592,11 @@ impl Deflater {
         if data.len() < agreed.threshold || agreed.window < 9 {
             return None;
         }
+        if data.is_empty() {
+            // An empty stored block (RFC 7692 section 7.2.3.6): zlib makes nothing after a
+            // flush with no new input.
+            return Some(vec![0x00]);
+        }
         let (level, window) = (flate2::Compression::new(agreed.level), agreed.window);
         let compress = self
             .compress
@@ -693,6 +698,8 @@ struct Inflater {
     /// The current message ended its deflate stream (a final block): the rest of its
     /// payload is ignored.
     ended: bool,
+    /// Payload bytes of the current compressed message so far.
+    payload: u64,
     /// Wire bytes: `raw[pos..end]` are read and not yet processed.
     raw: Box<[u8]>,
     pos: usize,
@@ -746,6 +753,7 @@ impl<S> Inflating<S> {
                 peer_reset: a.peer_reset,
                 decompress: None,
                 ended: false,
+                payload: 0,
                 raw,
                 pos: 0,
                 end,
@@ -1002,6 +1010,7 @@ impl Inflater {
             used
         };
         self.pos += used;
+        self.payload += used as u64;
         frame.left -= used as u64;
         frame.done += used as u64;
         self.at = At::Inflate(frame);
@@ -1027,7 +1036,9 @@ impl Inflater {
     /// The message's last payload byte is in: inflates the tail and frames the rest.
     fn finish(&mut self) -> io::Result<()> {
         let mut fed = 0;
-        while !self.ended {
+        // An empty payload is an empty message: the tail alone is no deflate data, and some
+        // senders compress an empty message to nothing.
+        while !self.ended && self.payload > 0 {
             if self.inflated.len() >= self.chunk {
                 self.emit(false);
             }
@@ -1050,6 +1061,7 @@ impl Inflater {
         }
         self.emit(true);
         self.message = InMessage::None;
+        self.payload = 0;
         if self.peer_reset || self.ended {
             // No window to keep: the peer starts each message afresh, or its stream ended.
             self.decompress = None;
@@ -1088,6 +1100,7 @@ fn unmask(bytes: &mut [u8], key: [u8; 4], done: u64) {
 /// Writes a frame for tungstenite: `payload` as the message's next fragment, RSV1 clear;
 /// masked with a zero key when tungstenite is the server (it wants masked frames).
 fn frame_into(out: &mut Vec<u8>, payload: &[u8], message: InMessage, fin: bool, masked: bool) {
+    out.reserve_exact(14 + payload.len());
     let opcode = match message {
         InMessage::Compressed { sent: true, .. } => 0,
         InMessage::Compressed { text: true, .. } => 1,
@@ -1117,4 +1130,259 @@ pub(crate) fn compressed_frame(payload: Vec<u8>, text: bool) -> Frame {
     let mut frame = Frame::message(payload, opcode, true);
     frame.header_mut().rsv1 = true;
     frame
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// Reads `data` in pieces of the sizes `sizes` cycles through.
+    struct Pieces {
+        data: Vec<u8>,
+        at: usize,
+        sizes: Vec<usize>,
+        turn: usize,
+    }
+
+    impl AsyncRead for Pieces {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let this = self.get_mut();
+            let size = this.sizes[this.turn % this.sizes.len()];
+            this.turn += 1;
+            let n = size.min(this.data.len() - this.at).min(buf.remaining());
+            buf.put_slice(&this.data[this.at..this.at + n]);
+            this.at += n;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A frame as a peer sends it: masked with `key` if given.
+    fn wire(b0: u8, payload: &[u8], key: Option<[u8; 4]>) -> Vec<u8> {
+        let mut out = vec![b0];
+        let bit = if key.is_some() { 0x80 } else { 0 };
+        match payload.len() {
+            n if n < 126 => out.push(bit | n as u8),
+            n if n < 65536 => {
+                out.push(bit | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(bit | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        match key {
+            Some(key) => {
+                out.extend_from_slice(&key);
+                out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+            }
+            None => out.extend_from_slice(payload),
+        }
+        out
+    }
+
+    /// Parses what the layer hands tungstenite into (opcode, fin, rsv, payload) frames.
+    fn frames(mut bytes: &[u8]) -> Vec<(u8, bool, u8, Vec<u8>)> {
+        let mut out = Vec::new();
+        while !bytes.is_empty() {
+            let (b0, b1) = (bytes[0], bytes[1]);
+            let (len, mut at) = match b1 & 0x7f {
+                126 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
+                127 => (
+                    u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize,
+                    10,
+                ),
+                n => (n as usize, 2),
+            };
+            let mut key = [0; 4];
+            if b1 & 0x80 != 0 {
+                key.copy_from_slice(&bytes[at..at + 4]);
+                at += 4;
+            }
+            let payload = bytes[at..at + len]
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ key[i % 4])
+                .collect();
+            out.push((b0 & 0x0f, b0 & 0x80 != 0, b0 & 0x70, payload));
+            bytes = &bytes[at + len..];
+        }
+        out
+    }
+
+    /// The messages in a list of frames: (opcode, payload), control frames as they are.
+    fn messages(frames: Vec<(u8, bool, u8, Vec<u8>)>) -> Vec<(u8, Vec<u8>)> {
+        let mut out: Vec<(u8, Vec<u8>)> = Vec::new();
+        let mut open: Option<(u8, Vec<u8>)> = None;
+        for (opcode, fin, rsv, payload) in frames {
+            assert_eq!(
+                rsv, 0,
+                "RSV bits reach tungstenite only on frames it must fail"
+            );
+            if opcode >= 8 {
+                out.push((opcode, payload));
+                continue;
+            }
+            let (op, mut data) = open.take().unwrap_or((opcode, Vec::new()));
+            data.extend_from_slice(&payload);
+            if fin {
+                out.push((op, data));
+            } else {
+                open = Some((op, data));
+            }
+        }
+        out
+    }
+
+    fn agreed(peer_reset: bool) -> Agreed {
+        Agreed {
+            level: 6,
+            threshold: 0,
+            window: 15,
+            reset: false,
+            peer_reset,
+        }
+    }
+
+    /// Compresses each message as a peer with context takeover would (`reset`: without).
+    fn peer_deflate(messages: &[&[u8]], reset: bool) -> Vec<Vec<u8>> {
+        let mut d = Deflater::new(Agreed {
+            reset,
+            ..agreed(false)
+        });
+        messages.iter().map(|m| d.compress(m).unwrap()).collect()
+    }
+
+    async fn through(input: Vec<u8>, server: bool, sizes: Vec<usize>, peer_reset: bool) -> Vec<u8> {
+        let options = NativeOptions::new().max_frame_size(Some(1 << 20));
+        let pieces = Pieces {
+            data: input,
+            at: 0,
+            sizes,
+            turn: 0,
+        };
+        let agreed = agreed(peer_reset);
+        let (mut layer, leftover) =
+            Inflating::new(pieces, Some(&agreed), server, &options, Vec::new());
+        assert!(leftover.is_empty());
+        let mut out = Vec::new();
+        layer.read_to_end(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn messages_survive_every_way_of_cutting_the_wire() {
+        let texts: Vec<Vec<u8>> = vec![
+            b"hello hello hello".to_vec(),
+            (0..200_000u32).map(|i| (i * 31 % 97) as u8).collect(),
+            Vec::new(),
+            b"hello hello hello, once more".to_vec(),
+        ];
+        for server in [false, true] {
+            for reset in [false, true] {
+                let refs: Vec<&[u8]> = texts.iter().map(Vec::as_slice).collect();
+                let compressed = peer_deflate(&refs, reset);
+                let key = server.then_some([0x11, 0x22, 0x33, 0x44]);
+                let mut input = Vec::new();
+                // 1: compressed in one frame.
+                input.extend(wire(0x80 | 0x40 | 0x1, &compressed[0], key));
+                // 2: compressed in three fragments, a ping between.
+                let c = &compressed[1];
+                let (a, rest) = c.split_at(c.len() / 3);
+                let (b, d) = rest.split_at(rest.len() / 2);
+                input.extend(wire(0x40 | 0x2, a, key));
+                input.extend(wire(0x80 | 0x9, b"ping", key));
+                input.extend(wire(0x0, b, key));
+                input.extend(wire(0x80, d, key));
+                // An uncompressed message between compressed ones.
+                input.extend(wire(0x80 | 0x1, b"plain", key));
+                // 3 and 4.
+                input.extend(wire(0x80 | 0x40 | 0x2, &compressed[2], key));
+                input.extend(wire(0x80 | 0x40 | 0x1, &compressed[3], key));
+                let expected = vec![
+                    (1, texts[0].clone()),
+                    (9, b"ping".to_vec()),
+                    (2, texts[1].clone()),
+                    (1, b"plain".to_vec()),
+                    (2, texts[2].clone()),
+                    (1, texts[3].clone()),
+                ];
+                for sizes in [vec![1], vec![3, 7, 1, 2], vec![4096], vec![65536, 5]] {
+                    let out = through(input.clone(), server, sizes.clone(), reset).await;
+                    let frames = frames(&out);
+                    assert!(frames.iter().all(|f| f.3.len() <= CHUNK));
+                    assert_eq!(
+                        messages(frames),
+                        expected,
+                        "server {server}, reset {reset}, {sizes:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_layer_never_holds_more_than_a_chunk_of_inflated_data() {
+        let zeros = vec![0u8; 10 << 20];
+        let compressed = peer_deflate(&[&zeros], false);
+        let input = wire(0x80 | 0x40 | 0x2, &compressed[0], None);
+        let options = NativeOptions::new();
+        let pieces = Pieces {
+            data: input,
+            at: 0,
+            sizes: vec![1 << 20],
+            turn: 0,
+        };
+        let (mut layer, _) =
+            Inflating::new(pieces, Some(&agreed(false)), false, &options, Vec::new());
+        let mut buf = vec![0u8; 128 << 10];
+        let mut total = 0;
+        loop {
+            let n = layer.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            total += n;
+            let state = layer.state.as_deref().unwrap();
+            assert!(state.inflated.capacity() <= CHUNK);
+            assert!(
+                state.out.capacity() <= CHUNK + 4096,
+                "{}",
+                state.out.capacity()
+            );
+        }
+        assert!(total > 10 << 20);
+    }
+
+    #[test]
+    fn offers_and_answers_parse_as_rfc_7692_writes_them() {
+        let list = parse_list(
+            "permessage-deflate; client_max_window_bits; server_max_window_bits=\"10\", x-foo , bar;a=b",
+        )
+        .unwrap();
+        assert_eq!(list.len(), 3);
+        assert_eq!(
+            list[0].1[1],
+            ("server_max_window_bits".into(), Some("10".into()))
+        );
+        assert_eq!(list[1], ("x-foo".into(), vec![]));
+        for bad in [
+            "",
+            ",",
+            "a;",
+            "a=b",
+            "a; b=",
+            "a; b=\"\"",
+            "a; b=\"x y\"",
+            "a b",
+            "a; b=\"1",
+        ] {
+            assert!(parse_list(bad).is_err(), "{bad:?}");
+        }
+    }
 }
