@@ -361,9 +361,10 @@ async fn a_compressed_frame_over_the_frame_limit_ends_with_1009() {
 
 #[tokio::test]
 async fn a_server_negotiates_offers_as_rfc_7692_says() {
-    // (offer, server settings, answer expected)
+    // (offer, server settings (`None`: the default), answer expected)
+    type Case = (&'static str, Option<Option<Compression>>, Option<&'static str>);
     let default = None;
-    let cases: Vec<(&str, Option<Option<Compression>>, Option<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "permessage-deflate; client_max_window_bits",
             default.clone(),
