@@ -117,12 +117,16 @@ impl Compression {
 
     /// What a server accepts with by default: [`new`](Compression::new) with
     /// `server_no_context_takeover`, so that the server keeps no compressor between
-    /// messages. A compressor that keeps its context holds about 300 KiB per connection
-    /// for the connection's lifetime (zlib's 32 KiB window, hash tables and buffers), twice
-    /// what the rest of an idle connection costs; without it the server compresses each
-    /// message on its own, which costs ratio on small repetitive messages. The client's
-    /// context (what the server inflates with, 32 KiB plus state) is kept as the client
-    /// chooses.
+    /// messages. Measured on 2,000 idle connections that each exchanged one 1 KiB JSON
+    /// message with an anyws client (release build, Linux, RSS of the server process per
+    /// connection): compression off 148 KiB, this default 190 KiB, context kept on both
+    /// sides ([`new`](Compression::new)) 492 KiB. A compressor that keeps its context holds
+    /// about 300 KiB (zlib's 32 KiB window, its hash tables and buffers) for the
+    /// connection's lifetime; without it the server compresses each message on its own,
+    /// which costs ratio on small repetitive messages. The client's context (what the
+    /// server inflates with: a 32 KiB window and state, the 42 KiB above "off") is kept, as
+    /// the client chose; add [`client_no_context_takeover`](Compression::client_no_context_takeover)
+    /// to ask clients to drop theirs too.
     pub fn server() -> Self {
         Compression::new().server_no_context_takeover(true)
     }
@@ -846,6 +850,23 @@ impl Inflater {
                 continue;
             }
             // More of the wire is needed.
+            if self.pos == self.end && matches!(self.at, At::Header) {
+                // Between frames with nothing buffered: the connection may be idle for long,
+                // so the buffer goes, and the read lands on the stack first.
+                self.raw = Box::default();
+                (self.pos, self.end) = (0, 0);
+                let mut first = [0u8; READ_AHEAD];
+                let mut rb = ReadBuf::new(&mut first);
+                std::task::ready!(Pin::new(&mut *inner).poll_read(cx, &mut rb))?;
+                let n = rb.filled().len();
+                if n == 0 {
+                    return Poll::Ready(Ok(()));
+                }
+                let mut raw = vec![0; READ_AHEAD].into_boxed_slice();
+                raw[..n].copy_from_slice(&first[..n]);
+                (self.raw, self.end) = (raw, n);
+                continue;
+            }
             if self.raw.is_empty() {
                 self.raw = vec![0; READ_AHEAD].into_boxed_slice();
             }
