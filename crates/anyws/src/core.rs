@@ -231,6 +231,8 @@ struct Inner {
     state_wakers: Vec<Waker>,
     /// The backend's reader, waiting for room in the queue.
     reader_waker: Option<Waker>,
+    /// The backend, waiting for the application to catch up (see [`Core::poll_caught_up`]).
+    caught_up_waker: Option<Waker>,
 }
 
 impl Inner {
@@ -314,6 +316,7 @@ impl Core {
                 stream_wakers: Vec::new(),
                 state_wakers: Vec::new(),
                 reader_waker: None,
+                caught_up_waker: None,
             }),
         }
     }
@@ -351,6 +354,7 @@ impl Core {
             ) {
                 Ok(_) => {
                     self.wake_reader();
+                    self.wake_caught_up();
                     return prev;
                 }
                 Err(now) => cur = now,
@@ -655,6 +659,10 @@ impl Core {
             }
             _ => {
                 register(&mut inner.stream_wakers, cx);
+                // The application asked past the last message: it has caught up.
+                let caught_up = inner.caught_up_waker.take();
+                drop(inner);
+                caught_up.into_iter().for_each(Waker::wake);
                 Poll::Pending
             }
         }
@@ -693,6 +701,7 @@ impl Core {
             r.cost = 0;
         }
         self.wake_reader();
+        self.wake_caught_up();
     }
 
     /// Whether the backend may read another message now. Reading pauses only while the
@@ -720,6 +729,41 @@ impl Core {
                 None => inner.reader_waker = Some(cx.waker().clone()),
             }
             Poll::Pending
+        }
+    }
+
+    /// Whether the application has caught up with the messages delivered so far, so that
+    /// whatever it sent in answer to them is in the backend's queue: a `Stream` reader took
+    /// them all and then asked for more (a poll found the queue empty after the last message
+    /// was queued), or nothing reads the queue (listeners ran as each message fired; the
+    /// stream was abandoned), or the socket is no longer OPEN (`close()` was called: nothing
+    /// more can be sent). Otherwise pending, until one of these happens. At most one backend
+    /// task waits.
+    ///
+    /// The native backend asks before failing a connection for a read error, so that the
+    /// answers to the messages before the bad frame still go out (as they would if the
+    /// application read in step with the network).
+    #[allow(dead_code)] // the browser fails its connections itself
+    pub(crate) fn poll_caught_up(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut inner = lock(&self.inner);
+        let r = &inner.received;
+        let asked_for_more = !inner.stream_wakers.is_empty();
+        let open = self.ready_state() == ReadyState::Open;
+        if !open || r.abandoned || (r.items.is_empty() && (!r.polled || asked_for_more)) {
+            Poll::Ready(())
+        } else {
+            match &mut inner.caught_up_waker {
+                Some(w) => w.clone_from(cx.waker()),
+                None => inner.caught_up_waker = Some(cx.waker().clone()),
+            }
+            Poll::Pending
+        }
+    }
+
+    fn wake_caught_up(&self) {
+        let waker = lock(&self.inner).caught_up_waker.take();
+        if let Some(w) = waker {
+            w.wake();
         }
     }
 
