@@ -783,3 +783,87 @@ fn register(wakers: &mut Vec<Waker>, cx: &mut Context<'_>) {
 
 #[cfg(all(test, anyws_loom))]
 pub(crate) mod model_tests;
+
+#[cfg(all(test, not(anyws_loom)))]
+mod caught_up_tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    /// A waker that remembers being woken.
+    #[derive(Default)]
+    struct Flag(AtomicBool);
+
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn open_core() -> Core {
+        Core::new("ws://127.0.0.1/".into(), 1 << 20, Some(String::new()))
+    }
+
+    #[test]
+    fn caught_up_once_a_stream_poll_finds_the_queue_empty_after_the_last_message() {
+        let core = open_core();
+        let app = Arc::new(Flag::default());
+        let backend = Arc::new(Flag::default());
+        let app_waker = Waker::from(app.clone());
+        let backend_waker = Waker::from(backend.clone());
+        let mut app_cx = Context::from_waker(&app_waker);
+        let mut backend_cx = Context::from_waker(&backend_waker);
+        assert!(
+            core.poll_caught_up(&mut backend_cx).is_ready(),
+            "nothing delivered"
+        );
+        assert!(core.poll_next(&mut app_cx).is_pending());
+        core.fire_message(Message::Text("a".into()));
+        core.fire_message(Message::Text("b".into()));
+        assert!(
+            core.poll_caught_up(&mut backend_cx).is_pending(),
+            "two messages wait"
+        );
+        assert!(matches!(
+            core.poll_next(&mut app_cx),
+            Poll::Ready(Some(Ok(_)))
+        ));
+        assert!(matches!(
+            core.poll_next(&mut app_cx),
+            Poll::Ready(Some(Ok(_)))
+        ));
+        assert!(
+            core.poll_caught_up(&mut backend_cx).is_pending(),
+            "taken, but the application has not asked for more: it may still answer"
+        );
+        assert!(!backend.0.load(Ordering::SeqCst));
+        assert!(core.poll_next(&mut app_cx).is_pending());
+        assert!(
+            backend.0.load(Ordering::SeqCst),
+            "asking for more wakes the backend"
+        );
+        assert!(core.poll_caught_up(&mut backend_cx).is_ready());
+    }
+
+    #[test]
+    fn caught_up_when_the_stream_is_abandoned_or_the_socket_closing() {
+        for end in [Core::abandon_stream, |c: &Core| {
+            c.begin_closing();
+        }] {
+            let core = open_core();
+            let app_waker = Waker::from(Arc::new(Flag::default()));
+            assert!(core
+                .poll_next(&mut Context::from_waker(&app_waker))
+                .is_pending());
+            core.fire_message(Message::Text("unread".into()));
+            let backend = Arc::new(Flag::default());
+            let backend_waker = Waker::from(backend.clone());
+            let mut backend_cx = Context::from_waker(&backend_waker);
+            assert!(core.poll_caught_up(&mut backend_cx).is_pending());
+            end(&core);
+            assert!(backend.0.load(Ordering::SeqCst));
+            assert!(core.poll_caught_up(&mut backend_cx).is_ready());
+        }
+    }
+}
