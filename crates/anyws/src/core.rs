@@ -231,6 +231,8 @@ struct Inner {
     state_wakers: Vec<Waker>,
     /// The backend's reader, waiting for room in the queue.
     reader_waker: Option<Waker>,
+    /// The backend, waiting for the application to catch up (see [`Core::poll_caught_up`]).
+    caught_up_waker: Option<Waker>,
 }
 
 impl Inner {
@@ -314,6 +316,7 @@ impl Core {
                 stream_wakers: Vec::new(),
                 state_wakers: Vec::new(),
                 reader_waker: None,
+                caught_up_waker: None,
             }),
         }
     }
@@ -351,6 +354,7 @@ impl Core {
             ) {
                 Ok(_) => {
                     self.wake_reader();
+                    self.wake_caught_up();
                     return prev;
                 }
                 Err(now) => cur = now,
@@ -661,6 +665,10 @@ impl Core {
             }
             _ => {
                 register(&mut inner.stream_wakers, cx);
+                // The application asked past the last message: it has caught up.
+                let caught_up = inner.caught_up_waker.take();
+                drop(inner);
+                caught_up.into_iter().for_each(Waker::wake);
                 Poll::Pending
             }
         }
@@ -699,6 +707,7 @@ impl Core {
             r.cost = 0;
         }
         self.wake_reader();
+        self.wake_caught_up();
     }
 
     /// Whether the backend may read another message now. Reading pauses only while the
@@ -729,6 +738,41 @@ impl Core {
         }
     }
 
+    /// Whether the application has caught up with the messages delivered so far, so that
+    /// whatever it sent in answer to them is in the backend's queue: a `Stream` reader took
+    /// them all and then asked for more (a poll found the queue empty after the last message
+    /// was queued), or nothing reads the queue (listeners ran as each message fired; the
+    /// stream was abandoned), or the socket is no longer OPEN (`close()` was called: nothing
+    /// more can be sent). Otherwise pending, until one of these happens. At most one backend
+    /// task waits.
+    ///
+    /// The native backend asks before failing a connection for a read error, so that the
+    /// answers to the messages before the bad frame still go out (as they would if the
+    /// application read in step with the network).
+    #[allow(dead_code)] // the browser fails its connections itself
+    pub(crate) fn poll_caught_up(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut inner = lock(&self.inner);
+        let r = &inner.received;
+        let asked_for_more = !inner.stream_wakers.is_empty();
+        let open = self.ready_state() == ReadyState::Open;
+        if !open || r.abandoned || (r.items.is_empty() && (!r.polled || asked_for_more)) {
+            Poll::Ready(())
+        } else {
+            match &mut inner.caught_up_waker {
+                Some(w) => w.clone_from(cx.waker()),
+                None => inner.caught_up_waker = Some(cx.waker().clone()),
+            }
+            Poll::Pending
+        }
+    }
+
+    fn wake_caught_up(&self) {
+        let waker = lock(&self.inner).caught_up_waker.take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
     fn wake_reader(&self) {
         let waker = lock(&self.inner).reader_waker.take();
         if let Some(w) = waker {
@@ -745,3 +789,87 @@ fn register(wakers: &mut Vec<Waker>, cx: &mut Context<'_>) {
 
 #[cfg(all(test, anyws_loom))]
 pub(crate) mod model_tests;
+
+#[cfg(all(test, not(anyws_loom)))]
+mod caught_up_tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    /// A waker that remembers being woken.
+    #[derive(Default)]
+    struct Flag(AtomicBool);
+
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn open_core() -> Core {
+        Core::new("ws://127.0.0.1/".into(), 1 << 20, Some(String::new()))
+    }
+
+    #[test]
+    fn caught_up_once_a_stream_poll_finds_the_queue_empty_after_the_last_message() {
+        let core = open_core();
+        let app = Arc::new(Flag::default());
+        let backend = Arc::new(Flag::default());
+        let app_waker = Waker::from(app.clone());
+        let backend_waker = Waker::from(backend.clone());
+        let mut app_cx = Context::from_waker(&app_waker);
+        let mut backend_cx = Context::from_waker(&backend_waker);
+        assert!(
+            core.poll_caught_up(&mut backend_cx).is_ready(),
+            "nothing delivered"
+        );
+        assert!(core.poll_next(&mut app_cx).is_pending());
+        core.fire_message(Message::Text("a".into()));
+        core.fire_message(Message::Text("b".into()));
+        assert!(
+            core.poll_caught_up(&mut backend_cx).is_pending(),
+            "two messages wait"
+        );
+        assert!(matches!(
+            core.poll_next(&mut app_cx),
+            Poll::Ready(Some(Ok(_)))
+        ));
+        assert!(matches!(
+            core.poll_next(&mut app_cx),
+            Poll::Ready(Some(Ok(_)))
+        ));
+        assert!(
+            core.poll_caught_up(&mut backend_cx).is_pending(),
+            "taken, but the application has not asked for more: it may still answer"
+        );
+        assert!(!backend.0.load(Ordering::SeqCst));
+        assert!(core.poll_next(&mut app_cx).is_pending());
+        assert!(
+            backend.0.load(Ordering::SeqCst),
+            "asking for more wakes the backend"
+        );
+        assert!(core.poll_caught_up(&mut backend_cx).is_ready());
+    }
+
+    #[test]
+    fn caught_up_when_the_stream_is_abandoned_or_the_socket_closing() {
+        for end in [Core::abandon_stream, |c: &Core| {
+            c.begin_closing();
+        }] {
+            let core = open_core();
+            let app_waker = Waker::from(Arc::new(Flag::default()));
+            assert!(core
+                .poll_next(&mut Context::from_waker(&app_waker))
+                .is_pending());
+            core.fire_message(Message::Text("unread".into()));
+            let backend = Arc::new(Flag::default());
+            let backend_waker = Waker::from(backend.clone());
+            let mut backend_cx = Context::from_waker(&backend_waker);
+            assert!(core.poll_caught_up(&mut backend_cx).is_pending());
+            end(&core);
+            assert!(backend.0.load(Ordering::SeqCst));
+            assert!(core.poll_caught_up(&mut backend_cx).is_ready());
+        }
+    }
+}

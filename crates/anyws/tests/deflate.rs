@@ -362,7 +362,11 @@ async fn a_compressed_frame_over_the_frame_limit_ends_with_1009() {
 #[tokio::test]
 async fn a_server_negotiates_offers_as_rfc_7692_says() {
     // (offer, server settings (`None`: the default), answer expected)
-    type Case = (&'static str, Option<Option<Compression>>, Option<&'static str>);
+    type Case = (
+        &'static str,
+        Option<Option<Compression>>,
+        Option<&'static str>,
+    );
     let default = None;
     let cases: Vec<Case> = vec![
         (

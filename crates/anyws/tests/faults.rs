@@ -8,7 +8,7 @@
 mod common;
 
 use anyws::{ErrorKind, WebSocket};
-use common::{failure, server, Log};
+use common::{failure, frame, server, Log};
 
 #[tokio::test]
 async fn a_tcp_drop_in_the_middle_of_a_message() {
@@ -140,6 +140,193 @@ async fn the_cause_downcasts_from_every_place_it_is_reported() {
             io.map(|e| e.kind()),
             Some(std::io::ErrorKind::ConnectionRefused),
             "{place}: {error:?}"
+        );
+    }
+}
+
+/// How the application answers each message in the tests below.
+#[derive(Clone, Copy)]
+enum Echo {
+    /// Reads the `Stream`, answers through the `Sink` (waiting for each answer to be written).
+    StreamAndSink,
+    /// A `message` listener answers with `send()`.
+    Listener,
+}
+
+/// Echoes every message of `ws` as `echo` says, until the stream ends (`Listener`: until
+/// `close`).
+async fn echo_all(mut ws: WebSocket, echo: Echo) {
+    use futures::{SinkExt, StreamExt};
+    match echo {
+        Echo::StreamAndSink => {
+            while let Some(Ok(message)) = ws.next().await {
+                SinkExt::send(&mut ws, message).await.unwrap();
+            }
+        }
+        Echo::Listener => {
+            let me = ws.downgrade();
+            ws.set_onmessage(Some(move |e: &anyws::MessageEvent| {
+                if let Some(ws) = me.upgrade() {
+                    ws.send(e.data.clone()).unwrap();
+                }
+            }));
+        }
+    }
+    ws.closed().await;
+}
+
+/// A text frame with a reserved bit (RSV2) set, which no extension gave a meaning: a
+/// protocol error (Autobahn|Testsuite 3.2).
+fn reserved_bit_frame(payload: &[u8]) -> Vec<u8> {
+    let mut bad = frame(0x1, payload);
+    bad[0] |= 0x20;
+    bad
+}
+
+/// Autobahn|Testsuite 3.x, 4.x, 5.15 (client side): the peer sends a message, then a bad
+/// frame and a ping, all in one write, so anyws reads the bad frame before the application
+/// saw the message. The answer to the message still goes out, then the close frame 1002; the
+/// ping after the bad frame is not answered. Returns the peer's view, the client's events.
+async fn client_answers_before_failing(echo: Echo) -> (Vec<(u8, Vec<u8>)>, Vec<String>) {
+    use tokio::io::AsyncWriteExt;
+    let peer = common::RawPeer::bind().await;
+    let ws = WebSocket::new(&peer.url()).unwrap();
+    let log = Log::default();
+    let _l = log.attach(&ws);
+    let client = tokio::spawn(echo_all(ws, echo));
+    let mut tcp = peer.accept("").await;
+    let mut burst = frame(0x1, b"hello");
+    burst.extend(reserved_bit_frame(b"bad"));
+    burst.extend(frame(0x9, b"ping"));
+    tcp.write_all(&burst).await.unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let (opcode, payload) = common::read_client_frame(&mut tcp).await;
+        seen.push((opcode, payload));
+        if opcode == 0x8 {
+            break;
+        }
+    }
+    drop(tcp);
+    client.await.unwrap();
+    (seen, log.lines())
+}
+
+#[tokio::test]
+async fn the_answer_to_a_message_before_a_bad_frame_goes_out_before_the_failure_stream_face() {
+    let (seen, events) = client_answers_before_failing(Echo::StreamAndSink).await;
+    assert_eq!(
+        seen,
+        [
+            (0x1, b"hello".to_vec()),
+            (0x8, 1002u16.to_be_bytes().to_vec())
+        ]
+    );
+    assert_eq!(
+        events,
+        ["open", "message hello", "error", "close 1006 \"\" false"]
+    );
+}
+
+#[tokio::test]
+async fn the_answer_to_a_message_before_a_bad_frame_goes_out_before_the_failure_listener_face() {
+    let (seen, events) = client_answers_before_failing(Echo::Listener).await;
+    assert_eq!(
+        seen,
+        [
+            (0x1, b"hello".to_vec()),
+            (0x8, 1002u16.to_be_bytes().to_vec())
+        ]
+    );
+    assert_eq!(
+        events,
+        ["open", "message hello", "error", "close 1006 \"\" false"]
+    );
+}
+
+/// An application that does not read holds the failure up for a bounded time only: the
+/// close frame 1002 and the `error` and `close` events still come (within about a second).
+#[tokio::test]
+async fn an_application_that_does_not_read_does_not_hold_a_failure_up() {
+    use tokio::io::AsyncWriteExt;
+    let peer = common::RawPeer::bind().await;
+    let ws = WebSocket::new(&peer.url()).unwrap();
+    // No message listener: the message waits in the queue for a `Stream` nobody polls.
+    let errors = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let e = errors.clone();
+    ws.set_onerror(Some(move |ev: &anyws::ErrorEvent| {
+        e.lock().unwrap().push(ev.error().map(anyws::Error::kind));
+    }));
+    let mut tcp = peer.accept("").await;
+    let mut burst = frame(0x1, b"unread");
+    burst.extend(reserved_bit_frame(b"bad"));
+    tcp.write_all(&burst).await.unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(
+        common::read_client_frame(&mut tcp).await,
+        (0x8, 1002u16.to_be_bytes().to_vec())
+    );
+    drop(tcp);
+    let ev = ws.closed().await;
+    assert_eq!((ev.code, ev.was_clean), (1006, false));
+    assert_eq!(*errors.lock().unwrap(), [Some(ErrorKind::Protocol)]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// The same on the server side (Autobahn|Testsuite's fuzzing client): anyws's server echoes
+/// the message before the bad frame, then sends the close frame 1002.
+#[tokio::test]
+async fn a_server_answers_a_message_before_a_bad_frame_before_failing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for echo in [Echo::StreamAndSink, Echo::Listener] {
+        let (url, served) = common::serve_one(move |tcp| async move {
+            let ws = anyws::native::accept(tcp, anyws::Options::new())
+                .await
+                .unwrap();
+            let log = Log::default();
+            let _l = log.attach(&ws);
+            echo_all(ws, echo).await;
+            log.lines()
+        })
+        .await;
+        let addr = url.trim_start_matches("ws://").to_owned();
+        let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let request = format!(
+            "GET / HTTP/1.1\r\nHost: {addr}\r\n{}\r\n",
+            common::UPGRADE_LINES
+        );
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(tcp.read_u8().await.unwrap());
+        }
+        assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+        // Client frames are masked; a zero mask leaves the payload as it is.
+        let masked = |mut f: Vec<u8>| {
+            f[1] |= 0x80;
+            f.splice(2..2, [0u8; 4]);
+            f
+        };
+        let mut burst = masked(frame(0x1, b"hello"));
+        burst.extend(masked(reserved_bit_frame(b"bad")));
+        burst.extend(masked(frame(0x9, b"ping")));
+        tcp.write_all(&burst).await.unwrap();
+        assert_eq!(
+            common::read_client_frame(&mut tcp).await,
+            (0x1, b"hello".to_vec())
+        );
+        assert_eq!(
+            common::read_client_frame(&mut tcp).await,
+            (0x8, 1002u16.to_be_bytes().to_vec())
+        );
+        drop(tcp);
+        assert_eq!(
+            served.await.unwrap(),
+            ["open", "message hello", "error", "close 1006 \"\" false"]
         );
     }
 }

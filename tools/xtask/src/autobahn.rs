@@ -1,9 +1,11 @@
-//! Autobahn|Testsuite, the industry's WebSocket protocol suite, against anyws's native client.
+//! Autobahn|Testsuite, the industry's WebSocket protocol suite, against anyws's native client
+//! and server.
 //!
 //! Sets up the suite (Python 2.7 from pyenv, a virtualenv, `autobahntestsuite` from PyPI) in
-//! `target/autobahn`, starts its fuzzing server on 127.0.0.1, runs
-//! `crates/anyws/examples/autobahn_client.rs` (anyws's public API only: echo everything) over
-//! every case, and reads the JSON report.
+//! `target/autobahn`, then runs both halves at once, all cases, on 127.0.0.1: its fuzzing
+//! server against `crates/anyws/examples/autobahn_client.rs`, and its fuzzing client against
+//! `crates/anyws/examples/autobahn_server.rs` (anyws's public API only: both echo
+//! everything); it reads both JSON reports.
 
 use crate::run::{capture, run_quiet};
 use std::collections::BTreeMap;
@@ -14,7 +16,78 @@ use std::time::{Duration, Instant};
 /// Where the committed summary lives.
 pub const SUMMARY: &str = "tests/autobahn/summary.md";
 
-/// The report, counted.
+/// The agent names in the suite's reports.
+const CLIENT_AGENT: &str = "anyws";
+const SERVER_AGENT: &str = "anyws-server";
+
+/// The one place that says which cases may be UNIMPLEMENTED, on both sides: the
+/// permessage-deflate cases (12.*, 13.*) while anyws does not offer compression. Once it
+/// does, this becomes `&[]`.
+const MAY_BE_UNIMPLEMENTED: &[&str] = &["12.", "13."];
+
+/// Both halves of the suite: anyws's client against its fuzzing server, anyws's server
+/// against its fuzzing client.
+pub struct Reports {
+    /// `autobahn_client` under the fuzzing server.
+    pub client: Report,
+    /// `autobahn_server` under the fuzzing client.
+    pub server: Report,
+}
+
+impl Reports {
+    fn sides(&self) -> [(&'static str, &Report); 2] {
+        [("client", &self.client), ("server", &self.server)]
+    }
+
+    /// What `cargo xtask test` accepts (its problems, empty when none): see
+    /// [`Report::problems`], for each side.
+    pub fn problems(&self) -> Vec<String> {
+        self.sides()
+            .into_iter()
+            .flat_map(|(side, r)| {
+                r.problems()
+                    .into_iter()
+                    .map(move |p| format!("{side}: {p}"))
+            })
+            .collect()
+    }
+
+    /// One line per behaviour and side.
+    pub fn lines(&self) -> Vec<String> {
+        self.sides()
+            .into_iter()
+            .flat_map(|(side, r)| r.lines(side))
+            .collect()
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut s = String::from(
+            "# Autobahn|Testsuite summary\n\n\
+             Written by `cargo xtask autobahn`, which runs both halves of autobahntestsuite \
+             (PyPI) at once against examples that use only anyws's public API (native \
+             backend): its fuzzing server against `crates/anyws/examples/autobahn_client.rs`, \
+             and its fuzzing client against `crates/anyws/examples/autobahn_server.rs`, both \
+             echoing every message. `cargo xtask test` runs them again and fails on any FAILED \
+             or WRONG CODE, or UNIMPLEMENTED outside 12.x/13.x (permessage-deflate, which \
+             anyws does not offer yet), on either side.\n",
+        );
+        for (side, report) in self.sides() {
+            let what = match side {
+                "client" => "anyws's client (`autobahn_client`, fuzzingserver)",
+                _ => "anyws's server (`autobahn_server`, fuzzingclient)",
+            };
+            s.push_str(&format!("\n## {what}\n\n```text\n"));
+            for l in report.lines(side) {
+                s.push_str(&l);
+                s.push('\n');
+            }
+            s.push_str("```\n");
+        }
+        s
+    }
+}
+
+/// One side's report, counted.
 pub struct Report {
     /// Behaviour -> case ids.
     pub behavior: BTreeMap<String, Vec<String>>,
@@ -28,7 +101,7 @@ impl Report {
     }
 
     /// What `cargo xtask test` accepts (its problems, empty when none): no FAILED, no WRONG
-    /// CODE, and UNIMPLEMENTED only for the permessage-deflate cases (12.*, 13.*).
+    /// CODE, and UNIMPLEMENTED only for the cases of [`MAY_BE_UNIMPLEMENTED`].
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         for map in [&self.behavior, &self.close] {
@@ -38,24 +111,25 @@ impl Report {
                 }
             }
         }
-        let deflate = |c: &String| c.starts_with("12.") || c.starts_with("13.");
-        let stray: Vec<&String> = self
-            .behavior
-            .get("UNIMPLEMENTED")
-            .into_iter()
-            .flatten()
-            .filter(|c| !deflate(c))
-            .collect();
-        if !stray.is_empty() {
-            out.push(format!(
-                "UNIMPLEMENTED outside permessage-deflate: {stray:?}"
-            ));
+        let allowed = |c: &String| MAY_BE_UNIMPLEMENTED.iter().any(|p| c.starts_with(p));
+        for (what, map) in [("", &self.behavior), ("close ", &self.close)] {
+            let stray: Vec<&String> = map
+                .get("UNIMPLEMENTED")
+                .into_iter()
+                .flatten()
+                .filter(|c| !allowed(c))
+                .collect();
+            if !stray.is_empty() {
+                out.push(format!(
+                    "{what}UNIMPLEMENTED outside {MAY_BE_UNIMPLEMENTED:?}: {stray:?}"
+                ));
+            }
         }
         out
     }
 
-    /// One line per behaviour.
-    pub fn lines(&self) -> Vec<String> {
+    /// One line per behaviour, each starting with `autobahn <side>:`.
+    pub fn lines(&self, side: &str) -> Vec<String> {
         const NAMED: [&str; 6] = [
             "OK",
             "NON-STRICT",
@@ -65,7 +139,7 @@ impl Report {
             "WRONG CODE",
         ];
         let none = Vec::new();
-        let mut lines = vec![format!("autobahn: {} cases", self.total())];
+        let mut lines = vec![format!("autobahn {side}: {} cases", self.total())];
         for (name, map) in [
             ("behaviour", &self.behavior),
             ("close behaviour", &self.close),
@@ -82,27 +156,13 @@ impl Report {
                 } else {
                     format!(" ({})", cases.join(", "))
                 };
-                lines.push(format!("autobahn: {name} {b}: {}{shown}", cases.len()));
+                lines.push(format!(
+                    "autobahn {side}: {name} {b}: {}{shown}",
+                    cases.len()
+                ));
             }
         }
         lines
-    }
-
-    pub fn markdown(&self) -> String {
-        let mut s = String::from(
-            "# Autobahn|Testsuite summary\n\n\
-             Written by `cargo xtask autobahn`: the fuzzing server of autobahntestsuite (PyPI) \
-             against `crates/anyws/examples/autobahn_client.rs`, a client using only anyws's \
-             public API (native backend). `cargo xtask test` runs the suite again and fails on \
-             any FAILED or WRONG CODE, or UNIMPLEMENTED outside 12.x/13.x (permessage-deflate, \
-             which anyws does not offer).\n\n```text\n",
-        );
-        for l in self.lines() {
-            s.push_str(&l);
-            s.push('\n');
-        }
-        s.push_str("```\n");
-        s
     }
 }
 
@@ -136,47 +196,128 @@ fn pyenv_python27() -> Result<PathBuf, String> {
 /// Installs the suite once; later calls find it.
 fn ensure_suite(dir: &Path) -> Result<PathBuf, String> {
     let wstest = dir.join("py2env/bin/wstest");
-    if wstest.is_file() {
-        return Ok(wstest);
+    if !wstest.is_file() {
+        println!("autobahn: installing autobahntestsuite (Python 2.7 virtualenv) ...");
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let py27 = pyenv_python27()?;
+        run_quiet(
+            Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(dir.join("py3")),
+        )?;
+        run_quiet(Command::new(dir.join("py3/bin/pip")).args([
+            "install",
+            "-q",
+            "virtualenv<20.22",
+        ]))?;
+        run_quiet(
+            Command::new(dir.join("py3/bin/virtualenv"))
+                .arg("-p")
+                .arg(&py27)
+                .arg(dir.join("py2env")),
+        )?;
+        run_quiet(Command::new(dir.join("py2env/bin/pip")).args([
+            "install",
+            "-q",
+            "autobahntestsuite",
+        ]))?;
     }
-    println!("autobahn: installing autobahntestsuite (Python 2.7 virtualenv) ...");
-    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let py27 = pyenv_python27()?;
-    run_quiet(
-        Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(dir.join("py3")),
-    )?;
-    run_quiet(Command::new(dir.join("py3/bin/pip")).args(["install", "-q", "virtualenv<20.22"]))?;
-    run_quiet(
-        Command::new(dir.join("py3/bin/virtualenv"))
-            .arg("-p")
-            .arg(&py27)
-            .arg(dir.join("py2env")),
-    )?;
-    run_quiet(Command::new(dir.join("py2env/bin/pip")).args([
-        "install",
-        "-q",
-        "autobahntestsuite",
-    ]))?;
+    // wsaccel: the C masking and UTF-8 validation autobahn uses when it is installed. Without
+    // it the suite's Python spends about 70 s of CPU per half, with it about 14 (9.x, the
+    // large messages, is most of it). Also added to a suite installed before.
+    if !dir
+        .join("py2env/lib/python2.7/site-packages/wsaccel")
+        .is_dir()
+    {
+        run_quiet(Command::new(dir.join("py2env/bin/pip")).args([
+            "install",
+            "-q",
+            "wsaccel==0.6.6",
+        ]))?;
+    }
     Ok(wstest)
 }
 
-/// Sets up and runs the suite; returns the report.
-pub fn run(root: &Path, cargo: impl Fn() -> Command) -> Result<Report, String> {
+/// Where cargo puts what it builds: `CARGO_TARGET_DIR` if set (relative to `root`), else
+/// `<root>/target`.
+fn cargo_target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root.join(dir),
+        _ => root.join("target"),
+    }
+}
+
+/// How long the example server may take to print its address.
+const SERVER_START: Duration = Duration::from_secs(60);
+
+/// Sets up the suite and runs both of its halves at once (each is a single-threaded Python
+/// process, so on two cores together they take little longer than one): the fuzzing server
+/// against `autobahn_client`, and the fuzzing client against `autobahn_server`.
+pub fn run(root: &Path, cargo: impl Fn() -> Command) -> Result<Reports, String> {
     let dir = root.join("target/autobahn");
     let wstest = ensure_suite(&dir)?;
-    // Build the client first, so the server is not kept waiting. In the dev profile: the
-    // test steps before this one built every dependency so, and the run is bound by the
-    // Python server, not by the client (a release build would cost CI about 100 s).
-    run_quiet(cargo().args(["build", "-p", "anyws", "--example", "autobahn_client"]))?;
+    // Build both examples first, so no suite is kept waiting. In the dev profile: the test
+    // steps before this one built every dependency so, and the runs are bound by the Python
+    // suite, not by the examples (about 6 s of CPU each over the whole suite in the dev
+    // profile; a release build would cost CI about 100 s to save a few).
+    run_quiet(cargo().args([
+        "build",
+        "-p",
+        "anyws",
+        "--example",
+        "autobahn_client",
+        "--example",
+        "autobahn_server",
+    ]))?;
+    let examples = cargo_target_dir(root).join("debug/examples");
+    let reports = dir.join("reports");
+    let _ = std::fs::remove_dir_all(&reports);
+    let log = |name: &str| std::fs::File::create(dir.join(name)).map_err(|e| e.to_string());
 
+    // The server side: anyws's echo server, and the suite's fuzzing client against it.
+    let server_log = log("autobahn_server.log")?;
+    let server = anyws_child::Child::spawn_announcing(
+        Command::new(examples.join("autobahn_server"))
+            .stdin(Stdio::piped())
+            .stderr(server_log),
+        1,
+        SERVER_START,
+    )?;
+    let url = server
+        .first_line()
+        .strip_prefix("listening on ")
+        .ok_or_else(|| {
+            format!(
+                "autobahn_server said {:?} instead of its address",
+                server.first_line()
+            )
+        })?
+        .to_owned();
+    let spec = serde_json::json!({
+        "outdir": reports.join("servers"),
+        "servers": [{"agent": SERVER_AGENT, "url": url}],
+        "cases": ["*"],
+        "exclude-cases": [],
+        "exclude-agent-cases": {},
+    });
+    let client_spec = dir.join("fuzzingclient.json");
+    std::fs::write(&client_spec, spec.to_string()).map_err(|e| e.to_string())?;
+    let fuzzing_log = log("fuzzingclient.log")?;
+    let mut fuzzing_client = anyws_child::Child::spawn(
+        Command::new(&wstest)
+            .args(["-m", "fuzzingclient", "-s"])
+            .arg(&client_spec)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(fuzzing_log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(fuzzing_log),
+    )?;
+
+    // The client side meanwhile: the suite's fuzzing server, and anyws's client against it.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?
         .port();
-    let reports = dir.join("reports");
-    let _ = std::fs::remove_dir_all(&reports);
     let spec = serde_json::json!({
         "url": format!("ws://127.0.0.1:{port}"),
         "outdir": reports.join("clients"),
@@ -184,19 +325,19 @@ pub fn run(root: &Path, cargo: impl Fn() -> Command) -> Result<Report, String> {
         "exclude-cases": [],
         "exclude-agent-cases": {},
     });
-    let spec_path = dir.join("fuzzingserver.json");
-    std::fs::write(&spec_path, spec.to_string()).map_err(|e| e.to_string())?;
-    let log = std::fs::File::create(dir.join("fuzzingserver.log")).map_err(|e| e.to_string())?;
+    let server_spec = dir.join("fuzzingserver.json");
+    std::fs::write(&server_spec, spec.to_string()).map_err(|e| e.to_string())?;
+    let fuzzing_log = log("fuzzingserver.log")?;
     // It prints nothing useful to wait for: its port answering is the sign it is up.
-    let _server = anyws_child::Child::spawn(
+    let _fuzzing_server = anyws_child::Child::spawn(
         Command::new(&wstest)
             // No embedded web server: it would take port 8080, which may be in use.
             .args(["-m", "fuzzingserver", "--webport", "0", "-s"])
-            .arg(&spec_path)
+            .arg(&server_spec)
             .current_dir(&dir)
             .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log),
+            .stdout(fuzzing_log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(fuzzing_log),
     )?;
     // Wait for it to listen (it takes a second or two to start Python).
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -206,22 +347,31 @@ pub fn run(root: &Path, cargo: impl Fn() -> Command) -> Result<Report, String> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let client = root.join("target/debug/examples/autobahn_client");
     run_quiet(
-        Command::new(client)
+        Command::new(examples.join("autobahn_client"))
             .arg(format!("ws://127.0.0.1:{port}"))
-            .arg("anyws"),
+            .arg(CLIENT_AGENT),
     )?;
-    read_report(&reports.join("clients/index.json"))
+    let client = read_report(&reports.join("clients/index.json"), CLIENT_AGENT)?;
+
+    let status = fuzzing_client.wait().map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!(
+            "the Autobahn fuzzing client failed ({status}; see target/autobahn/fuzzingclient.log)"
+        ));
+    }
+    drop(server); // its stdin closes: it exits
+    let server = read_report(&reports.join("servers/index.json"), SERVER_AGENT)?;
+    Ok(Reports { client, server })
 }
 
-fn read_report(path: &Path) -> Result<Report, String> {
+fn read_report(path: &Path, agent: &str) -> Result<Report, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     let cases = json
-        .get("anyws")
+        .get(agent)
         .and_then(|a| a.as_object())
-        .ok_or("the report has no results for the agent anyws")?;
+        .ok_or_else(|| format!("{}: no results for the agent {agent}", path.display()))?;
     let mut report = Report {
         behavior: BTreeMap::new(),
         close: BTreeMap::new(),
@@ -285,5 +435,24 @@ mod tests {
         assert_eq!(report(&[("5.1", "FAILED")]).problems().len(), 1);
         assert_eq!(report(&[("7.1.1", "WRONG CODE")]).problems().len(), 1);
         assert_eq!(report(&[("9.1.1", "UNIMPLEMENTED")]).problems().len(), 1);
+    }
+
+    #[test]
+    fn both_sides_are_judged_and_named() {
+        let reports = Reports {
+            client: report(&[("1.1.1", "OK"), ("12.1.1", "UNIMPLEMENTED")]),
+            server: report(&[("1.1.1", "OK"), ("5.1", "FAILED")]),
+        };
+        assert_eq!(reports.problems(), ["server: FAILED: 5.1"]);
+        let reports = Reports {
+            client: report(&[("7.1.1", "WRONG CODE")]),
+            server: report(&[("1.1.1", "OK")]),
+        };
+        assert_eq!(reports.problems(), ["client: WRONG CODE: 7.1.1"]);
+        let lines = reports.lines();
+        assert!(lines.contains(&"autobahn client: 1 cases".to_owned()));
+        assert!(lines.contains(&"autobahn server: behaviour OK: 1".to_owned()));
+        let markdown = reports.markdown();
+        assert!(markdown.contains("## anyws's client") && markdown.contains("## anyws's server"));
     }
 }

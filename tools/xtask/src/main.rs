@@ -15,8 +15,8 @@
 //!   part of `cargo xtask test`): an application pinning a wasm-bindgen other than Cargo.lock's
 //!   builds with anyws for wasm32, and `wss://` works in processes whose rustls has both crypto
 //!   providers compiled in.
-//! - `cargo xtask autobahn`: runs Autobahn|Testsuite and writes its summary to
-//!   `tests/autobahn/summary.md`.
+//! - `cargo xtask autobahn`: runs Autobahn|Testsuite on the native client and server and
+//!   writes its summary to `tests/autobahn/summary.md`.
 //! - `cargo xtask bench [--quick]`: the benchmarks (see `BENCHMARKS.md`).
 //! - `cargo xtask fuzz [--seconds N]`: runs each cargo-fuzz target of `crates/anyws/fuzz`
 //!   for N seconds (default 60); `cargo xtask test` runs each for 10.
@@ -65,7 +65,7 @@ fn main() -> ExitCode {
         Some("conformance") => conformance::command(&root, &args[1..]),
         Some("package") => publish::check(&root),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|bench|autobahn|fuzz|e2e|deps|conformance|package>\n  demo      start the chat demo: page, server and a native client\n  test      install what is missing, then run every check and test\n  autobahn  run Autobahn|Testsuite and write {}\n  fuzz [--seconds N]  run each fuzz target for N seconds (default 60)\n  e2e       the demo's end-to-end test in headless Chromium (also part of test)\n  deps      an application pinning another wasm-bindgen, and wss:// with both rustls providers (also part of test)\n  bench [--quick]  anyws beside raw tokio-tungstenite, the Rust peers, plain JS and gloo-net; the full run updates BENCHMARKS.md\n  conformance [--seeds N|A..B|a,b,c] [--twice] [--record] [--report PATH] | --ci  generated scenarios: plain JS in Chromium and Firefox vs anyws-wasm and anyws native (--twice: each JavaScript run twice, must agree; --record rewrites tests/conformance/*.jsonl; --ci: the CI seeds, as in test)\n  package   cargo publish --dry-run of the published crates, and the packaged anyws's tests compiled (also part of test)", autobahn::SUMMARY);
+            eprintln!("usage: cargo xtask <demo|test|bench|autobahn|fuzz|e2e|deps|conformance|package>\n  demo      start the chat demo: page, server and a native client\n  test      install what is missing, then run every check and test\n  autobahn  run Autobahn|Testsuite on the native client and server and write {}\n  fuzz [--seconds N]  run each fuzz target for N seconds (default 60)\n  e2e       the demo's end-to-end test in headless Chromium (also part of test)\n  deps      an application pinning another wasm-bindgen, and wss:// with both rustls providers (also part of test)\n  bench [--quick]  anyws beside raw tokio-tungstenite, the Rust peers, plain JS and gloo-net; the full run updates BENCHMARKS.md\n  conformance [--seeds N|A..B|a,b,c] [--twice] [--record] [--report PATH] | --ci  generated scenarios: plain JS in Chromium and Firefox vs anyws-wasm and anyws native (--twice: each JavaScript run twice, must agree; --record rewrites tests/conformance/*.jsonl; --ci: the CI seeds, as in test)\n  package   cargo publish --dry-run of the published crates, and the packaged anyws's tests compiled (also part of test)", autobahn::SUMMARY);
             return ExitCode::from(2);
         }
     };

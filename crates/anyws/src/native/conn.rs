@@ -11,6 +11,10 @@
 //! - **the TCP close after the closing handshake**: the server closes TCP first (RFC 6455
 //!   7.1.1); a client waits at most [`TCP_CLOSE_GRACE`] for it, then closes itself, and the
 //!   close is clean with the peer's code, as browsers report it;
+//! - **failing for a read error** (a protocol error, say): the writer goes on until the
+//!   application has caught up with the messages delivered before the error, so that its
+//!   answers to them go out first, within [`FAIL_DRAIN_TIMEOUT`]; then the close frame, within
+//!   [`FAIL_CLOSE_TIMEOUT`] (see [`Connection::run`]);
 //! - **keep-alive**: a ping after `ping_interval` with nothing heard; the peer is dead if
 //!   nothing is heard within `ping_timeout` of the ping being *written*, or if a write waits
 //!   that long without the peer reading a byte. Bytes the peer reads (a waiting write that
@@ -52,6 +56,11 @@ use tokio_tungstenite::WebSocketStream;
 
 /// How long a best-effort close frame after a protocol error may take.
 const FAIL_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long, after a read error that fails the connection, the application may take to catch
+/// up with the messages delivered before it (see [`Connection::run`]), its answers to them
+/// being written meanwhile.
+const FAIL_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long a client waits for the server to close TCP after the closing handshake
 /// (Chromium waits 2 s too), capped by `close_timeout`.
@@ -403,6 +412,9 @@ struct Progress {
     resumed: Option<Instant>,
     /// The writer stopped after an error (the reader decides how the connection ends).
     write_failed: Option<Instant>,
+    /// A read error fails the connection: the writer sends what the application queued
+    /// until it caught up, then stops (see [`Connection::run`]).
+    failing: bool,
 }
 
 impl Progress {
@@ -412,6 +424,7 @@ impl Progress {
             || self.close_sent.is_some()
             || self.peer_close.is_some()
             || self.write_failed.is_some()
+            || self.failing
     }
 }
 
@@ -458,6 +471,8 @@ struct Connection<'t, S> {
     changed: Notify,
     /// The supervisor asks the writer for a keep-alive ping.
     ping_wanted: Notify,
+    /// The supervisor tells the writer that a read error fails the connection.
+    fail_wanted: Notify,
     liveness: Liveness,
 }
 
@@ -481,6 +496,7 @@ where
             progress: Mutex::new(Progress::default()),
             changed: Notify::new(),
             ping_wanted: Notify::new(),
+            fail_wanted: Notify::new(),
             liveness: Liveness::new(),
         }
     }
@@ -492,6 +508,15 @@ where
 
     /// Runs the connection to its end, then drops the stream (closing TCP) before the outcome
     /// is reported.
+    ///
+    /// A read error that fails the connection (a protocol error, say) does not cut off what
+    /// the application answered to the messages before it: the reader reads ahead of the
+    /// application, so the bad frame is often seen while earlier messages still wait in the
+    /// queue. The writer goes on until the application has caught up with them
+    /// ([`Core::poll_caught_up`]: it asked for the event after the last message, which is the
+    /// `error` to come) and writes what it queued meanwhile, within [`FAIL_DRAIN_TIMEOUT`];
+    /// then the close frame goes out and `error` and `close` fire, after those messages as
+    /// always. Nothing more is read meanwhile.
     async fn run(self, rx: commands::Receiver, deflater: Option<Deflater>) -> Outcome {
         let end = {
             let this = &self;
@@ -499,16 +524,37 @@ where
             let writer = this.write(rx, deflater);
             tokio::pin!(reader, writer);
             let mut writer_done = false;
+            // A read error that fails the connection, and how long the writer may go on.
+            let mut failing: Option<(End, Instant)> = None;
             loop {
-                let deadline = this.next_deadline();
+                let deadline = match &failing {
+                    Some((_, until)) => Some(*until),
+                    None => this.next_deadline(),
+                };
                 tokio::select! {
                     biased;
-                    end = &mut reader => break end,
-                    _ = &mut writer, if !writer_done => writer_done = true,
+                    end = &mut reader, if failing.is_none() => match end {
+                        End::Failed(e) if !writer_done && fail_code(&e).is_some() => {
+                            this.note(|p| p.failing = true);
+                            this.fail_wanted.notify_one();
+                            let until = after(Instant::now(), FAIL_DRAIN_TIMEOUT);
+                            failing = Some((End::Failed(e), until));
+                        }
+                        end => break end,
+                    },
+                    _ = &mut writer, if !writer_done => {
+                        writer_done = true;
+                        if let Some((end, _)) = failing.take() {
+                            break end;
+                        }
+                    }
                     _ = this.changed.notified() => {}
                     _ = this.link.closing.notified() => this.close_requested(),
-                    _ = sleep_until_some(deadline) => if let Some(end) = this.check_deadlines() {
-                        break end;
+                    _ = sleep_until_some(deadline) => match failing.take() {
+                        Some((end, _)) => break end,
+                        None => if let Some(end) = this.check_deadlines() {
+                            break end;
+                        },
                     },
                 }
             }
@@ -744,6 +790,11 @@ where
                     more = rx.recv_all(&mut queued) => if !more {
                         return Ok(());
                     },
+                    _ = self.fail_wanted.notified() => {
+                        return self
+                            .write_before_failing(&mut rx, &mut queued, &mut deflater)
+                            .await;
+                    }
                     _ = self.ping_wanted.notified() => {
                         self.send_now(WsMessage::Ping(Default::default())).await?;
                         self.note(|p| {
@@ -784,6 +835,45 @@ where
         .await;
         if result.is_err() {
             self.note(|p| p.write_failed = Some(Instant::now()));
+        }
+    }
+
+    /// A read error fails the connection: goes on writing what the application queues (a
+    /// `Sink` send waits for its message to be written) until the application has caught up
+    /// with the messages delivered before the error, then writes what it queued by then and
+    /// stops. Close frames are dropped: the failure's close frame goes out next. The
+    /// supervisor bounds this.
+    async fn write_before_failing(
+        &self,
+        rx: &mut commands::Receiver,
+        queued: &mut VecDeque<Command>,
+        deflater: &mut Option<Deflater>,
+    ) -> Result<(), WsError> {
+        loop {
+            let caught_up = tokio::select! {
+                biased;
+                more = rx.recv_all(queued) => if more {
+                    false
+                } else {
+                    return Ok(());
+                },
+                () = poll_fn(|cx| self.core.poll_caught_up(cx)) => {
+                    // What it sent before it asked for more is in the channel by now.
+                    rx.try_recv_all(queued);
+                    true
+                }
+            };
+            queued.retain(|cmd| matches!(cmd, Command::Send(_) | Command::Ping(_)));
+            let mut batch = Batch::default();
+            poll_fn(|cx| {
+                let ws = &mut lock(&self.ws);
+                batch.poll_write(ws, self.meter, deflater, queued, cx)
+            })
+            .await?;
+            self.flush(batch.bytes).await?;
+            if caught_up {
+                return Ok(());
+            }
         }
     }
 
