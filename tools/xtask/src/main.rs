@@ -368,7 +368,7 @@ fn after_suite(root: &Path, config: &WasmConfig, tools: &setup::Tools) -> Vec<St
         Err(e) => problems.push(format!("demo end-to-end test: {e}")),
     }
     let started_autobahn = Instant::now();
-    match autobahn::run(root, || cargo(root, None)) {
+    match autobahn::run(root, autobahn::Cases::Ci, || cargo(root, None)) {
         Ok(report) => {
             for line in report.lines() {
                 println!("{line}");
@@ -473,7 +473,7 @@ fn report_failure(name: &str, run: &TestRun) -> Result<(), String> {
 }
 
 fn autobahn_summary(root: &Path) -> Result<(), String> {
-    let report = autobahn::run(root, || cargo(root, None))?;
+    let report = autobahn::run(root, autobahn::Cases::All, || cargo(root, None))?;
     for line in report.lines() {
         println!("{line}");
     }
