@@ -284,8 +284,10 @@ pub(crate) async fn run(mut task: Task, protocols: Vec<String>) -> Outcome {
         Err(e) => return Outcome::failed(e),
     };
     let config = Some(task.options.websocket_config());
-    let (stream, deflater) = task.layers(up.stream, up.deflate.as_ref(), false);
-    let ws = WebSocketStream::from_partially_read(stream, up.leftover, Role::Client, config).await;
+    let (mut stream, deflater) = task.layers(up.stream, up.deflate.as_ref(), false);
+    // The server's first frames may have come with its response: through the layers too.
+    let leftover = stream.take_leftover(up.leftover);
+    let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Client, config).await;
     task.link.set_handshake(up.handshake);
     wait_for_gate(&task.link).await;
     trace::opened(&up.protocol, &up.extensions);
@@ -306,7 +308,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let config = Some(task.options.websocket_config());
-    let (stream, deflater) = task.layers(stream, deflate.as_ref(), true);
+    let (mut stream, deflater) = task.layers(stream, deflate.as_ref(), true);
+    // The client's first frames may have come with its request: through the layers too.
+    let leftover = stream.take_leftover(leftover);
     let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, config).await;
     run_open(task, ws, metered, deflater).await
 }

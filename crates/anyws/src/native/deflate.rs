@@ -747,6 +747,25 @@ impl<S> Inflating<S> {
         });
         Inflating { inner, state }
     }
+
+    /// Takes the bytes read past the opening handshake (the peer's first frames, which can
+    /// arrive in the same read as the request or the 101 response). With permessage-deflate
+    /// agreed they are this layer's first wire bytes, so that a compressed message among
+    /// them is inflated like the rest, and nothing is returned; otherwise they are returned
+    /// unchanged for tungstenite (`from_partially_read`).
+    pub(crate) fn take_leftover(&mut self, leftover: Vec<u8>) -> Vec<u8> {
+        let Some(state) = self.state.as_deref_mut() else {
+            return leftover;
+        };
+        if !leftover.is_empty() {
+            let mut raw = leftover;
+            let end = raw.len();
+            raw.resize(end.max(READ_AHEAD), 0);
+            state.raw = raw.into_boxed_slice();
+            (state.pos, state.end) = (0, end);
+        }
+        Vec::new()
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Inflating<S> {
