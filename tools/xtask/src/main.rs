@@ -171,8 +171,21 @@ fn e2e_command(root: &Path) -> Result<(), String> {
         tools.wasm_toolchain.as_deref(),
         &tools.wasm_opt,
     )?;
-    println!("{}", demo::end_to_end(root, &tools.chromedriver)?);
+    println!(
+        "{}",
+        demo::end_to_end(root, &tools.chromedriver, e2e_firefox(&config, &tools))?
+    );
     Ok(())
+}
+
+/// The geckodriver for the end-to-end test's Firefox check, when `wasm-pack.toml` tests in
+/// Firefox (setup installed it then).
+fn e2e_firefox<'a>(config: &WasmConfig, tools: &'a setup::Tools) -> Option<&'a Path> {
+    config
+        .test
+        .browsers
+        .contains(&Browser::Firefox)
+        .then_some(tools.geckodriver.as_path())
 }
 
 fn bench_command(root: &Path, args: &[String]) -> Result<(), String> {
@@ -375,7 +388,7 @@ fn after_suite(root: &Path, config: &WasmConfig, tools: &setup::Tools) -> Vec<St
         tools.wasm_toolchain.as_deref(),
         &tools.wasm_opt,
     )
-    .and_then(|_| demo::end_to_end(root, &tools.chromedriver))
+    .and_then(|_| demo::end_to_end(root, &tools.chromedriver, e2e_firefox(config, tools)))
     {
         Ok(line) => println!("{line}"),
         Err(e) => problems.push(format!("demo end-to-end test: {e}")),
