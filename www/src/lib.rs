@@ -1,7 +1,7 @@
 //! The demo page: `anyws-chat` (the same client module the native CLI runs) rendering into
-//! `index.html`. It shows the socket's `readyState`, `bufferedAmount` and protocol live, the
-//! close code and reason when a connection ends, problems as a visible alert, the room, and a
-//! reconnect button.
+//! `index.html`. It shows the socket's `readyState`, `bufferedAmount`, protocol and extensions
+//! live, the close code and reason when a connection ends, problems as a visible alert, the
+//! room, and a reconnect button.
 #![cfg(target_arch = "wasm32")]
 
 use anyws::{ReadyState, WebSocket};
@@ -118,6 +118,17 @@ impl Page {
                 "(none yet)"
             } else {
                 &protocol
+            },
+        );
+        // What the server accepted of the browser's offer (permessage-deflate from anyws's
+        // server).
+        let extensions = ws.extensions();
+        self.set_text(
+            "extensions",
+            if extensions.is_empty() {
+                "(none yet)"
+            } else {
+                &extensions
             },
         );
         self.set_text("url", &ws.url());

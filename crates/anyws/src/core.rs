@@ -368,6 +368,7 @@ impl Core {
 
     /// The extensions of a connection whose handshake is already done (see [`Core::new`]),
     /// set before anyone else sees the socket.
+    #[allow(dead_code)] // used by the native server only
     pub(crate) fn set_accepted_extensions(&self, extensions: String) {
         lock(&self.inner).extensions = extensions;
     }

@@ -5,7 +5,8 @@
 //! `PR_SET_PDEATHSIG`), optionally announces itself with its first stdout lines (a server's
 //! address), which are read within a deadline so that nothing waits forever, and is killed and
 //! reaped on drop. Whatever it prints after those lines is drained by a thread (so it never
-//! blocks on a full pipe, nor dies of a closed one).
+//! blocks on a full pipe, nor dies of a closed one), and kept for [`Child::next_line`] if it
+//! was spawned with [`Child::spawn_reporting`].
 
 use std::io::{BufRead, BufReader};
 use std::process::{ChildStdin, Command, ExitStatus, Stdio};
@@ -20,6 +21,8 @@ pub struct Child {
     process: std::process::Child,
     stdin: Option<ChildStdin>,
     lines: Vec<String>,
+    /// Its later stdout lines ([`Child::spawn_reporting`] only).
+    later: Option<mpsc::Receiver<String>>,
 }
 
 impl Child {
@@ -34,6 +37,7 @@ impl Child {
             process,
             stdin,
             lines: Vec::new(),
+            later: None,
         })
     }
 
@@ -44,6 +48,45 @@ impl Child {
         cmd: &mut Command,
         count: usize,
         deadline: Duration,
+    ) -> Result<Child, String> {
+        Child::spawn_lines(cmd, count, deadline, false)
+    }
+
+    /// As [`Child::spawn_announcing`], and the lines it prints later are kept, in order, for
+    /// [`Child::next_line`] (so they cost memory until read: for children that report a few
+    /// lines, such as a test peer, not for chatty servers).
+    pub fn spawn_reporting(
+        cmd: &mut Command,
+        count: usize,
+        deadline: Duration,
+    ) -> Result<Child, String> {
+        Child::spawn_lines(cmd, count, deadline, true)
+    }
+
+    /// The next line it printed after its announcement, waiting up to `limit` for it; an
+    /// error if it printed none within `limit`, closed its stdout, or was not spawned with
+    /// [`Child::spawn_reporting`].
+    pub fn next_line(&mut self, limit: Duration) -> Result<String, String> {
+        let later = self
+            .later
+            .as_ref()
+            .ok_or("next_line: the child was not spawned with spawn_reporting")?;
+        match later.recv_timeout(limit) {
+            Ok(line) => Ok(line),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(format!(
+                "the child printed no further line within {limit:?}"
+            )),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err("the child closed its stdout without printing a further line".into())
+            }
+        }
+    }
+
+    fn spawn_lines(
+        cmd: &mut Command,
+        count: usize,
+        deadline: Duration,
+        keep: bool,
     ) -> Result<Child, String> {
         let mut child = Child::spawn(cmd.stdout(Stdio::piped()))?;
         let stdout = child.process.stdout.take().expect("piped stdout");
@@ -56,7 +99,8 @@ impl Child {
             while matches!(stdout.read_until(b'\n', &mut line), Ok(n) if n > 0) {
                 let text = String::from_utf8_lossy(&line);
                 let text = text.trim_end_matches(['\n', '\r']).to_owned();
-                // Once the announcement is read nobody listens: the rest is drained.
+                // Once the announcement is read nobody listens unless the lines are kept:
+                // the rest is drained.
                 drop(tx.send(text));
                 line.clear();
             }
@@ -82,6 +126,9 @@ impl Child {
                     ))
                 }
             }
+        }
+        if keep {
+            child.later = Some(rx);
         }
         Ok(child)
     }
@@ -180,6 +227,27 @@ mod tests {
         assert_eq!(child.lines(), ["ws x", "http y"]);
         assert_eq!(child.first_line(), "ws x");
         assert!(child.wait().unwrap().success());
+    }
+
+    #[test]
+    fn a_reporting_child_keeps_its_later_lines() {
+        let mut cmd = sh("echo 'ws x'; echo one; echo two; cat");
+        cmd.stdin(Stdio::piped());
+        let mut child = Child::spawn_reporting(&mut cmd, 1, Duration::from_secs(30)).unwrap();
+        assert_eq!(child.first_line(), "ws x");
+        assert_eq!(child.next_line(Duration::from_secs(30)).unwrap(), "one");
+        assert_eq!(child.next_line(Duration::from_secs(30)).unwrap(), "two");
+        // Nothing more while `cat` waits; after its stdin closes it exits and says so.
+        let err = child.next_line(Duration::from_millis(50)).unwrap_err();
+        assert!(err.contains("no further line"), "{err}");
+        drop(child.stdin.take());
+        let err = child.next_line(Duration::from_secs(30)).unwrap_err();
+        assert!(err.contains("closed its stdout"), "{err}");
+        // An announcing child keeps nothing.
+        let mut quiet =
+            Child::spawn_announcing(&mut sh("echo 'ws x'; echo one"), 1, Duration::from_secs(30))
+                .unwrap();
+        assert!(quiet.next_line(Duration::from_secs(1)).is_err());
     }
 
     #[test]

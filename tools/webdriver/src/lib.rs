@@ -1,6 +1,7 @@
 //! A small, blocking W3C WebDriver client: the few commands the demo's end-to-end test
 //! (`cargo xtask e2e`) and the browser benchmarks (`cargo xtask bench`) need, sent as JSON
-//! over HTTP (with [`ureq`]) to a chromedriver this crate starts on a free 127.0.0.1 port.
+//! over HTTP (with [`ureq`]) to a chromedriver (or geckodriver, for the end-to-end test's
+//! Firefox check) this crate starts on a free 127.0.0.1 port.
 //!
 //! Why not `fantoccini` or `thirtyfour`, measured with clean builds on the project's 2-core
 //! machine: xtask, the first thing `cargo xtask test` builds, is 35 crates and about 35 s of
@@ -101,7 +102,8 @@ impl Http {
 }
 
 impl Driver {
-    /// Starts `chromedriver` and waits until its `/status` says it is ready.
+    /// Starts `chromedriver` (or geckodriver, for [`Driver::firefox`]) and waits until its
+    /// `/status` says it is ready.
     pub fn start(chromedriver: &Path) -> Result<Driver, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -158,6 +160,30 @@ impl Driver {
         let id = v["sessionId"]
             .as_str()
             .ok_or("chromedriver returned no session id")?;
+        Ok(Session {
+            http: self.http.clone(),
+            path: format!("/session/{id}"),
+        })
+    }
+}
+
+impl Driver {
+    /// A headless Firefox session (`binary` is the browser). The driver must be geckodriver
+    /// ([`Driver::start`] starts either: both take `--port=N` and answer `/status`).
+    pub fn firefox(&self, binary: &str) -> Result<Session, String> {
+        let caps = json!({
+            "capabilities": { "alwaysMatch": {
+                "browserName": "firefox",
+                "moz:firefoxOptions": {
+                    "binary": binary,
+                    "args": ["-headless", "--width=1200", "--height=860"]
+                }
+            }}
+        });
+        let v = self.http.post("/session", &caps)?;
+        let id = v["sessionId"]
+            .as_str()
+            .ok_or("geckodriver returned no session id")?;
         Ok(Session {
             http: self.http.clone(),
             path: format!("/session/{id}"),

@@ -456,9 +456,11 @@ mod tests {
 
     #[test]
     fn passing_means_no_failed_no_wrong_code_and_nothing_unimplemented() {
-        assert!(report(&[("1.1.1", "OK"), ("12.1.1", "OK"), ("3.2", "NON-STRICT")])
-            .problems()
-            .is_empty());
+        assert!(
+            report(&[("1.1.1", "OK"), ("12.1.1", "OK"), ("3.2", "NON-STRICT")])
+                .problems()
+                .is_empty()
+        );
         assert_eq!(report(&[("5.1", "FAILED")]).problems().len(), 1);
         assert_eq!(report(&[("7.1.1", "WRONG CODE")]).problems().len(), 1);
         assert_eq!(report(&[("9.1.1", "UNIMPLEMENTED")]).problems().len(), 1);

@@ -179,10 +179,16 @@ impl Drop for Client {
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// The end-to-end test: headless Chromium opens the page, sends a message the native client
-/// receives, then shows the native client's answer. Saves a screenshot to
-/// `artifacts/demo-page.png`. Returns a summary line.
-pub fn end_to_end(root: &Path, chromedriver: &Path) -> Result<String, String> {
+/// The end-to-end test: headless Chromium opens the page, sees permessage-deflate agreed with
+/// anyws's server, sends a message the native client receives, then shows the native
+/// client's answer. Saves a screenshot to `artifacts/demo-page.png`. Then, with `geckodriver`,
+/// headless Firefox opens the page too and must join the room with permessage-deflate agreed.
+/// Returns a summary line.
+pub fn end_to_end(
+    root: &Path,
+    chromedriver: &Path,
+    geckodriver: Option<&Path>,
+) -> Result<String, String> {
     let start = Instant::now();
     build_binaries(root)?;
     let server = Server::start(root, 0)?;
@@ -196,6 +202,8 @@ pub fn end_to_end(root: &Path, chromedriver: &Path) -> Result<String, String> {
         browser.wait_for_text("#ready-state", WAIT, |t| t == "OPEN (1)")?;
         // anyws_chat::PROTOCOL, negotiated by the browser's own WebSocket.
         browser.wait_for_text("#protocol", WAIT, |t| t == "anyws-chat.v1")?;
+        // The browser's own permessage-deflate offer, accepted by anyws's server (axum).
+        browser.wait_for_text("#extensions", WAIT, |t| t.starts_with("permessage-deflate"))?;
         browser.wait_for_text("#users", WAIT, |t| t.contains("native-bot (native)"))?;
         native.wait_for(WAIT, |l| l == "[joined] e2e-browser (browser)")?;
 
@@ -218,6 +226,13 @@ pub fn end_to_end(root: &Path, chromedriver: &Path) -> Result<String, String> {
     browser.close();
     drop(driver);
     result?;
+    let firefox = match geckodriver {
+        Some(geckodriver) => {
+            firefox_joins(geckodriver, &server.page, &mut native)?;
+            " and Firefox"
+        }
+        None => "",
+    };
     let seen = native.finish()?;
     if !seen.iter().any(|l| l.starts_with("[closed] 1000")) {
         return Err(format!(
@@ -227,7 +242,24 @@ pub fn end_to_end(root: &Path, chromedriver: &Path) -> Result<String, String> {
     }
     drop(server);
     Ok(format!(
-        "demo e2e: page and native client exchanged messages in headless Chromium; screenshot in artifacts/demo-page.png ({:.0} s)",
+        "demo e2e: page and native client exchanged messages in headless Chromium; permessage-deflate agreed with Chromium{firefox}; screenshot in artifacts/demo-page.png ({:.0} s)",
         start.elapsed().as_secs_f32()
     ))
+}
+
+/// Headless Firefox opens the page: it must open, show permessage-deflate agreed (Firefox's
+/// own offer, accepted by anyws's server) and join the room the native client is in.
+fn firefox_joins(geckodriver: &Path, page: &str, native: &mut Client) -> Result<(), String> {
+    let driver = Driver::start(geckodriver)?;
+    let browser = driver.firefox("/usr/bin/firefox-esr")?;
+    let result = (|| {
+        browser.goto(&format!("{page}?name=e2e-firefox"))?;
+        browser.wait_for_text("#ready-state", WAIT, |t| t == "OPEN (1)")?;
+        browser.wait_for_text("#extensions", WAIT, |t| t.starts_with("permessage-deflate"))?;
+        native.wait_for(WAIT, |l| l == "[joined] e2e-firefox (browser)")?;
+        Ok::<(), String>(())
+    })();
+    browser.close();
+    drop(driver);
+    result.map_err(|e| format!("Firefox: {e}"))
 }

@@ -6,7 +6,8 @@
 //! - `cargo xtask test`: installs what is missing, runs the checks (fmt, clippy and rustdoc
 //!   for native and wasm32, `cargo publish --dry-run` and the packaged crate's tests, an
 //!   application pinning another wasm-bindgen, unit and doc tests with `wss://` in processes
-//!   with both rustls providers, the loom model checks of the core), then the cross-target
+//!   with both rustls providers, permessage-deflate interop with Python websockets and Node
+//!   ws, the loom model checks of the core), then the cross-target
 //!   suite natively and in each browser that `wasm-pack.toml` names, in each scope it names
 //!   (the page, a dedicated Web Worker), against one test server, and prints one summary line
 //!   per runtime and a total; the demo's end-to-end test in headless Chromium; then
@@ -23,6 +24,9 @@
 //! - `cargo xtask conformance [--seeds N|A..B|a,b,c] [--twice] [--record] [--report PATH]`
 //!   (or `--ci`: what `cargo xtask test` runs of it, alone): the conformance runner (the
 //!   browsers as the oracle, see [`conformance`]); `cargo xtask test` runs its CI seeds.
+//! - `cargo xtask interop`: permessage-deflate interop with Python `websockets` and Node `ws`,
+//!   each as a server and as a client of anyws (`tests/interop`; installs the pinned peers
+//!   under `target/interop`); `cargo xtask test` runs it after the unit tests.
 //! - `cargo xtask package`: `cargo publish --dry-run` of the published crates and a check
 //!   that the packaged `anyws`'s tests compile (see [`publish`]; also part of `test`).
 
@@ -34,6 +38,7 @@ mod conformance;
 mod demo;
 mod downstream;
 mod fuzz;
+mod interop;
 mod publish;
 mod run;
 mod setup;
@@ -64,8 +69,9 @@ fn main() -> ExitCode {
         Some("bench") => bench_command(&root, &args[1..]),
         Some("conformance") => conformance::command(&root, &args[1..]),
         Some("package") => publish::check(&root),
+        Some("interop") => interop_command(&root),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|bench|autobahn|fuzz|e2e|deps|conformance|package>\n  demo      start the chat demo: page, server and a native client\n  test      install what is missing, then run every check and test\n  autobahn  run Autobahn|Testsuite on the native client and server and write {}\n  fuzz [--seconds N]  run each fuzz target for N seconds (default 60)\n  e2e       the demo's end-to-end test in headless Chromium (also part of test)\n  deps      an application pinning another wasm-bindgen, and wss:// with both rustls providers (also part of test)\n  bench [--quick]  anyws beside raw tokio-tungstenite, the Rust peers, plain JS and gloo-net; the full run updates BENCHMARKS.md\n  conformance [--seeds N|A..B|a,b,c] [--twice] [--record] [--report PATH] | --ci  generated scenarios: plain JS in Chromium and Firefox vs anyws-wasm and anyws native (--twice: each JavaScript run twice, must agree; --record rewrites tests/conformance/*.jsonl; --ci: the CI seeds, as in test)\n  package   cargo publish --dry-run of the published crates, and the packaged anyws's tests compiled (also part of test)", autobahn::SUMMARY);
+            eprintln!("usage: cargo xtask <demo|test|bench|autobahn|fuzz|e2e|deps|conformance|package|interop>\n  demo      start the chat demo: page, server and a native client\n  test      install what is missing, then run every check and test\n  autobahn  run Autobahn|Testsuite on the native client and server, all cases, and write {}\n  fuzz [--seconds N]  run each fuzz target for N seconds (default 60)\n  e2e       the demo's end-to-end test in headless Chromium (also part of test)\n  deps      an application pinning another wasm-bindgen, and wss:// with both rustls providers (also part of test)\n  bench [--quick]  anyws beside raw tokio-tungstenite, the Rust peers, plain JS and gloo-net; the full run updates BENCHMARKS.md\n  conformance [--seeds N|A..B|a,b,c] [--twice] [--record] [--report PATH] | --ci  generated scenarios: plain JS in Chromium and Firefox vs anyws-wasm and anyws native (--twice: each JavaScript run twice, must agree; --record rewrites tests/conformance/*.jsonl; --ci: the CI seeds, as in test)\n  package   cargo publish --dry-run of the published crates, and the packaged anyws's tests compiled (also part of test)\n  interop   permessage-deflate with Python websockets and Node ws as servers and clients of anyws (installs them under target/interop; also part of test)", autobahn::SUMMARY);
             return ExitCode::from(2);
         }
     };
@@ -143,6 +149,13 @@ impl TestServer {
     }
 }
 
+/// `cargo xtask interop`: installs the interop peers if missing, then runs only that step.
+fn interop_command(root: &Path) -> Result<(), String> {
+    let mut installed = Vec::new();
+    interop::ensure(root, &mut installed)?;
+    steps::run(root, None, vec![steps::interop(root)]).map(drop)
+}
+
 /// `cargo xtask deps`: the two checks that anyws does not break its users' builds.
 fn deps_command(root: &Path) -> Result<(), String> {
     let tc = setup::ensure_wasm_target(root, &mut Vec::new())?;
@@ -158,8 +171,21 @@ fn e2e_command(root: &Path) -> Result<(), String> {
         tools.wasm_toolchain.as_deref(),
         &tools.wasm_opt,
     )?;
-    println!("{}", demo::end_to_end(root, &tools.chromedriver)?);
+    println!(
+        "{}",
+        demo::end_to_end(root, &tools.chromedriver, e2e_firefox(&config, &tools))?
+    );
     Ok(())
+}
+
+/// The geckodriver for the end-to-end test's Firefox check, when `wasm-pack.toml` tests in
+/// Firefox (setup installed it then).
+fn e2e_firefox<'a>(config: &WasmConfig, tools: &'a setup::Tools) -> Option<&'a Path> {
+    config
+        .test
+        .browsers
+        .contains(&Browser::Firefox)
+        .then_some(tools.geckodriver.as_path())
 }
 
 fn bench_command(root: &Path, args: &[String]) -> Result<(), String> {
@@ -362,7 +388,7 @@ fn after_suite(root: &Path, config: &WasmConfig, tools: &setup::Tools) -> Vec<St
         tools.wasm_toolchain.as_deref(),
         &tools.wasm_opt,
     )
-    .and_then(|_| demo::end_to_end(root, &tools.chromedriver))
+    .and_then(|_| demo::end_to_end(root, &tools.chromedriver, e2e_firefox(config, tools)))
     {
         Ok(line) => println!("{line}"),
         Err(e) => problems.push(format!("demo end-to-end test: {e}")),

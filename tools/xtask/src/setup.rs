@@ -6,7 +6,9 @@
 //! - the browsers and drivers that `wasm-pack.toml` asks for (Debian's chromium +
 //!   chromium-driver, firefox-esr + geckodriver from crates.io);
 //! - wasm-pack, and wasm-opt from the npm registry's `binaryen` (Debian's binaryen 108 cannot
-//!   read what current Rust emits for wasm32), for the browser bundle.
+//!   read what current Rust emits for wasm32), for the browser bundle;
+//! - the interop tests' peers, Python `websockets` in a venv and Node `ws`, pinned, under
+//!   `target/interop` (see [`crate::interop`]).
 
 use crate::config::{Browser, WasmConfig};
 use crate::run::{capture, cargo_bin_dir, run_quiet, which};
@@ -82,6 +84,9 @@ pub fn ensure(root: &Path, config: &WasmConfig, need: Need) -> Result<Tools, Str
         ensure_cargo_tool("wasm-pack", "wasm-pack", None, &mut installed)?;
         ensure_binaryen(root, &mut installed)?
     };
+    if need == Need::Everything {
+        crate::interop::ensure(root, &mut installed)?;
+    }
     let tools = Tools {
         wasm_opt,
         wasm_toolchain,

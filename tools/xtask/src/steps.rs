@@ -114,6 +114,54 @@ pub fn packages(crates: &[String]) -> Vec<String> {
 
 const DENY_WARNINGS: [&str; 3] = ["--", "-D", "warnings"];
 
+/// The packages of the unit and doc tests, which run with every feature on (native-tls,
+/// platform-roots, both crypto providers); the suite uses the defaults.
+const UNIT_TESTS: [&str; 22] = [
+    "-p",
+    "anyws",
+    "-p",
+    "anyws-testserver",
+    "-p",
+    "xtask",
+    "-p",
+    "anyws-child",
+    "-p",
+    "anyws-chat",
+    "-p",
+    "anyws-chat-server",
+    // The demo's bot with stdin closed (it starts the binary: a second of linking).
+    "-p",
+    "anyws-chat-cli",
+    "-p",
+    "anyws-bench",
+    "-p",
+    "anyws-conformance",
+    // wss:// in processes whose rustls has both crypto providers compiled in (as next to
+    // reqwest 0.13): built here, with anyws's features as above (so anyws picks aws-lc-rs),
+    // it costs only its test binaries; `cargo xtask deps` runs it with anyws's default
+    // features (ring), as an application next to reqwest has them.
+    "-p",
+    "anyws-both-providers",
+    // Only in the interop step (`--test interop`), but selected here too so that both steps
+    // resolve the same features and the interop step builds nothing but its test binary.
+    "-p",
+    "anyws-interop",
+];
+
+/// permessage-deflate interop with Python websockets and Node ws (tests/interop), whose peers
+/// `setup` installed (`interop::ensure`). The unit tests' packages and features, so that it
+/// reuses their build.
+pub fn interop(root: &Path) -> Step<'_> {
+    Step::tests("interop (Python websockets, Node ws)", false, &["test"])
+        .arg(&UNIT_TESTS)
+        .arg(&["--all-features", "--test", "interop"])
+        .env("ANYWS_INTEROP_PYTHON", root.join(crate::interop::PYTHON))
+        .env(
+            "ANYWS_INTEROP_NODE_PATH",
+            root.join(crate::interop::NODE_MODULES),
+        )
+}
+
 /// The checks of `cargo xtask test`, in order, before the suite: `tc` is the wasm32
 /// toolchain.
 pub fn checks<'a>(root: &'a Path, config: &WasmConfig, tc: Option<&'a str>) -> Vec<Step<'a>> {
@@ -169,40 +217,10 @@ pub fn checks<'a>(root: &'a Path, config: &WasmConfig, tc: Option<&'a str>) -> V
         downstream(root, tc),
         // Every feature (native-tls, platform-roots, both crypto providers) on; the suite
         // uses the defaults.
-        Step::tests(
-            "unit and doc tests",
-            true,
-            &[
-                "test",
-                "-p",
-                "anyws",
-                "-p",
-                "anyws-testserver",
-                "-p",
-                "xtask",
-                "-p",
-                "anyws-child",
-                "-p",
-                "anyws-chat",
-                "-p",
-                "anyws-chat-server",
-                // The demo's bot with stdin closed (it starts the binary: a second of linking).
-                "-p",
-                "anyws-chat-cli",
-                "-p",
-                "anyws-bench",
-                "-p",
-                "anyws-conformance",
-                // wss:// in processes whose rustls has both crypto providers compiled in (as
-                // next to reqwest 0.13): built here, with anyws's features as above (so anyws
-                // picks aws-lc-rs), it costs only its test binaries; `cargo xtask deps` runs
-                // it with anyws's default features (ring), as an application next to reqwest
-                // has them.
-                "-p",
-                "anyws-both-providers",
-                "--all-features",
-            ],
-        ),
+        Step::tests("unit and doc tests", true, &["test"])
+            .arg(&UNIT_TESTS)
+            .arg(&["--all-features"]),
+        interop(root),
         // The model checks of the core's locking and wake-ups (loom; see
         // crates/anyws/src/sync.rs). The cfg changes every crate's flags, so they build in a
         // target directory of their own.
@@ -317,6 +335,7 @@ mod tests {
                 "package",
                 "downstream wasm-bindgen",
                 "unit and doc tests",
+                "interop (Python websockets, Node ws)",
                 "model checks (loom)",
             ]
         );
