@@ -693,6 +693,11 @@ struct Inflater {
     /// The current message ended its deflate stream (a final block): the rest of its
     /// payload is ignored.
     ended: bool,
+    /// Some of the current message's payload went to the decompressor. A compressed
+    /// message with no payload at all is the empty message: there is nothing to inflate,
+    /// and the tail is not added (alone it is no deflate block, and it would leave the
+    /// peer's context mid-block).
+    fed: bool,
     /// Wire bytes: `raw[pos..end]` are read and not yet processed.
     raw: Box<[u8]>,
     pos: usize,
@@ -732,6 +737,7 @@ impl<S> Inflating<S> {
                 peer_reset: a.peer_reset,
                 decompress: None,
                 ended: false,
+                fed: false,
                 raw: Box::default(),
                 pos: 0,
                 end: 0,
@@ -954,7 +960,12 @@ impl Inflater {
         let input = self.pos..self.pos + avail;
         let used = if self.ended {
             avail // after a final block: ignored
+        } else if avail == 0 {
+            // A frame with no payload (an empty last fragment, or an empty message that
+            // the peer's flush wrote nothing for): nothing to inflate, which is no error.
+            0
         } else {
+            self.fed = true;
             if let Some(key) = frame.mask {
                 unmask(&mut self.raw[input.clone()], key, frame.done);
             }
@@ -1013,7 +1024,7 @@ impl Inflater {
     /// The message's last payload byte is in: inflates the tail and frames the rest.
     fn finish(&mut self) -> io::Result<()> {
         let mut fed = 0;
-        while !self.ended {
+        while !self.ended && self.fed {
             if self.inflated.len() >= self.chunk {
                 self.emit(false);
             }
@@ -1041,6 +1052,7 @@ impl Inflater {
             self.decompress = None;
         }
         self.ended = false;
+        self.fed = false;
         if self.inflated.capacity() > 4096 {
             self.inflated = Vec::new();
         }
@@ -1103,4 +1115,82 @@ pub(crate) fn compressed_frame(payload: Vec<u8>, text: bool) -> Frame {
     let mut frame = Frame::message(payload, opcode, true);
     frame.header_mut().rsv1 = true;
     frame
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::WebSocketStream;
+
+    /// A peer's payload for `data`: deflated with a sync flush, the tail removed when there
+    /// is one (a flush right after another has nothing to write, so no tail).
+    fn deflate(data: &[u8], c: &mut Compress) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len() + 64);
+        c.compress_vec(data, &mut out, FlushCompress::Sync).unwrap();
+        if out.ends_with(&TAIL) {
+            out.truncate(out.len() - TAIL.len());
+        }
+        out
+    }
+
+    /// An unmasked frame (the server's, to a client).
+    fn frame(b0: u8, payload: &[u8]) -> Vec<u8> {
+        assert!(payload.len() < 126);
+        let mut f = vec![b0, payload.len() as u8];
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// What a client that agreed permessage-deflate (the defaults) reads from `wire`, up
+    /// to the first error (the end of `wire` is one).
+    async fn receive(wire: Vec<u8>) -> Vec<Result<Message, String>> {
+        let agreed = Params::default().for_role(false, &Compression::new());
+        let options = NativeOptions::new();
+        let stream = Inflating::new(
+            tokio::io::join(&wire[..], tokio::io::sink()),
+            Some(&agreed),
+            false,
+            &options,
+        );
+        let mut ws = WebSocketStream::from_raw_socket(stream, Role::Client, None).await;
+        let mut got = Vec::new();
+        while let Some(m) = ws.next().await {
+            let end = m.is_err();
+            got.push(m.map_err(|e| e.to_string()));
+            if end {
+                break;
+            }
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn an_empty_last_fragment_ends_a_compressed_message() {
+        let mut c = Compress::new(flate2::Compression::new(6), false);
+        let mut wire = frame(0x41, &deflate(b"hello", &mut c)); // text, RSV1, not FIN
+        wire.extend(frame(0x80, &[])); // continuation, FIN, no payload
+        let got = receive(wire).await;
+        assert_eq!(got[0], Ok(Message::text("hello")), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn an_empty_compressed_payload_is_an_empty_message() {
+        let mut c = Compress::new(flate2::Compression::new(6), false);
+        let mut wire = frame(0xc1, &deflate(b"hello", &mut c));
+        // With context takeover, zlib flushes nothing for an empty message after another.
+        let empty = deflate(b"", &mut c);
+        assert!(empty.is_empty());
+        wire.extend(frame(0xc1, &empty));
+        wire.extend(frame(0xc1, &deflate(b"again", &mut c)));
+        let got = receive(wire).await;
+        let sent = [
+            Ok(Message::text("hello")),
+            Ok(Message::text("")),
+            Ok(Message::text("again")),
+        ];
+        assert_eq!(got.get(..3), Some(&sent[..]), "{got:?}");
+    }
 }
