@@ -24,6 +24,9 @@ pub enum Scenario {
     N4,
     /// Many connections at once: memory per connection, time to open, losses.
     N5,
+    /// permessage-deflate: 1 KiB JSON-like echo, compressed both ways: throughput, CPU,
+    /// wire bytes against zlib's; RSS per idle connection with compression agreed.
+    N6,
     /// Servers holding many connections: the server's memory per connection.
     N7,
     /// Browser echo throughput.
@@ -53,6 +56,8 @@ pub struct Spec {
 
 /// The anchor of the native scenarios.
 pub const RAW: &str = "tokio-tungstenite";
+/// The anchor of N6: anyws with compression off.
+pub const PLAIN: &str = "anyws-plain";
 /// The anchor of W1 and of W3's JS heap.
 pub const PLAIN_JS: &str = "plain JS";
 /// The anchor of W2 and of W3's wasm memory.
@@ -60,12 +65,13 @@ pub const GLOO: &str = "gloo-net";
 
 impl Scenario {
     /// The scenarios measured in child processes (N7 with servers as contenders).
-    pub const NATIVE: [Scenario; 6] = [
+    pub const NATIVE: [Scenario; 7] = [
         Scenario::N1,
         Scenario::N2,
         Scenario::N3,
         Scenario::N4,
         Scenario::N5,
+        Scenario::N6,
         Scenario::N7,
     ];
 
@@ -102,6 +108,15 @@ impl Scenario {
                 spec("peak", "peak RSS / payload", "x", Lower, RAW, true),
             ] },
             Scenario::N5 => const { &connections("RSS per connection") },
+            Scenario::N6 => const { &[
+                spec("rate", "1 KiB JSON echo", "msg/s", Higher, PLAIN, false),
+                spec("cpu", "client CPU per message", "µs", Lower, PLAIN, false),
+                spec("server_cpu", "server CPU per message", "µs", Lower, PLAIN, false),
+                spec("wire", "wire bytes per message", "bytes", Lower, PLAIN, false),
+                spec("zlib", "wire bytes / zlib's", "x", Lower, PLAIN, false),
+                spec("rss_idle", "RSS per idle connection", "KiB", Lower, PLAIN, false),
+                spec("rss_takeover", "RSS per idle connection, context takeover both ways", "KiB", Lower, PLAIN, false),
+            ] },
             Scenario::N7 => const { &connections("server RSS per connection") },
             Scenario::W1 => const { &[spec("rate", "echo throughput", "msg/s", Higher, PLAIN_JS, true)] },
             Scenario::W2 => const { &[
@@ -175,6 +190,9 @@ pub struct Job {
     pub count: usize,
     /// N5: seconds of echoing.
     pub seconds: u64,
+    /// N6: which part a child measures (see `benches/compare/deflate.rs`).
+    #[serde(default)]
+    pub part: u8,
 }
 
 /// A measurement's values by [`Spec::key`].
@@ -191,8 +209,30 @@ pub fn values<const N: usize>(pairs: [(&str, f64); N]) -> Values {
 /// Records `contender`'s reply in every metric of `scenario` (its specs in order, as
 /// [`Scenario::metrics`] made them): the value, `no value`, or the reply's error.
 pub fn record(metrics: &mut [Metric], scenario: Scenario, contender: &str, reply: &Reply) {
+    let keys: Vec<&str> = scenario.specs().iter().map(|s| s.key).collect();
+    record_keys(metrics, scenario, contender, reply, &keys);
+}
+
+/// [`record`] for a reply that measures only the specs with these `keys`: the other metrics
+/// of the scenario are left alone.
+pub fn record_keys(
+    metrics: &mut [Metric],
+    scenario: Scenario,
+    contender: &str,
+    reply: &Reply,
+    keys: &[&str],
+) {
+    let names: Vec<&str> = scenario
+        .specs()
+        .iter()
+        .filter(|s| keys.contains(&s.key))
+        .map(|s| s.name)
+        .collect();
     let specs = scenario.specs();
-    for metric in metrics.iter_mut().filter(|m| m.scenario == scenario) {
+    for metric in metrics
+        .iter_mut()
+        .filter(|m| m.scenario == scenario && names.contains(&m.name.as_str()))
+    {
         let Some(spec) = specs.iter().find(|s| s.name == metric.name) else {
             continue;
         };
@@ -220,7 +260,7 @@ mod tests {
                 assert_eq!(s.metric(spec.key).name, spec.name);
             }
         }
-        assert!("N6".parse::<Scenario>().is_err());
+        assert!("N8".parse::<Scenario>().is_err());
     }
 
     #[test]
@@ -232,6 +272,7 @@ mod tests {
                 target: "ws://127.0.0.1:1".into(),
                 count: 10,
                 seconds: 3,
+                part: 1,
             };
             let text = serde_json::to_string(&job).unwrap();
             assert!(
@@ -240,7 +281,7 @@ mod tests {
             );
             assert_eq!(serde_json::from_str::<Job>(&text).unwrap(), job);
         }
-        let bad = r#"{"scenario":"N6","contender":"a","target":"b","count":1,"seconds":0}"#;
+        let bad = r#"{"scenario":"N8","contender":"a","target":"b","count":1,"seconds":0}"#;
         assert!(serde_json::from_str::<Job>(bad).is_err());
         for reply in [Ok(values([("p50", 1.5), ("p99", 2.0)])), Err("boom".into())] {
             let text = serde_json::to_string(&reply).unwrap();

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Instant;
 
 /// The targets, in the order they run.
-pub const TARGETS: &[&str] = &["url", "protocols", "close_args", "receive"];
+pub const TARGETS: &[&str] = &["url", "protocols", "close_args", "receive", "inflate"];
 
 /// Makes sure a nightly toolchain and cargo-fuzz are there (cargo-fuzz needs nightly for
 /// the sanitizer and coverage flags; the rest of the project builds on stable).

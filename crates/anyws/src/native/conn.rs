@@ -325,6 +325,25 @@ where
     run_open(task, ws, metered, deflater).await
 }
 
+/// For the fuzz targets: a connection whose handshake agreed `deflate`, as a client or as a
+/// server (the same layers as [`run`] and [`run_accepted`]), over `stream`.
+#[cfg(fuzzing)]
+pub(crate) async fn run_fuzzed<S>(
+    task: Task,
+    stream: S,
+    deflate: Option<Params>,
+    server: bool,
+) -> Outcome
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let config = Some(task.options.websocket_config());
+    let (stream, deflater) = task.layers(stream, deflate.as_ref(), server);
+    let role = if server { Role::Server } else { Role::Client };
+    let ws = WebSocketStream::from_partially_read(stream, Vec::new(), role, config).await;
+    run_open(task, ws, metered, deflater).await
+}
+
 /// A connection whose handshake was done elsewhere (`wrap`): `open`, then the connection.
 /// Its byte stream is not metered: `bufferedAmount` falls after each flush.
 pub(crate) async fn run_adopted<S>(task: Task, ws: WebSocketStream<S>) -> Outcome

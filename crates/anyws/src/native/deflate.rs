@@ -1407,3 +1407,83 @@ mod tests {
         }
     }
 }
+
+/// Empty payloads, as the inflate fuzz target found them (through tungstenite).
+#[cfg(test)]
+mod empty_payload_tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::WebSocketStream;
+
+    /// A peer's payload for `data`: deflated with a sync flush, the tail removed when there
+    /// is one (a flush right after another has nothing to write, so no tail).
+    fn deflate(data: &[u8], c: &mut Compress) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len() + 64);
+        c.compress_vec(data, &mut out, FlushCompress::Sync).unwrap();
+        if out.ends_with(&TAIL) {
+            out.truncate(out.len() - TAIL.len());
+        }
+        out
+    }
+
+    /// An unmasked frame (the server's, to a client).
+    fn frame(b0: u8, payload: &[u8]) -> Vec<u8> {
+        assert!(payload.len() < 126);
+        let mut f = vec![b0, payload.len() as u8];
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// What a client that agreed permessage-deflate (the defaults) reads from `wire`, up
+    /// to the first error (the end of `wire` is one).
+    async fn receive(wire: Vec<u8>) -> Vec<Result<Message, String>> {
+        let agreed = Params::default().for_role(false, &Compression::new());
+        let options = NativeOptions::new();
+        let (stream, _) = Inflating::new(
+            tokio::io::join(&wire[..], tokio::io::sink()),
+            Some(&agreed),
+            false,
+            &options,
+            Vec::new(),
+        );
+        let mut ws = WebSocketStream::from_raw_socket(stream, Role::Client, None).await;
+        let mut got = Vec::new();
+        while let Some(m) = ws.next().await {
+            let end = m.is_err();
+            got.push(m.map_err(|e| e.to_string()));
+            if end {
+                break;
+            }
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn an_empty_last_fragment_ends_a_compressed_message() {
+        let mut c = Compress::new(flate2::Compression::new(6), false);
+        let mut wire = frame(0x41, &deflate(b"hello", &mut c)); // text, RSV1, not FIN
+        wire.extend(frame(0x80, &[])); // continuation, FIN, no payload
+        let got = receive(wire).await;
+        assert_eq!(got[0], Ok(Message::text("hello")), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn an_empty_compressed_payload_is_an_empty_message() {
+        let mut c = Compress::new(flate2::Compression::new(6), false);
+        let mut wire = frame(0xc1, &deflate(b"hello", &mut c));
+        // With context takeover, zlib flushes nothing for an empty message after another.
+        let empty = deflate(b"", &mut c);
+        assert!(empty.is_empty());
+        wire.extend(frame(0xc1, &empty));
+        wire.extend(frame(0xc1, &deflate(b"again", &mut c)));
+        let got = receive(wire).await;
+        let sent = [
+            Ok(Message::text("hello")),
+            Ok(Message::text("")),
+            Ok(Message::text("again")),
+        ];
+        assert_eq!(got.get(..3), Some(&sent[..]), "{got:?}");
+    }
+}

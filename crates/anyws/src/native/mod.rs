@@ -288,6 +288,30 @@ impl Transport {
         )
     }
 
+    /// For the fuzz targets: a connection over `stream` whose handshake agreed `deflate`,
+    /// as a client or a server; the core is already OPEN.
+    #[cfg(fuzzing)]
+    pub(crate) fn fuzzed<S>(
+        core: &Shared<Core>,
+        options: &NativeOptions,
+        stream: S,
+        deflate: Option<deflate::Params>,
+        server: bool,
+    ) -> Result<Self, Error>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        options.validate_connection()?;
+        let role = if server {
+            trace::Role::Server
+        } else {
+            trace::Role::Client
+        };
+        Self::start(core, options, role, None, |task| {
+            conn::run_fuzzed(task, stream, deflate, server)
+        })
+    }
+
     /// A connection whose opening handshake was done elsewhere; the core is already OPEN.
     pub(crate) fn adopt<S>(
         core: &Shared<Core>,

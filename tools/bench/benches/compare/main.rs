@@ -29,6 +29,8 @@ struct Scale {
     n5: usize,
     n5_seconds: u64,
     n5_rounds: usize,
+    n6: usize,
+    n6_connections: usize,
     n7: usize,
     n7_rounds: usize,
     w1: usize,
@@ -45,6 +47,8 @@ const FULL: Scale = Scale {
     n5: 10_000,
     n5_seconds: 30,
     n5_rounds: 3,
+    n6: 100_000,
+    n6_connections: 1_000,
     n7: 10_000,
     n7_rounds: 3,
     w1: 100_000,
@@ -61,6 +65,8 @@ const QUICK: Scale = Scale {
     n5: 1_000,
     n5_seconds: 3,
     n5_rounds: 1,
+    n6: 20_000,
+    n6_connections: 200,
     n7: 1_000,
     n7_rounds: 1,
     w1: 10_000,
@@ -78,6 +84,7 @@ fn main() {
     let code = match args.first().map(String::as_str) {
         Some("server") => serve(&args[1..]),
         Some("n7-server") => servers::anchor_server(),
+        Some("n6-server") => native::n6::server(),
         Some("child") => child(&args[1..]),
         _ => runner(&args),
     };
@@ -267,6 +274,10 @@ fn goals() -> Vec<Goal> {
         ratio("N5 RSS per connection", 1.2),
         at_most("N5 messages lost", 0.0),
     ];
+    // N6: compressing costs no more wire than zlib itself at the same settings, and
+    // anyws's throughput with compression is yawc's or better.
+    goals.push(at_most("N6 wire bytes / zlib's", 1.05));
+    goals.push(beats("N6 1 KiB JSON echo", &["yawc"], true));
     for server in &servers::SERVERS[1..] {
         goals.push(Goal::AtMost {
             metric: "N7 messages lost".into(),
@@ -360,12 +371,21 @@ fn measure_all(
         .collect();
     for scenario in Scenario::NATIVE.into_iter().filter(|&s| wanted(s)) {
         // N7's contenders are servers of their own, found in the build directory.
-        let (contenders, kind, target): (&[&str], _, _) = match scenario {
-            Scenario::N7 => (
+        // N6 talks to a server of its own (anyws's, with permessage-deflate), for the
+        // whole scenario.
+        let n6_server = match scenario {
+            Scenario::N6 => Some(n6_server()?),
+            _ => None,
+        };
+        let (contenders, kind, target): (&[&str], _, _) = match (scenario, &n6_server) {
+            (Scenario::N7, _) => (
                 &servers::SERVERS,
                 "servers",
                 servers_dir(args)?.display().to_string(),
             ),
+            (Scenario::N6, Some((_, target))) => {
+                (&native::N6_CONTENDERS, "contenders", target.clone())
+            }
             _ => (&native::CONTENDERS, "contenders", server.ws.clone()),
         };
         let (count, seconds, scenario_rounds) = match scenario {
@@ -374,6 +394,7 @@ fn measure_all(
             Scenario::N3 => (scale.n3, 0, rounds),
             Scenario::N4 => (scale.n4, 0, rounds),
             Scenario::N5 => (scale.n5, scale.n5_seconds, scale.n5_rounds.min(rounds)),
+            Scenario::N6 => (scale.n6, 0, rounds),
             _ => (scale.n7, 0, scale.n7_rounds.min(rounds)),
         };
         let scenario_start = Instant::now();
@@ -391,7 +412,29 @@ fn measure_all(
                     target: target.clone(),
                     count,
                     seconds,
+                    part: 0,
                 };
+                if scenario == Scenario::N6 {
+                    // Three parts, each in a child of its own (see native/n6.rs).
+                    for (part, count, keys) in [
+                        (
+                            0,
+                            scale.n6,
+                            &["rate", "cpu", "server_cpu", "wire", "zlib"][..],
+                        ),
+                        (1, scale.n6_connections, &["rss_idle"][..]),
+                        (2, scale.n6_connections, &["rss_takeover"][..]),
+                    ] {
+                        let job = Job {
+                            part,
+                            count,
+                            ..job.clone()
+                        };
+                        let reply = measure(&job, scale.child_limit);
+                        scenario::record_keys(&mut metrics, scenario, contender, &reply, keys);
+                    }
+                    continue;
+                }
                 let reply = measure(&job, scale.child_limit);
                 if scenario != Scenario::N7 {
                     server.wait_idle();
@@ -437,6 +480,29 @@ fn measure_all(
     }
     drop(server);
     Ok((metrics, notes))
+}
+
+/// Starts N6's server (`compare n6-server`); returns it (killed when dropped) and the
+/// jobs' target: "DEFAULT_URL TAKEOVER_URL STATS_ADDR".
+fn n6_server() -> Result<(anyws_child::Child, String), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut command = Command::new(exe);
+    command.arg("n6-server").stdin(Stdio::piped());
+    let child = anyws_child::Child::spawn_announcing(&mut command, 3, Duration::from_secs(60))
+        .map_err(|e| format!("the N6 server: {e}"))?;
+    let mut target = Vec::new();
+    for (line, prefix) in child
+        .lines()
+        .iter()
+        .zip(["default ", "takeover ", "stats "])
+    {
+        target.push(
+            line.strip_prefix(prefix)
+                .ok_or_else(|| format!("unexpected line from the N6 server: {line}"))?
+                .to_owned(),
+        );
+    }
+    Ok((child, target.join(" ")))
 }
 
 /// Where N7 finds its servers (`anyws-testserver`, `anyws-chat-server`,

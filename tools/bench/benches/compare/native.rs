@@ -1,16 +1,18 @@
-//! The native contenders and scenarios N1-N5. Every scenario is written once, over
+//! The native contenders and scenarios N1-N6 (N6 in [`n6`]). Every scenario is written once, over
 //! [`Client`]; each contender is a [`Library`]: how it connects and closes and how its
 //! messages map to the scenarios', used the way its documentation shows. The rest, the
 //! Sink/Stream glue, is [`Client`]'s, the same for every library.
 
 use anyws_bench::memory;
 use anyws_bench::report::percentile;
-use anyws_bench::scenario::{values, Job, Scenario, Values, RAW};
+use anyws_bench::scenario::{values, Job, Scenario, Values, PLAIN, RAW};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+pub mod n6;
 
 /// The native contenders, the anchor first.
 pub const CONTENDERS: [&str; 5] = [
@@ -26,6 +28,9 @@ pub enum Out {
     Text(String),
     Binary(Vec<u8>),
 }
+
+/// N6's contenders, its anchor (anyws without compression) first.
+pub const N6_CONTENDERS: [&str; 3] = [PLAIN, "anyws", "yawc"];
 
 /// A received message, as a scenario sees it.
 pub enum In {
@@ -50,6 +55,8 @@ pub fn run(job: &Job) -> Result<Values, String> {
             "tokio-tungstenite-wasm" => scenario_for::<ttw::Ttw>(job).await,
             "ewebsock" => scenario_for::<ewebsock_client::EWebSock>(job).await,
             "reqwest-websocket" => scenario_for::<reqwest_ws::ReqwestWs>(job).await,
+            PLAIN => scenario_for::<n6::plain::AnyWsPlain>(job).await,
+            "yawc" => scenario_for::<n6::yawc_client::Yawc>(job).await,
             other => Err(format!("unknown contender {other}")),
         }
     })
@@ -62,6 +69,7 @@ async fn scenario_for<L: Library>(p: &Job) -> Result<Values, String> {
         Scenario::N3 => n3::<L>(p).await,
         Scenario::N4 => n4::<L>(p).await,
         Scenario::N5 => n5::<L>(p).await,
+        Scenario::N6 => n6::n6::<L>(p).await,
         other => Err(format!("{other} is not a client scenario")),
     }
 }
