@@ -338,9 +338,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let config = Some(task.options.websocket_config());
-    let (stream, deflater) = task.layers(stream, deflate.as_ref(), server);
+    let (stream, leftover, deflater) = task.layers(stream, Vec::new(), deflate.as_ref(), server);
     let role = if server { Role::Server } else { Role::Client };
-    let ws = WebSocketStream::from_partially_read(stream, Vec::new(), role, config).await;
+    let ws = WebSocketStream::from_partially_read(stream, leftover, role, config).await;
     run_open(task, ws, metered, deflater).await
 }
 
