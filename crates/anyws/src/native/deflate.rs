@@ -601,10 +601,10 @@ impl Deflater {
             // flush with no new input.
             return Some(vec![0x00]);
         }
-        let (level, window) = (flate2::Compression::new(agreed.level), agreed.window);
+        let (level, window) = (agreed.level, agreed.window);
         let compress = self
             .compress
-            .get_or_insert_with(|| Box::new(Compress::new_with_window_bits(level, false, window)));
+            .get_or_insert_with(|| pool::compressor(level, window));
         let mut out = Vec::with_capacity(data.len() / 2 + 64);
         let start = compress.total_in();
         loop {
@@ -628,13 +628,80 @@ impl Deflater {
             // (Never incomplete with a valid stream and room to write; if it were, the
             // message goes uncompressed and a fresh compressor, which refers to nothing the
             // peer lacks, takes over.)
-            self.compress = None;
+            if let Some(c) = self.compress.take() {
+                pool::give_compressor(level, window, c);
+            }
         }
         if !complete {
             return None;
         }
         out.truncate(out.len() - TAIL.len());
         Some(out)
+    }
+}
+
+/// Compressors and decompressors that connections without a context to keep between
+/// messages (`*_no_context_takeover`, the server's default) borrow for one message: reset,
+/// a zlib state costs about half of a new one (its tables are cleared, not allocated), and
+/// an idle connection holds none. A few per thread, so the memory is bounded by the
+/// runtime's threads, not by the connections.
+mod pool {
+    use flate2::{Compress, Decompress};
+    use std::cell::RefCell;
+
+    /// States kept per thread, of each kind.
+    const KEPT: usize = 2;
+
+    type Compressors = RefCell<Vec<(u32, u8, Box<Compress>)>>;
+
+    thread_local! {
+        static COMPRESSORS: Compressors = const { RefCell::new(Vec::new()) };
+        static DECOMPRESSORS: RefCell<Vec<Box<Decompress>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A fresh compressor (raw deflate) at `level` with a window of `window` bits (9..=15).
+    pub(super) fn compressor(level: u32, window: u8) -> Box<Compress> {
+        let kept = COMPRESSORS.try_with(|pool| {
+            let mut pool = pool.borrow_mut();
+            let at = pool
+                .iter()
+                .position(|(l, w, _)| (*l, *w) == (level, window))?;
+            Some(pool.swap_remove(at).2)
+        });
+        kept.ok().flatten().unwrap_or_else(|| {
+            let level = flate2::Compression::new(level);
+            Box::new(Compress::new_with_window_bits(level, false, window))
+        })
+    }
+
+    /// Takes back a compressor made by [`compressor`] with these settings.
+    pub(super) fn give_compressor(level: u32, window: u8, mut c: Box<Compress>) {
+        c.reset();
+        let _ = COMPRESSORS.try_with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.len() < KEPT {
+                pool.push((level, window, c));
+            }
+        });
+    }
+
+    /// A fresh decompressor (raw deflate, 15-bit window: it inflates any window).
+    pub(super) fn decompressor() -> Box<Decompress> {
+        let kept = DECOMPRESSORS.try_with(|pool| pool.borrow_mut().pop());
+        kept.ok()
+            .flatten()
+            .unwrap_or_else(|| Box::new(Decompress::new(false)))
+    }
+
+    /// Takes back a decompressor.
+    pub(super) fn give_decompressor(mut d: Box<Decompress>) {
+        d.reset(false);
+        let _ = DECOMPRESSORS.try_with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.len() < KEPT {
+                pool.push(d);
+            }
+        });
     }
 }
 
@@ -1002,9 +1069,7 @@ impl Inflater {
                 unmask(&mut self.raw[input.clone()], key, frame.done);
             }
             self.grow();
-            let decompress = self
-                .decompress
-                .get_or_insert_with(|| Box::new(Decompress::new(false)));
+            let decompress = self.decompress.get_or_insert_with(pool::decompressor);
             let (before, before_out) = (decompress.total_in(), decompress.total_out());
             let status = decompress
                 .decompress_vec(
@@ -1085,7 +1150,9 @@ impl Inflater {
         self.payload = 0;
         if self.peer_reset || self.ended {
             // No window to keep: the peer starts each message afresh, or its stream ended.
-            self.decompress = None;
+            if let Some(d) = self.decompress.take() {
+                pool::give_decompressor(d);
+            }
         }
         self.ended = false;
         if self.inflated.capacity() > 4096 {
