@@ -1380,6 +1380,31 @@ mod tests {
         assert!(total > 10 << 20);
     }
 
+    /// BUG (review-deflate #3): after a large compressed message the layer keeps the
+    /// capacity of `out` (a chunk, 64 KiB) for the connection's lifetime: an idle
+    /// connection's memory grows with the largest message it ever received.
+    #[tokio::test]
+    async fn review_an_idle_layer_keeps_no_chunk_sized_buffer_after_a_large_message() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 97) as u8).collect();
+        let compressed = peer_deflate(&[&data], false);
+        let input = wire(0x80 | 0x40 | 0x2, &compressed[0], None);
+        let pieces = Pieces {
+            data: input,
+            at: 0,
+            sizes: vec![4096],
+            turn: 0,
+        };
+        let options = NativeOptions::new();
+        let (mut layer, _) =
+            Inflating::new(pieces, Some(&agreed(false)), false, &options, Vec::new());
+        let mut out = Vec::new();
+        layer.read_to_end(&mut out).await.unwrap();
+        assert_eq!(messages(frames(&out)), vec![(2, data)]);
+        let state = layer.state.as_deref().unwrap();
+        let held = state.out.capacity() + state.inflated.capacity() + state.raw.len();
+        assert!(held <= 4096, "an idle layer holds {held} bytes of buffers");
+    }
+
     #[test]
     fn offers_and_answers_parse_as_rfc_7692_writes_them() {
         let list = parse_list(

@@ -1,0 +1,190 @@
+//! Adversarial review of permessage-deflate (branch review-deflate): probes that a peer
+//! breaking or stressing the extension gets what it would get without compression.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use anyws::native::NativeOptions;
+use anyws::{Message, Options, WebSocket};
+use common::{frame, read_client_frame, RawPeer};
+use flate2::{Compress, FlushCompress};
+use futures::StreamExt;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+fn compress(c: &mut Compress, data: &[u8], flush: FlushCompress) -> Vec<u8> {
+    let start = c.total_in();
+    let mut out = Vec::with_capacity(data.len() + 1024);
+    loop {
+        let consumed = (c.total_in() - start) as usize;
+        out.reserve(1024);
+        c.compress_vec(&data[consumed..], &mut out, flush).unwrap();
+        if (c.total_in() - start) as usize == data.len() && out.len() < out.capacity() {
+            break;
+        }
+    }
+    out
+}
+
+/// One message with the sync tail removed.
+fn sync(c: &mut Compress, data: &[u8]) -> Vec<u8> {
+    let mut out = compress(c, data, FlushCompress::Sync);
+    assert!(out.ends_with(&[0, 0, 0xff, 0xff]));
+    out.truncate(out.len() - 4);
+    out
+}
+
+fn fresh() -> Compress {
+    Compress::new(flate2::Compression::new(6), false)
+}
+
+async fn client(peer: &RawPeer, options: Options) -> (WebSocket, tokio::net::TcpStream) {
+    let ws = WebSocket::with_options(&peer.url(), options).unwrap();
+    let tcp = peer
+        .accept("Sec-WebSocket-Extensions: permessage-deflate\r\n")
+        .await;
+    ws.opened().await.unwrap();
+    (ws, tcp)
+}
+
+/// BUG (review-deflate #1): with `max_frame_size(None)`, a compressed frame whose 64-bit
+/// length has its most significant bit set (RFC 6455 5.2 forbids it) is not failed: the
+/// inflating layer takes the length as a huge payload and waits for it forever, while the
+/// same header on an uncompressed frame fails with 1002 (conn.rs `fail_code`).
+#[tokio::test]
+async fn review_a_compressed_frame_with_the_64_bit_length_msb_set_is_a_protocol_error() {
+    for compressed in [true] {
+        let peer = RawPeer::bind().await;
+        let options = Options::new().native(NativeOptions::new().max_frame_size(None));
+        let (ws, mut tcp) = client(&peer, options).await;
+        let payload = sync(&mut fresh(), b"hello");
+        let mut bytes = vec![0x82 | if compressed { 0x40 } else { 0 }, 127];
+        bytes.extend_from_slice(&(0x8000_0000_0000_0000u64 | payload.len() as u64).to_be_bytes());
+        bytes.extend_from_slice(&payload);
+        tcp.write_all(&bytes).await.unwrap();
+        let (opcode, payload) =
+            tokio::time::timeout(Duration::from_secs(10), read_client_frame(&mut tcp))
+                .await
+                .unwrap_or_else(|_| panic!("compressed {compressed}: no close from the client"));
+        assert_eq!(opcode, 0x8);
+        assert_eq!(
+            u16::from_be_bytes([payload[0], payload[1]]),
+            1002,
+            "compressed {compressed}"
+        );
+        drop(tcp);
+        let _ = ws.closed().await;
+    }
+}
+
+/// The end of the stream inside a compressed frame, or between fragments of a compressed
+/// message: `close` 1006, not clean, as without compression.
+#[tokio::test]
+async fn review_eof_inside_a_compressed_message_is_1006() {
+    let big: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let payload = sync(&mut fresh(), &big);
+    for cut in [3usize, 20, payload.len() / 2, payload.len()] {
+        let peer = RawPeer::bind().await;
+        let (ws, mut tcp) = client(&peer, Options::new()).await;
+        // Not FIN: the message goes on in a continuation that never comes.
+        let mut f = frame(0x2, &payload);
+        f[0] = 0x40 | 0x2;
+        let header = f.len() - payload.len();
+        tcp.write_all(&f[..header + cut]).await.unwrap();
+        tcp.shutdown().await.unwrap();
+        let closed = tokio::time::timeout(Duration::from_secs(10), ws.closed())
+            .await
+            .unwrap_or_else(|_| panic!("cut {cut}: never closed"));
+        assert_eq!((closed.code, closed.was_clean), (1006, false), "cut {cut}");
+    }
+}
+
+/// A message that ends its deflate stream (BFINAL) with the tail left on, then messages
+/// from a fresh compressor with context takeover: all arrive.
+#[tokio::test]
+async fn review_a_final_block_then_more_messages_with_context_takeover() {
+    let peer = RawPeer::bind().await;
+    let (mut ws, mut tcp) = client(&peer, Options::new()).await;
+    let one = b"first first first first".repeat(50);
+    let two = b"second second second".repeat(50);
+    let three = b"second second second, third".repeat(50);
+    let mut c = fresh();
+    let finished = compress(&mut c, &one, FlushCompress::Finish);
+    let mut c = fresh();
+    let mut bytes = Vec::new();
+    for (data, payload) in [
+        (&one, finished),
+        (&two, sync(&mut c, &two)),
+        (&three, sync(&mut c, &three)),
+    ] {
+        let mut f = frame(0x2, &payload);
+        f[0] |= 0x40;
+        bytes.extend(f);
+        let _ = data;
+    }
+    tcp.write_all(&bytes).await.unwrap();
+    for want in [one, two, three] {
+        let got = ws.next().await.unwrap().unwrap();
+        assert_eq!(got, Message::Binary(want));
+    }
+}
+
+/// A compressed message cut into thousands of one-byte fragments, with pings between: it
+/// arrives whole and every ping is answered, in order.
+#[tokio::test]
+async fn review_thousands_of_tiny_compressed_fragments_with_pings_between() {
+    let peer = RawPeer::bind().await;
+    let (mut ws, mut tcp) = client(&peer, Options::new()).await;
+    let data: Vec<u8> = (0..20_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let payload = sync(&mut fresh(), &data);
+    assert!(payload.len() > 1500, "{}", payload.len());
+    let mut bytes = Vec::new();
+    let n = payload.len();
+    let mut pings = 0u32;
+    for (i, b) in payload.iter().enumerate() {
+        let mut f = frame(0x0, &[*b]);
+        f[0] = if i == 0 { 0x40 | 0x2 } else { 0 } | if i + 1 == n { 0x80 } else { 0 };
+        bytes.extend(f);
+        if i % 100 == 50 {
+            bytes.extend(frame(0x9, &pings.to_be_bytes()));
+            pings += 1;
+        }
+    }
+    tcp.write_all(&bytes).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(20), ws.next())
+        .await
+        .expect("the message never arrived")
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, Message::Binary(data));
+    for want in 0..pings {
+        let (opcode, payload) = read_client_frame(&mut tcp).await;
+        assert_eq!((opcode, payload), (0xA, want.to_be_bytes().to_vec()));
+    }
+}
+
+/// BUG (review-deflate #2, not from the deflate change: tungstenite): with
+/// `max_frame_size(None)` an uncompressed frame announcing a huge length makes tungstenite
+/// reserve it up front: `capacity overflow` panics the connection task (MSB set), and a
+/// length like 2^40 fails the allocation, which aborts the whole process. The compressed
+/// path streams instead and does not have this problem.
+#[tokio::test]
+async fn review_an_uncompressed_frame_announcing_a_huge_length_fails_without_a_panic() {
+    let peer = RawPeer::bind().await;
+    let options = Options::new().native(NativeOptions::new().max_frame_size(None));
+    let (ws, mut tcp) = client(&peer, options).await;
+    let mut bytes = vec![0x82, 127];
+    bytes.extend_from_slice(&0x8000_0000_0000_0005u64.to_be_bytes());
+    bytes.extend_from_slice(b"hello");
+    tcp.write_all(&bytes).await.unwrap();
+    let (opcode, payload) =
+        tokio::time::timeout(Duration::from_secs(10), read_client_frame(&mut tcp))
+            .await
+            .expect("no close from the client");
+    assert_eq!(opcode, 0x8);
+    assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1002);
+    drop(tcp);
+    let _ = ws.closed().await;
+}
