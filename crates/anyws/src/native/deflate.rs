@@ -822,6 +822,10 @@ impl Inflater {
                 if self.out_pos == self.out.len() {
                     self.out.clear();
                     self.out_pos = 0;
+                    // A chunk's worth is not kept for an idle connection.
+                    if self.out.capacity() > 4096 {
+                        self.out = Vec::new();
+                    }
                 }
                 return Poll::Ready(Ok(()));
             }
@@ -926,7 +930,9 @@ impl Inflater {
         let rsv = b0 & 0x70;
         let opcode = b0 & 0x0f;
         let control = opcode & 0x08 != 0;
-        let too_big = self.max_frame.is_some_and(|max| len > max as u64);
+        // A length with its most significant bit set breaks RFC 6455 5.2: passed on like a
+        // frame over the limit, for tungstenite to fail (1002, see conn.rs `fail_code`).
+        let too_big = len >> 63 != 0 || self.max_frame.is_some_and(|max| len > max as u64);
         let mask_ok = masked == self.masked;
 
         // A new data message while a compressed one is unfinished, none of which reached
