@@ -188,3 +188,76 @@ async fn review_an_uncompressed_frame_announcing_a_huge_length_fails_without_a_p
     drop(tcp);
     let _ = ws.closed().await;
 }
+
+/// A client that writes its request and a masked compressed message in one packet (bytes
+/// the server reads past the request head): the server inflates the message.
+#[tokio::test]
+async fn review_a_compressed_frame_in_the_same_packet_as_the_request_is_inflated() {
+    use tokio::io::AsyncReadExt;
+    let (url, server) = common::serve_one(|tcp| async move {
+        let mut ws = anyws::native::accept(tcp, Options::new()).await.unwrap();
+        let first = ws.next().await.map(|m| m.unwrap());
+        let second = ws.next().await.map(|m| m.unwrap());
+        (first, second)
+    })
+    .await;
+    let addr = url.trim_start_matches("ws://");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut bytes = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\n{}Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+        common::UPGRADE_LINES
+    )
+    .into_bytes();
+    let mut c = fresh();
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    for text in ["same packet", "same packet, context kept"] {
+        let payload = sync(&mut c, text.as_bytes());
+        bytes.extend([0x80 | 0x40 | 0x1, 0x80 | payload.len() as u8]);
+        bytes.extend_from_slice(&mask);
+        bytes.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    }
+    tcp.write_all(&bytes).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(tcp.read_u8().await.unwrap());
+    }
+    let (first, second) = server.await.unwrap();
+    assert_eq!(first, Some(Message::Text("same packet".into())));
+    assert_eq!(
+        second,
+        Some(Message::Text("same packet, context kept".into()))
+    );
+}
+
+/// Peak memory while a decompression bomb (1 GiB of zeros from about 1 MiB) arrives with a
+/// 1 MiB message limit: it must stay near the limit, not near what the bomb claims.
+#[tokio::test]
+async fn review_a_decompression_bomb_costs_about_the_message_limit_in_memory() {
+    fn peak_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .map(|v| v.trim().trim_end_matches(" kB").parse().unwrap())
+            .unwrap()
+    }
+    let peer = RawPeer::bind().await;
+    let options = Options::new().native(NativeOptions::new().max_message_size(Some(1 << 20)));
+    let (ws, mut tcp) = client(&peer, options).await;
+    let mut c = fresh();
+    let one = sync(&mut c, &vec![0u8; 1 << 20]);
+    let mut chunk = one.clone();
+    chunk.extend_from_slice(&[0, 0, 0xff, 0xff]);
+    let bomb = chunk.repeat(1023);
+    let mut f = frame(0x2, &bomb);
+    f[0] |= 0x40;
+    let before = peak_kib();
+    let _ = tcp.write_all(&f).await;
+    let (opcode, payload) = read_client_frame(&mut tcp).await;
+    assert_eq!((opcode, &payload[..2]), (0x8, &1009u16.to_be_bytes()[..]));
+    drop(tcp);
+    let _ = ws.closed().await;
+    let grown = peak_kib().saturating_sub(before);
+    eprintln!("peak RSS grew by {grown} KiB");
+    assert!(grown < 8 << 10, "peak RSS grew by {grown} KiB");
+}
