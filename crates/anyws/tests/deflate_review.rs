@@ -329,3 +329,32 @@ async fn review_back_pressure_sends_each_compressed_message_once_in_order() {
         ws.buffered_amount()
     );
 }
+
+/// 8-bit windows, which zlib cannot compress with: agreed for anyws's side, it sends its
+/// messages uncompressed (RSV1 clear), and still inflates the peer's compressed ones.
+#[tokio::test]
+async fn review_an_8_bit_window_for_our_side_sends_uncompressed_and_still_inflates() {
+    let peer = RawPeer::bind().await;
+    let mut ws = WebSocket::new(&peer.url()).unwrap();
+    let mut tcp = peer
+        .accept("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=8\r\n")
+        .await;
+    ws.opened().await.unwrap();
+    ws.send("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").unwrap();
+    let (opcode, payload) = read_client_frame(&mut tcp).await;
+    assert_eq!((opcode, payload.len()), (0x1, 40));
+    // read_client_frame drops the RSV bits: read the next frame's first byte by hand.
+    ws.send("b").unwrap();
+    let mut b0 = [0u8; 1];
+    tokio::io::AsyncReadExt::read_exact(&mut tcp, &mut b0)
+        .await
+        .unwrap();
+    assert_eq!(b0[0], 0x81, "FIN, text, RSV1 clear");
+    let mut f = frame(0x1, &sync(&mut fresh(), b"compressed by the peer"));
+    f[0] |= 0x40;
+    tcp.write_all(&f).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::Text("compressed by the peer".into())
+    );
+}
