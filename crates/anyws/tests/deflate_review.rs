@@ -358,3 +358,26 @@ async fn review_an_8_bit_window_for_our_side_sends_uncompressed_and_still_inflat
         Message::Text("compressed by the peer".into())
     );
 }
+
+/// A compressed message, a ping and a close in one packet: the message arrives, the ping is
+/// answered before the close is, and the close handshake is clean.
+#[tokio::test]
+async fn review_a_compressed_message_then_ping_and_close_in_one_packet_close_cleanly() {
+    let peer = RawPeer::bind().await;
+    let (mut ws, mut tcp) = client(&peer, Options::new()).await;
+    let mut bytes = frame(0x1, &sync(&mut fresh(), b"last words, last words"));
+    bytes[0] |= 0x40;
+    bytes.extend(frame(0x9, b"p"));
+    bytes.extend(common::close_frame(1000, "bye"));
+    tcp.write_all(&bytes).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::Text("last words, last words".into())
+    );
+    assert_eq!(read_client_frame(&mut tcp).await, (0xA, b"p".to_vec()));
+    let (opcode, payload) = read_client_frame(&mut tcp).await;
+    assert_eq!((opcode, &payload[..2]), (0x8, &1000u16.to_be_bytes()[..]));
+    drop(tcp);
+    let closed = ws.closed().await;
+    assert_eq!((closed.code, closed.was_clean), (1000, true), "{closed:?}");
+}
