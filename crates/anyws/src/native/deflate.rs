@@ -889,6 +889,10 @@ impl Inflater {
                 if self.out_pos == self.out.len() {
                     self.out.clear();
                     self.out_pos = 0;
+                    // A chunk's worth is not kept for an idle connection.
+                    if self.out.capacity() > 4096 {
+                        self.out = Vec::new();
+                    }
                 }
                 return Poll::Ready(Ok(()));
             }
@@ -993,7 +997,9 @@ impl Inflater {
         let rsv = b0 & 0x70;
         let opcode = b0 & 0x0f;
         let control = opcode & 0x08 != 0;
-        let too_big = self.max_frame.is_some_and(|max| len > max as u64);
+        // A length with its most significant bit set breaks RFC 6455 5.2: passed on like a
+        // frame over the limit, for tungstenite to fail (1002, see conn.rs `fail_code`).
+        let too_big = len >> 63 != 0 || self.max_frame.is_some_and(|max| len > max as u64);
         let mask_ok = masked == self.masked;
 
         // A new data message while a compressed one is unfinished, none of which reached
@@ -1445,6 +1451,110 @@ mod tests {
             );
         }
         assert!(total > 10 << 20);
+    }
+
+    /// BUG (review-deflate #3): after a large compressed message the layer keeps the
+    /// capacity of `out` (a chunk, 64 KiB) for the connection's lifetime: an idle
+    /// connection's memory grows with the largest message it ever received.
+    #[tokio::test]
+    async fn review_an_idle_layer_keeps_no_chunk_sized_buffer_after_a_large_message() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 97) as u8).collect();
+        let compressed = peer_deflate(&[&data], false);
+        let input = wire(0x80 | 0x40 | 0x2, &compressed[0], None);
+        let pieces = Pieces {
+            data: input,
+            at: 0,
+            sizes: vec![4096],
+            turn: 0,
+        };
+        let options = NativeOptions::new();
+        let (mut layer, _) =
+            Inflating::new(pieces, Some(&agreed(false)), false, &options, Vec::new());
+        let mut out = Vec::new();
+        layer.read_to_end(&mut out).await.unwrap();
+        assert_eq!(messages(frames(&out)), vec![(2, data)]);
+        let state = layer.state.as_deref().unwrap();
+        let held = state.out.capacity() + state.inflated.capacity() + state.raw.len();
+        assert!(held <= 4096, "an idle layer holds {held} bytes of buffers");
+    }
+
+    /// Review probe: mutated wires (bytes flipped, inserted, cut; read in random pieces)
+    /// through the layer in both roles never panic and always reach the end of the stream;
+    /// mutated extension headers never panic the parser.
+    #[tokio::test]
+    async fn review_mutated_wires_and_headers_never_panic_or_stall() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let texts: Vec<Vec<u8>> = vec![
+            b"hello hello hello".to_vec(),
+            (0..5_000u32).map(|i| (i * 31 % 97) as u8).collect(),
+            Vec::new(),
+        ];
+        let refs: Vec<&[u8]> = texts.iter().map(Vec::as_slice).collect();
+        let compressed = peer_deflate(&refs, false);
+        for server in [false, true] {
+            let key = server.then_some([0x11, 0x22, 0x33, 0x44]);
+            let mut base = Vec::new();
+            base.extend(wire(0x80 | 0x40 | 0x1, &compressed[0], key));
+            let c = &compressed[1];
+            base.extend(wire(0x40 | 0x2, &c[..c.len() / 2], key));
+            base.extend(wire(0x80 | 0x9, b"ping", key));
+            base.extend(wire(0x80, &c[c.len() / 2..], key));
+            base.extend(wire(0x80 | 0x40 | 0x2, &compressed[2], key));
+            base.extend(wire(0x80 | 0x1, b"plain", key));
+            for _ in 0..3000 {
+                let mut input = base.clone();
+                for _ in 0..(rnd() % 4 + 1) {
+                    let at = rnd() as usize % input.len();
+                    match rnd() % 4 {
+                        0 => input[at] ^= 1 << (rnd() % 8),
+                        1 => input[at] = rnd() as u8,
+                        2 => input.insert(at, rnd() as u8),
+                        _ => input.truncate(at.max(1)),
+                    }
+                }
+                let sizes = vec![rnd() as usize % 50 + 1, rnd() as usize % 5000 + 1];
+                let pieces = Pieces {
+                    data: input,
+                    at: 0,
+                    sizes,
+                    turn: 0,
+                };
+                let options = NativeOptions::new().max_frame_size(Some(1 << 20));
+                let agreed = agreed(rnd() % 2 == 0);
+                let (mut layer, _) =
+                    Inflating::new(pieces, Some(&agreed), server, &options, vec![]);
+                let mut out = Vec::new();
+                let _ = layer.read_to_end(&mut out).await;
+                assert!(out.len() < 1 << 20);
+            }
+        }
+        let good = "permessage-deflate; client_no_context_takeover; server_max_window_bits=\"10\"; client_max_window_bits, x";
+        for _ in 0..20000 {
+            let mut h = good.as_bytes().to_vec();
+            for _ in 0..(rnd() % 4 + 1) {
+                let at = rnd() as usize % h.len();
+                let b = b"\\\";,= \t\"089az\xc3\xa9"[rnd() as usize % 15];
+                match rnd() % 3 {
+                    0 => h[at] = b,
+                    1 => h.insert(at, b),
+                    _ => {
+                        h.remove(at);
+                    }
+                }
+                if h.is_empty() {
+                    h.push(b',');
+                }
+            }
+            let h = String::from_utf8_lossy(&h);
+            let _ = Compression::new().check_answer(&h);
+            let _ = Compression::server().accept_offer(&h);
+        }
     }
 
     #[test]

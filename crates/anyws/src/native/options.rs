@@ -504,7 +504,16 @@ impl NativeOptions {
     pub(crate) fn websocket_config(&self) -> WebSocketConfig {
         WebSocketConfig::default()
             .max_message_size(self.max_message_size)
-            .max_frame_size(self.max_frame_size)
+            // tungstenite reserves a frame's announced length before reading it: without a
+            // frame limit, a peer's huge length panics (capacity overflow) or aborts the
+            // process (a failed allocation). A frame over the message limit fails anyway,
+            // and no frame can exceed `isize::MAX`, which also fails the lengths with the
+            // most significant bit set that RFC 6455 5.2 forbids (1002).
+            .max_frame_size(Some(
+                self.max_frame_size
+                    .or(self.max_message_size)
+                    .unwrap_or(isize::MAX as usize),
+            ))
             .read_buffer_size(self.read_buffer_size)
     }
 

@@ -142,6 +142,12 @@ pub async fn exchange_and_close_with_1001(server: &mut Server, path: &str) {
 
     soon("the client to open", client.opened()).await.unwrap();
     assert_eq!(client.protocol(), "chat.v2");
+    // permessage-deflate is negotiated through hyper and axum too (the messages below are
+    // compressed both ways).
+    assert_eq!(
+        client.extensions(),
+        "permessage-deflate; server_no_context_takeover"
+    );
     ws.send("hello from the server").unwrap();
     client.send("hello from the client").unwrap();
     let mut client_stream = client.clone();
