@@ -283,6 +283,16 @@ async fn an_answer_over_what_was_offered_fails_and_quoted_values_are_read() {
 }
 
 #[tokio::test]
+async fn an_answer_with_empty_list_elements_is_read() {
+    let peer = RawPeer::bind().await;
+    let ws = WebSocket::new(&peer.url()).unwrap();
+    let _tcp = peer
+        .accept("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover,\r\n")
+        .await;
+    ws.opened().await.unwrap();
+}
+
+#[tokio::test]
 async fn an_answer_to_a_client_that_offered_nothing_fails_the_connection() {
     let peer = RawPeer::bind().await;
     let off = Options::new().native(NativeOptions::new().compression(None));
@@ -399,6 +409,23 @@ async fn a_server_negotiates_offers_as_rfc_7692_says() {
         (
             "permessage-deflate",
             Some(Some(Compression::new().client_max_window_bits(Some(9)))),
+            Some("permessage-deflate"),
+        ),
+        // A server never asks zlib-based clients for the 8 bits they refuse, unless offered.
+        (
+            "permessage-deflate; client_max_window_bits",
+            Some(Some(Compression::new().client_max_window_bits(Some(8)))),
+            Some("permessage-deflate; client_max_window_bits=9"),
+        ),
+        (
+            "permessage-deflate; client_max_window_bits=8",
+            Some(Some(Compression::new().client_max_window_bits(Some(8)))),
+            Some("permessage-deflate; client_max_window_bits=8"),
+        ),
+        // Empty list elements are skipped (RFC 7230 section 7).
+        (
+            ", permessage-deflate,",
+            Some(Some(Compression::new())),
             Some("permessage-deflate"),
         ),
         ("permessage-deflate; unknown_param", default.clone(), None),

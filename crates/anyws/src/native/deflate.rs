@@ -153,7 +153,8 @@ impl Compression {
     ///
     /// zlib cannot compress with a 256-byte window, so when 8 bits are agreed for the side
     /// anyws compresses, anyws sends its messages uncompressed (which the extension allows)
-    /// and still inflates everything.
+    /// and still inflates everything. For the same reason a server asks for at least 9
+    /// (unless the client itself offered 8): zlib-based clients refuse 8.
     pub fn client_max_window_bits(mut self, bits: Option<u8>) -> Self {
         self.client_max_window_bits = bits.map(|b| b.clamp(8, 15));
         self
@@ -262,7 +263,9 @@ impl Compression {
         agreed.client_window = match (offer.client_max_window_bits, self.client_max_window_bits) {
             // The client did not say it supports the parameter: it must not be sent.
             (None, _) => None,
-            (Some(offered), Some(ours)) => Some(offered.unwrap_or(15).min(ours)),
+            // Never 8 unless the client itself offered 8: zlib cannot compress with a
+            // 256-byte window, so zlib-based clients (Python's, for one) refuse it.
+            (Some(offered), Some(ours)) => Some(offered.unwrap_or(15).min(ours.max(9))),
             // The client limits itself; saying so again changes nothing.
             (Some(_), None) => None,
         };
@@ -445,7 +448,8 @@ type Element = (String, Vec<(String, Option<String>)>);
 
 /// Parses a `Sec-WebSocket-Extensions` value (RFC 6455 section 9.1): comma-separated
 /// extensions, each a token with `;`-separated parameters `token [= (token |
-/// quoted-string)]`.
+/// quoted-string)]`. Empty elements (`a,,b`, a trailing comma, an empty repeated field)
+/// are skipped, as RFC 7230 section 7 asks of recipients.
 fn parse_list(header: &str) -> Result<Vec<Element>, String> {
     let mut out = Vec::new();
     let mut p = Parser {
@@ -454,6 +458,12 @@ fn parse_list(header: &str) -> Result<Vec<Element>, String> {
     };
     loop {
         p.space();
+        if p.eat(b',') {
+            continue;
+        }
+        if p.i == p.s.len() {
+            return Ok(out);
+        }
         let name = p
             .token()
             .ok_or("an extension name is missing or not a token")?;
@@ -1569,9 +1579,11 @@ mod tests {
             ("server_max_window_bits".into(), Some("10".into()))
         );
         assert_eq!(list[1], ("x-foo".into(), vec![]));
+        assert_eq!(parse_list("").unwrap(), vec![]);
+        assert_eq!(parse_list(" , ,").unwrap(), vec![]);
+        assert_eq!(parse_list("a,, b ,").unwrap().len(), 2);
         for bad in [
-            "",
-            ",",
+            ";",
             "a;",
             "a=b",
             "a; b=",
