@@ -281,7 +281,13 @@ impl NativeOptions {
         self
     }
 
-    /// The largest single frame accepted, in bytes (as above). Default: 16 MiB.
+    /// The largest single frame accepted, in bytes (as above). Default: 16 MiB. `None`:
+    /// the message limit bounds frames too.
+    ///
+    /// tungstenite allocates a frame's announced length before its payload arrives, so
+    /// with both limits `None` a peer that announces a frame of a terabyte makes the
+    /// allocation fail, which aborts the process. Keep one of the two limits for peers you
+    /// do not trust.
     pub fn max_frame_size(mut self, bytes: Option<usize>) -> Self {
         self.max_frame_size = bytes;
         self
