@@ -663,10 +663,13 @@ mod pool {
     const KEPT: usize = 2;
 
     type Compressors = RefCell<Vec<(u32, u8, Box<Compress>)>>;
+    // Boxed as the connections hold them, so that they move in and out unchanged.
+    #[allow(clippy::vec_box)]
+    type Decompressors = RefCell<Vec<Box<Decompress>>>;
 
     thread_local! {
         static COMPRESSORS: Compressors = const { RefCell::new(Vec::new()) };
-        static DECOMPRESSORS: RefCell<Vec<Box<Decompress>>> = const { RefCell::new(Vec::new()) };
+        static DECOMPRESSORS: Decompressors = const { RefCell::new(Vec::new()) };
     }
 
     /// A fresh compressor (raw deflate) at `level` with a window of `window` bits (9..=15).
