@@ -265,8 +265,10 @@ async fn accepted_and_wrapped_connections_have_their_own_spans_and_ids() {
         .iter()
         .find(|l| l.contains("role=server") && l.contains("opening handshake done"))
         .expect("the server's open event");
+    // The client (anyws) offered permessage-deflate and the server accepted it.
     assert!(
-        server_open.ends_with("protocol=chat extensions="),
+        server_open
+            .ends_with("protocol=chat extensions=permessage-deflate; server_no_context_takeover"),
         "{server_open}"
     );
     let server_close = lines
