@@ -797,6 +797,9 @@ struct Inflater {
     at: At,
     message: InMessage,
     chunk: usize,
+    /// An error met after bytes were already handed out in the same read: reported by the
+    /// next read, so that the frames before it still reach tungstenite.
+    failed: Option<io::Error>,
 }
 
 /// The byte stream tungstenite reads from: passes everything through unless
@@ -849,6 +852,7 @@ impl<S> Inflating<S> {
                 chunk: options
                     .max_frame_size
                     .map_or(CHUNK, |max| max.clamp(1, CHUNK)),
+                failed: None,
             })
         });
         (Inflating { inner, state }, Vec::new())
@@ -894,7 +898,36 @@ impl Inflater {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        // Each read fills as much of tungstenite's buffer as is at hand: tungstenite zeroes
+        // its read buffer before every read (up to `read_buffer_size`), so a read per frame
+        // would cost a memset of that size per message.
+        if let Some(e) = self.failed.take() {
+            return Poll::Ready(Err(e));
+        }
+        let start = buf.filled().len();
+        match self.fill(inner, cx, buf) {
+            Poll::Ready(Err(e)) if buf.filled().len() > start => {
+                self.failed = Some(e);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending if buf.filled().len() > start => Poll::Ready(Ok(())),
+            other => other,
+        }
+    }
+
+    /// [`Inflater::poll_read`]'s work: hands out bytes until `buf` is full or the wire is
+    /// needed; reads the wire only while nothing was handed out.
+    fn fill<S: AsyncRead + Unpin>(
+        &mut self,
+        inner: &mut S,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let start = buf.filled().len();
         loop {
+            if buf.remaining() == 0 {
+                return Poll::Ready(Ok(()));
+            }
             if self.out_pos < self.out.len() {
                 let n = (self.out.len() - self.out_pos).min(buf.remaining());
                 buf.put_slice(&self.out[self.out_pos..self.out_pos + n]);
@@ -907,7 +940,7 @@ impl Inflater {
                         self.out = Vec::new();
                     }
                 }
-                return Poll::Ready(Ok(()));
+                continue;
             }
             if let At::Pass { left } = self.at {
                 if left == 0 {
@@ -922,7 +955,7 @@ impl Inflater {
                     self.at = At::Pass {
                         left: left - n as u64,
                     };
-                    return Poll::Ready(Ok(()));
+                    continue;
                 }
             }
             let progress = match self.at {
@@ -933,7 +966,10 @@ impl Inflater {
             if progress {
                 continue;
             }
-            // More of the wire is needed.
+            // More of the wire is needed: hand out what this read has first.
+            if buf.filled().len() > start {
+                return Poll::Ready(Ok(()));
+            }
             if self.pos == self.end && matches!(self.at, At::Header) {
                 // Between frames with nothing buffered: the connection may be idle for long,
                 // so the buffer goes, and the read lands on the stack first.
@@ -947,13 +983,17 @@ impl Inflater {
                 if n == 0 {
                     return Poll::Ready(Ok(()));
                 }
-                let mut raw = vec![0; READ_AHEAD].into_boxed_slice();
-                raw[..n].copy_from_slice(rb.filled());
-                (self.raw, self.end) = (raw, n);
+                // Exactly what was read: most bursts are whole frames, and a zeroed buffer
+                // of READ_AHEAD per burst cost a memset per message. A frame cut short
+                // gets the full buffer below.
+                (self.raw, self.end) = (rb.filled().into(), n);
                 continue;
             }
-            if self.raw.is_empty() {
-                self.raw = vec![0; READ_AHEAD].into_boxed_slice();
+            if self.raw.len() < READ_AHEAD {
+                let live = self.end - self.pos;
+                let mut raw = vec![0; READ_AHEAD].into_boxed_slice();
+                raw[..live].copy_from_slice(&self.raw[self.pos..self.end]);
+                (self.raw, self.pos, self.end) = (raw, 0, live);
             }
             if self.pos == self.end {
                 (self.pos, self.end) = (0, 0);
@@ -1606,6 +1646,7 @@ mod tests {
 mod empty_payload_tests {
     use super::*;
     use futures_util::StreamExt;
+    use tokio::io::AsyncReadExt;
     use tokio_tungstenite::tungstenite::protocol::Role;
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::WebSocketStream;
@@ -1660,6 +1701,54 @@ mod empty_payload_tests {
         wire.extend(frame(0x80, &[])); // continuation, FIN, no payload
         let got = receive(wire).await;
         assert_eq!(got[0], Ok(Message::text("hello")), "{got:?}");
+    }
+
+    /// Everything at hand goes to tungstenite in one read: it zeroes its whole read buffer
+    /// before each read, so a read per frame cost a memset per message.
+    #[tokio::test]
+    async fn one_read_hands_tungstenite_every_frame_at_hand() {
+        let mut c = Compress::new(flate2::Compression::new(6), false);
+        let mut wire = Vec::new();
+        for i in 0..32 {
+            wire.extend(frame(
+                0xc1,
+                &deflate(format!("message {i}").as_bytes(), &mut c),
+            ));
+        }
+        wire.extend(frame(0x89, b"ping"));
+        wire.extend(frame(0x81, b"plain"));
+        let agreed = Params::default().for_role(false, &Compression::new());
+        let (mut stream, _) = Inflating::new(
+            tokio::io::join(&wire[..], tokio::io::sink()),
+            Some(&agreed),
+            false,
+            &NativeOptions::new(),
+            Vec::new(),
+        );
+        let mut buf = vec![0; 64 << 10];
+        let n = stream.read(&mut buf).await.unwrap();
+        // 32 text frames of "message N" (2-byte headers), the ping and the plain frame.
+        let expected: usize = (0..32)
+            .map(|i| 2 + format!("message {i}").len())
+            .sum::<usize>()
+            + (2 + 4)
+            + (2 + 5);
+        assert_eq!(n, expected);
+    }
+
+    /// An error found in the same read as good frames waits for the next read: the frames
+    /// before it are delivered.
+    #[tokio::test]
+    async fn messages_before_data_that_does_not_inflate_are_delivered() {
+        let mut c = Compress::new(flate2::Compression::new(6), false);
+        let mut wire = frame(0xc1, &deflate(b"hello", &mut c));
+        wire.extend(frame(0xc1, &deflate(b"again", &mut c)));
+        wire.extend(frame(0xc1, &[0xff, 0xff, 0xff, 0xff]));
+        let got = receive(wire).await;
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(got[0], Ok(Message::text("hello")));
+        assert_eq!(got[1], Ok(Message::text("again")));
+        assert!(got[2].is_err(), "{got:?}");
     }
 
     #[tokio::test]
