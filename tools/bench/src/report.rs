@@ -635,6 +635,14 @@ pub fn chart(metrics: &[Metric], path: &Path) -> Result<(), String> {
         RGBColor(0xe0, 0x9b, 0x2d),
         RGBColor(0x8e, 0x5e, 0xa2),
         RGBColor(0x55, 0x55, 0x55),
+        // Enough for every contender the chart shows (N1-N5's six, N7's servers, gloo-net)
+        // to have a colour of its own.
+        RGBColor(0x17, 0xbe, 0xcf),
+        RGBColor(0xbc, 0xbd, 0x22),
+        RGBColor(0xe3, 0x77, 0xc2),
+        RGBColor(0x8c, 0x56, 0x4b),
+        RGBColor(0x1f, 0x2f, 0x5f),
+        RGBColor(0xff, 0x9d, 0xa7),
     ];
     let slot = 0.8 / contenders.len().max(1) as f64;
     for (k, c) in contenders.iter().enumerate() {
@@ -968,5 +976,33 @@ mod tests {
         std::fs::remove_file(&path).ok();
         assert!(svg.starts_with("<svg"), "{:.80}", svg);
         assert!(svg.contains("anyws") && svg.contains("peer"));
+    }
+
+    /// N1-N5's six contenders, N7's three servers and gloo-net: a colour each.
+    #[test]
+    fn every_charted_contender_has_a_colour_of_its_own() {
+        let mut m = Metric::new(
+            Scenario::N2,
+            "receive throughput",
+            "msg/s",
+            Better::Higher,
+            "raw",
+        );
+        m.push("raw", 100.0);
+        let others: Vec<String> = (0..10).map(|i| format!("contender{i}")).collect();
+        for (i, c) in others.iter().enumerate() {
+            m.push(c, 50.0 + i as f64);
+        }
+        let path =
+            std::env::temp_dir().join(format!("anyws-bench-colours-{}.svg", std::process::id()));
+        chart(&[m], &path).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).ok();
+        let colours: std::collections::BTreeSet<&str> = svg
+            .match_indices("fill=\"#")
+            .map(|(i, _)| &svg[i + 7..i + 13])
+            .filter(|c| !matches!(*c, "FFFFFF" | "000000"))
+            .collect();
+        assert_eq!(colours.len(), others.len(), "{colours:?}");
     }
 }
