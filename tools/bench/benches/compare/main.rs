@@ -78,7 +78,7 @@ const USAGE: &str = "\
 usage: cargo bench -p anyws-bench --bench compare -- [OPTIONS]
 (cargo xtask bench builds the browser contenders and the N7 servers, then runs this)
 
-  --quick             smaller counts (a minute or two); default: the full run (~25 min)
+  --quick             smaller counts (a few minutes); default: the full run (~25 min)
   --rounds N          rounds of each scenario (default 5, --quick 3; N5 and N7 at most 3, --quick 1)
   --only N1,N2,...    only these scenarios (N1-N7, W1-W3)
   --out DIR           where results.json and the chart go (default target/bench)
