@@ -209,6 +209,15 @@ pub struct Verdict {
 }
 
 impl Goal {
+    /// The key of the metric the goal is about: `"N1 round trip p50"`.
+    pub fn metric(&self) -> &str {
+        match self {
+            Goal::Ratio { metric, .. }
+            | Goal::Beats { metric, .. }
+            | Goal::AtMost { metric, .. } => metric,
+        }
+    }
+
     /// Checks the goal against `metrics`.
     pub fn check(&self, metrics: &[Metric]) -> Verdict {
         let (Goal::Ratio {
@@ -458,18 +467,107 @@ pub fn markdown(
     )
 }
 
+/// The performance summary of the README: the ratios of the latest run, one table for each
+/// group of metrics with the same contenders and anchor (the anchor's column has its median,
+/// the others their ratio to it), then how many goals were met and which were missed. It
+/// shows the charted metrics and those a goal is about (`goals`: their metric keys); the
+/// rest, and the min and max, are in `BENCHMARKS.md`.
+pub fn summary(metrics: &[Metric], verdicts: &[Verdict], goals: &[&str], command: &str) -> String {
+    let shown: Vec<&Metric> = metrics
+        .iter()
+        .filter(|m| m.chart || goals.contains(&m.key().as_str()))
+        .collect();
+    let mut out = format!(
+        "Generated from the latest full run (`{command}`; the machine, every metric with its \
+         minimum and maximum, and how each is measured are in [BENCHMARKS.md](BENCHMARKS.md)): \
+         ratios of medians to the anchor (its column has its median); a dash where a \
+         contender has no result.\n"
+    );
+    let mut i = 0;
+    while i < shown.len() {
+        let first = shown[i];
+        let contenders = first.contenders();
+        let group = shown[i..]
+            .iter()
+            .take_while(|m| m.anchor == first.anchor && m.contenders() == contenders)
+            .count();
+        // The anchor first, then the others in the order the run measured them.
+        let columns: Vec<&str> = std::iter::once(first.anchor.as_str())
+            .chain(contenders.iter().copied().filter(|c| *c != first.anchor))
+            .collect();
+        let header: Vec<String> = columns
+            .iter()
+            .map(|c| {
+                if *c == first.anchor {
+                    format!("{c} (anchor)")
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "\n| | {} |\n|---|{}\n",
+            header.join(" | "),
+            "---:|".repeat(columns.len())
+        );
+        for m in &shown[i..i + group] {
+            let dir = match m.better {
+                Better::Higher => "higher is better",
+                Better::Lower => "lower is better",
+            };
+            let cells: Vec<String> = columns
+                .iter()
+                .map(|c| match (m.summary(c), m.ratio(c)) {
+                    (Some(s), _) if *c == m.anchor => format!("{} {}", number(s.median), m.unit),
+                    (Some(_), Some(r)) => format!("{r:.3}x"),
+                    (Some(s), None) => format!("{} {}", number(s.median), m.unit),
+                    (None, _) => "–".into(),
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} {} ({dir}) | {} |",
+                m.scenario,
+                m.name,
+                cells.join(" | ")
+            );
+        }
+        i += group;
+    }
+    let met = verdicts.iter().filter(|v| v.met == Some(true)).count();
+    let _ = writeln!(
+        out,
+        "\nGoals (those of the benchmark issue, checked by the run): {met} of {} met.",
+        verdicts.len()
+    );
+    let missed: Vec<&Verdict> = verdicts.iter().filter(|v| v.met != Some(true)).collect();
+    if !missed.is_empty() {
+        let _ = writeln!(out, "Missed or not measured:\n");
+        for v in missed {
+            let _ = writeln!(out, "- {} — {}", v.goal, v.detail);
+        }
+    }
+    out
+}
+
 /// Replaces the text between `<!-- bench:start -->` and `<!-- bench:end -->` in `document`
 /// with `generated`, leaving the hand-written rest alone (appending the markers if missing).
 pub fn splice(document: &str, generated: &str) -> String {
-    const START: &str = "<!-- bench:start -->";
-    const END: &str = "<!-- bench:end -->";
-    match (document.find(START), document.find(END)) {
+    splice_between(document, generated, "bench")
+}
+
+/// [`splice`] between `<!-- NAME:start -->` and `<!-- NAME:end -->`.
+pub fn splice_between(document: &str, generated: &str, name: &str) -> String {
+    let start = format!("<!-- {name}:start -->");
+    let end = format!("<!-- {name}:end -->");
+    match (document.find(&start), document.find(&end)) {
         (Some(s), Some(e)) if s < e => format!(
-            "{}{START}\n{generated}{END}{}",
+            "{}{start}\n{generated}{end}{}",
             &document[..s],
-            &document[e + END.len()..]
+            &document[e + end.len()..]
         ),
-        _ => format!("{document}\n{START}\n{generated}{END}\n"),
+        _ => format!("{document}\n{start}\n{generated}{end}\n"),
     }
 }
 
@@ -537,6 +635,14 @@ pub fn chart(metrics: &[Metric], path: &Path) -> Result<(), String> {
         RGBColor(0xe0, 0x9b, 0x2d),
         RGBColor(0x8e, 0x5e, 0xa2),
         RGBColor(0x55, 0x55, 0x55),
+        // Enough for every contender the chart shows (N1-N5's six, N7's servers, gloo-net)
+        // to have a colour of its own.
+        RGBColor(0x17, 0xbe, 0xcf),
+        RGBColor(0xbc, 0xbd, 0x22),
+        RGBColor(0xe3, 0x77, 0xc2),
+        RGBColor(0x8c, 0x56, 0x4b),
+        RGBColor(0x1f, 0x2f, 0x5f),
+        RGBColor(0xff, 0x9d, 0xa7),
     ];
     let slot = 0.8 / contenders.len().max(1) as f64;
     for (k, c) in contenders.iter().enumerate() {
@@ -670,6 +776,105 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_readme_summary_is_generated_from_the_metrics() {
+        let n1 = metric(Better::Lower);
+        let mut p99 = Metric::new(Scenario::N1, "round trip p99", "µs", Better::Lower, "raw");
+        for (c, v) in [("raw", 20.0), ("anyws", 30.0), ("peer", 10.0)] {
+            p99.push(c, v);
+        }
+        p99.fail("broken", "connect failed");
+        let mut lost = Metric::new(
+            Scenario::N5,
+            "messages lost",
+            "messages",
+            Better::Lower,
+            "raw",
+        )
+        .no_chart();
+        lost.push("raw", 0.0);
+        lost.push("anyws", 0.0);
+        let hidden = Metric::new(
+            Scenario::N5,
+            "failed connections",
+            "x",
+            Better::Lower,
+            "raw",
+        )
+        .no_chart();
+        let mut w2 = Metric::new(
+            Scenario::W2,
+            "wasm size (gzip)",
+            "bytes",
+            Better::Lower,
+            "gloo",
+        );
+        w2.push("anyws", 300.0);
+        w2.push("gloo", 200.0);
+        let metrics = [n1, p99, lost, hidden, w2];
+        let goal = Goal::Ratio {
+            metric: "N1 round trip p50".into(),
+            contender: "anyws".into(),
+            bound: 1.0,
+        };
+        let verdicts = [goal.check(&metrics)];
+        let text = summary(
+            &metrics,
+            &verdicts,
+            &["N5 messages lost"],
+            "cargo xtask bench",
+        );
+        // One table for N1 (same contenders, same anchor), the anchor's median first.
+        assert!(
+            text.contains(
+                "| | raw (anchor) | anyws | peer | broken |\n|---|---:|---:|---:|---:|\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "| N1 round trip p50 (lower is better) | 11.00 µs | 0.955x | 1.818x | – |"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "| N1 round trip p99 (lower is better) | 20.00 µs | 1.500x | 0.500x | – |"
+            ),
+            "{text}"
+        );
+        // Not charted, but a goal is about it: shown, as values (no ratio to 0).
+        assert!(
+            text.contains("| | raw (anchor) | anyws |\n|---|---:|---:|\n| N5 messages lost (lower is better) | 0 messages | 0 messages |"),
+            "{text}"
+        );
+        // Neither charted nor a goal's: left to BENCHMARKS.md.
+        assert!(!text.contains("failed connections"), "{text}");
+        assert!(text.contains("| W2 wasm size (gzip) (lower is better) | 200.0 bytes | 1.500x |"));
+        assert!(text.contains("`cargo xtask bench`"), "{text}");
+        assert!(text.contains("1 of 1 met."), "{text}");
+        assert!(!text.contains("Missed"), "{text}");
+        let missed = [Goal::Ratio {
+            metric: "N1 round trip p50".into(),
+            contender: "anyws".into(),
+            bound: 0.9,
+        }
+        .check(&metrics)];
+        let text = summary(&metrics, &missed, &[], "c");
+        assert!(text.contains("0 of 1 met."), "{text}");
+        assert!(
+            text.contains("- N1 round trip p50: anyws ≤ 0.90x raw — 0.955x\n"),
+            "{text}"
+        );
+        let readme = "# R\n<!-- bench-summary:start -->\nold\n<!-- bench-summary:end -->\nrest\n";
+        assert_eq!(
+            splice_between(readme, "new\n", "bench-summary"),
+            "# R\n<!-- bench-summary:start -->\nnew\n<!-- bench-summary:end -->\nrest\n"
+        );
+        // The other markers are left alone.
+        assert_eq!(splice(readme, "x\n").matches("old").count(), 1);
+    }
+
     /// Both forms from the same rows: every number, ratio and reason of [`rows`] in each,
     /// in the exact layout of each.
     #[test]
@@ -771,5 +976,33 @@ mod tests {
         std::fs::remove_file(&path).ok();
         assert!(svg.starts_with("<svg"), "{:.80}", svg);
         assert!(svg.contains("anyws") && svg.contains("peer"));
+    }
+
+    /// N1-N5's six contenders, N7's three servers and gloo-net: a colour each.
+    #[test]
+    fn every_charted_contender_has_a_colour_of_its_own() {
+        let mut m = Metric::new(
+            Scenario::N2,
+            "receive throughput",
+            "msg/s",
+            Better::Higher,
+            "raw",
+        );
+        m.push("raw", 100.0);
+        let others: Vec<String> = (0..10).map(|i| format!("contender{i}")).collect();
+        for (i, c) in others.iter().enumerate() {
+            m.push(c, 50.0 + i as f64);
+        }
+        let path =
+            std::env::temp_dir().join(format!("anyws-bench-colours-{}.svg", std::process::id()));
+        chart(&[m], &path).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).ok();
+        let colours: std::collections::BTreeSet<&str> = svg
+            .match_indices("fill=\"#")
+            .map(|(i, _)| &svg[i + 7..i + 13])
+            .filter(|c| !matches!(*c, "FFFFFF" | "000000"))
+            .collect();
+        assert_eq!(colours.len(), others.len(), "{colours:?}");
     }
 }

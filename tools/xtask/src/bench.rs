@@ -3,7 +3,8 @@
 //! measures (`anyws-testserver`, `anyws-chat-server`, anyws's `echo_server` example, release), then runs the bench crate's
 //! harness (`tools/bench/benches/compare`), which measures every contender against
 //! one server and prints the table. The full run also rewrites the generated part of
-//! `BENCHMARKS.md` and its chart, `tools/bench/ratios.svg`.
+//! `BENCHMARKS.md`, its chart (`tools/bench/ratios.svg`) and the README's performance
+//! summary.
 
 use crate::config::WasmConfig;
 use crate::run::run_quiet;
@@ -112,6 +113,8 @@ pub fn run(root: &Path, config: &WasmConfig, tools: &Tools, quick: bool) -> Resu
         bench
             .arg("--markdown")
             .arg(root.join("BENCHMARKS.md"))
+            .arg("--readme")
+            .arg(root.join("README.md"))
             .arg("--svg")
             .arg(root.join("tools/bench/ratios.svg"));
     }

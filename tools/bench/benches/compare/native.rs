@@ -1,4 +1,5 @@
-//! The native contenders and scenarios N1-N6 (N6 in [`n6`]). Every scenario is written once, over
+//! The native contenders and scenarios N1-N6 (N6 in [`n6`]; the peers with codecs of their
+//! own in [`peers`]). Every scenario is written once, over
 //! [`Client`]; each contender is a [`Library`]: how it connects and closes and how its
 //! messages map to the scenarios', used the way its documentation shows. The rest, the
 //! Sink/Stream glue, is [`Client`]'s, the same for every library.
@@ -13,15 +14,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub mod n6;
+pub mod peers;
 
-/// The native contenders, the anchor first.
-pub const CONTENDERS: [&str; 5] = [
+/// The native contenders, the anchor first: anyws, the facades over tungstenite it aims to
+/// be ahead of ([`PEERS`]), then the peers with codecs of their own, reported beside them.
+pub const CONTENDERS: [&str; 7] = [
     RAW,
     "anyws",
-    "tokio-tungstenite-wasm",
-    "ewebsock",
-    "reqwest-websocket",
+    PEERS[0],
+    PEERS[1],
+    PEERS[2],
+    "tokio-websockets",
+    "yawc",
 ];
+
+/// The peers anyws's goals require it to be ahead of: like anyws, they run on tungstenite.
+pub const PEERS: [&str; 3] = ["tokio-tungstenite-wasm", "ewebsock", "reqwest-websocket"];
 
 /// A message to send.
 pub enum Out {
@@ -55,8 +63,15 @@ pub fn run(job: &Job) -> Result<Values, String> {
             "tokio-tungstenite-wasm" => scenario_for::<ttw::Ttw>(job).await,
             "ewebsock" => scenario_for::<ewebsock_client::EWebSock>(job).await,
             "reqwest-websocket" => scenario_for::<reqwest_ws::ReqwestWs>(job).await,
+            "tokio-websockets" => {
+                scenario_for::<peers::tokio_websockets_client::TokioWebsockets>(job).await
+            }
+            // yawc compresses in N6 (permessage-deflate is what N6 measures), nowhere else.
+            "yawc" if job.scenario == Scenario::N6 => {
+                scenario_for::<peers::yawc_client::Yawc<true>>(job).await
+            }
+            "yawc" => scenario_for::<peers::yawc_client::Yawc<false>>(job).await,
             PLAIN => scenario_for::<n6::plain::AnyWsPlain>(job).await,
-            "yawc" => scenario_for::<n6::yawc_client::Yawc>(job).await,
             other => Err(format!("unknown contender {other}")),
         }
     })

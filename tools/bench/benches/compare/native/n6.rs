@@ -291,7 +291,8 @@ pub fn server() -> i32 {
     0
 }
 
-// The contenders besides `anyws` (whose defaults agree permessage-deflate).
+// The contenders besides `anyws` (whose defaults agree permessage-deflate) and yawc (with
+// compression, `super::peers::yawc_client::Yawc<true>`).
 
 /// anyws with compression off.
 pub mod plain {
@@ -328,89 +329,6 @@ pub mod plain {
         }
         fn send(ws: &mut WebSocket, m: Message) -> impl Future<Output = Result<(), String>> + Send {
             std::future::ready(ws.send(m).map_err(|e| e.to_string()))
-        }
-    }
-}
-
-/// yawc with its `balanced` compression (level 6, context takeover), as its docs show.
-pub mod yawc_client {
-    use super::super::{In, Library, Out};
-    use futures_util::{Sink, SinkExt as _, Stream, StreamExt as _};
-    use std::pin::Pin;
-    use std::task::{ready, Context, Poll};
-    use yawc::{Frame, OpCode, Options, TcpWebSocket, WebSocketError};
-
-    pub struct Yawc;
-
-    /// yawc's socket is a Stream of frames (no errors: it ends): this makes it a Stream of
-    /// results like the others'.
-    pub struct Socket(TcpWebSocket);
-
-    impl Stream for Socket {
-        type Item = Result<Frame, WebSocketError>;
-
-        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-            Poll::Ready(ready!(self.0.poll_next_unpin(cx)).map(Ok))
-        }
-    }
-
-    impl Sink<Frame> for Socket {
-        type Error = WebSocketError;
-
-        fn poll_ready(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-        ) -> Poll<Result<(), Self::Error>> {
-            self.0.poll_ready_unpin(cx)
-        }
-        fn start_send(mut self: Pin<&mut Self>, f: Frame) -> Result<(), Self::Error> {
-            self.0.start_send_unpin(f)
-        }
-        fn poll_flush(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-        ) -> Poll<Result<(), Self::Error>> {
-            self.0.poll_flush_unpin(cx)
-        }
-        fn poll_close(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-        ) -> Poll<Result<(), Self::Error>> {
-            self.0.poll_close_unpin(cx)
-        }
-    }
-
-    impl Library for Yawc {
-        type Message = Frame;
-        type Error = WebSocketError;
-        type Socket = Socket;
-
-        async fn connect(url: &str) -> Result<Socket, String> {
-            let url = url.parse().map_err(|e| format!("{e}"))?;
-            let ws = yawc::WebSocket::connect(url)
-                .with_options(Options::default().with_balanced_compression())
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(Socket(ws))
-        }
-        fn message(m: Out) -> Frame {
-            match m {
-                Out::Text(s) => Frame::text(s),
-                Out::Binary(b) => Frame::binary(b),
-            }
-        }
-        fn received(f: Frame) -> In {
-            match f.opcode() {
-                OpCode::Text | OpCode::Binary => In::Data(f.payload().len()),
-                OpCode::Close => In::Closed,
-                _ => In::Control,
-            }
-        }
-        async fn close(mut ws: Socket) {
-            let _ = ws
-                .send(Frame::close(yawc::close::CloseCode::Normal, b""))
-                .await;
-            while ws.next().await.is_some() {}
         }
     }
 }
