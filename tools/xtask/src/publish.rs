@@ -6,8 +6,9 @@
 //! `anyws-conformance`) only because both are published too. Before they are on crates.io,
 //! cargo's multi-package dry run resolves them through a local registry of the packages it
 //! just made (`target/package/tmp-registry`); the test check does the same with `[patch]`
-//! entries pointing at the unpacked packages. Both reuse the main target directory, so only
-//! the three packaged crates are compiled again.
+//! entries pointing at the packages, unpacked from the `.crate` files. The dry run does not
+//! build (`--no-verify`): the check, in the main target directory, type-checks the packaged
+//! crates instead, so only they are checked again.
 
 use crate::cargo;
 use crate::steps::check as step;
@@ -23,11 +24,23 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Runs both checks as steps of `cargo xtask test`.
 pub fn check(root: &Path) -> Result<(), String> {
     // `--allow-dirty`: the check is about what would be packaged, not whether it is committed.
+    // `--no-verify`: cargo's verification builds each package (codegen, every dependency
+    // again); the check below type-checks the packaged `anyws` with its tests, examples and
+    // benches and every feature, which is the stronger test, so the build is not repeated.
     step(
         &format!("cargo publish --dry-run ({})", PUBLISHED.join(", ")),
-        cargo(root, None).args(["publish", "--dry-run", "--workspace", "--allow-dirty"]),
+        cargo(root, None).args([
+            "publish",
+            "--dry-run",
+            "--workspace",
+            "--allow-dirty",
+            "--no-verify",
+        ]),
     )?;
     let packages = root.join("target/package");
+    for name in PUBLISHED {
+        unpack(&packages, name)?;
+    }
     let mut cmd = cargo(root, None);
     cmd.env("CARGO_TARGET_DIR", root.join("target"))
         .args([
@@ -49,6 +62,31 @@ pub fn check(root: &Path) -> Result<(), String> {
         "packaged anyws: tests, examples and benches compile",
         &mut cmd,
     )
+}
+
+/// Unpacks `name`'s `.crate` (where the dry run left it) into `packages/NAME-VERSION`, as
+/// cargo's verification would have, replacing what an earlier run left there.
+fn unpack(packages: &Path, name: &str) -> Result<(), String> {
+    let file = format!("{name}-{VERSION}.crate");
+    let archive = [packages.join("tmp-crate").join(&file), packages.join(&file)]
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| format!("the dry run left no {file} in {}", packages.display()))?;
+    let dir = packages.join(format!("{name}-{VERSION}"));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let status = std::process::Command::new("tar")
+        .arg("-xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(packages)
+        .status()
+        .map_err(|e| format!("tar: {e}"))?;
+    if !status.success() || !dir.join("Cargo.toml").is_file() {
+        return Err(format!("could not unpack {}", archive.display()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
