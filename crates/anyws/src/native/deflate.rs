@@ -1852,6 +1852,8 @@ mod review13_tests {
             peer_reset,
         };
         let leftover: Vec<u8> = wire.drain(..leftover).collect();
+        // The handshake's leftover becomes the read buffer as it is, when longer.
+        let most = READ_AHEAD.max(leftover.len());
         let len = wire.len();
         let w = Wire {
             data: wire,
@@ -1887,7 +1889,7 @@ mod review13_tests {
                             assert!(st.inflated.capacity() <= 4096);
                         }
                     }
-                    assert!(st.raw.len() <= READ_AHEAD);
+                    assert!(st.raw.len() <= most);
                 }
                 Poll::Ready(Ok(())) => {
                     let n = buf.filled().len();
