@@ -1769,3 +1769,677 @@ mod empty_payload_tests {
         assert_eq!(got.get(..3), Some(&sent[..]), "{got:?}");
     }
 }
+
+/// Review 13 (one read hands tungstenite every frame at hand): the layer driven read by
+/// read, with tungstenite's buffer and the wire cut at chosen sizes, and the wire pausing.
+#[cfg(test)]
+mod review13_tests {
+    use super::*;
+    use std::task::Waker;
+
+    /// The wire: `data` in pieces of `sizes` (cycled); every `pause`-th read is `Pending`
+    /// (waking at once), `pended` says whether the last read was.
+    struct Wire {
+        data: Vec<u8>,
+        at: usize,
+        sizes: Vec<usize>,
+        turn: usize,
+        pause: usize,
+        pended: bool,
+    }
+
+    impl AsyncRead for Wire {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let this = self.get_mut();
+            this.turn += 1;
+            if this.pause > 0 && this.turn % this.pause == 0 {
+                this.pended = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let size = this.sizes[this.turn % this.sizes.len()];
+            let n = size.min(this.data.len() - this.at).min(buf.remaining());
+            buf.put_slice(&this.data[this.at..this.at + n]);
+            this.at += n;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// What one run saw: the bytes handed out before the end, and how it ended.
+    #[derive(Debug)]
+    struct Run {
+        out: Vec<u8>,
+        error: Option<String>,
+    }
+
+    /// Reads the layer to its end (EOF or an error) with buffers of `bufs` (cycled),
+    /// checking each read: `Pending` only when the wire was, never `Ok` with nothing
+    /// unless the wire is at its end.
+    fn drive(
+        wire: Vec<u8>,
+        server: bool,
+        peer_reset: bool,
+        sizes: Vec<usize>,
+        bufs: Vec<usize>,
+        pause: usize,
+        max_frame: Option<usize>,
+    ) -> Run {
+        drive_with_leftover(0, wire, server, peer_reset, sizes, bufs, pause, max_frame)
+    }
+
+    /// [`drive`], the first `leftover` bytes of `wire` read past the handshake.
+    #[allow(clippy::too_many_arguments)]
+    fn drive_with_leftover(
+        leftover: usize,
+        mut wire: Vec<u8>,
+        server: bool,
+        peer_reset: bool,
+        sizes: Vec<usize>,
+        bufs: Vec<usize>,
+        pause: usize,
+        max_frame: Option<usize>,
+    ) -> Run {
+        let options = NativeOptions::new().max_frame_size(max_frame);
+        let agreed = Agreed {
+            level: 6,
+            threshold: 0,
+            window: 15,
+            reset: false,
+            peer_reset,
+        };
+        let leftover: Vec<u8> = wire.drain(..leftover).collect();
+        // The handshake's leftover becomes the read buffer as it is, when longer.
+        let most = READ_AHEAD.max(leftover.len());
+        let len = wire.len();
+        let w = Wire {
+            data: wire,
+            at: 0,
+            sizes,
+            turn: 0,
+            pause,
+            pended: false,
+        };
+        let (mut layer, _) = Inflating::new(w, Some(&agreed), server, &options, leftover);
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut out = Vec::new();
+        let mut reads = 0;
+        let mut turn = 0;
+        loop {
+            reads += 1;
+            assert!(reads < 10_000_000, "the layer does not reach its end");
+            let size = bufs[turn % bufs.len()];
+            turn += 1;
+            let mut storage = vec![0u8; size];
+            let mut buf = ReadBuf::new(&mut storage);
+            layer.inner.pended = false;
+            match Pin::new(&mut layer).poll_read(&mut cx, &mut buf) {
+                Poll::Pending => {
+                    assert!(layer.inner.pended, "Pending while the wire was not");
+                    let st = layer.state.as_deref().unwrap();
+                    assert_eq!(st.out_pos, st.out.len(), "Pending with bytes to hand out");
+                    assert!(st.failed.is_none());
+                    if matches!(st.at, At::Header) && st.pos == st.end {
+                        assert_eq!(st.raw.len(), 0, "an idle layer keeps its read buffer");
+                        assert!(st.out.capacity() <= 4096, "{}", st.out.capacity());
+                        if st.message == InMessage::None {
+                            assert!(st.inflated.capacity() <= 4096);
+                        }
+                    }
+                    assert!(st.raw.len() <= most);
+                }
+                Poll::Ready(Ok(())) => {
+                    let n = buf.filled().len();
+                    if n == 0 {
+                        assert_eq!(layer.inner.at, len, "Ok(0) before the wire's end");
+                        return Run { out, error: None };
+                    }
+                    out.extend_from_slice(buf.filled());
+                }
+                Poll::Ready(Err(e)) => {
+                    return Run {
+                        out,
+                        error: Some(e.to_string()),
+                    };
+                }
+            }
+        }
+    }
+
+    /// A frame as a peer sends it: masked with `key` if given.
+    fn wire(b0: u8, payload: &[u8], key: Option<[u8; 4]>) -> Vec<u8> {
+        let mut out = vec![b0];
+        let bit = if key.is_some() { 0x80 } else { 0 };
+        match payload.len() {
+            n if n < 126 => out.push(bit | n as u8),
+            n if n < 65536 => {
+                out.push(bit | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(bit | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        match key {
+            Some(key) => {
+                out.extend_from_slice(&key);
+                out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+            }
+            None => out.extend_from_slice(payload),
+        }
+        out
+    }
+
+    /// The complete frames in what the layer handed out (a frame cut short at the end is
+    /// left out): (opcode, fin, rsv, payload).
+    fn frames(mut bytes: &[u8]) -> Vec<(u8, bool, u8, Vec<u8>)> {
+        let mut out = Vec::new();
+        loop {
+            if bytes.len() < 2 {
+                return out;
+            }
+            let (b0, b1) = (bytes[0], bytes[1]);
+            let (len, mut at) = match b1 & 0x7f {
+                126 if bytes.len() >= 4 => (u16::from_be_bytes([bytes[2], bytes[3]]) as u64, 4),
+                127 if bytes.len() >= 10 => {
+                    (u64::from_be_bytes(bytes[2..10].try_into().unwrap()), 10)
+                }
+                126 | 127 => return out,
+                n => (n as u64, 2),
+            };
+            let mut key = [0; 4];
+            if b1 & 0x80 != 0 {
+                if bytes.len() < at + 4 {
+                    return out;
+                }
+                key.copy_from_slice(&bytes[at..at + 4]);
+                at += 4;
+            }
+            if ((bytes.len() - at) as u64) < len {
+                return out;
+            }
+            let len = len as usize;
+            let payload = bytes[at..at + len]
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ key[i % 4])
+                .collect();
+            out.push((b0 & 0x0f, b0 & 0x80 != 0, b0 & 0x70, payload));
+            bytes = &bytes[at + len..];
+        }
+    }
+
+    /// The complete messages in a list of frames: (opcode, payload), control frames as
+    /// they are.
+    fn messages(frames: &[(u8, bool, u8, Vec<u8>)]) -> Vec<(u8, Vec<u8>)> {
+        let mut out: Vec<(u8, Vec<u8>)> = Vec::new();
+        let mut open: Option<(u8, Vec<u8>)> = None;
+        for (opcode, fin, _, payload) in frames {
+            if *opcode >= 8 {
+                out.push((*opcode, payload.clone()));
+                continue;
+            }
+            let (op, mut data) = open.take().unwrap_or((*opcode, Vec::new()));
+            data.extend_from_slice(payload);
+            if *fin {
+                out.push((op, data));
+            } else {
+                open = Some((op, data));
+            }
+        }
+        out
+    }
+
+    /// A random good wire: compressed messages (whole, fragmented with pings between,
+    /// empty, over a chunk), plain messages and pings, then a close frame; and the
+    /// messages it carries.
+    fn good_wire(
+        rnd: &mut impl FnMut() -> u64,
+        server: bool,
+        reset: bool,
+        count: usize,
+    ) -> (Vec<u8>, Vec<(u8, Vec<u8>)>) {
+        let mut d = Deflater::new(Agreed {
+            level: 6,
+            threshold: 0,
+            window: 15,
+            reset,
+            peer_reset: false,
+        });
+        let key = server.then_some([0x5a, 0xa5, 0x3c, 0xc3]);
+        let (mut wire_bytes, mut expected) = (Vec::new(), Vec::new());
+        for i in 0..count {
+            let len = match rnd() % 8 {
+                0 => 0,
+                1 => (rnd() % 200_000) as usize,
+                _ => (rnd() % 300) as usize,
+            };
+            let data: Vec<u8> = (0..len)
+                .map(|j| b"abcdefgh "[(j * 7 + i + (j >> 5)) % 9])
+                .collect();
+            let op = if rnd() % 2 == 0 { 1 } else { 2 };
+            match rnd() % 6 {
+                0 => {
+                    // Plain frames pass as they are: kept under a chunk for the check.
+                    let data = data[..data.len().min(1000)].to_vec();
+                    wire_bytes.extend(wire(0x80 | op, &data, key));
+                    expected.push((op, data));
+                }
+                1 => {
+                    wire_bytes.extend(wire(0x89, b"ping", key));
+                    expected.push((9, b"ping".to_vec()));
+                }
+                2 | 3 => {
+                    let c = d.compress(&data).unwrap();
+                    wire_bytes.extend(wire(0xc0 | op, &c, key));
+                    expected.push((op, data));
+                }
+                _ => {
+                    let c = d.compress(&data).unwrap();
+                    let cuts = (rnd() % 4) as usize;
+                    let mut parts: Vec<&[u8]> = Vec::new();
+                    let mut rest = &c[..];
+                    for _ in 0..cuts {
+                        let at = (rnd() as usize) % (rest.len() + 1);
+                        let (a, b) = rest.split_at(at);
+                        parts.push(a);
+                        rest = b;
+                    }
+                    parts.push(rest);
+                    let last = parts.len() - 1;
+                    let mut pings = Vec::new();
+                    for (k, part) in parts.iter().enumerate() {
+                        let b0 =
+                            if k == 0 { 0x40 | op } else { 0 } | if k == last { 0x80 } else { 0 };
+                        wire_bytes.extend(wire(b0, part, key));
+                        if k < last && rnd() % 2 == 0 {
+                            wire_bytes.extend(wire(0x8a, b"pong", key));
+                            pings.push((10, b"pong".to_vec()));
+                        }
+                    }
+                    expected.extend(pings);
+                    expected.push((op, data));
+                }
+            }
+        }
+        wire_bytes.extend(wire(0x88, &[0x03, 0xe8], key));
+        expected.push((8, vec![0x03, 0xe8]));
+        (wire_bytes, expected)
+    }
+
+    /// Every good wire arrives whole and in order, whatever the sizes of tungstenite's
+    /// buffer and of the wire's pieces, with the wire pausing; the end comes only at the
+    /// wire's end; no frame reaching tungstenite has RSV bits or is over a chunk.
+    #[test]
+    fn review13_good_wires_survive_every_buffer_and_cut() {
+        let mut rnd = rng(0x1234_5678_9abc_def1);
+        for round in 0..100 {
+            let server = round % 2 == 0;
+            let reset = round % 4 < 2;
+            let count = 1 + (rnd() % 12) as usize;
+            let (w, expected) = good_wire(&mut rnd, server, reset, count);
+            let pick = |r: u64| -> usize {
+                match r % 5 {
+                    0 => 1 + (r >> 8) as usize % 3,
+                    1 => 1 + (r >> 8) as usize % 20,
+                    2 => 14 + (r >> 8) as usize % 200,
+                    3 => 4096,
+                    _ => 1 + (r >> 8) as usize % (256 << 10),
+                }
+            };
+            let sizes: Vec<usize> = (0..3).map(|_| pick(rnd())).collect();
+            let bufs: Vec<usize> = (0..3).map(|_| pick(rnd())).collect();
+            let pause = [0, 2, 3, 5][(rnd() % 4) as usize];
+            let max_frame = match rnd() % 3 {
+                0 => None,
+                1 => Some(1 << 20),
+                _ => Some(1 + (rnd() % 5000) as usize),
+            };
+            // A frame over max_frame_size passes for tungstenite to fail: only check wires
+            // whose frames are all within it.
+            let run = drive(
+                w.clone(),
+                server,
+                reset,
+                sizes.clone(),
+                bufs.clone(),
+                pause,
+                max_frame,
+            );
+            let ctx = format!(
+                "round {round} sizes {sizes:?} bufs {bufs:?} pause {pause} max {max_frame:?}"
+            );
+            let f = frames(&run.out);
+            let chunk = max_frame.map_or(CHUNK, |m| m.clamp(1, CHUNK));
+            let over =
+                |(op, _, rsv, p): &(u8, bool, u8, Vec<u8>)| *op < 8 && *rsv == 0 && p.len() > chunk;
+            if max_frame.is_none_or(|m| frames(&w).iter().all(|f| f.3.len() <= m)) {
+                assert_eq!(run.error, None, "{ctx}");
+                assert!(!f.iter().any(over), "{ctx}");
+                assert!(f.iter().all(|f| f.2 == 0), "{ctx}");
+                assert_eq!(messages(&f), expected, "{ctx}");
+                assert_eq!(frames_len(&f, server), run.out.len(), "{ctx}");
+            }
+        }
+    }
+
+    /// The wire length of `frames` as the layer writes them.
+    fn frames_len(frames: &[(u8, bool, u8, Vec<u8>)], masked: bool) -> usize {
+        frames
+            .iter()
+            .map(|(_, _, _, p)| {
+                let ext = match p.len() {
+                    n if n < 126 => 0,
+                    n if n < 65536 => 2,
+                    _ => 8,
+                };
+                2 + ext + if masked { 4 } else { 0 } + p.len()
+            })
+            .sum()
+    }
+
+    /// Where each message of a peer's wire ends (control frames and final data frames).
+    fn wire_ends(w: &[u8]) -> Vec<usize> {
+        let mut ends = Vec::new();
+        let mut at = 0;
+        while at < w.len() {
+            let (b0, b1) = (w[at], w[at + 1]);
+            let (len, mut h) = match b1 & 0x7f {
+                126 => (u16::from_be_bytes([w[at + 2], w[at + 3]]) as usize, 4),
+                127 => (
+                    u64::from_be_bytes(w[at + 2..at + 10].try_into().unwrap()) as usize,
+                    10,
+                ),
+                n => (n as usize, 2),
+            };
+            if b1 & 0x80 != 0 {
+                h += 4;
+            }
+            at += h + len;
+            if b0 & 0x08 != 0 || b0 & 0x80 != 0 {
+                ends.push(at);
+            }
+        }
+        ends
+    }
+
+    /// A wire cut at every byte (an end of stream mid-frame) hands on exactly the messages
+    /// that arrived whole, and then the end; never an error, a stall or a panic.
+    #[test]
+    fn review13_a_wire_cut_at_every_byte_hands_on_what_arrived_whole() {
+        let mut rnd = rng(0x0dd_ba11_cafe_f00d);
+        for round in 0..2 {
+            let server = round % 2 == 0;
+            let reset = round == 0;
+            let (w, expected) = loop {
+                let (w, e) = good_wire(&mut rnd, server, reset, 6);
+                if (200..500).contains(&w.len()) {
+                    break (w, e);
+                }
+            };
+            let ends = wire_ends(&w);
+            assert_eq!(ends.len(), expected.len());
+            for cut in 0..=w.len() {
+                let whole = ends.iter().filter(|e| **e <= cut).count();
+                for (sizes, bufs, pause) in [
+                    (vec![1 << 20], vec![1 << 20], 0),
+                    (vec![1], vec![3], 2),
+                    (vec![7, 1000], vec![64, 1], 3),
+                ] {
+                    let run = drive(w[..cut].to_vec(), server, reset, sizes, bufs, pause, None);
+                    assert_eq!(run.error, None, "round {round} cut {cut}");
+                    assert_eq!(
+                        messages(&frames(&run.out)),
+                        expected[..whole],
+                        "round {round} cut {cut}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// An error the layer finds after good frames comes after all of them, whatever the
+    /// buffer sizes: the messages before the bad one arrive whole, then the error, once.
+    #[test]
+    fn review13_an_error_comes_after_every_message_before_it() {
+        let mut rnd = rng(0xfeed_beef_1357_9bdf);
+        for round in 0..150 {
+            let server = round % 2 == 0;
+            let key = server.then_some([1, 2, 3, 4]);
+            let count = (rnd() % 8) as usize;
+            let (mut w, mut expected) = good_wire(&mut rnd, server, false, count);
+            // No close frame.
+            w.truncate(w.len() - if server { 8 } else { 4 });
+            expected.pop();
+            let mut d = Deflater::new(agreed_peer());
+            match rnd() % 4 {
+                // Data that does not inflate.
+                0 => w.extend(wire(0xc1, &[0xff, 0xff, 0xff, 0xff], key)),
+                // A new message while a compressed one is open and nothing of it was sent.
+                1 => {
+                    let c = d.compress(b"hello").unwrap();
+                    w.extend(wire(0x41, &c, key));
+                    w.extend(wire(0x81, b"plain", key));
+                }
+                // Good fragments over a chunk, then a fragment that does not inflate.
+                2 => {
+                    let big: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 97) as u8).collect();
+                    let c = d.compress(&big).unwrap();
+                    w.extend(wire(0x42, &c, key));
+                    w.extend(wire(0x80, &[0xff; 40], key));
+                }
+                // A frame of 64-bit length with the top bit set (passed on; tungstenite
+                // fails it), cut short.
+                _ => {
+                    w.extend_from_slice(&[0xc2, 0x7f | if server { 0x80 } else { 0 }]);
+                    w.extend_from_slice(&u64::MAX.to_be_bytes());
+                    if server {
+                        w.extend_from_slice(&[0; 4]);
+                    }
+                    w.extend_from_slice(&[0; 100]);
+                }
+            }
+            let pick = |r: u64| -> usize {
+                match r % 4 {
+                    0 => 1 + (r >> 8) as usize % 3,
+                    1 => 1 + (r >> 8) as usize % 200,
+                    2 => 4096,
+                    _ => 1 + (r >> 8) as usize % (256 << 10),
+                }
+            };
+            let sizes: Vec<usize> = (0..3).map(|_| pick(rnd())).collect();
+            let bufs: Vec<usize> = (0..3).map(|_| pick(rnd())).collect();
+            let pause = [0, 2, 3][(rnd() % 3) as usize];
+            let run = drive(w, server, false, sizes.clone(), bufs.clone(), pause, None);
+            let ctx = format!("round {round} sizes {sizes:?} bufs {bufs:?} pause {pause}");
+            let got = messages(&frames(&run.out));
+            assert_eq!(got, expected, "{ctx}");
+        }
+    }
+
+    fn agreed_peer() -> Agreed {
+        Agreed {
+            level: 6,
+            threshold: 0,
+            window: 15,
+            reset: false,
+            peer_reset: false,
+        }
+    }
+
+    /// What tungstenite reads through the layer from `w`, with its read buffer of `rbs`:
+    /// the messages as (opcode, payload), up to the end or the first error.
+    async fn through_tungstenite(
+        w: Vec<u8>,
+        server: bool,
+        sizes: Vec<usize>,
+        pause: usize,
+        rbs: usize,
+        options: NativeOptions,
+    ) -> (Vec<(u8, Vec<u8>)>, Option<String>) {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+        use tokio_tungstenite::tungstenite::Message;
+        use tokio_tungstenite::WebSocketStream;
+        let wire = Wire {
+            data: w,
+            at: 0,
+            sizes,
+            turn: 0,
+            pause,
+            pended: false,
+        };
+        let (stream, _) = Inflating::new(
+            tokio::io::join(wire, tokio::io::sink()),
+            Some(&agreed_peer()),
+            server,
+            &options,
+            Vec::new(),
+        );
+        let role = if server { Role::Server } else { Role::Client };
+        let mut config = WebSocketConfig::default().read_buffer_size(rbs);
+        config.max_frame_size = options.max_frame_size;
+        config.max_message_size = options.max_message_size;
+        let mut ws = WebSocketStream::from_raw_socket(stream, role, Some(config)).await;
+        let mut got = Vec::new();
+        while let Some(m) = ws.next().await {
+            match m {
+                Ok(Message::Text(t)) => got.push((1, t.as_bytes().to_vec())),
+                Ok(Message::Binary(b)) => got.push((2, b.to_vec())),
+                Ok(Message::Ping(b)) => got.push((9, b.to_vec())),
+                Ok(Message::Pong(b)) => got.push((10, b.to_vec())),
+                Ok(Message::Close(c)) => {
+                    let mut p = Vec::new();
+                    if let Some(c) = c {
+                        p.extend_from_slice(&u16::from(c.code).to_be_bytes());
+                        p.extend_from_slice(c.reason.as_bytes());
+                    }
+                    got.push((8, p));
+                }
+                Ok(Message::Frame(_)) => unreachable!(),
+                Err(e) => return (got, Some(e.to_string())),
+            }
+        }
+        (got, None)
+    }
+
+    /// Through tungstenite, with its read buffer at any size: every message before a close
+    /// arrives, then the close; every message before a bad one arrives, then one error.
+    #[tokio::test]
+    async fn review13_through_tungstenite_nothing_before_a_close_or_an_error_is_lost() {
+        let mut rnd = rng(0x7777_1111_3333_5555);
+        for round in 0..200 {
+            let server = round % 2 == 0;
+            let key = server.then_some([9, 8, 7, 6]);
+            let count = (rnd() % 10) as usize;
+            let (mut w, mut expected) = good_wire(&mut rnd, server, round % 3 == 0, count);
+            let bad = round % 4 >= 2;
+            if bad {
+                w.truncate(w.len() - if server { 8 } else { 4 });
+                expected.pop();
+                w.extend(wire(0xc1, &[0xff, 0xff, 0xff, 0xff], key));
+            }
+            let sizes = vec![1 + (rnd() % 70_000) as usize, 1 + (rnd() % 30) as usize];
+            let rbs = [14, 100, 4096, 128 << 10][(rnd() % 4) as usize];
+            let pause = [0, 2, 3][(rnd() % 3) as usize];
+            let (got, error) =
+                through_tungstenite(w, server, sizes.clone(), pause, rbs, NativeOptions::new())
+                    .await;
+            let ctx = format!("round {round} sizes {sizes:?} rbs {rbs} pause {pause}: {error:?}");
+            assert_eq!(got, expected, "{ctx}");
+            if bad {
+                assert!(
+                    error
+                        .as_deref()
+                        .is_some_and(|e| e.contains("does not inflate")),
+                    "{ctx}"
+                );
+            }
+        }
+    }
+
+    /// What the layer hands on depends on the wire alone: the same messages, then the same
+    /// end (EOF or error), however the wire and tungstenite's buffer are cut, for mutated
+    /// (hostile) wires in both roles.
+    #[test]
+    fn review13_hostile_wires_give_the_same_messages_and_end_however_they_are_cut() {
+        let mut rnd = rng(0x5151_a2a2_7c7c_0e0e);
+        for round in 0..150 {
+            let server = round % 2 == 0;
+            let reset = round % 3 == 0;
+            let count = 1 + (rnd() % 6) as usize;
+            let (mut w, _) = good_wire(&mut rnd, server, reset, count);
+            for _ in 0..(rnd() % 4 + 1) {
+                let at = rnd() as usize % w.len();
+                match rnd() % 5 {
+                    0 => w[at] ^= 1 << (rnd() % 8),
+                    1 => w[at] = rnd() as u8,
+                    2 => w.insert(at, rnd() as u8),
+                    3 => {
+                        // A header of a frame with a 64-bit length.
+                        let len = [u64::MAX, 1 << 63, (1 << 62) + 5, 70_000][(rnd() % 4) as usize];
+                        let b0 = [0xc1, 0x41, 0x00, 0x80, 0x89, 0xc9][(rnd() % 6) as usize];
+                        let mut h = vec![b0, 0x7f | if server { 0x80 } else { 0 }];
+                        h.extend_from_slice(&len.to_be_bytes());
+                        if server {
+                            h.extend_from_slice(&[1, 2, 3, 4]);
+                        }
+                        w.splice(at..at, h);
+                    }
+                    _ => w.truncate(at.max(1)),
+                }
+            }
+            let max_frame = [None, Some(1 << 20), Some(100)][(rnd() % 3) as usize];
+            let whole = drive(
+                w.clone(),
+                server,
+                reset,
+                vec![1 << 20],
+                vec![1 << 20],
+                0,
+                max_frame,
+            );
+            for (sizes, bufs, pause) in [
+                (vec![1], vec![1], 0),
+                (vec![1, 5000], vec![14, 3], 2),
+                (vec![3000, 7], vec![100_000, 2], 3),
+            ] {
+                let leftover = (rnd() as usize % (w.len() + 1)).min(40_000);
+                let run = drive_with_leftover(
+                    leftover,
+                    w.clone(),
+                    server,
+                    reset,
+                    sizes.clone(),
+                    bufs.clone(),
+                    pause,
+                    max_frame,
+                );
+                let ctx =
+                    format!("round {round} {sizes:?} {bufs:?} {pause} {max_frame:?} {leftover}");
+                assert_eq!(run.error, whole.error, "{ctx}");
+                // (Where a control frame falls between the fragments of an inflated message
+                // depends on the cuts; what tungstenite delivers, and in which order, does
+                // not.)
+                assert_eq!(
+                    messages(&frames(&run.out)),
+                    messages(&frames(&whole.out)),
+                    "{ctx}"
+                );
+            }
+        }
+    }
+
+    fn rng(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
+}
