@@ -36,7 +36,7 @@ use super::options::NativeOptions;
 use super::{commands, trace, Command, ControlKind, Link, LiveGuard};
 use crate::core::{lock, Core};
 use crate::error::{Error, ErrorKind};
-use crate::event::{CloseEvent, Message, ReadyState};
+use crate::event::{CloseEvent, Message, ReadyState, Text};
 use crate::sendness::Shared;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::collections::VecDeque;
@@ -51,7 +51,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 /// How long a best-effort close frame after a protocol error may take.
@@ -404,9 +404,11 @@ fn to_wire(m: Message, deflater: Option<&mut Deflater>) -> WsMessage {
         let text = matches!(m, Message::Text(_));
         return WsMessage::Frame(deflate::compressed_frame(compressed, text));
     }
+    // Both hand tungstenite the message's own buffer: no copy, and text is not checked again.
     match m {
-        Message::Text(s) => WsMessage::Text(s.into()),
-        Message::Binary(b) => WsMessage::Binary(b.into()),
+        // SAFETY: a `Text` is UTF-8.
+        Message::Text(s) => WsMessage::Text(unsafe { Utf8Bytes::from_bytes_unchecked(s.into()) }),
+        Message::Binary(b) => WsMessage::Binary(b),
     }
 }
 
@@ -740,12 +742,14 @@ where
             }
             room = true;
             match next {
+                // The frame's own buffer becomes the message: no copy, and tungstenite has
+                // already checked the text is UTF-8.
                 Some(Ok(WsMessage::Text(t))) => {
-                    room = self.core.fire_message(Message::Text(t.as_str().to_owned()))
+                    // SAFETY: a `Utf8Bytes` is UTF-8.
+                    let text = unsafe { Text::from_utf8_unchecked(t.into()) };
+                    room = self.core.fire_message(Message::Text(text))
                 }
-                Some(Ok(WsMessage::Binary(b))) => {
-                    room = self.core.fire_message(Message::Binary(Vec::from(b)))
-                }
+                Some(Ok(WsMessage::Binary(b))) => room = self.core.fire_message(Message::Binary(b)),
                 Some(Ok(WsMessage::Close(frame))) => self.peer_closed(frame).await,
                 // tungstenite answers pings itself.
                 Some(Ok(WsMessage::Ping(p))) => self.link.control().fire(ControlKind::Ping, &p),
