@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// compares with `str`, `&str` and `String`:
 ///
 /// ```
-/// use anyws::{Message, Text};
+/// use anyws::{ErrorKind, Message, Text};
 ///
 /// let text = Text::from("hello");
 /// assert_eq!(text, "hello");
@@ -21,13 +21,8 @@ use std::sync::Arc;
 /// let again = text.clone(); // shares the buffer
 /// assert_eq!(again.as_bytes().as_ptr(), text.as_bytes().as_ptr());
 /// assert_eq!(Message::from(text).as_text(), Some("hello"));
-/// ```
 ///
-/// Bytes become `Text` only if they are valid UTF-8:
-///
-/// ```
-/// use anyws::{ErrorKind, Text};
-///
+/// // Bytes become `Text` only if they are valid UTF-8.
 /// let err = Text::try_from(vec![0xff, 0xfe]).unwrap_err();
 /// assert_eq!(err.kind(), ErrorKind::Syntax);
 /// assert_eq!(Text::try_from(b"ok".to_vec()).unwrap(), "ok");
