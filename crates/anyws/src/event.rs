@@ -233,9 +233,11 @@ impl From<Text> for Bytes {
     }
 }
 impl From<Text> for String {
-    /// Copies the text into a new `String`.
+    /// Takes the buffer if nothing else shares it and it is a whole allocation (a text made
+    /// from a `String`, say); copies it otherwise.
     fn from(t: Text) -> String {
-        t.as_str().to_owned()
+        // SAFETY: a `Text` is UTF-8, and `Vec::from` keeps the bytes as they are.
+        unsafe { String::from_utf8_unchecked(Vec::from(t.0)) }
     }
 }
 
@@ -559,7 +561,18 @@ mod tests {
 
         let s = String::from("owned");
         let at = s.as_ptr();
-        assert_eq!(Text::from(s).as_ptr(), at, "From<String> copied");
+        let text = Text::from(s);
+        assert_eq!(text.as_ptr(), at, "From<String> copied");
+        assert_eq!(String::from(text), "owned");
+        let text = Text::from(String::from("back"));
+        let at = text.as_ptr();
+        let back = String::from(text);
+        assert_eq!(back.as_ptr(), at, "String::from(Text) copied");
+        let shared = Text::from(String::from("shared"));
+        let keep = shared.clone();
+        assert_eq!(String::from(shared), "shared");
+        assert_eq!(keep, "shared");
+        assert_eq!(String::from(Text::from_static("static")), "static");
         let v = vec![1u8, 2, 3];
         let at = v.as_ptr();
         assert_eq!(
