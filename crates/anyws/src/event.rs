@@ -248,10 +248,10 @@ impl From<Text> for String {
 /// copy. Build one with `From` from a `&str`, `String`, [`Text`], `Vec<u8>`, `&[u8]`,
 /// `[u8; N]` or [`Bytes`] (which is what `send` takes).
 ///
-/// Natively a received message is a slice of the buffer the connection read it into, which
-/// it may share with the messages read with it: that buffer is freed when the last of them
-/// is dropped. To keep a small message for long, copy it (`Bytes::copy_from_slice`,
-/// `String::from`).
+/// Natively a received message of 4 KiB or more is a slice of the buffer the connection read
+/// it into (shorter ones are copied out of it), which it may share with the messages read
+/// with it: that buffer is freed when the last of them is dropped. To keep such a message
+/// for long while dropping the others, copy it (`Bytes::copy_from_slice`).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Message {
     /// A text message (a text frame on the wire).

@@ -243,7 +243,7 @@ async fn a_closure_that_panics_when_dropped_in_a_synthetic_dispatch_leaves_the_s
 }
 
 /// A received message is one buffer shared by every listener and the `Stream`: both
-/// listeners and the stream see the same bytes at the same address (nothing was copied), and
+/// listeners and the stream see the same bytes at the same address (none got a copy), and
 /// every message event of the socket carries the same origin string (none is allocated per
 /// message).
 #[tokio::test]
