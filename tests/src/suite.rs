@@ -70,8 +70,8 @@ cross_test! {
         ws.send(vec![1u8, 2, 3]).unwrap();
         ws.send(String::new()).unwrap();
         assert_eq!(ws.next().await.unwrap().unwrap(), Message::Text("hello".into()));
-        assert_eq!(ws.next().await.unwrap().unwrap(), Message::Binary(vec![1, 2, 3]));
-        assert_eq!(ws.next().await.unwrap().unwrap(), Message::Text(String::new()));
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::from(vec![1, 2, 3]));
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::from(""));
         ws.close_with(1000, "done").unwrap();
         let ev = ws.closed().await;
         assert_eq!((ev.code, ev.reason.as_str(), ev.was_clean), (1000, "done", true));
@@ -282,7 +282,7 @@ cross_test! {
         let mut ws = WebSocket::new(&url("/echo")).unwrap();
         // The Sink waits for the socket to open.
         for i in 0..10 {
-            ws.feed(Message::Text(format!("m{i}"))).await.unwrap();
+            ws.feed(Message::from(format!("m{i}"))).await.unwrap();
         }
         ws.flush().await.unwrap();
         assert_eq!(ws.buffered_amount(), 0, "flush waits for the bytes to reach the network");
@@ -426,7 +426,7 @@ cross_test! {
             assert_eq!(ws.binary_type(), binary_type);
             for i in 0..20u8 {
                 let msg = ws.next().await.unwrap().unwrap();
-                assert_eq!(msg, Message::Binary(vec![i; 300]), "{binary_type:?} message {i}");
+                assert_eq!(msg, Message::from(vec![i; 300]), "{binary_type:?} message {i}");
             }
             assert!(ws.next().await.is_none());
             assert!(ws.closed().await.was_clean);
@@ -441,7 +441,7 @@ cross_test! {
         for _ in 0..64 {
             futures::future::poll_fn(|cx| ws.poll_ready_unpin(cx)).await.unwrap();
             assert!(ws.buffered_amount() <= mark, "poll_ready returned above the mark");
-            ws.start_send_unpin(Message::Binary(chunk.clone())).unwrap();
+            ws.start_send_unpin(Message::from(chunk.clone())).unwrap();
         }
         ws.flush().await.unwrap();
         assert_eq!(ws.buffered_amount(), 0);
@@ -668,7 +668,7 @@ cross_test! {
             let text = e.as_message().unwrap().data.as_text().unwrap_or_default().to_owned();
             outer.push(format!("outer {text}"));
             if text == "first" {
-                let nested = anyws::MessageEvent { data: "nested".into(), origin: String::new() };
+                let nested = anyws::MessageEvent { data: "nested".into(), origin: "".into() };
                 weak.upgrade().unwrap().dispatch_event(nested);
                 outer.push("outer after nested".into());
             }
@@ -677,7 +677,7 @@ cross_test! {
         let _inner = ws.add_event_listener(EventKind::Message, move |e: &Event| {
             inner.push(format!("inner {}", e.as_message().unwrap().data.as_text().unwrap_or_default()));
         });
-        ws.dispatch_event(anyws::MessageEvent { data: "first".into(), origin: String::new() });
+        ws.dispatch_event(anyws::MessageEvent { data: "first".into(), origin: "".into() });
         assert_eq!(
             log.lines(),
             ["outer first", "inner nested", "outer after nested", "inner first"],
@@ -693,7 +693,7 @@ cross_test! {
         ws.clear_onopen();
         ws.clear_onmessage();
         ws.clear_onerror();
-        ws.dispatch_event(anyws::MessageEvent { data: "x".into(), origin: String::new() });
+        ws.dispatch_event(anyws::MessageEvent { data: "x".into(), origin: "".into() });
         ws.dispatch_event(anyws::ErrorEvent::default());
         ws.dispatch_event(Event::Open);
         assert!(log.lines().is_empty(), "{:?}", log.lines());

@@ -185,9 +185,9 @@ fn perform(ws: &WebSocket, log: &Mutex<Vec<String>>, place: &str, actions: &[Act
             Action::Send { .. } => {
                 let (binary, bytes) = a.send_data().expect("a send");
                 let msg = if binary {
-                    Message::Binary(bytes)
+                    Message::Binary(bytes.into())
                 } else {
-                    Message::Text(String::from_utf8(bytes).expect("UTF-8"))
+                    Message::Text(String::from_utf8(bytes).expect("UTF-8").into())
                 };
                 ws.send(msg)
             }

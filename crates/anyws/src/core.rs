@@ -278,7 +278,8 @@ impl Inner {
 /// One socket's shared state.
 pub(crate) struct Core {
     url: String,
-    origin: String,
+    /// Computed once; every message event shares it.
+    origin: std::sync::Arc<str>,
     state: AtomicU8,
     receive_high_water_mark: usize,
     inner: Mutex<Inner>,
@@ -294,7 +295,7 @@ impl Core {
         receive_high_water_mark: usize,
         accepted: Option<String>,
     ) -> Core {
-        let origin = crate::validate::origin_of(&url);
+        let origin = crate::validate::origin_of(&url).into();
         let state = match accepted {
             Some(_) => ReadyState::Open,
             None => ReadyState::Connecting,
@@ -498,7 +499,9 @@ impl Core {
     /// close frame came first) it is dropped, as the spec says. Otherwise it goes to the
     /// `message` listeners, and is queued for the `Stream` face unless the socket is used
     /// with listeners only (message listeners are set and the stream has never been polled),
-    /// so a handler-only socket keeps no copies.
+    /// so a handler-only socket keeps nothing. The listeners and the queue share the
+    /// message's buffer (a clone is a reference count), and the event's origin is the
+    /// socket's one `Arc<str>`: nothing is allocated or copied per message here.
     ///
     /// Returns whether the backend may read the next message at once (see
     /// [`Core::poll_room`]).
@@ -510,7 +513,7 @@ impl Core {
             let mut inner = lock(&self.inner);
             let listening = inner.listening_for_messages();
             let queue = !inner.received.abandoned && (inner.received.polled || !listening);
-            // The payload is copied only when both the queue and a listener take it.
+            // Both the queue and the listeners may take it: a clone shares the buffer.
             let (for_listeners, wakers) = if queue {
                 let for_listeners = listening.then(|| data.clone());
                 let r = &mut inner.received;

@@ -107,9 +107,11 @@ mod backend;
 #[path = "web/mod.rs"]
 mod backend;
 
+/// The `bytes` crate, whose [`Bytes`](bytes::Bytes) holds [`Message::Binary`] payloads.
+pub use bytes;
 pub use error::{Error, ErrorKind};
 pub use event::{
-    BinaryType, CloseEvent, ErrorEvent, Event, EventKind, Message, MessageEvent, ReadyState,
+    BinaryType, CloseEvent, ErrorEvent, Event, EventKind, Message, MessageEvent, ReadyState, Text,
 };
 pub use sendness::WasmNotSend;
 pub use socket::{Closed, Listener, Opened, Options, WeakWebSocket, WebSocket};

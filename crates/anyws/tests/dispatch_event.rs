@@ -38,7 +38,7 @@ async fn replacing_handlers_under_concurrent_dispatch_loses_no_real_message() {
             move |e: &MessageEvent| {
                 let _t = &token;
                 assert!(!busy.swap(true, Ordering::SeqCst), "ran twice at once");
-                if e.origin != "synthetic" {
+                if &*e.origin != "synthetic" {
                     real.fetch_add(1, Ordering::SeqCst);
                 }
                 busy.store(false, Ordering::SeqCst);
@@ -151,11 +151,11 @@ async fn a_listener_that_panicked_in_a_synthetic_dispatch_runs_again() {
     std::thread::spawn(move || {
         w.dispatch_event(MessageEvent {
             data: "boom".into(),
-            origin: String::new(),
+            origin: "".into(),
         });
         w.dispatch_event(MessageEvent {
             data: "again".into(),
-            origin: String::new(),
+            origin: "".into(),
         });
     })
     .join()
@@ -223,7 +223,7 @@ async fn a_closure_that_panics_when_dropped_in_a_synthetic_dispatch_leaves_the_s
     let tx = Mutex::new(tx);
     let _l = ws.add_event_listener(EventKind::Message, move |e: &anyws::Event| {
         let m = e.as_message().unwrap();
-        if m.origin != "app" {
+        if &*m.origin != "app" {
             let _ = tx
                 .lock()
                 .unwrap()
@@ -240,4 +240,58 @@ async fn a_closure_that_panics_when_dropped_in_a_synthetic_dispatch_leaves_the_s
         "the socket went on after the panic"
     );
     ws.close();
+}
+
+/// A received message is one buffer shared by every listener and the `Stream`: both
+/// listeners and the stream see the same bytes at the same address (none got a copy), and
+/// every message event of the socket carries the same origin string (none is allocated per
+/// message).
+#[tokio::test]
+async fn a_received_message_is_shared_not_copied() {
+    use anyws::Message;
+    use futures::StreamExt;
+
+    // (payload address, length, origin) as each listener saw them, per message.
+    type Seen = Arc<Mutex<Vec<(usize, usize, Arc<str>)>>>;
+    let url = common::server().await;
+    for binary in [true, false] {
+        let ws = WebSocket::new(&format!("{url}/send?count=3&size=1000&binary={binary}")).unwrap();
+        let seen: [Seen; 2] = Default::default();
+        let _listeners: Vec<_> = seen
+            .iter()
+            .map(|seen| {
+                let seen = seen.clone();
+                ws.add_event_listener(EventKind::Message, move |e: &Event| {
+                    let m = e.as_message().unwrap();
+                    let bytes = m.data.as_bytes();
+                    let at = (bytes.as_ptr() as usize, bytes.len(), m.origin.clone());
+                    seen.lock().unwrap().push(at);
+                })
+            })
+            .collect();
+        // On this single-threaded runtime the connection makes no progress before this
+        // first poll, so the stream is polled before any message arrives: every message
+        // goes to the listeners and to the stream.
+        let mut stream = ws.clone();
+        let mut got = Vec::new();
+        while let Some(item) = stream.next().await {
+            let msg = item.unwrap();
+            assert_eq!(matches!(msg, Message::Binary(_)), binary, "{msg:?}");
+            got.push(msg);
+        }
+        let (a, b) = (seen[0].lock().unwrap(), seen[1].lock().unwrap());
+        assert_eq!((a.len(), b.len(), got.len()), (3, 3, 3));
+        for ((a, b), msg) in a.iter().zip(b.iter()).zip(&got) {
+            let (ptr, len) = (msg.as_bytes().as_ptr() as usize, msg.len());
+            assert_eq!((a.0, a.1), (ptr, len), "listener 1 got a copy");
+            assert_eq!((b.0, b.1), (ptr, len), "listener 2 got a copy");
+            assert!(Arc::ptr_eq(&a.2, &b.2), "an origin per listener");
+            assert_eq!(&*a.2, url.trim_end_matches('/'));
+        }
+        // One origin for every message of the socket.
+        assert!(
+            a.iter().all(|s| Arc::ptr_eq(&s.2, &a[0].2)),
+            "an origin per message"
+        );
+    }
 }

@@ -42,7 +42,7 @@ async fn a_flood_to_a_slow_consumer_keeps_peak_memory_bounded() {
     let mut received = 0;
     while let Some(msg) = ws.next().await {
         let msg = msg.unwrap();
-        assert_eq!(msg, Message::Binary(vec![(received % 256) as u8; SIZE]));
+        assert_eq!(msg, Message::from(vec![(received % 256) as u8; SIZE]));
         received += 1;
         if received < 512 {
             tokio::time::sleep(Duration::from_millis(1)).await;

@@ -229,15 +229,15 @@ async fn a_small_read_buffer_still_delivers_large_and_many_messages_in_order() {
     let mut ws = WebSocket::with_options(&url, with(native)).unwrap();
     ws.opened().await.unwrap();
     let big: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
-    ws.send(Message::Binary(big.clone())).unwrap();
+    ws.send(Message::from(big.clone())).unwrap();
     for i in 0..100 {
         ws.send(format!("text {i}")).unwrap();
     }
-    assert_eq!(ws.next().await.unwrap().unwrap(), Message::Binary(big));
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::from(big));
     for i in 0..100 {
         assert_eq!(
             ws.next().await.unwrap().unwrap(),
-            Message::Text(format!("text {i}"))
+            Message::from(format!("text {i}"))
         );
     }
     ws.close();

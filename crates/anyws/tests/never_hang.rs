@@ -722,7 +722,7 @@ async fn dispatch_event_from_other_threads_never_costs_a_real_message() {
         listeners.push(ws.add_event_listener(EventKind::Message, move |e: &Event| {
             assert!(!busy.swap(true, Ordering::SeqCst), "ran twice at once");
             let m = e.as_message().unwrap();
-            if m.origin != "synthetic" {
+            if &*m.origin != "synthetic" {
                 r.lock().unwrap().push(m.data.clone());
             }
             busy.store(false, Ordering::SeqCst);

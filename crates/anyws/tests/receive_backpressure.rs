@@ -26,7 +26,7 @@ async fn a_slow_stream_reader_bounds_what_is_queued() {
         let msg = ws.next().await.unwrap().unwrap();
         assert_eq!(
             msg,
-            Message::Binary(vec![(i % 256) as u8; message]),
+            Message::from(vec![(i % 256) as u8; message]),
             "message {i}"
         );
         // Give the connection task every chance to read ahead of us.

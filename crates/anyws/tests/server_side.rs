@@ -134,14 +134,14 @@ async fn a_server_socket_streams_and_sinks_like_a_client() {
     let mut server = server.await.unwrap().unwrap();
     assert_eq!(server.protocol(), "", "no protocol offered, none chosen");
     for i in 0..100 {
-        SinkExt::send(&mut server, Message::Binary(vec![i; 1000]))
+        SinkExt::send(&mut server, Message::from(vec![i; 1000]))
             .await
             .unwrap();
     }
     for i in 0..100 {
         assert_eq!(
             client.next().await.unwrap().unwrap(),
-            Message::Binary(vec![i; 1000])
+            Message::from(vec![i; 1000])
         );
     }
     // The client closes: the server's stream ends cleanly, as a client's does.

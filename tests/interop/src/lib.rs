@@ -254,7 +254,7 @@ struct Hello {
 /// Reads the peer's first message and checks the negotiation against anyws's view of it.
 async fn negotiation(ws: &mut WebSocket, expected: &[&str]) -> String {
     let hello = match within("the peer's first message", ws.next()).await {
-        Some(Ok(Message::Text(text))) => text,
+        Some(Ok(Message::Text(text))) => String::from(text),
         other => panic!("the peer's first message: {other:?}"),
     };
     let json: serde_json::Value = serde_json::from_str(&hello).unwrap();
@@ -357,19 +357,19 @@ async fn echoed(ws: &mut WebSocket, who: &str, sent: &Message) {
 fn messages(big: bool) -> Vec<Message> {
     let mut all = vec![
         Message::Text("hello".into()),
-        Message::Binary(vec![0, 1, 2, 255]),
-        Message::Text(String::new()),
-        Message::Binary(Vec::new()),
-        Message::Text(json(1, 1 << 10)),
-        Message::Text("ünïcødé ✓ 🦀 ".repeat(200)),
-        Message::Binary(noise(64 << 10)),
+        Message::from(vec![0, 1, 2, 255]),
+        Message::from(""),
+        Message::from(Vec::new()),
+        Message::from(json(1, 1 << 10)),
+        Message::from("ünïcødé ✓ 🦀 ".repeat(200)),
+        Message::from(noise(64 << 10)),
     ];
     if big {
-        all.push(Message::Text(json(2, 2 << 20)));
+        all.push(Message::from(json(2, 2 << 20)));
     }
     // Similar messages in a row: with context takeover each refers back to the ones before.
-    all.extend((0..10).map(|i| Message::Text(json(10 + i, 1 << 10))));
-    all.push(Message::Binary(json(3, 300 << 10).into_bytes()));
+    all.extend((0..10).map(|i| Message::from(json(10 + i, 1 << 10))));
+    all.push(Message::from(json(3, 300 << 10).into_bytes()));
     all
 }
 
@@ -413,7 +413,7 @@ async fn everything(
     }
     // A burst: every message sent before any echo is read.
     let burst: Vec<Message> = (0..20)
-        .map(|i| Message::Text(json(50 + i, 1 << 10)))
+        .map(|i| Message::from(json(50 + i, 1 << 10)))
         .collect();
     for m in &burst {
         within("a send", SinkExt::send(&mut ws, m.clone()))
@@ -445,9 +445,9 @@ async fn everything(
 async fn closed_by_peer(mut ws: WebSocket, peer: &mut anyws_child::Child, expected: &[&str]) {
     let who = negotiation(&mut ws, expected).await;
     for m in [
-        Message::Text(json(7, 1 << 10)),
-        Message::Binary(noise(1 << 10)),
-        Message::Text(json(8, 1 << 10)),
+        Message::from(json(7, 1 << 10)),
+        Message::from(noise(1 << 10)),
+        Message::from(json(8, 1 << 10)),
     ] {
         within("a send", SinkExt::send(&mut ws, m.clone()))
             .await
@@ -455,7 +455,7 @@ async fn closed_by_peer(mut ws: WebSocket, peer: &mut anyws_child::Child, expect
         echoed(&mut ws, &who, &m).await;
     }
     let (code, reason) = PEER_CLOSE;
-    let ask = Message::Text(format!("!close {code} {reason}"));
+    let ask = Message::from(format!("!close {code} {reason}"));
     within("a send", SinkExt::send(&mut ws, ask)).await.unwrap();
     let event = within("the peer's close", ws.closed()).await;
     assert_clean(&who, &event, code, Some(reason));

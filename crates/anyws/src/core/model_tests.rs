@@ -522,7 +522,7 @@ type StdMutex<T> = std::sync::Mutex<T>;
 fn synthetic(text: &str) -> Event {
     Event::Message(MessageEvent {
         data: Message::Text(text.into()),
-        origin: String::new(),
+        origin: "".into(),
     })
 }
 

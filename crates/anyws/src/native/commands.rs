@@ -141,7 +141,7 @@ mod tests {
         batch
             .into_iter()
             .map(|c| match c {
-                Command::Send(Message::Text(t)) => t,
+                Command::Send(Message::Text(t)) => t.into(),
                 _ => "other".into(),
             })
             .collect()

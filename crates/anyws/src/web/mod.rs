@@ -283,7 +283,7 @@ impl Pump {
                 Ok(buf) => {
                     let bytes = js_sys::Uint8Array::new(&buf).to_vec();
                     if let Some(front) = pump.queue.borrow_mut().front_mut() {
-                        front.0 = Incoming::Message(Message::Binary(bytes));
+                        front.0 = Incoming::Message(Message::Binary(bytes.into()));
                     }
                 }
                 Err(e) => pump.fail(&e),
@@ -386,14 +386,18 @@ fn report_error(error: &wasm_bindgen::JsValue) {
 
 fn message_of(event: &web_sys::Event) -> Incoming {
     let data = event.unchecked_ref::<web_sys::MessageEvent>().data();
+    // One copy out of JS memory; the `String` or `Vec` then becomes the message's shared
+    // buffer as it is.
     if let Some(text) = data.as_string() {
-        Incoming::Message(Message::Text(text))
+        Incoming::Message(Message::Text(text.into()))
     } else if let Some(buf) = data.dyn_ref::<js_sys::ArrayBuffer>() {
-        Incoming::Message(Message::Binary(js_sys::Uint8Array::new(buf).to_vec()))
+        Incoming::Message(Message::Binary(
+            js_sys::Uint8Array::new(buf).to_vec().into(),
+        ))
     } else if let Ok(blob) = data.dyn_into::<web_sys::Blob>() {
         Incoming::Blob(blob)
     } else {
-        Incoming::Message(Message::Binary(Vec::new()))
+        Incoming::Message(Message::Binary(Default::default()))
     }
 }
 

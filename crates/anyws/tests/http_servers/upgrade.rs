@@ -173,7 +173,7 @@ pub async fn exchange_and_close_with_1001(server: &mut Server, path: &str) {
             .await
             .unwrap()
             .unwrap(),
-        Message::Binary(vec![1, 2, 3])
+        Message::from(vec![1, 2, 3])
     );
 
     // 1001 is an endpoint's code (going away), which a server socket may send.

@@ -392,8 +392,8 @@ mod anyws_client {
         }
         fn message(m: Out) -> Message {
             match m {
-                Out::Text(s) => Message::Text(s),
-                Out::Binary(b) => Message::Binary(b),
+                Out::Text(s) => Message::Text(s.into()),
+                Out::Binary(b) => Message::Binary(b.into()),
             }
         }
         fn received(m: Message) -> In {
