@@ -283,11 +283,34 @@ impl Task {
 }
 
 /// A client connection: the opening handshake, then the connection.
-pub(crate) async fn run(mut task: Task, protocols: Vec<String>) -> Outcome {
+pub(crate) async fn run(task: Task, protocols: Vec<String>) -> Outcome {
+    // Boxed: the handshake's state (URL, request, response buffers, TLS, proxy) is freed once
+    // the connection is open instead of staying part of the task's allocation, which an
+    // idle connection keeps for its lifetime.
+    match Box::pin(open(task, protocols)).await {
+        Ok((task, ws, deflater)) => task.drive(ws, metered, deflater).await,
+        Err(outcome) => outcome,
+    }
+}
+
+/// The open connection of [`run`], after the handshake and `open`.
+type Opened = (
+    Task,
+    WebSocketStream<Inflating<Metered<super::stream::Stream>>>,
+    Option<Deflater>,
+);
+
+/// A client's opening handshake, up to `open`.
+async fn open(mut task: Task, protocols: Vec<String>) -> Result<Opened, Outcome> {
     // Validated by this parser when the socket was made, so it parses again.
     let url = match url::Url::parse(task.core.url()) {
         Ok(url) => url,
-        Err(e) => return Outcome::failed(Error::new(ErrorKind::Syntax, e.to_string())),
+        Err(e) => {
+            return Err(Outcome::failed(Error::new(
+                ErrorKind::Syntax,
+                e.to_string(),
+            )))
+        }
     };
     let upgraded = tokio::select! {
         r = connect_within(&url, &protocols, &task.options) => r,
@@ -295,7 +318,7 @@ pub(crate) async fn run(mut task: Task, protocols: Vec<String>) -> Outcome {
     };
     let up = match upgraded {
         Ok(up) => up,
-        Err(e) => return Outcome::failed(e),
+        Err(e) => return Err(Outcome::failed(e)),
     };
     let config = Some(task.options.websocket_config());
     let (stream, leftover, deflater) =
@@ -305,9 +328,9 @@ pub(crate) async fn run(mut task: Task, protocols: Vec<String>) -> Outcome {
     wait_for_gate(&task.link).await;
     trace::opened(&up.protocol, &up.extensions);
     if !task.core.fire_open(up.protocol, up.extensions) {
-        return Outcome::failed(aborted_error());
+        return Err(Outcome::failed(aborted_error()));
     }
-    task.drive(ws, metered, deflater).await
+    Ok((task, ws, deflater))
 }
 
 /// A server connection whose handshake anyws answered: `open`, then the connection.
@@ -599,7 +622,7 @@ where
                 }
             }
         };
-        self.outcome(end).await
+        Box::pin(self.outcome(end)).await
     }
 
     /// `close()` was called while OPEN (or the last handle was dropped).

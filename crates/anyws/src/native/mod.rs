@@ -348,14 +348,16 @@ impl Transport {
         let probe = in_task.then(|| gate::Group::join(&link));
         let finish = conn::Finish::new(core.clone(), link.clone());
         let span = trace::connection(core.url(), role);
+        // Boxed: `supervised` would otherwise hold the connection's future twice over (as its
+        // argument and as what it awaits), doubling what every connection's task allocates.
         let connection = conn::supervised(
             finish,
-            run(conn::Task {
+            Box::pin(run(conn::Task {
                 core: core.clone(),
                 options: options.clone(),
                 rx,
                 link: link.clone(),
-            }),
+            })),
         );
         spawn(trace::instrument(connection, span))?;
         if let Some(probe) = probe {
