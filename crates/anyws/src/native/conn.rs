@@ -51,7 +51,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
@@ -270,17 +270,28 @@ impl Task {
         leftover: Vec<u8>,
         deflate: Option<&Params>,
         server: bool,
-    ) -> (Inflating<Metered<S>>, Vec<u8>, Option<Deflater>) {
+    ) -> Layers<S> {
         let agreed = deflate.and_then(|params| {
             let settings = self.options.compression_for(server)?;
             Some(params.for_role(server, &settings))
         });
+        let config = self.options.websocket_config(agreed.is_some());
         let metered = Metered::new(stream, Meter::new(self.link.clone(), !server));
         let (stream, leftover) =
             Inflating::new(metered, agreed.as_ref(), server, &self.options, leftover);
-        (stream, leftover, agreed.map(Deflater::new))
+        (stream, leftover, agreed.map(Deflater::new), Some(config))
     }
 }
+
+/// What [`Task::layers`] makes of a byte stream: the stream tungstenite reads, the bytes
+/// read past the handshake that it must read first, the compressor if permessage-deflate was
+/// agreed, and tungstenite's settings for that stream.
+type Layers<S> = (
+    Inflating<Metered<S>>,
+    Vec<u8>,
+    Option<Deflater>,
+    Option<WebSocketConfig>,
+);
 
 /// A client connection: the opening handshake, then the connection.
 pub(crate) async fn run(task: Task, protocols: Vec<String>) -> Outcome {
@@ -320,8 +331,7 @@ async fn open(mut task: Task, protocols: Vec<String>) -> Result<Opened, Outcome>
         Ok(up) => up,
         Err(e) => return Err(Outcome::failed(e)),
     };
-    let config = Some(task.options.websocket_config());
-    let (stream, leftover, deflater) =
+    let (stream, leftover, deflater, config) =
         task.layers(up.stream, up.leftover, up.deflate.as_ref(), false);
     let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Client, config).await;
     task.link.set_handshake(up.handshake);
@@ -343,8 +353,8 @@ pub(crate) async fn run_accepted<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let config = Some(task.options.websocket_config());
-    let (stream, leftover, deflater) = task.layers(stream, leftover, deflate.as_ref(), true);
+    let (stream, leftover, deflater, config) =
+        task.layers(stream, leftover, deflate.as_ref(), true);
     let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, config).await;
     run_open(task, ws, metered, deflater).await
 }
@@ -361,8 +371,8 @@ pub(crate) async fn run_fuzzed<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let config = Some(task.options.websocket_config());
-    let (stream, leftover, deflater) = task.layers(stream, Vec::new(), deflate.as_ref(), server);
+    let (stream, leftover, deflater, config) =
+        task.layers(stream, Vec::new(), deflate.as_ref(), server);
     let role = if server { Role::Server } else { Role::Client };
     let ws = WebSocketStream::from_partially_read(stream, leftover, role, config).await;
     run_open(task, ws, metered, deflater).await

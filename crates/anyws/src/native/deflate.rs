@@ -42,7 +42,7 @@ const NAME: &str = "permessage-deflate";
 pub(crate) const CHUNK: usize = 64 << 10;
 
 /// How much of the wire the receiving layer reads at once.
-const READ_AHEAD: usize = 16 << 10;
+pub(crate) const READ_AHEAD: usize = 16 << 10;
 
 /// The empty stored block that ends every compressed message (RFC 7692 section 7.2.1),
 /// removed by the sender and put back by the receiver.

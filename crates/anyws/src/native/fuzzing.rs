@@ -104,7 +104,7 @@ async fn receive_async(bytes: &[u8]) {
     });
 
     let options = Options::new();
-    let config = Some(options.native.websocket_config());
+    let config = Some(options.native.websocket_config(false));
     let stream = WebSocketStream::from_raw_socket(client, Role::Client, config).await;
     let url = "ws://fuzz.invalid/".to_owned();
     let core = Shared::new(Core::new(

@@ -299,6 +299,10 @@ impl NativeOptions {
     /// connection takes about 140 KiB of RSS, at 32 KiB about 42 KiB, but 16 MiB messages
     /// arrive about a fifth slower (`cargo xtask bench`, N4 and N5). Values under 4 KiB are
     /// raised to 4 KiB. Default: 128 KiB, as in tungstenite.
+    ///
+    /// On a connection that agreed permessage-deflate, reads from the socket are at most
+    /// 16 KiB and so is the read buffer, whatever this says (a larger one only cost time:
+    /// tungstenite zeroes it before each read).
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
         self.read_buffer_size = bytes.max(4096);
         self
@@ -506,8 +510,18 @@ impl NativeOptions {
         }
     }
 
-    /// tungstenite's settings for these options.
-    pub(crate) fn websocket_config(&self) -> WebSocketConfig {
+    /// tungstenite's settings for these options; `compressed`: for a connection that agreed
+    /// permessage-deflate.
+    pub(crate) fn websocket_config(&self, compressed: bool) -> WebSocketConfig {
+        // With permessage-deflate the layer under tungstenite reads the socket (at most
+        // `deflate::READ_AHEAD` at a time) and hands tungstenite inflated pieces: a larger
+        // read buffer saves no system call there, and tungstenite zeroes the part of it each
+        // read may fill, so it would cost a memset of `read_buffer_size` per read.
+        let read_buffer_size = if compressed {
+            self.read_buffer_size.min(super::deflate::READ_AHEAD)
+        } else {
+            self.read_buffer_size
+        };
         WebSocketConfig::default()
             .max_message_size(self.max_message_size)
             // tungstenite reserves a frame's announced length before reading it: without a
@@ -520,7 +534,7 @@ impl NativeOptions {
                     .or(self.max_message_size)
                     .unwrap_or(isize::MAX as usize),
             ))
-            .read_buffer_size(self.read_buffer_size)
+            .read_buffer_size(read_buffer_size)
     }
 
     /// The rustls configuration a `wss://` connection uses: the caller's
@@ -696,6 +710,19 @@ impl Options {
 #[cfg(test)]
 mod tests {
     use super::redact_url;
+
+    /// A compressed connection's tungstenite reads what the inflating layer hands it: its
+    /// buffer (zeroed before each read) is no larger than the layer's reads.
+    #[test]
+    fn a_compressed_connection_keeps_a_small_read_buffer() {
+        use super::NativeOptions;
+        use super::super::deflate::READ_AHEAD;
+        let options = NativeOptions::new();
+        assert_eq!(options.websocket_config(false).read_buffer_size, 128 << 10);
+        assert_eq!(options.websocket_config(true).read_buffer_size, READ_AHEAD);
+        let small = NativeOptions::new().read_buffer_size(8 << 10);
+        assert_eq!(small.websocket_config(true).read_buffer_size, 8 << 10);
+    }
 
     /// Which provider the features choose when the process has no default (nothing in the
     /// library's unit tests installs one). The debug form names the provider's random source.
