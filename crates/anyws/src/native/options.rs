@@ -715,8 +715,8 @@ mod tests {
     /// buffer (zeroed before each read) is no larger than the layer's reads.
     #[test]
     fn a_compressed_connection_keeps_a_small_read_buffer() {
-        use super::NativeOptions;
         use super::super::deflate::READ_AHEAD;
+        use super::NativeOptions;
         let options = NativeOptions::new();
         assert_eq!(options.websocket_config(false).read_buffer_size, 128 << 10);
         assert_eq!(options.websocket_config(true).read_buffer_size, READ_AHEAD);
