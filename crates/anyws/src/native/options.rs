@@ -288,6 +288,12 @@ impl NativeOptions {
     /// with both limits `None` a peer that announces a frame of a terabyte makes the
     /// allocation fail, which aborts the process. Keep one of the two limits for peers you
     /// do not trust.
+    ///
+    /// Known issue: the buffer tungstenite reserved for a large frame stays with the
+    /// connection until it closes, so a connection that once received a frame of N bytes
+    /// keeps about N bytes (up to this limit) while idle. Lower the limit if many long-lived
+    /// connections may each receive a large frame; a sender fragmenting its messages (as
+    /// browsers do not) avoids it too.
     pub fn max_frame_size(mut self, bytes: Option<usize>) -> Self {
         self.max_frame_size = bytes;
         self
