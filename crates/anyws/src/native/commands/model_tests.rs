@@ -13,7 +13,7 @@ fn text(s: &str) -> Command {
 
 fn name(c: Command) -> String {
     match c {
-        Command::Send(Message::Text(t)) => t,
+        Command::Send(Message::Text(t)) => t.into(),
         other => format!("{other:?}"),
     }
 }
