@@ -206,6 +206,49 @@ pub mod native {
     pub use tokio_tungstenite;
 }
 
+#[cfg(target_arch = "wasm32")]
+pub mod web {
+    //! Browser-only settings and facts. This module does not exist natively, so browser-only
+    //! settings in native code are a compile error, never silently ignored.
+    //!
+    //! ## `WebSocketStream` and backpressure
+    //! By default a socket is built on the browser's `WebSocket`, which delivers every
+    //! message as it arrives: the socket's [`Stream`](futures_core::Stream) queue is not
+    //! bounded in the browser. With [`WebOptions::websocket_stream`] (per socket) or
+    //! [`set_websocket_stream_default`] (per thread) it is built on `WebSocketStream` where
+    //! the global scope has it (Chromium, in the page and in workers; not Firefox or Safari,
+    //! which keep `WebSocket`): anyws then reads the next message only while the queue is
+    //! within [`Options::receive_high_water_mark`](crate::Options::receive_high_water_mark),
+    //! and while it does not read the browser stops reading from the network, so a slow
+    //! consumer gets bounded memory, as natively. [`uses_websocket_stream`] tells which path a
+    //! socket took.
+    //!
+    //! Both paths report the same events, in the same order, with the same fields, except:
+    //! - Chromium (checked in 156) discards the messages it holds for a reader that is behind
+    //!   when the **peer** closes the connection, and reports a clean close: with the stream
+    //!   path, a slow consumer loses the last messages before a close the peer starts. This
+    //!   is why the path is opt-in: use it where the application ends its connections itself
+    //!   (messages that arrive after `close()` are never delivered anyway), or can lose them.
+    //! - `WebSocketStream` reports a connection that broke (a TCP drop) and one the browser
+    //!   failed alike, so on the stream path a drop after opening reports `error` before its
+    //!   `close` 1006, where `WebSocket` reports the `close` alone.
+    //! - The `binaryType` changes nothing: binary messages come as bytes, no `Blob` is read.
+    //!
+    //! ```no_run
+    //! use anyws::web::{uses_websocket_stream, WebOptions};
+    //! # fn demo() -> Result<(), anyws::Error> {
+    //! let options = anyws::Options::new()
+    //!     .receive_high_water_mark(256 * 1024)
+    //!     .web(WebOptions::new().websocket_stream(true));
+    //! let ws = anyws::WebSocket::with_options("ws://127.0.0.1:9001/feed", options)?;
+    //! let bounded = uses_websocket_stream(&ws); // true in Chromium, false in Firefox
+    //! # let _ = bounded; Ok(()) }
+    //! ```
+    pub use crate::backend::{
+        set_websocket_stream_default, uses_websocket_stream, websocket_stream_available, WebOptions,
+    };
+}
+
 // The crate README's examples (the registry page) are doctests, so they compile. Its Yew
 // example is checked against examples/yew, which builds and runs it in Chromium.
 #[cfg(doctest)]
@@ -229,7 +272,9 @@ pub mod diagnostics {
     /// Payload bytes received on `ws` and waiting to be read from its
     /// [`Stream`](futures_core::Stream). Natively the socket stops reading once this reaches
     /// [`Options::receive_high_water_mark`](crate::Options::receive_high_water_mark), so it
-    /// stays below the mark plus one message; in the browser it is not bounded.
+    /// stays below the mark plus one message, as it does in the browser for a socket built on
+    /// `WebSocketStream` (Chromium, opted in: `anyws::web`); on the browser's `WebSocket` it
+    /// is not bounded.
     pub fn queued_bytes(ws: &crate::WebSocket) -> usize {
         ws.core().queued_bytes()
     }

@@ -33,7 +33,9 @@ pub struct Options {
     pub send_high_water_mark: u64,
     /// Received messages queued for the [`Stream`](futures_core::Stream) face, in bytes, above
     /// which the native backend stops reading from the socket until the stream is read.
-    /// In the browser the socket cannot be paused; the queue is not bounded there.
+    /// In the browser the same holds only for a socket built on `WebSocketStream` (Chromium,
+    /// opted in with `anyws::web::WebOptions`); the browser's `WebSocket`, the default,
+    /// cannot be paused, and the queue is not bounded there.
     /// Default: 1 MiB.
     pub receive_high_water_mark: usize,
     /// Native-only settings; see `Options::native` (native targets only).

@@ -1,4 +1,8 @@
-//! The browser backend: the browser's own `WebSocket` through `web-sys`.
+//! The browser backend: the browser's own `WebSocket` through `web-sys` (here), or, opted in
+//! where the browser has it, `WebSocketStream` (`stream.rs`); `path.rs` picks one per socket
+//! and has what the two share a contract on. This file is the `WebSocket` path, and the
+//! helpers both use: the URL parser, the browser's exceptions as [`Error`]s and
+//! [`deliver_catching`].
 //!
 //! Every browser event goes through one ordered queue (the "pump") before it reaches the
 //! shared core, because a `Blob` message must be read asynchronously and must still be
@@ -55,6 +59,14 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
+
+mod path;
+mod stream;
+
+pub(crate) use path::Transport;
+pub use path::{
+    set_websocket_stream_default, uses_websocket_stream, websocket_stream_available, WebOptions,
+};
 
 thread_local! {
     static LIVE: Cell<usize> = const { Cell::new(0) };
@@ -162,14 +174,14 @@ struct Pump {
     /// Each event with the browser's `readyState` when the browser dispatched it to us.
     queue: RefCell<VecDeque<(Incoming, u16)>>,
     /// While an event is delivered, the `readyState` the browser had when it dispatched it:
-    /// what `ready_state()` reports to the listeners (shared with `Transport`). A message
+    /// what `ready_state()` reports to the listeners (shared with `Socket`). A message
     /// delivered after a `Blob` read would otherwise see the state the socket has moved on to
     /// meanwhile, which a JavaScript listener of the same event never sees.
     seen: Rc<Cell<Option<u16>>>,
     reading_blob: Cell<bool>,
     draining: Cell<bool>,
     /// The pump failed the connection (a `Blob` could not be read): the browser's later
-    /// events for this socket are ignored, and readyState is CLOSED (shared with `Transport`).
+    /// events for this socket are ignored, and readyState is CLOSED (shared with `Socket`).
     failed: Rc<Cell<bool>>,
     listeners: RefCell<Option<Listeners>>,
 }
@@ -410,7 +422,7 @@ fn close_of(event: &web_sys::Event) -> Incoming {
     })
 }
 
-pub(crate) struct Transport {
+pub(crate) struct Socket {
     ws: web_sys::WebSocket,
     /// Set when the pump failed the connection.
     failed: Rc<Cell<bool>>,
@@ -418,8 +430,8 @@ pub(crate) struct Transport {
     seen: Rc<Cell<Option<u16>>>,
 }
 
-impl Backend for Transport {
-    type Options = NoOptions;
+impl Backend for Socket {
+    type Options = WebOptions;
     type WritableWait = WritableWait;
     type Probe = EventLoop;
 
@@ -427,7 +439,7 @@ impl Backend for Transport {
         parse_url(input)
     }
 
-    fn connect(core: &Shared<Core>, protocols: Vec<String>, _: &NoOptions) -> Result<Self, Error> {
+    fn connect(core: &Shared<Core>, protocols: Vec<String>, _: &WebOptions) -> Result<Self, Error> {
         let url = core.url();
         let ws = if protocols.is_empty() {
             web_sys::WebSocket::new(url)
@@ -439,7 +451,7 @@ impl Backend for Transport {
             web_sys::WebSocket::new_with_str_sequence(url, &list)
         }
         .map_err(dom_error)?;
-        let transport = Transport {
+        let transport = Socket {
             ws: ws.clone(),
             failed: Rc::default(),
             seen: Rc::default(),
@@ -520,20 +532,9 @@ impl Backend for Transport {
         cx: &mut Context<'_>,
         mark: u64,
     ) -> Poll<()> {
-        loop {
-            if self.buffered_amount() <= mark || self.ws.ready_state() == web_sys::WebSocket::CLOSED
-            {
-                wait.timer = None;
-                return Poll::Ready(());
-            }
-            let timer = wait
-                .timer
-                .get_or_insert_with(|| Box::pin(gloo_timers::future::TimeoutFuture::new(1)));
-            match timer.as_mut().poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(()) => wait.timer = None,
-            }
-        }
+        poll_until(wait, cx, || {
+            self.buffered_amount() <= mark || self.ws.ready_state() == web_sys::WebSocket::CLOSED
+        })
     }
 
     fn probe(&self) -> EventLoop {
@@ -553,6 +554,23 @@ pub(crate) struct WritableWait {
     timer: Option<Pin<Box<gloo_timers::future::TimeoutFuture>>>,
 }
 
+/// Ready once `done()` holds, checking again on a short timer.
+fn poll_until(wait: &mut WritableWait, cx: &mut Context<'_>, done: impl Fn() -> bool) -> Poll<()> {
+    loop {
+        if done() {
+            wait.timer = None;
+            return Poll::Ready(());
+        }
+        let timer = wait
+            .timer
+            .get_or_insert_with(|| Box::pin(gloo_timers::future::TimeoutFuture::new(1)));
+        match timer.as_mut().poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(()) => wait.timer = None,
+        }
+    }
+}
+
 /// The browser's event loop already holds events until the creating script's block ends, so
 /// there is nothing to be told.
 #[derive(Clone)]
@@ -561,7 +579,3 @@ pub(crate) struct EventLoop;
 impl Probe for EventLoop {
     fn polled(&self) {}
 }
-
-/// Native-only settings have no browser counterpart: this stand-in keeps `Options` one type.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct NoOptions {}
