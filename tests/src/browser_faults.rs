@@ -22,7 +22,10 @@ fn with_browser_socket(url: &str) -> (WebSocket, JsValue) {
          return () => { globalThis.WebSocket = Base; return last; };",
     );
     let restore: js_sys::Function = install.call0(&JsValue::NULL).unwrap().unchecked_into();
-    let ws = WebSocket::new(url);
+    // This module fakes events of the browser's `WebSocket`: the socket must be on that path
+    // also where `WebSocketStream` exists.
+    let web = anyws::web::WebOptions::new().websocket_stream(false);
+    let ws = WebSocket::with_options(url, anyws::Options::new().web(web));
     let browser = restore.call0(&JsValue::NULL).unwrap();
     let ws = ws.expect("valid URL");
     assert!(browser.is_object(), "anyws creates the page's WebSocket");
@@ -93,6 +96,112 @@ async fn an_unreadable_blob_fails_the_connection() {
         assert!(
             anyws::diagnostics::live_connections() <= live,
             "{how}: the browser listeners are released"
+        );
+    }
+}
+
+/// Why the `WebSocketStream` path is opt-in (README: Target differences). The peer sends 20
+/// small messages and closes at once, while anyws's queue is full (a 1 KiB mark) and nothing
+/// reads it for a while. On the browser's `WebSocket` every message arrives, then the clean
+/// close. On `WebSocketStream`, Chromium (checked in 156) discards the messages it held for
+/// the reader when the peer's close frame arrived, and still reports a clean close. This
+/// test fails once Chromium delivers them: then the stream path can become the default.
+#[wasm_bindgen_test]
+async fn chromium_websocketstream_drops_messages_behind_a_peer_close() {
+    let mut paths = vec![false];
+    if anyws::web::websocket_stream_available() {
+        paths.push(true);
+    }
+    for stream in paths {
+        let web = anyws::web::WebOptions::new().websocket_stream(stream);
+        let options = anyws::Options::new().receive_high_water_mark(1024).web(web);
+        let mut ws = WebSocket::with_options(&url("/send?count=20&size=100"), options).unwrap();
+        assert_eq!(anyws::web::uses_websocket_stream(&ws), stream);
+        ws.opened().await.unwrap();
+        // Long enough for all 20 messages and the close frame to reach the browser.
+        crate::harness::pause(300).await;
+        let mut got = 0;
+        while let Some(message) = ws.next().await {
+            let text = message
+                .expect("a clean close")
+                .as_text()
+                .unwrap()
+                .to_owned();
+            assert!(text.starts_with(&format!("{got}-")), "in order: {text}");
+            got += 1;
+        }
+        let ev = ws.closed().await;
+        assert_eq!(
+            (ev.code, ev.was_clean),
+            (1000, true),
+            "stream path: {stream}"
+        );
+        if stream {
+            assert!(
+                got < 20,
+                "Chromium delivered all {got}: the stream path could become the default"
+            );
+        } else {
+            assert_eq!(got, 20);
+        }
+    }
+}
+
+/// The numbers in BENCHMARKS.md ("Backpressure in the browser"), by hand, not in CI:
+/// `cargo test -p anyws-tests --lib --target wasm32-unknown-unknown -- --include-ignored
+/// --nocapture measure_` (with `ANYWS_TEST_SERVER` and the browser's driver set). The server
+/// floods 32 MiB (2,048 text messages of 16 KiB) at a socket whose `Stream` stalls for three
+/// seconds, then reads everything; printed per path: the most bytes anyws queued, how much
+/// the wasm memory grew, and the JS heap (`performance.memory`, Chromium's page only).
+#[wasm_bindgen_test]
+#[ignore]
+async fn measure_a_flood_at_a_stalled_reader() {
+    let heap = || {
+        js_sys::Reflect::get(&js_sys::global(), &"performance".into())
+            .and_then(|p| js_sys::Reflect::get(&p, &"memory".into()))
+            .and_then(|m| js_sys::Reflect::get(&m, &"usedJSHeapSize".into()))
+            .ok()
+            .and_then(|h| h.as_f64())
+    };
+    // The stream path first: the wasm memory never shrinks, so the second run only shows
+    // growth beyond the first's.
+    let mut paths = vec![false];
+    if anyws::web::websocket_stream_available() {
+        paths.insert(0, true);
+    }
+    let (count, size) = (2048, 16 * 1024);
+    for stream in paths {
+        let web = anyws::web::WebOptions::new().websocket_stream(stream);
+        let options = anyws::Options::new().web(web); // the default 1 MiB mark
+        let flood = url(&format!("/send?count={count}&size={size}&hold=1"));
+        let memory_before = crate::harness::memory_bytes();
+        let heap_before = heap();
+        let mut ws = WebSocket::with_options(&flood, options).unwrap();
+        ws.opened().await.unwrap();
+        crate::harness::pause(3000).await; // the stalled consumer
+        let stalled_queue = anyws::diagnostics::queued_bytes(&ws);
+        let stalled_heap = heap();
+        let mut most = stalled_queue;
+        for i in 0..count {
+            most = most.max(anyws::diagnostics::queued_bytes(&ws));
+            let message = ws.next().await.unwrap().unwrap();
+            assert!(message.as_text().unwrap().starts_with(&format!("{i}-")));
+        }
+        let grown = crate::harness::memory_bytes() - memory_before;
+        ws.close();
+        ws.closed().await;
+        let mib = |b: f64| b / (1024.0 * 1024.0);
+        let heap_text = match (heap_before, stalled_heap) {
+            (Some(a), Some(b)) => format!("{:+.1} MiB", mib(b - a)),
+            _ => "n/a".to_owned(),
+        };
+        wasm_bindgen_test::console_log!(
+            "{} {}: queued after the stall {:.1} MiB, most queued {:.1} MiB, wasm memory grew {:.1} MiB, JS heap after the stall {heap_text}",
+            crate::harness::runtime(),
+            if stream { "WebSocketStream" } else { "WebSocket" },
+            mib(stalled_queue as f64),
+            mib(most as f64),
+            mib(grown as f64),
         );
     }
 }

@@ -40,3 +40,37 @@ fn the_suite_runs_in_the_global_scope_it_was_built_for() {
         "WebSocket is exposed here (MDN: Window and Worker)"
     );
 }
+
+// One test per browser path, under its own name, for the same reason: `cargo xtask test`
+// requires its `WebSocketStream` run to report the first, so a run built without the
+// `websocket-stream` feature cannot pass as that run.
+#[cfg(feature = "websocket-stream")]
+#[wasm_bindgen_test]
+fn sockets_use_websocket_stream_where_the_browser_has_it() {
+    sockets_take_the_browser_path_the_build_asked_for();
+}
+
+#[cfg(not(feature = "websocket-stream"))]
+#[wasm_bindgen_test]
+fn sockets_use_the_browser_websocket() {
+    sockets_take_the_browser_path_the_build_asked_for();
+}
+
+/// The suite's sockets take the browser path the build asked for: `WebSocketStream` with the
+/// `websocket-stream` feature where the browser has it (Chromium), else the browser's
+/// `WebSocket`.
+fn sockets_take_the_browser_path_the_build_asked_for() {
+    crate::harness::choose_browser_path();
+    let ws = anyws::WebSocket::new(&crate::harness::url("/echo")).expect("valid URL");
+    let expected = cfg!(feature = "websocket-stream") && anyws::web::websocket_stream_available();
+    assert_eq!(anyws::web::uses_websocket_stream(&ws), expected);
+    match crate::harness::runtime() {
+        "chromium" => assert!(anyws::web::websocket_stream_available()),
+        "firefox" => assert!(
+            !anyws::web::websocket_stream_available(),
+            "Firefox has WebSocketStream now: README, Target differences"
+        ),
+        _ => {}
+    }
+    ws.close();
+}

@@ -216,3 +216,33 @@ pub fn memory_bytes() -> usize {
         pages * 4096
     }
 }
+
+/// The browser path every suite test's sockets take: the browser's `WebSocket` (anyws's
+/// default), or with this crate's `websocket-stream` feature `WebSocketStream` where the
+/// browser has it (see `anyws::web`). Natively there is one path.
+pub fn choose_browser_path() {
+    #[cfg(target_arch = "wasm32")]
+    anyws::web::set_websocket_stream_default(cfg!(feature = "websocket-stream"));
+}
+
+/// Whether `ws` stops reading from the network while its `Stream` queue is full: natively
+/// and on the browser's `WebSocketStream` path, not on the browser's `WebSocket`.
+pub fn reading_pauses(ws: &anyws::WebSocket) -> bool {
+    #[cfg(target_arch = "wasm32")]
+    return anyws::web::uses_websocket_stream(ws);
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = ws;
+        true
+    }
+}
+
+/// Waits `ms` milliseconds: a slow consumer's pace, never a way to wait for an event.
+pub async fn pause(ms: u32) {
+    #[cfg(not(target_arch = "wasm32"))]
+    tokio::time::sleep(std::time::Duration::from_millis(ms.into())).await;
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = within(ms, std::future::pending::<()>()).await;
+    }
+}

@@ -37,7 +37,10 @@ macro_rules! cross_test {
         #[wasm_bindgen_test::wasm_bindgen_test]
         // After the test attribute, which only sees what follows it, as raw tokens.
         $(#[$($attr)*])*
-        async fn $name() $body
+        async fn $name() {
+            crate::harness::choose_browser_path();
+            $body
+        }
     };
 }
 
@@ -457,6 +460,38 @@ cross_test! {
         assert!(ws.buffered_amount() <= before + 4 * 1024 * 1024);
         ws.close();
         ws.closed().await;
+    }
+
+    /// Backpressure on receive (README: Target differences). The server floods a socket
+    /// whose `Stream` is read slowly, and waits for the client's close. Natively and on the
+    /// browser's `WebSocketStream` path (Chromium, opted in) anyws reads the next message
+    /// only while the queue is within the receive high-water mark, so it never holds more
+    /// than the mark plus one message, and the rest waits in the network; on the browser's
+    /// `WebSocket` (the default; Firefox has nothing else) every message is queued as it
+    /// arrives.
+    async fn a_slow_stream_reader_bounds_the_queue_where_reading_can_pause() {
+        use anyws::diagnostics::queued_bytes;
+        let (count, size, mark) = (256usize, 8 * 1024usize, 64 * 1024usize);
+        let opts = Options::new().receive_high_water_mark(mark);
+        let flood = url(&format!("/send?count={count}&size={size}&hold=1"));
+        let mut ws = WebSocket::with_options(&flood, opts).unwrap();
+        let mut most = 0;
+        for i in 0..count {
+            if i % 16 == 0 {
+                crate::harness::pause(20).await; // the slow consumer
+            }
+            most = most.max(queued_bytes(&ws));
+            let msg = ws.next().await.unwrap().unwrap();
+            assert!(msg.as_text().unwrap().starts_with(&format!("{i}-")), "message {i} in order");
+        }
+        ws.close();
+        assert!(ws.closed().await.was_clean);
+        let bound = mark + size;
+        if crate::harness::reading_pauses(&ws) {
+            assert!(most <= bound, "{most} bytes queued, over the mark plus one message");
+        } else {
+            assert!(most > 2 * bound, "only {most} bytes queued: did this browser pause reading?");
+        }
     }
 
     async fn headers_endpoint_reports_the_handshake() {

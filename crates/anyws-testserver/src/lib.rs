@@ -8,7 +8,7 @@
 //! | `/reject?status=S` | fails the handshake with HTTP status `S` (default 403) |
 //! | `/protocol` | selects the first offered subprotocol; `?select=X` answers `X` even if not offered; `?none` answers with none; then echoes |
 //! | `/bad-accept` | answers the handshake with a wrong `Sec-WebSocket-Accept` |
-//! | `/send?count=N&size=B&binary=1` | sends `N` messages of `B` bytes, then closes with 1000. Text message `i` starts with `i` in decimal followed by `-`, padded with `.`; binary message `i` is `B` bytes of `i % 256` |
+//! | `/send?count=N&size=B&binary=1&hold=1` | sends `N` messages of `B` bytes, then closes with 1000 (with `hold=1` it waits for the client's close instead, and answers it). Text message `i` starts with `i` in decimal followed by `-`, padded with `.`; binary message `i` is `B` bytes of `i % 256` |
 //! | `/drop?after=N&wait=1&partial=1` | sends `N` text messages `"0"`, `"1"`, ... (default 0), then drops the TCP connection without a close frame; with `wait=1` it first waits for one message from the client; with `partial=1` the drop comes in the middle of a message (after the header of a 100-byte binary frame and 10 of its bytes) |
 //! | `/silent-close` | reads everything and never answers anything, neither pings nor the client's close frame: a dead or half-open peer |
 //! | `/ping?data=X` | sends a ping frame with payload `X` right after the handshake, then echoes (and answers pings, as every route that reads) |
@@ -353,6 +353,12 @@ async fn serve(mut ws: Ws, route: Route, stats: Stats) -> Served {
                     Message::Text(s.into())
                 };
                 ws.feed(msg).await?;
+            }
+            if route.query.get("hold").is_some_and(|h| h == "1") {
+                ws.flush().await?;
+                // tungstenite answers the client's close by itself.
+                while ws.next().await.is_some() {}
+                return Ok(());
             }
             close_normally(ws).await
         }
