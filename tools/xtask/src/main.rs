@@ -315,6 +315,30 @@ fn test(root: &Path) -> Result<(), String> {
             ));
         }
     }
+    // The opt-in `WebSocketStream` path, which only Chromium has: the page's suite once more,
+    // with every socket on it (see `STREAM_RUN`).
+    if config.test.browsers.contains(&Browser::Chromium)
+        && config.test.crates.iter().any(|c| c == SUITE_CRATE)
+    {
+        let started_run = Instant::now();
+        let mut cmd = browser_test(
+            root,
+            &tools,
+            &server.url,
+            Browser::Chromium,
+            config.test.timeout_seconds,
+        );
+        cmd.arg("--lib")
+            .args(steps::packages(&config.test.crates))
+            .args(["--features", &format!("{SUITE_CRATE}/{STREAM_FEATURE}")]);
+        let run = run_tests(&mut cmd)?;
+        proofs.push((STREAM_RUN.to_owned(), STREAM_PROOF));
+        runs.push((
+            STREAM_RUN.to_owned(),
+            run,
+            started_run.elapsed().as_secs_f32(),
+        ));
+    }
     if !config.test.examples.is_empty() {
         let mut cmd = browser_test(
             root,
@@ -461,6 +485,14 @@ const BROWSER_ONLY: [&str; 2] = ["browser_faults::", "browser_scope::"];
 
 /// The crate holding `browser_scope`, whose scope tests prove where a browser run ran.
 const SUITE_CRATE: &str = "anyws-tests";
+
+/// The run of the suite on anyws's opt-in `WebSocketStream` path (`anyws::web`): Chromium's
+/// page, the suite crate built with `STREAM_FEATURE`, which sets every socket on that path.
+/// Only the page: the worker runs the same backend code, and the run costs about 30 s.
+const STREAM_RUN: &str = "chromium (WebSocketStream)";
+const STREAM_FEATURE: &str = "websocket-stream";
+/// The test only a `STREAM_FEATURE` build has, which checks that the sockets took the path.
+const STREAM_PROOF: &str = "browser_scope::sockets_use_websocket_stream_where_the_browser_has_it";
 
 /// A browser run that passed must have reported its scope's test (`Scope::proof_test`) `ok`:
 /// every other test has the same name in each scope, so it alone tells a worker run from the
