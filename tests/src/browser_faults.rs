@@ -147,15 +147,30 @@ async fn chromium_websocketstream_drops_messages_behind_a_peer_close() {
     }
 }
 
-/// The numbers in BENCHMARKS.md ("Backpressure in the browser"), by hand, not in CI:
-/// `cargo test -p anyws-tests --lib --target wasm32-unknown-unknown -- --include-ignored
-/// --nocapture measure_` (with `ANYWS_TEST_SERVER` and the browser's driver set). The server
-/// floods 32 MiB (2,048 text messages of 16 KiB) at a socket whose `Stream` stalls for three
-/// seconds, then reads everything; printed per path: the most bytes anyws queued, how much
-/// the wasm memory grew, and the JS heap (`performance.memory`, Chromium's page only).
+/// The numbers in BENCHMARKS.md ("Backpressure in the browser"), by hand, not in CI, one
+/// path per page (the wasm memory never shrinks, and the JS heap carries the last run's
+/// garbage): `cargo test -p anyws-tests --lib --target wasm32-unknown-unknown --
+/// --include-ignored --nocapture measure_a_flood_at_a_stalled_reader_on_websocket` (then
+/// `..._on_websocketstream`), with `ANYWS_TEST_SERVER` and the browser's driver set. The
+/// server floods 32 MiB (2,048 text messages of 16 KiB) at a socket whose `Stream` stalls
+/// for three seconds, then reads everything; printed: the bytes anyws queued after the stall
+/// and at most, how much the wasm memory grew, and the JS heap (`performance.memory`,
+/// Chromium's page only).
 #[wasm_bindgen_test]
 #[ignore]
-async fn measure_a_flood_at_a_stalled_reader() {
+async fn measure_a_flood_at_a_stalled_reader_on_websocket() {
+    measure_a_flood_at_a_stalled_reader(false).await;
+}
+
+/// See [`measure_a_flood_at_a_stalled_reader_on_websocket`]; the browser's `WebSocket` where
+/// there is no `WebSocketStream`.
+#[wasm_bindgen_test]
+#[ignore]
+async fn measure_a_flood_at_a_stalled_reader_on_websocketstream() {
+    measure_a_flood_at_a_stalled_reader(true).await;
+}
+
+async fn measure_a_flood_at_a_stalled_reader(stream: bool) {
     let heap = || {
         js_sys::Reflect::get(&js_sys::global(), &"performance".into())
             .and_then(|p| js_sys::Reflect::get(&p, &"memory".into()))
@@ -163,45 +178,38 @@ async fn measure_a_flood_at_a_stalled_reader() {
             .ok()
             .and_then(|h| h.as_f64())
     };
-    // The stream path first: the wasm memory never shrinks, so the second run only shows
-    // growth beyond the first's.
-    let mut paths = vec![false];
-    if anyws::web::websocket_stream_available() {
-        paths.insert(0, true);
-    }
     let (count, size) = (2048, 16 * 1024);
-    for stream in paths {
-        let web = anyws::web::WebOptions::new().websocket_stream(stream);
-        let options = anyws::Options::new().web(web); // the default 1 MiB mark
-        let flood = url(&format!("/send?count={count}&size={size}&hold=1"));
-        let memory_before = crate::harness::memory_bytes();
-        let heap_before = heap();
-        let mut ws = WebSocket::with_options(&flood, options).unwrap();
-        ws.opened().await.unwrap();
-        crate::harness::pause(3000).await; // the stalled consumer
-        let stalled_queue = anyws::diagnostics::queued_bytes(&ws);
-        let stalled_heap = heap();
-        let mut most = stalled_queue;
-        for i in 0..count {
-            most = most.max(anyws::diagnostics::queued_bytes(&ws));
-            let message = ws.next().await.unwrap().unwrap();
-            assert!(message.as_text().unwrap().starts_with(&format!("{i}-")));
-        }
-        let grown = crate::harness::memory_bytes() - memory_before;
-        ws.close();
-        ws.closed().await;
-        let mib = |b: f64| b / (1024.0 * 1024.0);
-        let heap_text = match (heap_before, stalled_heap) {
-            (Some(a), Some(b)) => format!("{:+.1} MiB", mib(b - a)),
-            _ => "n/a".to_owned(),
-        };
-        wasm_bindgen_test::console_log!(
-            "{} {}: queued after the stall {:.1} MiB, most queued {:.1} MiB, wasm memory grew {:.1} MiB, JS heap after the stall {heap_text}",
-            crate::harness::runtime(),
-            if stream { "WebSocketStream" } else { "WebSocket" },
-            mib(stalled_queue as f64),
-            mib(most as f64),
-            mib(grown as f64),
-        );
+    let web = anyws::web::WebOptions::new().websocket_stream(stream);
+    let options = anyws::Options::new().web(web); // the default 1 MiB mark
+    let flood = url(&format!("/send?count={count}&size={size}&hold=1"));
+    let memory_before = crate::harness::memory_bytes();
+    let heap_before = heap();
+    let mut ws = WebSocket::with_options(&flood, options).unwrap();
+    let stream = anyws::web::uses_websocket_stream(&ws);
+    ws.opened().await.unwrap();
+    crate::harness::pause(3000).await; // the stalled consumer
+    let stalled_queue = anyws::diagnostics::queued_bytes(&ws);
+    let stalled_heap = heap();
+    let mut most = stalled_queue;
+    for i in 0..count {
+        most = most.max(anyws::diagnostics::queued_bytes(&ws));
+        let message = ws.next().await.unwrap().unwrap();
+        assert!(message.as_text().unwrap().starts_with(&format!("{i}-")));
     }
+    let grown = crate::harness::memory_bytes() - memory_before;
+    ws.close();
+    ws.closed().await;
+    let mib = |b: f64| b / (1024.0 * 1024.0);
+    let heap_text = match (heap_before, stalled_heap) {
+        (Some(a), Some(b)) => format!("{:+.1} MiB", mib(b - a)),
+        _ => "n/a".to_owned(),
+    };
+    wasm_bindgen_test::console_log!(
+        "{} {}: queued after the stall {:.1} MiB, most queued {:.1} MiB, wasm memory grew {:.1} MiB, JS heap after the stall {heap_text}",
+        crate::harness::runtime(),
+        if stream { "WebSocketStream" } else { "WebSocket" },
+        mib(stalled_queue as f64),
+        mib(most as f64),
+        mib(grown as f64),
+    );
 }
