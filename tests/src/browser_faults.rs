@@ -118,8 +118,9 @@ async fn chromium_websocketstream_drops_messages_behind_a_peer_close() {
         let mut ws = WebSocket::with_options(&url("/send?count=20&size=100"), options).unwrap();
         assert_eq!(anyws::web::uses_websocket_stream(&ws), stream);
         ws.opened().await.unwrap();
-        // Long enough for all 20 messages and the close frame to reach the browser.
-        crate::harness::pause(300).await;
+        // Ample for 2 KiB and a close frame to cross the loopback (they take milliseconds),
+        // so that they all wait in the browser when reading starts.
+        crate::harness::pause(500).await;
         let mut got = 0;
         while let Some(message) = ws.next().await {
             let text = message
