@@ -369,6 +369,9 @@ struct Inner {
     rng: Rng,
     /// The stream was polled: every new inner socket queues for it.
     stream_polled: bool,
+    /// An `on_event` listener was added: the inner sockets get a `message` listener (until
+    /// then their messages wait for the stream, as on a `WebSocket` without one).
+    forward_messages: bool,
     /// The inner socket the stream reads, until it ends.
     reading: Option<(u64, WebSocket)>,
     /// The last inner socket the stream finished.
@@ -636,24 +639,27 @@ impl State {
         if inner.stream_polled {
             socket.core().keep_for_stream();
         }
-        for kind in [
-            EventKind::Open,
-            EventKind::Message,
-            EventKind::Error,
-            EventKind::Close,
-        ] {
-            let weak = Shared::downgrade(self);
-            // The inner socket releases its listeners after its close event.
-            socket
-                .add_event_listener(kind, move |event: &Event| {
-                    if let Some(state) = weak.upgrade() {
-                        state.inner_event(generation, event);
-                    }
-                })
-                .forget();
+        for kind in [EventKind::Open, EventKind::Error, EventKind::Close] {
+            self.listen(&socket, generation, kind);
+        }
+        if inner.forward_messages {
+            self.listen(&socket, generation, EventKind::Message);
         }
         inner.socket = Some(socket);
         inner.phase = Phase::Connecting;
+    }
+
+    /// Listens to `kind` on an inner socket, weakly. The inner socket releases its listeners
+    /// after its close event.
+    fn listen(self: &Shared<Self>, socket: &WebSocket, generation: u64, kind: EventKind) {
+        let weak = Shared::downgrade(self);
+        socket
+            .add_event_listener(kind, move |event: &Event| {
+                if let Some(state) = weak.upgrade() {
+                    state.inner_event(generation, event);
+                }
+            })
+            .forget();
     }
 
     fn inner_event(self: &Shared<Self>, generation: u64, event: &Event) {
@@ -1000,6 +1006,7 @@ impl ReconnectingWebSocket {
                 hook: None,
                 rng: Rng::new(0),
                 stream_polled: false,
+                forward_messages: false,
                 reading: None,
                 read_up_to: 0,
                 stream_wakers: Vec::new(),
@@ -1240,6 +1247,12 @@ impl ReconnectingWebSocket {
             if inner.finished {
                 (id, Err(f)) // nothing could call it: dropped below, outside the lock
             } else {
+                if !inner.forward_messages {
+                    inner.forward_messages = true;
+                    if let Some(socket) = &inner.socket {
+                        state.listen(socket, inner.generation, EventKind::Message);
+                    }
+                }
                 let mut list = inner.listeners.to_vec();
                 list.push(Shared::new(ListenerEntry {
                     id,
@@ -1304,7 +1317,10 @@ fn register(wakers: &mut Vec<Waker>, cx: &Context<'_>) {
 }
 
 /// Received messages of every connection in turn, in order; it ends (`None`) once the socket
-/// has stopped for good and the last connection's messages were read. A connection's
+/// has stopped for good and the last connection's messages were read. As on a [`WebSocket`],
+/// messages wait for the stream unless an [`on_event`](ReconnectingWebSocket::on_event)
+/// listener was added and the stream has not been polled yet (a listener-only socket keeps
+/// nothing). A connection's
 /// abnormal end is not an item (it is a [`ReconnectEvent::Close`]): the stream goes on with
 /// the next connection. Natively, reading it is what lets the current connection read more
 /// (receive backpressure, as on [`WebSocket`]).
