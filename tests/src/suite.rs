@@ -706,7 +706,7 @@ cross_test! {
 
 // ----- ReconnectingWebSocket (issue 16) --------------------------------------------------
 
-mod reconnecting {
+pub(crate) mod reconnecting {
     use crate::harness::{unique, url, within};
     use anyws::{
         ErrorKind, Message, Outbox, ReadyState, Reconnect, ReconnectEvent, ReconnectListener,
@@ -718,7 +718,7 @@ mod reconnecting {
 
     /// An event as a line: `open`, `message:TEXT`, `error`, `close:CODE`, `reconnecting:K`,
     /// `reconnected:K`, `stopped:REASON`.
-    pub(super) fn describe(e: &ReconnectEvent) -> String {
+    pub(crate) fn describe(e: &ReconnectEvent) -> String {
         match e {
             ReconnectEvent::Open(_) => "open".into(),
             ReconnectEvent::Message(m) => {
@@ -734,15 +734,15 @@ mod reconnecting {
     }
 
     /// The socket's events, in order, through a channel the test awaits.
-    pub(super) struct Watch {
+    pub(crate) struct Watch {
         rx: mpsc::UnboundedReceiver<ReconnectEvent>,
         _listener: ReconnectListener,
         /// Every event taken so far.
-        pub(super) all: Vec<ReconnectEvent>,
+        pub(crate) all: Vec<ReconnectEvent>,
     }
 
     impl Watch {
-        pub(super) fn new(ws: &ReconnectingWebSocket) -> Watch {
+        pub(crate) fn new(ws: &ReconnectingWebSocket) -> Watch {
             let (tx, rx) = mpsc::unbounded();
             let listener = ws.on_event(move |e: &ReconnectEvent| {
                 let _ = tx.unbounded_send(e.clone());
@@ -755,7 +755,7 @@ mod reconnecting {
         }
 
         /// The lines of the events from now up to and including the first that is `line`.
-        pub(super) async fn until(&mut self, line: &str) -> Vec<String> {
+        pub(crate) async fn until(&mut self, line: &str) -> Vec<String> {
             let mut lines = Vec::new();
             let found = within(20_000, async {
                 while let Some(e) = self.rx.next().await {
@@ -774,7 +774,7 @@ mod reconnecting {
         }
 
         /// The events delivered and not yet taken, without waiting.
-        pub(super) fn waiting(&mut self) -> Vec<String> {
+        pub(crate) fn waiting(&mut self) -> Vec<String> {
             let mut lines = Vec::new();
             while let Ok(e) = self.rx.try_recv() {
                 lines.push(describe(&e));
@@ -784,20 +784,20 @@ mod reconnecting {
         }
     }
 
-    pub(super) async fn refused_port() -> u16 {
+    pub(crate) async fn refused_port() -> u16 {
         let mut ask = super::open("/free-port").await;
         let port = ask.next().await.unwrap().unwrap();
         port.as_text().unwrap().parse().unwrap()
     }
 
-    pub(super) fn quick() -> Reconnect {
+    pub(crate) fn quick() -> Reconnect {
         Reconnect::new()
             .first_delay(Duration::from_millis(1))
             .max_delay(Duration::from_millis(5))
     }
 
     /// `/drops-log?id=`: `connections=N` and the logged messages.
-    pub(super) async fn drops_log(id: &str) -> Vec<String> {
+    pub(crate) async fn drops_log(id: &str) -> Vec<String> {
         let mut ws = super::open(&format!("/drops-log?id={id}")).await;
         let text = ws.next().await.unwrap().unwrap();
         text.as_text().unwrap().lines().map(str::to_owned).collect()
