@@ -1028,6 +1028,8 @@ pub(crate) mod reconnecting {
             let id = unique("drops");
             let mut ws =
                 ReconnectingWebSocket::new(&url(&format!("/drops?id={id}")), quick()).unwrap();
+            // With an event listener too: messages reach both, on every connection.
+            let mut watch = Watch::new(&ws);
             let opens = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
             let n = opens.clone();
             ws.set_on_open(Some(move |socket: &anyws::WebSocket| {
@@ -1044,6 +1046,31 @@ pub(crate) mod reconnecting {
             assert_eq!(next(within(20_000, ws.next()).await.unwrap()), "after");
             ws.close();
             assert!(within(20_000, ws.next()).await.unwrap().is_none());
+            let lines = watch.until("stopped:Closed").await;
+            assert_eq!(
+                lines.iter().filter(|l| l.starts_with("message:")).collect::<Vec<_>>(),
+                ["message:hello-1", "message:hello-2", "message:after"]
+            );
+            assert_eq!(ws.stopped().await, StopReason::Closed);
+        }
+
+        async fn reconnect_stream_gets_what_arrives_right_after_each_open() {
+            // Each connection sends three messages right behind its handshake, then closes
+            // with 1000; with an event listener set too, every connection must still queue
+            // them for the stream from its first byte on.
+            let mut ws = ReconnectingWebSocket::new(
+                &url("/send?count=3&size=2"),
+                quick().reconnect_after_normal_closure(true),
+            )
+            .unwrap();
+            let _watch = Watch::new(&ws);
+            let mut got = Vec::new();
+            while got.len() < 9 {
+                let m = within(20_000, ws.next()).await.unwrap().unwrap().unwrap();
+                got.push(m.as_text().unwrap().to_owned());
+            }
+            assert_eq!(got, ["0-", "1-", "2-", "0-", "1-", "2-", "0-", "1-", "2-"]);
+            ws.close();
             assert_eq!(ws.stopped().await, StopReason::Closed);
         }
 
