@@ -30,12 +30,13 @@
 use crate::core::Core;
 use crate::error::Error;
 use crate::event::{BinaryType, Message, ReadyState};
-use crate::sendness::Shared;
+use crate::sendness::{BoxedOnce, NetworkCallback, Shared};
 use crate::socket::{Options, WebSocket};
 use crate::transport::Backend;
 use crate::validate::UrlFailure;
 use std::cell::Cell;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use super::{parse_url, stream, EventLoop, Socket, WritableWait};
 
@@ -200,5 +201,29 @@ impl Backend for Transport {
     fn live_connections() -> usize {
         // Both paths count into the same counter.
         Socket::live_connections()
+    }
+
+    // Timers and the network are the global scope's, whichever path a socket takes.
+    type Timer = <Socket as Backend>::Timer;
+    type NetworkWatch = <Socket as Backend>::NetworkWatch;
+
+    fn timer(delay: Duration, task: BoxedOnce) -> Result<Self::Timer, Error> {
+        Socket::timer(delay, task)
+    }
+
+    fn live_timers() -> usize {
+        Socket::live_timers()
+    }
+
+    fn online() -> bool {
+        Socket::online()
+    }
+
+    fn watch_network(callback: NetworkCallback) -> Option<Self::NetworkWatch> {
+        Socket::watch_network(callback)
+    }
+
+    fn random_seed() -> u64 {
+        Socket::random_seed()
     }
 }
