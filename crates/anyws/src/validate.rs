@@ -112,7 +112,7 @@ pub(crate) fn without_credentials(href: &str) -> std::borrow::Cow<'_, str> {
 /// parser takes `ws:user:pw@host` and `ws:\\user:pw@host` as `ws://user:pw@host`), up to the
 /// first `/`, `\`, `?` or `#`, when it holds an `@`.
 fn input_without_credentials(input: &str) -> std::borrow::Cow<'_, str> {
-    let Some((scheme, rest)) = input.split_once(":") else {
+    let Some((scheme, rest)) = input.split_once(':') else {
         return input.into();
     };
     let authority = rest.trim_start_matches(['/', '\\']);
