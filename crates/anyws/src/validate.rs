@@ -33,14 +33,23 @@ pub(crate) fn websocket_url_with(
         UrlFailure::RelativeWithoutBase => Error::new(
             ErrorKind::Syntax,
             format!(
-                "{input:?} is a relative URL and there is no base URL to resolve it against \
-                 (native code has no page): use an absolute ws:// or wss:// URL"
+                "{:?} is a relative URL and there is no base URL to resolve it against \
+                 (native code has no page): use an absolute ws:// or wss:// URL",
+                input_without_credentials(input)
             ),
         ),
-        UrlFailure::Invalid(why) => Error::new(
-            ErrorKind::Syntax,
-            format!("{input:?} is not a valid URL: {why}"),
-        ),
+        UrlFailure::Invalid(why) => {
+            // Some parsers (Firefox's `URL`) repeat the input in their words.
+            let shown = input_without_credentials(input);
+            let why = match &shown {
+                std::borrow::Cow::Owned(shown) => why.replace(input, shown),
+                std::borrow::Cow::Borrowed(_) => why,
+            };
+            Error::new(
+                ErrorKind::Syntax,
+                format!("{shown:?} is not a valid URL: {why}"),
+            )
+        }
     })?;
     // A serialized URL starts with its (lowercase) scheme and a colon. http and https are
     // special schemes with the same default ports as ws and wss, so swapping the scheme
@@ -62,7 +71,10 @@ pub(crate) fn websocket_url_with(
     if rest.contains('#') {
         return Err(Error::new(
             ErrorKind::Syntax,
-            format!("{input:?} has a fragment (#...), which WebSocket URLs must not have"),
+            format!(
+                "{:?} has a fragment (#...), which WebSocket URLs must not have",
+                input_without_credentials(input)
+            ),
         ));
     }
     Ok(format!("{mapped}:{rest}"))
@@ -92,6 +104,25 @@ pub(crate) fn without_credentials(href: &str) -> std::borrow::Cow<'_, str> {
     match authority.rsplit_once('@') {
         Some((_, host)) => format!("{scheme}://***@{host}{}", &rest[authority.len()..]).into(),
         None => href.into(),
+    }
+}
+
+/// What the application passed as a URL, before parsing, with anything that may be user info
+/// shown as `***`, for error text: the part after the scheme and any slashes (the WHATWG
+/// parser takes `ws:user:pw@host` and `ws:\\user:pw@host` as `ws://user:pw@host`), up to the
+/// first `/`, `\`, `?` or `#`, when it holds an `@`.
+fn input_without_credentials(input: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = input.split_once(':') else {
+        return input.into();
+    };
+    let authority = rest.trim_start_matches(['/', '\\']);
+    let slashes = &rest[..rest.len() - authority.len()];
+    let end = authority
+        .find(['/', '\\', '?', '#'])
+        .unwrap_or(authority.len());
+    match authority[..end].rfind('@') {
+        Some(at) => format!("{scheme}:{slashes}***{}", &authority[at..]).into(),
+        None => input.into(),
     }
 }
 
@@ -212,6 +243,44 @@ mod tests {
         ] {
             assert_eq!(without_credentials(href), shown, "{href}");
         }
+    }
+
+    #[test]
+    fn url_errors_hide_user_info() {
+        let parse_ok = |input: &str| Ok::<_, UrlFailure>(input.to_owned());
+        let cases: [(&str, &dyn Fn(&str) -> Result<String, UrlFailure>); 4] = [
+            ("ws://user:secret@127.0.0.1/#x", &parse_ok),
+            ("ws:user:secret@127.0.0.1/?a#", &parse_ok),
+            ("ws://user:secret@[::1", &|i: &str| {
+                Err(UrlFailure::Invalid(format!(
+                    "URL constructor: {i} is not a valid URL."
+                )))
+            }),
+            ("ws:\\\\user:secret@host/x", &|_: &str| {
+                Err(UrlFailure::RelativeWithoutBase)
+            }),
+        ];
+        for (input, parse) in cases {
+            let e = websocket_url_with(input, parse).unwrap_err();
+            let text = e.to_string();
+            assert_eq!(e.kind(), ErrorKind::Syntax, "{input}");
+            assert!(!text.contains("secret"), "{input}: {text}");
+            assert!(!text.contains("user"), "{input}: {text}");
+            assert!(text.contains("***@"), "{input}: {text}");
+        }
+        // The scheme error names only the scheme; an `@` after the host is not user info.
+        let e = websocket_url_with("ftp://user:secret@h/", parse_ok).unwrap_err();
+        assert_eq!(
+            e.message(),
+            r#"the URL scheme "ftp" is not allowed: use ws, wss, http or https"#
+        );
+        let e = websocket_url_with("ws://host/a@b#f", |i| Ok(i.to_owned())).unwrap_err();
+        assert!(e.to_string().contains(r#""ws://host/a@b#f""#), "{e}");
+        assert_eq!(input_without_credentials("ws://h?x@y"), "ws://h?x@y");
+        assert_eq!(
+            input_without_credentials("no colon @ all"),
+            "no colon @ all"
+        );
     }
 
     #[test]
