@@ -91,6 +91,8 @@ pub(crate) struct Splitter {
     ahead: Box<[u8]>,
     pos: usize,
     end: usize,
+    /// The socket's stream ended (the direct path read nothing).
+    ended: bool,
 }
 
 impl Splitter {
@@ -110,6 +112,7 @@ impl Splitter {
             ahead: leftover.into_boxed_slice(),
             pos: 0,
             end,
+            ended: false,
         }
     }
 
@@ -128,6 +131,14 @@ impl Splitter {
     ) -> Poll<io::Result<()>> {
         let start = out.filled().len();
         loop {
+            if self.direct(out) {
+                ready!(self.poll_direct(inner, cx, out))?;
+                if out.filled().len() > start || self.ended {
+                    return Poll::Ready(Ok(()));
+                }
+                // Everything that arrived went aside (a frame to split, a header cut short).
+                continue;
+            }
             if self.pos < self.end {
                 let ahead = std::mem::take(&mut self.ahead);
                 let used = self.feed(&ahead[self.pos..self.end], out);
@@ -189,6 +200,102 @@ impl Splitter {
                 (self.pos, self.end) = (0, got.len() - used);
             }
         }
+    }
+
+    /// Whether the next read can go straight into tungstenite's buffer: nothing is waiting to
+    /// be handed on, no frame is being split, and there is room for a header and more.
+    fn direct(&self, out: &ReadBuf<'_>) -> bool {
+        self.pos == self.end
+            && out.remaining() > self.head.len()
+            && match self.at {
+                At::Header => self.head_pos == 0,
+                At::Pass { .. } => self.head_pos == self.head_len,
+                At::Piece { .. } => false,
+            }
+    }
+
+    /// The path of frames that need no splitting, which is every frame of a connection that
+    /// only sends small messages: the socket read goes straight into tungstenite's buffer,
+    /// and only the headers in what arrived are looked at (a payload is skipped by its
+    /// length). What cannot go on as it is comes back out of `out`: a header cut short by the
+    /// read (kept in `head` and put back in front of the next read), and a frame to split
+    /// with everything after it (into `ahead`, for [`feed`](Self::feed)).
+    fn poll_direct<S: AsyncRead + Unpin>(
+        &mut self,
+        inner: &mut S,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let from = out.filled().len();
+        let cut = if matches!(self.at, At::Header) {
+            self.head_len
+        } else {
+            0
+        };
+        out.put_slice(&self.head[..cut]);
+        let before = out.filled().len();
+        // `Pass` keeps `head_pos == head_len` (its header was handed on already); from here on
+        // `head` holds only a header cut short by this read.
+        match Pin::new(&mut *inner).poll_read(cx, out) {
+            Poll::Ready(Ok(())) => {}
+            other => {
+                // The header cut short stays in `head` for the next read.
+                out.set_filled(from);
+                return other;
+            }
+        }
+        if out.filled().len() == before {
+            // The end of the stream. A header cut short is handed on as it is, so that
+            // tungstenite sees what it would without this layer; then the end.
+            self.ended = true;
+            self.next_header();
+            return Poll::Ready(Ok(()));
+        }
+        (self.head_len, self.head_pos) = (0, 0);
+        let mut at = self.at;
+        let filled = out.filled();
+        let end = filled.len();
+        let mut p = from;
+        let mut keep = end;
+        while p < end {
+            match at {
+                At::Pass { left } => {
+                    let n = left.min((end - p) as u64);
+                    p += n as usize;
+                    at = if n == left {
+                        At::Header
+                    } else {
+                        At::Pass { left: left - n }
+                    };
+                }
+                _ => {
+                    let need = header_len(&filled[p..]);
+                    if end - p < need {
+                        self.head[..end - p].copy_from_slice(&filled[p..]);
+                        self.head_len = end - p;
+                        keep = p;
+                        break;
+                    }
+                    match self.classify(&filled[p..p + need]) {
+                        (len, None) => {
+                            p += need;
+                            at = At::Pass { left: len };
+                        }
+                        (_, Some(_)) => {
+                            // From this header on, through `feed`.
+                            self.ahead = filled[p..].into();
+                            (self.pos, self.end) = (0, end - p);
+                            keep = p;
+                            at = At::Header;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        self.at = at;
+        out.set_filled(keep);
+        Poll::Ready(Ok(()))
     }
 
     /// How much to read into `ahead` at once: `Some` while a split frame has more than a
@@ -273,7 +380,22 @@ impl Splitter {
 
     /// A whole header is in `head`: split the frame, or pass it on as it is.
     fn decide(&mut self) {
-        let head = &self.head[..self.head_len];
+        let (len, split) = self.classify(&self.head[..self.head_len]);
+        match split {
+            Some(split) => {
+                // The header goes; each piece gets its own.
+                (self.head_len, self.head_pos) = (0, 0);
+                self.at = At::Piece { left: 0, split };
+            }
+            None => {
+                self.head_pos = 0;
+                self.at = At::Pass { left: len };
+            }
+        }
+    }
+
+    /// A whole header: the frame's payload length, and where to start if it is to be split.
+    fn classify(&self, head: &[u8]) -> (u64, Option<Split>) {
         let (b0, b1) = (head[0], head[1]);
         let extra = match b1 & 0x7f {
             126 => 2,
@@ -286,10 +408,6 @@ impl Splitter {
             _ => u64::from_be_bytes(head[2..10].try_into().unwrap_or([0xff; 8])),
         };
         let masked = b1 & 0x80 != 0;
-        let key = masked.then(|| {
-            let at = 2 + extra;
-            [head[at], head[at + 1], head[at + 2], head[at + 3]]
-        });
         let opcode = b0 & 0x0f;
         let splits = b0 & 0x70 == 0
             && opcode <= 2
@@ -297,23 +415,17 @@ impl Splitter {
             && len > PIECE as u64
             && len <= self.max_frame
             && len >> 63 == 0;
-        if splits {
-            // The header goes; each piece gets its own.
-            (self.head_len, self.head_pos) = (0, 0);
-            self.at = At::Piece {
-                left: 0,
-                split: Split {
-                    left: len,
-                    key,
-                    offset: 0,
-                    opcode,
-                    fin: b0 & 0x80 != 0,
-                },
-            };
-        } else {
-            self.head_pos = 0;
-            self.at = At::Pass { left: len };
-        }
+        let split = splits.then(|| Split {
+            left: len,
+            key: masked.then(|| {
+                let at = 2 + extra;
+                [head[at], head[at + 1], head[at + 2], head[at + 3]]
+            }),
+            offset: 0,
+            opcode,
+            fin: b0 & 0x80 != 0,
+        });
+        (len, split)
     }
 
     /// Writes the header of a split frame's next piece into `head`.
@@ -381,7 +493,8 @@ mod tests {
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::WebSocketStream;
 
-    /// A byte stream that returns `data` in reads of the given sizes, in turn.
+    /// A byte stream that returns `data` in reads of the given sizes, in turn; a size of 0
+    /// is a `Pending` (with a wake) instead.
     struct Cut {
         data: Vec<u8>,
         at: usize,
@@ -392,12 +505,16 @@ mod tests {
     impl AsyncRead for Cut {
         fn poll_read(
             self: Pin<&mut Self>,
-            _: &mut Context<'_>,
+            cx: &mut Context<'_>,
             buf: &mut ReadBuf<'_>,
         ) -> Poll<io::Result<()>> {
             let this = self.get_mut();
             let size = this.sizes[this.turn % this.sizes.len()];
             this.turn += 1;
+            if size == 0 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             let n = size.min(this.data.len() - this.at).min(buf.remaining());
             buf.put_slice(&this.data[this.at..this.at + n]);
             this.at += n;
@@ -453,10 +570,20 @@ mod tests {
     /// Everything the layer hands on, read in tungstenite-sized reads; also checks that
     /// the layer's own buffer never exceeds `read_buffer_size`.
     async fn through(wire: Vec<u8>, server: bool, sizes: Vec<usize>) -> Vec<u8> {
+        through_reads(wire, server, sizes, &[TUNGSTENITE_READ]).await
+    }
+
+    /// [`through`], with tungstenite's reads of the sizes in `reads`, in turn.
+    async fn through_reads(
+        wire: Vec<u8>,
+        server: bool,
+        sizes: Vec<usize>,
+        reads: &[usize],
+    ) -> Vec<u8> {
         let mut l = layer(wire, server, sizes);
         let mut out = Vec::new();
-        loop {
-            let mut chunk = [0u8; TUNGSTENITE_READ];
+        for turn in 0.. {
+            let mut chunk = vec![0u8; reads[turn % reads.len()]];
             let mut rb = ReadBuf::new(&mut chunk);
             std::future::poll_fn(|cx| Pin::new(&mut l).poll_read(cx, &mut rb))
                 .await
@@ -588,6 +715,80 @@ mod tests {
                 assert_eq!(messages(&got), expected, "server {server}, cut {sizes:?}");
             }
         }
+    }
+
+    /// Small frames go straight from the socket into tungstenite's buffer, with the large
+    /// ones among them still split: random frames, random socket reads (with `Pending`s),
+    /// random tungstenite reads, in both roles.
+    #[tokio::test]
+    async fn small_and_large_frames_mixed_survive_every_cut() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        const LENGTHS: [usize; 10] = [0, 1, 2, 125, 126, 127, 65_535, 65_536, PIECE, PIECE + 1];
+        for round in 0..24 {
+            let server = round % 2 == 1;
+            let mut input = Vec::new();
+            for i in 0..next(25) + 1 {
+                let key = server.then_some([i as u8, 0x5a, round as u8, 0xc1]);
+                if next(5) == 0 {
+                    input.extend(wire(0x89, &data(next(126), 3), key));
+                } else {
+                    let len = LENGTHS[next(LENGTHS.len())] + next(3) * usize::from(next(2) == 0);
+                    input.extend(wire(0x82, &data(len, i as u32 + 1), key));
+                }
+            }
+            let expected = messages(&frames(&input));
+            let sizes: Vec<usize> = (0..next(6) + 1)
+                .map(|_| [0, 1, 3, 14, 700, 9000, 200_000][next(7)])
+                .collect();
+            let reads: Vec<usize> = (0..next(4) + 1)
+                .map(|_| [15, 16, 64, 4096, TUNGSTENITE_READ][next(5)])
+                .collect();
+            if sizes.iter().all(|&s| s == 0) {
+                continue;
+            }
+            let out = through_reads(input.clone(), server, sizes.clone(), &reads).await;
+            let got = frames(&out);
+            assert!(got.iter().all(|f| f.4.len() <= PIECE), "round {round}");
+            assert_eq!(
+                messages(&got),
+                expected,
+                "round {round}: cut {sizes:?}, reads {reads:?}"
+            );
+            if !got.iter().any(|f| f.4.len() > PIECE) && !expected.iter().any(|m| m.1.len() > PIECE)
+            {
+                assert_eq!(out, input, "round {round}: small frames pass byte for byte");
+            }
+        }
+    }
+
+    /// A connection of small frames never needs this layer's own buffer.
+    #[tokio::test]
+    async fn small_frames_need_no_buffer_of_the_layers_own() {
+        let mut input = Vec::new();
+        for i in 0..2000 {
+            input.extend(wire(0x81, &data(i % 300, 7), None));
+        }
+        let mut l = layer(input.clone(), false, vec![1000, 0, 37, 8192]);
+        let mut out = Vec::new();
+        loop {
+            let mut chunk = [0u8; TUNGSTENITE_READ];
+            let mut rb = ReadBuf::new(&mut chunk);
+            std::future::poll_fn(|cx| Pin::new(&mut l).poll_read(cx, &mut rb))
+                .await
+                .unwrap();
+            assert_eq!(l.split.held(), 0);
+            if rb.filled().is_empty() {
+                break;
+            }
+            out.extend_from_slice(rb.filled());
+        }
+        assert_eq!(out, input);
     }
 
     #[tokio::test]
