@@ -289,11 +289,13 @@ impl NativeOptions {
     /// allocation fail, which aborts the process. Keep one of the two limits for peers you
     /// do not trust.
     ///
-    /// Known issue: the buffer tungstenite reserved for a large frame stays with the
-    /// connection until it closes, so a connection that once received a frame of N bytes
+    /// Without permessage-deflate a large frame reaches tungstenite in 8 KiB fragments, so
+    /// nothing frame-sized stays with the connection after it (see
+    /// [`read_buffer_size`](Self::read_buffer_size)). Known issue, with permessage-deflate
+    /// agreed: tungstenite reserves a large frame's length and keeps that buffer until the
+    /// connection closes, so a compressed connection that once received a frame of N bytes
     /// keeps about N bytes (up to this limit) while idle. Lower the limit if many long-lived
-    /// connections may each receive a large frame; a sender fragmenting its messages (as
-    /// browsers do not) avoids it too.
+    /// compressed connections may each receive a large frame.
     pub fn max_frame_size(mut self, bytes: Option<usize>) -> Self {
         self.max_frame_size = bytes;
         self
