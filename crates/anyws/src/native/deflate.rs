@@ -25,6 +25,7 @@
 //! fails with 1002, as Chromium does.
 
 use super::options::NativeOptions;
+use super::split::Splitter;
 use flate2::{Compress, Decompress, FlushCompress, FlushDecompress, Status};
 use std::fmt;
 use std::io;
@@ -808,6 +809,9 @@ struct Inflater {
 pub(crate) struct Inflating<S> {
     pub(crate) inner: S,
     state: Option<Box<Inflater>>,
+    /// Without permessage-deflate: large frames are split for tungstenite (see
+    /// [`split`](super::split)).
+    pub(crate) split: Option<Splitter>,
 }
 
 impl<S> Inflating<S> {
@@ -823,7 +827,18 @@ impl<S> Inflating<S> {
         leftover: Vec<u8>,
     ) -> (Self, Vec<u8>) {
         let Some(a) = agreed else {
-            return (Inflating { inner, state: None }, leftover);
+            let split = Splitter::new(
+                server,
+                options.frame_limit(),
+                options.read_buffer_size,
+                leftover,
+            );
+            let layer = Inflating {
+                inner,
+                state: None,
+                split: Some(split),
+            };
+            return (layer, Vec::new());
         };
         let (raw, end) = if leftover.is_empty() {
             (Box::default(), 0)
@@ -855,7 +870,14 @@ impl<S> Inflating<S> {
                 failed: None,
             })
         });
-        (Inflating { inner, state }, Vec::new())
+        (
+            Inflating {
+                inner,
+                state,
+                split: None,
+            },
+            Vec::new(),
+        )
     }
 }
 
@@ -866,9 +888,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Inflating<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match this.state.as_deref_mut() {
-            None => Pin::new(&mut this.inner).poll_read(cx, buf),
-            Some(state) => state.poll_read(&mut this.inner, cx, buf),
+        match (this.state.as_deref_mut(), this.split.as_mut()) {
+            (Some(state), _) => state.poll_read(&mut this.inner, cx, buf),
+            (None, Some(split)) => split.poll_read(&mut this.inner, cx, buf),
+            (None, None) => Pin::new(&mut this.inner).poll_read(cx, buf),
         }
     }
 }

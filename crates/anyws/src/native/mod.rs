@@ -24,6 +24,7 @@ mod options;
 mod proxy;
 mod server;
 mod sockets;
+mod split;
 mod stream;
 mod trace;
 

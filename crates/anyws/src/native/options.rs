@@ -289,26 +289,29 @@ impl NativeOptions {
     /// allocation fail, which aborts the process. Keep one of the two limits for peers you
     /// do not trust.
     ///
-    /// Known issue: the buffer tungstenite reserved for a large frame stays with the
-    /// connection until it closes, so a connection that once received a frame of N bytes
+    /// Without permessage-deflate a large frame reaches tungstenite in 8 KiB fragments, so
+    /// nothing frame-sized stays with the connection after it (see
+    /// [`read_buffer_size`](Self::read_buffer_size)). Known issue, with permessage-deflate
+    /// agreed: tungstenite reserves a large frame's length and keeps that buffer until the
+    /// connection closes, so a compressed connection that once received a frame of N bytes
     /// keeps about N bytes (up to this limit) while idle. Lower the limit if many long-lived
-    /// connections may each receive a large frame; a sender fragmenting its messages (as
-    /// browsers do not) avoids it too.
+    /// compressed connections may each receive a large frame.
     pub fn max_frame_size(mut self, bytes: Option<usize>) -> Self {
         self.max_frame_size = bytes;
         self
     }
 
-    /// How many bytes each socket read asks for, which is also the read buffer every
-    /// connection keeps (and touches) for its lifetime. Larger reads cost fewer system calls
-    /// when bulk data streams in; smaller ones cost less memory per connection: at 128 KiB a
-    /// connection takes about 140 KiB of RSS, at 32 KiB about 42 KiB, but 16 MiB messages
-    /// arrive about a fifth slower (`cargo xtask bench`, N4 and N5). Values under 4 KiB are
-    /// raised to 4 KiB. Default: 128 KiB, as in tungstenite.
+    /// The largest socket read, in bytes, for a frame of more than 8 KiB: its payload is
+    /// read in chunks of up to this many bytes, into a buffer that is freed as soon as the
+    /// frame is through, so a connection does not keep it while idle. Larger values cost
+    /// fewer system calls while bulk data streams in.
     ///
-    /// On a connection that agreed permessage-deflate, reads from the socket are at most
-    /// 16 KiB and so is the read buffer, whatever this says (a larger one only cost time:
-    /// tungstenite zeroes it before each read).
+    /// Between large frames a connection reads at most 8 KiB at a time (less if this is
+    /// set lower), into the only read buffer it keeps; a large frame reaches tungstenite in
+    /// fragments of 8 KiB, so that buffer never grows to a frame's size and a large message
+    /// leaves nothing behind once it is delivered. With permessage-deflate agreed, the
+    /// inflating layer reads 16 KiB at a time whatever this is. Values under 4 KiB are
+    /// raised to 4 KiB. Default: 128 KiB.
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
         self.read_buffer_size = bytes.max(4096);
         self
@@ -523,11 +526,14 @@ impl NativeOptions {
         // `deflate::READ_AHEAD` at a time) and hands tungstenite inflated pieces: a larger
         // read buffer saves no system call there, and tungstenite zeroes the part of it each
         // read may fill, so it would cost a memset of `read_buffer_size` per read.
-        let read_buffer_size = if compressed {
-            self.read_buffer_size.min(super::deflate::READ_AHEAD)
+        // Without it, the layer under tungstenite (`split.rs`) reads large frames itself and
+        // hands them on in pieces, so tungstenite's buffer (what an idle connection keeps)
+        // stays small.
+        let read_buffer_size = self.read_buffer_size.min(if compressed {
+            super::deflate::READ_AHEAD
         } else {
-            self.read_buffer_size
-        };
+            super::split::TUNGSTENITE_READ
+        });
         WebSocketConfig::default()
             .max_message_size(self.max_message_size)
             // tungstenite reserves a frame's announced length before reading it: without a
@@ -535,12 +541,16 @@ impl NativeOptions {
             // process (a failed allocation). A frame over the message limit fails anyway,
             // and no frame can exceed `isize::MAX`, which also fails the lengths with the
             // most significant bit set that RFC 6455 5.2 forbids (1002).
-            .max_frame_size(Some(
-                self.max_frame_size
-                    .or(self.max_message_size)
-                    .unwrap_or(isize::MAX as usize),
-            ))
+            .max_frame_size(Some(self.frame_limit()))
             .read_buffer_size(read_buffer_size)
+    }
+
+    /// The largest frame tungstenite accepts: `max_frame_size`, else `max_message_size`,
+    /// else `isize::MAX`.
+    pub(crate) fn frame_limit(&self) -> usize {
+        self.max_frame_size
+            .or(self.max_message_size)
+            .unwrap_or(isize::MAX as usize)
     }
 
     /// The rustls configuration a `wss://` connection uses: the caller's
@@ -722,9 +732,12 @@ mod tests {
     #[test]
     fn a_compressed_connection_keeps_a_small_read_buffer() {
         use super::super::deflate::READ_AHEAD;
+        use super::super::split::TUNGSTENITE_READ;
         use super::NativeOptions;
         let options = NativeOptions::new();
-        assert_eq!(options.websocket_config(false).read_buffer_size, 128 << 10);
+        // Without compression the split layer reads large frames; tungstenite's buffer stays
+        // at 8 KiB.
+        assert_eq!(options.websocket_config(false).read_buffer_size, TUNGSTENITE_READ);
         assert_eq!(options.websocket_config(true).read_buffer_size, READ_AHEAD);
         let small = NativeOptions::new().read_buffer_size(8 << 10);
         assert_eq!(small.websocket_config(true).read_buffer_size, 8 << 10);

@@ -1,0 +1,853 @@
+//! The byte stream tungstenite reads from when permessage-deflate is off: it keeps an idle
+//! connection's read buffers small and lets them shrink back after a large message.
+//!
+//! # Why
+//! tungstenite 0.30 keeps one read buffer per connection, as large as its
+//! `read_buffer_size`, and zeroes up to that many bytes before every read: at its default of
+//! 128 KiB, every connection that has read once keeps 128 KiB resident for its lifetime. It
+//! also reserves a whole frame's announced length in that buffer and reuses the allocation
+//! afterwards, so a connection that once received a 16 MiB frame keeps 16 MiB.
+//!
+//! # What this layer does
+//! - tungstenite is configured to read at most [`TUNGSTENITE_READ`] bytes at a time (8 KiB),
+//!   which is all its buffer holds while frames are small.
+//! - Data frames whose payload is over [`PIECE`] bytes are handed to tungstenite as a run of
+//!   fragments of at most [`PIECE`] bytes each (the first with the frame's opcode, the
+//!   others continuations, FIN on the last one only if the frame had it; a masked frame's
+//!   pieces carry its key rotated to their offset, so tungstenite unmasks them as it would
+//!   the whole). RFC 6455 5.4 lets intermediaries fragment exactly so; tungstenite
+//!   assembles the message as it does any fragmented one, into a buffer the message owns,
+//!   so nothing frame-sized stays with the connection. The UTF-8 check of text and
+//!   `max_message_size` apply to the assembled message as before.
+//! - Such a frame's payload is read from the socket in chunks of up to
+//!   `NativeOptions::read_buffer_size` bytes (128 KiB by default) into a buffer this layer
+//!   frees as soon as the frame is through, so bulk data costs no more system calls than
+//!   before. Small reads land on the stack first and go straight on.
+//!
+//! Frames this layer does not split pass through byte for byte, for tungstenite to judge as
+//! it would without the layer: control frames, frames with RSV bits or a reserved opcode,
+//! frames masked when they should not be (or the reverse), and frames over the frame size
+//! limit (tungstenite fails those on their header, with its own error and close code).
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use tokio::io::{AsyncRead, ReadBuf};
+
+/// tungstenite's `read_buffer_size` for connections anyws runs through this layer: the most
+/// it reads at once, and what its read buffer holds while frames are small.
+pub(crate) const TUNGSTENITE_READ: usize = 8 << 10;
+
+/// The largest payload of a frame handed to tungstenite; larger data frames are split into
+/// fragments of this size.
+pub(crate) const PIECE: usize = 8 << 10;
+
+/// Reads that are not part of a large frame land in a stack buffer this large.
+const STACK: usize = TUNGSTENITE_READ;
+
+/// Where a split frame is.
+#[derive(Clone, Copy, Debug)]
+struct Split {
+    /// Payload bytes after the current piece.
+    left: u64,
+    /// The frame's masking key, if it was masked.
+    key: Option<[u8; 4]>,
+    /// Payload bytes before the end of the current piece (the next piece's mask phase).
+    offset: u64,
+    /// The frame's opcode (the first piece keeps it; the rest are continuations).
+    opcode: u8,
+    /// The frame's FIN bit (the last piece keeps it).
+    fin: bool,
+}
+
+/// Where this layer is in the frame it hands on.
+#[derive(Clone, Copy, Debug)]
+enum At {
+    /// Between frames: `head[..head_len]` is what has arrived of the next header.
+    Header,
+    /// Handing on `left` payload bytes of a frame passed as it is (after `head`).
+    Pass { left: u64 },
+    /// Handing on `left` payload bytes of a piece of a split frame (after `head`, the
+    /// piece's header).
+    Piece { left: usize, split: Split },
+}
+
+/// The state of the layer (see the module docs).
+pub(crate) struct Splitter {
+    /// Frames from the peer are masked (we are the server).
+    masked: bool,
+    /// Frames over this are passed on whole, for tungstenite to fail.
+    max_frame: u64,
+    /// The largest socket read for a large frame (`read_buffer_size`).
+    big: usize,
+    /// A header: arriving (`At::Header`), or being handed on (`head[head_pos..head_len]`).
+    head: [u8; 14],
+    head_len: usize,
+    head_pos: usize,
+    at: At,
+    /// Wire bytes read and not yet handed on: `ahead[pos..end]`. Empty (no allocation)
+    /// unless a large frame is arriving or tungstenite's buffer was full.
+    ahead: Box<[u8]>,
+    pos: usize,
+    end: usize,
+    /// The socket's stream ended (the direct path read nothing).
+    ended: bool,
+}
+
+impl Splitter {
+    /// `masked`: the peer masks its frames (we are the server); `max_frame`: the frame size
+    /// limit tungstenite applies; `big`: the largest read (`read_buffer_size`);
+    /// `leftover`: bytes read past the handshake.
+    pub(crate) fn new(masked: bool, max_frame: usize, big: usize, leftover: Vec<u8>) -> Self {
+        let end = leftover.len();
+        Splitter {
+            masked,
+            max_frame: max_frame as u64,
+            big: big.max(STACK),
+            head: [0; 14],
+            head_len: 0,
+            head_pos: 0,
+            at: At::Header,
+            ahead: leftover.into_boxed_slice(),
+            pos: 0,
+            end,
+            ended: false,
+        }
+    }
+
+    /// Bytes this layer holds on the heap (for tests).
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> usize {
+        self.ahead.len()
+    }
+
+    /// Reads from `inner` into `out` (see the module docs).
+    pub(crate) fn poll_read<S: AsyncRead + Unpin>(
+        &mut self,
+        inner: &mut S,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let start = out.filled().len();
+        loop {
+            if self.direct(out) {
+                ready!(self.poll_direct(inner, cx, out))?;
+                if out.filled().len() > start || self.ended {
+                    return Poll::Ready(Ok(()));
+                }
+                // Everything that arrived went aside (a frame to split, a header cut short).
+                continue;
+            }
+            if self.pos < self.end {
+                let ahead = std::mem::take(&mut self.ahead);
+                let used = self.feed(&ahead[self.pos..self.end], out);
+                self.ahead = ahead;
+                self.pos += used;
+                if self.pos == self.end {
+                    (self.pos, self.end) = (0, 0);
+                    if self.big_read().is_none() {
+                        // A large frame is through: its buffer goes.
+                        self.ahead = Box::default();
+                    }
+                }
+            } else {
+                // A header waiting to be handed on, or the next piece's header.
+                self.feed(&[], out);
+            }
+            if out.filled().len() > start || out.remaining() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            if self.pos < self.end {
+                continue;
+            }
+            // Nothing ahead: the wire.
+            if let Some(want) = self.big_read() {
+                if self.ahead.len() < want {
+                    self.ahead = vec![0; want].into_boxed_slice();
+                }
+                let room = self.ahead.len().min(want);
+                let mut rb = ReadBuf::new(&mut self.ahead[..room]);
+                ready!(Pin::new(&mut *inner).poll_read(cx, &mut rb))?;
+                let n = rb.filled().len();
+                if n == 0 {
+                    self.ahead = Box::default();
+                    return Poll::Ready(Ok(()));
+                }
+                (self.pos, self.end) = (0, n);
+                continue;
+            }
+            // Not zeroed: the read overwrites what it returns.
+            let mut stack = [MaybeUninit::<u8>::uninit(); STACK];
+            let room = out.remaining().min(STACK);
+            let mut rb = ReadBuf::uninit(&mut stack[..room]);
+            ready!(Pin::new(&mut *inner).poll_read(cx, &mut rb))?;
+            let got = rb.filled();
+            if got.is_empty() {
+                // The end of the stream: hand on a header cut short, so that tungstenite
+                // sees what it would without this layer, then the end.
+                if matches!(self.at, At::Header) && self.head_len > 0 {
+                    self.head_pos = 0;
+                    self.at = At::Pass { left: 0 };
+                    self.feed(&[], out);
+                }
+                return Poll::Ready(Ok(()));
+            }
+            let used = self.feed(got, out);
+            if used < got.len() {
+                // tungstenite's buffer is full (a piece header took room): keep the rest.
+                self.ahead = got[used..].into();
+                (self.pos, self.end) = (0, got.len() - used);
+            }
+        }
+    }
+
+    /// Whether the next read can go straight into tungstenite's buffer: nothing is waiting to
+    /// be handed on, no frame is being split, and there is room for a header and more.
+    fn direct(&self, out: &ReadBuf<'_>) -> bool {
+        self.pos == self.end
+            && out.remaining() > self.head.len()
+            && match self.at {
+                At::Header => self.head_pos == 0,
+                At::Pass { .. } => self.head_pos == self.head_len,
+                At::Piece { .. } => false,
+            }
+    }
+
+    /// The path of frames that need no splitting, which is every frame of a connection that
+    /// only sends small messages: the socket read goes straight into tungstenite's buffer,
+    /// and only the headers in what arrived are looked at (a payload is skipped by its
+    /// length). What cannot go on as it is comes back out of `out`: a header cut short by the
+    /// read (kept in `head` and put back in front of the next read), and a frame to split
+    /// with everything after it (into `ahead`, for [`feed`](Self::feed)).
+    fn poll_direct<S: AsyncRead + Unpin>(
+        &mut self,
+        inner: &mut S,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let from = out.filled().len();
+        let cut = if matches!(self.at, At::Header) {
+            self.head_len
+        } else {
+            0
+        };
+        out.put_slice(&self.head[..cut]);
+        let before = out.filled().len();
+        // `Pass` keeps `head_pos == head_len` (its header was handed on already); from here on
+        // `head` holds only a header cut short by this read.
+        match Pin::new(&mut *inner).poll_read(cx, out) {
+            Poll::Ready(Ok(())) => {}
+            other => {
+                // The header cut short stays in `head` for the next read.
+                out.set_filled(from);
+                return other;
+            }
+        }
+        if out.filled().len() == before {
+            // The end of the stream. A header cut short is handed on as it is, so that
+            // tungstenite sees what it would without this layer; then the end.
+            self.ended = true;
+            self.next_header();
+            return Poll::Ready(Ok(()));
+        }
+        (self.head_len, self.head_pos) = (0, 0);
+        let mut at = self.at;
+        let filled = out.filled();
+        let end = filled.len();
+        let mut p = from;
+        let mut keep = end;
+        while p < end {
+            match at {
+                At::Pass { left } => {
+                    let n = left.min((end - p) as u64);
+                    p += n as usize;
+                    at = if n == left {
+                        At::Header
+                    } else {
+                        At::Pass { left: left - n }
+                    };
+                }
+                _ => {
+                    let need = header_len(&filled[p..]);
+                    if end - p < need {
+                        self.head[..end - p].copy_from_slice(&filled[p..]);
+                        self.head_len = end - p;
+                        keep = p;
+                        break;
+                    }
+                    match self.classify(&filled[p..p + need]) {
+                        (len, None) => {
+                            p += need;
+                            at = At::Pass { left: len };
+                        }
+                        (_, Some(_)) => {
+                            // From this header on, through `feed`.
+                            self.ahead = filled[p..].into();
+                            (self.pos, self.end) = (0, end - p);
+                            keep = p;
+                            at = At::Header;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        self.at = at;
+        out.set_filled(keep);
+        Poll::Ready(Ok(()))
+    }
+
+    /// How much to read into `ahead` at once: `Some` while a split frame has more than a
+    /// stack buffer's worth to come.
+    fn big_read(&self) -> Option<usize> {
+        match self.at {
+            At::Piece { left, split } => {
+                let rest = split.left.saturating_add(left as u64);
+                (rest > STACK as u64).then(|| rest.min(self.big as u64) as usize)
+            }
+            _ => None,
+        }
+    }
+
+    /// Hands `src` on into `out` as far as both go; returns how many bytes of `src` it used.
+    fn feed(&mut self, src: &[u8], out: &mut ReadBuf<'_>) -> usize {
+        let mut used = 0;
+        loop {
+            if !matches!(self.at, At::Header) && self.head_pos < self.head_len {
+                let n = (self.head_len - self.head_pos).min(out.remaining());
+                if n == 0 {
+                    return used;
+                }
+                out.put_slice(&self.head[self.head_pos..self.head_pos + n]);
+                self.head_pos += n;
+                continue;
+            }
+            match self.at {
+                At::Header => {
+                    let need = header_len(&self.head[..self.head_len]);
+                    if self.head_len == need {
+                        self.decide();
+                        continue;
+                    }
+                    let n = (need - self.head_len).min(src.len() - used);
+                    if n == 0 {
+                        return used;
+                    }
+                    self.head[self.head_len..self.head_len + n]
+                        .copy_from_slice(&src[used..used + n]);
+                    self.head_len += n;
+                    used += n;
+                }
+                At::Pass { left: 0 } => self.next_header(),
+                At::Pass { left } => {
+                    let n = out
+                        .remaining()
+                        .min(src.len() - used)
+                        .min(usize::try_from(left).unwrap_or(usize::MAX));
+                    if n == 0 {
+                        return used;
+                    }
+                    out.put_slice(&src[used..used + n]);
+                    used += n;
+                    self.at = At::Pass {
+                        left: left - n as u64,
+                    };
+                }
+                At::Piece { left: 0, split } if split.left == 0 => self.next_header(),
+                At::Piece { left: 0, split } => self.next_piece(split),
+                At::Piece { left, split } => {
+                    let n = out.remaining().min(src.len() - used).min(left);
+                    if n == 0 {
+                        return used;
+                    }
+                    out.put_slice(&src[used..used + n]);
+                    used += n;
+                    self.at = At::Piece {
+                        left: left - n,
+                        split,
+                    };
+                }
+            }
+        }
+    }
+
+    /// Between frames again.
+    fn next_header(&mut self) {
+        (self.head_len, self.head_pos) = (0, 0);
+        self.at = At::Header;
+    }
+
+    /// A whole header is in `head`: split the frame, or pass it on as it is.
+    fn decide(&mut self) {
+        let (len, split) = self.classify(&self.head[..self.head_len]);
+        match split {
+            Some(split) => {
+                // The header goes; each piece gets its own.
+                (self.head_len, self.head_pos) = (0, 0);
+                self.at = At::Piece { left: 0, split };
+            }
+            None => {
+                self.head_pos = 0;
+                self.at = At::Pass { left: len };
+            }
+        }
+    }
+
+    /// A whole header: the frame's payload length, and where to start if it is to be split.
+    fn classify(&self, head: &[u8]) -> (u64, Option<Split>) {
+        let (b0, b1) = (head[0], head[1]);
+        let extra = match b1 & 0x7f {
+            126 => 2,
+            127 => 8,
+            _ => 0,
+        };
+        let len = match extra {
+            0 => u64::from(b1 & 0x7f),
+            2 => u64::from(u16::from_be_bytes([head[2], head[3]])),
+            _ => u64::from_be_bytes(head[2..10].try_into().unwrap_or([0xff; 8])),
+        };
+        let masked = b1 & 0x80 != 0;
+        let opcode = b0 & 0x0f;
+        let splits = b0 & 0x70 == 0
+            && opcode <= 2
+            && masked == self.masked
+            && len > PIECE as u64
+            && len <= self.max_frame
+            && len >> 63 == 0;
+        let split = splits.then(|| Split {
+            left: len,
+            key: masked.then(|| {
+                let at = 2 + extra;
+                [head[at], head[at + 1], head[at + 2], head[at + 3]]
+            }),
+            offset: 0,
+            opcode,
+            fin: b0 & 0x80 != 0,
+        });
+        (len, split)
+    }
+
+    /// Writes the header of a split frame's next piece into `head`.
+    fn next_piece(&mut self, mut split: Split) {
+        let n = split.left.min(PIECE as u64);
+        let last = n == split.left;
+        let opcode = if split.offset == 0 { split.opcode } else { 0 };
+        let mut at = 0;
+        let mut put = |b: &[u8], head: &mut [u8; 14]| {
+            head[at..at + b.len()].copy_from_slice(b);
+            at += b.len();
+        };
+        let fin = if last && split.fin { 0x80 } else { 0 };
+        let mask_bit = if split.key.is_some() { 0x80 } else { 0 };
+        put(&[fin | opcode], &mut self.head);
+        if n < 126 {
+            put(&[mask_bit | n as u8], &mut self.head);
+        } else if n <= 0xffff {
+            put(&[mask_bit | 126], &mut self.head);
+            put(&(n as u16).to_be_bytes(), &mut self.head);
+        } else {
+            put(&[mask_bit | 127], &mut self.head);
+            put(&n.to_be_bytes(), &mut self.head);
+        }
+        if let Some(key) = split.key {
+            // The key rotated to the piece's offset in the frame's payload (RFC 6455 5.3).
+            let phase = (split.offset % 4) as usize;
+            let rotated = [0, 1, 2, 3].map(|i| key[(phase + i) % 4]);
+            put(&rotated, &mut self.head);
+        }
+        (self.head_len, self.head_pos) = (at, 0);
+        split.left -= n;
+        split.offset += n;
+        self.at = At::Piece {
+            left: n as usize,
+            split,
+        };
+    }
+}
+
+/// How long the header starting with `head` is: 2 until its second byte is known.
+fn header_len(head: &[u8]) -> usize {
+    match head {
+        [_, b1, ..] => {
+            let extra = match b1 & 0x7f {
+                126 => 2,
+                127 => 8,
+                _ => 0,
+            };
+            2 + extra + if b1 & 0x80 != 0 { 4 } else { 0 }
+        }
+        _ => 2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Splitter, PIECE, TUNGSTENITE_READ};
+    use futures_util::StreamExt;
+    use std::io;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use tokio::io::{AsyncRead, ReadBuf};
+    use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::WebSocketStream;
+
+    /// A byte stream that returns `data` in reads of the given sizes, in turn; a size of 0
+    /// is a `Pending` (with a wake) instead.
+    struct Cut {
+        data: Vec<u8>,
+        at: usize,
+        sizes: Vec<usize>,
+        turn: usize,
+    }
+
+    impl AsyncRead for Cut {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let this = self.get_mut();
+            let size = this.sizes[this.turn % this.sizes.len()];
+            this.turn += 1;
+            if size == 0 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let n = size.min(this.data.len() - this.at).min(buf.remaining());
+            buf.put_slice(&this.data[this.at..this.at + n]);
+            this.at += n;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// The splitter over a `Cut`, read the way tungstenite reads: at most 8 KiB at a time.
+    struct Layer {
+        cut: Cut,
+        split: Splitter,
+    }
+
+    impl AsyncRead for Layer {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let this = self.get_mut();
+            this.split.poll_read(&mut this.cut, cx, buf)
+        }
+    }
+
+    impl tokio::io::AsyncWrite for Layer {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            b: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(b.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn layer(wire: Vec<u8>, server: bool, sizes: Vec<usize>) -> Layer {
+        Layer {
+            cut: Cut {
+                data: wire,
+                at: 0,
+                sizes,
+                turn: 0,
+            },
+            split: Splitter::new(server, 1 << 20, 128 << 10, Vec::new()),
+        }
+    }
+
+    /// Everything the layer hands on, read in tungstenite-sized reads; also checks that
+    /// the layer's own buffer never exceeds `read_buffer_size`.
+    async fn through(wire: Vec<u8>, server: bool, sizes: Vec<usize>) -> Vec<u8> {
+        through_reads(wire, server, sizes, &[TUNGSTENITE_READ]).await
+    }
+
+    /// [`through`], with tungstenite's reads of the sizes in `reads`, in turn.
+    async fn through_reads(
+        wire: Vec<u8>,
+        server: bool,
+        sizes: Vec<usize>,
+        reads: &[usize],
+    ) -> Vec<u8> {
+        let mut l = layer(wire, server, sizes);
+        let mut out = Vec::new();
+        for turn in 0.. {
+            let mut chunk = vec![0u8; reads[turn % reads.len()]];
+            let mut rb = ReadBuf::new(&mut chunk);
+            std::future::poll_fn(|cx| Pin::new(&mut l).poll_read(cx, &mut rb))
+                .await
+                .unwrap();
+            assert!(l.split.held() <= 128 << 10);
+            if rb.filled().is_empty() {
+                break;
+            }
+            out.extend_from_slice(rb.filled());
+        }
+        assert_eq!(l.split.held(), 0, "nothing kept at the end");
+        out
+    }
+
+    /// A frame as a peer sends it: masked with `key` if given.
+    fn wire(b0: u8, payload: &[u8], key: Option<[u8; 4]>) -> Vec<u8> {
+        let mut out = vec![b0];
+        let bit = if key.is_some() { 0x80 } else { 0 };
+        match payload.len() {
+            n if n < 126 => out.push(bit | n as u8),
+            n if n < 65536 => {
+                out.push(bit | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(bit | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        match key {
+            Some(key) => {
+                out.extend_from_slice(&key);
+                out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+            }
+            None => out.extend_from_slice(payload),
+        }
+        out
+    }
+
+    /// Parses frames into (opcode, fin, rsv, masked, unmasked payload).
+    fn frames(mut bytes: &[u8]) -> Vec<(u8, bool, u8, bool, Vec<u8>)> {
+        let mut out = Vec::new();
+        while !bytes.is_empty() {
+            let (b0, b1) = (bytes[0], bytes[1]);
+            let (len, mut at) = match b1 & 0x7f {
+                126 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
+                127 => (
+                    u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize,
+                    10,
+                ),
+                n => (n as usize, 2),
+            };
+            let mut key = [0; 4];
+            let masked = b1 & 0x80 != 0;
+            if masked {
+                key.copy_from_slice(&bytes[at..at + 4]);
+                at += 4;
+            }
+            let payload = bytes[at..at + len]
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ key[i % 4])
+                .collect();
+            out.push((b0 & 0x0f, b0 & 0x80 != 0, b0 & 0x70, masked, payload));
+            bytes = &bytes[at + len..];
+        }
+        out
+    }
+
+    /// The messages in a list of frames: (opcode, payload), control frames as they are.
+    fn messages(frames: &[(u8, bool, u8, bool, Vec<u8>)]) -> Vec<(u8, Vec<u8>)> {
+        let mut out: Vec<(u8, Vec<u8>)> = Vec::new();
+        let mut open: Option<(u8, Vec<u8>)> = None;
+        for (opcode, fin, _, _, payload) in frames {
+            if *opcode >= 8 {
+                out.push((*opcode, payload.clone()));
+                continue;
+            }
+            let (op, mut data) = open.take().unwrap_or((*opcode, Vec::new()));
+            data.extend_from_slice(payload);
+            if *fin {
+                out.push((op, data));
+            } else {
+                open = Some((op, data));
+            }
+        }
+        out
+    }
+
+    fn data(n: usize, seed: u32) -> Vec<u8> {
+        (0..n as u32)
+            .map(|i| (i.wrapping_mul(seed) % 251) as u8)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn large_frames_reach_tungstenite_in_pieces_and_every_message_survives_every_cut() {
+        for server in [false, true] {
+            let key = |k: u8| server.then_some([k, k ^ 0x5a, 3, 0xc1]);
+            let mut input = Vec::new();
+            input.extend(wire(0x81, b"small", key(1)));
+            input.extend(wire(0x82, &data(200_003, 7), key(2)));
+            // A fragmented text message with a ping between its fragments.
+            input.extend(wire(0x01, &data(20_001, 3), key(3)));
+            input.extend(wire(0x89, b"ping", key(4)));
+            input.extend(wire(0x80, &data(PIECE + 1, 5), key(5)));
+            input.extend(wire(0x82, &data(PIECE, 11), key(6)));
+            input.extend(wire(0x82, &[], key(7)));
+            input.extend(wire(0x88, &[3, 232], key(8)));
+            let expected = messages(&frames(&input));
+            for sizes in [
+                vec![1],
+                vec![7],
+                vec![13, 1, 8192],
+                vec![TUNGSTENITE_READ],
+                vec![100_000],
+                vec![usize::MAX],
+            ] {
+                let out = through(input.clone(), server, sizes.clone()).await;
+                let got = frames(&out);
+                for (opcode, _, rsv, masked, payload) in &got {
+                    assert!(
+                        payload.len() <= PIECE,
+                        "{opcode} {} {sizes:?}",
+                        payload.len()
+                    );
+                    assert_eq!((*rsv, *masked), (0, server));
+                }
+                assert_eq!(messages(&got), expected, "server {server}, cut {sizes:?}");
+            }
+        }
+    }
+
+    /// Small frames go straight from the socket into tungstenite's buffer, with the large
+    /// ones among them still split: random frames, random socket reads (with `Pending`s),
+    /// random tungstenite reads, in both roles.
+    #[tokio::test]
+    async fn small_and_large_frames_mixed_survive_every_cut() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        const LENGTHS: [usize; 10] = [0, 1, 2, 125, 126, 127, 65_535, 65_536, PIECE, PIECE + 1];
+        for round in 0..24 {
+            let server = round % 2 == 1;
+            let mut input = Vec::new();
+            for i in 0..next(25) + 1 {
+                let key = server.then_some([i as u8, 0x5a, round as u8, 0xc1]);
+                if next(5) == 0 {
+                    input.extend(wire(0x89, &data(next(126), 3), key));
+                } else {
+                    let len = LENGTHS[next(LENGTHS.len())] + next(3) * usize::from(next(2) == 0);
+                    input.extend(wire(0x82, &data(len, i as u32 + 1), key));
+                }
+            }
+            let expected = messages(&frames(&input));
+            let sizes: Vec<usize> = (0..next(6) + 1)
+                .map(|_| [0, 1, 3, 14, 700, 9000, 200_000][next(7)])
+                .collect();
+            let reads: Vec<usize> = (0..next(4) + 1)
+                .map(|_| [15, 16, 64, 4096, TUNGSTENITE_READ][next(5)])
+                .collect();
+            if sizes.iter().all(|&s| s == 0) {
+                continue;
+            }
+            let out = through_reads(input.clone(), server, sizes.clone(), &reads).await;
+            let got = frames(&out);
+            assert!(got.iter().all(|f| f.4.len() <= PIECE), "round {round}");
+            assert_eq!(
+                messages(&got),
+                expected,
+                "round {round}: cut {sizes:?}, reads {reads:?}"
+            );
+            if !got.iter().any(|f| f.4.len() > PIECE) && !expected.iter().any(|m| m.1.len() > PIECE)
+            {
+                assert_eq!(out, input, "round {round}: small frames pass byte for byte");
+            }
+        }
+    }
+
+    /// A connection of small frames never needs this layer's own buffer.
+    #[tokio::test]
+    async fn small_frames_need_no_buffer_of_the_layers_own() {
+        let mut input = Vec::new();
+        for i in 0..2000 {
+            input.extend(wire(0x81, &data(i % 300, 7), None));
+        }
+        let mut l = layer(input.clone(), false, vec![1000, 0, 37, 8192]);
+        let mut out = Vec::new();
+        loop {
+            let mut chunk = [0u8; TUNGSTENITE_READ];
+            let mut rb = ReadBuf::new(&mut chunk);
+            std::future::poll_fn(|cx| Pin::new(&mut l).poll_read(cx, &mut rb))
+                .await
+                .unwrap();
+            assert_eq!(l.split.held(), 0);
+            if rb.filled().is_empty() {
+                break;
+            }
+            out.extend_from_slice(rb.filled());
+        }
+        assert_eq!(out, input);
+    }
+
+    #[tokio::test]
+    async fn frames_it_does_not_split_pass_byte_for_byte() {
+        let big = data(3 * PIECE, 13);
+        for (server, input) in [
+            // RSV1 without permessage-deflate, a reserved opcode: tungstenite fails them.
+            (false, wire(0xc2, &big, None)),
+            (false, wire(0x83, &big, None)),
+            // Masked the wrong way for the role.
+            (false, wire(0x82, &big, Some([1, 2, 3, 4]))),
+            (true, wire(0x82, &big, None)),
+            // Over the frame limit (1 MiB here): tungstenite fails it on its header.
+            (false, wire(0x82, &data((1 << 20) + 1, 17), None)),
+        ] {
+            assert_eq!(through(input.clone(), server, vec![5000]).await, input);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_header_cut_short_by_the_end_of_the_stream_is_handed_on() {
+        let mut input = wire(0x81, b"hi", None);
+        input.extend_from_slice(&[0x82, 127, 0]);
+        assert_eq!(through(input.clone(), false, vec![1]).await, input);
+    }
+
+    /// tungstenite reads a split frame as the message it was: masks rotated right, text
+    /// whose characters straddle pieces, the size limit on the whole message.
+    #[tokio::test]
+    async fn tungstenite_reads_split_frames_as_the_messages_they_were() {
+        let text = "€uro ".repeat(10_000); // 3-byte characters across piece boundaries
+        let binary = data(1 << 20, 29);
+        let mut input = wire(0x81, text.as_bytes(), Some([9, 8, 7, 6]));
+        input.extend(wire(0x82, &binary, Some([0xde, 0xad, 0xbe, 0xef])));
+        input.extend(wire(0x82, &data(70_000, 3), Some([1, 1, 2, 2])));
+        let config = WebSocketConfig::default()
+            .read_buffer_size(TUNGSTENITE_READ)
+            .max_message_size(Some(65_536));
+        let mut ws = WebSocketStream::from_raw_socket(
+            layer(input, true, vec![4096]),
+            Role::Server,
+            Some(config),
+        )
+        .await;
+        let first = ws.next().await.unwrap();
+        assert!(
+            matches!(first, Err(ref e) if e.to_string().contains("Message too long")),
+            "{first:?}"
+        );
+        let config = WebSocketConfig::default().read_buffer_size(TUNGSTENITE_READ);
+        let mut input = wire(0x81, text.as_bytes(), Some([9, 8, 7, 6]));
+        input.extend(wire(0x82, &binary, Some([0xde, 0xad, 0xbe, 0xef])));
+        let mut ws = WebSocketStream::from_raw_socket(
+            layer(input, true, vec![4096]),
+            Role::Server,
+            Some(config),
+        )
+        .await;
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text(text));
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(binary));
+    }
+}
