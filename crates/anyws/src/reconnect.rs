@@ -487,7 +487,7 @@ impl State {
                     inner.hook.clone()
                 };
                 if let Some(hook) = hook {
-                    let mut f = lock(&hook);
+                    let mut f = lock(&*hook);
                     catching("on-open hook", || f(&socket));
                 }
             }
