@@ -102,10 +102,16 @@ async fn an_unreadable_blob_fails_the_connection() {
 
 /// Why the `WebSocketStream` path is opt-in (README: Target differences). The peer sends 20
 /// small messages and closes at once, while anyws's queue is full (a 1 KiB mark) and nothing
-/// reads it for a while. On the browser's `WebSocket` every message arrives, then the clean
-/// close. On `WebSocketStream`, Chromium (checked in 156) discards the messages it held for
-/// the reader when the peer's close frame arrived, and still reports a clean close. This
-/// test fails once Chromium delivers them: then the stream path can become the default.
+/// reads it. On the browser's `WebSocket` every message arrives, then the clean close. On
+/// `WebSocketStream`, Chromium (checked in 156) discards the messages it held for the reader
+/// when the peer's close frame arrived, and still reports a clean close. This test fails once
+/// Chromium delivers them: then the stream path can become the default.
+///
+/// No timer: on the stream path the test reads only once the browser's own `closed` promise
+/// of the `WebSocketStream` under the socket has settled, i.e. once Chromium has processed
+/// the peer's close frame (the object is caught as `with_browser_socket` catches the page's
+/// `WebSocket`). Should Chromium ever hold `closed` until the reader drains, the wait ends
+/// after 5 s and the test fails saying so.
 #[wasm_bindgen_test]
 async fn chromium_websocketstream_drops_messages_behind_a_peer_close() {
     let mut paths = vec![false];
@@ -115,12 +121,35 @@ async fn chromium_websocketstream_drops_messages_behind_a_peer_close() {
     for stream in paths {
         let web = anyws::web::WebOptions::new().websocket_stream(stream);
         let options = anyws::Options::new().receive_high_water_mark(1024).web(web);
-        let mut ws = WebSocket::with_options(&url("/send?count=20&size=100"), options).unwrap();
+        let (mut ws, browser) = if stream {
+            let install = js_sys::Function::new_no_args(
+                "const Base = globalThis.WebSocketStream;
+                 let last = null;
+                 globalThis.WebSocketStream = class extends Base {
+                   constructor(...args) { super(...args); last = this; }
+                 };
+                 return () => { globalThis.WebSocketStream = Base; return last; };",
+            );
+            let restore: js_sys::Function = install.call0(&JsValue::NULL).unwrap().unchecked_into();
+            let ws = WebSocket::with_options(&url("/send?count=20&size=100"), options);
+            let browser = restore.call0(&JsValue::NULL).unwrap();
+            (ws.unwrap(), Some(browser))
+        } else {
+            let ws = WebSocket::with_options(&url("/send?count=20&size=100"), options);
+            (ws.unwrap(), None)
+        };
         assert_eq!(anyws::web::uses_websocket_stream(&ws), stream);
         ws.opened().await.unwrap();
-        // Ample for 2 KiB and a close frame to cross the loopback (they take milliseconds),
-        // so that they all wait in the browser when reading starts.
-        crate::harness::pause(500).await;
+        if let Some(browser) = browser {
+            let closed: js_sys::Promise = js_sys::Reflect::get(&browser, &"closed".into())
+                .unwrap()
+                .unchecked_into();
+            let settled = within(5000, JsFuture::from(closed)).await;
+            assert!(
+                settled.is_some_and(|r| r.is_ok()),
+                "Chromium no longer settles `closed` before the reader drains: check the loss again"
+            );
+        }
         let mut got = 0;
         while let Some(message) = ws.next().await {
             let text = message
