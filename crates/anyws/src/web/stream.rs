@@ -299,6 +299,19 @@ fn fail(core: &Core, error: Error) {
 async fn run(conn: Rc<Conn>) {
     let core = conn.core.clone();
     match JsFuture::from(conn.wss.opened()).await {
+        Ok(_) if core.ready_state() != ReadyState::Connecting => {
+            // `close()` ran while anyws still reported CONNECTING (after the browser opened,
+            // before this task resumed): as in the spec's `close()` in CONNECTING, the
+            // connection fails, with no `open`. `Stream::close` already closed the browser's
+            // stream, which finishes its handshake on its own.
+            fail(
+                &core,
+                Error::new(
+                    ErrorKind::Network,
+                    "close() was called before the connection opened",
+                ),
+            );
+        }
         Ok(info) => {
             let info: OpenInfo = info.unchecked_into();
             let writer = info.writable().get_writer().ok();
