@@ -243,3 +243,40 @@ async fn measure_a_flood_at_a_stalled_reader(stream: bool) {
         mib(grown as f64),
     );
 }
+
+/// `close()` while anyws still reports CONNECTING but the browser's `WebSocketStream` has
+/// already opened (the test resumes on the browser object's `opened` before anyws's own task
+/// does: deterministic). The spec's `close()` in CONNECTING fails the connection: `error`,
+/// then `close` 1006, and no `open` (it was a clean close 1005 with no `error`, found in
+/// review).
+#[wasm_bindgen_test]
+async fn close_in_connecting_after_the_browser_opened_fails_the_connection() {
+    if !anyws::web::websocket_stream_available() {
+        return;
+    }
+    let install = js_sys::Function::new_no_args(
+        "const Base = globalThis.WebSocketStream;
+         let last = null;
+         globalThis.WebSocketStream = class extends Base {
+           constructor(...args) { super(...args); last = this; }
+         };
+         return () => { globalThis.WebSocketStream = Base; return last; };",
+    );
+    let restore: js_sys::Function = install.call0(&JsValue::NULL).unwrap().unchecked_into();
+    let web = anyws::web::WebOptions::new().websocket_stream(true);
+    let ws = WebSocket::with_options(&url("/echo"), anyws::Options::new().web(web));
+    let browser = restore.call0(&JsValue::NULL).unwrap();
+    let ws = ws.unwrap();
+    let log = Log::attach(&ws);
+    let opened: js_sys::Promise = js_sys::Reflect::get(&browser, &"opened".into())
+        .unwrap()
+        .unchecked_into();
+    JsFuture::from(opened).await.unwrap();
+    let state = ws.ready_state();
+    ws.close();
+    within(5000, ws.closed()).await.expect("closes");
+    settle().await;
+    if state == ReadyState::Connecting {
+        assert_eq!(log.lines(), ["error@3", "close@3 1006 \"\" false"]);
+    }
+}
