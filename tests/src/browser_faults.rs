@@ -280,3 +280,39 @@ async fn close_in_connecting_after_the_browser_opened_fails_the_connection() {
         assert_eq!(log.lines(), ["error@3", "close@3 1006 \"\" false"]);
     }
 }
+
+/// A listener that panics (a trap on wasm32) in `open` or in `close`: `opened()` and
+/// `closed()` still resolve and the stream still ends, on both browser paths (found in
+/// review: the steps after the listeners did not run, so `closed()` never resolved and
+/// `opened()` failed).
+#[wasm_bindgen_test]
+async fn a_panicking_open_or_close_listener_does_not_stop_opened_or_closed() {
+    let mut paths = vec![false];
+    if anyws::web::websocket_stream_available() {
+        paths.push(true);
+    }
+    for stream in paths {
+        for kind in [anyws::EventKind::Open, anyws::EventKind::Close] {
+            let web = anyws::web::WebOptions::new().websocket_stream(stream);
+            let mut ws = WebSocket::with_options(
+                &url("/send?count=3&size=10"),
+                anyws::Options::new().web(web),
+            )
+            .unwrap();
+            let _panics = ws.add_event_listener(kind, |_| {
+                panic!("this listener panics on purpose (browser_faults test)")
+            });
+            let opened = within(3000, ws.opened()).await.map(|r| r.is_ok());
+            let mut n = 0;
+            while let Some(Some(Ok(_))) = within(3000, ws.next()).await {
+                n += 1;
+            }
+            let closed = within(3000, ws.closed()).await.map(|e| e.code);
+            assert_eq!(
+                (opened, n, closed),
+                (Some(true), 3, Some(1000)),
+                "stream path {stream}, panicking {kind:?} listener"
+            );
+        }
+    }
+}

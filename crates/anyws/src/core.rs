@@ -467,7 +467,21 @@ impl Core {
     /// The handshake succeeded: readyState becomes OPEN, then `open` fires. Returns `false`
     /// (and changes nothing) if `close()` moved the socket out of CONNECTING first.
     /// (A socket that [`Core::new`] made OPEN fires `open` here too.)
+    // The browser backend uses `fire_open_with`.
+    #[allow(dead_code)]
     pub(crate) fn fire_open(&self, protocol: String, extensions: String) -> bool {
+        self.fire_open_with(protocol, extensions, |listeners| listeners())
+    }
+
+    /// [`fire_open`](Self::fire_open), with the listeners run by `run`. The browser backend
+    /// runs them under JavaScript's `try`/`catch`: a listener that panics traps on wasm32,
+    /// which would otherwise skip what comes after it here (`opened()` resolving).
+    pub(crate) fn fire_open_with(
+        &self,
+        protocol: String,
+        extensions: String,
+        run: impl FnOnce(&mut dyn FnMut()),
+    ) -> bool {
         let swapped = self.state.compare_exchange(
             ReadyState::Connecting as u8,
             ReadyState::Open as u8,
@@ -482,7 +496,7 @@ impl Core {
             inner.protocol = protocol;
             inner.extensions = extensions;
         }
-        self.dispatch(&Event::Open);
+        run(&mut || self.dispatch(&Event::Open));
         // Only now does `opened()` resolve, so it resumes after the handlers ran.
         let wakers = {
             let mut inner = lock(&self.inner);
@@ -563,7 +577,21 @@ impl Core {
     ///
     /// `cause`: why a connection that was not failed ended abnormally (a TCP drop: no `error`
     /// event, as in browsers), for the `Stream`'s error and `opened()`.
+    // The browser backend uses `fire_close_with`.
+    #[allow(dead_code)]
     pub(crate) fn fire_close(&self, event: CloseEvent, cause: Option<Error>) {
+        self.fire_close_with(event, cause, |listeners| listeners())
+    }
+
+    /// [`fire_close`](Self::fire_close), with the listeners run by `run` (see
+    /// [`fire_open_with`](Self::fire_open_with)): after a trapping `close` listener the
+    /// listeners are still released, `closed()` resolves and the stream ends.
+    pub(crate) fn fire_close_with(
+        &self,
+        event: CloseEvent,
+        cause: Option<Error>,
+        run: impl FnOnce(&mut dyn FnMut()),
+    ) {
         {
             let mut inner = lock(&self.inner);
             if inner.life.close_started() {
@@ -583,7 +611,7 @@ impl Core {
                 ));
             }
         }
-        self.dispatch(&Event::Close(event.clone()));
+        run(&mut || self.dispatch(&Event::Close(event.clone())));
         // Only now does `closed()` resolve and the stream end, so whoever awaits them
         // resumes after the handlers ran.
         let (released, wakers) = {

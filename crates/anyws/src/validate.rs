@@ -248,7 +248,8 @@ mod tests {
     #[test]
     fn url_errors_hide_user_info() {
         let parse_ok = |input: &str| Ok::<_, UrlFailure>(input.to_owned());
-        let cases: [(&str, &dyn Fn(&str) -> Result<String, UrlFailure>); 4] = [
+        type Parse<'a> = &'a dyn Fn(&str) -> Result<String, UrlFailure>;
+        let cases: [(&str, Parse); 4] = [
             ("ws://user:secret@127.0.0.1/#x", &parse_ok),
             ("ws:user:secret@127.0.0.1/?a#", &parse_ok),
             ("ws://user:secret@[::1", &|i: &str| {

@@ -289,8 +289,13 @@ impl Pump {
     fn deliver(&self, item: Incoming) {
         match item {
             Incoming::Open => {
-                self.core
-                    .fire_open(self.ws.protocol(), self.ws.extensions());
+                // The listeners under their own `try`/`catch`, so that `opened()` resolves
+                // even if one traps.
+                self.core.fire_open_with(
+                    self.ws.protocol(),
+                    self.ws.extensions(),
+                    deliver_catching,
+                );
             }
             Incoming::Message(m) => {
                 // The browser has no backpressure to apply: the return value is for
@@ -306,7 +311,7 @@ impl Pump {
                     // running closure, so release them after this dispatch returns.
                     wasm_bindgen_futures::spawn_local(async move { drop(listeners) });
                 }
-                self.core.fire_close(ev, None);
+                self.core.fire_close_with(ev, None, deliver_catching);
             }
             Incoming::Blob(_) => unreachable!("a Blob is read before it is delivered"),
         }

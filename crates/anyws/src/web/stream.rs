@@ -292,7 +292,7 @@ fn fail(core: &Core, error: Error) {
         reason: String::new(),
         was_clean: false,
     };
-    deliver(|| core.fire_close(close, None));
+    deliver(|| core.fire_close_with(close, None, deliver_catching));
 }
 
 /// The socket's one task: open, messages, close (see the module docs).
@@ -320,7 +320,7 @@ async fn run(conn: Rc<Conn>) {
             let protocol = info.protocol().as_string().unwrap_or_default();
             let extensions = info.extensions().as_string().unwrap_or_default();
             deliver(|| {
-                core.fire_open(protocol, extensions);
+                core.fire_open_with(protocol, extensions, deliver_catching);
             });
             if let Some(reader) = reader {
                 read_all(&core, &reader).await;
@@ -339,7 +339,7 @@ async fn run(conn: Rc<Conn>) {
                             .unwrap_or_default(),
                         was_clean: true,
                     };
-                    deliver(|| core.fire_close(close, None));
+                    deliver(|| core.fire_close_with(close, None, deliver_catching));
                 }
                 Err(e) => fail(
                     &core,
