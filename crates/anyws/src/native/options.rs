@@ -737,7 +737,10 @@ mod tests {
         let options = NativeOptions::new();
         // Without compression the split layer reads large frames; tungstenite's buffer stays
         // at 8 KiB.
-        assert_eq!(options.websocket_config(false).read_buffer_size, TUNGSTENITE_READ);
+        assert_eq!(
+            options.websocket_config(false).read_buffer_size,
+            TUNGSTENITE_READ
+        );
         assert_eq!(options.websocket_config(true).read_buffer_size, READ_AHEAD);
         let small = NativeOptions::new().read_buffer_size(8 << 10);
         assert_eq!(small.websocket_config(true).read_buffer_size, 8 << 10);
