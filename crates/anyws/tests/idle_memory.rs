@@ -3,6 +3,7 @@
 //! (deterministic, unlike RSS); the peer is a bare TCP server in this test that answers the
 //! handshake and writes frames itself, so the only WebSocket buffers measured are anyws's.
 //! Its own test binary, so no other test's allocations are counted.
+#![cfg(not(target_arch = "wasm32"))]
 
 use anyws::{Message, WebSocket};
 use futures::StreamExt;

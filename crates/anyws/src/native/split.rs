@@ -131,7 +131,9 @@ impl Splitter {
     ) -> Poll<io::Result<()>> {
         let start = out.filled().len();
         loop {
-            if self.direct(out) {
+            // Only while nothing was handed on in this call: a `Pending` from the socket must
+            // not come after bytes were put in `out`.
+            if out.filled().len() == start && self.direct(out) {
                 ready!(self.poll_direct(inner, cx, out))?;
                 if out.filled().len() > start || self.ended {
                     return Poll::Ready(Ok(()));
@@ -567,6 +569,21 @@ mod tests {
         }
     }
 
+    /// One read from the layer, as tungstenite does it: a `Pending` must leave `rb` as it
+    /// was (tungstenite drops what a pending read put there).
+    async fn read(l: &mut Layer, rb: &mut ReadBuf<'_>) {
+        std::future::poll_fn(|cx| {
+            let before = rb.filled().len();
+            let poll = Pin::new(&mut *l).poll_read(cx, rb);
+            if poll.is_pending() {
+                assert_eq!(rb.filled().len(), before, "bytes handed on with a Pending");
+            }
+            poll
+        })
+        .await
+        .unwrap();
+    }
+
     /// Everything the layer hands on, read in tungstenite-sized reads; also checks that
     /// the layer's own buffer never exceeds `read_buffer_size`.
     async fn through(wire: Vec<u8>, server: bool, sizes: Vec<usize>) -> Vec<u8> {
@@ -585,9 +602,7 @@ mod tests {
         for turn in 0.. {
             let mut chunk = vec![0u8; reads[turn % reads.len()]];
             let mut rb = ReadBuf::new(&mut chunk);
-            std::future::poll_fn(|cx| Pin::new(&mut l).poll_read(cx, &mut rb))
-                .await
-                .unwrap();
+            read(&mut l, &mut rb).await;
             assert!(l.split.held() <= 128 << 10);
             if rb.filled().is_empty() {
                 break;
@@ -779,9 +794,7 @@ mod tests {
         loop {
             let mut chunk = [0u8; TUNGSTENITE_READ];
             let mut rb = ReadBuf::new(&mut chunk);
-            std::future::poll_fn(|cx| Pin::new(&mut l).poll_read(cx, &mut rb))
-                .await
-                .unwrap();
+            read(&mut l, &mut rb).await;
             assert_eq!(l.split.held(), 0);
             if rb.filled().is_empty() {
                 break;
@@ -849,5 +862,27 @@ mod tests {
         .await;
         assert_eq!(ws.next().await.unwrap().unwrap(), Message::text(text));
         assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(binary));
+    }
+
+    /// tungstenite reading 4 KiB at a time (`read_buffer_size(4096)`), as a client, a large
+    /// message then many small ones, with the socket returning `Pending` between reads.
+    #[tokio::test]
+    async fn tungstenite_with_4_kib_reads_gets_a_large_message_then_small_ones() {
+        let big = data(1 << 20, 31);
+        let mut input = wire(0x82, &big, None);
+        for i in 0..100 {
+            input.extend(wire(0x81, format!("text {i}").as_bytes(), None));
+        }
+        let config = WebSocketConfig::default().read_buffer_size(4096);
+        let mut l = layer(input, false, vec![0, 1448, 0, 65_483, 3, 0, 20_000]);
+        l.split = Splitter::new(false, 16 << 20, 4096, Vec::new());
+        let mut ws = WebSocketStream::from_raw_socket(l, Role::Client, Some(config)).await;
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(big));
+        for i in 0..100 {
+            assert_eq!(
+                ws.next().await.unwrap().unwrap(),
+                Message::text(format!("text {i}"))
+            );
+        }
     }
 }
