@@ -28,3 +28,6 @@ mod browser_faults;
 
 #[cfg(all(test, target_arch = "wasm32"))]
 mod browser_scope;
+
+#[cfg(all(test, target_arch = "wasm32"))]
+mod browser_network;

@@ -703,3 +703,456 @@ cross_test! {
         assert!(log.lines().is_empty(), "the close handler was cleared too: {:?}", log.lines());
     }
 }
+
+// ----- ReconnectingWebSocket (issue 16) --------------------------------------------------
+
+pub(crate) mod reconnecting {
+    use crate::harness::{unique, url, within};
+    use anyws::{
+        ErrorKind, Message, Outbox, ReadyState, Reconnect, ReconnectEvent, ReconnectListener,
+        ReconnectingWebSocket, StopReason,
+    };
+    use futures::channel::mpsc;
+    use futures::StreamExt;
+    use std::time::Duration;
+
+    /// An event as a line: `open`, `message:TEXT`, `error`, `close:CODE`, `reconnecting:K`,
+    /// `reconnected:K`, `stopped:REASON`.
+    pub(crate) fn describe(e: &ReconnectEvent) -> String {
+        match e {
+            ReconnectEvent::Open(_) => "open".into(),
+            ReconnectEvent::Message(m) => {
+                format!("message:{}", m.data.as_text().unwrap_or("<binary>"))
+            }
+            ReconnectEvent::Error(_) => "error".into(),
+            ReconnectEvent::Close(c) => format!("close:{}", c.code),
+            ReconnectEvent::Reconnecting { attempt, .. } => format!("reconnecting:{attempt}"),
+            ReconnectEvent::Reconnected { attempt } => format!("reconnected:{attempt}"),
+            ReconnectEvent::Stopped(r) => format!("stopped:{r:?}"),
+            _ => "other".into(),
+        }
+    }
+
+    /// The socket's events, in order, through a channel the test awaits.
+    pub(crate) struct Watch {
+        rx: mpsc::UnboundedReceiver<ReconnectEvent>,
+        _listener: ReconnectListener,
+        /// Every event taken so far.
+        pub(crate) all: Vec<ReconnectEvent>,
+    }
+
+    impl Watch {
+        pub(crate) fn new(ws: &ReconnectingWebSocket) -> Watch {
+            let (tx, rx) = mpsc::unbounded();
+            let listener = ws.on_event(move |e: &ReconnectEvent| {
+                let _ = tx.unbounded_send(e.clone());
+            });
+            Watch {
+                rx,
+                _listener: listener,
+                all: Vec::new(),
+            }
+        }
+
+        /// The lines of the events from now up to and including the first that is `line`.
+        pub(crate) async fn until(&mut self, line: &str) -> Vec<String> {
+            let mut lines = Vec::new();
+            let found = within(20_000, async {
+                while let Some(e) = self.rx.next().await {
+                    let l = describe(&e);
+                    self.all.push(e);
+                    lines.push(l.clone());
+                    if l == line {
+                        return true;
+                    }
+                }
+                false
+            })
+            .await;
+            assert_eq!(found, Some(true), "no {line:?} after {lines:?}");
+            lines
+        }
+
+        /// The events delivered and not yet taken, without waiting.
+        pub(crate) fn waiting(&mut self) -> Vec<String> {
+            let mut lines = Vec::new();
+            while let Ok(e) = self.rx.try_recv() {
+                lines.push(describe(&e));
+                self.all.push(e);
+            }
+            lines
+        }
+    }
+
+    pub(crate) async fn refused_port() -> u16 {
+        let mut ask = super::open("/free-port").await;
+        let port = ask.next().await.unwrap().unwrap();
+        port.as_text().unwrap().parse().unwrap()
+    }
+
+    pub(crate) fn quick() -> Reconnect {
+        Reconnect::new()
+            .first_delay(Duration::from_millis(1))
+            .max_delay(Duration::from_millis(5))
+    }
+
+    /// `/drops-log?id=`: `connections=N` and the logged messages.
+    pub(crate) async fn drops_log(id: &str) -> Vec<String> {
+        let mut ws = super::open(&format!("/drops-log?id={id}")).await;
+        let text = ws.next().await.unwrap().unwrap();
+        text.as_text().unwrap().lines().map(str::to_owned).collect()
+    }
+
+    cross_test! {
+        async fn reconnect_backoff_delays_stay_within_bounds_then_it_gives_up() {
+            let port = refused_port().await;
+            let first = Duration::from_millis(2);
+            let max = Duration::from_millis(6);
+            let ws = ReconnectingWebSocket::new(
+                &format!("ws://127.0.0.1:{port}/"),
+                Reconnect::new()
+                    .first_delay(first)
+                    .max_delay(max)
+                    .factor(2.0)
+                    .jitter(0.5)
+                    .max_attempts(Some(3)),
+            )
+            .unwrap();
+            let mut watch = Watch::new(&ws);
+            let lines = watch.until("stopped:GaveUp(3)").await;
+            let failed = ["error", "close:1006"];
+            let mut expected = Vec::new();
+            for k in 1..=3 {
+                expected.extend(failed);
+                expected.push(match k {
+                    1 => "reconnecting:1",
+                    2 => "reconnecting:2",
+                    _ => "reconnecting:3",
+                });
+            }
+            expected.extend(failed);
+            expected.push("stopped:GaveUp(3)");
+            assert_eq!(lines, expected);
+            let delays: Vec<_> = watch
+                .all
+                .iter()
+                .filter_map(|e| match e {
+                    ReconnectEvent::Reconnecting { delay, .. } => Some(*delay),
+                    _ => None,
+                })
+                .collect();
+            for (k, delay) in delays.iter().enumerate() {
+                let full = (first * 2u32.pow(k as u32)).min(max);
+                assert!(
+                    *delay <= full && *delay + Duration::from_micros(1) >= full / 2,
+                    "attempt {}: {delay:?} outside [{:?}, {full:?}]",
+                    k + 1,
+                    full / 2
+                );
+            }
+            assert_eq!(ws.stopped().await, StopReason::GaveUp(3));
+            assert_eq!(ws.ready_state(), ReadyState::Closed);
+            assert_eq!(ws.send("late").unwrap_err().kind(), ErrorKind::InvalidState);
+        }
+
+        async fn reconnect_close_code_policy() {
+            // 1000 stops, unless asked to reconnect after it.
+            let ws = ReconnectingWebSocket::new(&url("/close?code=1000"), quick()).unwrap();
+            let mut watch = Watch::new(&ws);
+            assert_eq!(
+                watch.until("stopped:Policy(1000)").await,
+                ["open", "close:1000", "stopped:Policy(1000)"]
+            );
+            assert_eq!(ws.stopped().await, StopReason::Policy(1000));
+            // A code of stop_on stops.
+            let ws = ReconnectingWebSocket::new(&url("/close?code=4001"), quick().stop_on([4001]))
+                .unwrap();
+            let mut watch = Watch::new(&ws);
+            assert_eq!(
+                watch.until("stopped:Policy(4001)").await,
+                ["open", "close:4001", "stopped:Policy(4001)"]
+            );
+            // Anything else reconnects, and so does 1000 when asked.
+            for (path, reconnect) in [
+                ("/close?code=1011", quick().stop_on([4001])),
+                ("/close?code=4000", quick().stop_on([4001])),
+                ("/close?code=1000", quick().reconnect_after_normal_closure(true)),
+                ("/close", quick()),
+            ] {
+                let ws = ReconnectingWebSocket::new(&url(path), reconnect).unwrap();
+                let mut watch = Watch::new(&ws);
+                let code = path.split('=').nth(1).unwrap_or("1005");
+                let close = format!("close:{code}");
+                assert_eq!(
+                    watch.until("reconnected:1").await,
+                    ["open", &close, "reconnecting:1", "open", "reconnected:1"],
+                    "{path}"
+                );
+                ws.close();
+                watch.until("stopped:Closed").await;
+                assert_eq!(ws.stopped().await, StopReason::Closed);
+            }
+        }
+
+        async fn reconnect_after_a_dropped_connection_and_user_close_stops_while_waiting() {
+            let id = unique("drops");
+            let ws = ReconnectingWebSocket::new(
+                &url(&format!("/drops?id={id}")),
+                Reconnect::new()
+                    .first_delay(Duration::from_secs(3600))
+                    .max_delay(Duration::from_secs(3600)),
+            )
+            .unwrap();
+            let mut watch = Watch::new(&ws);
+            watch.until("open").await;
+            assert_eq!(ws.ready_state(), ReadyState::Open);
+            ws.send("drop").unwrap();
+            assert_eq!(watch.until("reconnecting:1").await, ["close:1006", "reconnecting:1"]);
+            let Some(ReconnectEvent::Reconnecting { delay, .. }) = watch.all.last() else {
+                unreachable!()
+            };
+            assert!(*delay >= Duration::from_secs(1800) && *delay <= Duration::from_secs(3600));
+            assert_eq!(ws.ready_state(), ReadyState::Connecting);
+            assert!(ws.socket().is_none());
+            // close() during the wait: stopped at once, the timer cancelled.
+            ws.close();
+            assert_eq!(watch.until("stopped:Closed").await, ["stopped:Closed"]);
+            assert_eq!(ws.stopped().await, StopReason::Closed);
+            assert_eq!(ws.ready_state(), ReadyState::Closed);
+            assert_eq!(ws.send("x").unwrap_err().kind(), ErrorKind::InvalidState);
+            ws.reconnect_now(); // nothing: stopped is final
+            assert!(ws.socket().is_none());
+            assert_eq!(drops_log(&id).await, ["connections=1"]);
+        }
+
+        async fn reconnect_queues_in_order_after_the_hook_and_never_sends_twice() {
+            let id = unique("drops");
+            let ws = ReconnectingWebSocket::new(
+                &url(&format!("/drops?id={id}")),
+                quick().while_disconnected(Outbox::Queue {
+                    max_messages: 10,
+                    max_bytes: 1000,
+                }),
+            )
+            .unwrap();
+            let mut watch = Watch::new(&ws);
+            ws.set_on_open(Some(|socket: &anyws::WebSocket| {
+                socket.send("hello").unwrap();
+            }));
+            ws.send("q0").unwrap(); // queued: still connecting
+            assert_eq!(ws.buffered_amount(), 2);
+            assert_eq!(
+                watch.until("message:q0").await,
+                ["open", "message:hello", "message:q0"]
+            );
+            // Handed to the connection that then drops: lost, and never sent again.
+            ws.send("drop").unwrap();
+            ws.send("lost").unwrap();
+            watch.until("close:1006").await;
+            for m in ["q1", "q2", "q3"] {
+                ws.send(m).unwrap();
+            }
+            let lines = watch.until("message:q3").await;
+            assert_eq!(
+                lines.iter().filter(|l| l.starts_with("message:")).collect::<Vec<_>>(),
+                ["message:hello", "message:q1", "message:q2", "message:q3"]
+            );
+            assert!(lines.contains(&"reconnected:1".to_owned()), "{lines:?}");
+            assert_eq!(
+                drops_log(&id).await,
+                ["connections=2", "hello", "q0", "hello", "q1", "q2", "q3"]
+            );
+            ws.close();
+            watch.until("stopped:Closed").await;
+        }
+
+        async fn reconnect_queue_limits_by_count_and_by_bytes() {
+            let port = refused_port().await;
+            let target = format!("ws://127.0.0.1:{port}/");
+            let waiting = || {
+                Reconnect::new()
+                    .first_delay(Duration::from_secs(3600))
+                    .max_delay(Duration::from_secs(3600))
+            };
+            let ws = ReconnectingWebSocket::new(
+                &target,
+                waiting().while_disconnected(Outbox::Queue {
+                    max_messages: 3,
+                    max_bytes: 10,
+                }),
+            )
+            .unwrap();
+            for _ in 0..3 {
+                ws.send("").unwrap(); // empty messages count
+            }
+            assert_eq!(ws.send("").unwrap_err().kind(), ErrorKind::InvalidState);
+            ws.close();
+            let ws = ReconnectingWebSocket::new(
+                &target,
+                waiting().while_disconnected(Outbox::Queue {
+                    max_messages: 100,
+                    max_bytes: 10,
+                }),
+            )
+            .unwrap();
+            ws.send("12345").unwrap();
+            assert_eq!(ws.send("123456").unwrap_err().kind(), ErrorKind::InvalidState);
+            ws.send(Message::Binary(vec![0; 5].into())).unwrap();
+            ws.send("").unwrap();
+            assert_eq!(ws.send("x").unwrap_err().kind(), ErrorKind::InvalidState);
+            assert_eq!(ws.buffered_amount(), 10);
+            ws.close();
+            // Reject (the default) queues nothing.
+            let ws = ReconnectingWebSocket::new(&target, waiting()).unwrap();
+            assert_eq!(ws.send("a").unwrap_err().kind(), ErrorKind::InvalidState);
+            assert_eq!(ws.buffered_amount(), 0);
+            ws.close();
+            assert_eq!(ws.stopped().await, StopReason::Closed);
+        }
+
+        async fn reconnect_stream_continues_across_reconnects_and_ends_at_stopped() {
+            let id = unique("drops");
+            let mut ws =
+                ReconnectingWebSocket::new(&url(&format!("/drops?id={id}")), quick()).unwrap();
+            let opens = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+            let n = opens.clone();
+            ws.set_on_open(Some(move |socket: &anyws::WebSocket| {
+                let k = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                socket.send(format!("hello-{k}")).unwrap();
+            }));
+            let next = |m: Option<Result<Message, anyws::Error>>| {
+                m.expect("not the end").expect("a message").as_text().unwrap().to_owned()
+            };
+            assert_eq!(next(within(20_000, ws.next()).await.unwrap()), "hello-1");
+            ws.send("drop").unwrap();
+            assert_eq!(next(within(20_000, ws.next()).await.unwrap()), "hello-2");
+            ws.send("after").unwrap();
+            assert_eq!(next(within(20_000, ws.next()).await.unwrap()), "after");
+            ws.close();
+            assert!(within(20_000, ws.next()).await.unwrap().is_none());
+            assert_eq!(ws.stopped().await, StopReason::Closed);
+        }
+
+        async fn reconnect_callbacks_may_call_back_into_the_socket() {
+            // A listener that closes the socket from inside an event, and a hook that
+            // replaces itself: no deadlock, and the events stay in order.
+            let ws = ReconnectingWebSocket::new(&url("/close?code=1011"), quick()).unwrap();
+            let me = ws.downgrade();
+            let mut watch = Watch::new(&ws);
+            let _closer = ws.on_event(move |e: &ReconnectEvent| {
+                if matches!(e, ReconnectEvent::Reconnected { .. }) {
+                    if let Some(ws) = me.upgrade() {
+                        ws.close();
+                        ws.reconnect_now();
+                        let _ = ws.send("ignored");
+                    }
+                }
+            });
+            let me = ws.downgrade();
+            ws.set_on_open(Some(move |_: &anyws::WebSocket| {
+                if let Some(ws) = me.upgrade() {
+                    ws.set_on_open(None::<fn(&anyws::WebSocket)>);
+                }
+            }));
+            let lines = watch.until("stopped:Closed").await;
+            assert_eq!(
+                lines[..5],
+                ["open", "close:1011", "reconnecting:1", "open", "reconnected:1"]
+            );
+            assert_eq!(ws.stopped().await, StopReason::Closed);
+        }
+
+        async fn reconnect_sink_waits_for_open_and_queue_room() {
+            use futures::SinkExt;
+            let id = unique("drops");
+            let mut ws = ReconnectingWebSocket::new(&url(&format!("/drops?id={id}")), quick())
+                .unwrap();
+            // Reject: the Sink waits for the open instead of failing.
+            within(20_000, SinkExt::send(&mut ws, "one".into()))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                ws.next().await.unwrap().unwrap().as_text(),
+                Some("one")
+            );
+            within(20_000, SinkExt::close(&mut ws)).await.unwrap().unwrap();
+            assert_eq!(ws.ready_state(), ReadyState::Closed);
+            assert!(SinkExt::send(&mut ws, "two".into()).await.is_err());
+        }
+    }
+
+    cross_test_alone! {
+        async fn reconnect_leaves_no_task_timer_or_listener_after_the_final_close() {
+            use anyws::diagnostics::{live_connections, live_reconnecting, live_timers};
+            // Other tests' runtimes may still be dropping their last tasks: wait for them.
+            let quiet = within(10_000, async {
+                while live_reconnecting() + live_timers() > 0 {
+                    yield_now().await;
+                }
+            });
+            assert!(quiet.await.is_some(), "reconnecting sockets of other tests remain");
+            crate::harness::settle().await;
+            let before = (live_connections(), 0, 0);
+            let eventually = |what: &'static str| async move {
+                let done = within(10_000, async {
+                    loop {
+                        crate::harness::settle().await;
+                        if live_connections() <= before.0
+                            && live_reconnecting() <= before.1
+                            && live_timers() <= before.2
+                        {
+                            return;
+                        }
+                        yield_now().await;
+                    }
+                })
+                .await;
+                assert!(
+                    done.is_some(),
+                    "{what}: {:?} left, {before:?} before",
+                    (live_connections(), live_reconnecting(), live_timers())
+                );
+            };
+            let long = Reconnect::new()
+                .first_delay(Duration::from_secs(3600))
+                .max_delay(Duration::from_secs(3600));
+            // Dropped while waiting for the timer.
+            let id = unique("drops");
+            let ws = ReconnectingWebSocket::new(&url(&format!("/drops?id={id}")), long.clone())
+                .unwrap();
+            let mut watch = Watch::new(&ws);
+            watch.until("open").await;
+            ws.send("drop").unwrap();
+            watch.until("reconnecting:1").await;
+            assert_eq!(live_timers(), before.2 + 1);
+            assert_eq!(live_reconnecting(), before.1 + 1);
+            drop(ws);
+            eventually("dropped while waiting").await;
+            // Dropped while open (with a stopped() future still held: it resolves).
+            let ws = ReconnectingWebSocket::new(&url("/echo"), long.clone()).unwrap();
+            let mut watch = Watch::new(&ws);
+            watch.until("open").await;
+            let stopped = ws.stopped();
+            drop(ws);
+            assert_eq!(within(20_000, stopped).await, Some(StopReason::Closed));
+            eventually("dropped while open").await;
+            // Closed and dropped, many times.
+            for _ in 0..20 {
+                let ws = ReconnectingWebSocket::new(&url("/echo"), long.clone()).unwrap();
+                let mut watch = Watch::new(&ws);
+                watch.until("open").await;
+                ws.close();
+                watch.until("stopped:Closed").await;
+            }
+            eventually("closed").await;
+        }
+    }
+
+    async fn yield_now() {
+        #[cfg(not(target_arch = "wasm32"))]
+        tokio::task::yield_now().await;
+        #[cfg(target_arch = "wasm32")]
+        crate::harness::settle().await;
+    }
+}

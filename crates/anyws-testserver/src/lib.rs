@@ -19,6 +19,8 @@
 //! | `/free-port` | sends, as one text message, a port on 127.0.0.1 that was free a moment ago (bound, then released), then closes with 1000: for testing refused connections |
 //! | `/headers?respond=NAME:VALUE` | sends the request's headers as one text message (`name: value` lines, names lower-case), then echoes; with `respond`, the handshake response also carries the header `NAME: VALUE` |
 //! | `/script?id=ID&s=SCRIPT` | runs a peer script byte for byte (frames, waits for the client, delays, FIN or RST: see [`anyws_conformance::script`]) and logs what the client sent; a script that does not parse fails the handshake with 400 |
+//! | `/drops?id=X` | echoes text and binary messages and logs them under `X` (text as is, binary as `binary:LEN`), counting each connection; the text message `drop` (not logged, not echoed) makes it drop the TCP connection at once, with no close frame (an RST where it can, a FIN over TLS): the client sees 1006. For testing reconnecting clients |
+//! | `/drops-log?id=X` | sends, as one text message, `connections=N` then one line per message `/drops?id=X` logged, in the order they arrived (over all its connections), then closes with 1000 |
 //! | `/script-log?id=ID` | once the script of run `ID` is over (waiting up to 10 s), sends its log as one text message (one line per message, close frame or slip the peer saw), then closes with 1000 |
 //!
 //! Any other path fails the handshake with 404.
@@ -81,6 +83,15 @@ pub struct SinkStats {
 
 type Stats = Arc<Mutex<HashMap<String, SinkStats>>>;
 
+/// What `/drops?id=X` saw, for `/drops-log?id=X`.
+#[derive(Default)]
+struct DropLog {
+    connections: u64,
+    messages: Vec<String>,
+}
+
+type Drops = Arc<Mutex<HashMap<String, DropLog>>>;
+
 /// A byte stream the server speaks WebSocket over: TCP, or TLS over TCP.
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -91,6 +102,7 @@ pub struct Server {
     listener: TcpListener,
     stats: Stats,
     logs: script::Logs,
+    drops: Drops,
     tls: Option<TlsAcceptor>,
 }
 
@@ -101,6 +113,7 @@ impl Server {
             listener: TcpListener::bind(addr).await?,
             stats: Stats::default(),
             logs: script::Logs::default(),
+            drops: Drops::default(),
             tls: None,
         })
     }
@@ -136,6 +149,7 @@ impl Server {
                 Ok((tcp, _)) => {
                     let stats = self.stats.clone();
                     let logs = self.logs.clone();
+                    let drops = self.drops.clone();
                     let tls = self.tls.clone();
                     tokio::spawn(async move {
                         let _ = tcp.set_nodelay(true);
@@ -149,7 +163,7 @@ impl Server {
                                 Err(_) => return, // the client's TLS failure is the test
                             },
                         };
-                        handle(conn, stats, logs, reset).await;
+                        handle(conn, stats, logs, drops, reset).await;
                     });
                 }
                 Err(e) => {
@@ -201,6 +215,7 @@ async fn handle(
     stream: Conn,
     stats: Stats,
     logs: script::Logs,
+    drops: Drops,
     reset: Option<tokio::net::TcpStream>,
 ) {
     let mut route = None;
@@ -234,7 +249,8 @@ async fn handle(
         };
         match r.path.as_str() {
             "/echo" | "/close" | "/send" | "/drop" | "/silent-close" | "/raw" | "/sink"
-            | "/stats" | "/slow" | "/free-port" | "/ping" | "/script-log" => {}
+            | "/stats" | "/slow" | "/free-port" | "/ping" | "/script-log" | "/drops"
+            | "/drops-log" => {}
             "/headers" => {
                 let respond = r.query.get("respond").and_then(|h| h.split_once(':'));
                 if let Some((name, value)) = respond {
@@ -299,7 +315,30 @@ async fn handle(
         script::run(ws.into_inner(), script, id, logs, reset).await;
         return;
     }
+    if route.path == "/drops" {
+        let id = route.query.get("id").cloned().unwrap_or_default();
+        let _ = drops_on_command(ws, id, drops, reset).await;
+        return;
+    }
     drop(reset);
+    if route.path == "/drops-log" {
+        let id = route.query.get("id").cloned().unwrap_or_default();
+        let text = {
+            let map = drops.lock().unwrap();
+            let log = map.get(&id);
+            let mut text = format!("connections={}", log.map_or(0, |l| l.connections));
+            for m in log.iter().flat_map(|l| &l.messages) {
+                text.push('\n');
+                text.push_str(m);
+            }
+            text
+        };
+        let mut ws = ws;
+        if ws.send(Message::Text(text.into())).await.is_ok() {
+            let _ = close_normally(ws).await;
+        }
+        return;
+    }
     if route.path == "/script-log" {
         let id = route.query.get("id").cloned().unwrap_or_default();
         let log = logs.take(&id, Duration::from_secs(10)).await;
@@ -447,6 +486,47 @@ async fn echo(mut ws: Ws) -> Served {
         if let m @ (Message::Text(_) | Message::Binary(_)) = msg? {
             ws.send(m).await?;
         }
+    }
+    Ok(())
+}
+
+/// `/drops?id=X`: echoes and logs until the client says `drop`, then drops the connection
+/// without a close frame (RST through the second handle where there is one).
+async fn drops_on_command(
+    mut ws: Ws,
+    id: String,
+    drops: Drops,
+    reset: Option<tokio::net::TcpStream>,
+) -> Served {
+    drops
+        .lock()
+        .unwrap()
+        .entry(id.clone())
+        .or_default()
+        .connections += 1;
+    while let Some(msg) = ws.next().await {
+        let msg = msg?;
+        let line = match &msg {
+            Message::Text(t) if t.as_str() == "drop" => {
+                if let Some(tcp) = &reset {
+                    let _ = tcp.set_zero_linger();
+                }
+                drop(ws);
+                drop(reset);
+                return Ok(());
+            }
+            Message::Text(t) => t.to_string(),
+            Message::Binary(b) => format!("binary:{}", b.len()),
+            _ => continue,
+        };
+        drops
+            .lock()
+            .unwrap()
+            .entry(id.clone())
+            .or_default()
+            .messages
+            .push(line);
+        ws.send(msg).await?;
     }
     Ok(())
 }

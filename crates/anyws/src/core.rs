@@ -678,6 +678,13 @@ impl Core {
         }
     }
 
+    /// Queue messages for the `Stream` face from now on, as if it had been polled: a
+    /// reconnecting socket whose own stream is read hands each new connection over to it
+    /// before the first message can arrive (`reconnect.rs`).
+    pub(crate) fn keep_for_stream(&self) {
+        lock(&self.inner).received.polled = true;
+    }
+
     pub(crate) fn queued_bytes(&self) -> usize {
         lock(&self.inner).received.bytes
     }

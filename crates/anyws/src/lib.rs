@@ -93,6 +93,7 @@
 mod core;
 mod error;
 mod event;
+mod reconnect;
 mod sendness;
 mod socket;
 mod sync;
@@ -112,6 +113,10 @@ pub use bytes;
 pub use error::{Error, ErrorKind};
 pub use event::{
     BinaryType, CloseEvent, ErrorEvent, Event, EventKind, Message, MessageEvent, ReadyState, Text,
+};
+pub use reconnect::{
+    Outbox, Reconnect, ReconnectEvent, ReconnectListener, ReconnectingWebSocket, StopReason,
+    Stopped, WeakReconnectingWebSocket,
 };
 pub use sendness::WasmNotSend;
 pub use socket::{Closed, Listener, Opened, Options, WeakWebSocket, WebSocket};
@@ -242,6 +247,22 @@ pub mod diagnostics {
     pub fn queued_messages(ws: &crate::WebSocket) -> usize {
         ws.core().queued_messages()
     }
+
+    /// How many [`ReconnectingWebSocket`](crate::ReconnectingWebSocket)s are alive: each
+    /// counts from `new` until its last handle, its [`stopped`] futures and whatever is
+    /// delivering its events are gone (its connections and timer hold it only weakly).
+    ///
+    /// [`stopped`]: crate::ReconnectingWebSocket::stopped
+    pub fn live_reconnecting() -> usize {
+        crate::reconnect::live()
+    }
+
+    /// Reconnection timers pending or running: natively tokio tasks (an aborted one counts
+    /// until the runtime dropped it), in the browser `setTimeout` waits. Zero once every
+    /// reconnecting socket is stopped or dropped.
+    pub fn live_timers() -> usize {
+        <crate::backend::Transport as crate::transport::Backend>::live_timers()
+    }
 }
 
 // Compile-time promises about thread-safety, per target.
@@ -254,6 +275,10 @@ const _: () = {
     send_sync::<Opened>();
     send_sync::<Closed>();
     send_sync::<Error>();
+    send_sync::<ReconnectingWebSocket>();
+    send_sync::<WeakReconnectingWebSocket>();
+    send_sync::<ReconnectListener>();
+    send_sync::<Stopped>();
 };
 
 // ... and on wasm32, that callbacks need not be `Send` (an `Rc` is fine).

@@ -38,6 +38,19 @@ pub(crate) type BoxedCallback<E> = Box<dyn FnMut(&E) + Send>;
 #[cfg(target_arch = "wasm32")]
 pub(crate) type BoxedCallback<E> = Box<dyn FnMut(&E)>;
 
+/// A type-erased one-shot task (a timer's), `Send` where the target needs it.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) type BoxedOnce = Box<dyn FnOnce() + Send>;
+#[cfg(target_arch = "wasm32")]
+pub(crate) type BoxedOnce = Box<dyn FnOnce()>;
+
+/// A type-erased shared callback (told `true` when the network comes back, `false` when it
+/// goes), `Send + Sync` where the target needs it.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) type NetworkCallback = Shared<dyn Fn(bool) + Send + Sync>;
+#[cfg(target_arch = "wasm32")]
+pub(crate) type NetworkCallback = Shared<dyn Fn(bool)>;
+
 #[cfg(target_arch = "wasm32")]
 pub(crate) use std::rc::{Rc as Shared, Weak as WeakShared};
 /// The shared-ownership pointer: `Arc` on native, `Rc` in the browser.

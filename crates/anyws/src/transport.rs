@@ -17,15 +17,21 @@
 //!   [`Core::poll_room`] before each read; one that cannot (the browser's `WebSocket`) never
 //!   asks.
 //! - **`send` and `close`** are only called with arguments the shared code validated.
+//! - **Timers and the network** (for [`ReconnectingWebSocket`](crate::ReconnectingWebSocket)):
+//!   [`Backend::timer`] calls its task once, later, on the backend's event loop (never inside
+//!   the call), unless the timer was dropped first; a dropped timer leaves nothing behind.
+//!   [`Backend::watch_network`] reports `online` / `offline` where the target has them (the
+//!   browser's global scope) and watches nothing where it has not (native: always online).
 //! - **The gate.** Events of a new socket must not be lost to listeners attached right after
 //!   `new()`; [`Probe::polled`] tells the backend that the application awaited the socket.
 
 use crate::core::Core;
 use crate::error::Error;
 use crate::event::{BinaryType, Message, ReadyState};
-use crate::sendness::Shared;
+use crate::sendness::{BoxedOnce, NetworkCallback, Shared};
 use crate::validate::UrlFailure;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 /// What each backend's `Transport` provides. One value per socket, owned by the last
 /// [`WebSocket`](crate::WebSocket) handle; dropping it (after [`Backend::close`]) must not
@@ -72,6 +78,32 @@ pub(crate) trait Backend: Sized {
     fn probe_polled(&self);
     /// Connections that still hold backend resources (see `diagnostics`).
     fn live_connections() -> usize;
+
+    /// A pending [`Backend::timer`]; dropping it cancels the timer and frees what it holds.
+    type Timer;
+    /// A registration made by [`Backend::watch_network`]; dropping it removes it.
+    type NetworkWatch;
+
+    /// Runs `task` once after `delay` (any `Duration`, `Duration::MAX` included: a delay
+    /// beyond what the platform's timer takes waits in several steps, or practically
+    /// forever), on the backend's runtime or event loop, never inside this call. Dropping the
+    /// returned timer before then cancels it, and `task` is dropped unrun.
+    ///
+    /// # Errors
+    /// Natively, [`ErrorKind::Io`](crate::ErrorKind::Io) if anyws's own runtime cannot start.
+    fn timer(delay: Duration, task: BoxedOnce) -> Result<Self::Timer, Error>;
+    /// Timers that are pending or running (see `diagnostics`).
+    fn live_timers() -> usize;
+    /// Whether the network is up as far as the platform says (`navigator.onLine` in the
+    /// browser; always `true` natively).
+    fn online() -> bool;
+    /// Calls `callback(false)` when the platform reports the network gone and
+    /// `callback(true)` when it is back, until the watch is dropped; `None` where the target
+    /// has no such events (native).
+    fn watch_network(callback: NetworkCallback) -> Option<Self::NetworkWatch>;
+    /// A seed for the jitter's random numbers, different per call and per process (not for
+    /// anything secret).
+    fn random_seed() -> u64;
 }
 
 /// Told when the application polls one of the socket's futures, its `Stream` or its `Sink`.

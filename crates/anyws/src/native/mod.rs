@@ -60,6 +60,31 @@ pub(crate) enum Command {
 }
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+static LIVE_TIMERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a timer task for as long as its future lives (until it ran, or was aborted and
+/// dropped by the runtime).
+struct TimerGuard;
+impl TimerGuard {
+    fn new() -> Self {
+        LIVE_TIMERS.fetch_add(1, Ordering::AcqRel);
+        TimerGuard
+    }
+}
+impl Drop for TimerGuard {
+    fn drop(&mut self) {
+        LIVE_TIMERS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A timer task on the runtime `spawn` picks; dropping it aborts the task.
+pub(crate) struct Timer(tokio::task::AbortHandle);
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// Counts a running connection task for as long as it lives.
 struct LiveGuard;
@@ -227,9 +252,15 @@ impl Control {
 
 /// Runs `fut` on the caller's tokio runtime, or, outside one, on anyws's own small runtime.
 fn spawn(fut: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+    spawn_task(fut).map(drop)
+}
+
+/// [`spawn`], keeping the task's handle.
+fn spawn_task(
+    fut: impl Future<Output = ()> + Send + 'static,
+) -> Result<tokio::task::JoinHandle<()>, Error> {
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        handle.spawn(fut);
-        return Ok(());
+        return Ok(handle.spawn(fut));
     }
     static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
     let runtime = RUNTIME.get_or_init(|| {
@@ -241,10 +272,7 @@ fn spawn(fut: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
             .map_err(|e| e.to_string())
     });
     match runtime {
-        Ok(rt) => {
-            rt.spawn(fut);
-            Ok(())
-        }
+        Ok(rt) => Ok(rt.spawn(fut)),
         Err(e) => Err(Error::new(
             ErrorKind::Io,
             format!("could not start anyws's background runtime: {e}"),
@@ -491,6 +519,48 @@ impl Backend for Transport {
 
     fn live_connections() -> usize {
         LIVE.load(Ordering::Acquire)
+    }
+
+    type Timer = Timer;
+    /// Native programs have no `online` / `offline` events: nothing is watched.
+    type NetworkWatch = std::convert::Infallible;
+
+    fn timer(delay: std::time::Duration, task: crate::sendness::BoxedOnce) -> Result<Timer, Error> {
+        let guard = TimerGuard::new();
+        let handle = spawn_task(async move {
+            let _guard = guard;
+            // tokio's `sleep` takes any `Duration`: past its horizon it waits "forever"
+            // (about 30 years), it never panics.
+            tokio::time::sleep(delay).await;
+            task();
+        })?;
+        Ok(Timer(handle.abort_handle()))
+    }
+
+    fn live_timers() -> usize {
+        LIVE_TIMERS.load(Ordering::Acquire)
+    }
+
+    fn online() -> bool {
+        true
+    }
+
+    fn watch_network(_: crate::sendness::NetworkCallback) -> Option<Self::NetworkWatch> {
+        None
+    }
+
+    /// The clock's nanoseconds mixed with a process-wide counter: enough to spread the
+    /// reconnect times of many clients, and not for anything secret.
+    fn random_seed() -> u64 {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        nanos
+            ^ COUNTER
+                .fetch_add(1, Ordering::Relaxed)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 }
 

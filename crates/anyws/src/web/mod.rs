@@ -58,6 +58,54 @@ use wasm_bindgen_futures::JsFuture;
 
 thread_local! {
     static LIVE: Cell<usize> = const { Cell::new(0) };
+    static LIVE_TIMERS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Counts a timer's task for as long as its future lives.
+struct TimerGuard;
+impl TimerGuard {
+    fn new() -> Self {
+        LIVE_TIMERS.with(|l| l.set(l.get() + 1));
+        TimerGuard
+    }
+}
+impl Drop for TimerGuard {
+    fn drop(&mut self) {
+        LIVE_TIMERS.with(|l| l.set(l.get() - 1));
+    }
+}
+
+/// A timer: a task on the event loop that waits on `setTimeout` steps (a `TimeoutFuture`,
+/// which clears its timeout when dropped) unless it is cancelled. Dropping this handle
+/// cancels it; the task then ends at once, freeing the timeout and its closure. (A
+/// `gloo_timers::callback::Timeout` would have to be kept by the task it calls, and be
+/// dropped from inside its own callback when the task cancels it: not allowed.)
+pub(crate) struct Timer(Rc<Cancel>);
+
+#[derive(Default)]
+struct Cancel {
+    cancelled: Cell<bool>,
+    waker: RefCell<Option<std::task::Waker>>,
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        self.0.cancelled.set(true);
+        let waker = self.0.waker.borrow_mut().take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+/// The longest `setTimeout` browsers honour (2^31 - 1 ms, about 24.8 days); a longer one
+/// fires at once.
+const MAX_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(i32::MAX as u64);
+
+/// Holds the `online` and `offline` listeners on the global scope; dropping it removes them.
+pub(crate) struct NetworkWatch {
+    _online: EventListener,
+    _offline: EventListener,
 }
 
 /// The page's base URL (`document.baseURI`), or the worker's location: what the browser
@@ -544,6 +592,80 @@ impl Backend for Transport {
 
     fn live_connections() -> usize {
         LIVE.with(Cell::get)
+    }
+
+    type Timer = Timer;
+    type NetworkWatch = NetworkWatch;
+
+    fn timer(delay: std::time::Duration, task: crate::sendness::BoxedOnce) -> Result<Timer, Error> {
+        let cancel = Rc::new(Cancel::default());
+        let guard = TimerGuard::new();
+        let mine = cancel.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let _guard = guard;
+            let mut left = delay;
+            loop {
+                let step = left.min(MAX_TIMEOUT);
+                // Rounded up, so a timer never fires before its delay.
+                let ms = step.as_nanos().div_ceil(1_000_000) as u32;
+                let mut timeout = gloo_timers::future::TimeoutFuture::new(ms);
+                let fired = std::future::poll_fn(|cx| {
+                    if mine.cancelled.get() {
+                        return Poll::Ready(false);
+                    }
+                    match Pin::new(&mut timeout).poll(cx) {
+                        Poll::Ready(()) => Poll::Ready(true),
+                        Poll::Pending => {
+                            *mine.waker.borrow_mut() = Some(cx.waker().clone());
+                            Poll::Pending
+                        }
+                    }
+                })
+                .await;
+                if !fired {
+                    return;
+                }
+                left -= step;
+                if left.is_zero() {
+                    break;
+                }
+            }
+            mine.waker.borrow_mut().take();
+            task();
+        });
+        Ok(Timer(cancel))
+    }
+
+    fn live_timers() -> usize {
+        LIVE_TIMERS.with(Cell::get)
+    }
+
+    /// `navigator.onLine` of the global scope (`Navigator` in a page, `WorkerNavigator` in a
+    /// worker); `true` where there is none.
+    fn online() -> bool {
+        let get =
+            |obj: &wasm_bindgen::JsValue, key: &str| js_sys::Reflect::get(obj, &key.into()).ok();
+        get(&js_sys::global(), "navigator")
+            .filter(|n| n.is_object())
+            .and_then(|n| get(&n, "onLine"))
+            .and_then(|v| v.as_bool())
+            .unwrap_or(true)
+    }
+
+    /// `online` and `offline` listeners on the global scope: the window in a page, the
+    /// `WorkerGlobalScope` in a worker (both fire them).
+    fn watch_network(callback: crate::sendness::NetworkCallback) -> Option<NetworkWatch> {
+        let global: web_sys::EventTarget = js_sys::global().unchecked_into();
+        let back = callback.clone();
+        Some(NetworkWatch {
+            _online: EventListener::new(&global, "online", move |_| back(true)),
+            _offline: EventListener::new(&global, "offline", move |_| callback(false)),
+        })
+    }
+
+    /// `Math.random()`'s 53 bits (not for anything secret).
+    fn random_seed() -> u64 {
+        (js_sys::Math::random() * (1u64 << 53) as f64) as u64
     }
 }
 
