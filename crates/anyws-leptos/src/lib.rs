@@ -34,7 +34,9 @@
 //! - The connection opens when the component mounts (unless
 //!   [`immediate`](UseWebSocketOptions::immediate) is off; then at [`UseWebSocket::open`]),
 //!   and closes when it unmounts: no listener, timer or task is left behind.
-//! - With [`reconnect`](UseWebSocketOptions::reconnect) set it reconnects by that policy.
+//! - With [`reconnect`](UseWebSocketOptions::reconnect) set, the socket is an
+//!   [`anyws::ReconnectingWebSocket`]: it reconnects by that policy, `on_open` runs at every
+//!   open (subscribe, authenticate), and the `reconnecting` signal says "attempt K in N ms".
 //!
 //! # Server-side rendering
 //! The crate compiles for the server, and there the hook never connects: the signals keep
@@ -50,10 +52,11 @@ pub use error::Error;
 #[cfg(target_arch = "wasm32")]
 mod driver;
 
-use anyws::{CloseEvent, Message, ReadyState, WebSocket};
+use anyws::{CloseEvent, Message, ReadyState, Reconnect, ReconnectEvent, WebSocket};
 use leptos::prelude::*;
 use std::marker::PhantomData;
 use std::rc::Rc;
+use std::time::Duration;
 
 /// A callback of the options.
 type Callback<A> = Rc<dyn Fn(&A)>;
@@ -63,10 +66,12 @@ type Callback<A> = Rc<dyn Fn(&A)>;
 pub struct UseWebSocketOptions<T = Message> {
     options: anyws::Options,
     immediate: bool,
+    reconnect: Option<Reconnect>,
     on_open: Option<Callback<WebSocket>>,
     on_message: Option<Callback<T>>,
     on_error: Option<Callback<Error>>,
     on_close: Option<Callback<CloseEvent>>,
+    on_reconnect: Option<Callback<ReconnectEvent>>,
 }
 
 impl<T> Default for UseWebSocketOptions<T> {
@@ -74,10 +79,12 @@ impl<T> Default for UseWebSocketOptions<T> {
         UseWebSocketOptions {
             options: anyws::Options::default(),
             immediate: true,
+            reconnect: None,
             on_open: None,
             on_message: None,
             on_error: None,
             on_close: None,
+            on_reconnect: None,
         }
     }
 }
@@ -87,10 +94,12 @@ impl<T> Clone for UseWebSocketOptions<T> {
         UseWebSocketOptions {
             options: self.options.clone(),
             immediate: self.immediate,
+            reconnect: self.reconnect.clone(),
             on_open: self.on_open.clone(),
             on_message: self.on_message.clone(),
             on_error: self.on_error.clone(),
             on_close: self.on_close.clone(),
+            on_reconnect: self.on_reconnect.clone(),
         }
     }
 }
@@ -100,10 +109,12 @@ impl<T> std::fmt::Debug for UseWebSocketOptions<T> {
         f.debug_struct("UseWebSocketOptions")
             .field("options", &self.options)
             .field("immediate", &self.immediate)
+            .field("reconnect", &self.reconnect)
             .field("on_open", &self.on_open.is_some())
             .field("on_message", &self.on_message.is_some())
             .field("on_error", &self.on_error.is_some())
             .field("on_close", &self.on_close.is_some())
+            .field("on_reconnect", &self.on_reconnect.is_some())
             .finish()
     }
 }
@@ -140,8 +151,19 @@ impl<T> UseWebSocketOptions<T> {
         self
     }
 
-    /// Called with the socket each time a connection opens, before anything else is sent on
-    /// it: say hello, subscribe, authenticate. Default: none.
+    /// Reconnect by this policy: the hook's socket is then an [`anyws::ReconnectingWebSocket`]
+    /// (backoff with jitter, close-code policy, what `send` does while disconnected: see
+    /// [`Reconnect`]). `ready_state` stays `CONNECTING` while it waits to reconnect and is
+    /// `CLOSED` only once it stopped for good; `reconnecting` says when the next attempt is.
+    /// Default: none (one connection; after it closes, [`UseWebSocket::open`] makes another).
+    pub fn reconnect(mut self, policy: Reconnect) -> Self {
+        self.reconnect = Some(policy);
+        self
+    }
+
+    /// Called with the socket each time a connection opens (with a reconnect policy: every
+    /// reconnection too), before anything else is sent on it: say hello, subscribe,
+    /// authenticate. Default: none.
     pub fn on_open(mut self, f: impl Fn(&WebSocket) + 'static) -> Self {
         self.on_open = Some(Rc::new(f));
         self
@@ -162,10 +184,19 @@ impl<T> UseWebSocketOptions<T> {
         self
     }
 
-    /// Called with each connection's close event, after `ready_state` is `CLOSED`. Default:
-    /// none.
+    /// Called with each connection's close event, after `ready_state` is updated (`CLOSED`,
+    /// or `CONNECTING` when a reconnect follows). Default: none.
     pub fn on_close(mut self, f: impl Fn(&CloseEvent) + 'static) -> Self {
         self.on_close = Some(Rc::new(f));
+        self
+    }
+
+    /// With a [`reconnect`](UseWebSocketOptions::reconnect) policy: called with every event
+    /// of the reconnecting socket ([`ReconnectEvent::Reconnecting`] "attempt K in N ms",
+    /// `Reconnected`, `Stopped`, and the connections' own), after the signals are updated.
+    /// Default: none.
+    pub fn on_reconnect(mut self, f: impl Fn(&ReconnectEvent) + 'static) -> Self {
+        self.on_reconnect = Some(Rc::new(f));
         self
     }
 }
@@ -184,6 +215,10 @@ pub struct UseWebSocket<T: Send + Sync + 'static = Message> {
     pub message: Signal<Option<T>>,
     /// The last error (see [`Error`]); cleared when a connection opens.
     pub error: Signal<Option<Error>>,
+    /// With a [`reconnect`](UseWebSocketOptions::reconnect) policy, while the connection is
+    /// lost: the next attempt's number and the delay it was started with ("reconnecting in
+    /// N ms, attempt K"). `None` while connected, once stopped for good, and without a policy.
+    pub reconnecting: Signal<Option<(u32, Duration)>>,
     connection: StoredValue<Connection, LocalStorage>,
     url: Signal<String>,
     _type: PhantomData<fn() -> T>,
@@ -209,7 +244,9 @@ impl<T: Send + Sync> std::fmt::Debug for UseWebSocket<T> {
 impl<T: Send + Sync> UseWebSocket<T> {
     /// Sends a text or binary message. [`Error::NotConnected`] if there is no connection, or
     /// it is closing or closed (the browser would drop the message silently); an
-    /// `InvalidState` [`Error::Socket`] while it is still connecting.
+    /// `InvalidState` [`Error::Socket`] while it is still connecting. With a reconnect
+    /// policy, while disconnected it queues or refuses as
+    /// [`Reconnect::while_disconnected`] says.
     pub fn send(&self, data: impl Into<Message>) -> Result<(), Error> {
         let data = data.into();
         self.connection
@@ -229,8 +266,8 @@ impl<T: Send + Sync> UseWebSocket<T> {
         self.connection.try_update_value(|c| c.open(&url));
     }
 
-    /// Closes the connection (without a status code: the server sees 1005). It is not
-    /// reopened until [`open`](UseWebSocket::open).
+    /// Closes the connection (without a status code: the server sees 1005); with a
+    /// reconnect policy, for good. It is not reopened until [`open`](UseWebSocket::open).
     pub fn close(&self) {
         self.connection.try_with_value(|c| c.close());
     }
@@ -294,12 +331,14 @@ where
     let buffered_amount = RwSignal::new(0u64);
     let message = RwSignal::new(None::<T>);
     let error = RwSignal::new(None::<Error>);
+    let reconnecting = RwSignal::new(None::<(u32, Duration)>);
     let immediate = options.immediate;
     let signals = Signals {
         ready_state,
         buffered_amount,
         message,
         error,
+        reconnecting,
         decode,
     };
     let connection = StoredValue::new_local(Connection::new(signals, options));
@@ -326,6 +365,7 @@ where
         buffered_amount: buffered_amount.into(),
         message: message.into(),
         error: error.into(),
+        reconnecting: reconnecting.into(),
         connection,
         url,
         _type: PhantomData,
@@ -339,6 +379,7 @@ struct Signals<T: Send + Sync + 'static> {
     buffered_amount: RwSignal<u64>,
     message: RwSignal<Option<T>>,
     error: RwSignal<Option<Error>>,
+    reconnecting: RwSignal<Option<(u32, Duration)>>,
     decode: fn(&Message) -> Result<T, Error>,
 }
 
@@ -366,6 +407,7 @@ mod browser {
         on_message: Option<Callback<T>>,
         on_error: Option<Callback<Error>>,
         on_close: Option<Callback<CloseEvent>>,
+        on_reconnect: Option<Callback<ReconnectEvent>>,
     }
 
     impl<T: Clone + Send + Sync + 'static> Report for Reporter<T> {
@@ -410,12 +452,23 @@ mod browser {
                 f(event);
             }
         }
+
+        fn reconnecting(&self, next: Option<(u32, Duration)>) {
+            set_if_changed(self.signals.reconnecting, next);
+        }
+
+        fn reconnect_event(&self, event: &ReconnectEvent) {
+            if let Some(f) = &self.on_reconnect {
+                f(event);
+            }
+        }
     }
 
     /// The hook's connection: the driver and what opening needs.
     pub(super) struct Connection {
         driver: Driver,
         options: anyws::Options,
+        reconnect: Option<Reconnect>,
     }
 
     impl Connection {
@@ -429,20 +482,24 @@ mod browser {
                 on_message: options.on_message,
                 on_error: options.on_error,
                 on_close: options.on_close,
+                on_reconnect: options.on_reconnect,
             };
             Connection {
                 driver: Driver::new(reporter),
                 options: options.options,
+                reconnect: options.reconnect,
             }
         }
 
         pub(super) fn open(&mut self, url: &str) {
-            self.driver.open(url, &self.options);
+            self.driver
+                .open(url, &self.options, self.reconnect.as_ref());
         }
 
         pub(super) fn restart(&mut self, url: &str) {
             self.driver.stop();
-            self.driver.open(url, &self.options);
+            self.driver
+                .open(url, &self.options, self.reconnect.as_ref());
         }
 
         pub(super) fn stop(&mut self) {

@@ -2,7 +2,7 @@
 //! `cargo xtask test` passes at build time (ANYWS_TEST_SERVER). Every wait is bounded.
 #![cfg(target_arch = "wasm32")]
 
-use anyws::{ErrorKind, Message, ReadyState, WebSocket};
+use anyws::{ErrorKind, Message, ReadyState, Reconnect, ReconnectEvent, WebSocket};
 use anyws_leptos::{use_websocket, use_websocket_json, Error, UseWebSocket, UseWebSocketOptions};
 use futures::StreamExt;
 use gloo_timers::future::TimeoutFuture;
@@ -10,6 +10,7 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Duration;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -75,7 +76,12 @@ fn mount<T: Clone + Send + Sync + 'static>(
 
 /// What `/stats?id=ID` says about the sink `id`.
 async fn stats(id: &str) -> String {
-    let mut ws = WebSocket::new(&format!("{}/stats?id={id}", server())).unwrap();
+    log("stats", id).await
+}
+
+/// The one message of the log route `/ROUTE?id=ID`.
+async fn log(route: &str, id: &str) -> String {
+    let mut ws = WebSocket::new(&format!("{}/{route}?id={id}", server())).unwrap();
     match ws.next().await {
         Some(Ok(m)) => m.as_text().unwrap().to_owned(),
         other => panic!("stats: {other:?}"),
@@ -271,6 +277,75 @@ async fn a_new_url_closes_the_old_socket_and_opens_one_there() {
     .await;
     until("the first socket's close", || {
         first.ready_state() == ReadyState::Closed
+    })
+    .await;
+}
+
+#[wasm_bindgen_test]
+async fn the_reconnect_option_reconnects_after_the_server_drops_the_connection() {
+    let id = unique("reconnect");
+    let url = format!("{}/drops?id={id}", server());
+    let opens = Rc::new(RefCell::new(0));
+    let waits = Rc::new(RefCell::new(Vec::new()));
+    let (o, w) = (opens.clone(), waits.clone());
+    let m = mount(move || {
+        use_websocket(
+            url,
+            UseWebSocketOptions::new()
+                .reconnect(
+                    Reconnect::new()
+                        .first_delay(Duration::from_millis(20))
+                        .jitter(0.0),
+                )
+                .on_open(move |socket| {
+                    *o.borrow_mut() += 1;
+                    socket.send(format!("hello {}", o.borrow())).unwrap();
+                })
+                .on_reconnect(move |e| {
+                    if let ReconnectEvent::Reconnecting { attempt, delay } = e {
+                        w.borrow_mut().push((*attempt, *delay));
+                    }
+                }),
+        )
+    });
+    let ws = m.ws;
+    until("the first echo", || {
+        ws.message.get_untracked() == Some(Message::from("hello 1"))
+    })
+    .await;
+    ws.send("drop").unwrap();
+    until("the echo after the reconnection", || {
+        ws.message.get_untracked() == Some(Message::from("hello 2"))
+    })
+    .await;
+    assert_eq!(ws.ready_state.get_untracked(), ReadyState::Open);
+    assert_eq!(ws.reconnecting.get_untracked(), None);
+    assert_eq!(*waits.borrow(), [(1, Duration::from_millis(20))]);
+    assert_eq!(*opens.borrow(), 2);
+    settle().await;
+    assert_eq!(
+        *m.states.borrow(),
+        [
+            ReadyState::Connecting,
+            ReadyState::Open,
+            ReadyState::Connecting,
+            ReadyState::Open
+        ]
+    );
+    drop(m); // unmounts: closed for good
+    let mut last = String::new();
+    for _ in 0..100 {
+        last = log("drops-log", &id).await;
+        if last.starts_with("connections=2") {
+            break;
+        }
+        TimeoutFuture::new(20).await;
+    }
+    assert_eq!(last, "connections=2\nhello 1\nhello 2");
+    until("nothing left", || {
+        anyws::diagnostics::live_reconnecting() == 0
+            && anyws::diagnostics::live_timers() == 0
+            && anyws::diagnostics::live_connections() == 0
     })
     .await;
 }
