@@ -50,6 +50,10 @@
 //!   component unmounts: no listener, timer or task is left behind.
 //! - The options' callbacks are taken from every render, so they may capture the render's
 //!   state handles.
+//! - With [`reconnect`](UseWebSocketOptions::reconnect) set, the socket is an
+//!   [`anyws::ReconnectingWebSocket`]: it reconnects by that policy, `on_open` runs at every
+//!   open (subscribe, authenticate), and [`reconnecting`](UseWebSocketHandle::reconnecting)
+//!   says "attempt K in N ms".
 //!
 //! # Server-side rendering
 //! The crate compiles for the server (Yew's `ssr` feature), and there the hook never
@@ -65,9 +69,10 @@ pub use error::Error;
 #[cfg(target_arch = "wasm32")]
 mod driver;
 
-use anyws::{CloseEvent, Message, ReadyState, WebSocket};
+use anyws::{CloseEvent, Message, ReadyState, Reconnect, ReconnectEvent, WebSocket};
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Duration;
 use yew::prelude::*;
 
 /// Settings for [`use_websocket`] and [`use_websocket_json`]: every default documented on its
@@ -75,10 +80,12 @@ use yew::prelude::*;
 pub struct UseWebSocketOptions<T: 'static = Message> {
     options: anyws::Options,
     immediate: bool,
+    reconnect: Option<Reconnect>,
     on_open: Option<Callback<WebSocket>>,
     on_message: Option<Callback<T>>,
     on_error: Option<Callback<Error>>,
     on_close: Option<Callback<CloseEvent>>,
+    on_reconnect: Option<Callback<ReconnectEvent>>,
 }
 
 impl<T> Default for UseWebSocketOptions<T> {
@@ -86,10 +93,12 @@ impl<T> Default for UseWebSocketOptions<T> {
         UseWebSocketOptions {
             options: anyws::Options::default(),
             immediate: true,
+            reconnect: None,
             on_open: None,
             on_message: None,
             on_error: None,
             on_close: None,
+            on_reconnect: None,
         }
     }
 }
@@ -99,10 +108,12 @@ impl<T> Clone for UseWebSocketOptions<T> {
         UseWebSocketOptions {
             options: self.options.clone(),
             immediate: self.immediate,
+            reconnect: self.reconnect.clone(),
             on_open: self.on_open.clone(),
             on_message: self.on_message.clone(),
             on_error: self.on_error.clone(),
             on_close: self.on_close.clone(),
+            on_reconnect: self.on_reconnect.clone(),
         }
     }
 }
@@ -112,10 +123,12 @@ impl<T> std::fmt::Debug for UseWebSocketOptions<T> {
         f.debug_struct("UseWebSocketOptions")
             .field("options", &self.options)
             .field("immediate", &self.immediate)
+            .field("reconnect", &self.reconnect)
             .field("on_open", &self.on_open.is_some())
             .field("on_message", &self.on_message.is_some())
             .field("on_error", &self.on_error.is_some())
             .field("on_close", &self.on_close.is_some())
+            .field("on_reconnect", &self.on_reconnect.is_some())
             .finish()
     }
 }
@@ -152,8 +165,20 @@ impl<T> UseWebSocketOptions<T> {
         self
     }
 
-    /// Called with the socket each time a connection opens, before anything else is sent on
-    /// it: say hello, subscribe, authenticate. Default: none.
+    /// Reconnect by this policy: the hook's socket is then an [`anyws::ReconnectingWebSocket`]
+    /// (backoff with jitter, close-code policy, what `send` does while disconnected: see
+    /// [`Reconnect`]). `ready_state` stays `CONNECTING` while it waits to reconnect and is
+    /// `CLOSED` only once it stopped for good; [`reconnecting`](UseWebSocketHandle::reconnecting)
+    /// says when the next attempt is. Read when a connection opens. Default: none (one
+    /// connection; after it closes, [`UseWebSocketHandle::open`] makes another).
+    pub fn reconnect(mut self, policy: Reconnect) -> Self {
+        self.reconnect = Some(policy);
+        self
+    }
+
+    /// Called with the socket each time a connection opens (with a reconnect policy: every
+    /// reconnection too), before anything else is sent on it: say hello, subscribe,
+    /// authenticate. Default: none.
     pub fn on_open(mut self, f: impl Into<Callback<WebSocket>>) -> Self {
         self.on_open = Some(f.into());
         self
@@ -179,6 +204,14 @@ impl<T> UseWebSocketOptions<T> {
         self.on_close = Some(f.into());
         self
     }
+
+    /// With a [`reconnect`](UseWebSocketOptions::reconnect) policy: called with every event
+    /// of the reconnecting socket ([`ReconnectEvent::Reconnecting`] "attempt K in N ms",
+    /// `Reconnected`, `Stopped`, and the connections' own). Default: none.
+    pub fn on_reconnect(mut self, f: impl Into<Callback<ReconnectEvent>>) -> Self {
+        self.on_reconnect = Some(f.into());
+        self
+    }
 }
 
 /// What [`use_websocket`] and [`use_websocket_json`] return: this render's view of the
@@ -189,6 +222,7 @@ pub struct UseWebSocketHandle<T: 'static = Message> {
     buffered_amount: u64,
     message: Option<Rc<T>>,
     error: Option<Rc<Error>>,
+    reconnecting: Option<(u32, Duration)>,
     connection: Rc<RefCell<Connection>>,
     url: AttrValue,
 }
@@ -200,6 +234,7 @@ impl<T> Clone for UseWebSocketHandle<T> {
             buffered_amount: self.buffered_amount,
             message: self.message.clone(),
             error: self.error.clone(),
+            reconnecting: self.reconnecting,
             connection: self.connection.clone(),
             url: self.url.clone(),
         }
@@ -222,6 +257,7 @@ impl<T> PartialEq for UseWebSocketHandle<T> {
             && self.buffered_amount == other.buffered_amount
             && same(&self.message, &other.message)
             && same(&self.error, &other.error)
+            && self.reconnecting == other.reconnecting
             && self.url == other.url
     }
 }
@@ -261,9 +297,18 @@ impl<T> UseWebSocketHandle<T> {
         self.error.as_deref()
     }
 
+    /// With a [`reconnect`](UseWebSocketOptions::reconnect) policy, while the connection is
+    /// lost: the next attempt's number and the delay it was started with ("reconnecting in
+    /// N ms, attempt K"). `None` while connected, once stopped for good, and without a policy.
+    pub fn reconnecting(&self) -> Option<(u32, Duration)> {
+        self.reconnecting
+    }
+
     /// Sends a text or binary message. [`Error::NotConnected`] if there is no connection, or
     /// it is closing or closed (the browser would drop the message silently); an
-    /// `InvalidState` [`Error::Socket`] while it is still connecting.
+    /// `InvalidState` [`Error::Socket`] while it is still connecting. With a reconnect
+    /// policy, while disconnected it queues or refuses as
+    /// [`Reconnect::while_disconnected`] says.
     pub fn send(&self, data: impl Into<Message>) -> Result<(), Error> {
         self.connection.borrow().send(data.into())
     }
@@ -279,8 +324,9 @@ impl<T> UseWebSocketHandle<T> {
         self.connection.borrow_mut().open(&self.url);
     }
 
-    /// Closes the connection (without a status code: the server sees 1005). It is not
-    /// reopened until [`open`](UseWebSocketHandle::open).
+    /// Closes the connection (without a status code: the server sees 1005); with a
+    /// reconnect policy, for good. It is not reopened until
+    /// [`open`](UseWebSocketHandle::open).
     pub fn close(&self) {
         self.connection.borrow().close();
     }
@@ -338,6 +384,7 @@ struct Callbacks<T: 'static> {
     on_message: Option<Callback<T>>,
     on_error: Option<Callback<Error>>,
     on_close: Option<Callback<CloseEvent>>,
+    on_reconnect: Option<Callback<ReconnectEvent>>,
 }
 
 /// The hook's state setters, callbacks and decoder, as the connection reports to them.
@@ -347,6 +394,7 @@ struct Reporter<T: 'static> {
     buffered_amount: UseStateSetter<u64>,
     message: UseStateSetter<Option<Rc<T>>>,
     error: UseStateSetter<Option<Rc<Error>>>,
+    reconnecting: UseStateSetter<Option<(u32, Duration)>>,
     callbacks: Rc<RefCell<Callbacks<T>>>,
     decode: fn(&Message) -> Result<T, Error>,
 }
@@ -368,17 +416,20 @@ fn use_websocket_with<T: Clone + 'static>(
     let buffered_amount = use_state_eq(|| 0u64);
     let message = use_state(|| None::<Rc<T>>);
     let error = use_state(|| None::<Rc<Error>>);
+    let reconnecting = use_state_eq(|| None::<(u32, Duration)>);
     let latest = Callbacks {
         on_open: options.on_open,
         on_message: options.on_message,
         on_error: options.on_error,
         on_close: options.on_close,
+        on_reconnect: options.on_reconnect,
     };
     let callbacks = use_mut_ref(|| Callbacks {
         on_open: None,
         on_message: None,
         on_error: None,
         on_close: None,
+        on_reconnect: None,
     });
     *callbacks.borrow_mut() = latest;
     let connection = {
@@ -387,12 +438,15 @@ fn use_websocket_with<T: Clone + 'static>(
             buffered_amount: buffered_amount.setter(),
             message: message.setter(),
             error: error.setter(),
+            reconnecting: reconnecting.setter(),
             callbacks: callbacks.clone(),
             decode,
         };
         use_mut_ref(move || Connection::new(reporter))
     };
-    connection.borrow_mut().set_options(options.options);
+    connection
+        .borrow_mut()
+        .set_options(options.options, options.reconnect);
     {
         let connection = connection.clone();
         // Effects run only in the browser, after rendering: never on the server.
@@ -408,6 +462,7 @@ fn use_websocket_with<T: Clone + 'static>(
         buffered_amount: *buffered_amount,
         message: (*message).clone(),
         error: (*error).clone(),
+        reconnecting: *reconnecting,
         connection,
         url,
     }
@@ -466,12 +521,24 @@ mod browser {
                 f.emit(event.clone());
             }
         }
+
+        fn reconnecting(&self, next: Option<(u32, Duration)>) {
+            self.reconnecting.set(next);
+        }
+
+        fn reconnect_event(&self, event: &ReconnectEvent) {
+            let f = self.callbacks.borrow().on_reconnect.clone();
+            if let Some(f) = f {
+                f.emit(event.clone());
+            }
+        }
     }
 
     /// The hook's connection: the driver and the options the next one opens with.
     pub(super) struct Connection {
         driver: Driver,
         options: anyws::Options,
+        reconnect: Option<Reconnect>,
     }
 
     impl Connection {
@@ -479,15 +546,22 @@ mod browser {
             Connection {
                 driver: Driver::new(reporter),
                 options: anyws::Options::default(),
+                reconnect: None,
             }
         }
 
-        pub(super) fn set_options(&mut self, options: anyws::Options) {
+        pub(super) fn set_options(
+            &mut self,
+            options: anyws::Options,
+            reconnect: Option<Reconnect>,
+        ) {
             self.options = options;
+            self.reconnect = reconnect;
         }
 
         pub(super) fn open(&mut self, url: &str) {
-            self.driver.open(url, &self.options);
+            self.driver
+                .open(url, &self.options, self.reconnect.as_ref());
         }
 
         pub(super) fn stop(&mut self) {
@@ -524,7 +598,12 @@ mod server {
             Connection
         }
 
-        pub(super) fn set_options(&mut self, _options: anyws::Options) {}
+        pub(super) fn set_options(
+            &mut self,
+            _options: anyws::Options,
+            _reconnect: Option<Reconnect>,
+        ) {
+        }
 
         pub(super) fn open(&mut self, _url: &str) {}
 
