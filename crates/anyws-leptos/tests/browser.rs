@@ -16,9 +16,10 @@ use wasm_bindgen_test::*;
 wasm_bindgen_test_configure!(run_in_browser);
 
 fn server() -> String {
-    option_env!("ANYWS_TEST_SERVER")
-        .expect("ANYWS_TEST_SERVER at build time")
-        .to_owned()
+    match option_env!("ANYWS_TEST_SERVER") {
+        Some(url) => url.to_owned(),
+        None => panic!("ANYWS_TEST_SERVER was not set when the browser tests were compiled"),
+    }
 }
 
 /// A name no other run against the same server uses.

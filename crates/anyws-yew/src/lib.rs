@@ -379,6 +379,7 @@ fn decode_message(message: &Message) -> Result<Message, Error> {
 }
 
 /// The callbacks of the latest render.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 struct Callbacks<T: 'static> {
     on_open: Option<Callback<WebSocket>>,
     on_message: Option<Callback<T>>,

@@ -67,7 +67,9 @@ mod tests {
 
     /// The test server from the environment at build time (see the xtask).
     fn echo_url() -> String {
-        let base = option_env!("ANYWS_TEST_SERVER").expect("ANYWS_TEST_SERVER at build time");
+        let Some(base) = option_env!("ANYWS_TEST_SERVER") else {
+            panic!("ANYWS_TEST_SERVER was not set when the browser tests were compiled");
+        };
         format!("{base}/echo")
     }
 
