@@ -4,7 +4,7 @@
 //! room, and a reconnect button.
 #![cfg(target_arch = "wasm32")]
 
-use anyws::{ReadyState, WebSocket};
+use anyws::{ReadyState, ReconnectingWebSocket};
 use anyws_chat::{Config, Update};
 use futures::StreamExt;
 use gloo_events::EventListener;
@@ -31,7 +31,7 @@ pub fn start() -> Result<(), JsValue> {
     let (chat, mut updates, run) = anyws_chat::start(Config::new(url, name, "browser"));
     wasm_bindgen_futures::spawn_local(run);
 
-    let socket: Rc<RefCell<Option<WebSocket>>> = Rc::default();
+    let socket: Rc<RefCell<Option<ReconnectingWebSocket>>> = Rc::default();
     page.on_submit(chat.clone())?;
     let reconnect = chat.clone();
     let button = page.get("reconnect")?;
@@ -98,7 +98,7 @@ impl Page {
         Ok(())
     }
 
-    fn show_socket(&self, ws: &WebSocket) {
+    fn show_socket(&self, ws: &ReconnectingWebSocket) {
         let state = ws.ready_state();
         let name = match state {
             ReadyState::Connecting => "CONNECTING (0)",
@@ -166,7 +166,7 @@ impl Page {
         }
     }
 
-    fn render(&self, update: Update, socket: &Rc<RefCell<Option<WebSocket>>>) {
+    fn render(&self, update: Update, socket: &Rc<RefCell<Option<ReconnectingWebSocket>>>) {
         match update {
             Update::Connecting {
                 socket: ws,

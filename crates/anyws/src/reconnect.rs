@@ -296,6 +296,15 @@ pub enum ReconnectEvent {
         /// The delay, backoff and jitter applied (zero when the network just came back).
         delay: Duration,
     },
+    /// A new connection is being made (every one after the first, which
+    /// [`new`](ReconnectingWebSocket::new) starts): [`socket`](ReconnectingWebSocket::socket)
+    /// is it, until it closes.
+    Connecting {
+        /// As in [`Reconnecting`](Self::Reconnecting) (0 when
+        /// [`reconnect_now`](ReconnectingWebSocket::reconnect_now) replaced an open
+        /// connection).
+        attempt: u32,
+    },
     /// A connection opened after at least one close (right after its [`Open`](Self::Open)).
     Reconnected {
         /// Which attempt succeeded (0 when [`reconnect_now`](ReconnectingWebSocket::reconnect_now)
@@ -478,7 +487,7 @@ impl State {
                     inner.hook.clone()
                 };
                 if let Some(hook) = hook {
-                    let mut f = lock(&hook);
+                    let mut f = lock(&*hook);
                     catching("on-open hook", || f(&socket));
                 }
             }
@@ -620,7 +629,12 @@ impl State {
         out.garbage.timers.extend(inner.timer.take());
         out.garbage.sockets.extend(inner.socket.take());
         match WebSocket::with_options(&self.url, self.options.clone()) {
-            Ok(socket) => self.adopt(inner, socket),
+            Ok(socket) => {
+                self.adopt(inner, socket);
+                out.items.push(Item::Event(ReconnectEvent::Connecting {
+                    attempt: inner.attempts,
+                }));
+            }
             Err(e) => {
                 out.items
                     .push(Item::Event(ReconnectEvent::Error(ErrorEvent {

@@ -1,9 +1,12 @@
-//! The connection loop: connect, greet, relay, and reconnect with backoff.
+//! The connection loop: connect, greet, relay; anyws's `ReconnectingWebSocket` reconnects
+//! with backoff and greets again on every open.
 
 use crate::protocol::{decode, encode, ClientMessage, ServerMessage, User, PROTOCOL};
-use anyws::{Message, WebSocket};
+use anyws::{
+    Message, Options, ReadyState, Reconnect, ReconnectEvent, ReconnectingWebSocket, WebSocket,
+};
 use futures::channel::mpsc;
-use futures::{select, select_biased, FutureExt, StreamExt};
+use futures::{select_biased, StreamExt};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
@@ -21,6 +24,8 @@ pub struct Config {
     pub first_retry: Duration,
     /// The longest reconnect delay. Default: 15 s.
     pub max_retry: Duration,
+    /// The random part of each delay ([`Reconnect::jitter`]). Default: 0.5.
+    pub jitter: f64,
 }
 
 impl Config {
@@ -32,23 +37,28 @@ impl Config {
             runtime: runtime.to_owned(),
             first_retry: Duration::from_millis(500),
             max_retry: Duration::from_secs(15),
+            jitter: 0.5,
         }
     }
 
-    fn backoff(&self, failures: u32) -> Duration {
-        let factor = 1u32 << failures.min(16);
-        (self.first_retry * factor).min(self.max_retry)
+    fn reconnect(&self) -> Reconnect {
+        Reconnect::new()
+            .first_delay(self.first_retry)
+            .max_delay(self.max_retry)
+            .factor(2.0)
+            .jitter(self.jitter)
     }
 }
 
 /// What happened, for the host to show.
 #[derive(Debug)]
 pub enum Update {
-    /// A new socket is connecting (the host may read its getters live: `ready_state`,
-    /// `buffered_amount`, `protocol`). `attempt` counts failures since the last open.
+    /// A connection attempt starts (the host may read the socket's getters live:
+    /// `ready_state`, `buffered_amount`, `protocol`). `attempt` counts failures since the
+    /// last open.
     Connecting {
-        /// The socket.
-        socket: WebSocket,
+        /// The (reconnecting) socket.
+        socket: ReconnectingWebSocket,
         /// Failed attempts before this one.
         attempt: u32,
     },
@@ -86,12 +96,13 @@ pub enum Update {
         /// Whether the closing handshake completed.
         was_clean: bool,
     },
-    /// The next attempt comes after this delay (or at once, on [`Chat::reconnect`]).
+    /// The next attempt comes after this delay.
     Retrying {
         /// The delay.
         after: Duration,
     },
-    /// [`Chat::quit`] was called (or the handle dropped) and the socket is closed.
+    /// [`Chat::quit`] was called (or the handle dropped) and the socket is closed, or the
+    /// server closed it normally.
     Stopped,
 }
 
@@ -139,13 +150,6 @@ pub fn start(config: Config) -> (Chat, Updates, impl Future<Output = ()>) {
     (Chat { commands }, update_rx, driver.run())
 }
 
-/// How a session ended.
-enum Next {
-    Quit,
-    Now,
-    Later,
-}
-
 struct Driver {
     config: Config,
     commands: mpsc::UnboundedReceiver<Command>,
@@ -158,105 +162,104 @@ impl Driver {
     }
 
     async fn run(mut self) {
-        let mut failures = 0u32;
-        loop {
-            let ws = match WebSocket::with_protocols(&self.config.url, &[PROTOCOL]) {
-                Ok(ws) => ws,
-                Err(e) => {
-                    // A bad URL does not get better by retrying.
-                    self.emit(Update::Problem(e.to_string()));
-                    self.emit(Update::Stopped);
-                    return;
-                }
-            };
-            self.emit(Update::Connecting {
-                socket: ws.clone(),
-                attempt: failures,
-            });
-            let (opened, next) = self.session(ws).await;
-            failures = if opened { 0 } else { failures + 1 };
-            match next {
-                Next::Quit => break,
-                Next::Now => continue,
-                Next::Later => {}
+        let options = Options::new().protocols([PROTOCOL]);
+        let ws = match ReconnectingWebSocket::with_options(
+            &self.config.url,
+            options,
+            self.config.reconnect(),
+        ) {
+            Ok(ws) => ws,
+            Err(e) => {
+                // A bad URL does not get better by retrying.
+                self.emit(Update::Problem(e.to_string()));
+                self.emit(Update::Stopped);
+                return;
             }
-            let after = self.config.backoff(failures.saturating_sub(1));
-            self.emit(Update::Retrying { after });
-            let mut delay = futures_timer::Delay::new(after).fuse();
-            let quit = loop {
-                select! {
-                    _ = delay => break false,
-                    cmd = self.commands.next() => match cmd {
-                        Some(Command::Reconnect) => break false,
-                        Some(Command::Quit) | None => break true,
-                        Some(Command::Say(_)) => {
-                            self.emit(Update::Problem("not connected; reconnecting soon".into()))
-                        }
-                    },
-                }
-            };
-            if quit {
-                break;
-            }
-        }
-        self.emit(Update::Stopped);
-    }
-
-    /// One socket's life. Returns whether it opened, and what comes next.
-    async fn session(&mut self, mut ws: WebSocket) -> (bool, Next) {
-        let mut opened = false;
-        let mut next = Next::Later;
+        };
+        // The greeting goes out on every open, before anything else.
+        let hello = encode(&ClientMessage::Hello {
+            name: self.config.name.clone(),
+            runtime: self.config.runtime.clone(),
+        });
+        ws.set_on_open(Some(move |socket: &WebSocket| {
+            let _ = socket.send(hello.as_str());
+        }));
+        let (events_tx, mut events) = mpsc::unbounded();
+        let _listener = ws.on_event(move |e: &ReconnectEvent| {
+            let _ = events_tx.unbounded_send(e.clone());
+        });
+        self.emit(Update::Connecting {
+            socket: ws.clone(),
+            attempt: 0,
+        });
         let mut room = Room::default();
-        let mut open = ws.opened().fuse();
-        // The message stream ends with the close, but a fused stream that has ended is
-        // skipped by `select!` rather than polled to `None`: the close is its own arm, after
-        // the messages (biased), so every message queued before it is handled first.
-        let mut closed = ws.closed().fuse();
+        // Chat::reconnect closes with 4000 first, then connects at once when that close
+        // arrives (instead of after the backoff the policy scheduled).
+        let mut reconnect_asked = false;
+        let mut skip_retry = false;
         loop {
             select_biased! {
-                result = open => if result.is_ok() {
-                    opened = true;
-                    self.emit(Update::Open { protocol: ws.protocol() });
-                    let hello = ClientMessage::Hello {
-                        name: self.config.name.clone(),
-                        runtime: self.config.runtime.clone(),
-                    };
-                    let _ = ws.send(encode(&hello));
-                },
-                msg = ws.next() => match msg {
-                    Some(Ok(Message::Text(text))) => self.on_message(&mut room, &text),
-                    Some(Ok(Message::Binary(_))) => {
-                        self.emit(Update::Problem("the server sent binary data".into()))
+                event = events.next() => match event {
+                    Some(ReconnectEvent::Open(_)) => {
+                        room = Room::default();
+                        self.emit(Update::Open { protocol: ws.protocol() });
                     }
-                    Some(Err(e)) => self.emit(Update::Problem(e.to_string())),
-                    None => break,
+                    Some(ReconnectEvent::Message(m)) => match &m.data {
+                        Message::Text(text) => self.on_message(&mut room, text),
+                        Message::Binary(_) => {
+                            self.emit(Update::Problem("the server sent binary data".into()))
+                        }
+                    },
+                    Some(ReconnectEvent::Error(e)) => self.emit(Update::Problem(
+                        e.error()
+                            .map_or_else(|| "the connection failed".to_owned(), |e| e.to_string()),
+                    )),
+                    Some(ReconnectEvent::Close(c)) => {
+                        self.emit(Update::Closed {
+                            code: c.code,
+                            reason: c.reason.clone(),
+                            was_clean: c.was_clean,
+                        });
+                        if std::mem::take(&mut reconnect_asked) {
+                            skip_retry = true;
+                            ws.reconnect_now();
+                        }
+                    }
+                    Some(ReconnectEvent::Reconnecting { delay, .. }) => {
+                        if !std::mem::take(&mut skip_retry) {
+                            self.emit(Update::Retrying { after: delay });
+                        }
+                    }
+                    Some(ReconnectEvent::Connecting { attempt }) => self.emit(Update::Connecting {
+                        socket: ws.clone(),
+                        attempt: attempt.saturating_sub(1),
+                    }),
+                    Some(ReconnectEvent::Stopped(_)) | None => break,
+                    Some(_) => {}
                 },
-                _ = closed => break,
                 cmd = self.commands.next() => match cmd {
-                    Some(Command::Say(text)) if opened => {
-                        let _ = ws.send(encode(&ClientMessage::Say { text }));
+                    Some(Command::Say(text)) => {
+                        if ws.ready_state() == ReadyState::Open {
+                            let _ = ws.send(encode(&ClientMessage::Say { text }));
+                        } else {
+                            self.emit(Update::Problem("not connected; reconnecting soon".into()))
+                        }
                     }
-                    Some(Command::Say(_)) => {
-                        self.emit(Update::Problem("not connected yet".into()))
-                    }
-                    Some(Command::Reconnect) => {
-                        next = Next::Now;
-                        let _ = ws.close_with(4000, "reconnect");
-                    }
+                    Some(Command::Reconnect) => match ws.socket() {
+                        Some(socket) if socket.ready_state() <= ReadyState::Open => {
+                            reconnect_asked = true;
+                            let _ = socket.close_with(4000, "reconnect");
+                        }
+                        _ => ws.reconnect_now(),
+                    },
+                    // After `None` the fused receiver is skipped: events go on to Stopped.
                     Some(Command::Quit) | None => {
-                        next = Next::Quit;
                         let _ = ws.close_with(1000, "bye");
                     }
                 },
             }
         }
-        let closed = ws.closed().await;
-        self.emit(Update::Closed {
-            code: closed.code,
-            reason: closed.reason,
-            was_clean: closed.was_clean,
-        });
-        (opened, next)
+        self.emit(Update::Stopped);
     }
 
     fn on_message(&self, room: &mut Room, text: &str) {

@@ -108,6 +108,7 @@ async fn a_server_that_is_gone_means_retries_with_backoff() {
         .port();
     let mut config = Config::new(format!("ws://127.0.0.1:{port}/chat"), "dee", "native");
     config.first_retry = std::time::Duration::from_millis(10);
+    config.jitter = 0.0; // exact delays
     let (chat, mut updates, run) = anyws_chat::start(config);
     tokio::spawn(run);
     let mut delays = Vec::new();
