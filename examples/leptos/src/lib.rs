@@ -1,12 +1,15 @@
-//! anyws in Leptos: a component that owns a socket, shows its `readyState`, echoes a
-//! greeting and lists what comes back.
+//! anyws in Leptos, through the `anyws-leptos` hook: a component that owns a socket, shows
+//! its `readyState`, echoes a greeting and lists what comes back.
 //!
-//! - `StoredValue::new_local` holds the `WebSocket` (not `Send` in the browser);
-//! - the `on*` handlers write signals, which update the view;
-//! - `on_cleanup` closes the socket when the component goes away.
+//! - `use_websocket` opens the socket when the component mounts and closes it when it
+//!   unmounts; its `ready_state` (and `message`, `error`, `buffered_amount`) are signals;
+//! - `on_open` says hello on every open, `on_message` sees every message (the `message`
+//!   signal holds only the last one);
+//! - the returned handle is `Copy`: the button's closure uses it as it is.
 #![cfg(target_arch = "wasm32")]
 
-use anyws::{CloseEvent, Event, MessageEvent, ReadyState, WebSocket};
+use anyws::{Message, ReadyState};
+use anyws_leptos::{use_websocket, UseWebSocketOptions};
 use leptos::prelude::*;
 
 /// Connects to `url`, says hello on open, and shows the state and every message.
@@ -15,46 +18,37 @@ pub fn Echo(
     /// The echo server's URL.
     url: String,
 ) -> impl IntoView {
-    let (state, set_state) = signal("CONNECTING".to_owned());
     let (lines, set_lines) = signal(Vec::<String>::new());
-    let socket = StoredValue::new_local(None::<WebSocket>);
-    match WebSocket::new(&url) {
-        Ok(ws) => {
-            let me = ws.downgrade();
-            ws.set_onopen(Some(move |_: &Event| {
-                set_state.set("OPEN".to_owned());
-                if let Some(ws) = me.upgrade() {
-                    let _ = ws.send("hello from leptos");
-                }
-            }));
-            ws.set_onmessage(Some(move |e: &MessageEvent| {
-                let line = e.data.as_text().unwrap_or("(binary)").to_owned();
+    let (close_code, set_close_code) = signal(None::<u16>);
+    let ws = use_websocket(
+        url,
+        UseWebSocketOptions::new()
+            .on_open(|socket| {
+                let _ = socket.send("hello from leptos");
+            })
+            .on_message(move |m: &Message| {
+                let line = m.as_text().unwrap_or("(binary)").to_owned();
                 set_lines.update(|l| l.push(line));
-            }));
-            ws.set_onclose(Some(move |e: &CloseEvent| {
-                set_state.set(format!("CLOSED {}", e.code))
-            }));
-            socket.set_value(Some(ws));
-        }
-        Err(e) => set_state.set(format!("ERROR {e}")),
-    }
-    on_cleanup(move || {
-        socket.update_value(|s| {
-            if let Some(ws) = s.take() {
-                ws.close();
-            }
-        })
-    });
+            })
+            .on_close(move |e| set_close_code.set(Some(e.code))),
+    );
+    let state = move || match ws.ready_state.get() {
+        ReadyState::Connecting => "CONNECTING".to_owned(),
+        ReadyState::Open => "OPEN".to_owned(),
+        ReadyState::Closing => "CLOSING".to_owned(),
+        ReadyState::Closed => match (close_code.get(), ws.error.get()) {
+            (Some(code), _) => format!("CLOSED {code}"),
+            (None, Some(e)) => format!("ERROR {e}"),
+            (None, None) => "CLOSED".to_owned(),
+        },
+    };
+    // Not connected (yet, or any more): the hook says so with an error, nothing is sent.
     let send = move |_| {
-        socket.with_value(|s| {
-            if let Some(ws) = s.as_ref().filter(|ws| ws.ready_state() == ReadyState::Open) {
-                let _ = ws.send("again");
-            }
-        })
+        let _ = ws.send("again");
     };
     view! {
         <div class="echo">
-            <p class="state">{move || state.get()}</p>
+            <p class="state">{state}</p>
             <button on:click=send>"Send again"</button>
             <ul class="log">
                 {move || lines.get().into_iter().map(|l| view! { <li>{l}</li> }).collect_view()}
@@ -73,7 +67,9 @@ mod tests {
 
     /// The test server from the environment at build time (see the xtask).
     fn echo_url() -> String {
-        let base = option_env!("ANYWS_TEST_SERVER").expect("ANYWS_TEST_SERVER at build time");
+        let Some(base) = option_env!("ANYWS_TEST_SERVER") else {
+            panic!("ANYWS_TEST_SERVER was not set when the browser tests were compiled");
+        };
         format!("{base}/echo")
     }
 
@@ -96,6 +92,6 @@ mod tests {
         }
         assert!(text.contains("OPEN"), "{text}");
         assert!(text.contains("hello from leptos"), "{text}");
-        drop(handle); // unmounts: on_cleanup closes the socket
+        drop(handle); // unmounts: the hook closes the socket
     }
 }

@@ -1,16 +1,17 @@
-//! anyws in Yew: a function component that owns a socket through hooks, shows its
-//! `readyState`, echoes a greeting and lists what comes back.
+//! anyws in Yew, through the `anyws-yew` hook: a function component that owns a socket,
+//! shows its `readyState`, echoes a greeting and lists what comes back.
 //!
-//! - `use_mut_ref` holds the `WebSocket` (it is not `Send` in the browser, and need not be);
-//! - `use_effect_with(url, ..)` opens it when the component mounts (or the URL changes) and
-//!   closes it in the effect's cleanup;
-//! - the `on*` handlers update `use_state` / `use_reducer` handles, which re-render.
+//! - `use_websocket` opens the socket when the component mounts (and when the URL changes)
+//!   and closes it when it unmounts; the handle it returns re-renders with the ready state;
+//! - `on_open` says hello on every open, `on_message` sees every message (appended by a
+//!   reducer, so no message is lost between renders).
 #![cfg(target_arch = "wasm32")]
 
 mod quick_start;
 pub use quick_start::LastMessage;
 
-use anyws::{CloseEvent, Event, MessageEvent, ReadyState, WebSocket};
+use anyws::{CloseEvent, Message, ReadyState, WebSocket};
+use anyws_yew::{use_websocket, UseWebSocketOptions};
 use std::rc::Rc;
 use yew::prelude::*;
 
@@ -37,53 +38,43 @@ impl Reducible for Lines {
 /// Connects to `url`, says hello on open, and shows the state and every message.
 #[function_component(Echo)]
 pub fn echo(props: &EchoProps) -> Html {
-    let state = use_state(|| "CONNECTING".to_owned());
     let lines = use_reducer(Lines::default);
-    let socket = use_mut_ref(|| None::<WebSocket>);
-    {
-        let (state, lines, socket) = (state.clone(), lines.clone(), socket.clone());
-        use_effect_with(props.url.clone(), move |url| {
-            match WebSocket::new(url) {
-                Ok(ws) => {
-                    let (on_open, me) = (state.clone(), ws.downgrade());
-                    ws.set_onopen(Some(move |_: &Event| {
-                        on_open.set("OPEN".to_owned());
-                        if let Some(ws) = me.upgrade() {
-                            let _ = ws.send("hello from yew");
-                        }
-                    }));
-                    let on_message = lines.clone();
-                    ws.set_onmessage(Some(move |e: &MessageEvent| {
-                        on_message.dispatch(e.data.as_text().unwrap_or("(binary)").to_owned())
-                    }));
-                    let on_close = state.clone();
-                    ws.set_onclose(Some(move |e: &CloseEvent| {
-                        on_close.set(format!("CLOSED {}", e.code))
-                    }));
-                    *socket.borrow_mut() = Some(ws);
-                }
-                Err(e) => state.set(format!("ERROR {e}")),
-            }
-            move || {
-                if let Some(ws) = socket.borrow_mut().take() {
-                    ws.close();
-                }
-            }
-        });
-    }
+    let close_code = use_state(|| None::<u16>);
+    let ws = use_websocket(
+        props.url.clone(),
+        UseWebSocketOptions::new()
+            .on_open(|socket: WebSocket| {
+                let _ = socket.send("hello from yew");
+            })
+            .on_message({
+                let lines = lines.clone();
+                move |m: Message| lines.dispatch(m.as_text().unwrap_or("(binary)").to_owned())
+            })
+            .on_close({
+                let close_code = close_code.clone();
+                move |e: CloseEvent| close_code.set(Some(e.code))
+            }),
+    );
+    let state = match ws.ready_state() {
+        ReadyState::Connecting => "CONNECTING".to_owned(),
+        ReadyState::Open => "OPEN".to_owned(),
+        ReadyState::Closing => "CLOSING".to_owned(),
+        ReadyState::Closed => match (*close_code, ws.error()) {
+            (Some(code), _) => format!("CLOSED {code}"),
+            (None, Some(e)) => format!("ERROR {e}"),
+            (None, None) => "CLOSED".to_owned(),
+        },
+    };
+    // Not connected (yet, or any more): the hook says so with an error, nothing is sent.
     let send = {
-        let socket = socket.clone();
+        let ws = ws.clone();
         Callback::from(move |_: MouseEvent| {
-            if let Some(ws) = socket.borrow().as_ref() {
-                if ws.ready_state() == ReadyState::Open {
-                    let _ = ws.send("again");
-                }
-            }
+            let _ = ws.send("again");
         })
     };
     html! {
         <div class="echo">
-            <p class="state">{ (*state).clone() }</p>
+            <p class="state">{ state }</p>
             <button onclick={send}>{ "Send again" }</button>
             <ul class="log">{ for lines.0.iter().map(|l| html! { <li>{ l }</li> }) }</ul>
         </div>
@@ -99,7 +90,9 @@ mod tests {
 
     /// The test server from the environment at build time (see the xtask).
     fn echo_url() -> String {
-        let base = option_env!("ANYWS_TEST_SERVER").expect("ANYWS_TEST_SERVER at build time");
+        let Some(base) = option_env!("ANYWS_TEST_SERVER") else {
+            panic!("ANYWS_TEST_SERVER was not set when the browser tests were compiled");
+        };
         format!("{base}/echo")
     }
 
@@ -122,6 +115,6 @@ mod tests {
         }
         assert!(text.contains("OPEN"), "{text}");
         assert!(text.contains("hello from yew"), "{text}");
-        app.destroy(); // the effect's cleanup closes the socket
+        app.destroy(); // the hook closes the socket
     }
 }

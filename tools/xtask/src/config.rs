@@ -52,6 +52,9 @@ pub enum Profile {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct TestConfig {
     pub crates: Vec<String>,
+    /// The framework hooks (Leptos, Yew) whose browser tests run in every browser of
+    /// `browsers`, in the page.
+    pub hooks: Vec<String>,
     /// Framework examples (Yew, Leptos) whose browser tests run in headless Chromium.
     pub examples: Vec<String>,
     pub browsers: Vec<Browser>,
@@ -155,6 +158,7 @@ mod tests {
             .test
             .examples
             .contains(&"anyws-example-yew".to_string()));
+        assert_eq!(config.test.hooks, ["anyws-leptos", "anyws-yew"]);
         assert_eq!(config.test.browsers, [Browser::Chromium, Browser::Firefox]);
         assert_eq!(config.test.scopes, [Scope::Page, Scope::DedicatedWorker]);
         let names: Vec<String> = config
@@ -189,7 +193,7 @@ mod tests {
 
     #[test]
     fn mistakes_are_reported() {
-        let bad_browser = "[test]\ncrates=[]\nexamples=[]\nbrowsers=[\"safari\"]\nscopes=[\"page\"]\ntimeout-seconds=1\n[check]\ncrates=[]\n\
+        let bad_browser = "[test]\ncrates=[]\nhooks=[]\nexamples=[]\nbrowsers=[\"safari\"]\nscopes=[\"page\"]\ntimeout-seconds=1\n[check]\ncrates=[]\n\
              [build]\ncrate=\"www\"\ntarget=\"web\"\nout-dir=\"www/pkg\"\nprofile=\"release\"\nwasm-opt=[]\n";
         assert!(WasmConfig::parse(bad_browser)
             .unwrap_err()

@@ -267,7 +267,8 @@ fn test(root: &Path) -> Result<(), String> {
     let mut runs: Vec<(String, TestRun, f32)> = Vec::new();
     // Each browser run with the scope test it must report (see `Scope::proof_test`).
     let mut proofs: Vec<(String, &'static str)> = Vec::new();
-    let mut examples: Option<TestRun> = None;
+    // The framework crates' runs, one per browser, with how long each took.
+    let mut examples: Vec<(Browser, Vec<String>, TestRun, f32)> = Vec::new();
 
     // `--lib`: the suite; the conformance runner (a test target of its own) runs below.
     let started_native = Instant::now();
@@ -339,16 +340,25 @@ fn test(root: &Path) -> Result<(), String> {
             started_run.elapsed().as_secs_f32(),
         ));
     }
-    if !config.test.examples.is_empty() {
-        let mut cmd = browser_test(
-            root,
-            &tools,
-            &server.url,
-            Browser::Chromium,
-            config.test.timeout_seconds,
-        );
-        cmd.args(steps::packages(&config.test.examples));
-        examples = Some(run_tests(&mut cmd)?);
+    // The hooks in every browser; the examples in Chromium, in the same run.
+    for browser in &config.test.browsers {
+        let mut crates = config.test.hooks.clone();
+        if *browser == Browser::Chromium {
+            crates.extend(config.test.examples.iter().cloned());
+        }
+        if !crates.is_empty() {
+            let started_run = Instant::now();
+            let mut cmd = browser_test(
+                root,
+                &tools,
+                &server.url,
+                *browser,
+                config.test.timeout_seconds,
+            );
+            cmd.args(steps::packages(&crates));
+            let run = run_tests(&mut cmd)?;
+            examples.push((*browser, crates, run, started_run.elapsed().as_secs_f32()));
+        }
     }
     let (conformance_lines, conformance_problems) =
         conformance::ci(root, &config, &tools, &server.url)?;
@@ -371,16 +381,17 @@ fn test(root: &Path) -> Result<(), String> {
         println!("{line}");
     }
     problems.extend(conformance_problems);
-    if let Some(run) = &examples {
+    for (browser, crates, run, took) in &examples {
+        let name = format!("hooks and examples ({})", browser.name());
         println!(
-            "examples (chromium): {} passed, {} failed ({})",
+            "{name}: {} passed, {} failed ({took:.0} s; {})",
             run.passed,
             run.failed,
-            config.test.examples.join(", ")
+            crates.join(", ")
         );
         passed += run.passed;
         failed += run.failed;
-        if let Err(e) = report_failure("examples", run) {
+        if let Err(e) = report_failure(&name, run) {
             problems.push(e);
         }
     }

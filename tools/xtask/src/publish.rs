@@ -16,7 +16,13 @@ use std::path::Path;
 
 /// The crates that go to crates.io, in publishing order (each needs only earlier ones). Every
 /// other workspace member says `publish = false` (a unit test holds the two together).
-pub const PUBLISHED: [&str; 3] = ["anyws-conformance", "anyws-testserver", "anyws"];
+pub const PUBLISHED: [&str; 5] = [
+    "anyws-conformance",
+    "anyws-testserver",
+    "anyws",
+    "anyws-leptos",
+    "anyws-yew",
+];
 
 /// The version of every published crate (the workspace's, which xtask shares).
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -121,6 +127,20 @@ mod tests {
         let mut expected: Vec<String> = PUBLISHED.iter().map(|s| s.to_string()).collect();
         expected.sort();
         assert_eq!(published, expected);
+    }
+
+    /// The hooks' framework-neutral files (the driver and the error type) are one text in
+    /// two crates (each crate is packaged alone, so they cannot share a module): they must not
+    /// drift apart.
+    #[test]
+    fn the_hook_crates_share_their_driver_and_error_verbatim() {
+        for file in ["driver.rs", "error.rs"] {
+            assert_eq!(
+                read(&format!("crates/anyws-leptos/src/{file}")),
+                read(&format!("crates/anyws-yew/src/{file}")),
+                "crates/anyws-leptos/src/{file} and crates/anyws-yew/src/{file} differ"
+            );
+        }
     }
 
     /// The Yew quick start of anyws's crate README cannot be a doctest (no Yew natively), so

@@ -116,7 +116,7 @@ const DENY_WARNINGS: [&str; 3] = ["--", "-D", "warnings"];
 
 /// The packages of the unit and doc tests, which run with every feature on (native-tls,
 /// platform-roots, both crypto providers); the suite uses the defaults.
-const UNIT_TESTS: [&str; 22] = [
+const UNIT_TESTS: [&str; 26] = [
     "-p",
     "anyws",
     "-p",
@@ -136,6 +136,11 @@ const UNIT_TESTS: [&str; 22] = [
     "anyws-bench",
     "-p",
     "anyws-conformance",
+    // The framework hooks natively: their server-side render tests and doc examples.
+    "-p",
+    "anyws-leptos",
+    "-p",
+    "anyws-yew",
     // wss:// in processes whose rustls has both crypto providers compiled in (as next to
     // reqwest 0.13): built here, with anyws's features as above (so anyws picks aws-lc-rs),
     // it costs only its test binaries; `cargo xtask deps` runs it with anyws's default
