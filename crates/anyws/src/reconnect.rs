@@ -691,6 +691,14 @@ impl State {
                     let Some(socket) = inner.socket.clone() else {
                         return;
                     };
+                    // A synthetic `open` (`dispatch_event` on the socket `socket()` gave out)
+                    // is not the connection opening: the real one comes once it left CONNECTING.
+                    if socket.ready_state() == ReadyState::Connecting {
+                        out.garbage.sockets.push(socket);
+                        drop(inner);
+                        drop(out);
+                        return;
+                    }
                     inner.phase = Phase::Opening;
                     let attempt = std::mem::take(&mut inner.attempts);
                     out.items.push(Item::Hook(generation, socket));
@@ -710,6 +718,14 @@ impl State {
                     .items
                     .push(Item::Event(ReconnectEvent::Error(e.clone()))),
                 Event::Close(c) => {
+                    // Likewise a synthetic `close`: the real one comes once CLOSED is set.
+                    let closed = inner
+                        .socket
+                        .as_ref()
+                        .is_none_or(|s| s.ready_state() == ReadyState::Closed);
+                    if !closed {
+                        return;
+                    }
                     inner.ever_closed = true;
                     out.items
                         .push(Item::Event(ReconnectEvent::Close(c.clone())));
