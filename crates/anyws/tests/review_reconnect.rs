@@ -360,3 +360,42 @@ fn review_synthetic_close_on_inner_socket_is_not_a_disconnect() {
         assert_eq!(block_on(ws.stopped()), StopReason::Closed);
     });
 }
+
+/// A hook and a listener that refer to the socket through `downgrade()` do not keep it alive:
+/// dropping the last handle while open leaves no state and no timer behind.
+#[test]
+fn review_weak_handle_in_callbacks_does_not_leak() {
+    let _s = serial();
+    let (live0, timers0) = (diagnostics::live_reconnecting(), diagnostics::live_timers());
+    {
+        let ws = ReconnectingWebSocket::new(&format!("{}/echo", server()), fast()).unwrap();
+        let weak = ws.downgrade();
+        ws.set_on_open(Some(move |_: &WebSocket| {
+            if let Some(ws) = weak.upgrade() {
+                let _ = ws.buffered_amount();
+            }
+        }));
+        let weak = ws.downgrade();
+        let (tx, rx) = mpsc::channel();
+        ws.on_event(move |e: &ReconnectEvent| {
+            if let Some(ws) = weak.upgrade() {
+                let _ = ws.ready_state();
+            }
+            let _ = tx.send(e.clone());
+        })
+        .forget();
+        wait_for(&rx, "Open", |e| matches!(e, ReconnectEvent::Open(_)));
+    }
+    for _ in 0..100_000 {
+        if diagnostics::live_reconnecting() == live0 && diagnostics::live_timers() == timers0 {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    assert_eq!(
+        diagnostics::live_reconnecting(),
+        live0,
+        "a reconnecting state leaked"
+    );
+    assert_eq!(diagnostics::live_timers(), timers0);
+}
