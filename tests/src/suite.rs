@@ -1120,7 +1120,38 @@ pub(crate) mod reconnecting {
             within(20_000, SinkExt::close(&mut ws)).await.unwrap().unwrap();
             assert_eq!(ws.ready_state(), ReadyState::Closed);
             assert!(SinkExt::send(&mut ws, "two".into()).await.is_err());
+            // Queue: the Sink takes messages while there is room in the outbox, then waits.
+            let port = refused_port().await;
+            let mut ws = ReconnectingWebSocket::new(
+                &format!("ws://127.0.0.1:{port}/"),
+                Reconnect::new()
+                    .first_delay(Duration::from_secs(3600))
+                    .max_delay(Duration::from_secs(3600))
+                    .while_disconnected(Outbox::Queue {
+                        max_messages: 1,
+                        max_bytes: 100,
+                    }),
+            )
+            .unwrap();
+            assert!(matches!(sink_ready_now(&mut ws), Some(Ok(()))));
+            futures::Sink::<Message>::start_send(std::pin::Pin::new(&mut ws), "queued".into())
+                .unwrap();
+            assert!(sink_ready_now(&mut ws).is_none(), "full: it waits");
+            ws.close();
+            assert_eq!(
+                SinkExt::send(&mut ws, "late".into()).await.unwrap_err().kind(),
+                ErrorKind::InvalidState
+            );
         }
+    }
+
+    /// `poll_ready` once: `None` while it waits.
+    fn sink_ready_now(ws: &mut ReconnectingWebSocket) -> Option<Result<(), anyws::Error>> {
+        use futures::FutureExt;
+        futures::future::poll_fn(|cx| {
+            futures::Sink::<Message>::poll_ready(std::pin::Pin::new(&mut *ws), cx)
+        })
+        .now_or_never()
     }
 
     cross_test_alone! {

@@ -490,7 +490,7 @@ impl State {
                     inner.hook.clone()
                 };
                 if let Some(hook) = hook {
-                    let mut f = lock(&hook);
+                    let mut f = lock(&*hook);
                     catching("on-open hook", || f(&socket));
                 }
             }
