@@ -399,3 +399,138 @@ fn review_weak_handle_in_callbacks_does_not_leak() {
     );
     assert_eq!(diagnostics::live_timers(), timers0);
 }
+
+/// `/drops-log?id=` read with a plain socket.
+fn drops_log(id: &str) -> Vec<String> {
+    let mut ws = WebSocket::new(&format!("{}/drops-log?id={id}", server())).unwrap();
+    let text = block_on(futures::StreamExt::next(&mut ws))
+        .unwrap()
+        .unwrap();
+    text.as_text().unwrap().lines().map(str::to_owned).collect()
+}
+
+/// Four threads send concurrently through one socket (queueing while disconnected) while the
+/// server drops the connection several times and a listener sends from the delivering
+/// thread: nothing reaches the server twice, and each thread's messages arrive in order
+/// (at most once: gaps allowed).
+#[test]
+fn review_concurrent_senders_across_drops_never_duplicate_or_reorder() {
+    let _s = serial();
+    let id = unique("stress");
+    let ws = ReconnectingWebSocket::new(
+        &format!("{}/drops?id={id}", server()),
+        fast().while_disconnected(Outbox::Queue {
+            max_messages: 10_000,
+            max_bytes: 1 << 20,
+        }),
+    )
+    .unwrap();
+    let rx = events(&ws);
+    {
+        let weak = ws.downgrade();
+        let n = AtomicU32::new(0);
+        ws.on_event(move |e: &ReconnectEvent| {
+            if let (ReconnectEvent::Open(_), Some(ws)) = (e, weak.upgrade()) {
+                let _ = ws.send(format!("L-{}", n.fetch_add(1, Ordering::Relaxed)));
+            }
+        })
+        .forget();
+    }
+    wait_for(&rx, "Open", |e| matches!(e, ReconnectEvent::Open(_)));
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let ws = ws.clone();
+            std::thread::spawn(move || {
+                for i in 0..300 {
+                    let _ = ws.send(format!("T{t}-{i}"));
+                    if t == 0 && i % 75 == 74 {
+                        if let Some(s) = ws.socket() {
+                            let _ = s.send("drop");
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    // A final marker, sent once open (again if the connection it went on was dropped).
+    let mut log = Vec::new();
+    'outer: for k in 0..100 {
+        loop {
+            if ws.ready_state() == ReadyState::Open && ws.send(format!("END-{k}")).is_ok() {
+                break;
+            }
+            let _ = rx.recv_timeout(GUARD).expect("events");
+        }
+        for _ in 0..50 {
+            log = drops_log(&id);
+            if log.iter().any(|l| l.starts_with("END-")) {
+                break 'outer;
+            }
+        }
+    }
+    assert!(
+        log.iter().any(|l| l.starts_with("END-")),
+        "END never arrived"
+    );
+    let mut seen = std::collections::HashSet::new();
+    let mut last = [-1i64; 4];
+    for line in &log[1..] {
+        assert!(seen.insert(line.clone()), "sent twice: {line}");
+        if let Some(rest) = line.strip_prefix('T') {
+            let (t, i) = rest.split_once('-').unwrap();
+            let (t, i): (usize, i64) = (t.parse().unwrap(), i.parse().unwrap());
+            assert!(i > last[t], "thread {t}: {i} after {}", last[t]);
+            last[t] = i;
+        }
+    }
+    eprintln!("{} ({} lines)", log[0], log.len());
+    ws.close();
+    assert_eq!(block_on(ws.stopped()), StopReason::Closed);
+}
+
+/// Extreme policies end to end: `Duration::MAX` delays (the native timer must not panic),
+/// a huge factor, jitter 1.0; `close()` while waiting cancels the timer; a panicking hook
+/// does not stop the socket from opening and later stopping.
+#[test]
+fn review_extreme_delays_and_a_panicking_hook() {
+    let _s = serial();
+    let timers0 = diagnostics::live_timers();
+    let ws = ReconnectingWebSocket::new(
+        &format!("ws://127.0.0.1:{}/", refused_port()),
+        Reconnect::new()
+            .first_delay(Duration::MAX)
+            .max_delay(Duration::MAX)
+            .factor(f64::MAX)
+            .jitter(1.0),
+    )
+    .unwrap();
+    let rx = events(&ws);
+    wait_for(&rx, "Reconnecting", |e| {
+        matches!(e, ReconnectEvent::Reconnecting { .. })
+    });
+    ws.close();
+    assert_eq!(block_on(ws.stopped()), StopReason::Closed);
+    for _ in 0..100_000 {
+        if diagnostics::live_timers() == timers0 {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    assert_eq!(
+        diagnostics::live_timers(),
+        timers0,
+        "the cancelled timer stayed"
+    );
+
+    let ws = ReconnectingWebSocket::new(&format!("{}/echo", server()), fast()).unwrap();
+    ws.set_on_open(Some(|_: &WebSocket| {
+        panic!("review: a panicking hook (expected)")
+    }));
+    let rx = events(&ws);
+    wait_for(&rx, "Open", |e| matches!(e, ReconnectEvent::Open(_)));
+    ws.close();
+    assert_eq!(block_on(ws.stopped()), StopReason::Closed);
+}
