@@ -221,17 +221,17 @@ fn review_callbacks_reenter_and_drop_the_last_handle() {
     });
     // The state may still be released by the thread that delivered `Stopped`.
     for _ in 0..10_000 {
-        if diagnostics::live_reconnecting() == live0 && diagnostics::live_timers() == timers0 {
+        if diagnostics::live_reconnecting() <= live0 && diagnostics::live_timers() <= timers0 {
             break;
         }
         std::thread::yield_now();
     }
-    assert_eq!(
-        diagnostics::live_reconnecting(),
-        live0,
+    // At most: an earlier test's state may still have been going away at the start.
+    assert!(
+        diagnostics::live_reconnecting() <= live0,
         "a reconnecting state leaked"
     );
-    assert_eq!(diagnostics::live_timers(), timers0, "a timer leaked");
+    assert!(diagnostics::live_timers() <= timers0, "a timer leaked");
 }
 
 /// `close()` and `reconnect_now()` right after `new()` (CONNECTING) and from another thread
@@ -387,17 +387,17 @@ fn review_weak_handle_in_callbacks_does_not_leak() {
         wait_for(&rx, "Open", |e| matches!(e, ReconnectEvent::Open(_)));
     }
     for _ in 0..100_000 {
-        if diagnostics::live_reconnecting() == live0 && diagnostics::live_timers() == timers0 {
+        if diagnostics::live_reconnecting() <= live0 && diagnostics::live_timers() <= timers0 {
             break;
         }
         std::thread::yield_now();
     }
-    assert_eq!(
-        diagnostics::live_reconnecting(),
-        live0,
+    // At most: an earlier test's state may still have been going away at the start.
+    assert!(
+        diagnostics::live_reconnecting() <= live0,
         "a reconnecting state leaked"
     );
-    assert_eq!(diagnostics::live_timers(), timers0);
+    assert!(diagnostics::live_timers() <= timers0, "a timer leaked");
 }
 
 /// `/drops-log?id=` read with a plain socket.
@@ -514,14 +514,13 @@ fn review_extreme_delays_and_a_panicking_hook() {
     ws.close();
     assert_eq!(block_on(ws.stopped()), StopReason::Closed);
     for _ in 0..100_000 {
-        if diagnostics::live_timers() == timers0 {
+        if diagnostics::live_timers() <= timers0 {
             break;
         }
         std::thread::yield_now();
     }
-    assert_eq!(
-        diagnostics::live_timers(),
-        timers0,
+    assert!(
+        diagnostics::live_timers() <= timers0,
         "the cancelled timer stayed"
     );
 
@@ -533,4 +532,37 @@ fn review_extreme_delays_and_a_panicking_hook() {
     wait_for(&rx, "Open", |e| matches!(e, ReconnectEvent::Open(_)));
     ws.close();
     assert_eq!(block_on(ws.stopped()), StopReason::Closed);
+}
+
+/// As above, with the runtime dropped while the connection is open: its connection task ends
+/// with a close event (as for any `WebSocket`); the reconnecting socket must then either
+/// reconnect or stop, not wait forever on a timer of the dead runtime.
+#[test]
+fn review_runtime_dropped_while_open_does_not_strand_the_socket() {
+    let _s = serial();
+    let url = format!("{}/echo", server());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (ws, rx) = rt.block_on(async {
+        let ws = ReconnectingWebSocket::new(&url, fast()).unwrap();
+        let rx = events(&ws);
+        (ws, rx)
+    });
+    wait_for(&rx, "Open", |e| matches!(e, ReconnectEvent::Open(_)));
+    drop(rt);
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(GUARD) {
+            Ok(e @ (ReconnectEvent::Reconnected { .. } | ReconnectEvent::Stopped(_))) => {
+                eprintln!("{seen:?} then {e:?}");
+                break;
+            }
+            Ok(e) => seen.push(format!("{e:?}")),
+            Err(e) => panic!(
+                "after its runtime went away the socket neither reconnects nor stops: {e}; \
+                 events {seen:?}, ready_state {:?}",
+                ws.ready_state()
+            ),
+        }
+    }
+    ws.close();
 }
