@@ -188,22 +188,19 @@ fn review_callbacks_reenter_and_drop_the_last_handle() {
                 let _ = tx.send(format!("{e:?}"));
                 let me = slot.lock().unwrap().clone();
                 let Some(me) = me else { return };
-                match e {
-                    ReconnectEvent::Open(_) => {
-                        let _ = me.send("from a listener");
-                        me.set_on_open(Some(|s: &WebSocket| {
-                            let _ = s.send("hook");
-                        }));
-                        me.on_event(|_: &ReconnectEvent| {}).forget();
-                        if opens.fetch_add(1, Ordering::SeqCst) == 0 {
-                            me.reconnect_now();
-                        } else {
-                            // The last handle, dropped inside the callback.
-                            drop(me);
-                            slot.lock().unwrap().take();
-                        }
+                if let ReconnectEvent::Open(_) = e {
+                    let _ = me.send("from a listener");
+                    me.set_on_open(Some(|s: &WebSocket| {
+                        let _ = s.send("hook");
+                    }));
+                    me.on_event(|_: &ReconnectEvent| {}).forget();
+                    if opens.fetch_add(1, Ordering::SeqCst) == 0 {
+                        me.reconnect_now();
+                    } else {
+                        // The last handle, dropped inside the callback.
+                        drop(me);
+                        slot.lock().unwrap().take();
                     }
-                    _ => {}
                 }
             })
             .forget();
