@@ -252,7 +252,10 @@ pub enum Outbox {
     /// Queue up to both limits (a count of messages, empty ones included, and their payload
     /// bytes) and send them in order right after the next open, after the on-open hook's own
     /// sends. A `send` over either limit returns [`ErrorKind::InvalidState`]: nothing is
-    /// dropped silently.
+    /// refused silently. What still waits when the socket stops for good (the user's `close`,
+    /// the last handle dropped, a close code the policy stops on, giving up) is discarded,
+    /// with no event: [`buffered_amount`](ReconnectingWebSocket::buffered_amount) then falls
+    /// to 0.
     Queue {
         /// How many messages may wait.
         max_messages: usize,
@@ -691,6 +694,14 @@ impl State {
                     let Some(socket) = inner.socket.clone() else {
                         return;
                     };
+                    // A synthetic `open` (`dispatch_event` on the socket `socket()` gave out)
+                    // is not the connection opening: the real one comes once it left CONNECTING.
+                    if socket.ready_state() == ReadyState::Connecting {
+                        out.garbage.sockets.push(socket);
+                        drop(inner);
+                        drop(out);
+                        return;
+                    }
                     inner.phase = Phase::Opening;
                     let attempt = std::mem::take(&mut inner.attempts);
                     out.items.push(Item::Hook(generation, socket));
@@ -710,6 +721,14 @@ impl State {
                     .items
                     .push(Item::Event(ReconnectEvent::Error(e.clone()))),
                 Event::Close(c) => {
+                    // Likewise a synthetic `close`: the real one comes once CLOSED is set.
+                    let closed = inner
+                        .socket
+                        .as_ref()
+                        .is_none_or(|s| s.ready_state() == ReadyState::Closed);
+                    if !closed {
+                        return;
+                    }
                     inner.ever_closed = true;
                     out.items
                         .push(Item::Event(ReconnectEvent::Close(c.clone())));
@@ -1231,6 +1250,11 @@ impl ReconnectingWebSocket {
     /// authenticate. What it sends goes first. Replaces the previous hook. It runs like a
     /// listener (never under a lock of this socket); send on the socket it is given (this
     /// socket's own [`send`](Self::send) still queues or refuses until the hook returned).
+    ///
+    /// The hook is kept until the socket stops for good: a hook that holds a clone of this
+    /// socket keeps it alive, and reconnecting, after every other handle is dropped, until
+    /// something calls [`close`](Self::close). Hold a [`downgrade`](Self::downgrade)d handle
+    /// instead.
     pub fn set_on_open<F>(&self, hook: Option<F>)
     where
         F: FnMut(&WebSocket) + WasmNotSend + 'static,
@@ -1247,7 +1271,11 @@ impl ReconnectingWebSocket {
     }
 
     /// Adds a listener for every [`ReconnectEvent`], in order. It stays until the returned
-    /// guard is dropped, or the socket stops for good (after `Stopped`).
+    /// guard is dropped, or the socket stops for good (after `Stopped`). If the last handle is
+    /// dropped while a connection is open, the listeners go with the socket and never see
+    /// `Stopped`. As with [`set_on_open`](Self::set_on_open), a listener that holds a clone
+    /// of this socket (and is [`forget`](ReconnectListener::forget)ten) keeps it alive until
+    /// [`close`](Self::close): hold a [`downgrade`](Self::downgrade)d handle instead.
     pub fn on_event<F>(&self, f: F) -> ReconnectListener
     where
         F: FnMut(&ReconnectEvent) + WasmNotSend + 'static,

@@ -79,11 +79,75 @@ impl Drop for TimerGuard {
 }
 
 /// A timer task on the runtime `spawn` picks; dropping it aborts the task.
-pub(crate) struct Timer(tokio::task::AbortHandle);
+pub(crate) struct Timer(Arc<TimerShared>);
+
+/// What a [`Timer`] shares with its task (which may move to anyws's own runtime, see
+/// [`PendingTimer`]).
+#[derive(Default)]
+struct TimerShared {
+    cancelled: std::sync::atomic::AtomicBool,
+    abort: Mutex<Option<tokio::task::AbortHandle>>,
+}
 
 impl Drop for Timer {
     fn drop(&mut self) {
-        self.0.abort();
+        self.0.cancelled.store(true, Ordering::Release);
+        let handle = lock(&self.0.abort).take();
+        if let Some(h) = handle {
+            h.abort();
+        }
+    }
+}
+
+/// A timer's task while it waits. Dropped unrun although its [`Timer`] was not (the
+/// runtime it ran on shut down), it carries on on anyws's own runtime, so the reconnecting
+/// socket that waits on it is never stranded. Never inside [`Backend::timer`]'s caller's
+/// locks: it only spawns.
+struct PendingTimer {
+    shared: Arc<TimerShared>,
+    deadline: Option<std::time::Instant>,
+    task: Option<crate::sendness::BoxedOnce>,
+    _guard: TimerGuard,
+}
+
+impl PendingTimer {
+    async fn run(mut self) {
+        match self.deadline {
+            Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+            // tokio's `sleep` takes any `Duration`: past its horizon it waits "forever"
+            // (about 30 years), it never panics.
+            None => tokio::time::sleep(std::time::Duration::MAX).await,
+        }
+        if let Some(task) = self.task.take() {
+            if !self.shared.cancelled.load(Ordering::Acquire) {
+                task();
+            }
+        }
+    }
+}
+
+impl Drop for PendingTimer {
+    fn drop(&mut self) {
+        let Some(task) = self.task.take() else {
+            return;
+        };
+        if self.shared.cancelled.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(rt) = own_runtime() else {
+            return;
+        };
+        let next = PendingTimer {
+            shared: self.shared.clone(),
+            deadline: self.deadline,
+            task: Some(task),
+            _guard: TimerGuard::new(),
+        };
+        let handle = rt.spawn(next.run()).abort_handle();
+        *lock(&self.shared.abort) = Some(handle.clone());
+        if self.shared.cancelled.load(Ordering::Acquire) {
+            handle.abort();
+        }
     }
 }
 
@@ -263,6 +327,11 @@ fn spawn_task(
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
         return Ok(handle.spawn(fut));
     }
+    Ok(own_runtime()?.spawn(fut))
+}
+
+/// anyws's own small runtime, started on first use; it lives as long as the process.
+fn own_runtime() -> Result<&'static tokio::runtime::Runtime, Error> {
     static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
     let runtime = RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
@@ -272,13 +341,12 @@ fn spawn_task(
             .build()
             .map_err(|e| e.to_string())
     });
-    match runtime {
-        Ok(rt) => Ok(rt.spawn(fut)),
-        Err(e) => Err(Error::new(
+    runtime.as_ref().map_err(|e| {
+        Error::new(
             ErrorKind::Io,
             format!("could not start anyws's background runtime: {e}"),
-        )),
-    }
+        )
+    })
 }
 
 /// Whether proof 2 of the gate can come on this thread: a tokio task, or any code on a
@@ -527,15 +595,21 @@ impl Backend for Transport {
     type NetworkWatch = std::convert::Infallible;
 
     fn timer(delay: std::time::Duration, task: crate::sendness::BoxedOnce) -> Result<Timer, Error> {
-        let guard = TimerGuard::new();
-        let handle = spawn_task(async move {
-            let _guard = guard;
-            // tokio's `sleep` takes any `Duration`: past its horizon it waits "forever"
-            // (about 30 years), it never panics.
-            tokio::time::sleep(delay).await;
-            task();
-        })?;
-        Ok(Timer(handle.abort_handle()))
+        let shared = Arc::new(TimerShared::default());
+        let pending = PendingTimer {
+            shared: shared.clone(),
+            deadline: std::time::Instant::now().checked_add(delay),
+            task: Some(task),
+            _guard: TimerGuard::new(),
+        };
+        let handle = spawn_task(pending.run())?.abort_handle();
+        let mut slot = lock(&shared.abort);
+        // A runtime that shut down already dropped the task, which moved to anyws's own.
+        if slot.is_none() {
+            *slot = Some(handle);
+        }
+        drop(slot);
+        Ok(Timer(shared))
     }
 
     fn live_timers() -> usize {
