@@ -59,7 +59,8 @@ use std::time::Duration;
 #[non_exhaustive]
 #[derive(Clone, Debug)]
 pub struct Reconnect {
-    /// The delay before the first reconnection attempt after a connection closed.
+    /// The delay before the first reconnection attempt after a connection closed: more than
+    /// zero and at most `max_delay` (checked by [`ReconnectingWebSocket::new`]).
     /// Default: 1 s.
     pub first_delay: Duration,
     /// The cap of the exponential backoff. Default: 30 s.
@@ -154,6 +155,18 @@ impl Reconnect {
     }
 
     fn validate(&self) -> Result<(), Error> {
+        // A zero delay grows to nothing: attempts in a row against a refusing server with no
+        // pause at all.
+        if self.first_delay.is_zero() || self.max_delay < self.first_delay {
+            return Err(Error::new(
+                ErrorKind::Syntax,
+                format!(
+                    "Reconnect::first_delay must be more than zero and at most max_delay, not \
+                     {:?} (max_delay {:?})",
+                    self.first_delay, self.max_delay
+                ),
+            ));
+        }
         if !(self.factor.is_finite() && self.factor >= 1.0) {
             return Err(Error::new(
                 ErrorKind::Syntax,
@@ -491,7 +504,7 @@ impl State {
                 };
                 if let Some(hook) = hook {
                     let mut f = lock(&*hook);
-                    catching("on-open hook", || f(&socket));
+                    catching("hook (on open)", || f(&socket));
                 }
             }
             Item::Flush(generation) => {
@@ -1622,6 +1635,9 @@ mod tests {
             Reconnect::new().jitter(-0.1),
             Reconnect::new().jitter(1.5),
             Reconnect::new().jitter(f64::NAN),
+            Reconnect::new().first_delay(Duration::ZERO),
+            Reconnect::new().max_delay(Duration::ZERO),
+            Reconnect::new().first_delay(Duration::from_secs(60)),
         ] {
             assert_eq!(r.validate().unwrap_err().kind(), ErrorKind::Syntax);
         }

@@ -283,7 +283,7 @@ fn review_zero_first_delay_is_not_a_reconnect_storm() {
         .max_attempts(Some(20));
     let Ok(ws) = ReconnectingWebSocket::new(&format!("ws://127.0.0.1:{}/", refused_port()), policy)
     else {
-        return; // refused: fine
+        return; // refused (a Syntax error): the fix
     };
     let rx = events(&ws);
     let mut delays = Vec::new();
