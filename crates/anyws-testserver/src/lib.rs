@@ -19,7 +19,7 @@
 //! | `/free-port` | sends, as one text message, a port on 127.0.0.1 that was free a moment ago (bound, then released), then closes with 1000: for testing refused connections |
 //! | `/headers?respond=NAME:VALUE` | sends the request's headers as one text message (`name: value` lines, names lower-case), then echoes; with `respond`, the handshake response also carries the header `NAME: VALUE` |
 //! | `/script?id=ID&s=SCRIPT` | runs a peer script byte for byte (frames, waits for the client, delays, FIN or RST: see [`anyws_conformance::script`]) and logs what the client sent; a script that does not parse fails the handshake with 400 |
-//! | `/drops?id=X` | echoes text and binary messages and logs them under `X` (text as is, binary as `binary:LEN`), counting each connection; the text message `drop` (not logged, not echoed) makes it drop the TCP connection at once, with no close frame (an RST where it can, a FIN over TLS): the client sees 1006. For testing reconnecting clients |
+//! | `/drops?id=X` | echoes text and binary messages and logs them under `X` (text as is up to 1 KiB, longer text as `text:LEN`, binary as `binary:LEN`; at most 10,000 lines per id and 10,000 ids), counting each connection; the text message `drop` (not logged, not echoed) makes it drop the TCP connection at once, with no close frame (an RST where it can, a FIN over TLS): the client sees 1006. For testing reconnecting clients |
 //! | `/drops-log?id=X` | sends, as one text message, `connections=N` then one line per message `/drops?id=X` logged, in the order they arrived (over all its connections), then closes with 1000 |
 //! | `/script-log?id=ID` | once the script of run `ID` is over (waiting up to 10 s), sends its log as one text message (one line per message, close frame or slip the peer saw), then closes with 1000 |
 //!
@@ -83,11 +83,28 @@ pub struct SinkStats {
 
 type Stats = Arc<Mutex<HashMap<String, SinkStats>>>;
 
-/// What `/drops?id=X` saw, for `/drops-log?id=X`.
+/// What `/drops?id=X` saw, for `/drops-log?id=X`: at most [`DROP_LOG_LINES`] lines of at
+/// most [`DROP_LOG_LINE`] bytes per id, and at most [`DROP_LOG_IDS`] ids, so a peer cannot
+/// make the server's memory grow without bound.
 #[derive(Default)]
 struct DropLog {
     connections: u64,
     messages: Vec<String>,
+}
+
+/// The most lines kept per `/drops` id; later messages are echoed but not logged.
+const DROP_LOG_LINES: usize = 10_000;
+/// The longest text kept per line, in bytes; longer texts are logged as `text:LEN`.
+const DROP_LOG_LINE: usize = 1024;
+/// The most `/drops` ids with a log; connections under further ids echo but log nothing.
+const DROP_LOG_IDS: usize = 10_000;
+
+/// The log of `id`, if it has one or there is room for another.
+fn drop_log<'a>(map: &'a mut HashMap<String, DropLog>, id: &str) -> Option<&'a mut DropLog> {
+    if !map.contains_key(id) && map.len() >= DROP_LOG_IDS {
+        return None;
+    }
+    Some(map.entry(id.to_owned()).or_default())
 }
 
 type Drops = Arc<Mutex<HashMap<String, DropLog>>>;
@@ -504,12 +521,9 @@ async fn drops_on_command(
     drops: Drops,
     reset: Option<tokio::net::TcpStream>,
 ) -> Served {
-    drops
-        .lock()
-        .unwrap()
-        .entry(id.clone())
-        .or_default()
-        .connections += 1;
+    if let Some(log) = drop_log(&mut drops.lock().unwrap(), &id) {
+        log.connections += 1;
+    }
     while let Some(msg) = ws.next().await {
         let msg = msg?;
         let line = match &msg {
@@ -521,17 +535,16 @@ async fn drops_on_command(
                 drop(reset);
                 return Ok(());
             }
-            Message::Text(t) => t.to_string(),
+            Message::Text(t) if t.len() <= DROP_LOG_LINE => t.to_string(),
+            Message::Text(t) => format!("text:{}", t.len()),
             Message::Binary(b) => format!("binary:{}", b.len()),
             _ => continue,
         };
-        drops
-            .lock()
-            .unwrap()
-            .entry(id.clone())
-            .or_default()
-            .messages
-            .push(line);
+        if let Some(log) = drop_log(&mut drops.lock().unwrap(), &id) {
+            if log.messages.len() < DROP_LOG_LINES {
+                log.messages.push(line);
+            }
+        }
         ws.send(msg).await?;
     }
     Ok(())
@@ -576,4 +589,23 @@ fn decode_hex(s: &str) -> std::result::Result<Vec<u8>, String> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|e| format!("bad hex {s:?}: {e}")))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{drop_log, DropLog, DROP_LOG_IDS};
+    use std::collections::HashMap;
+
+    /// The `/drops` logs are bounded in ids (and, in `drops_on_command`, in lines and line
+    /// length): a peer cannot grow the server's memory without bound.
+    #[test]
+    fn the_drops_logs_are_bounded() {
+        let mut map: HashMap<String, DropLog> = HashMap::new();
+        for i in 0..DROP_LOG_IDS {
+            assert!(drop_log(&mut map, &i.to_string()).is_some());
+        }
+        assert!(drop_log(&mut map, "one more").is_none());
+        assert!(drop_log(&mut map, "7").is_some(), "a known id keeps its log");
+        assert_eq!(map.len(), DROP_LOG_IDS);
+    }
 }
