@@ -456,15 +456,31 @@ fn closed_for_good() -> Error {
 }
 
 impl State {
-    fn finish(self: &Shared<Self>, outcome: Outcome) {
+    /// After a state change whose items [`enqueue`](Self::enqueue) queued under the lock:
+    /// drops what it released, wakes who waits, and delivers (unless a delivery is under way,
+    /// which will).
+    fn finish_queued(self: &Shared<Self>, outcome: Outcome) {
         let Outcome {
             items,
             garbage,
             wake,
         } = outcome;
+        debug_assert!(items.is_empty(), "items are queued under the lock");
         drop(garbage);
         wake.into_iter().for_each(Waker::wake);
         self.deliver(items);
+    }
+
+    /// Puts what a state change produced into the delivery queue. Called while the `inner`
+    /// lock that computed them is still held (the lock order is `inner`, then `queue`; the
+    /// delivery loop never holds `queue` while it takes `inner`), so the events of two
+    /// changes made on different threads are delivered in the order the changes were made:
+    /// a `close()` on one thread cannot get its `Stopped` and the listeners' release ahead of
+    /// the server's `Close` computed just before on another.
+    fn enqueue(&self, out: &mut Outcome) {
+        if !out.items.is_empty() {
+            lock(&self.queue).items.extend(out.items.drain(..));
+        }
     }
 
     /// Adds items to the queue and delivers them, unless a delivery is under way (which will).
@@ -636,8 +652,9 @@ impl State {
             }
             out.garbage.timers.extend(inner.timer.take());
             self.connect(&mut inner, &mut out);
+            self.enqueue(&mut out);
         }
-        self.finish(out);
+        self.finish_queued(out);
     }
 
     /// Starts a new inner socket (under the lock: creating one runs no user code).
@@ -758,8 +775,9 @@ impl State {
                     }
                 }
             }
+            self.enqueue(&mut out);
         }
-        self.finish(out);
+        self.finish_queued(out);
     }
 
     fn network_changed(self: &Shared<Self>, online: bool) {
@@ -782,8 +800,9 @@ impl State {
                         if inner.attempts >= max {
                             let attempts = inner.attempts;
                             Self::stop(&mut inner, StopReason::GaveUp(attempts), &mut out);
+                            self.enqueue(&mut out);
                             drop(inner);
-                            self.finish(out);
+                            self.finish_queued(out);
                             return;
                         }
                     }
@@ -797,8 +816,9 @@ impl State {
                 }
                 _ => {}
             }
+            self.enqueue(&mut out);
         }
-        self.finish(out);
+        self.finish_queued(out);
     }
 
     /// `close()`, `close_with()`, or the last handle dropped.
@@ -827,8 +847,9 @@ impl State {
                     Self::stop(&mut inner, StopReason::Closed, &mut out);
                 }
             }
+            self.enqueue(&mut out);
         }
-        self.finish(out);
+        self.finish_queued(out);
     }
 }
 
@@ -1254,8 +1275,9 @@ impl ReconnectingWebSocket {
                 }
             }
             state.connect(&mut inner, &mut out);
+            state.enqueue(&mut out);
         }
-        state.finish(out);
+        state.finish_queued(out);
     }
 
     /// Sets (or with `None` clears) the hook called on every open, the first and each
