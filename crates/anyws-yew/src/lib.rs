@@ -388,6 +388,18 @@ struct Callbacks<T: 'static> {
     on_reconnect: Option<Callback<ReconnectEvent>>,
 }
 
+impl<T> Callbacks<T> {
+    fn none() -> Self {
+        Callbacks {
+            on_open: None,
+            on_message: None,
+            on_error: None,
+            on_close: None,
+            on_reconnect: None,
+        }
+    }
+}
+
 /// The hook's state setters, callbacks and decoder, as the connection reports to them.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 struct Reporter<T: 'static> {
@@ -425,14 +437,16 @@ fn use_websocket_with<T: Clone + 'static>(
         on_close: options.on_close,
         on_reconnect: options.on_reconnect,
     };
-    let callbacks = use_mut_ref(|| Callbacks {
-        on_open: None,
-        on_message: None,
-        on_error: None,
-        on_close: None,
-        on_reconnect: None,
-    });
+    let callbacks = use_mut_ref(Callbacks::none);
     *callbacks.borrow_mut() = latest;
+    {
+        // On unmount, forget the callbacks: one that holds the handle (which holds the
+        // connection, which holds them) would otherwise keep all of it alive for ever.
+        let callbacks = callbacks.clone();
+        use_effect_with((), move |_| {
+            move || *callbacks.borrow_mut() = Callbacks::none()
+        });
+    }
     let connection = {
         let reporter = Reporter {
             ready_state: ready_state.setter(),
