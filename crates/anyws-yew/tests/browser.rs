@@ -449,3 +449,56 @@ async fn review_unmounting_while_waiting_to_reconnect_leaves_nothing() {
     })
     .await;
 }
+
+/// A component whose `on_reconnect` callback opens the connection again, through the
+/// component's own handle, once the reconnecting socket stopped for good.
+#[function_component(Reopens)]
+fn reopens(props: &Props<Message>) -> Html {
+    let me = use_mut_ref(|| None::<UseWebSocketHandle<Message>>);
+    let options = (props.options)().on_reconnect({
+        let me = me.clone();
+        move |e: ReconnectEvent| {
+            if matches!(e, ReconnectEvent::Stopped(_)) {
+                let ws = me.borrow().clone();
+                if let Some(ws) = ws {
+                    ws.open();
+                }
+            }
+        }
+    });
+    let ws = use_websocket(props.url.clone(), options);
+    *me.borrow_mut() = Some(ws.clone());
+    record(&props.seen, &ws);
+    html! {}
+}
+
+#[wasm_bindgen_test]
+async fn review_a_callback_may_open_when_close_stops_a_waiting_socket() {
+    let id = unique("review-reopen");
+    let m = mount::<Reopens, _>(format!("{}/drops?id={id}", server()), move || {
+        UseWebSocketOptions::new().reconnect(
+            Reconnect::new()
+                .first_delay(Duration::from_secs(60))
+                .max_delay(Duration::from_secs(60))
+                .jitter(0.0),
+        )
+    });
+    settle().await;
+    until("the open", || m.ws().ready_state() == ReadyState::Open).await;
+    m.ws().send("drop").unwrap();
+    until("the wait", || m.ws().reconnecting().is_some()).await;
+    // Stops the waiting socket for good: its `Stopped` event, whose callback calls `open`,
+    // must not run while `close` holds the hook's connection.
+    m.ws().close();
+    until("the new connection", || {
+        m.ws().ready_state() == ReadyState::Open && m.ws().reconnecting().is_none()
+    })
+    .await;
+    drop(m);
+    until("nothing left", || {
+        anyws::diagnostics::live_reconnecting() == 0
+            && anyws::diagnostics::live_timers() == 0
+            && anyws::diagnostics::live_connections() == 0
+    })
+    .await;
+}
