@@ -402,3 +402,33 @@ async fn review_a_callback_may_open_when_close_stops_a_waiting_socket() {
     })
     .await;
 }
+
+#[wasm_bindgen_test]
+async fn review_fast_mounts_and_an_unmount_while_connecting_leave_nothing() {
+    // Unmounted before the effect ran: nothing ever connects.
+    for _ in 0..2 {
+        let url = format!("{}/echo", server());
+        drop(mount(move || {
+            use_websocket(url, UseWebSocketOptions::new())
+        }));
+    }
+    settle().await;
+    assert_eq!(anyws::diagnostics::live_connections(), 0);
+    // Unmounted while connecting, twice in a row.
+    for _ in 0..2 {
+        let url = format!("{}/echo", server());
+        let m = mount(move || use_websocket(url, UseWebSocketOptions::new()));
+        settle().await;
+        let socket = m.ws.socket().expect("the effect opened it");
+        assert_eq!(socket.ready_state(), ReadyState::Connecting);
+        drop(m);
+        until("the socket's close", || {
+            socket.ready_state() == ReadyState::Closed
+        })
+        .await;
+    }
+    until("no live connection", || {
+        anyws::diagnostics::live_connections() == 0
+    })
+    .await;
+}

@@ -502,3 +502,44 @@ async fn review_a_callback_may_open_when_close_stops_a_waiting_socket() {
     })
     .await;
 }
+
+/// As `Plain`, but the handle is not kept anywhere (no path from the props to it).
+#[function_component(Unrecorded)]
+fn unrecorded(props: &Props<Message>) -> Html {
+    let ws = use_websocket(props.url.clone(), (props.options)());
+    html! { <p>{ format!("{:?}", ws.ready_state()) }</p> }
+}
+
+#[wasm_bindgen_test]
+async fn review_fast_mounts_and_an_unmount_while_connecting_leave_nothing() {
+    // Unmounted before the effect ran: nothing ever connects.
+    for _ in 0..2 {
+        drop(mount::<Unrecorded, _>(
+            format!("{}/echo", server()),
+            UseWebSocketOptions::new,
+        ));
+    }
+    // Let whatever the scheduler still had run.
+    TimeoutFuture::new(300).await;
+    assert_eq!(
+        anyws::diagnostics::live_connections(),
+        0,
+        "after unmounts before the first render"
+    );
+    // Unmounted while connecting, twice in a row.
+    for _ in 0..2 {
+        let m = mount::<Plain, _>(format!("{}/echo", server()), UseWebSocketOptions::new);
+        settle().await;
+        let socket = m.ws().socket().expect("the effect opened it");
+        assert_eq!(socket.ready_state(), ReadyState::Connecting);
+        drop(m);
+        until("the socket's close", || {
+            socket.ready_state() == ReadyState::Closed
+        })
+        .await;
+    }
+    until("no live connection", || {
+        anyws::diagnostics::live_connections() == 0
+    })
+    .await;
+}
