@@ -269,15 +269,18 @@ impl<T: Send + Sync> UseWebSocket<T> {
     /// Closes the connection (without a status code: the server sees 1005); with a
     /// reconnect policy, for good. It is not reopened until [`open`](UseWebSocket::open).
     pub fn close(&self) {
-        self.connection.try_with_value(|c| c.close());
+        // Not under the stored value's lock: the callbacks of what closing reports may use
+        // the hook.
+        if let Some(closer) = self.connection.try_with_value(|c| c.closer()).flatten() {
+            closer.close();
+        }
     }
 
     /// Closes the connection with `code` (1000 or 3000..=4999) and `reason` (at most 123
     /// bytes).
     pub fn close_with(&self, code: u16, reason: &str) -> Result<(), Error> {
-        self.connection
-            .try_with_value(|c| c.close_with(code, reason))
-            .unwrap_or(Err(Error::NotConnected))
+        let closer = self.connection.try_with_value(|c| c.closer()).flatten();
+        closer.ok_or(Error::NotConnected)?.close_with(code, reason)
     }
 
     /// The current socket, if there is one (for what the hook does not wrap:
@@ -510,12 +513,8 @@ mod browser {
             self.driver.send(message)
         }
 
-        pub(super) fn close(&self) {
-            self.driver.close();
-        }
-
-        pub(super) fn close_with(&self, code: u16, reason: &str) -> Result<(), Error> {
-            self.driver.close_with(code, reason)
+        pub(super) fn closer(&self) -> Option<crate::driver::Closer> {
+            self.driver.closer()
         }
 
         pub(super) fn socket(&self) -> Option<WebSocket> {
@@ -549,14 +548,25 @@ mod server {
             Err(Error::NotConnected)
         }
 
-        pub(super) fn close(&self) {}
-
-        pub(super) fn close_with(&self, _code: u16, _reason: &str) -> Result<(), Error> {
-            Err(Error::NotConnected)
+        pub(super) fn closer(&self) -> Option<Closer> {
+            None
         }
 
         pub(super) fn socket(&self) -> Option<WebSocket> {
             None
+        }
+    }
+
+    /// Never made: there is no connection on the server.
+    pub(super) enum Closer {}
+
+    impl Closer {
+        pub(super) fn close(&self) {
+            match *self {}
+        }
+
+        pub(super) fn close_with(&self, _code: u16, _reason: &str) -> Result<(), Error> {
+            match *self {}
         }
     }
 }

@@ -350,3 +350,85 @@ async fn the_reconnect_option_reconnects_after_the_server_drops_the_connection()
     })
     .await;
 }
+
+#[wasm_bindgen_test]
+async fn review_a_callback_may_open_when_close_stops_a_waiting_socket() {
+    let id = unique("review-reopen");
+    let url = format!("{}/drops?id={id}", server());
+    let me: Rc<RefCell<Option<UseWebSocket>>> = Rc::new(RefCell::new(None));
+    let slot = me.clone();
+    let m = mount(move || {
+        use_websocket(
+            url,
+            UseWebSocketOptions::new()
+                .reconnect(
+                    Reconnect::new()
+                        .first_delay(Duration::from_secs(60))
+                        .max_delay(Duration::from_secs(60))
+                        .jitter(0.0),
+                )
+                .on_reconnect(move |e| {
+                    if matches!(e, ReconnectEvent::Stopped(_)) {
+                        let ws = *slot.borrow();
+                        if let Some(ws) = ws {
+                            ws.open();
+                        }
+                    }
+                }),
+        )
+    });
+    let ws = m.ws;
+    *me.borrow_mut() = Some(ws);
+    until("the open", || {
+        ws.ready_state.get_untracked() == ReadyState::Open
+    })
+    .await;
+    ws.send("drop").unwrap();
+    until("the wait", || ws.reconnecting.get_untracked().is_some()).await;
+    // Stops the waiting socket for good: its `Stopped` event, whose callback calls `open`,
+    // must not run while `close` holds the hook's stored connection.
+    ws.close();
+    until("the new connection", || {
+        ws.ready_state.get_untracked() == ReadyState::Open
+            && ws.reconnecting.get_untracked().is_none()
+    })
+    .await;
+    me.borrow_mut().take();
+    drop(m);
+    until("nothing left", || {
+        anyws::diagnostics::live_reconnecting() == 0
+            && anyws::diagnostics::live_timers() == 0
+            && anyws::diagnostics::live_connections() == 0
+    })
+    .await;
+}
+
+#[wasm_bindgen_test]
+async fn review_fast_mounts_and_an_unmount_while_connecting_leave_nothing() {
+    // Unmounted before the effect ran: nothing ever connects.
+    for _ in 0..2 {
+        let url = format!("{}/echo", server());
+        drop(mount(move || {
+            use_websocket(url, UseWebSocketOptions::new())
+        }));
+    }
+    settle().await;
+    assert_eq!(anyws::diagnostics::live_connections(), 0);
+    // Unmounted while connecting, twice in a row.
+    for _ in 0..2 {
+        let url = format!("{}/echo", server());
+        let m = mount(move || use_websocket(url, UseWebSocketOptions::new()));
+        settle().await;
+        let socket = m.ws.socket().expect("the effect opened it");
+        assert_eq!(socket.ready_state(), ReadyState::Connecting);
+        drop(m);
+        until("the socket's close", || {
+            socket.ready_state() == ReadyState::Closed
+        })
+        .await;
+    }
+    until("no live connection", || {
+        anyws::diagnostics::live_connections() == 0
+    })
+    .await;
+}

@@ -12,7 +12,7 @@ use anyws::{CloseEvent, Event, EventKind, Listener, Message, MessageEvent, Optio
 use anyws::{Reconnect, ReconnectEvent, ReconnectListener, ReconnectingWebSocket};
 use anyws::{WeakReconnectingWebSocket, WeakWebSocket, WebSocket};
 use gloo_timers::callback::Interval;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
@@ -47,6 +47,8 @@ struct Shared {
     report: Box<dyn Report>,
     /// The running poll of `bufferedAmount`, if any.
     poll: RefCell<Option<Interval>>,
+    /// Which connection is the current one: changes at every `open` and `stop`.
+    generation: Cell<u64>,
 }
 
 /// One hook's connection, if any.
@@ -113,6 +115,7 @@ impl Driver {
             shared: Rc::new(Shared {
                 report: Box::new(report),
                 poll: RefCell::new(None),
+                generation: Cell::new(0),
             }),
             conn: None,
         }
@@ -136,6 +139,7 @@ impl Driver {
             return;
         }
         self.stop();
+        self.shared.next_generation();
         let made = match reconnect {
             None => WebSocket::with_options(url, options.clone()).map(Socket::Plain),
             Some(r) => ReconnectingWebSocket::with_options(url, options.clone(), r.clone())
@@ -191,27 +195,15 @@ impl Driver {
         Ok(())
     }
 
-    /// Starts the closing handshake without a status code (the server sees 1005); a
-    /// reconnecting socket stops for good.
-    pub(crate) fn close(&self) {
-        if let Some(conn) = &self.conn {
-            match &conn.socket {
-                Socket::Plain(s) => s.close(),
-                Socket::Reconnecting(s) => s.close(),
-            }
-            self.shared.refresh(&conn.socket);
-        }
-    }
-
-    /// Starts the closing handshake with `code` and `reason`.
-    pub(crate) fn close_with(&self, code: u16, reason: &str) -> Result<(), Error> {
-        let conn = self.conn.as_ref().ok_or(Error::NotConnected)?;
-        match &conn.socket {
-            Socket::Plain(s) => s.close_with(code, reason)?,
-            Socket::Reconnecting(s) => s.close_with(code, reason)?,
-        }
-        self.shared.refresh(&conn.socket);
-        Ok(())
+    /// What closes the connection, if there is one. Call it after letting go of the hook's
+    /// connection: closing a reconnecting socket that waits to reconnect reports its
+    /// `Stopped` event at once, and the callbacks may call the hook's `open`.
+    pub(crate) fn closer(&self) -> Option<Closer> {
+        self.conn.as_ref().map(|conn| Closer {
+            generation: self.shared.generation.get(),
+            shared: self.shared.clone(),
+            socket: conn.socket.clone(),
+        })
     }
 
     /// The current socket, if any (a reconnecting socket's current inner one).
@@ -225,6 +217,7 @@ impl Driver {
     /// Removes the listeners (nothing more is reported), stops the poll and closes the socket
     /// (a reconnecting one for good).
     pub(crate) fn stop(&mut self) {
+        self.shared.next_generation();
         drop(self.shared.poll.borrow_mut().take());
         if let Some(conn) = self.conn.take() {
             drop(conn.listeners);
@@ -236,6 +229,43 @@ impl Driver {
                     s.close();
                 }
             }
+        }
+    }
+}
+
+/// Closes one connection of a [`Driver`] (see [`Driver::closer`]).
+pub(crate) struct Closer {
+    generation: u64,
+    shared: Rc<Shared>,
+    socket: Socket,
+}
+
+impl Closer {
+    /// Starts the closing handshake without a status code (the server sees 1005); a
+    /// reconnecting socket stops for good.
+    pub(crate) fn close(&self) {
+        match &self.socket {
+            Socket::Plain(s) => s.close(),
+            Socket::Reconnecting(s) => s.close(),
+        }
+        self.refresh();
+    }
+
+    /// Starts the closing handshake with `code` and `reason`.
+    pub(crate) fn close_with(&self, code: u16, reason: &str) -> Result<(), Error> {
+        match &self.socket {
+            Socket::Plain(s) => s.close_with(code, reason)?,
+            Socket::Reconnecting(s) => s.close_with(code, reason)?,
+        }
+        self.refresh();
+        Ok(())
+    }
+
+    /// Reports the state, unless a callback replaced the connection meanwhile (its listeners
+    /// were removed: nothing of this one is reported any more).
+    fn refresh(&self) {
+        if self.shared.generation.get() == self.generation {
+            self.shared.refresh(&self.socket);
         }
     }
 }
@@ -284,14 +314,23 @@ fn listen_reconnecting(shared: &Rc<Shared>, socket: &ReconnectingWebSocket) -> R
 }
 
 impl Shared {
+    /// Marks a change of connection.
+    fn next_generation(&self) {
+        self.generation.set(self.generation.get().wrapping_add(1));
+    }
+
     fn on_event(self: &Rc<Self>, socket: &WebSocket, event: &Event) {
         let me = Socket::Plain(socket.clone());
         match event {
             Event::Open => {
                 self.refresh(&me);
+                let generation = self.generation.get();
                 self.report.open(socket);
-                // What the callback sent.
-                self.refresh(&me);
+                // What the callback sent, unless it replaced the connection (whose state
+                // this one's must not overwrite).
+                if self.generation.get() == generation {
+                    self.refresh(&me);
+                }
             }
             Event::Message(m) => self.report.message(m),
             Event::Error(e) => self.report.error(Error::Connection(e.clone())),

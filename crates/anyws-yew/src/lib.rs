@@ -328,13 +328,18 @@ impl<T> UseWebSocketHandle<T> {
     /// reconnect policy, for good. It is not reopened until
     /// [`open`](UseWebSocketHandle::open).
     pub fn close(&self) {
-        self.connection.borrow().close();
+        // Not under the borrow: the callbacks of what closing reports may use the handle.
+        let closer = self.connection.borrow().closer();
+        if let Some(closer) = closer {
+            closer.close();
+        }
     }
 
     /// Closes the connection with `code` (1000 or 3000..=4999) and `reason` (at most 123
     /// bytes).
     pub fn close_with(&self, code: u16, reason: &str) -> Result<(), Error> {
-        self.connection.borrow().close_with(code, reason)
+        let closer = self.connection.borrow().closer();
+        closer.ok_or(Error::NotConnected)?.close_with(code, reason)
     }
 
     /// The current socket, if there is one (for what the hook does not wrap:
@@ -388,6 +393,18 @@ struct Callbacks<T: 'static> {
     on_reconnect: Option<Callback<ReconnectEvent>>,
 }
 
+impl<T> Callbacks<T> {
+    fn none() -> Self {
+        Callbacks {
+            on_open: None,
+            on_message: None,
+            on_error: None,
+            on_close: None,
+            on_reconnect: None,
+        }
+    }
+}
+
 /// The hook's state setters, callbacks and decoder, as the connection reports to them.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 struct Reporter<T: 'static> {
@@ -425,14 +442,16 @@ fn use_websocket_with<T: Clone + 'static>(
         on_close: options.on_close,
         on_reconnect: options.on_reconnect,
     };
-    let callbacks = use_mut_ref(|| Callbacks {
-        on_open: None,
-        on_message: None,
-        on_error: None,
-        on_close: None,
-        on_reconnect: None,
-    });
+    let callbacks = use_mut_ref(Callbacks::none);
     *callbacks.borrow_mut() = latest;
+    {
+        // On unmount, forget the callbacks: one that holds the handle (which holds the
+        // connection, which holds them) would otherwise keep all of it alive for ever.
+        let callbacks = callbacks.clone();
+        use_effect_with((), move |_| {
+            move || *callbacks.borrow_mut() = Callbacks::none()
+        });
+    }
     let connection = {
         let reporter = Reporter {
             ready_state: ready_state.setter(),
@@ -573,12 +592,8 @@ mod browser {
             self.driver.send(message)
         }
 
-        pub(super) fn close(&self) {
-            self.driver.close();
-        }
-
-        pub(super) fn close_with(&self, code: u16, reason: &str) -> Result<(), Error> {
-            self.driver.close_with(code, reason)
+        pub(super) fn closer(&self) -> Option<crate::driver::Closer> {
+            self.driver.closer()
         }
 
         pub(super) fn socket(&self) -> Option<WebSocket> {
@@ -614,14 +629,25 @@ mod server {
             Err(Error::NotConnected)
         }
 
-        pub(super) fn close(&self) {}
-
-        pub(super) fn close_with(&self, _code: u16, _reason: &str) -> Result<(), Error> {
-            Err(Error::NotConnected)
+        pub(super) fn closer(&self) -> Option<Closer> {
+            None
         }
 
         pub(super) fn socket(&self) -> Option<WebSocket> {
             None
+        }
+    }
+
+    /// Never made: there is no connection on the server.
+    pub(super) enum Closer {}
+
+    impl Closer {
+        pub(super) fn close(&self) {
+            match *self {}
+        }
+
+        pub(super) fn close_with(&self, _code: u16, _reason: &str) -> Result<(), Error> {
+            match *self {}
         }
     }
 }
