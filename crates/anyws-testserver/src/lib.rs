@@ -605,7 +605,10 @@ mod tests {
             assert!(drop_log(&mut map, &i.to_string()).is_some());
         }
         assert!(drop_log(&mut map, "one more").is_none());
-        assert!(drop_log(&mut map, "7").is_some(), "a known id keeps its log");
+        assert!(
+            drop_log(&mut map, "7").is_some(),
+            "a known id keeps its log"
+        );
         assert_eq!(map.len(), DROP_LOG_IDS);
     }
 }
