@@ -405,22 +405,30 @@ async fn review_a_callback_may_open_when_close_stops_a_waiting_socket() {
 
 #[wasm_bindgen_test]
 async fn review_fast_mounts_and_an_unmount_while_connecting_leave_nothing() {
-    // Unmounted before the effect ran: nothing ever connects.
+    // The count is the page's: an earlier test's sockets may still be closing.
+    until("no connection from an earlier test", || {
+        anyws::diagnostics::live_connections() == 0
+    })
+    .await;
+    // Unmounted at once (before the effect ran, unless the page was slow): nothing is left.
     for _ in 0..2 {
         let url = format!("{}/echo", server());
         drop(mount(move || {
             use_websocket(url, UseWebSocketOptions::new())
         }));
     }
-    settle().await;
-    assert_eq!(anyws::diagnostics::live_connections(), 0);
+    until("no connection from the unmounted ones", || {
+        anyws::diagnostics::live_connections() == 0
+    })
+    .await;
     // Unmounted while connecting, twice in a row.
     for _ in 0..2 {
         let url = format!("{}/echo", server());
         let m = mount(move || use_websocket(url, UseWebSocketOptions::new()));
         settle().await;
         let socket = m.ws.socket().expect("the effect opened it");
-        assert_eq!(socket.ready_state(), ReadyState::Connecting);
+        // Usually still CONNECTING here; on a slow page it may have opened: either way the
+        // unmount must close it.
         drop(m);
         until("the socket's close", || {
             socket.ready_state() == ReadyState::Closed

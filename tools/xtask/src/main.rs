@@ -463,8 +463,9 @@ fn after_suite(root: &Path, config: &WasmConfig, tools: &setup::Tools) -> Vec<St
 
 /// Every runtime passes the same tests, by name, as the first (native), except the
 /// browser-only ones, which live in the suite's `browser_faults` module (faults only a browser
-/// can have, e.g. a Blob that cannot be read) and `browser_scope` (the page or a worker, as
-/// built). One problem per run that differs.
+/// can have, e.g. a Blob that cannot be read), `browser_scope` (the page or a worker, as
+/// built) and `browser_network` (the global scope's `online`/`offline` events). One problem
+/// per run that differs.
 fn same_tests_everywhere(runs: &[(String, TestRun, f32)]) -> Vec<String> {
     let shared = |names: &std::collections::BTreeSet<String>| {
         names
@@ -492,7 +493,7 @@ fn same_tests_everywhere(runs: &[(String, TestRun, f32)]) -> Vec<String> {
 }
 
 /// The modules of the cross-target suite whose tests run only in browsers.
-const BROWSER_ONLY: [&str; 2] = ["browser_faults::", "browser_scope::"];
+const BROWSER_ONLY: [&str; 3] = ["browser_faults::", "browser_scope::", "browser_network::"];
 
 /// The crate holding `browser_scope`, whose scope tests prove where a browser run ran.
 const SUITE_CRATE: &str = "anyws-tests";
