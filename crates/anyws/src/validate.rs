@@ -5,6 +5,33 @@
 //! WHATWG Fetch "bad port" list.
 
 use crate::error::{Error, ErrorKind};
+use std::fmt;
+
+/// A string in double quotes for error messages, with `"`, `\` and control characters
+/// escaped as `{:?}` escapes them (`\n`, `\u{7f}`, ...); other characters are shown as they are
+/// (`{:?}` also escapes unprinted Unicode, such as U+200B, through tables that would take
+/// several KB of every wasm build, alongside the string slicing panics that use them).
+pub(crate) struct Quoted<'a>(pub(crate) &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write as _;
+        f.write_char('"')?;
+        for c in self.0.chars() {
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                '\0' => f.write_str("\\0")?,
+                c if c.is_control() => write!(f, "\\u{{{:x}}}", c as u32)?,
+                c => f.write_char(c)?,
+            }
+        }
+        f.write_char('"')
+    }
+}
 
 /// Why the WHATWG URL parser refused an input.
 #[derive(Debug)]
@@ -33,21 +60,21 @@ pub(crate) fn websocket_url_with(
         UrlFailure::RelativeWithoutBase => Error::new(
             ErrorKind::Syntax,
             format!(
-                "{:?} is a relative URL and there is no base URL to resolve it against \
+                "{} is a relative URL and there is no base URL to resolve it against \
                  (native code has no page): use an absolute ws:// or wss:// URL",
-                input_without_credentials(input)
+                Quoted(&input_without_credentials(input))
             ),
         ),
         UrlFailure::Invalid(why) => {
             // Some parsers (Firefox's `URL`) repeat the input in their words.
             let shown = input_without_credentials(input);
             let why = match &shown {
-                std::borrow::Cow::Owned(shown) => why.replace(input, shown),
+                std::borrow::Cow::Owned(shown) => replace_all(&why, input, shown),
                 std::borrow::Cow::Borrowed(_) => why,
             };
             Error::new(
                 ErrorKind::Syntax,
-                format!("{shown:?} is not a valid URL: {why}"),
+                format!("{} is not a valid URL: {why}", Quoted(&shown)),
             )
         }
     })?;
@@ -62,7 +89,10 @@ pub(crate) fn websocket_url_with(
         other => {
             return Err(Error::new(
                 ErrorKind::Syntax,
-                format!("the URL scheme {other:?} is not allowed: use ws, wss, http or https"),
+                format!(
+                    "the URL scheme {} is not allowed: use ws, wss, http or https",
+                    Quoted(other)
+                ),
             ))
         }
     };
@@ -72,8 +102,8 @@ pub(crate) fn websocket_url_with(
         return Err(Error::new(
             ErrorKind::Syntax,
             format!(
-                "{:?} has a fragment (#...), which WebSocket URLs must not have",
-                input_without_credentials(input)
+                "{} has a fragment (#...), which WebSocket URLs must not have",
+                Quoted(&input_without_credentials(input))
             ),
         ));
     }
@@ -115,15 +145,50 @@ fn input_without_credentials(input: &str) -> std::borrow::Cow<'_, str> {
     let Some((scheme, rest)) = input.split_once(':') else {
         return input.into();
     };
-    let authority = rest.trim_start_matches(['/', '\\']);
-    let slashes = &rest[..rest.len() - authority.len()];
-    let end = authority
-        .find(['/', '\\', '?', '#'])
-        .unwrap_or(authority.len());
-    match authority[..end].rfind('@') {
-        Some(at) => format!("{scheme}:{slashes}***{}", &authority[at..]).into(),
+    // The delimiters are ASCII, so these byte counts end on char boundaries (and
+    // `split_at_checked` carries no panic path).
+    let slashes = rest
+        .bytes()
+        .take_while(|b| matches!(b, b'/' | b'\\'))
+        .count();
+    let end = slashes
+        + rest
+            .bytes()
+            .skip(slashes)
+            .take_while(|b| !matches!(b, b'/' | b'\\' | b'?' | b'#'))
+            .count();
+    let (Some((slashes, _)), Some((authority, after))) =
+        (rest.split_at_checked(slashes), rest.split_at_checked(end))
+    else {
+        return input.into();
+    };
+    // `authority` starts with the slashes, which hold no `@`.
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}:{slashes}***@{host}{after}").into(),
         None => input.into(),
     }
+}
+
+/// `text` with every `from` replaced by `to`, scanning from the front (as `str::replace`,
+/// without its two-way substring searcher, about 2 KB of wasm, for a short error text).
+fn replace_all(text: &str, from: &str, to: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    'found: while !from.is_empty() {
+        for (i, _) in rest.char_indices() {
+            if let Some((before, after)) = rest.split_at_checked(i) {
+                if let Some(after) = after.strip_prefix(from) {
+                    out.push_str(before);
+                    out.push_str(to);
+                    rest = after;
+                    continue 'found;
+                }
+            }
+        }
+        break;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// An HTTP token character (RFC 9110 `tchar`): visible ASCII except the separators.
@@ -146,14 +211,16 @@ pub(crate) fn protocols<S: AsRef<str>>(protocols: &[S]) -> Result<Vec<String>, E
             return Err(Error::new(
                 ErrorKind::Syntax,
                 format!(
-                    "the subprotocol {p:?} contains {bad:?}, which is not allowed in an HTTP token"
+                    "the subprotocol {} contains {}, which is not allowed in an HTTP token",
+                    Quoted(p),
+                    Quoted(bad.encode_utf8(&mut [0; 4]))
                 ),
             ));
         }
         if out.iter().any(|q| q == p) {
             return Err(Error::new(
                 ErrorKind::Syntax,
-                format!("the subprotocol {p:?} is listed more than once"),
+                format!("the subprotocol {} is listed more than once", Quoted(p)),
             ));
         }
         out.push(p.to_owned());
@@ -282,6 +349,32 @@ mod tests {
             input_without_credentials("no colon @ all"),
             "no colon @ all"
         );
+    }
+
+    #[test]
+    fn quoted_escapes_as_debug_does_for_quotes_backslashes_and_controls() {
+        for s in [
+            "plain",
+            "a\"b",
+            "back\\slash",
+            "tab\there\nnl\r\0",
+            "del\u{7f} c1\u{85}\u{1b}",
+            "héllo ✓ 'x'",
+            "",
+        ] {
+            assert_eq!(Quoted(s).to_string(), format!("{s:?}"));
+        }
+    }
+
+    #[test]
+    fn replace_all_replaces_every_occurrence_from_the_front() {
+        let url = "ws://u:p@h/";
+        let text = format!("a {url} b {url}");
+        assert_eq!(replace_all(&text, url, "X"), "a X b X");
+        assert_eq!(replace_all("aaa", "aa", "b"), "ba");
+        assert_eq!(replace_all("é@é@", "@", "***"), "é***é***");
+        assert_eq!(replace_all("héllo", "", "X"), "héllo");
+        assert_eq!(replace_all("héllo", "x", "X"), "héllo");
     }
 
     #[test]

@@ -49,7 +49,7 @@ use crate::error::{Error, ErrorKind};
 use crate::event::{BinaryType, CloseEvent, Message, ReadyState};
 use crate::sendness::Shared;
 use crate::transport::{Backend, Probe};
-use crate::validate::UrlFailure;
+use crate::validate::{Quoted, UrlFailure};
 use gloo_events::EventListener;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -161,10 +161,22 @@ fn parse_url(input: &str) -> Result<String, UrlFailure> {
 
 /// The exception the browser threw, as the [`Error`]'s source (a `JsValue` cannot be one:
 /// it is neither `Send` nor `Sync`).
-#[derive(Debug)]
 struct DomException {
     name: String,
     message: String,
+}
+
+/// As derived, with the strings quoted by [`Quoted`] (`{:?}` on a `str` would bring its
+/// Unicode escape tables into every wasm build).
+impl std::fmt::Debug for DomException {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "DomException {{ name: {}, message: {} }}",
+            Quoted(&self.name),
+            Quoted(&self.message)
+        )
+    }
 }
 
 impl std::fmt::Display for DomException {
