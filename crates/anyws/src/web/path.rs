@@ -55,7 +55,8 @@ fn stream_path(
     options: &WebOptions,
 ) -> Result<Transport, Error> {
     if stream::available() {
-        stream::Stream::connect(core, protocols, options).map(Transport::Stream)
+        let stream = stream::Stream::connect(core, protocols, options)?;
+        Ok(Transport::Stream(Box::new(stream)))
     } else {
         Socket::connect(core, protocols, options).map(Transport::Socket)
     }
@@ -150,7 +151,26 @@ pub fn uses_websocket_stream(ws: &WebSocket) -> bool {
 /// One socket, on one of the two paths.
 pub(crate) enum Transport {
     Socket(Socket),
-    Stream(stream::Stream),
+    /// A trait object, so that only [`stream_path`] refers to the path's code (see
+    /// [`StreamPath`]).
+    Stream(Box<dyn StreamSocket>),
+}
+
+/// The per-socket calls of the `WebSocketStream` path (`stream::Stream`), those of
+/// [`Backend`] that [`Transport`] hands on.
+pub(crate) trait StreamSocket {
+    fn ready_state(&self, core: &Core) -> ReadyState;
+    fn buffered_amount(&self) -> u64;
+    fn set_binary_type(&self, binary_type: BinaryType);
+    fn send(&self, core: &Core, message: Message) -> Result<(), Error>;
+    fn close(&self, core: &Core, code: Option<u16>, reason: &str);
+    fn poll_below(
+        &self,
+        core: &Core,
+        wait: &mut WritableWait,
+        cx: &mut Context<'_>,
+        mark: u64,
+    ) -> Poll<()>;
 }
 
 impl Backend for Transport {

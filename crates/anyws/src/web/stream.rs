@@ -30,6 +30,7 @@
 //! The `binaryType` does not matter here: the readable stream gives binary messages as an
 //! `ArrayBuffer`, whose bytes are the message, so no `Blob` is ever read.
 
+use super::path::StreamSocket;
 use super::{deliver_catching, dom_error, poll_until, WebOptions, WritableWait, LIVE};
 use crate::core::Core;
 use crate::error::{Error, ErrorKind};
@@ -165,24 +166,26 @@ impl Stream {
         wasm_bindgen_futures::spawn_local(run(conn.clone()));
         Ok(Stream { conn })
     }
+}
 
-    pub(super) fn ready_state(&self, core: &Core) -> ReadyState {
+impl StreamSocket for Stream {
+    fn ready_state(&self, core: &Core) -> ReadyState {
         // This task moves the core's state as the native backend does: OPEN before `open`,
         // CLOSING once the peer's close arrived (the reader is done), CLOSED before `error`
         // or `close`; `close()` moves it to CLOSING.
         core.ready_state()
     }
 
-    pub(super) fn buffered_amount(&self) -> u64 {
+    fn buffered_amount(&self) -> u64 {
         self.conn.buffered.get()
     }
 
-    pub(super) fn set_binary_type(&self, _: BinaryType) {
+    fn set_binary_type(&self, _: BinaryType) {
         // Binary messages come as an `ArrayBuffer` whatever the type; the bytes are the
         // message either way (see the module docs).
     }
 
-    pub(super) fn send(&self, core: &Core, message: Message) -> Result<(), Error> {
+    fn send(&self, core: &Core, message: Message) -> Result<(), Error> {
         let conn = &self.conn;
         let len = message.len() as u64;
         conn.buffered.set(conn.buffered.get().saturating_add(len));
@@ -211,7 +214,7 @@ impl Stream {
         Ok(())
     }
 
-    pub(super) fn close(&self, core: &Core, code: Option<u16>, reason: &str) {
+    fn close(&self, core: &Core, code: Option<u16>, reason: &str) {
         let before = core.begin_closing();
         if before >= ReadyState::Closing {
             return; // already closing: the first close() decides, as in the browser
@@ -240,7 +243,7 @@ impl Stream {
 
     /// Ready once `bufferedAmount` is at most `mark` or the socket closed; checked on a
     /// short timer, as on the `WebSocket` path.
-    pub(super) fn poll_below(
+    fn poll_below(
         &self,
         core: &Core,
         wait: &mut WritableWait,
