@@ -86,13 +86,7 @@ struct Inner {
 
 impl Error {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
-        Error {
-            inner: Box::new(Inner {
-                kind,
-                message: message.into(),
-                source: None,
-            }),
-        }
+        Self::from_parts(kind, message.into(), None)
     }
 
     pub(crate) fn with_source(
@@ -100,11 +94,22 @@ impl Error {
         message: impl Into<Cow<'static, str>>,
         source: impl Into<Source>,
     ) -> Self {
+        Self::from_parts(kind, message.into(), Some(Arc::from(source.into())))
+    }
+
+    /// The one non-generic constructor: error paths are many and cold, so they share it
+    /// rather than each inlining the allocation (this keeps the wasm build smaller).
+    #[inline(never)]
+    fn from_parts(
+        kind: ErrorKind,
+        message: Cow<'static, str>,
+        source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
         Error {
             inner: Box::new(Inner {
                 kind,
-                message: message.into(),
-                source: Some(Arc::from(source.into())),
+                message,
+                source,
             }),
         }
     }
