@@ -260,7 +260,10 @@ impl WebSocket {
     /// scheme, a fragment, or a relative URL on native (in the browser it resolves against
     /// the page).
     pub fn new(url: &str) -> Result<WebSocket, Error> {
-        Self::with_options(url, Options::default())
+        // `with_options` without the protocol checks, which an empty list always passes: a
+        // program that never offers subprotocols does not carry them.
+        let url = validate::websocket_url(url)?;
+        Self::open(url, Vec::new(), &Options::default())
     }
 
     /// Opens a connection offering subprotocols, like `new WebSocket(url, protocols)`.
@@ -285,12 +288,17 @@ impl WebSocket {
     pub fn with_options(url: &str, options: Options) -> Result<WebSocket, Error> {
         let url = validate::websocket_url(url)?;
         let protocols = validate::protocols(&options.protocols)?;
+        Self::open(url, protocols, &options)
+    }
+
+    /// Connects to `url` (a serialized ws/wss URL) offering `protocols`, both validated.
+    fn open(url: String, protocols: Vec<String>, options: &Options) -> Result<WebSocket, Error> {
         let core = Shared::new(Core::new(url, options.receive_high_water_mark, None));
         let transport = backend::Transport::connect(&core, protocols, &options.native)?;
         Ok(Self::from_parts(
             core,
             transport,
-            &options,
+            options,
             CloseRules::Browser,
         ))
     }
