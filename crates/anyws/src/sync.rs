@@ -17,7 +17,10 @@ pub(crate) use std::sync::{atomic, Mutex, MutexGuard};
 pub(crate) use std::sync::TryLockError;
 
 /// Locks a mutex, ignoring poisoning: a listener that panicked must not wedge the socket.
+///
+/// Not inlined into the many lock sites on wasm32, where code size is what counts.
 #[cfg(not(all(test, anyws_loom)))]
+#[cfg_attr(target_arch = "wasm32", inline(never))]
 pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
