@@ -376,6 +376,24 @@ mod tests {
     }
 
     #[test]
+    fn split_once_ascii_is_split_once() {
+        for (text, delimiter) in [
+            ("ws://h:1/", ':'),
+            ("é:ü:", ':'),
+            ("none", ':'),
+            ("", ':'),
+            (":", ':'),
+            ("a#b#", '#'),
+        ] {
+            assert_eq!(
+                split_once_ascii(text, delimiter as u8),
+                text.split_once(delimiter),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn replace_all_replaces_every_occurrence_from_the_front() {
         let url = "ws://u:p@h/";
         let text = format!("a {url} b {url}");
