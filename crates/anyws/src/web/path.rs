@@ -46,7 +46,7 @@ use super::{parse_url, stream, EventLoop, Socket, WritableWait};
 /// The stream path is reached only through this pointer, which only the calls that may opt
 /// in store ([`WebOptions::websocket_stream`], [`set_websocket_stream_default`]). A program
 /// that never makes them does not refer to the path, so the linker leaves it out of its wasm
-/// (about 9 KB of the minimal echo client's 85 KB, `cargo xtask bench`'s W2).
+/// (about 9 KB of raw wasm in the minimal echo client, `cargo xtask bench`'s W2).
 type StreamPath = fn(&Shared<Core>, Vec<String>, &WebOptions) -> Result<Transport, Error>;
 
 fn stream_path(
