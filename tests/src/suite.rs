@@ -213,6 +213,32 @@ cross_test! {
         }
     }
 
+    /// A URL the parser refuses (or one with a fragment) fails with a text that shows no
+    /// user info, whatever the backend's parser says (Firefox's repeats the input), also when
+    /// the parser first drops spaces, tabs and newlines or resolves `//user@host` against
+    /// the page.
+    async fn url_errors_hide_user_info() {
+        for input in [
+            "ws://Alice:Hunter2@127.0.0.1:bad/",
+            " ws://Alice:Hunter2@127.0.0.1:bad/ ",
+            "\tws://Alice:Hunter2@[::1/",
+            "ws:/\t/Alice:Hunter2@127.0.0.1:bad/",
+            "ws:\n//Alice:Hunter2@127.0.0.1:99999/",
+            "ws://Alice:Hunter2@127.0.0.1/#frag",
+            "ws://Alice:Hun@ter2@127.0.0.1:bad/",
+            "wss://Alïce:Hünter2@[::1]:bad/",
+            "ws://Ali%63e:Hun%74er2@127.0.0.1:bad/",
+            "//Alice:Hunter2@127.0.0.1:bad/",
+        ] {
+            let err = WebSocket::new(input).expect_err(input);
+            assert_eq!(err.kind(), ErrorKind::Syntax, "{input:?}");
+            let text = format!("{err} {err:?}");
+            for secret in ["Ali", "Hun", "ter2"] {
+                assert!(!text.contains(secret), "{input:?}: {text}");
+            }
+        }
+    }
+
     async fn close_arguments_are_validated_code_first() {
         let ws = open("/echo").await;
         // The codes a server may send (1001, 1008, 1011, 1013, ...) are not a client's.

@@ -137,34 +137,74 @@ pub(crate) fn without_credentials(href: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// What the application passed as a URL, before parsing, with anything that may be user info
-/// shown as `***`, for error text: the part after the scheme and any slashes (the WHATWG
-/// parser takes `ws:user:pw@host` and `ws:\\user:pw@host` as `ws://user:pw@host`), up to the
-/// first `/`, `\`, `?` or `#`, when it holds an `@`.
+/// shown as `***`, for error text. As the WHATWG parser reads it: after leading spaces and
+/// controls, the scheme if there is one (none: `//user@host` is relative to the page), and any
+/// slashes (the parser takes `ws:user:pw@host` and `ws:\\user:pw@host` as
+/// `ws://user:pw@host`), the authority runs up to the first `/`, `?` or `#` (or `\` in a
+/// special scheme's URL, or one without a scheme), skipping ASCII tabs and newlines, which the
+/// parser removes wherever they are; everything up to its last `@` is user info. (Over-hiding,
+/// as for a non-special scheme's path, is harmless in an error text; under-hiding is not.)
 fn input_without_credentials(input: &str) -> std::borrow::Cow<'_, str> {
-    let Some((scheme, rest)) = split_once_ascii(input, b':') else {
-        return input.into();
-    };
-    // The delimiters are ASCII, so these byte counts end on char boundaries (and
-    // `split_at_checked` carries no panic path).
-    let slashes = rest
-        .bytes()
-        .take_while(|b| matches!(b, b'/' | b'\\'))
+    let bytes = input.as_bytes();
+    let ignored = |b: u8| matches!(b, b'\t' | b'\n' | b'\r');
+    // Leading C0 controls and spaces.
+    let start = bytes.iter().take_while(|&&b| b <= b' ').count();
+    // A scheme: an ASCII letter, then letters, digits, `+`, `-` or `.`, then `:`.
+    let name = bytes
+        .iter()
+        .skip(start)
+        .take_while(|&&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.') || ignored(b)
+        })
         .count();
-    let end = slashes
-        + rest
-            .bytes()
-            .skip(slashes)
-            .take_while(|b| !matches!(b, b'/' | b'\\' | b'?' | b'#'))
-            .count();
-    let (Some((slashes, _)), Some((authority, after))) =
-        (rest.split_at_checked(slashes), rest.split_at_checked(end))
-    else {
-        return input.into();
+    let scheme = bytes.get(start..start + name).unwrap_or_default();
+    let has_scheme = bytes.get(start + name) == Some(&b':')
+        && scheme
+            .iter()
+            .find(|&&b| !ignored(b))
+            .is_some_and(u8::is_ascii_alphabetic);
+    let (after_scheme, special) = if has_scheme {
+        let lowercase = || {
+            scheme
+                .iter()
+                .filter(|&&b| !ignored(b))
+                .map(u8::to_ascii_lowercase)
+        };
+        let special = ["ws", "wss", "http", "https", "ftp", "file"]
+            .iter()
+            .any(|s| lowercase().eq(s.bytes()));
+        (start + name + 1, special)
+    } else {
+        (start, true)
     };
-    // `authority` starts with the slashes, which hold no `@`.
-    match authority.rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}:{slashes}***@{host}{after}").into(),
-        None => input.into(),
+    let authority = after_scheme
+        + bytes
+            .iter()
+            .skip(after_scheme)
+            .take_while(|&&b| matches!(b, b'/' | b'\\') || ignored(b))
+            .count();
+    // Without a scheme the input is relative to the page, and has an authority only after
+    // two slashes (one starts a path).
+    let slashes = bytes.get(after_scheme..authority).unwrap_or_default();
+    if !has_scheme && slashes.iter().filter(|&&b| !ignored(b)).count() < 2 {
+        return input.into();
+    }
+    let end = authority
+        + bytes
+            .iter()
+            .skip(authority)
+            .take_while(|&&b| !(matches!(b, b'/' | b'?' | b'#') || (special && b == b'\\')))
+            .count();
+    let at = bytes
+        .get(authority..end)
+        .and_then(|info| info.iter().rposition(|&b| b == b'@'));
+    // Every cut is next to an ASCII byte, so on a char boundary (`get` carries no panic).
+    match (at, input.get(..authority)) {
+        (Some(at), Some(before)) => match input.get(authority + at..) {
+            Some(host) => format!("{before}***{host}").into(),
+            None => input.into(),
+        },
+        _ => input.into(),
     }
 }
 
