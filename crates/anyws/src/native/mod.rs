@@ -696,4 +696,159 @@ mod url_tests {
             assert_eq!(parsed.origin().ascii_serialization(), origin, "{href}");
         }
     }
+
+    /// A small deterministic generator for the property tests below (xorshift64*).
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+            from[(self.next() % from.len() as u64) as usize]
+        }
+    }
+
+    /// The WHATWG URL parser as the browser runs it for `new WebSocket`: against a page.
+    fn parse_in_page(input: &str) -> Result<String, UrlFailure> {
+        let page = url::Url::parse("http://page.example/dir/").unwrap();
+        url::Url::options()
+            .base_url(Some(&page))
+            .parse(input)
+            .map(String::from)
+            .map_err(|e| UrlFailure::Invalid(e.to_string()))
+    }
+
+    /// The native parser (no base URL).
+    fn parse_native(input: &str) -> Result<String, UrlFailure> {
+        url::Url::parse(input)
+            .map(String::from)
+            .map_err(|e| match e {
+                url::ParseError::RelativeUrlWithoutBase => UrlFailure::RelativeWithoutBase,
+                other => UrlFailure::Invalid(other.to_string()),
+            })
+    }
+
+    /// User info the WHATWG parser sees (it drops ASCII tabs and newlines anywhere, reads
+    /// `//user@host` against the page, and `\` ends a special URL's authority only) is hidden
+    /// whatever the parser then refuses.
+    #[test]
+    fn url_errors_hide_user_info_the_parser_sees() {
+        for input in [
+            "ws:/\t/user:secret@127.0.0.1:bad/",
+            "ws:\t//user:secret@127.0.0.1:bad/",
+            "ws:/\n/user:secret@127.0.0.1/#frag",
+            "wss:\\\r\\user:secret@[::1/",
+            "w\ts:/\t/user:secret@127.0.0.1:bad/",
+            "\t ws:/\t/user:secret@127.0.0.1:bad/",
+            "//user:secret@127.0.0.1:bad/",
+            "//user@127.0.0.1:bad/",
+            "\\\\user:secret@h st/",
+            " /\t/user@secret@127.0.0.1:99999/",
+            "foo://us\\er:secret@h:bad/",
+        ] {
+            for (which, parse) in [
+                (
+                    "native",
+                    parse_native as fn(&str) -> Result<String, UrlFailure>,
+                ),
+                ("page", parse_in_page),
+            ] {
+                let e = websocket_url_with(input, parse).unwrap_err();
+                let text = format!("{e} {e:?}");
+                assert!(
+                    !text.contains("secret") && !text.contains("user"),
+                    "{which} {input:?}: {text}"
+                );
+            }
+        }
+    }
+
+    /// Random URL-like inputs, built from pieces the WHATWG parser treats specially: no
+    /// panic (the scrub slices at byte counts: char boundaries matter), and whenever the
+    /// parser, given a good host, would find a user name or password, neither is in the
+    /// error text of either backend's parse.
+    #[test]
+    fn url_errors_never_show_user_info_the_parser_would_find() {
+        let page = url::Url::parse("http://page.example/dir/").unwrap();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..20_000 {
+            let mut pick = |from: &[&'static str]| rng.pick(from);
+            let lead = pick(&["", "", " ", "\t", "\u{1}", "é"]);
+            let scheme = pick(&["ws", "wss", "WS", "http", "ftp", "w\ts", "", "foo", "é"]);
+            let colon = pick(&[":", ":", ""]);
+            let slashes = pick(&[
+                "//", "//", "", "/", "\\\\", "/\\", "/\t/", "\t//", "/\n/", "///", "\\\r\\",
+            ]);
+            let user = pick(&[
+                "Us3rNAME",
+                "Us3r\tNAME",
+                "Us3rNAME%40x",
+                "Us3rNAMEé",
+                "Us3r\\NAME",
+                "",
+            ]);
+            let sep = pick(&[":", ":", "", "@"]);
+            let pass = pick(&[
+                "Pw0SECRET",
+                "Pw0@SECRET",
+                "Pw0SECRET✓",
+                "Pw0%2FSECRET",
+                "Pw0\tSECRET",
+                "Pw0:SECRET",
+                "",
+            ]);
+            let host = pick(&["127.0.0.1", "[::1]", "[::1", "høst", "h%00", "h st", ""]);
+            let port = pick(&["", ":80", ":bad", ":99999"]);
+            let tail = pick(&["", "/", "/p?q", "#f", "/#", "?x@y", "/a@b", "\\é@"]);
+            let input =
+                format!("{lead}{scheme}{colon}{slashes}{user}{sep}{pass}@{host}{port}{tail}");
+            let oracle = format!("{lead}{scheme}{colon}{slashes}{user}{sep}{pass}@127.0.0.1/");
+            let has_user_info = url::Url::options()
+                .base_url(Some(&page))
+                .parse(&oracle)
+                .is_ok_and(|u| {
+                    let info =
+                        percent_decode(u.username()) + &percent_decode(u.password().unwrap_or(""));
+                    info.contains("NAME") || info.contains("SECRET")
+                });
+            for parse in [
+                parse_native as fn(&str) -> Result<String, UrlFailure>,
+                parse_in_page,
+            ] {
+                if let Err(e) = websocket_url_with(&input, parse) {
+                    let text = format!("{e} {e:?}");
+                    assert!(
+                        !has_user_info || !(text.contains("SECRET") || text.contains("NAME")),
+                        "{input:?}: {text}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// `%XX` decoded (the user info the `url` crate keeps percent-encoded).
+    fn percent_decode(s: &str) -> String {
+        let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+        let (b, mut out, mut i) = (s.as_bytes(), Vec::new(), 0);
+        while i < b.len() {
+            match (
+                b[i],
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            ) {
+                (b'%', Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 3;
+                }
+                (byte, ..) => {
+                    out.push(byte);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
 }
