@@ -555,6 +555,39 @@ mod tests {
         }
     }
 
+    /// `replace_all` is `str::replace` and `split_once_ascii` is `str::split_once` on random
+    /// strings (mixed ASCII and multi-byte characters, overlapping needles).
+    #[test]
+    fn replace_all_and_split_once_ascii_match_std_on_random_strings() {
+        let mut rng = Rng(0x0123_4567_89ab_cdef);
+        let pool = ["a", "b", "@", ":", "é", "ü@", "𝄞", "aa", "#"];
+        let random = |rng: &mut Rng, max: u64| -> String {
+            let len = rng.next() % max;
+            (0..len)
+                .map(|_| pool[(rng.next() % pool.len() as u64) as usize])
+                .collect()
+        };
+        for _ in 0..20_000 {
+            let text = random(&mut rng, 10);
+            let from = random(&mut rng, 3);
+            let to = random(&mut rng, 3);
+            if !from.is_empty() {
+                assert_eq!(
+                    replace_all(&text, &from, &to),
+                    text.replace(&from, &to),
+                    "{text:?} {from:?}"
+                );
+            }
+            for delimiter in [':', '@', '#'] {
+                assert_eq!(
+                    split_once_ascii(&text, delimiter as u8),
+                    text.split_once(delimiter),
+                    "{text:?}"
+                );
+            }
+        }
+    }
+
     /// Reads a `Quoted` text back.
     fn unquote(q: &str) -> String {
         let inner = q
