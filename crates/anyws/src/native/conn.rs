@@ -29,6 +29,7 @@
 //! finished (the runtime shut down, the task was aborted) fires `error` + `close` 1006 from
 //! the guard's `Drop`. No socket is left CONNECTING, OPEN or CLOSING with no task behind it.
 
+use super::arena::Arena;
 use super::deflate::{self, Deflater, Inflating, Params};
 use super::handshake;
 use super::meter::{Meter, Metered};
@@ -446,24 +447,6 @@ fn to_wire(m: Message, deflater: Option<&mut Deflater>) -> WsMessage {
     }
 }
 
-/// Received messages shorter than this are copied out of the read buffer; longer ones are
-/// the read buffer's own bytes.
-const COPY_BELOW: usize = 4 << 10;
-
-/// A received payload as the message's buffer. A frame's payload is a slice of the buffer
-/// tungstenite reads into: a long one is kept as it is (no copy). A short one is copied, so
-/// that queued or kept messages do not hold the read buffer (up to its whole size for a few
-/// bytes) and tungstenite can reuse it in place, with no reference count shared between the
-/// reading thread and the application's: measured, sharing it made a stream of 64-byte
-/// messages (benchmark N2) about a quarter slower than copying them.
-fn received(payload: Bytes) -> Bytes {
-    if payload.len() < COPY_BELOW {
-        Bytes::copy_from_slice(&payload)
-    } else {
-        payload
-    }
-}
-
 /// What the reader, the writer and the supervisor tell each other.
 #[derive(Default)]
 struct Progress {
@@ -763,6 +746,7 @@ where
     async fn read(&self) -> End {
         // Whether the queue is below the receive high-water mark.
         let mut room = false;
+        let mut arena = Arena::default();
         loop {
             if !room {
                 let mut paused = false;
@@ -796,12 +780,12 @@ where
             match next {
                 // tungstenite has already checked the text is UTF-8.
                 Some(Ok(WsMessage::Text(t))) => {
-                    // SAFETY: a `Utf8Bytes` is UTF-8, and `received` keeps the bytes.
-                    let text = unsafe { Text::from_utf8_unchecked(received(t.into())) };
+                    // SAFETY: a `Utf8Bytes` is UTF-8, and `take` keeps the bytes.
+                    let text = unsafe { Text::from_utf8_unchecked(arena.take(t.into())) };
                     room = self.core.fire_message(Message::Text(text))
                 }
                 Some(Ok(WsMessage::Binary(b))) => {
-                    room = self.core.fire_message(Message::Binary(received(b)))
+                    room = self.core.fire_message(Message::Binary(arena.take(b)))
                 }
                 Some(Ok(WsMessage::Close(frame))) => self.peer_closed(frame).await,
                 // tungstenite answers pings itself.
@@ -863,7 +847,10 @@ where
             loop {
                 tokio::select! {
                     biased;
-                    more = rx.recv_all(&mut queued) => if !more {
+                    more = rx.recv_all(&mut queued) => if more {
+                        // A `Sink` may wait for the queue to empty (it counts messages).
+                        self.link.wake_drained();
+                    } else {
                         return Ok(());
                     },
                     _ = self.fail_wanted.notified() => {
@@ -895,6 +882,7 @@ where
                     if queued.is_empty() {
                         break;
                     }
+                    self.link.wake_drained();
                 }
                 self.flush(batch.bytes).await?;
                 if batch.closing {
