@@ -39,7 +39,6 @@ use crate::core::{lock, Core};
 use crate::error::{Error, ErrorKind};
 use crate::event::{CloseEvent, Message, ReadyState, Text};
 use crate::sendness::Shared;
-use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
