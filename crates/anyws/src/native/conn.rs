@@ -35,7 +35,7 @@ use super::handshake;
 use super::meter::{Meter, Metered};
 use super::options::NativeOptions;
 use super::{commands, trace, Command, ControlKind, Link, LiveGuard};
-use crate::core::{lock, Core};
+use crate::core::{lock, Core, MESSAGE_OVERHEAD};
 use crate::error::{Error, ErrorKind};
 use crate::event::{CloseEvent, Message, ReadyState, Text};
 use crate::sendness::Shared;
@@ -446,6 +446,14 @@ fn to_wire(m: Message, deflater: Option<&mut Deflater>) -> WsMessage {
     }
 }
 
+/// The most data messages the reader takes from tungstenite under one lock before it
+/// delivers them.
+const READ_BATCH: usize = 64;
+
+/// The reader stops taking messages under one lock once they cost this much (payload plus
+/// [`MESSAGE_OVERHEAD`] each), and sooner when the receive queue has less room left.
+const READ_BATCH_BYTES: usize = 16 << 10;
+
 /// What the reader, the writer and the supervisor tell each other.
 #[derive(Default)]
 struct Progress {
@@ -746,6 +754,7 @@ where
         // Whether the queue is below the receive high-water mark.
         let mut room = false;
         let mut arena = Arena::default();
+        let mut batch = Vec::new();
         loop {
             if !room {
                 let mut paused = false;
@@ -765,27 +774,53 @@ where
                     });
                 }
             }
+            // Read what is at hand under one lock: data messages while they keep coming
+            // without a wait (up to a batch), then whatever ended the run. The listeners run
+            // after the lock is released, in order.
             let mut waited = false;
-            let next = poll_fn(|cx| {
-                let next = lock(&self.ws).poll_next_unpin(cx);
-                waited |= next.is_pending();
-                next
+            // Never past the high-water mark by more than one message, as when reading one
+            // message at a time.
+            let mut budget = READ_BATCH_BYTES.min(self.core.room_left());
+            let mut next = None;
+            poll_fn(|cx| {
+                let mut ws = lock(&self.ws);
+                loop {
+                    match ws.poll_next_unpin(cx) {
+                        Poll::Pending if batch.is_empty() => {
+                            waited = true;
+                            return Poll::Pending;
+                        }
+                        Poll::Pending => return Poll::Ready(()),
+                        // tungstenite has already checked the text is UTF-8.
+                        Poll::Ready(Some(Ok(WsMessage::Text(t)))) => {
+                            budget = budget.saturating_sub(t.len() + MESSAGE_OVERHEAD);
+                            // SAFETY: a `Utf8Bytes` is UTF-8, and `take` keeps the bytes.
+                            let text = unsafe { Text::from_utf8_unchecked(arena.take(t.into())) };
+                            batch.push(Message::Text(text));
+                        }
+                        Poll::Ready(Some(Ok(WsMessage::Binary(b)))) => {
+                            budget = budget.saturating_sub(b.len() + MESSAGE_OVERHEAD);
+                            batch.push(Message::Binary(arena.take(b)));
+                        }
+                        Poll::Ready(other) => {
+                            next = Some(other);
+                            return Poll::Ready(());
+                        }
+                    }
+                    if batch.len() >= READ_BATCH || budget == 0 {
+                        return Poll::Ready(());
+                    }
+                }
             })
             .await;
             if waited {
                 self.liveness.heard();
             }
-            room = true;
+            room = batch.is_empty() || self.core.fire_messages(&mut batch);
+            let Some(next) = next else { continue };
             match next {
-                // tungstenite has already checked the text is UTF-8.
-                Some(Ok(WsMessage::Text(t))) => {
-                    // SAFETY: a `Utf8Bytes` is UTF-8, and `take` keeps the bytes.
-                    let text = unsafe { Text::from_utf8_unchecked(arena.take(t.into())) };
-                    room = self.core.fire_message(Message::Text(text))
-                }
-                Some(Ok(WsMessage::Binary(b))) => {
-                    room = self.core.fire_message(Message::Binary(arena.take(b)))
-                }
+                // Data messages end up in `batch` (above).
+                Some(Ok(WsMessage::Text(_) | WsMessage::Binary(_))) => {}
                 Some(Ok(WsMessage::Close(frame))) => self.peer_closed(frame).await,
                 // tungstenite answers pings itself.
                 Some(Ok(WsMessage::Ping(p))) => self.link.control().fire(ControlKind::Ping, &p),
