@@ -804,15 +804,19 @@ impl Core {
     /// How much more the queue takes, in the units of the high-water mark (payload plus
     /// [`MESSAGE_OVERHEAD`] a message), before the backend must pause reading: the reader may
     /// take messages until they have used this up (the last one may go past it, as a single
-    /// message may). `usize::MAX` while reading does not pause (see `room_in`).
+    /// message may). `usize::MAX` once nothing can be queued any more (the socket is not
+    /// OPEN, or the stream was abandoned).
+    ///
+    /// A socket whose listeners alone take the messages gets the queue's room too, not an
+    /// unbounded one: the stream may be polled, or the last `message` listener removed (from
+    /// another thread, or by a listener while the batch is fired), after the reader took its
+    /// batch, and then what is left of it is queued. Only the reader adds to the queue, so
+    /// the room can only grow while the batch is taken.
     #[allow(dead_code)] // the browser's WebSocket cannot pause reading
     pub(crate) fn room_left(&self) -> usize {
         let inner = lock(&self.inner);
         let r = &inner.received;
-        if self.ready_state() != ReadyState::Open
-            || r.abandoned
-            || (!r.polled && inner.listening_for_messages())
-        {
+        if self.ready_state() != ReadyState::Open || r.abandoned {
             usize::MAX
         } else {
             self.receive_high_water_mark.saturating_sub(r.cost)

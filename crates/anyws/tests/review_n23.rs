@@ -195,11 +195,15 @@ async fn events_keep_the_peers_order_across_batches() {
     let log = Arc::new(Mutex::new(Vec::new()));
     let l = log.clone();
     ws.set_onping(Some(move |p: &[u8]| {
-        l.lock().unwrap().push(format!("ping {}", String::from_utf8_lossy(p)))
+        l.lock()
+            .unwrap()
+            .push(format!("ping {}", String::from_utf8_lossy(p)))
     }));
     let l = log.clone();
     ws.set_onpong(Some(move |p: &[u8]| {
-        l.lock().unwrap().push(format!("pong {}", String::from_utf8_lossy(p)))
+        l.lock()
+            .unwrap()
+            .push(format!("pong {}", String::from_utf8_lossy(p)))
     }));
     let l = log.clone();
     let _m = ws.add_event_listener(EventKind::Message, move |e: &Event| {

@@ -961,6 +961,9 @@ where
                     true
                 }
             };
+            // A `Sink` may wait for the queue to empty (it counts messages; an empty
+            // message's write settles no bytes, so nothing else would wake it).
+            self.link.wake_drained();
             queued.retain(|cmd| matches!(cmd, Command::Send(_) | Command::Ping(_)));
             let mut batch = Batch::default();
             poll_fn(|cx| {
