@@ -188,3 +188,37 @@ async fn a_16_mib_message_leaves_no_frame_sized_buffer_behind() {
         after - idle
     );
 }
+
+/// Small received payloads share 4 KiB chunks (native/arena.rs). Once the application has
+/// dropped them and the connection waits for the next message, the chunk must not be kept:
+/// a server's idle connections would each hold one (review of n23: about 4 KiB more per idle
+/// connection than before the chunks).
+#[tokio::test]
+async fn a_small_message_leaves_no_receive_chunk_behind() {
+    let _serial = SERIAL.lock().await;
+    let url = server(|n| match n {
+        // A medium message first (its own buffer, no chunk): every buffer the connection makes
+        // on use exists before the measure.
+        0 => frame(2, &[1; 1000]),
+        _ => frame(1, b"pong"),
+    })
+    .await;
+    let mut ws = WebSocket::new(&url).unwrap();
+    ws.opened().await.unwrap();
+    ws.send("ping").unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap().len(), 1000);
+    let idle = live();
+
+    ws.send("more").unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    let after = live();
+    eprintln!(
+        "heap after a small message: {} bytes more than idle",
+        after - idle
+    );
+    assert!(
+        after - idle < 1 << 10,
+        "the connection kept {} bytes after a 4-byte message",
+        after - idle
+    );
+}

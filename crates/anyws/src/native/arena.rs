@@ -52,6 +52,13 @@ impl Arena {
             self.free.split().freeze()
         }
     }
+
+    /// The reader is about to wait for the network: lets go of the current chunk, which then
+    /// lives only as long as the messages packed into it. An idle connection keeps none (a
+    /// server's idle connections would each hold one).
+    pub(crate) fn release(&mut self) {
+        self.free = BytesMut::new();
+    }
 }
 
 #[cfg(test)]
@@ -115,5 +122,16 @@ mod tests {
         assert_ne!(taken.as_ptr(), ptr);
         assert_eq!(taken, payload);
         assert_eq!(arena.free.capacity(), 0, "no chunk for a medium payload");
+    }
+
+    #[test]
+    fn release_lets_go_of_the_chunk_and_leaves_the_messages_intact() {
+        let mut arena = Arena::default();
+        let a = arena.take(Bytes::from_static(b"abc"));
+        arena.release();
+        assert_eq!(arena.free.capacity(), 0);
+        let b = arena.take(Bytes::from_static(b"def"));
+        assert_eq!((&a[..], &b[..]), (&b"abc"[..], &b"def"[..]));
+        assert_ne!(a.as_ptr().wrapping_add(3), b.as_ptr(), "a new chunk");
     }
 }

@@ -788,6 +788,7 @@ where
                     match ws.poll_next_unpin(cx) {
                         Poll::Pending if batch.is_empty() => {
                             waited = true;
+                            arena.release();
                             return Poll::Pending;
                         }
                         Poll::Pending => return Poll::Ready(()),
