@@ -148,6 +148,9 @@ impl Drop for Receiver {
         // Commands nobody will carry out (messages, a close) are dropped now, not with the
         // last handle.
         state.queue.clear();
+        // Nothing waits any more: a `Sink` must not count them (a flush would wait for the
+        // close).
+        self.shared.queued.store(0, Ordering::Release);
     }
 }
 
@@ -237,6 +240,8 @@ mod tests {
         tx.send(text("kept")).unwrap();
         drop(rx);
         assert!(tx.send(text("late")).is_err());
+        // The dropped commands are not counted as waiting.
+        assert_eq!(tx.queued(), 0);
     }
 }
 
