@@ -12,7 +12,9 @@
 //! What a kept message holds: a slice of at most [`CHUNK`] bytes of memory (its chunk lives
 //! while any message packed into it does). Payloads from [`PACK_UP_TO`] up to [`COPY_BELOW`]
 //! get an allocation of their own, so a chunk is always shared by at least a handful of
-//! messages.
+//! messages; so does the first message of each of the reader's batches, so that messages
+//! that arrive one at a time never start a chunk, and the reader lets go of a chunk no
+//! message holds when it waits for the network (an idle connection keeps none).
 
 use bytes::{Bytes, BytesMut};
 
@@ -34,12 +36,16 @@ pub(crate) struct Arena {
 }
 
 impl Arena {
-    /// The message's buffer for `payload`.
-    pub(crate) fn take(&mut self, payload: Bytes) -> Bytes {
+    /// The message's buffer for `payload`. `lone` when it is the first of the reader's
+    /// batch: it gets an allocation of its own, as a medium one does. A message that arrives
+    /// alone (a heartbeat, a chat line) then starts no chunk: an idle connection keeps none,
+    /// and a peer that trickles tiny messages one at a time to an unread queue cannot make
+    /// each of them pin a chunk. Chunks are for the messages that arrive together.
+    pub(crate) fn take(&mut self, payload: Bytes, lone: bool) -> Bytes {
         let len = payload.len();
         if len >= COPY_BELOW {
             payload
-        } else if len > PACK_UP_TO {
+        } else if len > PACK_UP_TO || (lone && len > 0) {
             Bytes::copy_from_slice(&payload)
         } else if len == 0 {
             Bytes::new()
@@ -53,11 +59,19 @@ impl Arena {
         }
     }
 
-    /// The reader is about to wait for the network: lets go of the current chunk, which then
-    /// lives only as long as the messages packed into it. An idle connection keeps none (a
-    /// server's idle connections would each hold one).
+    /// The reader is about to wait for the network: lets go of the current chunk if no
+    /// message holds a part of it any more (they were read and dropped), so that a
+    /// connection that goes idle after a burst keeps none. A chunk that messages still hold
+    /// (queued, or kept by the application) is alive anyway and stays in use, so messages
+    /// that keep arriving while the earlier ones are kept are still packed together.
     pub(crate) fn release(&mut self) {
-        self.free = BytesMut::new();
+        // `try_reclaim` asks for more than the free part has, so it succeeds only when the
+        // chunk is this handle's alone (the other parts are gone); it allocates nothing. A
+        // full chunk (no free part) is let go of too: the next message needs a new one.
+        let cap = self.free.capacity();
+        if cap == 0 || (cap < CHUNK && self.free.try_reclaim(CHUNK)) {
+            self.free = BytesMut::new();
+        }
     }
 }
 
@@ -70,14 +84,14 @@ mod tests {
         let mut arena = Arena::default();
         let payload = Bytes::from(vec![7u8; COPY_BELOW]);
         let ptr = payload.as_ptr();
-        assert_eq!(arena.take(payload).as_ptr(), ptr);
+        assert_eq!(arena.take(payload, false).as_ptr(), ptr);
     }
 
     #[test]
     fn small_payloads_share_a_chunk_and_keep_their_bytes() {
         let mut arena = Arena::default();
         let taken: Vec<Bytes> = (0..100u8)
-            .map(|i| arena.take(Bytes::from(vec![i; 1 + i as usize % 64])))
+            .map(|i| arena.take(Bytes::from(vec![i; 1 + i as usize % 64]), false))
             .collect();
         for (i, b) in taken.iter().enumerate() {
             assert_eq!(b.len(), 1 + i % 64, "message {i}");
@@ -98,9 +112,9 @@ mod tests {
     fn a_payload_that_does_not_fit_starts_a_new_chunk_and_nothing_is_overwritten() {
         let mut arena = Arena::default();
         let first: Vec<Bytes> = (0..CHUNK / PACK_UP_TO)
-            .map(|i| arena.take(Bytes::from(vec![i as u8; PACK_UP_TO])))
+            .map(|i| arena.take(Bytes::from(vec![i as u8; PACK_UP_TO]), false))
             .collect();
-        let next = arena.take(Bytes::from(vec![0xAA; PACK_UP_TO]));
+        let next = arena.take(Bytes::from(vec![0xAA; PACK_UP_TO]), false);
         for (i, b) in first.iter().enumerate() {
             assert!(
                 b.iter().all(|&x| x == i as u8),
@@ -118,20 +132,35 @@ mod tests {
         let mut arena = Arena::default();
         let payload = Bytes::from(vec![1u8; PACK_UP_TO + 1]);
         let ptr = payload.as_ptr();
-        let taken = arena.take(payload.clone());
+        let taken = arena.take(payload.clone(), false);
         assert_ne!(taken.as_ptr(), ptr);
         assert_eq!(taken, payload);
         assert_eq!(arena.free.capacity(), 0, "no chunk for a medium payload");
     }
 
     #[test]
-    fn release_lets_go_of_the_chunk_and_leaves_the_messages_intact() {
+    fn a_lone_message_starts_no_chunk() {
         let mut arena = Arena::default();
-        let a = arena.take(Bytes::from_static(b"abc"));
+        assert_eq!(&arena.take(Bytes::from_static(b"abc"), true)[..], b"abc");
+        assert_eq!(arena.free.capacity(), 0, "no chunk for a lone message");
+    }
+
+    #[test]
+    fn a_chunk_is_kept_while_messages_hold_it_and_released_once_they_are_gone() {
+        let mut arena = Arena::default();
+        let a = arena.take(Bytes::from_static(b"abc"), false);
         arena.release();
-        assert_eq!(arena.free.capacity(), 0);
-        let b = arena.take(Bytes::from_static(b"def"));
+        // `a` holds the chunk: the next message follows it.
+        let b = arena.take(Bytes::from_static(b"def"), false);
+        assert_eq!(a.as_ptr().wrapping_add(3), b.as_ptr(), "the same chunk");
         assert_eq!((&a[..], &b[..]), (&b"abc"[..], &b"def"[..]));
-        assert_ne!(a.as_ptr().wrapping_add(3), b.as_ptr(), "a new chunk");
+        drop(b);
+        arena.release();
+        assert_eq!(&a[..], b"abc");
+        assert!(arena.free.capacity() > 0, "still held by a");
+        drop(a);
+        arena.release();
+        assert_eq!(arena.free.capacity(), 0, "released");
+        assert_eq!(&arena.take(Bytes::from_static(b"ghi"), false)[..], b"ghi");
     }
 }

@@ -796,12 +796,15 @@ where
                         Poll::Ready(Some(Ok(WsMessage::Text(t)))) => {
                             budget = budget.saturating_sub(t.len() + MESSAGE_OVERHEAD);
                             // SAFETY: a `Utf8Bytes` is UTF-8, and `take` keeps the bytes.
-                            let text = unsafe { Text::from_utf8_unchecked(arena.take(t.into())) };
+                            let text = unsafe {
+                                Text::from_utf8_unchecked(arena.take(t.into(), batch.is_empty()))
+                            };
                             batch.push(Message::Text(text));
                         }
                         Poll::Ready(Some(Ok(WsMessage::Binary(b)))) => {
                             budget = budget.saturating_sub(b.len() + MESSAGE_OVERHEAD);
-                            batch.push(Message::Binary(arena.take(b)));
+                            let lone = batch.is_empty();
+                            batch.push(Message::Binary(arena.take(b, lone)));
                         }
                         Poll::Ready(other) => {
                             next = Some(other);
