@@ -966,6 +966,8 @@ mod review_n23 {
         out.extend(frames(103, 200));
         out.extend(close_frame(1000, ""));
         tcp.write_all(&out).await.unwrap();
+        // The TCP close follows (no wait for a close grace).
+        drop(tcp);
 
         let mut streamed = Vec::new();
         while let Some(item) = within("the stream", ws.next()).await {
@@ -1009,6 +1011,7 @@ mod review_n23 {
         let (op, _) = within("our close frame", read_client_frame(&mut tcp)).await;
         assert_eq!(op, 0x8);
         tcp.write_all(&close_frame(1000, "")).await.unwrap();
+        drop(tcp);
         assert!(within("close", ws.closed()).await.was_clean);
         assert_eq!(*seen.lock().unwrap(), ["0", "1", "2"]);
         assert_eq!(diagnostics::queued_messages(&ws), 0);
