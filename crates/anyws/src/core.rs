@@ -550,6 +550,46 @@ impl Core {
         room
     }
 
+    /// [`fire_message`](Self::fire_message) for each message of `batch`, in order, leaving
+    /// it empty. With no `message` listener set (the `Stream` face alone), they are queued
+    /// under one lock. Returns what the last `fire_message` would.
+    #[allow(dead_code)] // the browser backend fires its messages one by one
+    pub(crate) fn fire_messages(&self, batch: &mut Vec<Message>) -> bool {
+        let wakers = {
+            let mut inner = lock(&self.inner);
+            if inner.listening_for_messages() {
+                None
+            } else {
+                let mut wakers = Vec::new();
+                if self.ready_state() == ReadyState::Open && !inner.received.abandoned {
+                    let r = &mut inner.received;
+                    for data in batch.drain(..) {
+                        r.bytes += data.len();
+                        r.cost += data.len() + MESSAGE_OVERHEAD;
+                        r.items.push_back(data);
+                    }
+                    wakers = std::mem::take(&mut inner.stream_wakers);
+                }
+                Some((wakers, self.room_in(&inner)))
+            }
+        };
+        match wakers {
+            Some((wakers, room)) => {
+                // Messages not queued (the socket is no longer OPEN) are dropped, unlocked.
+                batch.clear();
+                wakers.into_iter().for_each(Waker::wake);
+                room
+            }
+            None => {
+                let mut room = true;
+                for data in batch.drain(..) {
+                    room = self.fire_message(data);
+                }
+                room
+            }
+        }
+    }
+
     /// The connection failed or broke: readyState becomes CLOSED, then `error` fires (the
     /// spec's "the WebSocket connection is closed" steps; a `close` event must follow).
     /// Ignored once `close` has fired.
@@ -759,6 +799,28 @@ impl Core {
             || self.ready_state() != ReadyState::Open
             || r.abandoned
             || (!r.polled && inner.listening_for_messages())
+    }
+
+    /// How much more the queue takes, in the units of the high-water mark (payload plus
+    /// [`MESSAGE_OVERHEAD`] a message), before the backend must pause reading: the reader may
+    /// take messages until they have used this up (the last one may go past it, as a single
+    /// message may). `usize::MAX` once nothing can be queued any more (the socket is not
+    /// OPEN, or the stream was abandoned).
+    ///
+    /// A socket whose listeners alone take the messages gets the queue's room too, not an
+    /// unbounded one: the stream may be polled, or the last `message` listener removed (from
+    /// another thread, or by a listener while the batch is fired), after the reader took its
+    /// batch, and then what is left of it is queued. Only the reader adds to the queue, so
+    /// the room can only grow while the batch is taken.
+    #[allow(dead_code)] // the browser's WebSocket cannot pause reading
+    pub(crate) fn room_left(&self) -> usize {
+        let inner = lock(&self.inner);
+        let r = &inner.received;
+        if self.ready_state() != ReadyState::Open || r.abandoned {
+            usize::MAX
+        } else {
+            self.receive_high_water_mark.saturating_sub(r.cost)
+        }
     }
 
     /// The backend's reader: ready when it may read the next message (see `room_in`).

@@ -188,3 +188,71 @@ async fn a_16_mib_message_leaves_no_frame_sized_buffer_behind() {
         after - idle
     );
 }
+
+/// Small received payloads share 4 KiB chunks (native/arena.rs). Once the application has
+/// dropped them and the connection waits for the next message, the chunk must not be kept:
+/// a server's idle connections would each hold one (review of n23: about 4 KiB more per idle
+/// connection than before the chunks).
+#[tokio::test]
+async fn a_small_message_leaves_no_receive_chunk_behind() {
+    let _serial = SERIAL.lock().await;
+    let url = server(|n| match n {
+        // A medium message first (its own buffer, no chunk): every buffer the connection makes
+        // on use exists before the measure.
+        0 => frame(2, &[1; 1000]),
+        _ => frame(1, b"pong"),
+    })
+    .await;
+    let mut ws = WebSocket::new(&url).unwrap();
+    ws.opened().await.unwrap();
+    ws.send("ping").unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap().len(), 1000);
+    let idle = live();
+
+    ws.send("more").unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    let after = live();
+    eprintln!(
+        "heap after a small message: {} bytes more than idle",
+        after - idle
+    );
+    assert!(
+        after - idle < 1 << 10,
+        "the connection kept {} bytes after a 4-byte message",
+        after - idle
+    );
+}
+
+/// Tiny messages that arrive one at a time (the reader waits for the network between them)
+/// and stay queued must not pin a 4 KiB chunk each: that would let a peer that trickles
+/// 1-byte messages to a socket whose stream is not read hold about 64 times the receive
+/// high-water mark (each counts 65 bytes against it). A first fix of the idle chunk (let go
+/// of it whenever the reader waits) did that: 4187 bytes a message.
+#[tokio::test]
+async fn tiny_messages_that_trickle_into_the_queue_do_not_pin_a_chunk_each() {
+    let _serial = SERIAL.lock().await;
+    const COUNT: usize = 100;
+    let url = server(|_| frame(1, b"pong")).await;
+    let mut ws = WebSocket::new(&url).unwrap();
+    ws.opened().await.unwrap();
+    // The stream is read (so messages are queued for it), and every buffer exists.
+    ws.send("ping").unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _listener = ws.add_event_listener(anyws::EventKind::Message, move |_: &anyws::Event| {
+        let _ = tx.send(());
+    });
+    let before = live();
+    for _ in 0..COUNT {
+        // One at a time: the peer answers each message with one frame.
+        ws.send("ping").unwrap();
+        rx.recv().await.unwrap();
+    }
+    assert_eq!(anyws::diagnostics::queued_messages(&ws), COUNT);
+    let per_message = (live() - before) / COUNT as isize;
+    eprintln!("{per_message} bytes of heap per queued 4-byte message");
+    assert!(
+        per_message < 1 << 10,
+        "each queued 4-byte message holds {per_message} bytes"
+    );
+}

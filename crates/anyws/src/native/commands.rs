@@ -6,6 +6,7 @@
 
 use super::Command;
 use crate::core::lock;
+use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::{Arc, Mutex};
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -20,9 +21,19 @@ struct State {
     receiver_gone: bool,
 }
 
+struct Shared {
+    state: Mutex<State>,
+    /// How many commands are queued (`state.queue.len()`), readable without the lock: the
+    /// `Sink`'s backpressure counts them.
+    queued: AtomicUsize,
+}
+
 /// Creates a connected sender and receiver.
 pub(crate) fn channel() -> (Sender, Receiver) {
-    let shared = Arc::new(Mutex::new(State::default()));
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State::default()),
+        queued: AtomicUsize::new(0),
+    });
     (
         Sender {
             shared: shared.clone(),
@@ -33,18 +44,21 @@ pub(crate) fn channel() -> (Sender, Receiver) {
 
 /// The handles' end (one per socket, in its `Transport`).
 pub(crate) struct Sender {
-    shared: Arc<Mutex<State>>,
+    shared: Arc<Shared>,
 }
 
 impl Sender {
     /// Queues `command`; gives it back if the connection task has ended.
     pub(crate) fn send(&self, command: Command) -> Result<(), Command> {
         let waker = {
-            let mut state = lock(&self.shared);
+            let mut state = lock(&self.shared.state);
             if state.receiver_gone {
                 return Err(command);
             }
             state.queue.push_back(command);
+            self.shared
+                .queued
+                .store(state.queue.len(), Ordering::Release);
             state.waker.take()
         };
         if let Some(w) = waker {
@@ -52,12 +66,17 @@ impl Sender {
         }
         Ok(())
     }
+
+    /// How many commands wait for the connection task (may be stale by the time it returns).
+    pub(crate) fn queued(&self) -> usize {
+        self.shared.queued.load(Ordering::Acquire)
+    }
 }
 
 impl Drop for Sender {
     fn drop(&mut self) {
         let waker = {
-            let mut state = lock(&self.shared);
+            let mut state = lock(&self.shared.state);
             state.sender_gone = true;
             state.waker.take()
         };
@@ -69,7 +88,7 @@ impl Drop for Sender {
 
 /// The connection task's end.
 pub(crate) struct Receiver {
-    shared: Arc<Mutex<State>>,
+    shared: Arc<Shared>,
 }
 
 impl Receiver {
@@ -78,9 +97,9 @@ impl Receiver {
     /// nothing); `false` once the sender is gone and the queue is empty.
     pub(crate) async fn recv_all(&mut self, into: &mut VecDeque<Command>) -> bool {
         poll_fn(|cx| {
-            let mut state = lock(&self.shared);
+            let mut state = lock(&self.shared.state);
             if !state.queue.is_empty() {
-                swap(&mut state.queue, into);
+                self.take(&mut state.queue, into);
                 return Poll::Ready(true);
             }
             if state.sender_gone {
@@ -97,29 +116,41 @@ impl Receiver {
 
     /// Swaps every queued command into `into` (empty) without waiting (possibly none).
     pub(crate) fn try_recv_all(&mut self, into: &mut VecDeque<Command>) {
-        swap(&mut lock(&self.shared).queue, into);
+        let mut state = lock(&self.shared.state);
+        if !state.queue.is_empty() {
+            self.take(&mut state.queue, into);
+        }
+    }
+
+    /// Gives the queued commands to the writer and the writer's empty buffer to the queue.
+    ///
+    /// A flood's buffers are kept while the flood goes on (each batch is as large as the
+    /// last: growing them again every batch cost a reallocation and fresh pages each time);
+    /// once a batch is small next to them they are trimmed to [`KEEP`] slots, so a burst does
+    /// not hold its memory for the connection's life.
+    fn take(&self, queue: &mut VecDeque<Command>, into: &mut VecDeque<Command>) {
+        debug_assert!(into.is_empty());
+        if into.capacity() > KEEP && queue.len() < into.capacity() / 4 {
+            into.shrink_to(KEEP);
+        }
+        std::mem::swap(queue, into);
+        self.shared.queued.store(0, Ordering::Release);
     }
 }
 
-/// The most queue slots kept for reuse (a burst may need more; they are freed after it).
+/// The queue slots kept for reuse once a burst is over (a burst may need more).
 const KEEP: usize = 4096;
-
-/// Gives the queued commands to the writer and the writer's empty buffer to the queue.
-fn swap(queue: &mut VecDeque<Command>, into: &mut VecDeque<Command>) {
-    debug_assert!(into.is_empty());
-    if into.capacity() > KEEP {
-        into.shrink_to(KEEP);
-    }
-    std::mem::swap(queue, into);
-}
 
 impl Drop for Receiver {
     fn drop(&mut self) {
-        let mut state = lock(&self.shared);
+        let mut state = lock(&self.shared.state);
         state.receiver_gone = true;
         // Commands nobody will carry out (messages, a close) are dropped now, not with the
         // last handle.
         state.queue.clear();
+        // Nothing waits any more: a `Sink` must not count them (a flush would wait for the
+        // close).
+        self.shared.queued.store(0, Ordering::Release);
     }
 }
 
@@ -173,21 +204,34 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn buffers_are_reused_up_to_a_bound() {
+    async fn a_flood_reuses_its_buffers_and_a_calm_trims_them() {
         let (tx, mut rx) = channel();
         let mut batch = VecDeque::new();
-        for round in 0..3 {
+        let mut kept = Vec::new();
+        for round in 0..4 {
+            kept.push(lock(&rx.shared.state).queue.capacity());
             for i in 0..10_000 {
                 tx.send(text(&format!("{round} {i}"))).unwrap();
             }
+            assert_eq!(tx.queued(), 10_000);
             assert!(rx.recv_all(&mut batch).await);
+            assert_eq!(tx.queued(), 0);
             assert_eq!(batch.len(), 10_000);
             batch.clear();
         }
-        // The writer's buffer went back to the queue, trimmed to the bound.
+        // From the third batch on, the queue starts with room for the flood: no reallocation.
+        assert!(kept[2..].iter().all(|&c| c >= 10_000), "{kept:?}");
+        // Two small batches later both buffers are back to the bound.
+        for _ in 0..2 {
+            tx.send(text("calm")).unwrap();
+            batch.clear();
+            assert!(rx.recv_all(&mut batch).await);
+        }
         tx.send(text("last")).unwrap();
+        batch.clear();
         assert!(rx.recv_all(&mut batch).await);
         assert!(batch.capacity() <= KEEP.max(16), "{}", batch.capacity());
+        assert!(lock(&rx.shared.state).queue.capacity() <= KEEP.max(16));
     }
 
     #[test]
@@ -196,6 +240,8 @@ mod tests {
         tx.send(text("kept")).unwrap();
         drop(rx);
         assert!(tx.send(text("late")).is_err());
+        // The dropped commands are not counted as waiting.
+        assert_eq!(tx.queued(), 0);
     }
 }
 

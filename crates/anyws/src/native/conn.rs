@@ -29,16 +29,16 @@
 //! finished (the runtime shut down, the task was aborted) fires `error` + `close` 1006 from
 //! the guard's `Drop`. No socket is left CONNECTING, OPEN or CLOSING with no task behind it.
 
+use super::arena::Arena;
 use super::deflate::{self, Deflater, Inflating, Params};
 use super::handshake;
 use super::meter::{Meter, Metered};
 use super::options::NativeOptions;
 use super::{commands, trace, Command, ControlKind, Link, LiveGuard};
-use crate::core::{lock, Core};
+use crate::core::{lock, Core, MESSAGE_OVERHEAD};
 use crate::error::{Error, ErrorKind};
 use crate::event::{CloseEvent, Message, ReadyState, Text};
 use crate::sendness::Shared;
-use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
@@ -446,23 +446,13 @@ fn to_wire(m: Message, deflater: Option<&mut Deflater>) -> WsMessage {
     }
 }
 
-/// Received messages shorter than this are copied out of the read buffer; longer ones are
-/// the read buffer's own bytes.
-const COPY_BELOW: usize = 4 << 10;
+/// The most data messages the reader takes from tungstenite under one lock before it
+/// delivers them.
+const READ_BATCH: usize = 64;
 
-/// A received payload as the message's buffer. A frame's payload is a slice of the buffer
-/// tungstenite reads into: a long one is kept as it is (no copy). A short one is copied, so
-/// that queued or kept messages do not hold the read buffer (up to its whole size for a few
-/// bytes) and tungstenite can reuse it in place, with no reference count shared between the
-/// reading thread and the application's: measured, sharing it made a stream of 64-byte
-/// messages (benchmark N2) about a quarter slower than copying them.
-fn received(payload: Bytes) -> Bytes {
-    if payload.len() < COPY_BELOW {
-        Bytes::copy_from_slice(&payload)
-    } else {
-        payload
-    }
-}
+/// The reader stops taking messages under one lock once they cost this much (payload plus
+/// [`MESSAGE_OVERHEAD`] each), and sooner when the receive queue has less room left.
+const READ_BATCH_BYTES: usize = 16 << 10;
 
 /// What the reader, the writer and the supervisor tell each other.
 #[derive(Default)]
@@ -763,6 +753,8 @@ where
     async fn read(&self) -> End {
         // Whether the queue is below the receive high-water mark.
         let mut room = false;
+        let mut arena = Arena::default();
+        let mut batch = Vec::new();
         loop {
             if !room {
                 let mut paused = false;
@@ -782,27 +774,57 @@ where
                     });
                 }
             }
+            // Read what is at hand under one lock: data messages while they keep coming
+            // without a wait (up to a batch), then whatever ended the run. The listeners run
+            // after the lock is released, in order.
             let mut waited = false;
-            let next = poll_fn(|cx| {
-                let next = lock(&self.ws).poll_next_unpin(cx);
-                waited |= next.is_pending();
-                next
+            // Never past the high-water mark by more than one message, as when reading one
+            // message at a time.
+            let mut budget = READ_BATCH_BYTES.min(self.core.room_left());
+            let mut next = None;
+            poll_fn(|cx| {
+                let mut ws = lock(&self.ws);
+                loop {
+                    match ws.poll_next_unpin(cx) {
+                        Poll::Pending if batch.is_empty() => {
+                            waited = true;
+                            arena.release();
+                            return Poll::Pending;
+                        }
+                        Poll::Pending => return Poll::Ready(()),
+                        // tungstenite has already checked the text is UTF-8.
+                        Poll::Ready(Some(Ok(WsMessage::Text(t)))) => {
+                            budget = budget.saturating_sub(t.len() + MESSAGE_OVERHEAD);
+                            // SAFETY: a `Utf8Bytes` is UTF-8, and `take` keeps the bytes.
+                            let text = unsafe {
+                                Text::from_utf8_unchecked(arena.take(t.into(), batch.is_empty()))
+                            };
+                            batch.push(Message::Text(text));
+                        }
+                        Poll::Ready(Some(Ok(WsMessage::Binary(b)))) => {
+                            budget = budget.saturating_sub(b.len() + MESSAGE_OVERHEAD);
+                            let lone = batch.is_empty();
+                            batch.push(Message::Binary(arena.take(b, lone)));
+                        }
+                        Poll::Ready(other) => {
+                            next = Some(other);
+                            return Poll::Ready(());
+                        }
+                    }
+                    if batch.len() >= READ_BATCH || budget == 0 {
+                        return Poll::Ready(());
+                    }
+                }
             })
             .await;
             if waited {
                 self.liveness.heard();
             }
-            room = true;
+            room = batch.is_empty() || self.core.fire_messages(&mut batch);
+            let Some(next) = next else { continue };
             match next {
-                // tungstenite has already checked the text is UTF-8.
-                Some(Ok(WsMessage::Text(t))) => {
-                    // SAFETY: a `Utf8Bytes` is UTF-8, and `received` keeps the bytes.
-                    let text = unsafe { Text::from_utf8_unchecked(received(t.into())) };
-                    room = self.core.fire_message(Message::Text(text))
-                }
-                Some(Ok(WsMessage::Binary(b))) => {
-                    room = self.core.fire_message(Message::Binary(received(b)))
-                }
+                // Data messages end up in `batch` (above).
+                Some(Ok(WsMessage::Text(_) | WsMessage::Binary(_))) => {}
                 Some(Ok(WsMessage::Close(frame))) => self.peer_closed(frame).await,
                 // tungstenite answers pings itself.
                 Some(Ok(WsMessage::Ping(p))) => self.link.control().fire(ControlKind::Ping, &p),
@@ -863,7 +885,10 @@ where
             loop {
                 tokio::select! {
                     biased;
-                    more = rx.recv_all(&mut queued) => if !more {
+                    more = rx.recv_all(&mut queued) => if more {
+                        // A `Sink` may wait for the queue to empty (it counts messages).
+                        self.link.wake_drained();
+                    } else {
                         return Ok(());
                     },
                     _ = self.fail_wanted.notified() => {
@@ -895,6 +920,7 @@ where
                     if queued.is_empty() {
                         break;
                     }
+                    self.link.wake_drained();
                 }
                 self.flush(batch.bytes).await?;
                 if batch.closing {
@@ -939,6 +965,9 @@ where
                     true
                 }
             };
+            // A `Sink` may wait for the queue to empty (it counts messages; an empty
+            // message's write settles no bytes, so nothing else would wake it).
+            self.link.wake_drained();
             queued.retain(|cmd| matches!(cmd, Command::Send(_) | Command::Ping(_)));
             let mut batch = Batch::default();
             poll_fn(|cx| {

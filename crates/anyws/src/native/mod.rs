@@ -6,6 +6,7 @@
 //! Whatever ends the task (the connection closing, a panic, the runtime shutting down) ends
 //! with exactly one `close` event (see `conn::Finish`).
 
+mod arena;
 #[cfg(feature = "axum")]
 pub mod axum;
 mod commands;
@@ -35,7 +36,7 @@ pub use proxy::{ProxyError, SocksReply};
 pub use server::{accept, wrap, Accept, Incoming, Origins, Refusal};
 pub use sockets::{CloseAll, Sockets};
 
-use crate::core::{lock, Core};
+use crate::core::{lock, Core, MESSAGE_OVERHEAD};
 use crate::error::{Error, ErrorKind};
 use crate::event::{BinaryType, Message, ReadyState};
 use crate::sendness::Shared;
@@ -561,7 +562,13 @@ impl Backend for Transport {
         cx: &mut Context<'_>,
         mark: u64,
     ) -> Poll<()> {
-        let ready = || self.buffered_amount() <= mark || core.ready_state() == ReadyState::Closed;
+        // Each message still waiting for the connection task also counts, as a received one
+        // does against the receive mark: a flood of empty messages waits too.
+        let ready = || {
+            let waiting = self.commands.queued() as u64 * MESSAGE_OVERHEAD as u64;
+            self.buffered_amount().saturating_add(waiting) <= mark
+                || core.ready_state() == ReadyState::Closed
+        };
         if ready() {
             return Poll::Ready(());
         }

@@ -73,9 +73,11 @@ fn model_command_queue_receiver_gone() {
         });
         drop(rx);
         let (tx, sent) = sender.join().unwrap();
-        let state = lock(&tx.shared);
+        let state = lock(&tx.shared.state);
         assert!(state.receiver_gone && state.queue.is_empty());
         drop(state);
+        // Nothing is counted as waiting either (a `Sink` counts them).
+        assert_eq!(tx.queued(), 0);
         if let Err(back) = sent {
             assert_eq!(name(back), "a");
         }

@@ -1,0 +1,61 @@
+//! Native only: the `Sink`'s backpressure bounds the send queue by count as well as by
+//! bytes, so a flood of empty messages waits too instead of piling up in memory.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use anyws::{Message, Options, WebSocket};
+use futures::{Sink, SinkExt, StreamExt};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// Feeds empty messages without ever yielding to the runtime (so the connection's writer
+/// cannot take any): returns how many `poll_ready` accepted before it said `Pending`, or
+/// `None` if it accepted all of `limit`.
+fn feed_empty_until_pending(ws: &mut WebSocket, limit: usize) -> Option<usize> {
+    let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+    for i in 0..limit {
+        match Pin::new(&mut *ws).poll_ready(&mut cx) {
+            Poll::Pending => return Some(i),
+            Poll::Ready(r) => r.unwrap(),
+        }
+        Pin::new(&mut *ws)
+            .start_send(Message::Binary(Default::default()))
+            .unwrap();
+    }
+    None
+}
+
+#[tokio::test]
+async fn a_flood_of_empty_messages_waits_for_the_writer() {
+    let url = format!("{}/echo", common::server().await);
+    let mark = 64 * 1024;
+    let mut ws = WebSocket::with_options(&url, Options::new().send_high_water_mark(mark)).unwrap();
+    ws.opened().await.unwrap();
+
+    let accepted = feed_empty_until_pending(&mut ws, 1_000_000)
+        .expect("a million empty messages queued with no backpressure");
+    // Each queued message counts 64 bytes against the mark.
+    assert_eq!(accepted as u64, mark / 64 + 1, "accepted before waiting");
+    assert_eq!(
+        ws.buffered_amount(),
+        0,
+        "bufferedAmount counts payload only"
+    );
+
+    // The writer takes them, the Sink goes on, and nothing is lost.
+    ws.flush().await.unwrap();
+    let mut echoed = 0;
+    while echoed < accepted {
+        let m = ws.next().await.unwrap().unwrap();
+        assert!(m.is_empty());
+        echoed += 1;
+    }
+    let again = feed_empty_until_pending(&mut ws, 1_000_000).expect("bounded again");
+    assert!(
+        again > 0,
+        "the Sink is ready again once the writer took the queue"
+    );
+    ws.close();
+    ws.closed().await;
+}
