@@ -249,9 +249,10 @@ impl From<Text> for String {
 /// `[u8; N]` or [`Bytes`] (which is what `send` takes).
 ///
 /// Natively a received message of 4 KiB or more is a slice of the buffer the connection read
-/// it into (shorter ones are copied out of it), which it may share with the messages read
-/// with it: that buffer is freed when the last of them is dropped. To keep such a message
-/// for long while dropping the others, copy it (`Bytes::copy_from_slice`).
+/// it into, which it may share with the messages read with it; small messages that arrive in
+/// a burst are copied into a shared chunk of 4 KiB. Either buffer is freed when the last
+/// message holding it is dropped. To keep such a message for long while dropping the
+/// others, copy it (`Bytes::copy_from_slice`).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Message {
     /// A text message (a text frame on the wire).
