@@ -57,44 +57,78 @@ pub fn run(root: &Path, seconds: u64) -> Result<Vec<String>, String> {
         start.elapsed().as_secs_f32()
     );
 
+    // Each run is one process on one core, so two run at a time (the machine CI runs on has
+    // two cores): each still fuzzes for `seconds` of its own.
     let mut lines = Vec::new();
-    for target in TARGETS {
-        let corpus = work.join("corpus").join(target);
-        let artifacts = work.join("artifacts").join(target);
-        for dir in [&corpus, &artifacts] {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for pair in TARGETS.chunks(AT_ONCE) {
+        let results: Vec<Result<String, String>> = std::thread::scope(|scope| {
+            let runs: Vec<_> = pair
+                .iter()
+                .map(|target| {
+                    scope.spawn(|| run_target(target, seconds, &work, &fuzz_dir, &cargo_fuzz))
+                })
+                .collect();
+            runs.into_iter()
+                .map(|run| {
+                    run.join()
+                        .unwrap_or_else(|_| Err("a fuzz run's thread panicked".into()))
+                })
+                .collect()
+        });
+        // In order; the first failure is the error (its pair's other run finished too).
+        for result in results {
+            lines.push(result?);
         }
-        let seeds = fuzz_dir.join("seeds").join(target);
-        let mut cmd = cargo_fuzz(&["run", target]);
-        cmd.arg(&corpus).arg(&seeds).args([
-            "--".to_owned(),
-            format!("-max_total_time={seconds}"),
-            format!("-artifact_prefix={}/", artifacts.display()),
-            "-timeout=20".to_owned(),
-            "-rss_limit_mb=4096".to_owned(),
-            "-print_final_stats=1".to_owned(),
-        ]);
-        let (success, text) = output(&mut cmd)?;
-        let runs = text
-            .lines()
-            .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
-            .map(|n| n.trim().to_owned())
-            .unwrap_or_else(|| "?".into());
-        let corpus_size = std::fs::read_dir(&corpus).map(|d| d.count()).unwrap_or(0);
-        if !success {
-            let crash = std::fs::read_dir(&artifacts)
-                .ok()
-                .and_then(|d| d.flatten().map(|e| e.path()).next())
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "(no input saved)".into());
-            return Err(format!(
-                "fuzz target {target} failed after {runs} runs; input: {crash}\n{}",
-                tail(&text, 40)
-            ));
-        }
-        lines.push(format!(
-            "fuzz: {target}: {runs} runs in {seconds} s, corpus {corpus_size} inputs, no crash"
-        ));
     }
     Ok(lines)
+}
+
+/// How many fuzz targets run at the same time.
+const AT_ONCE: usize = 2;
+
+/// Runs `target` for `seconds` from its corpus and the committed seeds: its summary line, or
+/// an error naming the saved input.
+fn run_target(
+    target: &str,
+    seconds: u64,
+    work: &Path,
+    fuzz_dir: &Path,
+    cargo_fuzz: &(dyn Fn(&[&str]) -> Command + Sync),
+) -> Result<String, String> {
+    let corpus = work.join("corpus").join(target);
+    let artifacts = work.join("artifacts").join(target);
+    for dir in [&corpus, &artifacts] {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let seeds = fuzz_dir.join("seeds").join(target);
+    let mut cmd = cargo_fuzz(&["run", target]);
+    cmd.arg(&corpus).arg(&seeds).args([
+        "--".to_owned(),
+        format!("-max_total_time={seconds}"),
+        format!("-artifact_prefix={}/", artifacts.display()),
+        "-timeout=20".to_owned(),
+        "-rss_limit_mb=4096".to_owned(),
+        "-print_final_stats=1".to_owned(),
+    ]);
+    let (success, text) = output(&mut cmd)?;
+    let runs = text
+        .lines()
+        .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
+        .map(|n| n.trim().to_owned())
+        .unwrap_or_else(|| "?".into());
+    let corpus_size = std::fs::read_dir(&corpus).map(|d| d.count()).unwrap_or(0);
+    if !success {
+        let crash = std::fs::read_dir(&artifacts)
+            .ok()
+            .and_then(|d| d.flatten().map(|e| e.path()).next())
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(no input saved)".into());
+        return Err(format!(
+            "fuzz target {target} failed after {runs} runs; input: {crash}\n{}",
+            tail(&text, 40)
+        ));
+    }
+    Ok(format!(
+        "fuzz: {target}: {runs} runs in {seconds} s, corpus {corpus_size} inputs, no crash"
+    ))
 }
