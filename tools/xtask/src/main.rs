@@ -130,7 +130,7 @@ fn fuzz_for(root: &Path, args: &[String]) -> Result<(), String> {
             .map_err(|_| format!("--seconds wants a whole number, not {n:?}"))?,
         _ => return Err("usage: cargo xtask fuzz [--seconds N]".into()),
     };
-    for line in fuzz::run(root, seconds)? {
+    for line in fuzz::run(root, seconds, None)? {
         println!("{line}");
     }
     Ok(())
@@ -293,8 +293,10 @@ fn test(root: &Path) -> Result<(), String> {
         config.test.timeout_seconds
     );
     let tools = setup::ensure(root, &config, setup::Need::Everything)?;
-    // Autobahn's Python suite installs while the checks build (it waits on the network).
+    // Autobahn's Python suite installs while the checks build (it waits on the network); the
+    // fuzz targets build at the lowest CPU priority from now on, in what CPU the steps leave.
     autobahn::prepare(root);
+    let fuzz_build = fuzz::build_in_background(root);
     let tc = tools.wasm_toolchain.as_deref();
     let (mut passed, mut failed) = steps::run(root, tc, steps::checks(root, &config, tc))?;
 
@@ -440,7 +442,7 @@ fn test(root: &Path) -> Result<(), String> {
             }
         }
     }
-    problems.extend(after_suite(root, &config, &tools));
+    problems.extend(after_suite(root, &config, &tools, fuzz_build));
     println!("{passed} passed, {failed} failed");
     println!("(took {:.0} s)", started.elapsed().as_secs_f32());
     if problems.is_empty() {
@@ -452,7 +454,12 @@ fn test(root: &Path) -> Result<(), String> {
 
 /// After the suite: the demo's end-to-end test, Autobahn|Testsuite and fuzzing. Each prints its
 /// lines; each failure is a problem, and the others still run.
-fn after_suite(root: &Path, config: &WasmConfig, tools: &setup::Tools) -> Vec<String> {
+fn after_suite(
+    root: &Path,
+    config: &WasmConfig,
+    tools: &setup::Tools,
+    fuzz_build: Option<fuzz::Background>,
+) -> Vec<String> {
     let mut problems = Vec::new();
     match bundle::ensure(
         root,
@@ -490,7 +497,7 @@ fn after_suite(root: &Path, config: &WasmConfig, tools: &setup::Tools) -> Vec<St
         Err(e) => problems.push(format!("autobahn could not run: {e}")),
     }
     let started_fuzz = Instant::now();
-    match fuzz::run(root, CI_FUZZ_SECONDS) {
+    match fuzz::run(root, CI_FUZZ_SECONDS, fuzz_build) {
         Ok(lines) => {
             lines.iter().for_each(|l| println!("{l}"));
             println!(
