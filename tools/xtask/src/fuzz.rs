@@ -101,6 +101,17 @@ pub fn run(
     }
     if let Some(mut background) = background {
         let waited = Instant::now();
+        // Nothing else runs now: what the build starts from here on runs at normal priority
+        // (its compilers inherit cargo's). Lowering a priority may need root; if it fails,
+        // it only makes a difference on a machine other work shares.
+        if let Some(renice) = crate::run::which("renice") {
+            let _ = Command::new(renice)
+                .args(["-n", "0", "-p", &background.child.id().to_string()])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
         let status = background.child.wait();
         println!(
             "fuzz: the background build ({}) ended {:.0} s after it started; waited {:.0} s for it",
