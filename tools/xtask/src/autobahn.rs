@@ -224,8 +224,22 @@ fn pyenv_python27() -> Result<PathBuf, String> {
     })
 }
 
-/// Installs the suite once; later calls find it.
+/// Starts installing the suite (if it is not there) on a thread of its own, for
+/// `cargo xtask test`: the install mostly waits on the package index, so it runs while the
+/// checks build. [`run`] waits for it (see [`ensure_suite`]); an install that failed here is
+/// tried again there, which reports the error.
+pub fn prepare(root: &Path) {
+    let dir = root.join("target/autobahn");
+    std::thread::spawn(move || {
+        let _ = ensure_suite(&dir);
+    });
+}
+
+/// Installs the suite once; later calls find it. One install at a time: a call made while
+/// [`prepare`]'s is under way waits for it.
 fn ensure_suite(dir: &Path) -> Result<PathBuf, String> {
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
     let wstest = dir.join("py2env/bin/wstest");
     if !wstest.is_file() {
         println!("autobahn: installing autobahntestsuite (Python 2.7 virtualenv) ...");
@@ -269,13 +283,27 @@ fn ensure_suite(dir: &Path) -> Result<PathBuf, String> {
     Ok(wstest)
 }
 
-/// Where cargo puts what it builds: `CARGO_TARGET_DIR` if set (relative to `root`), else
-/// `<root>/target`.
-fn cargo_target_dir(root: &Path) -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => root.join(dir),
-        _ => root.join("target"),
-    }
+/// How [`run`] builds the two examples.
+pub enum Build {
+    /// As the unit tests' step of `cargo xtask test` built them, which that step did.
+    AsUnitTests,
+    /// `cargo build -p anyws --example ...` (`cargo xtask autobahn`).
+    Alone,
+}
+
+/// The executable of the example `name` (not a test harness of it) in cargo's JSON messages.
+fn example(messages: &str, name: &str) -> Result<PathBuf, String> {
+    messages
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| {
+            m["reason"] == "compiler-artifact"
+                && m["target"]["name"] == name
+                && m["target"]["kind"][0] == "example"
+                && m["profile"]["test"] == false
+        })
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .ok_or_else(|| format!("cargo reported no executable for the example {name}"))
 }
 
 /// How long the example server may take to print its address.
@@ -284,23 +312,41 @@ const SERVER_START: Duration = Duration::from_secs(60);
 /// Sets up the suite and runs both of its halves at once (each is a single-threaded Python
 /// process, so on two cores together they take little longer than one): the fuzzing server
 /// against `autobahn_client`, and the fuzzing client against `autobahn_server`.
-pub fn run(root: &Path, cases: Cases, cargo: impl Fn() -> Command) -> Result<Reports, String> {
+pub fn run(
+    root: &Path,
+    cases: Cases,
+    build: Build,
+    cargo: impl Fn() -> Command,
+) -> Result<Reports, String> {
     let dir = root.join("target/autobahn");
     let wstest = ensure_suite(&dir)?;
-    // Build both examples first, so no suite is kept waiting. In the dev profile: the test
-    // steps before this one built every dependency so, and the runs are bound by the Python
-    // suite, not by the examples (about 6 s of CPU each over the whole suite in the dev
-    // profile; a release build would cost CI about 100 s to save a few).
-    run_quiet(cargo().args([
-        "build",
-        "-p",
-        "anyws",
-        "--example",
-        "autobahn_client",
-        "--example",
-        "autobahn_server",
-    ]))?;
-    let examples = cargo_target_dir(root).join("debug/examples");
+    // Build both examples first, so no suite is kept waiting. In the dev profile: the runs are
+    // bound by the Python suite, not by the examples (about 6 s of CPU each over the whole
+    // suite in the dev profile; a release build would cost CI about 100 s to save a few).
+    let mut cmd = cargo();
+    match build {
+        // `cargo test --no-run` with the unit tests' packages and features: that step built
+        // both examples (`cargo test` builds every example), so cargo finds them built and
+        // names them; a build of their own would compile about 50 crates again for other
+        // features. The examples use only the public API and plain ws://, which no feature
+        // changes.
+        Build::AsUnitTests => cmd
+            .args(["test", "--no-run"])
+            .args(crate::steps::UNIT_TESTS)
+            .arg("--all-features"),
+        Build::Alone => cmd.args([
+            "build",
+            "-p",
+            "anyws",
+            "--example",
+            "autobahn_client",
+            "--example",
+            "autobahn_server",
+        ]),
+    };
+    let built = capture(cmd.arg("--message-format=json-render-diagnostics"))?;
+    let client_exe = example(&built, "autobahn_client")?;
+    let server_exe = example(&built, "autobahn_server")?;
     let reports = dir.join("reports");
     let _ = std::fs::remove_dir_all(&reports);
     let log = |name: &str| std::fs::File::create(dir.join(name)).map_err(|e| e.to_string());
@@ -308,7 +354,7 @@ pub fn run(root: &Path, cases: Cases, cargo: impl Fn() -> Command) -> Result<Rep
     // The server side: anyws's echo server, and the suite's fuzzing client against it.
     let server_log = log("autobahn_server.log")?;
     let server = anyws_child::Child::spawn_announcing(
-        Command::new(examples.join("autobahn_server"))
+        Command::new(&server_exe)
             .stdin(Stdio::piped())
             .stderr(server_log),
         1,
@@ -379,7 +425,7 @@ pub fn run(root: &Path, cases: Cases, cargo: impl Fn() -> Command) -> Result<Rep
         std::thread::sleep(Duration::from_millis(100));
     }
     run_quiet(
-        Command::new(examples.join("autobahn_client"))
+        Command::new(&client_exe)
             .arg(format!("ws://127.0.0.1:{port}"))
             .arg(CLIENT_AGENT),
     )?;

@@ -53,7 +53,14 @@ use std::time::Instant;
 /// The wasm32 target triple, for every cargo command that builds for the browser.
 const WASM: &str = "wasm32-unknown-unknown";
 
+/// When set, this binary is a `RUSTC_WORKSPACE_WRAPPER` (see [`rustc_wrapper`]) that adds
+/// `--cfg VALUE` to each compilation of a workspace crate.
+pub const WRAPPER_CFG: &str = "ANYWS_XTASK_RUSTC_CFG";
+
 fn main() -> ExitCode {
+    if let Some(cfg) = std::env::var_os(WRAPPER_CFG) {
+        return rustc_wrapper(cfg);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
@@ -84,6 +91,34 @@ fn main() -> ExitCode {
     }
 }
 
+/// As cargo's `RUSTC_WORKSPACE_WRAPPER` (`wrapper RUSTC ARGS...`, for the workspace's crates
+/// only): runs `RUSTC ARGS... --cfg CFG` when it compiles a crate (`--crate-name`), and any
+/// other query of rustc unchanged. The loom step sets the model checks' cfg so, on anyws
+/// alone of what it builds, where `RUSTFLAGS` would build every dependency again.
+fn rustc_wrapper(cfg: std::ffi::OsString) -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    let Some(rustc) = args.next() else {
+        eprintln!(
+            "xtask: {WRAPPER_CFG} is set, so this is a rustc wrapper, but no rustc was given"
+        );
+        return ExitCode::FAILURE;
+    };
+    let args: Vec<std::ffi::OsString> = args.collect();
+    let mut cmd = Command::new(&rustc);
+    cmd.args(&args);
+    if args.iter().any(|a| a == "--crate-name") {
+        cmd.arg("--cfg").arg(&cfg);
+    }
+    match cmd.status() {
+        Ok(status) if status.success() => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(status.code().unwrap_or(1).clamp(1, 255) as u8),
+        Err(e) => {
+            eprintln!("xtask: could not run {}: {e}", rustc.to_string_lossy());
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// How long `cargo xtask test` runs each fuzz target.
 const CI_FUZZ_SECONDS: u64 = 10;
 
@@ -95,7 +130,7 @@ fn fuzz_for(root: &Path, args: &[String]) -> Result<(), String> {
             .map_err(|_| format!("--seconds wants a whole number, not {n:?}"))?,
         _ => return Err("usage: cargo xtask fuzz [--seconds N]".into()),
     };
-    for line in fuzz::run(root, seconds)? {
+    for line in fuzz::run(root, seconds, None)? {
         println!("{line}");
     }
     Ok(())
@@ -258,6 +293,10 @@ fn test(root: &Path) -> Result<(), String> {
         config.test.timeout_seconds
     );
     let tools = setup::ensure(root, &config, setup::Need::Everything)?;
+    // Autobahn's Python suite installs while the checks build (it waits on the network); the
+    // fuzz targets build at the lowest CPU priority from now on, in what CPU the steps leave.
+    autobahn::prepare(root);
+    let fuzz_build = fuzz::build_in_background(root);
     let tc = tools.wasm_toolchain.as_deref();
     let (mut passed, mut failed) = steps::run(root, tc, steps::checks(root, &config, tc))?;
 
@@ -403,7 +442,7 @@ fn test(root: &Path) -> Result<(), String> {
             }
         }
     }
-    problems.extend(after_suite(root, &config, &tools));
+    problems.extend(after_suite(root, &config, &tools, fuzz_build));
     println!("{passed} passed, {failed} failed");
     println!("(took {:.0} s)", started.elapsed().as_secs_f32());
     if problems.is_empty() {
@@ -415,7 +454,12 @@ fn test(root: &Path) -> Result<(), String> {
 
 /// After the suite: the demo's end-to-end test, Autobahn|Testsuite and fuzzing. Each prints its
 /// lines; each failure is a problem, and the others still run.
-fn after_suite(root: &Path, config: &WasmConfig, tools: &setup::Tools) -> Vec<String> {
+fn after_suite(
+    root: &Path,
+    config: &WasmConfig,
+    tools: &setup::Tools,
+    fuzz_build: Option<fuzz::Background>,
+) -> Vec<String> {
     let mut problems = Vec::new();
     match bundle::ensure(
         root,
@@ -429,7 +473,12 @@ fn after_suite(root: &Path, config: &WasmConfig, tools: &setup::Tools) -> Vec<St
         Err(e) => problems.push(format!("demo end-to-end test: {e}")),
     }
     let started_autobahn = Instant::now();
-    match autobahn::run(root, autobahn::Cases::Ci, || cargo(root, None)) {
+    match autobahn::run(
+        root,
+        autobahn::Cases::Ci,
+        autobahn::Build::AsUnitTests,
+        || cargo(root, None),
+    ) {
         Ok(report) => {
             for line in report.lines() {
                 println!("{line}");
@@ -448,7 +497,7 @@ fn after_suite(root: &Path, config: &WasmConfig, tools: &setup::Tools) -> Vec<St
         Err(e) => problems.push(format!("autobahn could not run: {e}")),
     }
     let started_fuzz = Instant::now();
-    match fuzz::run(root, CI_FUZZ_SECONDS) {
+    match fuzz::run(root, CI_FUZZ_SECONDS, fuzz_build) {
         Ok(lines) => {
             lines.iter().for_each(|l| println!("{l}"));
             println!(
@@ -543,7 +592,9 @@ fn report_failure(name: &str, run: &TestRun) -> Result<(), String> {
 }
 
 fn autobahn_summary(root: &Path) -> Result<(), String> {
-    let report = autobahn::run(root, autobahn::Cases::All, || cargo(root, None))?;
+    let report = autobahn::run(root, autobahn::Cases::All, autobahn::Build::Alone, || {
+        cargo(root, None)
+    })?;
     for line in report.lines() {
         println!("{line}");
     }

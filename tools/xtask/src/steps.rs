@@ -79,11 +79,6 @@ impl<'a> Step<'a> {
         self.env.push((key, Some(value.into())));
         self
     }
-
-    fn env_remove(mut self, key: &'static str) -> Step<'a> {
-        self.env.push((key, None));
-        self
-    }
 }
 
 /// A step's cargo command, with `toolchain` (`cargo +toolchain`) if given.
@@ -116,7 +111,7 @@ const DENY_WARNINGS: [&str; 3] = ["--", "-D", "warnings"];
 
 /// The packages of the unit and doc tests, which run with every feature on (native-tls,
 /// platform-roots, both crypto providers); the suite uses the defaults.
-const UNIT_TESTS: [&str; 26] = [
+pub const UNIT_TESTS: [&str; 26] = [
     "-p",
     "anyws",
     "-p",
@@ -226,18 +221,27 @@ pub fn checks<'a>(root: &'a Path, config: &WasmConfig, tc: Option<&'a str>) -> V
             .arg(&UNIT_TESTS)
             .arg(&["--all-features"]),
         interop(root),
-        // The model checks of the core's locking and wake-ups (loom; see
-        // crates/anyws/src/sync.rs). The cfg changes every crate's flags, so they build in a
-        // target directory of their own.
-        Step::tests(
-            "model checks (loom)",
-            false,
-            &["test", "-p", "anyws", "--lib", "model"],
-        )
-        .env("RUSTFLAGS", "--cfg anyws_loom")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env("CARGO_TARGET_DIR", root.join("target/loom")),
+        loom(),
     ]
+}
+
+/// The model checks of the core's locking and wake-ups (loom; see crates/anyws/src/sync.rs).
+/// The cfg is set on the workspace's crates only, by this binary as cargo's
+/// `RUSTC_WORKSPACE_WRAPPER` (`RUSTFLAGS` would build every dependency again, in a target
+/// directory of its own). The unit tests' packages and features, so that cargo resolves the
+/// same features and every dependency is theirs, already built; only the workspace's crates
+/// are compiled again (their libraries' unit tests; the filter leaves only anyws's models).
+/// Without the cfg the filter matches no test, which fails the step.
+fn loom<'a>() -> Step<'a> {
+    Step::tests("model checks (loom)", false, &["test"])
+        .arg(&UNIT_TESTS)
+        .arg(&["--all-features", "--lib", "model"])
+        // An empty wrapper (no path to this binary) is no wrapper: no cfg, no test, a failure.
+        .env(
+            "RUSTC_WORKSPACE_WRAPPER",
+            std::env::current_exe().unwrap_or_default(),
+        )
+        .env(crate::WRAPPER_CFG, "anyws_loom")
 }
 
 /// `cargo xtask deps`: the two checks that anyws does not break its users' builds.
