@@ -203,6 +203,15 @@ struct Received {
     abandoned: bool,
 }
 
+impl Received {
+    /// Queues `data`, charging its payload and [`MESSAGE_OVERHEAD`].
+    fn push(&mut self, data: Message) {
+        self.bytes += data.len();
+        self.cost += data.len() + MESSAGE_OVERHEAD;
+        self.items.push_back(data);
+    }
+}
+
 /// What a listener change leaves to drop once the lock is released: user closures may
 /// capture anything, so they are never dropped under the lock.
 #[allow(dead_code)] // held only to be dropped
@@ -530,10 +539,7 @@ impl Core {
             // Both the queue and the listeners may take it: a clone shares the buffer.
             let (for_listeners, wakers) = if queue {
                 let for_listeners = listening.then(|| data.clone());
-                let r = &mut inner.received;
-                r.bytes += data.len();
-                r.cost += data.len() + MESSAGE_OVERHEAD;
-                r.items.push_back(data);
+                inner.received.push(data);
                 (for_listeners, std::mem::take(&mut inner.stream_wakers))
             } else {
                 (listening.then_some(data), Vec::new())
@@ -562,11 +568,8 @@ impl Core {
             } else {
                 let mut wakers = Vec::new();
                 if self.ready_state() == ReadyState::Open && !inner.received.abandoned {
-                    let r = &mut inner.received;
                     for data in batch.drain(..) {
-                        r.bytes += data.len();
-                        r.cost += data.len() + MESSAGE_OVERHEAD;
-                        r.items.push_back(data);
+                        inner.received.push(data);
                     }
                     wakers = std::mem::take(&mut inner.stream_wakers);
                 }
