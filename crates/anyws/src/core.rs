@@ -210,7 +210,22 @@ impl Received {
         self.cost += data.len() + MESSAGE_OVERHEAD;
         self.items.push_back(data);
     }
+
+    /// A burst's slots are not kept once it has been read: when the queue is down to an
+    /// eighth of a capacity over [`KEEP_RECEIVED`], it shrinks to twice what it holds (so
+    /// that growing again costs at most as much as the shrink saved).
+    fn trim(&mut self) {
+        let capacity = self.items.capacity();
+        if capacity > KEEP_RECEIVED && self.items.len() <= capacity / 8 {
+            self.items
+                .shrink_to(KEEP_RECEIVED.max(2 * self.items.len()));
+        }
+    }
 }
+
+/// Slots the queue of received messages keeps however few it holds: a reader's batch
+/// (twice over), so that a steady stream never reallocates.
+const KEEP_RECEIVED: usize = 128;
 
 /// What a listener change leaves to drop once the lock is released: user closures may
 /// capture anything, so they are never dropped under the lock.
@@ -715,6 +730,7 @@ impl Core {
             let r = &mut inner.received;
             r.bytes -= msg.len();
             r.cost -= msg.len() + MESSAGE_OVERHEAD;
+            r.trim();
             if !had_room && self.room_in(&inner) {
                 if let Some(w) = inner.reader_waker.take() {
                     w.wake();

@@ -256,3 +256,95 @@ async fn tiny_messages_that_trickle_into_the_queue_do_not_pin_a_chunk_each() {
         "each queued 4-byte message holds {per_message} bytes"
     );
 }
+
+/// How many messages the burst tests queue: well below the default receive high-water mark
+/// (each counts its payload plus 64 bytes), so the whole burst waits in the queue at once.
+const BURST: usize = 10_000;
+
+/// A burst of small messages queues thousands of them at once; once the application has
+/// read them, the queue must not keep the burst's size (review of n23: it kept its slots,
+/// about 40 bytes a message, for the connection's life, so a server whose connections each
+/// saw one burst kept that much per idle connection).
+#[tokio::test]
+async fn a_burst_of_received_messages_leaves_no_burst_sized_queue_once_read() {
+    let _serial = SERIAL.lock().await;
+    let url = server(|n| match n {
+        0 => frame(2, &[1; 1000]),
+        1 => (0..BURST).flat_map(|_| frame(1, b"pong")).collect(),
+        _ => frame(1, b"pong"),
+    })
+    .await;
+    let mut ws = WebSocket::new(&url).unwrap();
+    ws.opened().await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _listener = ws.add_event_listener(anyws::EventKind::Message, move |_: &anyws::Event| {
+        let _ = tx.send(());
+    });
+    ws.send("ping").unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap().len(), 1000);
+    rx.recv().await.unwrap();
+    let idle = live();
+
+    ws.send("burst").unwrap();
+    for _ in 0..BURST {
+        rx.recv().await.unwrap();
+    }
+    // The whole burst waits in the queue before the application reads any of it.
+    assert_eq!(anyws::diagnostics::queued_messages(&ws), BURST);
+    for _ in 0..BURST {
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    }
+    // One more message: the connection has waited for the network again since the burst.
+    ws.send("ping").unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    rx.recv().await.unwrap();
+    let after = live();
+    eprintln!(
+        "heap after a burst of {BURST} received messages: {} bytes more than idle",
+        after - idle
+    );
+    assert!(
+        after - idle <= 32 << 10,
+        "the connection kept {} bytes after a burst of {BURST} messages",
+        after - idle
+    );
+}
+
+/// The same for sending: a burst of `send` calls queues thousands of messages for the
+/// connection task at once; once they are written, the queue must not keep the burst's size.
+#[tokio::test]
+async fn a_burst_of_sent_messages_leaves_no_burst_sized_queue_once_written() {
+    use futures::SinkExt;
+    let _serial = SERIAL.lock().await;
+    // The server answers its first read only.
+    let url = server(|n| {
+        if n == 0 {
+            frame(1, b"pong")
+        } else {
+            Vec::new()
+        }
+    })
+    .await;
+    let mut ws = WebSocket::new(&url).unwrap();
+    ws.opened().await.unwrap();
+    ws.send("ping").unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    let idle = live();
+
+    for _ in 0..BURST {
+        ws.send("x").unwrap();
+    }
+    // Every message is written (`bufferedAmount` is 0).
+    ws.flush().await.unwrap();
+    assert_eq!(ws.buffered_amount(), 0);
+    let after = live();
+    eprintln!(
+        "heap after a burst of {BURST} sent messages: {} bytes more than idle",
+        after - idle
+    );
+    assert!(
+        after - idle <= 32 << 10,
+        "the connection kept {} bytes after sending a burst of {BURST} messages",
+        after - idle
+    );
+}

@@ -40,7 +40,6 @@ use crate::error::{Error, ErrorKind};
 use crate::event::{CloseEvent, Message, ReadyState, Text};
 use crate::sendness::Shared;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -215,9 +214,9 @@ async fn connect_within(
 
 /// Waits for `Abort` (or for every handle to be gone) while the handshake runs.
 async fn aborted(rx: &mut commands::Receiver) {
-    let mut batch = VecDeque::new();
+    let mut batch = commands::Queued::default();
     while rx.recv_all(&mut batch).await {
-        if batch.drain(..).any(|cmd| matches!(cmd, Command::Abort)) {
+        if batch.drain().any(|cmd| matches!(cmd, Command::Abort)) {
             return;
         }
     }
@@ -880,7 +879,7 @@ where
     /// The writer: commands in order, batched (everything queued is written, then one flush),
     /// until our close frame is out, the handles are gone, or a write fails.
     async fn write(&self, mut rx: commands::Receiver, mut deflater: Option<Deflater>) {
-        let mut queued = VecDeque::new();
+        let mut queued = commands::Queued::default();
         let result: Result<(), WsError> = async {
             loop {
                 tokio::select! {
@@ -948,7 +947,7 @@ where
     async fn write_before_failing(
         &self,
         rx: &mut commands::Receiver,
-        queued: &mut VecDeque<Command>,
+        queued: &mut commands::Queued,
         deflater: &mut Option<Deflater>,
     ) -> Result<(), WsError> {
         loop {
@@ -1086,7 +1085,7 @@ impl Batch {
         ws: &mut WebSocketStream<S>,
         meter: MeterOf<S>,
         deflater: &mut Option<Deflater>,
-        queued: &mut VecDeque<Command>,
+        queued: &mut commands::Queued,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), WsError>>
     where
