@@ -6,7 +6,7 @@ mod common;
 
 use anyws::native::NativeOptions;
 use anyws::{Message, Options, WebSocket};
-use common::{frame, read_client_frame, RawPeer};
+use common::{frame, read_client_frame, read_client_frame_whole, RawPeer};
 use flate2::{Compress, FlushCompress};
 use futures::StreamExt;
 use std::time::Duration;
@@ -268,7 +268,6 @@ async fn review_a_decompression_bomb_costs_about_the_message_limit_in_memory() {
 /// `bufferedAmount` goes from the application bytes sent back to 0.
 #[tokio::test]
 async fn review_back_pressure_sends_each_compressed_message_once_in_order() {
-    use tokio::io::AsyncReadExt;
     let peer = RawPeer::bind().await;
     let (ws, mut tcp) = client(&peer, Options::new()).await;
     let mut seed = 12345u32;
@@ -296,20 +295,15 @@ async fn review_back_pressure_sends_each_compressed_message_once_in_order() {
     // depends on the loopback buffers, so this probes back-pressure, it does not force it.
     let mut inflate = flate2::Decompress::new(false);
     for (i, want) in messages.iter().enumerate() {
-        let mut head = [0u8; 2];
-        tcp.read_exact(&mut head).await.unwrap();
-        assert_eq!(head[0], 0x80 | 0x40 | 0x2, "message {i}");
-        let len = match head[1] & 0x7f {
-            126 => u64::from(tcp.read_u16().await.unwrap()),
-            127 => tcp.read_u64().await.unwrap(),
-            n => u64::from(n),
-        };
-        let mut mask = [0u8; 4];
-        tcp.read_exact(&mut mask).await.unwrap();
-        let mut payload = vec![0u8; len as usize];
-        tcp.read_exact(&mut payload).await.unwrap();
-        for (j, b) in payload.iter_mut().enumerate() {
-            *b ^= mask[j % 4];
+        // A compressed message longer than 16 KiB comes in fragments: RSV1 on the first.
+        let (first, mut payload) = read_client_frame_whole(&mut tcp).await;
+        assert_eq!(first & 0x7f, 0x40 | 0x2, "message {i}");
+        let mut fin = first & 0x80 != 0;
+        while !fin {
+            let (next, more) = read_client_frame_whole(&mut tcp).await;
+            assert_eq!(next & 0x7f, 0x0, "message {i}: a continuation frame");
+            payload.extend_from_slice(&more);
+            fin = next & 0x80 != 0;
         }
         payload.extend_from_slice(&[0, 0, 0xff, 0xff]);
         let mut got = Vec::with_capacity(want.len() + 64);

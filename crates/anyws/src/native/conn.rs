@@ -39,6 +39,7 @@ use crate::core::{lock, Core, MESSAGE_OVERHEAD};
 use crate::error::{Error, ErrorKind};
 use crate::event::{CloseEvent, Message, ReadyState, Text};
 use crate::sendness::Shared;
+use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::future::{poll_fn, Future};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,7 +50,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
@@ -431,17 +433,77 @@ enum End {
 }
 
 /// The frame for a message: compressed when permessage-deflate was agreed and the
-/// compressor takes it.
-fn to_wire(m: Message, deflater: Option<&mut Deflater>) -> WsMessage {
-    if let Some(compressed) = deflater.and_then(|d| d.compress(m.as_bytes())) {
-        let text = matches!(m, Message::Text(_));
-        return WsMessage::Frame(deflate::compressed_frame(compressed, text));
-    }
-    // Both hand tungstenite the message's own buffer: no copy, and text is not checked again.
-    match m {
-        // SAFETY: a `Text` is UTF-8.
-        Message::Text(s) => WsMessage::Text(unsafe { Utf8Bytes::from_bytes_unchecked(s.into()) }),
-        Message::Binary(b) => WsMessage::Binary(b),
+/// compressor takes it; the first of several when its payload is longer than [`FRAGMENT`].
+fn to_wire(m: Message, deflater: Option<&mut Deflater>) -> (WsMessage, Option<Fragments>) {
+    let data = match m {
+        Message::Text(_) => Data::Text,
+        Message::Binary(_) => Data::Binary,
+    };
+    let (payload, compressed) = match deflater.and_then(|d| d.compress(m.as_bytes())) {
+        Some(compressed) => (Bytes::from(compressed), true),
+        None if m.len() <= FRAGMENT => {
+            // Both hand tungstenite the message's own buffer: no copy, and text is not
+            // checked again.
+            return match m {
+                // SAFETY: a `Text` is UTF-8.
+                Message::Text(s) => (
+                    WsMessage::Text(unsafe { Utf8Bytes::from_bytes_unchecked(s.into()) }),
+                    None,
+                ),
+                Message::Binary(b) => (WsMessage::Binary(b), None),
+            };
+        }
+        None => (m.into_bytes(), false),
+    };
+    let mut fragments = Fragments {
+        rest: payload,
+        opcode: OpCode::Data(data),
+        compressed,
+        text: data == Data::Text && !compressed,
+    };
+    let first = fragments.next();
+    (first, (!fragments.rest.is_empty()).then_some(fragments))
+}
+
+/// Data frames carry at most this much payload: a longer message goes out as a first frame
+/// and continuation frames (RFC 6455 section 5.4). tungstenite copies each frame whole into
+/// its write buffer, which never shrinks: a single 16 MiB frame left 16 MiB behind for the
+/// connection's life, where fragments leave at most [`WRITE_BUFFER`] plus one of them.
+pub(crate) const FRAGMENT: usize = 16 << 10;
+
+/// How many bytes of frames tungstenite gathers before it writes them to the socket (see
+/// [`FRAGMENT`]): what its write buffer grows to, and so what a connection keeps of it.
+pub(crate) const WRITE_BUFFER: usize = 16 << 10;
+
+/// A message sent in fragments: the payload still to go (zero-copy slices of the message's
+/// own buffer, or of its compressed form).
+struct Fragments {
+    rest: Bytes,
+    /// The first frame's: text or binary; `Continue` after it.
+    opcode: OpCode,
+    /// RSV1 on the first frame (permessage-deflate); the payload is not text to split.
+    compressed: bool,
+    /// Uncompressed text: split between characters, so that each frame is valid UTF-8 on
+    /// its own (RFC 6455 allows any split, but a peer that checks each frame need not
+    /// wait for the rest of a character).
+    text: bool,
+}
+
+impl Fragments {
+    /// The next frame: at most [`FRAGMENT`] bytes of the payload, final when none is left.
+    fn next(&mut self) -> WsMessage {
+        let mut cut = self.rest.len().min(FRAGMENT);
+        if self.text && cut < self.rest.len() {
+            // Back to the start of a character (at most 3 bytes back).
+            while cut > 0 && self.rest[cut] & 0xC0 == 0x80 {
+                cut -= 1;
+            }
+        }
+        let payload = self.rest.split_to(cut);
+        let opcode = std::mem::replace(&mut self.opcode, OpCode::Data(Data::Continue));
+        let mut frame = Frame::message(payload, opcode, self.rest.is_empty());
+        frame.header_mut().rsv1 = self.compressed && opcode != OpCode::Data(Data::Continue);
+        WsMessage::Frame(frame)
     }
 }
 
@@ -1074,6 +1136,9 @@ struct Batch {
     /// A frame taken from the queue that tungstenite had no room for yet, with the
     /// payload bytes `bufferedAmount` counted for it.
     held: Option<(WsMessage, u64)>,
+    /// The rest of a message sent in fragments, with the bytes `bufferedAmount` counts for
+    /// it: its frames go out before the next command.
+    fragments: Option<(Fragments, u64)>,
 }
 
 impl Batch {
@@ -1092,18 +1157,33 @@ impl Batch {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         loop {
-            let (frame, counted) = match self.held.take() {
-                Some(held) => held,
-                None if self.closing => {
+            let (frame, counted) = match (self.held.take(), self.fragments.as_mut()) {
+                (Some(held), _) => held,
+                (None, Some((fragments, counted))) => {
+                    let frame = fragments.next();
+                    let counted = fragment_counted(&frame, fragments, *counted);
+                    if fragments.rest.is_empty() {
+                        self.fragments = None;
+                    }
+                    (frame, counted)
+                }
+                (None, None) if self.closing => {
                     queued.clear();
                     return Poll::Ready(Ok(()));
                 }
-                None => match queued.pop_front() {
+                (None, None) => match queued.pop_front() {
                     None => return Poll::Ready(Ok(())),
                     Some(Command::Send(m)) => {
                         let len = m.len() as u64;
                         self.bytes += len;
-                        (to_wire(m, deflater.as_mut()), len)
+                        match to_wire(m, deflater.as_mut()) {
+                            (frame, None) => (frame, len),
+                            (frame, Some(fragments)) => {
+                                let counted = fragment_counted(&frame, &fragments, len);
+                                self.fragments = Some((fragments, len));
+                                (frame, counted)
+                            }
+                        }
                     }
                     Some(Command::Ping(p)) => (WsMessage::Ping(p.into()), 0),
                     Some(Command::Close(frame)) => {
@@ -1137,6 +1217,17 @@ impl Batch {
                 }
             }
         }
+    }
+}
+
+/// What `bufferedAmount` releases once `frame`, a fragment of a message that counted
+/// `counted` bytes, is written: its own payload, or for a compressed message (whose wire
+/// bytes are not the application's) all of them with the last fragment.
+fn fragment_counted(frame: &WsMessage, fragments: &Fragments, counted: u64) -> u64 {
+    match frame {
+        WsMessage::Frame(f) if !fragments.compressed => f.payload().len() as u64,
+        _ if fragments.rest.is_empty() => counted,
+        _ => 0,
     }
 }
 

@@ -32,8 +32,6 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 
 /// The extension's name in `Sec-WebSocket-Extensions`.
 const NAME: &str = "permessage-deflate";
@@ -1293,14 +1291,6 @@ fn frame_into(out: &mut Vec<u8>, payload: &[u8], message: InMessage, fin: bool, 
         out.extend_from_slice(&[0; 4]);
     }
     out.extend_from_slice(payload);
-}
-
-/// The frame tungstenite sends for a compressed message: RSV1 set.
-pub(crate) fn compressed_frame(payload: Vec<u8>, text: bool) -> Frame {
-    let opcode = OpCode::Data(if text { Data::Text } else { Data::Binary });
-    let mut frame = Frame::message(payload, opcode, true);
-    frame.header_mut().rsv1 = true;
-    frame
 }
 
 #[cfg(test)]

@@ -162,6 +162,13 @@ pub fn close_frame(code: u16, reason: &str) -> Vec<u8> {
 
 /// Reads one (masked) client frame: its opcode and unmasked payload.
 pub async fn read_client_frame(tcp: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+    let (first, payload) = read_client_frame_whole(tcp).await;
+    (first & 0x0f, payload)
+}
+
+/// Reads one (masked) client frame: its first byte (FIN, RSV1-3, opcode) and unmasked
+/// payload.
+pub async fn read_client_frame_whole(tcp: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
     use tokio::io::AsyncReadExt;
     let mut head = [0u8; 2];
     tcp.read_exact(&mut head).await.unwrap();
@@ -179,7 +186,7 @@ pub async fn read_client_frame(tcp: &mut tokio::net::TcpStream) -> (u8, Vec<u8>)
     for (i, b) in payload.iter_mut().enumerate() {
         *b ^= mask[i % 4];
     }
-    (head[0] & 0x0f, payload)
+    (head[0], payload)
 }
 
 /// A listener on 127.0.0.1 whose first connection is handed to `serve` (as a server's
