@@ -211,14 +211,12 @@ impl Received {
         self.items.push_back(data);
     }
 
-    /// A burst's slots are not kept once it has been read: when the queue is down to an
-    /// eighth of a capacity over [`KEEP_RECEIVED`], it shrinks to twice what it holds (so
-    /// that growing again costs at most as much as the shrink saved).
+    /// A burst's slots are not kept once it has been read: the queue is empty and the
+    /// backend waits for the network, so the burst is over (while messages keep coming, the
+    /// queue keeps its size, which the next backlog would need again).
     fn trim(&mut self) {
-        let capacity = self.items.capacity();
-        if capacity > KEEP_RECEIVED && self.items.len() <= capacity / 8 {
-            self.items
-                .shrink_to(KEEP_RECEIVED.max(2 * self.items.len()));
+        if self.items.capacity() > KEEP_RECEIVED {
+            self.items.shrink_to(KEEP_RECEIVED);
         }
     }
 }
@@ -306,6 +304,9 @@ pub(crate) struct Core {
     origin: std::sync::Arc<str>,
     state: AtomicU8,
     receive_high_water_mark: usize,
+    /// The backend has no message at hand (see [`Core::backend_waits`]): the queue may give
+    /// back a burst's slots once it is read.
+    backend_waiting: AtomicBool,
     inner: Mutex<Inner>,
 }
 
@@ -329,6 +330,7 @@ impl Core {
             origin,
             state: AtomicU8::new(state as u8),
             receive_high_water_mark,
+            backend_waiting: AtomicBool::new(true),
             inner: Mutex::new(Inner {
                 listeners: Shared::from(Vec::new()),
                 next_id: 0,
@@ -730,7 +732,9 @@ impl Core {
             let r = &mut inner.received;
             r.bytes -= msg.len();
             r.cost -= msg.len() + MESSAGE_OVERHEAD;
-            r.trim();
+            if r.items.is_empty() && self.backend_waiting.load(Ordering::Relaxed) {
+                r.trim();
+            }
             if !had_room && self.room_in(&inner) {
                 if let Some(w) = inner.reader_waker.take() {
                     w.wake();
@@ -770,6 +774,15 @@ impl Core {
     /// before the first message can arrive (`reconnect.rs`).
     pub(crate) fn keep_for_stream(&self) {
         lock(&self.inner).received.polled = true;
+    }
+
+    /// The backend tells whether it has messages at hand (`false`: it is reading a run of
+    /// them) or waits for the network (`true`, the default: a backend that delivers each
+    /// message as an event never has a run at hand). An application that then reads the
+    /// queue empty has caught up with a burst, and the queue gives its slots back.
+    #[allow(dead_code)] // only a backend that reads ahead tells
+    pub(crate) fn backend_waits(&self, waiting: bool) {
+        self.backend_waiting.store(waiting, Ordering::Relaxed);
     }
 
     pub(crate) fn queued_bytes(&self) -> usize {

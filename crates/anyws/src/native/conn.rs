@@ -41,6 +41,7 @@ use crate::event::{CloseEvent, Message, ReadyState, Text};
 use crate::sendness::Shared;
 use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
+use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -216,9 +217,9 @@ async fn connect_within(
 
 /// Waits for `Abort` (or for every handle to be gone) while the handshake runs.
 async fn aborted(rx: &mut commands::Receiver) {
-    let mut batch = commands::Queued::default();
+    let mut batch = VecDeque::new();
     while rx.recv_all(&mut batch).await {
-        if batch.drain().any(|cmd| matches!(cmd, Command::Abort)) {
+        if batch.drain(..).any(|cmd| matches!(cmd, Command::Abort)) {
             return;
         }
     }
@@ -468,12 +469,9 @@ fn to_wire(m: Message, deflater: Option<&mut Deflater>) -> (WsMessage, Option<Fr
 /// Data frames carry at most this much payload: a longer message goes out as a first frame
 /// and continuation frames (RFC 6455 section 5.4). tungstenite copies each frame whole into
 /// its write buffer, which never shrinks: a single 16 MiB frame left 16 MiB behind for the
-/// connection's life, where fragments leave at most [`WRITE_BUFFER`] plus one of them.
+/// connection's life, where fragments leave at most what tungstenite gathers before it
+/// writes (its `write_buffer_size`, 128 KiB) plus one of them.
 pub(crate) const FRAGMENT: usize = 16 << 10;
-
-/// How many bytes of frames tungstenite gathers before it writes them to the socket (see
-/// [`FRAGMENT`]): what its write buffer grows to, and so what a connection keeps of it.
-pub(crate) const WRITE_BUFFER: usize = 16 << 10;
 
 /// A message sent in fragments: the payload still to go (zero-copy slices of the message's
 /// own buffer, or of its compressed form).
@@ -506,6 +504,14 @@ impl Fragments {
         WsMessage::Frame(frame)
     }
 }
+
+/// How long the writer waits, idle after a burst, before it gives back the memory the
+/// burst grew (the send queue's buffers, the meter's list): long enough that a flood that
+/// pauses for the socket or for backpressure keeps its buffers.
+const TRIM_IDLE: Duration = Duration::from_secs(1);
+
+/// A batch buffer over this many slots counts as a burst's (see [`TRIM_IDLE`]).
+const TRIM_ABOVE: usize = 64;
 
 /// The most data messages the reader takes from tungstenite under one lock before it
 /// delivers them.
@@ -850,6 +856,7 @@ where
                         Poll::Pending if batch.is_empty() => {
                             waited = true;
                             arena.release();
+                            self.core.backend_waits(true);
                             return Poll::Pending;
                         }
                         Poll::Pending => return Poll::Ready(()),
@@ -880,6 +887,7 @@ where
             .await;
             if waited {
                 self.liveness.heard();
+                self.core.backend_waits(false);
             }
             room = batch.is_empty() || self.core.fire_messages(&mut batch);
             let Some(next) = next else { continue };
@@ -941,7 +949,10 @@ where
     /// The writer: commands in order, batched (everything queued is written, then one flush),
     /// until our close frame is out, the handles are gone, or a write fails.
     async fn write(&self, mut rx: commands::Receiver, mut deflater: Option<Deflater>) {
-        let mut queued = commands::Queued::default();
+        let mut queued = VecDeque::new();
+        // A burst grew the queue's buffers: once the writer has been idle for `TRIM_IDLE`,
+        // they (and the meter's list of frames) go back to a few slots.
+        let mut burst = false;
         let result: Result<(), WsError> = async {
             loop {
                 tokio::select! {
@@ -952,6 +963,14 @@ where
                     } else {
                         return Ok(());
                     },
+                    () = async { tokio::time::sleep(TRIM_IDLE).await }, if burst => {
+                        burst = false;
+                        rx.trim(&mut queued);
+                        if let Some(meter) = (self.meter)(&mut lock(&self.ws)) {
+                            meter.trim();
+                        }
+                        continue;
+                    }
                     _ = self.fail_wanted.notified() => {
                         return self
                             .write_before_failing(&mut rx, &mut queued, &mut deflater)
@@ -966,6 +985,7 @@ where
                         continue;
                     }
                 };
+                burst = burst || queued.capacity() > TRIM_ABOVE;
                 // Write everything queued, including what arrives meanwhile, then flush once.
                 let mut batch = Batch::default();
                 loop {
@@ -1009,7 +1029,7 @@ where
     async fn write_before_failing(
         &self,
         rx: &mut commands::Receiver,
-        queued: &mut commands::Queued,
+        queued: &mut VecDeque<Command>,
         deflater: &mut Option<Deflater>,
     ) -> Result<(), WsError> {
         loop {
@@ -1150,7 +1170,7 @@ impl Batch {
         ws: &mut WebSocketStream<S>,
         meter: MeterOf<S>,
         deflater: &mut Option<Deflater>,
-        queued: &mut commands::Queued,
+        queued: &mut VecDeque<Command>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), WsError>>
     where

@@ -19,9 +19,6 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
-/// The frame entries kept for reuse after a flush (a batch may need more).
-const KEEP_FRAMES: usize = 256;
-
 /// One frame handed to tungstenite and not yet fully written.
 struct Pending {
     /// Bytes before the payload that counts (the header; a whole control frame).
@@ -101,9 +98,12 @@ impl Meter {
     pub(crate) fn flushed(&mut self) {
         let left: u64 = self.frames.drain(..).map(|f| f.payload + f.whole).sum();
         self.link.sent(left);
-        // The list holds one entry a frame of the batch: a burst's list is not kept at the
-        // burst's size once it is out (an idle connection would keep it for its life).
-        if self.frames.capacity() > KEEP_FRAMES {
+    }
+
+    /// The writer has been idle after a burst: the list (one entry a frame of a batch) does
+    /// not keep the burst's size.
+    pub(crate) fn trim(&mut self) {
+        if self.frames.is_empty() {
             self.frames = VecDeque::new();
         }
     }

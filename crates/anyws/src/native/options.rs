@@ -543,10 +543,6 @@ impl NativeOptions {
             // most significant bit set that RFC 6455 5.2 forbids (1002).
             .max_frame_size(Some(self.frame_limit()))
             .read_buffer_size(read_buffer_size)
-            // What tungstenite gathers before it writes, and so what its write buffer (which
-            // never shrinks) keeps: with data frames of at most `conn::FRAGMENT`, a burst
-            // or a long message leaves this much plus one frame behind.
-            .write_buffer_size(super::conn::WRITE_BUFFER)
     }
 
     /// The largest frame tungstenite accepts: `max_frame_size`, else `max_message_size`,

@@ -30,11 +30,11 @@ fn model_command_queue_wakes_in_order() {
             tx
         });
         let mut got = Vec::new();
-        let mut batch = Queued::default();
+        let mut batch = VecDeque::new();
         while got.len() < 2 {
             assert!(block_on(rx.recv_all(&mut batch)));
             assert!(!batch.is_empty(), "woken with nothing");
-            got.extend(batch.drain().map(name));
+            got.extend(batch.drain(..).map(name));
         }
         assert_eq!(got, ["a", "b"]);
         drop(sender.join().unwrap());
@@ -52,9 +52,9 @@ fn model_command_queue_sender_gone() {
             tx.send(text("a")).unwrap();
         });
         let mut got = Vec::new();
-        let mut batch = Queued::default();
+        let mut batch = VecDeque::new();
         while block_on(rx.recv_all(&mut batch)) {
-            got.extend(batch.drain().map(name));
+            got.extend(batch.drain(..).map(name));
         }
         sender.join().unwrap();
         assert_eq!(got, ["a"]);
