@@ -5,6 +5,11 @@
 //! once, the task subtracts payload bytes as they are written to the socket (see `meter`).
 //! Whatever ends the task (the connection closing, a panic, the runtime shutting down) ends
 //! with exactly one `close` event (see `conn::Finish`).
+//!
+//! Memory follows use: a message over 16 KiB goes out in fragments (`conn::FRAGMENT`:
+//! tungstenite's write buffer never shrinks), the send queue gives a burst's buffers back
+//! once the writer has been idle for `conn::TRIM_IDLE`, and the receive queue its slots once
+//! the application has read it empty while the reader waits (`Core::backend_waits`).
 
 mod arena;
 #[cfg(feature = "axum")]
