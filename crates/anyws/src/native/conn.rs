@@ -822,6 +822,8 @@ where
         let mut room = false;
         let mut arena = Arena::default();
         let mut batch = Vec::new();
+        // Reading a run of messages until the first wait for the network.
+        self.core.backend_waits(false);
         loop {
             if !room {
                 let mut paused = false;
