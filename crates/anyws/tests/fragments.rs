@@ -9,9 +9,11 @@
 mod common;
 
 use anyws::native::WebSocketExt;
-use anyws::{Message, WebSocket};
-use common::{read_client_frame_whole, RawPeer};
-use futures::SinkExt;
+use anyws::{Message, Options, WebSocket};
+use common::{close_frame, frame, read_client_frame_whole, RawPeer};
+use futures::{SinkExt, StreamExt};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 
 /// The largest payload of one data frame.
 const FRAGMENT: usize = 16 << 10;
@@ -178,4 +180,209 @@ async fn anyws_to_anyws_long_messages_round_trip() {
     ws.close_with(1000, "done").unwrap();
     assert!(ws.closed().await.was_clean);
     server.await.unwrap();
+}
+
+// Review of `fast` (adversarial): cases that held up.
+
+/// The peer closes while the client is in the middle of a fragmented message: the client's
+/// close reply may come between fragments (a control frame), but no data frame may follow
+/// it, and the close is clean.
+#[tokio::test]
+async fn review_peer_close_in_the_middle_of_fragments() {
+    let peer = RawPeer::bind().await;
+    let ws = WebSocket::new(&peer.url()).unwrap();
+    let mut tcp = peer.accept("").await;
+    ws.opened().await.unwrap();
+    let big = vec![5u8; 4 << 20];
+    ws.send(big).unwrap();
+    // The first fragment, then the peer closes.
+    let (first, _) = read_client_frame_whole(&mut tcp).await;
+    assert_eq!(first, 0x2, "a first fragment");
+    tcp.write_all(&close_frame(1000, "bye")).await.unwrap();
+    let mut after_close = Vec::new();
+    let mut closed = false;
+    let read = async {
+        loop {
+            let (first, payload) = read_client_frame_whole(&mut tcp).await;
+            if closed {
+                after_close.push(first);
+            }
+            if first & 0x0f == 0x8 {
+                assert_eq!(&payload[..2], &1000u16.to_be_bytes());
+                closed = true;
+                break;
+            }
+            assert_eq!(first & 0x7f, 0, "only continuations of the message");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("the close reply");
+    drop(tcp);
+    let close = tokio::time::timeout(Duration::from_secs(10), ws.closed())
+        .await
+        .expect("a close event");
+    assert!(close.was_clean, "{close:?}");
+    assert_eq!(close.code, 1000);
+    assert!(after_close.is_empty());
+}
+
+/// Under backpressure (the peer reads nothing for a while), a long message, then a text, a
+/// ping and a close: each in order, no frame of another message between the fragments.
+#[tokio::test]
+async fn review_commands_after_a_fragmented_message_wait_for_its_last_fragment() {
+    let peer = RawPeer::bind().await;
+    let ws = WebSocket::new(&peer.url()).unwrap();
+    let mut tcp = peer.accept("").await;
+    ws.opened().await.unwrap();
+    let long: Vec<u8> = (0..(8usize << 20)).map(|i| (i % 253) as u8).collect();
+    ws.send(long.clone()).unwrap();
+    ws.send("after").unwrap();
+    ws.ping(b"p".to_vec()).unwrap();
+    ws.close_with(1000, "done").unwrap();
+    // Let the writer fill the socket and wait.
+    assert!(
+        common::eventually(Duration::from_secs(5), || ws.buffered_amount()
+            < long.len() as u64)
+        .await
+    );
+    // Pings from the peer meanwhile: the pongs may come between fragments.
+    for _ in 0..5 {
+        tcp.write_all(&frame(0x9, b"x")).await.unwrap();
+    }
+    let mut got = Vec::new();
+    let mut message = Vec::new();
+    loop {
+        let (first, payload) = read_client_frame_whole(&mut tcp).await;
+        match first & 0x0f {
+            0xA => continue,
+            0x2 | 0x0 if got.is_empty() => {
+                assert_eq!(first & 0x70, 0);
+                assert_eq!(first & 0x0f == 0x2, message.is_empty(), "opcode");
+                message.extend_from_slice(&payload);
+                if first & FIN != 0 {
+                    got.push(format!("long {}", message == long));
+                }
+            }
+            op => {
+                got.push(format!("{op:x} {}", String::from_utf8_lossy(&payload[..])));
+                if op == 0x8 {
+                    break;
+                }
+            }
+        }
+    }
+    assert_eq!(got[0], "long true");
+    assert_eq!(got[1], "1 after");
+    assert_eq!(got[2], "9 p");
+    assert!(got[3].starts_with("8 "), "{got:?}");
+    assert_eq!(got.len(), 4, "{got:?}");
+}
+
+/// Two anyws ends with permessage-deflate (context takeover both ways): long messages that
+/// compress to more than 16 KiB and to less, text with characters of every width, several
+/// in a row so that each depends on the window the earlier ones left.
+#[tokio::test]
+async fn review_anyws_to_anyws_compressed_fragments_with_context_takeover() {
+    let (url, server) = common::serve_one(|tcp| async move {
+        let mut ws = anyws::native::accept(tcp, Options::new()).await.unwrap();
+        while let Some(Ok(m)) = ws.next().await {
+            SinkExt::send(&mut ws, m).await.unwrap();
+        }
+    })
+    .await;
+    let mut ws = WebSocket::new(&url).unwrap();
+    ws.opened().await.unwrap();
+    assert!(
+        ws.extensions().starts_with("permessage-deflate"),
+        "{}",
+        ws.extensions()
+    );
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut noise = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    };
+    let chars = ['a', 'é', '✓', '🦀'];
+    let text: String = noise(50_000)
+        .iter()
+        .map(|b| chars[(b % 4) as usize])
+        .collect();
+    let messages = vec![
+        Message::from(noise(100_000)),
+        Message::from(text.clone()),
+        Message::from(noise(100_000)),
+        Message::from(vec![1u8; 200_000]),
+        Message::from(text),
+        Message::from("short"),
+    ];
+    for m in &messages {
+        ws.send(m.clone()).unwrap();
+    }
+    for (i, m) in messages.iter().enumerate() {
+        let got = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("an echo")
+            .unwrap()
+            .unwrap();
+        assert!(&got == m, "message {i}");
+    }
+    ws.flush().await.unwrap();
+    assert_eq!(ws.buffered_amount(), 0);
+    ws.close_with(1000, "done").unwrap();
+    assert!(ws.closed().await.was_clean);
+    server.await.unwrap();
+}
+
+/// A `Sink` flush waiting for a long message when the peer closes in its middle: the rest
+/// of the message will never be sent, and the flush must not wait for it forever.
+#[tokio::test]
+async fn review_a_sink_flush_ends_when_the_peer_closes_in_the_middle_of_fragments() {
+    let peer = RawPeer::bind().await;
+    let ws = WebSocket::new(&peer.url()).unwrap();
+    let mut tcp = peer.accept("").await;
+    ws.opened().await.unwrap();
+    ws.send(vec![5u8; 32 << 20]).unwrap();
+    let (first, _) = read_client_frame_whole(&mut tcp).await;
+    assert_eq!(first, 0x2, "a first fragment");
+    let flush = tokio::spawn({
+        let mut ws = ws.clone();
+        async move { ws.flush().await }
+    });
+    tcp.write_all(&close_frame(1000, "bye")).await.unwrap();
+    // The peer reads nothing until the client has read its close.
+    assert!(
+        common::eventually(Duration::from_secs(10), || ws.ready_state()
+            != anyws::ReadyState::Open)
+        .await
+    );
+    // Read on (up to the close reply) and keep the TCP connection open.
+    let reader = tokio::spawn(async move {
+        let mut frames = Vec::new();
+        loop {
+            let (first, _) = read_client_frame_whole(&mut tcp).await;
+            frames.push(first);
+            if first & 0x0f == 0x8 {
+                return (tcp, frames);
+            }
+        }
+    });
+    let result = tokio::time::timeout(Duration::from_secs(10), flush).await;
+    assert!(result.is_ok(), "the flush still waits");
+    let (tcp, frames) = reader.await.unwrap();
+    // Continuations only, then the close reply.
+    let (close, data) = frames.split_last().unwrap();
+    assert_eq!(close & 0x0f, 0x8);
+    assert!(data.iter().all(|f| f & 0x7f == 0), "{data:x?}");
+    drop(tcp);
+    let close = tokio::time::timeout(Duration::from_secs(10), ws.closed())
+        .await
+        .expect("a close event");
+    assert!(close.was_clean && close.code == 1000, "{close:?}");
 }
