@@ -405,3 +405,56 @@ async fn a_16_mib_message_sent_leaves_no_frame_sized_buffer_behind() {
         after - idle
     );
 }
+
+/// A burst that fills the queue past the receive high-water mark (review-fast2): the reader
+/// pauses for room right after delivering it, before it has waited for the network, and the
+/// application reads the queue empty meanwhile. The queue must still give the burst's slots
+/// back: the reader waits for the network once it resumes, with nothing more to come, and an
+/// idle connection kept the burst's slots (about 40 bytes a message) for its life.
+#[tokio::test]
+async fn a_burst_that_pauses_the_reader_leaves_no_burst_sized_queue_once_read() {
+    let _serial = SERIAL.lock().await;
+    let url = server(|n| match n {
+        0 => frame(1, b"pong"),
+        1 => (0..BURST).flat_map(|_| frame(1, b"pong")).collect(),
+        _ => Vec::new(),
+    })
+    .await;
+    // The last message of the burst takes the queue past the mark (each counts its payload
+    // plus 64 bytes).
+    let options = anyws::Options::new().receive_high_water_mark(BURST * (4 + 64) - 1);
+    let mut ws = WebSocket::with_options(&url, options).unwrap();
+    ws.opened().await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _listener = ws.add_event_listener(anyws::EventKind::Message, move |_: &anyws::Event| {
+        let _ = tx.send(());
+    });
+    ws.send("ping").unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    rx.recv().await.unwrap();
+    let idle = live();
+
+    ws.send("burst").unwrap();
+    for _ in 0..BURST {
+        rx.recv().await.unwrap();
+    }
+    assert_eq!(anyws::diagnostics::queued_messages(&ws), BURST);
+    for _ in 0..BURST {
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    }
+    assert_eq!(anyws::diagnostics::queued_messages(&ws), 0);
+    // The reader, given room, runs on and waits for the network: nothing more comes.
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    let after = live();
+    eprintln!(
+        "heap after a burst of {BURST} received messages that paused the reader: {} bytes more than idle",
+        after - idle
+    );
+    assert!(
+        after - idle <= 64 << 10,
+        "the connection kept {} bytes after a burst of {BURST} messages",
+        after - idle
+    );
+}
