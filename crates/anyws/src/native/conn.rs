@@ -858,6 +858,7 @@ where
                         Poll::Pending if batch.is_empty() => {
                             waited = true;
                             arena.release();
+                            drop(ws);
                             self.core.backend_waits(true);
                             return Poll::Pending;
                         }
