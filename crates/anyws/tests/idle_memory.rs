@@ -458,3 +458,70 @@ async fn a_burst_that_pauses_the_reader_leaves_no_burst_sized_queue_once_read() 
         after - idle
     );
 }
+
+/// A burst of sends that arrives while the writer is busy with an earlier message (review-
+/// fast2): the writer takes it in the middle of a batch, not when it wakes for new commands,
+/// and the burst must still be given back after a second idle. Here the earlier message is
+/// a long one the peer does not read yet, so the writer waits for the socket while the
+/// application queues the burst.
+#[tokio::test]
+async fn a_burst_sent_while_the_writer_waits_for_the_socket_leaves_no_burst_sized_queue() {
+    use futures::SinkExt;
+    const LONG: usize = 64 << 20;
+    let _serial = SERIAL.lock().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let (read_on, reading) = tokio::sync::oneshot::channel::<()>();
+    let peer = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        handshake(&mut tcp).await;
+        let mut buf = vec![0u8; 64 << 10];
+        // "ping"
+        assert!(tcp.read(&mut buf).await.unwrap() > 0);
+        tcp.write_all(&frame(1, b"pong")).await.unwrap();
+        // Reads nothing more until told, then everything.
+        let _ = reading.await;
+        while matches!(tcp.read(&mut buf).await, Ok(k) if k > 0) {}
+    });
+    let mut ws = WebSocket::new(&url).unwrap();
+    ws.opened().await.unwrap();
+    ws.send("ping").unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    let idle = live();
+
+    ws.send(vec![7u8; LONG]).unwrap();
+    // The writer writes until the socket is full (the peer reads nothing).
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert!(ws.buffered_amount() > 0, "the socket took 64 MiB");
+    for _ in 0..BURST {
+        ws.send("x").unwrap();
+    }
+    read_on.send(()).unwrap();
+    ws.flush().await.unwrap();
+    assert_eq!(ws.buffered_amount(), 0);
+    // As in `a_burst_of_sent_messages_leaves_no_burst_sized_queue_once_written`: the clock
+    // moves past the writer's idle second, and the writer runs.
+    let trimmed = live();
+    tokio::time::pause();
+    tokio::time::advance(std::time::Duration::from_secs(2)).await;
+    for _ in 0..100 {
+        if live() < trimmed {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let after = live();
+    eprintln!(
+        "heap after a burst of {BURST} sends behind a long message: {} bytes more than idle",
+        after - idle
+    );
+    assert!(
+        after - idle <= 160 << 10,
+        "the connection kept {} bytes after sending a burst of {BURST} messages",
+        after - idle
+    );
+    drop(ws);
+    peer.abort();
+}
