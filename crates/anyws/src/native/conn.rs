@@ -1004,6 +1004,9 @@ where
                     if queued.is_empty() {
                         break;
                     }
+                    // A burst queued while the batch was written (the writer waited for the
+                    // socket) is a burst too.
+                    burst = burst || queued.capacity() > TRIM_ABOVE;
                     self.link.wake_drained();
                 }
                 self.flush(batch.bytes).await?;
