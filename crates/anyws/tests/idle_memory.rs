@@ -525,3 +525,55 @@ async fn a_burst_sent_while_the_writer_waits_for_the_socket_leaves_no_burst_size
     drop(ws);
     peer.abort();
 }
+
+/// A burst that the peer follows with a frame that fails the connection, in the same write
+/// (review-fast2): the reader reads the burst and the error without waiting for the network,
+/// and ends. The application still reads the burst, and the closed socket (which it may keep)
+/// must not keep the burst's slots once it has.
+#[tokio::test]
+async fn a_burst_then_a_failure_leaves_no_burst_sized_queue_once_read() {
+    let _serial = SERIAL.lock().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let peer = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        handshake(&mut tcp).await;
+        let mut buf = [0u8; 256];
+        assert!(tcp.read(&mut buf).await.unwrap() > 0);
+        tcp.write_all(&frame(1, b"pong")).await.unwrap();
+        assert!(tcp.read(&mut buf).await.unwrap() > 0);
+        // The burst, then a frame with a reserved opcode, in one write; then the server
+        // reads until the client closes the connection.
+        let mut bytes: Vec<u8> = (0..BURST).flat_map(|_| frame(1, b"pong")).collect();
+        bytes.extend(frame(3, b""));
+        tcp.write_all(&bytes).await.unwrap();
+        while matches!(tcp.read(&mut buf).await, Ok(k) if k > 0) {}
+    });
+    let mut ws = WebSocket::new(&url).unwrap();
+    ws.opened().await.unwrap();
+    ws.send("ping").unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    let idle = live();
+
+    ws.send("burst").unwrap();
+    let mut received = 0;
+    while let Some(Ok(m)) = ws.next().await {
+        assert_eq!(m, Message::from("pong"));
+        received += 1;
+    }
+    assert_eq!(received, BURST);
+    let closed = ws.closed().await;
+    assert!(!closed.was_clean);
+    peer.await.unwrap();
+    assert_eq!(anyws::diagnostics::queued_messages(&ws), 0);
+    let after = live();
+    eprintln!(
+        "heap after a burst of {BURST} received messages and a failure: {} bytes more than idle",
+        after - idle
+    );
+    assert!(
+        after - idle <= 64 << 10,
+        "the closed socket kept {} bytes after a burst of {BURST} messages",
+        after - idle
+    );
+}
