@@ -779,10 +779,21 @@ impl Core {
     /// The backend tells whether it has messages at hand (`false`: it is reading a run of
     /// them) or waits for the network (`true`, the default: a backend that delivers each
     /// message as an event never has a run at hand). An application that then reads the
-    /// queue empty has caught up with a burst, and the queue gives its slots back.
+    /// queue empty has caught up with a burst, and the queue gives its slots back; so does
+    /// a queue the application read empty before the backend got to wait (a burst that
+    /// filled the queue to the high-water mark paused the backend right after it), once the
+    /// backend waits. Not to be called under a lock the backend takes after `Core`'s.
     #[allow(dead_code)] // only a backend that reads ahead tells
     pub(crate) fn backend_waits(&self, waiting: bool) {
-        self.backend_waiting.store(waiting, Ordering::Relaxed);
+        let was_waiting = self.backend_waiting.swap(waiting, Ordering::Relaxed);
+        if waiting && !was_waiting {
+            // Under the lock: a `poll_next` that emptied the queue before the swap trims
+            // nothing, and one after it sees the flag.
+            let mut inner = lock(&self.inner);
+            if inner.received.items.is_empty() {
+                inner.received.trim();
+            }
+        }
     }
 
     pub(crate) fn queued_bytes(&self) -> usize {

@@ -405,3 +405,175 @@ async fn a_16_mib_message_sent_leaves_no_frame_sized_buffer_behind() {
         after - idle
     );
 }
+
+/// A burst that fills the queue past the receive high-water mark (review-fast2): the reader
+/// pauses for room right after delivering it, before it has waited for the network, and the
+/// application reads the queue empty meanwhile. The queue must still give the burst's slots
+/// back: the reader waits for the network once it resumes, with nothing more to come, and an
+/// idle connection kept the burst's slots (about 40 bytes a message) for its life.
+#[tokio::test]
+async fn a_burst_that_pauses_the_reader_leaves_no_burst_sized_queue_once_read() {
+    let _serial = SERIAL.lock().await;
+    let url = server(|n| match n {
+        0 => frame(1, b"pong"),
+        1 => (0..BURST).flat_map(|_| frame(1, b"pong")).collect(),
+        _ => Vec::new(),
+    })
+    .await;
+    // The last message of the burst takes the queue past the mark (each counts its payload
+    // plus 64 bytes).
+    let options = anyws::Options::new().receive_high_water_mark(BURST * (4 + 64) - 1);
+    let mut ws = WebSocket::with_options(&url, options).unwrap();
+    ws.opened().await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _listener = ws.add_event_listener(anyws::EventKind::Message, move |_: &anyws::Event| {
+        let _ = tx.send(());
+    });
+    ws.send("ping").unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    rx.recv().await.unwrap();
+    let idle = live();
+
+    ws.send("burst").unwrap();
+    for _ in 0..BURST {
+        rx.recv().await.unwrap();
+    }
+    assert_eq!(anyws::diagnostics::queued_messages(&ws), BURST);
+    for _ in 0..BURST {
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    }
+    assert_eq!(anyws::diagnostics::queued_messages(&ws), 0);
+    // The reader, given room, runs on and waits for the network: nothing more comes.
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    let after = live();
+    eprintln!(
+        "heap after a burst of {BURST} received messages that paused the reader: {} bytes more than idle",
+        after - idle
+    );
+    assert!(
+        after - idle <= 64 << 10,
+        "the connection kept {} bytes after a burst of {BURST} messages",
+        after - idle
+    );
+}
+
+/// A burst of sends that arrives while the writer is busy with an earlier message (review-
+/// fast2): the writer takes it in the middle of a batch, not when it wakes for new commands,
+/// and the burst must still be given back after a second idle. Here the earlier message is
+/// a long one the peer does not read yet, so the writer waits for the socket while the
+/// application queues the burst.
+#[tokio::test]
+async fn a_burst_sent_while_the_writer_waits_for_the_socket_leaves_no_burst_sized_queue() {
+    use futures::SinkExt;
+    const LONG: usize = 64 << 20;
+    let _serial = SERIAL.lock().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let (read_on, reading) = tokio::sync::oneshot::channel::<()>();
+    let peer = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        handshake(&mut tcp).await;
+        let mut buf = vec![0u8; 64 << 10];
+        // "ping"
+        assert!(tcp.read(&mut buf).await.unwrap() > 0);
+        tcp.write_all(&frame(1, b"pong")).await.unwrap();
+        // Reads nothing more until told, then everything.
+        let _ = reading.await;
+        while matches!(tcp.read(&mut buf).await, Ok(k) if k > 0) {}
+    });
+    let mut ws = WebSocket::new(&url).unwrap();
+    ws.opened().await.unwrap();
+    ws.send("ping").unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    let idle = live();
+
+    ws.send(vec![7u8; LONG]).unwrap();
+    // The writer writes until the socket is full (the peer reads nothing).
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert!(ws.buffered_amount() > 0, "the socket took 64 MiB");
+    for _ in 0..BURST {
+        ws.send("x").unwrap();
+    }
+    read_on.send(()).unwrap();
+    ws.flush().await.unwrap();
+    assert_eq!(ws.buffered_amount(), 0);
+    // As in `a_burst_of_sent_messages_leaves_no_burst_sized_queue_once_written`: the clock
+    // moves past the writer's idle second, and the writer runs.
+    let trimmed = live();
+    tokio::time::pause();
+    tokio::time::advance(std::time::Duration::from_secs(2)).await;
+    for _ in 0..100 {
+        if live() < trimmed {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let after = live();
+    eprintln!(
+        "heap after a burst of {BURST} sends behind a long message: {} bytes more than idle",
+        after - idle
+    );
+    assert!(
+        after - idle <= 160 << 10,
+        "the connection kept {} bytes after sending a burst of {BURST} messages",
+        after - idle
+    );
+    drop(ws);
+    peer.abort();
+}
+
+/// A burst that the peer follows with a frame that fails the connection, in the same write
+/// (review-fast2): the reader reads the burst and the error without waiting for the network,
+/// and ends. The application still reads the burst, and the closed socket (which it may keep)
+/// must not keep the burst's slots once it has.
+#[tokio::test]
+async fn a_burst_then_a_failure_leaves_no_burst_sized_queue_once_read() {
+    let _serial = SERIAL.lock().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let peer = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        handshake(&mut tcp).await;
+        let mut buf = [0u8; 256];
+        assert!(tcp.read(&mut buf).await.unwrap() > 0);
+        tcp.write_all(&frame(1, b"pong")).await.unwrap();
+        assert!(tcp.read(&mut buf).await.unwrap() > 0);
+        // The burst, then a frame with a reserved opcode, in one write; then the server
+        // reads until the client closes the connection.
+        let mut bytes: Vec<u8> = (0..BURST).flat_map(|_| frame(1, b"pong")).collect();
+        bytes.extend(frame(3, b""));
+        tcp.write_all(&bytes).await.unwrap();
+        while matches!(tcp.read(&mut buf).await, Ok(k) if k > 0) {}
+    });
+    let mut ws = WebSocket::new(&url).unwrap();
+    ws.opened().await.unwrap();
+    ws.send("ping").unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    let idle = live();
+
+    ws.send("burst").unwrap();
+    let mut received = 0;
+    while let Some(Ok(m)) = ws.next().await {
+        assert_eq!(m, Message::from("pong"));
+        received += 1;
+    }
+    assert_eq!(received, BURST);
+    let closed = ws.closed().await;
+    assert!(!closed.was_clean);
+    peer.await.unwrap();
+    assert_eq!(anyws::diagnostics::queued_messages(&ws), 0);
+    let after = live();
+    eprintln!(
+        "heap after a burst of {BURST} received messages and a failure: {} bytes more than idle",
+        after - idle
+    );
+    assert!(
+        after - idle <= 64 << 10,
+        "the closed socket kept {} bytes after a burst of {BURST} messages",
+        after - idle
+    );
+}

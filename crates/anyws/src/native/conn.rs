@@ -822,8 +822,11 @@ where
         let mut room = false;
         let mut arena = Arena::default();
         let mut batch = Vec::new();
-        // Reading a run of messages until the first wait for the network.
+        // Reading a run of messages until the first wait for the network; once the reader
+        // ends (or is dropped), no message comes any more: the application that reads the
+        // queue empty has read the last burst.
         self.core.backend_waits(false);
+        let _ended = ReaderEnded(self.core);
         loop {
             if !room {
                 let mut paused = false;
@@ -858,6 +861,7 @@ where
                         Poll::Pending if batch.is_empty() => {
                             waited = true;
                             arena.release();
+                            drop(ws);
                             self.core.backend_waits(true);
                             return Poll::Pending;
                         }
@@ -1003,6 +1007,9 @@ where
                     if queued.is_empty() {
                         break;
                     }
+                    // A burst queued while the batch was written (the writer waited for the
+                    // socket) is a burst too.
+                    burst = burst || queued.capacity() > TRIM_ABOVE;
                     self.link.wake_drained();
                 }
                 self.flush(batch.bytes).await?;
@@ -1250,6 +1257,15 @@ fn fragment_counted(frame: &WsMessage, fragments: &Fragments, counted: u64) -> u
         WsMessage::Frame(f) if !fragments.compressed => f.payload().len() as u64,
         _ if fragments.rest.is_empty() => counted,
         _ => 0,
+    }
+}
+
+/// Tells the core the reader waits for good once it ends (see [`Core::backend_waits`]).
+struct ReaderEnded<'a>(&'a Core);
+
+impl Drop for ReaderEnded<'_> {
+    fn drop(&mut self) {
+        self.0.backend_waits(true);
     }
 }
 
