@@ -1012,7 +1012,9 @@ where
                     burst = burst || queued.capacity() > TRIM_ABOVE;
                     self.link.wake_drained();
                 }
-                self.flush(batch.bytes).await?;
+                // Many small takes in one long batch (the writer waiting for the socket) grow
+                // the meter's list without a large take: a burst too.
+                burst = self.flush(batch.bytes).await? || burst;
                 if batch.closing {
                     self.note(|p| {
                         p.close_sent = Some(Instant::now());
@@ -1073,13 +1075,20 @@ where
     }
 
     /// Flushes, then settles `bufferedAmount` for everything written (`bytes` of payload).
-    async fn flush(&self, bytes: u64) -> Result<(), WsError> {
+    /// Returns whether the meter's list of frames grew past a burst's size in the batch (see
+    /// [`TRIM_IDLE`]).
+    async fn flush(&self, bytes: u64) -> Result<bool, WsError> {
         poll_fn(|cx| lock(&self.ws).poll_flush_unpin(cx)).await?;
-        match (self.meter)(&mut lock(&self.ws)) {
-            Some(meter) => meter.flushed(),
-            None => self.link.sent(bytes),
-        }
-        Ok(())
+        Ok(match (self.meter)(&mut lock(&self.ws)) {
+            Some(meter) => {
+                meter.flushed();
+                meter.holds_burst()
+            }
+            None => {
+                self.link.sent(bytes);
+                false
+            }
+        })
     }
 
     /// Writes one control frame and flushes.

@@ -100,6 +100,12 @@ impl Meter {
         self.link.sent(left);
     }
 
+    /// Whether the list (one entry a frame of a batch) has room for more than a few hundred
+    /// frames: the writer then gives it back once idle ([`Meter::trim`]).
+    pub(crate) fn holds_burst(&self) -> bool {
+        self.frames.capacity() > 256
+    }
+
     /// The writer has been idle after a burst: the list (one entry a frame of a batch) does
     /// not keep the burst's size.
     pub(crate) fn trim(&mut self) {
