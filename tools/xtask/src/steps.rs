@@ -182,24 +182,42 @@ pub fn checks<'a>(root: &'a Path, config: &WasmConfig, tc: Option<&'a str>) -> V
         )
         .arg(&wasm_crates)
         .arg(&DENY_WARNINGS),
+        // Every library, binary and example: selecting examples makes cargo resolve the
+        // features with the dev-dependencies, as clippy's `--all-targets` did, so that the
+        // dependencies clippy checked are reused (a plain `cargo doc` resolves without them:
+        // about 75 dependencies, web-sys and the Leptos stack among them, were checked again).
         Step::cargo(
             "rustdoc (native)",
             Native,
-            &["doc", "--no-deps", "--workspace", "--all-features"],
+            &[
+                "doc",
+                "--no-deps",
+                "--workspace",
+                "--all-features",
+                "--lib",
+                "--examples",
+            ],
         )
+        .arg(&documented_bins(root))
         .env("RUSTDOCFLAGS", "-D warnings"),
+        // The bench crate's wasm32 examples, with the crates above selected too (their
+        // examples were checked just before): cargo then resolves the features as above, plus
+        // the contenders', and checks only those again (gloo-net), where the bench crate
+        // alone resolved web-sys, js-sys and wasm-bindgen with other features and checked
+        // them again.
         Step::cargo(
             "clippy (bench contenders, wasm32)",
             Wasm,
             &[
                 "clippy",
-                "-p",
-                "anyws-bench",
                 "--target",
                 WASM,
                 "--examples",
+                "-p",
+                "anyws-bench",
             ],
         )
+        .arg(&wasm_crates)
         .arg(&DENY_WARNINGS),
         Step::cargo(
             "anyws without default features",
@@ -223,6 +241,48 @@ pub fn checks<'a>(root: &'a Path, config: &WasmConfig, tc: Option<&'a str>) -> V
         interop(root),
         loom(),
     ]
+}
+
+/// `--bin NAME` for each binary of the workspace that a plain `cargo doc` documents: all but
+/// those named as their package's library (`--bins` would document them over the library's
+/// pages). Empty if `cargo metadata` fails (then the step runs and reports what is wrong).
+fn documented_bins(root: &Path) -> Vec<String> {
+    let Ok(json) = crate::run::capture(crate::cargo(root, None).args([
+        "metadata",
+        "--no-deps",
+        "--format-version",
+        "1",
+    ])) else {
+        return Vec::new();
+    };
+    let Ok(meta) = serde_json::from_str::<serde_json::Value>(&json) else {
+        return Vec::new();
+    };
+    let crate_name = |t: &serde_json::Value| t["name"].as_str().unwrap_or("").replace('-', "_");
+    let has_kind = |t: &serde_json::Value, kind: &str| {
+        t["kind"].as_array().is_some_and(|k| {
+            k.iter()
+                .any(|k| k.as_str().is_some_and(|k| k.ends_with(kind)))
+        })
+    };
+    let mut args = Vec::new();
+    for package in meta["packages"].as_array().into_iter().flatten() {
+        let targets = package["targets"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        for bin in targets.iter().filter(|t| has_kind(t, "bin")) {
+            let named_as_lib = targets
+                .iter()
+                .any(|l| has_kind(l, "lib") && crate_name(l) == crate_name(bin));
+            let documented = bin["doc"].as_bool().unwrap_or(true);
+            if documented && !named_as_lib {
+                args.push("--bin".to_owned());
+                args.push(bin["name"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+    }
+    args
 }
 
 /// The model checks of the core's locking and wake-ups (loom; see crates/anyws/src/sync.rs).
