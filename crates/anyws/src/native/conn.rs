@@ -822,10 +822,8 @@ where
         let mut room = false;
         let mut arena = Arena::default();
         let mut batch = Vec::new();
-        // Reading a run of messages until the first wait for the network; once the reader
-        // ends (or is dropped), no message comes any more: the application that reads the
-        // queue empty has read the last burst.
-        self.core.backend_waits(false);
+        // Once the reader ends (or is dropped), no message comes any more: the queue gives a
+        // burst's slots back once the application has read it.
         let _ended = ReaderEnded(self.core);
         loop {
             if !room {
@@ -861,8 +859,6 @@ where
                         Poll::Pending if batch.is_empty() => {
                             waited = true;
                             arena.release();
-                            drop(ws);
-                            self.core.backend_waits(true);
                             return Poll::Pending;
                         }
                         Poll::Pending => return Poll::Ready(()),
@@ -893,7 +889,6 @@ where
             .await;
             if waited {
                 self.liveness.heard();
-                self.core.backend_waits(false);
             }
             room = batch.is_empty() || self.core.fire_messages(&mut batch);
             let Some(next) = next else { continue };
@@ -1269,12 +1264,12 @@ fn fragment_counted(frame: &WsMessage, fragments: &Fragments, counted: u64) -> u
     }
 }
 
-/// Tells the core the reader waits for good once it ends (see [`Core::backend_waits`]).
+/// Tells the core the reader has ended (see [`Core::reader_ended`]).
 struct ReaderEnded<'a>(&'a Core);
 
 impl Drop for ReaderEnded<'_> {
     fn drop(&mut self) {
-        self.0.backend_waits(true);
+        self.0.reader_ended();
     }
 }
 

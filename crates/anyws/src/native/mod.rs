@@ -9,7 +9,9 @@
 //! Memory follows use: a message over 16 KiB goes out in fragments (`conn::FRAGMENT`:
 //! tungstenite's write buffer never shrinks), the send queue gives a burst's buffers back
 //! once the writer has been idle for `conn::TRIM_IDLE`, and the receive queue its slots once
-//! the application has read it empty while the reader waits (`Core::backend_waits`).
+//! the connection has ended and the application has read it (`Core::reader_ended`). While
+//! the connection lives, the receive queue keeps the size of its largest backlog (at most
+//! the receive high-water mark's worth of messages, about 40 bytes a message).
 
 mod arena;
 #[cfg(feature = "axum")]
