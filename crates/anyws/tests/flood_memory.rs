@@ -1,13 +1,26 @@
-//! Native only: a server flooding a consumer that does not keep up. Peak memory (the
-//! process's high-water RSS, `VmHWM`) stays bounded by the receive high-water mark, not by
-//! what the server sends. Its own test binary, so no other test moves the process's RSS.
+//! Native only: peak memory (the process's high-water RSS, `VmHWM`) while a peer sends far
+//! more than the application takes: a server flooding a consumer that does not keep up
+//! stays bounded by the receive high-water mark, a decompression bomb by the message limit.
+//! Its own test binary, so no other test moves the process's RSS, and its tests one at a time.
 #![cfg(target_os = "linux")]
 
 mod common;
 
+use anyws::native::NativeOptions;
 use anyws::{diagnostics::queued_bytes, Message, Options, WebSocket};
 use futures::StreamExt;
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+/// One test at a time: each measures the whole process.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Resets the process's peak RSS to its current RSS (Linux: writing 5 to clear_refs) and
+/// returns it.
+fn reset_peak() -> u64 {
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+    status_bytes("VmHWM:")
+}
 
 /// A field of /proc/self/status, in bytes.
 fn status_bytes(field: &str) -> u64 {
@@ -22,6 +35,7 @@ fn status_bytes(field: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_to_a_slow_consumer_keeps_peak_memory_bounded() {
+    let _serial = SERIAL.lock().await;
     const COUNT: usize = 4096;
     const SIZE: usize = 64 * 1024; // 256 MiB in all
     let url = format!(
@@ -32,9 +46,7 @@ async fn a_flood_to_a_slow_consumer_keeps_peak_memory_bounded() {
     let mut ws =
         WebSocket::with_options(&url, Options::new().receive_high_water_mark(mark)).unwrap();
     ws.opened().await.unwrap();
-    // Reset the peak to now (Linux: writing 5 to clear_refs resets VmHWM).
-    std::fs::write("/proc/self/clear_refs", "5").unwrap();
-    let baseline = status_bytes("VmHWM:");
+    let baseline = reset_peak();
 
     // A slow consumer: a millisecond of "work" per message for the first 512 messages,
     // while the server could send everything in a fraction of that time. (Not a
@@ -59,4 +71,41 @@ async fn a_flood_to_a_slow_consumer_keeps_peak_memory_bounded() {
         peak < 48 << 20,
         "peak RSS grew by {peak} bytes: received data piled up instead of waiting in the socket"
     );
+}
+
+/// Peak memory while a decompression bomb (1 GiB of zeros from about 1 MiB) arrives with a
+/// 1 MiB message limit: it must stay near the limit, not near what the bomb claims.
+/// (Adversarial review of permessage-deflate, branch review-deflate.)
+#[tokio::test]
+async fn a_decompression_bomb_costs_about_the_message_limit_in_memory() {
+    use flate2::{Compress, Compression, FlushCompress};
+    let _serial = SERIAL.lock().await;
+    // 1 MiB of zeros, deflated and flushed: about 1 KiB, ending in the sync tail 00 00 ff ff,
+    // which keeps the next copy a continuation of the same stream.
+    let mut deflate = Compress::new(Compression::new(6), false);
+    let mut mib = Vec::with_capacity(64 << 10);
+    deflate
+        .compress_vec(&vec![0u8; 1 << 20], &mut mib, FlushCompress::Sync)
+        .unwrap();
+    assert_eq!(deflate.total_in(), 1 << 20);
+    assert!(mib.ends_with(&[0, 0, 0xff, 0xff]));
+    let mut bomb = common::frame(0x2, &mib.repeat(1023));
+    bomb[0] |= 0x40; // RSV1: compressed
+
+    let peer = common::RawPeer::bind().await;
+    let options = Options::new().native(NativeOptions::new().max_message_size(Some(1 << 20)));
+    let ws = WebSocket::with_options(&peer.url(), options).unwrap();
+    let mut tcp = peer
+        .accept("Sec-WebSocket-Extensions: permessage-deflate\r\n")
+        .await;
+    ws.opened().await.unwrap();
+    let baseline = reset_peak();
+    let _ = tcp.write_all(&bomb).await;
+    let (opcode, payload) = common::read_client_frame(&mut tcp).await;
+    assert_eq!((opcode, &payload[..2]), (0x8, &1009u16.to_be_bytes()[..]));
+    drop(tcp);
+    let _ = ws.closed().await;
+    let peak = status_bytes("VmHWM:").saturating_sub(baseline);
+    eprintln!("peak RSS grew by {} KiB", peak >> 10);
+    assert!(peak < 8 << 20, "peak RSS grew by {peak} bytes");
 }

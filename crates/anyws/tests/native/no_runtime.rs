@@ -1,6 +1,5 @@
 //! Native only: anyws works from plain threads with no tokio runtime of the caller's, on the
 //! small runtime it starts for itself. (In the browser there is always an event loop.)
-#![cfg(not(target_arch = "wasm32"))]
 
 use anyws::{Message, MessageEvent, ReadyState, WebSocket};
 use futures::executor::block_on;

@@ -1,6 +1,5 @@
 //! Native only: a reader that does not keep up stops the socket from reading, so memory stays
 //! bounded. (The browser always reads; see the README's Target differences.)
-#![cfg(not(target_arch = "wasm32"))]
 
 use anyws::{diagnostics::queued_bytes, Message, Options, WebSocket};
 use futures::StreamExt;

@@ -1,8 +1,8 @@
 //! Native only, feature `native-tls`: `wss://` through native-tls (OpenSSL here) with
 //! `NativeOptions::native_tls`, against the same TLS test server as the rustls tests.
-#![cfg(all(not(target_arch = "wasm32"), feature = "native-tls"))]
+#![cfg(feature = "native-tls")]
 
-mod common;
+use crate::common;
 
 use anyws::native::{native_tls, NativeOptions};
 use anyws::{ErrorKind, Options, WebSocket};

@@ -2,7 +2,6 @@
 //! the opening handshake (the server's first message right behind its 101 response, as
 //! Python `websockets` sends it; a client's first message right behind its request) is
 //! inflated like any other. Found by the interop tests (tests/interop).
-#![cfg(not(target_arch = "wasm32"))]
 
 use anyws::{Message, WebSocket};
 use futures::StreamExt;

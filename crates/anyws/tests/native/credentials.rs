@@ -1,9 +1,8 @@
 //! Native only: credentials in the WebSocket URL (`ws://user:password@host/`) or in the proxy
 //! URL (`http://user:password@proxy/`) never appear in an error: not in its `Display`, its
 //! `Debug`, nor anywhere in its `source()` chain. Each way a connection can fail is tried.
-#![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use anyws::native::NativeOptions;
 use anyws::{Options, WebSocket};

@@ -1,9 +1,8 @@
 //! Native only: a server that decides who gets in (`anyws::native::Incoming`, `Origins`),
 //! closes like a server (1001, 1008, 1011, 1013, ...), takes bytes already read, and shuts
 //! down gracefully (`anyws::native::Sockets`).
-#![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use anyws::native::http::{HeaderName, HeaderValue, StatusCode};
 use anyws::native::{Accept, Incoming, NativeOptions, Origins, Refusal, Sockets, WebSocketExt};

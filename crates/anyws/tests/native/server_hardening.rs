@@ -2,9 +2,8 @@
 //! slow clients, path tricks, credentials in `Debug`, `Origins` tricks, RFC 9110 answers,
 //! and `Sockets` under re-entrancy, panics, races and dropped futures. Each test began as a
 //! finding of an adversarial review (most failed before their fix).
-#![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use anyws::native::http::{HeaderName, HeaderValue, Request, StatusCode};
 use anyws::native::{Accept, Incoming, Origins, Refusal, Sockets};

@@ -4,9 +4,8 @@
 //! measures that). What a peer sees on the wire: the first frame's opcode (and RSV1 when
 //! compressed), continuation frames, FIN on the last only, and nothing between them; text
 //! split between characters; `bufferedAmount` exact.
-#![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use anyws::native::WebSocketExt;
 use anyws::{Message, Options, WebSocket};

@@ -1,8 +1,7 @@
 //! Native only: the server side of a connection as the same `WebSocket` type
 //! (`anyws::native::accept` and `anyws::native::wrap`), with the same events as a client.
-#![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use anyws::native::tokio_tungstenite;
 use anyws::{ErrorKind, Event, EventKind, Message, MessageEvent, Options, ReadyState, WebSocket};

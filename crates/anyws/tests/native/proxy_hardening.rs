@@ -1,9 +1,8 @@
 //! Native only: what an adversarial review of SOCKS5/env proxies, the handshake as http types,
 //! the tracing feature and `Error` found (each failed before its fix), and the hostile inputs
 //! it tried that already worked.
-#![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use anyws::native::{NativeOptions, ProxyError};
 use anyws::{ErrorKind, Options, WebSocket};

@@ -1,8 +1,7 @@
 //! Native only: the settings in `anyws::native::NativeOptions`, and the faults they guard
 //! against. (They do not exist on wasm32; see the README's native-only options.)
-#![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use anyws::native::{NativeOptions, WebSocketExt};
 use anyws::{ErrorKind, Message, Options, WebSocket};

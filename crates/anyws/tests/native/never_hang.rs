@@ -1,9 +1,8 @@
 //! Native only: the deadlocks, hangs, unbounded queues and lost events an adversarial read of
 //! the code found (issue 11). Each test failed on the code before the fix; a hang there is a
 //! failure here (every wait is bounded).
-#![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use anyws::native::{NativeOptions, WebSocketExt};
 use anyws::{diagnostics, Event, EventKind, MessageEvent, Options, ReadyState, WebSocket};

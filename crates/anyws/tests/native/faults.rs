@@ -3,9 +3,8 @@
 //! peer sent before the fault is lost. (Browser-visible faults, such as a wrong accept key,
 //! an unrequested subprotocol, a non-101 answer or a refused connection, are in the
 //! cross-target suite; the timeouts and the keep-alive are in native_options.rs.)
-#![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use anyws::{ErrorKind, WebSocket};
 use common::{failure, frame, server, Log};

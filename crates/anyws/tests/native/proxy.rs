@@ -2,9 +2,8 @@
 //! test starts (`common::socks`), and the typed [`ProxyError`] of every kind of refusal.
 //! (The HTTP `CONNECT` proxy is tested in `native_options.rs`, credentials in errors in
 //! `credentials.rs`, the proxy environment variables in `proxy_env.rs`.)
-#![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use anyws::native::{NativeOptions, ProxyError, SocksReply};
 use anyws::{ErrorKind, Options, WebSocket};

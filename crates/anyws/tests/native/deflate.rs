@@ -2,9 +2,8 @@
 //! both ways, and what a peer that breaks the extension gets. Peers are anyws itself and raw
 //! TCP peers whose every byte the test writes (independent implementations are checked by
 //! the interop step of `cargo xtask test`).
-#![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use anyws::native::{Compression, NativeOptions, WebSocketExt};
 use anyws::{Message, Options, WebSocket};

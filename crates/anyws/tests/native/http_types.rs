@@ -4,9 +4,8 @@
 //! `NativeOptions::header`; the handshake's request and response readable afterwards
 //! (`WebSocketExt::request` / `response`), on client and server sockets; credentials never
 //! in `Debug` or errors.
-#![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use anyws::native::http::{self, header, HeaderMap, HeaderValue, Request};
 use anyws::native::{NativeOptions, WebSocketExt};

@@ -1,9 +1,8 @@
 //! Native only: `dispatch_event` under concurrency (from the adversarial review of the
 //! seed interface): handlers replaced while several threads dispatch, a dispatch inside the
 //! real `close`, a listener that panicked in a synthetic dispatch.
-#![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use anyws::{Event, EventKind, MessageEvent, WebSocket};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

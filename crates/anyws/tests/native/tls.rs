@@ -1,8 +1,7 @@
 //! Native only: `wss://` with rustls, against the test server with certificates made here.
 //! (A browser decides trust with its own store; see the README's Target differences.)
-#![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use anyws::native::NativeOptions;
 use anyws::{ErrorKind, Message, Options, WebSocket};

@@ -1,8 +1,7 @@
 //! Native only: the `Sink`'s backpressure bounds the send queue by count as well as by
 //! bytes, so a flood of empty messages waits too instead of piling up in memory.
-#![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use anyws::{Message, Options, WebSocket};
 use futures::{Sink, SinkExt, StreamExt};
