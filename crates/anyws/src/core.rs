@@ -211,17 +211,18 @@ impl Received {
         self.items.push_back(data);
     }
 
-    /// A burst's slots are not kept once the connection's last messages have been read
+    /// Once the connection's last messages have been read, a burst's slots are not kept
     /// (see [`Core::reader_ended`]).
-    fn trim(&mut self) {
-        if self.items.capacity() > KEEP_RECEIVED {
+    fn trim_if_read(&mut self) {
+        if self.items.is_empty() {
             self.items.shrink_to(KEEP_RECEIVED);
         }
     }
 }
 
-/// Slots the queue of received messages keeps however few it holds: a reader's batch
-/// (twice over), so that a steady stream never reallocates.
+/// Slots the queue of received messages keeps once the reader has ended and the queue has
+/// been read (a reader's batch, twice over); while the connection reads it keeps its
+/// largest backlog (see [`Core::reader_ended`]).
 const KEEP_RECEIVED: usize = 128;
 
 /// What a listener change leaves to drop once the lock is released: user closures may
@@ -731,8 +732,8 @@ impl Core {
             let r = &mut inner.received;
             r.bytes -= msg.len();
             r.cost -= msg.len() + MESSAGE_OVERHEAD;
-            if r.items.is_empty() && self.reader_ended.load(Ordering::Relaxed) {
-                r.trim();
+            if self.reader_ended.load(Ordering::Relaxed) {
+                r.trim_if_read();
             }
             if !had_room && self.room_in(&inner) {
                 if let Some(w) = inner.reader_waker.take() {
@@ -785,10 +786,7 @@ impl Core {
         if !self.reader_ended.swap(true, Ordering::Relaxed) {
             // Under the lock: a `poll_next` that emptied the queue before the swap trims
             // nothing, and one after it sees the flag.
-            let mut inner = lock(&self.inner);
-            if inner.received.items.is_empty() {
-                inner.received.trim();
-            }
+            lock(&self.inner).received.trim_if_read();
         }
     }
 
