@@ -38,7 +38,10 @@ pub(crate) fn channel() -> (Sender, Receiver) {
         Sender {
             shared: shared.clone(),
         },
-        Receiver { shared },
+        Receiver {
+            shared,
+            burst: false,
+        },
     )
 }
 
@@ -89,6 +92,9 @@ impl Drop for Sender {
 /// The connection task's end.
 pub(crate) struct Receiver {
     shared: Arc<Shared>,
+    /// A take handed over a buffer of more than [`BURST`] slots since the last
+    /// [`Receiver::trim`].
+    burst: bool,
 }
 
 impl Receiver {
@@ -99,7 +105,7 @@ impl Receiver {
         poll_fn(|cx| {
             let mut state = lock(&self.shared.state);
             if !state.queue.is_empty() {
-                self.take(&mut state.queue, into);
+                self.burst |= take(&self.shared, &mut state.queue, into);
                 return Poll::Ready(true);
             }
             if state.sender_gone {
@@ -118,36 +124,49 @@ impl Receiver {
     pub(crate) fn try_recv_all(&mut self, into: &mut VecDeque<Command>) {
         let mut state = lock(&self.shared.state);
         if !state.queue.is_empty() {
-            self.take(&mut state.queue, into);
+            self.burst |= take(&self.shared, &mut state.queue, into);
         }
     }
 
-    /// Gives the queued commands to the writer and the writer's empty buffer to the queue.
-    ///
-    /// A flood's buffers are kept while the flood goes on (each batch is as large as the
-    /// last: growing them again every batch cost a reallocation and fresh pages each time);
-    /// once a batch is small next to them they are trimmed to [`KEEP`] slots, so a burst does
-    /// not hold its memory for the connection's life.
-    fn take(&self, queue: &mut VecDeque<Command>, into: &mut VecDeque<Command>) {
-        debug_assert!(into.is_empty());
-        if into.capacity() > KEEP && queue.len() < into.capacity() / 4 {
-            into.shrink_to(KEEP);
-        }
-        std::mem::swap(queue, into);
-        self.shared.queued.store(0, Ordering::Release);
+    /// Whether a take handed over a burst's buffer since the last [`Receiver::trim`]: the
+    /// writer then trims the buffers once it has been idle for a while.
+    pub(crate) fn holds_burst(&self) -> bool {
+        self.burst
     }
 
     /// The writer has had nothing to do for [`TRIM_IDLE`](super::conn) after a burst: both
     /// buffers go back to [`KEEP_IDLE`] slots (`into`, the writer's, is empty), so that a
     /// connection that goes quiet after a burst does not keep the burst's size for its life.
-    pub(crate) fn trim(&self, into: &mut VecDeque<Command>) {
+    pub(crate) fn trim(&mut self, into: &mut VecDeque<Command>) {
         debug_assert!(into.is_empty());
         into.shrink_to(KEEP_IDLE);
         let mut state = lock(&self.shared.state);
         let keep = KEEP_IDLE.max(state.queue.len());
         state.queue.shrink_to(keep);
+        self.burst = false;
     }
 }
+
+/// Gives the queued commands to the writer and the writer's empty buffer to the queue;
+/// returns whether the buffer handed over has a burst's room (more than [`BURST`] slots).
+///
+/// A flood's buffers are kept while the flood goes on (each batch is as large as the
+/// last: growing them again every batch cost a reallocation and fresh pages each time);
+/// once a batch is small next to them they are trimmed to [`KEEP`] slots, so a burst does
+/// not hold its memory for the connection's life.
+fn take(shared: &Shared, queue: &mut VecDeque<Command>, into: &mut VecDeque<Command>) -> bool {
+    debug_assert!(into.is_empty());
+    if into.capacity() > KEEP && queue.len() < into.capacity() / 4 {
+        into.shrink_to(KEEP);
+    }
+    std::mem::swap(queue, into);
+    shared.queued.store(0, Ordering::Release);
+    into.capacity() > BURST
+}
+
+/// A buffer with room for more than this many commands is a burst's (see
+/// [`Receiver::holds_burst`]).
+const BURST: usize = 64;
 
 /// The queue slots kept for reuse once a burst is over (a burst may need more).
 const KEEP: usize = 4096;
@@ -253,6 +272,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_take_of_a_burst_is_noted_until_the_trim() {
+        let (tx, mut rx) = channel();
+        let mut batch = VecDeque::new();
+        for i in 0..10 {
+            tx.send(text(&i.to_string())).unwrap();
+        }
+        assert!(rx.recv_all(&mut batch).await);
+        assert!(!rx.holds_burst(), "{}", batch.capacity());
+        batch.clear();
+        for i in 0..=BURST {
+            tx.send(text(&i.to_string())).unwrap();
+        }
+        rx.try_recv_all(&mut batch);
+        assert_eq!(batch.len(), BURST + 1);
+        assert!(rx.holds_burst());
+        // Small takes after it do not forget it.
+        for _ in 0..2 {
+            batch.clear();
+            tx.send(text("calm")).unwrap();
+            assert!(rx.recv_all(&mut batch).await);
+            assert!(rx.holds_burst());
+        }
+        batch.clear();
+        rx.trim(&mut batch);
+        assert!(!rx.holds_burst());
+    }
+
+    #[tokio::test]
     async fn trimming_after_a_flood_gives_both_buffers_back_and_keeps_what_is_queued() {
         let (tx, mut rx) = channel();
         let mut batch = VecDeque::new();
@@ -265,9 +312,11 @@ mod tests {
         }
         assert!(batch.capacity() >= 10_000);
         assert!(lock(&rx.shared.state).queue.capacity() >= 10_000);
+        assert!(rx.holds_burst());
         // A command queued meanwhile stays.
         tx.send(text("kept")).unwrap();
         rx.trim(&mut batch);
+        assert!(!rx.holds_burst());
         assert!(
             batch.capacity() <= KEEP_IDLE.max(16),
             "{}",

@@ -433,9 +433,18 @@ enum End {
     Unresponsive(Duration),
 }
 
-/// The frame for a message: compressed when permessage-deflate was agreed and the
-/// compressor takes it; the first of several when its payload is longer than [`FRAGMENT`].
-fn to_wire(m: Message, deflater: Option<&mut Deflater>) -> (WsMessage, Option<Fragments>) {
+/// A message ready for tungstenite.
+enum Wire {
+    /// One uncompressed frame, with the payload bytes `bufferedAmount` counted for it.
+    Whole(WsMessage, u64),
+    /// Frames cut from a compressed message, or from one longer than [`FRAGMENT`].
+    Fragments(Fragments),
+}
+
+/// The frames for a message: compressed when permessage-deflate was agreed and the
+/// compressor takes it; several when its payload is longer than [`FRAGMENT`].
+fn to_wire(m: Message, deflater: Option<&mut Deflater>) -> Wire {
+    let counted = m.len() as u64;
     let data = match m {
         Message::Text(_) => Data::Text,
         Message::Binary(_) => Data::Binary,
@@ -445,25 +454,24 @@ fn to_wire(m: Message, deflater: Option<&mut Deflater>) -> (WsMessage, Option<Fr
         None if m.len() <= FRAGMENT => {
             // Both hand tungstenite the message's own buffer: no copy, and text is not
             // checked again.
-            return match m {
+            let frame = match m {
                 // SAFETY: a `Text` is UTF-8.
-                Message::Text(s) => (
-                    WsMessage::Text(unsafe { Utf8Bytes::from_bytes_unchecked(s.into()) }),
-                    None,
-                ),
-                Message::Binary(b) => (WsMessage::Binary(b), None),
+                Message::Text(s) => {
+                    WsMessage::Text(unsafe { Utf8Bytes::from_bytes_unchecked(s.into()) })
+                }
+                Message::Binary(b) => WsMessage::Binary(b),
             };
+            return Wire::Whole(frame, counted);
         }
         None => (m.into_bytes(), false),
     };
-    let mut fragments = Fragments {
+    Wire::Fragments(Fragments {
         rest: payload,
         opcode: OpCode::Data(data),
         compressed,
         text: data == Data::Text && !compressed,
-    };
-    let first = fragments.next();
-    (first, (!fragments.rest.is_empty()).then_some(fragments))
+        counted,
+    })
 }
 
 /// Data frames carry at most this much payload: a longer message goes out as a first frame
@@ -485,11 +493,16 @@ struct Fragments {
     /// its own (RFC 6455 allows any split, but a peer that checks each frame need not
     /// wait for the rest of a character).
     text: bool,
+    /// The message's payload bytes, which `bufferedAmount` counted.
+    counted: u64,
 }
 
 impl Fragments {
-    /// The next frame: at most [`FRAGMENT`] bytes of the payload, final when none is left.
-    fn next(&mut self) -> WsMessage {
+    /// The next frame: at most [`FRAGMENT`] bytes of the payload, final when none is left;
+    /// with what `bufferedAmount` releases once it is written: its own payload, or for a
+    /// compressed message (whose wire bytes are not the application's) all of the
+    /// message's bytes with the last frame.
+    fn next(&mut self) -> (WsMessage, u64) {
         let mut cut = self.rest.len().min(FRAGMENT);
         if self.text && cut < self.rest.len() {
             // Back to the start of a character (at most 3 bytes back).
@@ -498,10 +511,21 @@ impl Fragments {
             }
         }
         let payload = self.rest.split_to(cut);
+        let last = self.rest.is_empty();
+        let released = match (self.compressed, last) {
+            (false, _) => payload.len() as u64,
+            (true, true) => self.counted,
+            (true, false) => 0,
+        };
         let opcode = std::mem::replace(&mut self.opcode, OpCode::Data(Data::Continue));
-        let mut frame = Frame::message(payload, opcode, self.rest.is_empty());
+        let mut frame = Frame::message(payload, opcode, last);
         frame.header_mut().rsv1 = self.compressed && opcode != OpCode::Data(Data::Continue);
-        WsMessage::Frame(frame)
+        (WsMessage::Frame(frame), released)
+    }
+
+    /// Whether every frame has been taken.
+    fn done(&self) -> bool {
+        self.rest.is_empty()
     }
 }
 
@@ -509,9 +533,6 @@ impl Fragments {
 /// burst grew (the send queue's buffers, the meter's list): long enough that a flood that
 /// pauses for the socket or for backpressure keeps its buffers.
 const TRIM_IDLE: Duration = Duration::from_secs(1);
-
-/// A batch buffer over this many slots counts as a burst's (see [`TRIM_IDLE`]).
-const TRIM_ABOVE: usize = 64;
 
 /// The most data messages the reader takes from tungstenite under one lock before it
 /// delivers them.
@@ -951,8 +972,8 @@ where
     /// until our close frame is out, the handles are gone, or a write fails.
     async fn write(&self, mut rx: commands::Receiver, mut deflater: Option<Deflater>) {
         let mut queued = VecDeque::new();
-        // A burst grew the queue's buffers: once the writer has been idle for `TRIM_IDLE`,
-        // they (and the meter's list of frames) go back to a few slots.
+        // A burst grew the queue's buffers or the meter's list of frames: once the writer has
+        // been idle for `TRIM_IDLE`, they go back to a few slots.
         let mut burst = false;
         let result: Result<(), WsError> = async {
             loop {
@@ -986,7 +1007,6 @@ where
                         continue;
                     }
                 };
-                burst = burst || queued.capacity() > TRIM_ABOVE;
                 // Write everything queued, including what arrives meanwhile, then flush once.
                 let mut batch = Batch::default();
                 loop {
@@ -1002,14 +1022,11 @@ where
                     if queued.is_empty() {
                         break;
                     }
-                    // A burst queued while the batch was written (the writer waited for the
-                    // socket) is a burst too.
-                    burst = burst || queued.capacity() > TRIM_ABOVE;
                     self.link.wake_drained();
                 }
-                // Many small takes in one long batch (the writer waiting for the socket) grow
-                // the meter's list without a large take: a burst too.
-                burst = self.flush(batch.bytes).await? || burst;
+                // A burst in any take of the batch (also one queued while the writer waited
+                // for the socket), or many small takes that grew the meter's list.
+                burst = self.flush(batch.bytes).await? || rx.holds_burst();
                 if batch.closing {
                     self.note(|p| {
                         p.close_sent = Some(Instant::now());
@@ -1169,9 +1186,8 @@ struct Batch {
     /// A frame taken from the queue that tungstenite had no room for yet, with the
     /// payload bytes `bufferedAmount` counted for it.
     held: Option<(WsMessage, u64)>,
-    /// The rest of a message sent in fragments, with the bytes `bufferedAmount` counts for
-    /// it: its frames go out before the next command.
-    fragments: Option<(Fragments, u64)>,
+    /// The rest of a message sent in fragments: its frames go out before the next command.
+    fragments: Option<Fragments>,
 }
 
 impl Batch {
@@ -1192,13 +1208,12 @@ impl Batch {
         loop {
             let (frame, counted) = match (self.held.take(), self.fragments.as_mut()) {
                 (Some(held), _) => held,
-                (None, Some((fragments, counted))) => {
-                    let frame = fragments.next();
-                    let counted = fragment_counted(&frame, fragments, *counted);
-                    if fragments.rest.is_empty() {
+                (None, Some(fragments)) => {
+                    let next = fragments.next();
+                    if fragments.done() {
                         self.fragments = None;
                     }
-                    (frame, counted)
+                    next
                 }
                 (None, None) if self.closing => {
                     queued.clear();
@@ -1207,14 +1222,12 @@ impl Batch {
                 (None, None) => match queued.pop_front() {
                     None => return Poll::Ready(Ok(())),
                     Some(Command::Send(m)) => {
-                        let len = m.len() as u64;
-                        self.bytes += len;
+                        self.bytes += m.len() as u64;
                         match to_wire(m, deflater.as_mut()) {
-                            (frame, None) => (frame, len),
-                            (frame, Some(fragments)) => {
-                                let counted = fragment_counted(&frame, &fragments, len);
-                                self.fragments = Some((fragments, len));
-                                (frame, counted)
+                            Wire::Whole(frame, counted) => (frame, counted),
+                            Wire::Fragments(fragments) => {
+                                self.fragments = Some(fragments);
+                                continue;
                             }
                         }
                     }
@@ -1250,17 +1263,6 @@ impl Batch {
                 }
             }
         }
-    }
-}
-
-/// What `bufferedAmount` releases once `frame`, a fragment of a message that counted
-/// `counted` bytes, is written: its own payload, or for a compressed message (whose wire
-/// bytes are not the application's) all of them with the last fragment.
-fn fragment_counted(frame: &WsMessage, fragments: &Fragments, counted: u64) -> u64 {
-    match frame {
-        WsMessage::Frame(f) if !fragments.compressed => f.payload().len() as u64,
-        _ if fragments.rest.is_empty() => counted,
-        _ => 0,
     }
 }
 
