@@ -166,8 +166,8 @@ pub async fn read_client_frame(tcp: &mut tokio::net::TcpStream) -> (u8, Vec<u8>)
     (first & 0x0f, payload)
 }
 
-/// Reads one (masked) client frame: its first byte (FIN, RSV1-3, opcode) and unmasked
-/// payload.
+/// Reads one client frame (or, unmasked, a server's): its first byte (FIN, RSV1-3,
+/// opcode) and unmasked payload.
 pub async fn read_client_frame_whole(tcp: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
     use tokio::io::AsyncReadExt;
     let mut head = [0u8; 2];
@@ -187,6 +187,19 @@ pub async fn read_client_frame_whole(tcp: &mut tokio::net::TcpStream) -> (u8, Ve
         *b ^= mask[i % 4];
     }
     (head[0], payload)
+}
+
+/// Reads one client message: its frames (first byte, unmasked payload), up to the one with
+/// FIN.
+pub async fn read_client_message(tcp: &mut tokio::net::TcpStream) -> Vec<(u8, Vec<u8>)> {
+    let mut frames = Vec::new();
+    loop {
+        let (first, payload) = read_client_frame_whole(tcp).await;
+        frames.push((first, payload));
+        if first & 0x80 != 0 {
+            return frames;
+        }
+    }
 }
 
 /// A listener on 127.0.0.1 whose first connection is handed to `serve` (as a server's

@@ -146,22 +146,10 @@ async fn the_wire_carries_compressed_frames_and_buffered_amount_counts_the_appli
     ws.send(text.as_str()).unwrap();
     // Counted as the application's 90,000 bytes, whatever goes on the wire.
     assert_eq!(ws.buffered_amount(), 90_000);
-    let mut head = [0u8; 2];
-    tcp.read_exact(&mut head).await.unwrap();
-    assert_eq!(head[0], 0x80 | 0x40 | 0x1, "FIN, RSV1, text");
-    let len = match head[1] & 0x7f {
-        126 => u64::from(tcp.read_u16().await.unwrap()),
-        127 => tcp.read_u64().await.unwrap(),
-        n => u64::from(n),
-    };
+    let (first, mut payload) = common::read_client_frame_whole(&mut tcp).await;
+    assert_eq!(first, 0x80 | 0x40 | 0x1, "FIN, RSV1, text");
+    let len = payload.len();
     assert!(len < 1000, "90,000 repetitive bytes compress: {len}");
-    let mut mask = [0u8; 4];
-    tcp.read_exact(&mut mask).await.unwrap();
-    let mut payload = vec![0u8; len as usize];
-    tcp.read_exact(&mut payload).await.unwrap();
-    for (i, b) in payload.iter_mut().enumerate() {
-        *b ^= mask[i % 4];
-    }
     payload.extend_from_slice(&[0, 0, 0xff, 0xff]);
     let mut inflated = Vec::with_capacity(100_000);
     flate2::Decompress::new(false)

@@ -5,7 +5,7 @@ use crate::common;
 
 use anyws::native::NativeOptions;
 use anyws::{Message, Options, WebSocket};
-use common::{frame, read_client_frame, read_client_frame_whole, RawPeer};
+use common::{frame, read_client_frame, read_client_message, RawPeer};
 use flate2::{Compress, FlushCompress};
 use futures::StreamExt;
 use std::time::Duration;
@@ -262,15 +262,12 @@ async fn review_back_pressure_sends_each_compressed_message_once_in_order() {
     let mut inflate = flate2::Decompress::new(false);
     for (i, want) in messages.iter().enumerate() {
         // A compressed message longer than 16 KiB comes in fragments: RSV1 on the first.
-        let (first, mut payload) = read_client_frame_whole(&mut tcp).await;
-        assert_eq!(first & 0x7f, 0x40 | 0x2, "message {i}");
-        let mut fin = first & 0x80 != 0;
-        while !fin {
-            let (next, more) = read_client_frame_whole(&mut tcp).await;
-            assert_eq!(next & 0x7f, 0x0, "message {i}: a continuation frame");
-            payload.extend_from_slice(&more);
-            fin = next & 0x80 != 0;
+        let frames = read_client_message(&mut tcp).await;
+        for (j, (first, _)) in frames.iter().enumerate() {
+            let opcode = if j == 0 { 0x40 | 0x2 } else { 0x0 };
+            assert_eq!(first & 0x7f, opcode, "message {i}, frame {j}");
         }
+        let mut payload: Vec<u8> = frames.into_iter().flat_map(|(_, p)| p).collect();
         payload.extend_from_slice(&[0, 0, 0xff, 0xff]);
         let mut got = Vec::with_capacity(want.len() + 64);
         inflate

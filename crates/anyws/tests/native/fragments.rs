@@ -9,7 +9,7 @@ use crate::common;
 
 use anyws::native::WebSocketExt;
 use anyws::{Message, Options, WebSocket};
-use common::{close_frame, frame, read_client_frame_whole, RawPeer};
+use common::{close_frame, frame, read_client_frame_whole, read_client_message, RawPeer};
 use futures::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -19,18 +19,6 @@ const FRAGMENT: usize = 16 << 10;
 
 const FIN: u8 = 0x80;
 const RSV1: u8 = 0x40;
-
-/// Reads one message's frames: (first byte, payload) each, up to the one with FIN.
-async fn read_message(tcp: &mut tokio::net::TcpStream) -> Vec<(u8, Vec<u8>)> {
-    let mut frames = Vec::new();
-    loop {
-        let (first, payload) = read_client_frame_whole(tcp).await;
-        frames.push((first, payload));
-        if first & FIN != 0 {
-            return frames;
-        }
-    }
-}
 
 /// Checks the frames' headers: `opcode` and `rsv1` on the first, continuations after it,
 /// FIN on the last only, no payload over [`FRAGMENT`]. Returns the payload, joined.
@@ -60,7 +48,7 @@ async fn long_text_goes_out_in_fragments_split_between_characters() {
     let text = "aé✓🦀".repeat(5_000);
     ws.send(text.as_str()).unwrap();
     assert_eq!(ws.buffered_amount(), text.len() as u64);
-    let frames = read_message(&mut tcp).await;
+    let frames = read_client_message(&mut tcp).await;
     assert!(
         frames.len() >= text.len() / FRAGMENT,
         "{} frames",
@@ -92,14 +80,14 @@ async fn fragments_start_past_16_kib_and_the_next_message_follows_them() {
     ws.send("after").unwrap();
     ws.ping(b"p".to_vec()).unwrap();
 
-    let frames = read_message(&mut tcp).await;
+    let frames = read_client_message(&mut tcp).await;
     assert_eq!(frames.len(), 1, "16 KiB is one frame");
     assert_eq!(joined(&frames, 0x2, false), exact);
-    let frames = read_message(&mut tcp).await;
+    let frames = read_client_message(&mut tcp).await;
     assert_eq!(frames.len(), 2, "16 KiB and one byte are two");
     assert_eq!(frames[1].1.len(), 1);
     assert_eq!(joined(&frames, 0x2, false), over);
-    let frames = read_message(&mut tcp).await;
+    let frames = read_client_message(&mut tcp).await;
     assert_eq!(frames.len(), 100_000usize.div_ceil(FRAGMENT));
     assert_eq!(joined(&frames, 0x2, false), long);
     // Then the commands queued after it, in order.
@@ -136,7 +124,7 @@ async fn a_long_compressed_message_sets_rsv1_on_its_first_fragment_only() {
         .collect();
     ws.send(noise.clone()).unwrap();
     assert_eq!(ws.buffered_amount(), 60_000);
-    let frames = read_message(&mut tcp).await;
+    let frames = read_client_message(&mut tcp).await;
     assert!(frames.len() >= 4, "{} frames", frames.len());
     let mut compressed = joined(&frames, 0x2, true);
     compressed.extend_from_slice(&[0, 0, 0xff, 0xff]);
