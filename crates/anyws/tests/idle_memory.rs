@@ -290,18 +290,7 @@ async fn a_burst_of_sent_messages_leaves_no_burst_sized_queue_once_written() {
     // Every message is written (`bufferedAmount` is 0).
     ws.flush().await.unwrap();
     assert_eq!(ws.buffered_amount(), 0);
-    // The writer gives a burst's memory back once it has been idle for a second (a flood
-    // that pauses keeps it): the clock is moved past that, and the writer runs.
-    let trimmed = live();
-    tokio::time::pause();
-    tokio::time::advance(std::time::Duration::from_secs(2)).await;
-    for _ in 0..100 {
-        if live() < trimmed {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    let after = live();
+    let after = live_after_the_idle_trim().await;
     eprintln!(
         "heap after a burst of {BURST} sent messages: {} bytes more than idle",
         after - idle
@@ -356,6 +345,22 @@ async fn a_16_mib_message_sent_leaves_no_frame_sized_buffer_behind() {
     );
 }
 
+/// The live heap once the writer has given a burst's memory back, which it does once it has
+/// been idle for a second (a flood that pauses keeps it): the clock is moved past that (the
+/// test's runtime pauses from now on), and the writer runs.
+async fn live_after_the_idle_trim() -> isize {
+    let before = live();
+    tokio::time::pause();
+    tokio::time::advance(std::time::Duration::from_secs(2)).await;
+    for _ in 0..100 {
+        if live() < before {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    live()
+}
+
 /// A burst of sends that arrives while the writer is busy with an earlier message (review-
 /// fast2): the writer takes it in the middle of a batch, not when it wakes for new commands,
 /// and the burst must still be given back after a second idle. Here the earlier message is
@@ -398,18 +403,7 @@ async fn a_burst_sent_while_the_writer_waits_for_the_socket_leaves_no_burst_size
     read_on.send(()).unwrap();
     ws.flush().await.unwrap();
     assert_eq!(ws.buffered_amount(), 0);
-    // As in `a_burst_of_sent_messages_leaves_no_burst_sized_queue_once_written`: the clock
-    // moves past the writer's idle second, and the writer runs.
-    let trimmed = live();
-    tokio::time::pause();
-    tokio::time::advance(std::time::Duration::from_secs(2)).await;
-    for _ in 0..100 {
-        if live() < trimmed {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    let after = live();
+    let after = live_after_the_idle_trim().await;
     eprintln!(
         "heap after a burst of {BURST} sends behind a long message: {} bytes more than idle",
         after - idle
