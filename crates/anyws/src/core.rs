@@ -211,8 +211,8 @@ impl Received {
         self.items.push_back(data);
     }
 
-    /// Once the connection's last messages have been read, a burst's slots are not kept
-    /// (see [`Core::reader_ended`]).
+    /// Once a burst has been read, its slots are not kept (see [`Core::reader_ended`] and
+    /// [`Core::trim_received`]).
     fn trim_if_read(&mut self) {
         if self.items.is_empty() {
             self.items.shrink_to(KEEP_RECEIVED);
@@ -220,9 +220,9 @@ impl Received {
     }
 }
 
-/// Slots the queue of received messages keeps once the reader has ended and the queue has
-/// been read (a reader's batch, twice over); while the connection reads it keeps its
-/// largest backlog (see [`Core::reader_ended`]).
+/// Slots the queue of received messages keeps once a burst has been read and the reader
+/// has ended or been idle (a reader's batch, twice over); while messages keep coming it
+/// keeps its largest backlog (see [`Core::trim_received`]).
 const KEEP_RECEIVED: usize = 128;
 
 /// What a listener change leaves to drop once the lock is released: user closures may
@@ -307,6 +307,9 @@ pub(crate) struct Core {
     /// The backend's reader has ended (see [`Core::reader_ended`]): the queue gives a
     /// burst's slots back once it is read.
     reader_ended: AtomicBool,
+    /// The queue of received messages grew a burst's slots since it was last trimmed (see
+    /// [`Core::received_holds_burst`]), readable without the lock.
+    received_burst: AtomicBool,
     inner: Mutex<Inner>,
 }
 
@@ -331,6 +334,7 @@ impl Core {
             state: AtomicU8::new(state as u8),
             receive_high_water_mark,
             reader_ended: AtomicBool::new(false),
+            received_burst: AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 listeners: Shared::from(Vec::new()),
                 next_id: 0,
@@ -557,6 +561,7 @@ impl Core {
             let (for_listeners, wakers) = if queue {
                 let for_listeners = listening.then(|| data.clone());
                 inner.received.push(data);
+                self.note_received_burst(&inner.received);
                 (for_listeners, std::mem::take(&mut inner.stream_wakers))
             } else {
                 (listening.then_some(data), Vec::new())
@@ -588,6 +593,7 @@ impl Core {
                     for data in batch.drain(..) {
                         inner.received.push(data);
                     }
+                    self.note_received_burst(&inner.received);
                     wakers = std::mem::take(&mut inner.stream_wakers);
                 }
                 Some((wakers, self.room_in(&inner)))
@@ -777,16 +783,45 @@ impl Core {
     }
 
     /// The backend's reader has ended: no message will come any more, so the queue gives
-    /// a burst's slots back once the application has read it (now, if it already has).
-    /// Not while the connection reads: trimming whenever the queue ran empty made a steady
-    /// flood reallocate (and fault in) its queue every backlog (N2: 139 -> 180-215 ns of CPU
-    /// a message). Not to be called under a lock the backend takes after `Core`'s.
+    /// a burst's slots back once the application has read it (now, if it already has; while
+    /// the connection reads, see [`Core::trim_received`]). Not to be called under a lock the
+    /// backend takes after `Core`'s.
     #[allow(dead_code)] // only a backend that reads ahead tells
     pub(crate) fn reader_ended(&self) {
         if !self.reader_ended.swap(true, Ordering::Relaxed) {
             // Under the lock: a `poll_next` that emptied the queue before the swap trims
             // nothing, and one after it sees the flag.
             lock(&self.inner).received.trim_if_read();
+        }
+    }
+
+    /// Notes (under the lock) that the queue grew a burst's slots.
+    fn note_received_burst(&self, received: &Received) {
+        if received.items.capacity() > KEEP_RECEIVED {
+            self.received_burst.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the queue of received messages has had a burst's slots (more than it keeps
+    /// once idle) since it was last trimmed: a backend that reads ahead then calls
+    /// [`Core::trim_received`] once its reader has waited a while for the network. Takes no
+    /// lock (a reader asks before each wait).
+    #[allow(dead_code)] // only a backend that reads ahead trims
+    pub(crate) fn received_holds_burst(&self) -> bool {
+        self.received_burst.load(Ordering::Relaxed)
+    }
+
+    /// The backend's reader has waited a while for the network after a burst: the queue
+    /// gives the burst's slots back if the application has read it (else nothing changes,
+    /// and the backend asks again later). Not whenever the queue runs empty: that made a
+    /// steady flood reallocate (and fault in) its queue every backlog (N2: 139 -> 180-215 ns
+    /// of CPU a message). Not to be called under a lock the backend takes after `Core`'s.
+    #[allow(dead_code)] // only a backend that reads ahead trims
+    pub(crate) fn trim_received(&self) {
+        let mut inner = lock(&self.inner);
+        inner.received.trim_if_read();
+        if inner.received.items.capacity() <= KEEP_RECEIVED {
+            self.received_burst.store(false, Ordering::Relaxed);
         }
     }
 

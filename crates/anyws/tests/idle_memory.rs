@@ -417,6 +417,87 @@ async fn a_burst_sent_while_the_writer_waits_for_the_socket_leaves_no_burst_size
     peer.abort();
 }
 
+/// A live connection that received a burst, read by the application once it had all
+/// arrived: once the reader has heard nothing for a second, the receive queue gives the
+/// burst's slots back. (Before, it kept them, about 40 bytes a message, for the connection's
+/// life: trimming it whenever it ran empty cost a steady flood a reallocation every backlog.)
+#[tokio::test]
+async fn a_received_burst_leaves_no_burst_sized_queue_once_read_and_quiet() {
+    let _serial = SERIAL.lock().await;
+    let (mut ws, idle) = receive_a_burst().await;
+    for _ in 0..BURST {
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    }
+    let after = live_after_the_idle_trim().await;
+    eprintln!(
+        "heap after a burst of {BURST} received messages, read: {} bytes more than idle",
+        after - idle
+    );
+    assert!(
+        after - idle <= 64 << 10,
+        "the connection kept {} bytes after receiving a burst of {BURST} messages",
+        after - idle
+    );
+}
+
+/// As above, but the reader's quiet second passes before the application reads the burst:
+/// nothing is trimmed then (the messages are still queued), and the queue is trimmed a
+/// quiet second after the application has read it.
+#[tokio::test]
+async fn a_received_burst_read_after_a_quiet_second_is_trimmed_later() {
+    let _serial = SERIAL.lock().await;
+    let (mut ws, idle) = receive_a_burst().await;
+    tokio::time::pause();
+    tokio::time::advance(std::time::Duration::from_secs(2)).await;
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::resume();
+    assert_eq!(anyws::diagnostics::queued_messages(&ws), BURST);
+    for _ in 0..BURST {
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    }
+    let after = live_after_the_idle_trim().await;
+    eprintln!(
+        "heap after a burst of {BURST} received messages, read late: {} bytes more than idle",
+        after - idle
+    );
+    assert!(
+        after - idle <= 64 << 10,
+        "the connection kept {} bytes after receiving a burst of {BURST} messages",
+        after - idle
+    );
+}
+
+/// An open connection (one message each way done) whose peer then sent a burst of
+/// [`BURST`] small messages, all queued and none read yet; with the live heap before the
+/// burst.
+async fn receive_a_burst() -> (WebSocket, isize) {
+    // The server answers the first message with one "pong", the second with the burst.
+    let url = server(|n| match n {
+        0 => frame(1, b"pong"),
+        _ => (0..BURST).flat_map(|_| frame(1, b"pong")).collect(),
+    })
+    .await;
+    let mut ws = WebSocket::new(&url).unwrap();
+    ws.opened().await.unwrap();
+    ws.send("ping").unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    let idle = live();
+    ws.send("burst").unwrap();
+    // The whole burst in the queue (below the receive high-water mark) before it is read, so
+    // that the queue grows to it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while anyws::diagnostics::queued_messages(&ws) < BURST {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the burst did not arrive"
+        );
+        tokio::task::yield_now().await;
+    }
+    (ws, idle)
+}
+
 /// A burst that the peer follows with a frame that fails the connection, in the same write
 /// (review-fast2): the reader reads the burst and the error without waiting for the network,
 /// and ends. The application still reads the burst, and the closed socket (which it may keep)

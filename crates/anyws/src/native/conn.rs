@@ -43,6 +43,7 @@ use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -529,9 +530,10 @@ impl Fragments {
     }
 }
 
-/// How long the writer waits, idle after a burst, before it gives back the memory the
-/// burst grew (the send queue's buffers, the meter's list): long enough that a flood that
-/// pauses for the socket or for backpressure keeps its buffers.
+/// How long the writer, or the reader, waits idle after a burst before it gives back the
+/// memory the burst grew (the send queue's buffers and the meter's list; the receive queue's
+/// slots): long enough that a flood that pauses for the socket or for backpressure keeps its
+/// buffers.
 const TRIM_IDLE: Duration = Duration::from_secs(1);
 
 /// The most data messages the reader takes from tungstenite under one lock before it
@@ -846,6 +848,12 @@ where
         // Once the reader ends (or is dropped), no message comes any more: the queue gives a
         // burst's slots back once the application has read it.
         let _ended = ReaderEnded(self.core);
+        // After a burst, once the reader has heard nothing for `TRIM_IDLE`, the queue gives
+        // the burst's slots back if the application has read it (else it is asked again a
+        // `TRIM_IDLE` later). The timer is armed at the first wait after the queue grew and
+        // polled only while the reader waits; when it fires, the time last heard decides
+        // (it is moved on, not reset at each message: a flood never touches it).
+        let mut idle: Option<Pin<Box<tokio::time::Sleep>>> = None;
         loop {
             if !room {
                 let mut paused = false;
@@ -873,6 +881,8 @@ where
             // message at a time.
             let mut budget = READ_BATCH_BYTES.min(self.core.room_left());
             let mut next = None;
+            let trims = idle.is_some() || self.core.received_holds_burst();
+            let mut trim_due = false;
             poll_fn(|cx| {
                 let mut ws = lock(&self.ws);
                 loop {
@@ -880,6 +890,14 @@ where
                         Poll::Pending if batch.is_empty() => {
                             waited = true;
                             arena.release();
+                            if trims {
+                                let idle = idle
+                                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(TRIM_IDLE)));
+                                if idle.as_mut().poll(cx).is_ready() {
+                                    trim_due = true;
+                                    return Poll::Ready(());
+                                }
+                            }
                             return Poll::Pending;
                         }
                         Poll::Pending => return Poll::Ready(()),
@@ -908,6 +926,20 @@ where
                 }
             })
             .await;
+            if trim_due {
+                // Nothing was read: the reader goes back to waiting.
+                let quiet_until = self.liveness.last_heard().checked_add(TRIM_IDLE);
+                match (quiet_until, &mut idle) {
+                    (Some(until), Some(timer)) if until > Instant::now() => {
+                        timer.as_mut().reset(until);
+                    }
+                    _ => {
+                        idle = None;
+                        self.core.trim_received();
+                    }
+                }
+                continue;
+            }
             if waited {
                 self.liveness.heard();
             }
