@@ -577,18 +577,15 @@ fn report_failure(name: &str, run: &TestRun) -> Result<(), String> {
     if run.success && run.failed == 0 && run.passed > 0 {
         return Ok(());
     }
-    let lines: Vec<&str> = run
-        .output
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("Invoking test"))
-        .collect();
-    let tail = lines[lines.len().saturating_sub(80)..].join("\n");
     let why = if run.passed == 0 && run.failed == 0 {
         "ran no test"
     } else {
         "failed"
     };
-    Err(format!("{name} {why}:\n{tail}"))
+    Err(format!(
+        "{name} {why}:\n{}",
+        run::failure_excerpt(&run.output)
+    ))
 }
 
 fn autobahn_summary(root: &Path) -> Result<(), String> {

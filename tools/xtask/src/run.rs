@@ -146,6 +146,28 @@ fn parse_report(output: &str) -> (usize, usize, BTreeSet<String>) {
     (passed, failed, names)
 }
 
+/// What a failed run's output shows in the report: each panic with the lines after it (its
+/// message, which a browser's stack trace would push out of a plain tail), then the last 80
+/// lines, without the runner's "Invoking test" lines and the browsers' stack frames.
+pub fn failure_excerpt(output: &str) -> String {
+    let noise = |l: &str| {
+        let l = l.trim_start();
+        l.starts_with("Invoking test")
+            || l.contains("wasm-function[")
+            || (l.contains("@http://") && !l.contains(' '))
+    };
+    let lines: Vec<&str> = output.lines().filter(|l| !noise(l)).collect();
+    let mut excerpt = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.contains("panicked at") {
+            excerpt.extend(lines[i..(i + 6).min(lines.len())].iter().copied());
+            excerpt.push("");
+        }
+    }
+    excerpt.extend(lines[lines.len().saturating_sub(80)..].iter().copied());
+    excerpt.join("\n")
+}
+
 fn number_before(text: &str, label: &str) -> usize {
     text.split(';')
         .find_map(|part| {
@@ -160,7 +182,24 @@ fn number_before(text: &str, label: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::{number_before, parse_report};
+    use super::{failure_excerpt, number_before, parse_report};
+
+    #[test]
+    fn a_failure_excerpt_keeps_the_panic_message_and_drops_browser_stack_frames() {
+        let mut output = String::from("running 2 tests\n");
+        output.push_str("panicked at tests/src/suite.rs:58:5:\nassertion `left == right` failed\n");
+        output.push_str("  left: (1005, true)\n right: (1006, false)\n\nStack:\n");
+        for i in 0..200 {
+            output.push_str(&format!(
+                "        f{i}@http://127.0.0.1:1/wasm-bindgen-test_bg.wasm:wasm-function[{i}]:0x1\n"
+            ));
+        }
+        output.push_str("failures:\n    suite::x\ntest result: FAILED. 1 passed; 1 failed\n");
+        let excerpt = failure_excerpt(&output);
+        assert!(excerpt.contains("right: (1006, false)"), "{excerpt}");
+        assert!(excerpt.contains("test result: FAILED"), "{excerpt}");
+        assert!(!excerpt.contains("wasm-function["), "{excerpt}");
+    }
 
     #[test]
     fn a_test_line_glued_to_a_worker_error_still_counts() {
