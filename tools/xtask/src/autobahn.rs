@@ -283,14 +283,6 @@ fn ensure_suite(dir: &Path) -> Result<PathBuf, String> {
     Ok(wstest)
 }
 
-/// How [`run`] builds the two examples.
-pub enum Build {
-    /// As the unit tests' step of `cargo xtask test` built them, which that step did.
-    AsUnitTests,
-    /// `cargo build -p anyws --example ...` (`cargo xtask autobahn`).
-    Alone,
-}
-
 /// The executable of the example `name` (not a test harness of it) in cargo's JSON messages.
 fn example(messages: &str, name: &str) -> Result<PathBuf, String> {
     messages
@@ -315,7 +307,7 @@ const SERVER_START: Duration = Duration::from_secs(60);
 pub fn run(
     root: &Path,
     cases: Cases,
-    build: Build,
+    build: crate::steps::Build,
     cargo: impl Fn() -> Command,
 ) -> Result<Reports, String> {
     let dir = root.join("target/autobahn");
@@ -330,11 +322,11 @@ pub fn run(
         // names them; a build of their own would compile about 50 crates again for other
         // features. The examples use only the public API and plain ws://, which no feature
         // changes.
-        Build::AsUnitTests => cmd
+        crate::steps::Build::AsUnitTests => cmd
             .args(["test", "--no-run"])
             .args(crate::steps::UNIT_TESTS)
             .arg("--all-features"),
-        Build::Alone => cmd.args([
+        crate::steps::Build::Alone => cmd.args([
             "build",
             "-p",
             "anyws",

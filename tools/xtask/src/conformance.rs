@@ -287,7 +287,7 @@ pub fn ci(
 fn ci_command(root: &Path) -> Result<(), String> {
     let config = WasmConfig::load(root)?;
     let tools = crate::setup::ensure(root, &config, crate::setup::Need::Browsers)?;
-    let server = TestServer::start(root)?;
+    let server = TestServer::start(root, crate::steps::Build::Alone)?;
     let (lines, problems) = ci(root, &config, &tools, &server.url)?;
     drop(server);
     lines.iter().for_each(|l| println!("{l}"));
@@ -323,7 +323,7 @@ pub fn command(root: &Path, args: &[String]) -> Result<(), String> {
     let config = WasmConfig::load(root)?;
     let tools = crate::setup::ensure(root, &config, crate::setup::Need::Browsers)?;
     let browsers: Vec<&str> = config.test.browsers.iter().map(|b| b.name()).collect();
-    let server = TestServer::start(root)?;
+    let server = TestServer::start(root, crate::steps::Build::Alone)?;
     println!(
         "conformance: test server at {}; seeds {}",
         server.url,

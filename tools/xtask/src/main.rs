@@ -165,8 +165,21 @@ struct TestServer {
 }
 
 impl TestServer {
-    fn start(root: &Path) -> Result<TestServer, String> {
-        run_quiet(cargo(root, None).args(["build", "--quiet", "-p", "anyws-testserver"]))?;
+    fn start(root: &Path, build: steps::Build) -> Result<TestServer, String> {
+        let mut cmd = cargo(root, None);
+        cmd.args(["build", "--quiet"]);
+        match build {
+            // The test server alone resolved its dependencies' features differently and
+            // built about 20 of them (tokio, rustls, syn, ...) again.
+            steps::Build::AsUnitTests => cmd.args(steps::UNIT_TESTS).args([
+                "--all-features",
+                "--tests",
+                "--bin",
+                "anyws-testserver",
+            ]),
+            steps::Build::Alone => cmd.args(["-p", "anyws-testserver"]),
+        };
+        run_quiet(&mut cmd)?;
         let child = anyws_child::Child::spawn_announcing(
             Command::new(root.join("target/debug/anyws-testserver"))
                 .arg("--until-stdin-closes")
@@ -300,8 +313,13 @@ fn test(root: &Path) -> Result<(), String> {
     let tc = tools.wasm_toolchain.as_deref();
     let (mut passed, mut failed) = steps::run(root, tc, steps::checks(root, &config, tc))?;
 
-    let server = TestServer::start(root)?;
-    println!("suite: test server at {}", server.url);
+    let started_server = Instant::now();
+    let server = TestServer::start(root, steps::Build::AsUnitTests)?;
+    println!(
+        "suite: test server at {} (built and started in {:.1} s)",
+        server.url,
+        started_server.elapsed().as_secs_f32()
+    );
     // Each run with its name and how long it took (its build included).
     let mut runs: Vec<(String, TestRun, f32)> = Vec::new();
     // Each browser run with the scope test it must report (see `Scope::proof_test`).
@@ -473,12 +491,9 @@ fn after_suite(
         Err(e) => problems.push(format!("demo end-to-end test: {e}")),
     }
     let started_autobahn = Instant::now();
-    match autobahn::run(
-        root,
-        autobahn::Cases::Ci,
-        autobahn::Build::AsUnitTests,
-        || cargo(root, None),
-    ) {
+    match autobahn::run(root, autobahn::Cases::Ci, steps::Build::AsUnitTests, || {
+        cargo(root, None)
+    }) {
         Ok(report) => {
             for line in report.lines() {
                 println!("{line}");
@@ -589,7 +604,7 @@ fn report_failure(name: &str, run: &TestRun) -> Result<(), String> {
 }
 
 fn autobahn_summary(root: &Path) -> Result<(), String> {
-    let report = autobahn::run(root, autobahn::Cases::All, autobahn::Build::Alone, || {
+    let report = autobahn::run(root, autobahn::Cases::All, steps::Build::Alone, || {
         cargo(root, None)
     })?;
     for line in report.lines() {

@@ -111,6 +111,19 @@ const DENY_WARNINGS: [&str; 3] = ["--", "-D", "warnings"];
 
 /// The packages of the unit and doc tests, which run with every feature on (native-tls,
 /// platform-roots, both crypto providers); the suite uses the defaults.
+/// How a step that runs a binary of the workspace (the Autobahn examples, the test server)
+/// builds it.
+#[derive(Clone, Copy)]
+pub enum Build {
+    /// With the unit tests' packages and features ([`UNIT_TESTS`], `--all-features`, tests
+    /// selected so that the dev-dependencies' features count): in `cargo xtask test`, whose
+    /// unit tests' step built all of it, only the binary itself is compiled.
+    AsUnitTests,
+    /// Only what the binary needs (`cargo xtask autobahn`, `cargo xtask conformance`):
+    /// fewer crates, but with their own features, so built again.
+    Alone,
+}
+
 pub const UNIT_TESTS: [&str; 26] = [
     "-p",
     "anyws",
