@@ -175,18 +175,10 @@ async fn a_16_mib_message_leaves_no_frame_sized_buffer_behind() {
     assert!(big.as_bytes().iter().all(|&b| b == 7));
     drop(big);
     let after = live();
-    eprintln!(
-        "heap after a 16 MiB message: {} bytes more than idle",
-        after - idle
-    );
     // tungstenite's read buffer may have grown while the 8 KiB pieces arrived (it doubles
     // when a piece and the next one's start do not fit): at most 32 KiB, whatever the
     // message's size. Before, the connection kept the 16 MiB frame's buffer.
-    assert!(
-        after - idle <= 64 << 10,
-        "the connection kept {} bytes after a 16 MiB message",
-        after - idle
-    );
+    kept_at_most(after - idle, 64 << 10, format_args!("a 16 MiB message"));
 }
 
 /// Small received payloads share 4 KiB chunks (native/arena.rs). Once the application has
@@ -212,15 +204,7 @@ async fn a_small_message_leaves_no_receive_chunk_behind() {
     ws.send("more").unwrap();
     assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
     let after = live();
-    eprintln!(
-        "heap after a small message: {} bytes more than idle",
-        after - idle
-    );
-    assert!(
-        after - idle < 1 << 10,
-        "the connection kept {} bytes after a 4-byte message",
-        after - idle
-    );
+    kept_at_most(after - idle, (1 << 10) - 1, format_args!("a small message"));
 }
 
 /// Tiny messages that arrive one at a time (the reader waits for the network between them)
@@ -254,6 +238,16 @@ async fn tiny_messages_that_trickle_into_the_queue_do_not_pin_a_chunk_each() {
     assert!(
         per_message < 1 << 10,
         "each queued 4-byte message holds {per_message} bytes"
+    );
+}
+
+/// Reports what a connection kept (`kept` bytes of live heap more than when it was idle)
+/// after `what`, and fails the test if that is over `bound`.
+fn kept_at_most(kept: isize, bound: isize, what: std::fmt::Arguments<'_>) {
+    eprintln!("heap after {what}: {kept} bytes more than idle");
+    assert!(
+        kept <= bound,
+        "the connection kept {kept} bytes after {what}"
     );
 }
 
@@ -291,17 +285,13 @@ async fn a_burst_of_sent_messages_leaves_no_burst_sized_queue_once_written() {
     ws.flush().await.unwrap();
     assert_eq!(ws.buffered_amount(), 0);
     let after = live_after_the_idle_trim().await;
-    eprintln!(
-        "heap after a burst of {BURST} sent messages: {} bytes more than idle",
-        after - idle
-    );
     // Before: 1.13 MB (the queue's slots, the meter's list of frames, and tungstenite's
     // write buffer at the burst's size). Now: tungstenite's write buffer, which it fills up
     // to 128 KiB before it writes (its `write_buffer_size`), and a few queue slots.
-    assert!(
-        after - idle <= 160 << 10,
-        "the connection kept {} bytes after sending a burst of {BURST} messages",
-        after - idle
+    kept_at_most(
+        after - idle,
+        160 << 10,
+        format_args!("a burst of {BURST} sent messages"),
     );
 }
 
@@ -332,16 +322,12 @@ async fn a_16_mib_message_sent_leaves_no_frame_sized_buffer_behind() {
     ws.flush().await.unwrap();
     assert_eq!(ws.buffered_amount(), 0);
     let after = live();
-    eprintln!(
-        "heap after sending a 16 MiB message: {} bytes more than idle",
-        after - idle
-    );
     // What tungstenite gathers before it writes (128 KiB) plus one 16 KiB fragment, in a
     // `Vec` whose capacity doubles: at most 256 KiB.
-    assert!(
-        after - idle <= 256 << 10,
-        "the connection kept {} bytes after sending a 16 MiB message",
-        after - idle
+    kept_at_most(
+        after - idle,
+        256 << 10,
+        format_args!("sending a 16 MiB message"),
     );
 }
 
@@ -404,14 +390,10 @@ async fn a_burst_sent_while_the_writer_waits_for_the_socket_leaves_no_burst_size
     ws.flush().await.unwrap();
     assert_eq!(ws.buffered_amount(), 0);
     let after = live_after_the_idle_trim().await;
-    eprintln!(
-        "heap after a burst of {BURST} sends behind a long message: {} bytes more than idle",
-        after - idle
-    );
-    assert!(
-        after - idle <= 160 << 10,
-        "the connection kept {} bytes after sending a burst of {BURST} messages",
-        after - idle
+    kept_at_most(
+        after - idle,
+        160 << 10,
+        format_args!("a burst of {BURST} sends behind a long message"),
     );
     drop(ws);
     peer.abort();
@@ -429,14 +411,10 @@ async fn a_received_burst_leaves_no_burst_sized_queue_once_read_and_quiet() {
         assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
     }
     let after = live_after_the_idle_trim().await;
-    eprintln!(
-        "heap after a burst of {BURST} received messages, read: {} bytes more than idle",
-        after - idle
-    );
-    assert!(
-        after - idle <= 64 << 10,
-        "the connection kept {} bytes after receiving a burst of {BURST} messages",
-        after - idle
+    kept_at_most(
+        after - idle,
+        64 << 10,
+        format_args!("a burst of {BURST} received messages, read"),
     );
 }
 
@@ -458,14 +436,10 @@ async fn a_received_burst_read_after_a_quiet_second_is_trimmed_later() {
         assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
     }
     let after = live_after_the_idle_trim().await;
-    eprintln!(
-        "heap after a burst of {BURST} received messages, read late: {} bytes more than idle",
-        after - idle
-    );
-    assert!(
-        after - idle <= 64 << 10,
-        "the connection kept {} bytes after receiving a burst of {BURST} messages",
-        after - idle
+    kept_at_most(
+        after - idle,
+        64 << 10,
+        format_args!("a burst of {BURST} received messages, read late"),
     );
 }
 
@@ -539,13 +513,9 @@ async fn a_burst_then_a_failure_leaves_no_burst_sized_queue_once_read() {
     peer.await.unwrap();
     assert_eq!(anyws::diagnostics::queued_messages(&ws), 0);
     let after = live();
-    eprintln!(
-        "heap after a burst of {BURST} received messages and a failure: {} bytes more than idle",
-        after - idle
-    );
-    assert!(
-        after - idle <= 64 << 10,
-        "the closed socket kept {} bytes after a burst of {BURST} messages",
-        after - idle
+    kept_at_most(
+        after - idle,
+        64 << 10,
+        format_args!("a burst of {BURST} received messages and a failure"),
     );
 }
