@@ -94,6 +94,7 @@ mod core;
 mod error;
 mod event;
 mod reconnect;
+mod rng;
 mod sendness;
 mod socket;
 mod sync;

@@ -26,6 +26,7 @@ use crate::error::{Error, ErrorKind};
 use crate::event::{
     BinaryType, CloseEvent, ErrorEvent, Event, EventKind, Message, MessageEvent, ReadyState,
 };
+use crate::rng::Rng;
 use crate::sendness::{BoxedCallback, NetworkCallback, Shared, WasmNotSend, WeakShared};
 use crate::socket::{Options, WebSocket};
 use crate::sync::{lock, Mutex};
@@ -228,31 +229,11 @@ pub(crate) fn jittered(delay: Duration, jitter: f64, unit: f64) -> Duration {
     drawn.clamp(lower, delay)
 }
 
-/// A small xorshift64* generator for the jitter, seeded per socket from the backend's
+/// The jitter's generator, seeded per socket from the backend's
 /// [`random_seed`](Backend::random_seed) (the clock natively, `Math.random()` in the browser)
-/// and the socket's address. Not for anything secret; it only spreads reconnect times.
-#[derive(Debug)]
-struct Rng(u64);
-
-impl Rng {
-    fn new(salt: u64) -> Rng {
-        let seed = Transport::random_seed() ^ salt.rotate_left(32) ^ 0x2545_F491_4F6C_DD1D;
-        Rng(if seed == 0 {
-            0x9E37_79B9_7F4A_7C15
-        } else {
-            seed
-        })
-    }
-
-    /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
+/// and the socket's address: it only spreads reconnect times.
+fn jitter_rng(salt: u64) -> Rng {
+    Rng::from_seed(Transport::random_seed() ^ salt.rotate_left(32) ^ 0x2545_F491_4F6C_DD1D)
 }
 
 /// What [`ReconnectingWebSocket::send`] does while there is no open socket.
@@ -1071,7 +1052,7 @@ impl ReconnectingWebSocket {
                 listeners: Shared::from(Vec::new()),
                 next_listener: 0,
                 hook: None,
-                rng: Rng::new(0),
+                rng: jitter_rng(0),
                 stream_polled: false,
                 forward_messages: false,
                 reading: None,
@@ -1093,7 +1074,7 @@ impl ReconnectingWebSocket {
             });
             let network = Transport::watch_network(callback);
             let mut inner = lock(&state.inner);
-            inner.rng = Rng::new(Shared::as_ptr(&state) as usize as u64);
+            inner.rng = jitter_rng(Shared::as_ptr(&state) as usize as u64);
             inner.network = network;
             state.adopt(&mut inner, first);
         }
@@ -1622,7 +1603,7 @@ mod tests {
             .first_delay(Duration::MAX)
             .max_delay(Duration::MAX)
             .factor(f64::MAX);
-        let mut rng = Rng::new(1);
+        let mut rng = jitter_rng(1);
         for attempt in 1..=1000 {
             let d = policy.delay_before(attempt);
             assert_eq!(d, Duration::MAX);
@@ -1634,7 +1615,7 @@ mod tests {
     #[test]
     fn jitter_stays_within_its_bounds() {
         let d = Duration::from_millis(1000);
-        let mut rng = Rng::new(7);
+        let mut rng = jitter_rng(7);
         let (mut low, mut high) = (d, Duration::ZERO);
         for _ in 0..10_000 {
             let j = jittered(d, 0.5, rng.unit());

@@ -554,16 +554,7 @@ mod tests {
         }
     }
 
-    /// A small deterministic generator for the property test below (xorshift64*).
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-    }
+    use crate::rng::Rng;
 
     #[test]
     fn user_info_scrub_keeps_what_is_not_user_info() {
@@ -580,16 +571,16 @@ mod tests {
     #[test]
     fn quoted_is_debug_on_random_strings() {
         const UNPRINTED: [char; 5] = ['\u{200b}', '\u{202e}', '\u{301}', '\u{feff}', '\u{e0001}'];
-        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut rng = Rng::from_seed(0x2545_f491_4f6c_dd1d);
         for _ in 0..20_000 {
-            let len = rng.next() % 12;
+            let len = rng.next_u64() % 12;
             let s: String = (0..len)
-                .map(|_| match rng.next() % 8 {
-                    0..=3 => char::from((rng.next() % 128) as u8),
-                    4 => char::from_u32(0x80 + (rng.next() % 32) as u32).unwrap(),
-                    5 => ['é', '✓', '𝄞', 'ß', '\u{a0}'][(rng.next() % 5) as usize],
-                    6 => UNPRINTED[(rng.next() % 5) as usize],
-                    _ => ['"', '\\', '\'', '{', '}'][(rng.next() % 5) as usize],
+                .map(|_| match rng.next_u64() % 8 {
+                    0..=3 => char::from((rng.next_u64() % 128) as u8),
+                    4 => char::from_u32(0x80 + (rng.next_u64() % 32) as u32).unwrap(),
+                    5 => ['é', '✓', '𝄞', 'ß', '\u{a0}'][(rng.next_u64() % 5) as usize],
+                    6 => UNPRINTED[(rng.next_u64() % 5) as usize],
+                    _ => ['"', '\\', '\'', '{', '}'][(rng.next_u64() % 5) as usize],
                 })
                 .collect();
             let quoted = Quoted(&s).to_string();
@@ -604,12 +595,12 @@ mod tests {
     /// strings (mixed ASCII and multi-byte characters, overlapping needles).
     #[test]
     fn replace_all_and_split_once_ascii_match_std_on_random_strings() {
-        let mut rng = Rng(0x0123_4567_89ab_cdef);
+        let mut rng = Rng::from_seed(0x0123_4567_89ab_cdef);
         let pool = ["a", "b", "@", ":", "é", "ü@", "𝄞", "aa", "#"];
         let random = |rng: &mut Rng, max: u64| -> String {
-            let len = rng.next() % max;
+            let len = rng.next_u64() % max;
             (0..len)
-                .map(|_| pool[(rng.next() % pool.len() as u64) as usize])
+                .map(|_| pool[(rng.next_u64() % pool.len() as u64) as usize])
                 .collect()
         };
         for _ in 0..20_000 {
