@@ -999,6 +999,41 @@ mod caught_up_tests {
         Core::new("ws://127.0.0.1/".into(), 1 << 20, Some(String::new()))
     }
 
+    /// A live reader's ask to trim (review3): after a quiet while, a read burst is trimmed;
+    /// heard from meanwhile, only once the queue has stayed small since the last ask (a
+    /// trickle after a burst), and never while messages are unread.
+    #[test]
+    fn trim_received_after_a_quiet_while_or_a_small_queue_since_the_last_ask() {
+        let core = open_core();
+        let app_waker = Waker::from(Arc::new(Flag::default()));
+        let mut app_cx = Context::from_waker(&app_waker);
+        let read_all = |cx: &mut Context<'_>| while core.poll_next(cx).is_ready() {};
+        let capacity = || lock(&core.inner).received.items.capacity();
+        read_all(&mut app_cx);
+        let burst = |n: usize| {
+            for _ in 0..n {
+                core.fire_message(Message::Text("m".into()));
+            }
+        };
+        burst(1000);
+        assert!(core.received_holds_burst());
+        assert!(!core.trim_received(true), "unread");
+        read_all(&mut app_cx);
+        assert!(
+            !core.trim_received(false),
+            "the burst is since the last ask"
+        );
+        assert!(capacity() >= 1000);
+        burst(1);
+        read_all(&mut app_cx);
+        assert!(core.trim_received(false), "a trickle since the last ask");
+        assert!(capacity() <= KEEP_RECEIVED && !core.received_holds_burst());
+        burst(1000);
+        read_all(&mut app_cx);
+        assert!(core.trim_received(true), "quiet");
+        assert!(capacity() <= KEEP_RECEIVED && !core.received_holds_burst());
+    }
+
     #[test]
     fn caught_up_once_a_stream_poll_finds_the_queue_empty_after_the_last_message() {
         let core = open_core();

@@ -483,7 +483,9 @@ async fn receive_a_burst() -> (WebSocket, isize) {
 
 /// [`receive_a_burst`] from a server (`url`) that answers the first message with one "pong"
 /// and the second with the burst.
-async fn receive_a_burst_from(url: impl std::future::Future<Output = String>) -> (WebSocket, isize) {
+async fn receive_a_burst_from(
+    url: impl std::future::Future<Output = String>,
+) -> (WebSocket, isize) {
     let url = url.await;
     let mut ws = WebSocket::new(&url).unwrap();
     ws.opened().await.unwrap();
@@ -612,7 +614,10 @@ async fn a_received_burst_past_the_high_water_mark_leaves_no_burst_sized_queue()
     ws.send("burst").unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while anyws::diagnostics::queued_messages(&ws) < BURST {
-        assert!(std::time::Instant::now() < deadline, "the burst did not arrive");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the burst did not arrive"
+        );
         tokio::task::yield_now().await;
     }
     // Paused at the mark for a while.
