@@ -703,3 +703,25 @@ async fn a_burst_of_sent_messages_followed_by_a_trickle_leaves_no_burst_sized_qu
         after - idle
     );
 }
+
+/// CPU time of this process (user + system), from /proc/self/stat, in clock ticks.
+fn cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// A connection whose application leaves a received burst unread: the reader asks to trim
+/// once a second (nothing to trim), and must not spin meanwhile (review3).
+#[tokio::test]
+async fn an_unread_burst_costs_no_cpu_while_idle() {
+    let _serial = SERIAL.lock().await;
+    let (ws, _idle) = receive_a_burst().await;
+    let before = cpu_ticks();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let used = cpu_ticks() - before;
+    eprintln!("{used} ticks of CPU in 3 s idle with {BURST} messages unread");
+    assert_eq!(anyws::diagnostics::queued_messages(&ws), BURST);
+    assert!(used <= 10, "{used} ticks (1/100 s) in 3 s idle");
+}
