@@ -201,6 +201,9 @@ struct Received {
     polled: bool,
     /// No handle is left to read the stream: nothing is queued any more.
     abandoned: bool,
+    /// The most messages queued at once since the reader last asked to trim (see
+    /// [`Core::trim_received`]).
+    peak: usize,
 }
 
 impl Received {
@@ -209,6 +212,7 @@ impl Received {
         self.bytes += data.len();
         self.cost += data.len() + MESSAGE_OVERHEAD;
         self.items.push_back(data);
+        self.peak = self.peak.max(self.items.len());
     }
 
     /// Once a burst has been read, its slots are not kept (see [`Core::reader_ended`] and
@@ -811,18 +815,29 @@ impl Core {
         self.received_burst.load(Ordering::Relaxed)
     }
 
-    /// The backend's reader has waited a while for the network after a burst: the queue
-    /// gives the burst's slots back if the application has read it (else nothing changes,
-    /// and the backend asks again later). Not whenever the queue runs empty: that made a
-    /// steady flood reallocate (and fault in) its queue every backlog (N2: 139 -> 180-215 ns
-    /// of CPU a message). Not to be called under a lock the backend takes after `Core`'s.
+    /// The backend's reader has waited for the network a while after a burst (`quiet`: it
+    /// heard nothing for that while), or asks again a while after it last asked: the queue
+    /// gives the burst's slots back if the application has read it and either the reader was
+    /// quiet or the queue never held more than it keeps since the last ask (a trickle after
+    /// a burst: review3). Else nothing changes, and the backend asks again later. Not
+    /// whenever the queue runs empty: that made a steady flood reallocate (and fault in) its
+    /// queue every backlog (N2: 139 -> 180-215 ns of CPU a message). Returns whether the
+    /// queue is back to its idle size. Not to be called under a lock the backend takes after
+    /// `Core`'s.
     #[allow(dead_code)] // only a backend that reads ahead trims
-    pub(crate) fn trim_received(&self) {
+    pub(crate) fn trim_received(&self, quiet: bool) -> bool {
         let mut inner = lock(&self.inner);
-        inner.received.trim_if_read();
-        if inner.received.items.capacity() <= KEEP_RECEIVED {
+        let r = &mut inner.received;
+        let calm = r.peak <= KEEP_RECEIVED;
+        r.peak = r.items.len();
+        if quiet || calm {
+            r.trim_if_read();
+        }
+        let trimmed = r.items.capacity() <= KEEP_RECEIVED;
+        if trimmed {
             self.received_burst.store(false, Ordering::Relaxed);
         }
+        trimmed
     }
 
     pub(crate) fn queued_bytes(&self) -> usize {
@@ -982,6 +997,41 @@ mod caught_up_tests {
 
     fn open_core() -> Core {
         Core::new("ws://127.0.0.1/".into(), 1 << 20, Some(String::new()))
+    }
+
+    /// A live reader's ask to trim (review3): after a quiet while, a read burst is trimmed;
+    /// heard from meanwhile, only once the queue has stayed small since the last ask (a
+    /// trickle after a burst), and never while messages are unread.
+    #[test]
+    fn trim_received_after_a_quiet_while_or_a_small_queue_since_the_last_ask() {
+        let core = open_core();
+        let app_waker = Waker::from(Arc::new(Flag::default()));
+        let mut app_cx = Context::from_waker(&app_waker);
+        let read_all = |cx: &mut Context<'_>| while core.poll_next(cx).is_ready() {};
+        let capacity = || lock(&core.inner).received.items.capacity();
+        read_all(&mut app_cx);
+        let burst = |n: usize| {
+            for _ in 0..n {
+                core.fire_message(Message::Text("m".into()));
+            }
+        };
+        burst(1000);
+        assert!(core.received_holds_burst());
+        assert!(!core.trim_received(true), "unread");
+        read_all(&mut app_cx);
+        assert!(
+            !core.trim_received(false),
+            "the burst is since the last ask"
+        );
+        assert!(capacity() >= 1000);
+        burst(1);
+        read_all(&mut app_cx);
+        assert!(core.trim_received(false), "a trickle since the last ask");
+        assert!(capacity() <= KEEP_RECEIVED && !core.received_holds_burst());
+        burst(1000);
+        read_all(&mut app_cx);
+        assert!(core.trim_received(true), "quiet");
+        assert!(capacity() <= KEEP_RECEIVED && !core.received_holds_burst());
     }
 
     #[test]

@@ -448,11 +448,19 @@ async fn a_received_burst_read_after_a_quiet_second_is_trimmed_later() {
 /// burst.
 async fn receive_a_burst() -> (WebSocket, isize) {
     // The server answers the first message with one "pong", the second with the burst.
-    let url = server(|n| match n {
+    receive_a_burst_from(server(|n| match n {
         0 => frame(1, b"pong"),
         _ => (0..BURST).flat_map(|_| frame(1, b"pong")).collect(),
-    })
-    .await;
+    }))
+    .await
+}
+
+/// [`receive_a_burst`] from a server (`url`) that answers the first message with one "pong"
+/// and the second with the burst.
+async fn receive_a_burst_from(
+    url: impl std::future::Future<Output = String>,
+) -> (WebSocket, isize) {
+    let url = url.await;
     let mut ws = WebSocket::new(&url).unwrap();
     ws.opened().await.unwrap();
     ws.send("ping").unwrap();
@@ -518,4 +526,172 @@ async fn a_burst_then_a_failure_leaves_no_burst_sized_queue_once_read() {
         64 << 10,
         format_args!("a burst of {BURST} received messages and a failure"),
     );
+}
+
+/// A received burst, read at once, that the peer follows with a trickle: one small message
+/// every 0.9 s (a feed's ticks, an application heartbeat). The reader then never hears
+/// nothing for a whole second, so the queue kept the burst's slots (about 40 bytes a
+/// message) for as long as the trickle lasts, although it never holds more than one message
+/// again (review3).
+#[tokio::test]
+async fn a_received_burst_followed_by_a_trickle_leaves_no_burst_sized_queue() {
+    let _serial = SERIAL.lock().await;
+    let (mut ws, idle) = receive_a_burst_from(server(|n| match n {
+        1 => (0..BURST).flat_map(|_| frame(1, b"pong")).collect(),
+        _ => frame(1, b"pong"),
+    }))
+    .await;
+    for _ in 0..BURST {
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    }
+    // Four ticks, 0.9 s apart: over three seconds with at most one message queued.
+    for _ in 0..4 {
+        tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+        ws.send("tick").unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    }
+    let after = live();
+    eprintln!(
+        "heap after a burst of {BURST} received messages, read, and a trickle: {} bytes more \
+         than idle",
+        after - idle
+    );
+    assert!(
+        after - idle <= 64 << 10,
+        "the connection kept {} bytes after a burst of {BURST} messages and 3 s of trickle",
+        after - idle
+    );
+}
+
+/// A burst larger than the receive high-water mark: the reader pauses at the mark until the
+/// application reads, so much of the burst arrives while the reader is paused. Once all of
+/// it has been read and the connection is quiet, the queue must not keep the burst's slots.
+#[tokio::test]
+async fn a_received_burst_past_the_high_water_mark_leaves_no_burst_sized_queue() {
+    let _serial = SERIAL.lock().await;
+    let url = server(|n| match n {
+        0 => frame(1, b"pong"),
+        _ => (0..4 * BURST).flat_map(|_| frame(1, b"pong")).collect(),
+    })
+    .await;
+    // Room for about BURST messages (each counts 4 + 64 bytes).
+    let options = anyws::Options::new().receive_high_water_mark(BURST * 68);
+    let mut ws = WebSocket::with_options(&url, options).unwrap();
+    ws.opened().await.unwrap();
+    ws.send("ping").unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    let idle = live();
+    ws.send("burst").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while anyws::diagnostics::queued_messages(&ws) < BURST {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the burst did not arrive"
+        );
+        tokio::task::yield_now().await;
+    }
+    // Paused at the mark for a while.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    for _ in 0..4 * BURST {
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    }
+    let after = live_after_the_idle_trim().await;
+    eprintln!(
+        "heap after a burst of {} received messages past the mark, read: {} bytes more than idle",
+        4 * BURST,
+        after - idle
+    );
+    assert!(
+        after - idle <= 64 << 10,
+        "the connection kept {} bytes after receiving a burst past the high-water mark",
+        after - idle
+    );
+}
+
+/// A received burst that the application reads through a `message` listener while the
+/// stream is also polled (the messages are queued for the stream too), then from the stream.
+#[tokio::test]
+async fn a_received_burst_seen_by_listeners_too_leaves_no_burst_sized_queue() {
+    let _serial = SERIAL.lock().await;
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    let (mut ws, idle) = receive_a_burst().await;
+    let _listener = ws.add_event_listener(anyws::EventKind::Message, move |_: &anyws::Event| {
+        seen.fetch_add(1, Ordering::Relaxed);
+    });
+    for _ in 0..BURST {
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    }
+    let after = live_after_the_idle_trim().await;
+    assert!(
+        after - idle <= 64 << 10,
+        "the connection kept {} bytes after receiving a burst of {BURST} messages",
+        after - idle
+    );
+}
+
+/// A burst of sends that the application follows with a trickle: one small message every
+/// 0.9 s. The writer then never idles a whole second, so the send queue's buffers and the
+/// meter's list kept the burst's size for as long as the trickle lasts (review3).
+#[tokio::test]
+async fn a_burst_of_sent_messages_followed_by_a_trickle_leaves_no_burst_sized_queue() {
+    use futures::SinkExt;
+    let _serial = SERIAL.lock().await;
+    let url = server(|n| {
+        if n == 0 {
+            frame(1, b"pong")
+        } else {
+            Vec::new()
+        }
+    })
+    .await;
+    let mut ws = WebSocket::new(&url).unwrap();
+    ws.opened().await.unwrap();
+    ws.send("ping").unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    let idle = live();
+
+    for _ in 0..BURST {
+        ws.send("x").unwrap();
+    }
+    ws.flush().await.unwrap();
+    for _ in 0..4 {
+        tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+        ws.send("tick").unwrap();
+        ws.flush().await.unwrap();
+    }
+    assert_eq!(ws.buffered_amount(), 0);
+    let after = live();
+    eprintln!(
+        "heap after a burst of {BURST} sent messages and a trickle: {} bytes more than idle",
+        after - idle
+    );
+    assert!(
+        after - idle <= 160 << 10,
+        "the connection kept {} bytes after sending a burst of {BURST} messages and 3 s of \
+         trickle",
+        after - idle
+    );
+}
+
+/// CPU time of this process (user + system), from /proc/self/stat, in clock ticks.
+fn cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// A connection whose application leaves a received burst unread: the reader asks to trim
+/// once a second (nothing to trim), and must not spin meanwhile (review3).
+#[tokio::test]
+async fn an_unread_burst_costs_no_cpu_while_idle() {
+    let _serial = SERIAL.lock().await;
+    let (ws, _idle) = receive_a_burst().await;
+    let before = cpu_ticks();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let used = cpu_ticks() - before;
+    eprintln!("{used} ticks of CPU in 3 s idle with {BURST} messages unread");
+    assert_eq!(anyws::diagnostics::queued_messages(&ws), BURST);
+    assert!(used <= 10, "{used} ticks (1/100 s) in 3 s idle");
 }

@@ -536,6 +536,10 @@ impl Fragments {
 /// buffers.
 const TRIM_IDLE: Duration = Duration::from_secs(1);
 
+/// A writer whose batches had at most this many frames for [`TRIM_IDLE`] after a burst
+/// gives the burst's buffers back although it was not idle (a trickle after a burst).
+const TRIM_CALM: usize = 64;
+
 /// The most data messages the reader takes from tungstenite under one lock before it
 /// delivers them.
 const READ_BATCH: usize = 64;
@@ -927,16 +931,16 @@ where
             })
             .await;
             if trim_due {
-                // Nothing was read: the reader goes back to waiting.
+                // Nothing was read: the reader goes back to waiting. Heard from within the
+                // last `TRIM_IDLE`, it trims only if the queue stayed small since it last
+                // asked (a trickle after a burst), and asks again a `TRIM_IDLE` after it last
+                // heard.
                 let quiet_until = self.liveness.last_heard().checked_add(TRIM_IDLE);
-                match (quiet_until, &mut idle) {
-                    (Some(until), Some(timer)) if until > Instant::now() => {
-                        timer.as_mut().reset(until);
-                    }
-                    _ => {
-                        idle = None;
-                        self.core.trim_received();
-                    }
+                let wait_on = quiet_until.filter(|until| *until > Instant::now());
+                let trimmed = self.core.trim_received(wait_on.is_none());
+                match (wait_on, &mut idle) {
+                    (Some(until), Some(timer)) if !trimmed => timer.as_mut().reset(until),
+                    _ => idle = None,
                 }
                 continue;
             }
@@ -1005,8 +1009,14 @@ where
     async fn write(&self, mut rx: commands::Receiver, mut deflater: Option<Deflater>) {
         let mut queued = VecDeque::new();
         // A burst grew the queue's buffers or the meter's list of frames: once the writer has
-        // been idle for `TRIM_IDLE`, they go back to a few slots.
+        // been idle for `TRIM_IDLE`, or its batches have all been small for that long (a
+        // trickle after a burst: review3), they go back to a few slots. The timer is armed
+        // with the burst and not reset by each batch (a trickle would keep it off for good);
+        // when it fires, the last batch's end and the largest batch since decide.
         let mut burst = false;
+        let mut idle: Option<Pin<Box<tokio::time::Sleep>>> = None;
+        let mut last_batch = Instant::now();
+        let mut busiest = 0usize;
         let result: Result<(), WsError> = async {
             loop {
                 tokio::select! {
@@ -1017,12 +1027,21 @@ where
                     } else {
                         return Ok(());
                     },
-                    () = async { tokio::time::sleep(TRIM_IDLE).await }, if burst => {
-                        burst = false;
-                        rx.trim(&mut queued);
-                        if let Some(meter) = (self.meter)(&mut lock(&self.ws)) {
-                            meter.trim();
+                    () = async { idle.as_mut().expect("armed with the burst").as_mut().await },
+                        if burst =>
+                    {
+                        let quiet_until = after(last_batch, TRIM_IDLE);
+                        if quiet_until <= Instant::now() || busiest <= TRIM_CALM {
+                            burst = false;
+                            idle = None;
+                            rx.trim(&mut queued);
+                            if let Some(meter) = (self.meter)(&mut lock(&self.ws)) {
+                                meter.trim();
+                            }
+                        } else if let Some(timer) = idle.as_mut() {
+                            timer.as_mut().reset(quiet_until);
                         }
+                        busiest = 0;
                         continue;
                     }
                     _ = self.fail_wanted.notified() => {
@@ -1059,6 +1078,14 @@ where
                 // A burst in any take of the batch (also one queued while the writer waited
                 // for the socket), or many small takes that grew the meter's list.
                 burst = self.flush(batch.bytes).await? || rx.holds_burst();
+                last_batch = Instant::now();
+                busiest = busiest.max(batch.frames);
+                if !burst {
+                    idle = None;
+                } else if idle.is_none() {
+                    busiest = batch.frames;
+                    idle = Some(Box::pin(tokio::time::sleep(TRIM_IDLE)));
+                }
                 if batch.closing {
                     self.note(|p| {
                         p.close_sent = Some(Instant::now());
@@ -1213,6 +1240,8 @@ where
 struct Batch {
     /// Payload bytes of data messages (what `buffered_amount` counted).
     bytes: u64,
+    /// Frames handed to tungstenite (each one an entry of the meter's list).
+    frames: usize,
     /// A close frame was written: nothing may follow it.
     closing: bool,
     /// A frame taken from the queue that tungstenite had no room for yet, with the
@@ -1291,6 +1320,7 @@ impl Batch {
                             other => m.control(other.len() as u64),
                         }
                     }
+                    self.frames += 1;
                     ws.start_send_unpin(frame)?
                 }
             }

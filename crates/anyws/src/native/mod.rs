@@ -8,12 +8,13 @@
 //!
 //! Memory follows use: a message over 16 KiB goes out in fragments (`conn::FRAGMENT`:
 //! tungstenite's write buffer never shrinks), the send queue gives a burst's buffers back
-//! once the writer has been idle for `conn::TRIM_IDLE`, and the receive queue its slots once
-//! the application has read it and the reader has heard nothing for `conn::TRIM_IDLE`
-//! (`Core::trim_received`) or has ended (`Core::reader_ended`). While messages keep coming,
-//! the receive queue keeps the size of its largest backlog (at most the receive high-water
-//! mark's worth of messages, about 40 bytes a message), so that a flood does not reallocate
-//! it every backlog.
+//! once the writer has been idle, or has written only small batches, for `conn::TRIM_IDLE`,
+//! and the receive queue its slots once the application has read it and the reader has
+//! heard nothing, or the queue has stayed small, for about `conn::TRIM_IDLE`
+//! (`Core::trim_received`), or the reader has ended (`Core::reader_ended`). While a flood
+//! goes on, the receive queue keeps the size of its largest backlog (at most the receive
+//! high-water mark's worth of messages, about 40 bytes a message), so that it does not
+//! reallocate it every backlog.
 
 mod arena;
 #[cfg(feature = "axum")]

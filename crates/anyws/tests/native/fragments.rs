@@ -373,3 +373,81 @@ async fn review_a_sink_flush_ends_when_the_peer_closes_in_the_middle_of_fragment
         .expect("a close event");
     assert!(close.was_clean && close.code == 1000, "{close:?}");
 }
+
+/// `bufferedAmount` sampled while a mix of messages goes out to a peer that reads slowly,
+/// compressed (context takeover) and not: empty, 16 KiB and one byte either side, long text,
+/// noise, with pings between. It must only fall once everything is sent (never above what was
+/// sent, which an underflow would show as a huge number), and end at 0 (review3).
+#[tokio::test]
+async fn review_buffered_amount_only_falls_and_ends_at_zero_with_fragments() {
+    for compress in [true, false] {
+        let (url, server) = common::serve_one(move |tcp| async move {
+            let options = if compress {
+                Options::new()
+            } else {
+                Options::new().native(anyws::native::NativeOptions::new().compression(None))
+            };
+            let mut ws = anyws::native::accept(tcp, options).await.unwrap();
+            let mut got = Vec::new();
+            while let Some(Ok(m)) = ws.next().await {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                got.push(m);
+            }
+            got
+        })
+        .await;
+        let ws = WebSocket::new(&url).unwrap();
+        ws.opened().await.unwrap();
+        assert_eq!(ws.extensions().starts_with("permessage-deflate"), compress);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut noise = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect()
+        };
+        let mut messages = Vec::new();
+        for round in 0..3 {
+            messages.push(Message::from(Vec::new()));
+            messages.push(Message::from(noise(FRAGMENT - 1)));
+            messages.push(Message::from(noise(FRAGMENT)));
+            messages.push(Message::from(noise(FRAGMENT + 1)));
+            messages.push(Message::from("é🦀".repeat(10_000 + round)));
+            messages.push(Message::from(noise(300_000)));
+            messages.push(Message::from(vec![round as u8; 500_000]));
+            messages.push(Message::from(""));
+        }
+        let total: u64 = messages.iter().map(|m| m.len() as u64).sum();
+        for (i, m) in messages.iter().enumerate() {
+            ws.send(m.clone()).unwrap();
+            if i % 3 == 0 {
+                ws.ping(vec![i as u8]).unwrap();
+            }
+        }
+        let mut last = ws.buffered_amount();
+        assert_eq!(last, total);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while last > 0 {
+            assert!(std::time::Instant::now() < deadline, "{last} bytes left");
+            tokio::task::yield_now().await;
+            let now = ws.buffered_amount();
+            assert!(
+                now <= last,
+                "bufferedAmount rose from {last} to {now} (compress {compress})"
+            );
+            last = now;
+        }
+        ws.close_with(1000, "done").unwrap();
+        assert!(ws.closed().await.was_clean);
+        assert_eq!(ws.buffered_amount(), 0);
+        let got = server.await.unwrap();
+        assert_eq!(got.len(), messages.len());
+        for (i, (got, sent)) in got.iter().zip(&messages).enumerate() {
+            assert!(got == sent, "message {i} (compress {compress})");
+        }
+    }
+}
