@@ -662,15 +662,10 @@ async fn a_burst_of_sent_messages_followed_by_a_trickle_leaves_no_burst_sized_qu
     }
     assert_eq!(ws.buffered_amount(), 0);
     let after = live();
-    eprintln!(
-        "heap after a burst of {BURST} sent messages and a trickle: {} bytes more than idle",
-        after - idle
-    );
-    assert!(
-        after - idle <= 160 << 10,
-        "the connection kept {} bytes after sending a burst of {BURST} messages and 3 s of \
-         trickle",
-        after - idle
+    kept_at_most(
+        after - idle,
+        160 << 10,
+        format_args!("a burst of {BURST} sent messages and a trickle"),
     );
 }
 

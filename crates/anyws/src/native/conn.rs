@@ -1012,9 +1012,9 @@ where
         // been idle for `TRIM_IDLE`, or its batches have all been small for that long (a
         // trickle after a burst: review3), they go back to a few slots. The timer is armed
         // with the burst and not reset by each batch (a trickle would keep it off for good);
-        // when it fires, the last batch's end and the largest batch since decide.
-        let mut burst = false;
-        let mut idle: Option<Pin<Box<tokio::time::Sleep>>> = None;
+        // when it fires, the last batch's end and the largest batch since decide. Without a
+        // burst the writer reads no clock for it.
+        let mut trim: Option<Pin<Box<tokio::time::Sleep>>> = None;
         let mut last_batch = Instant::now();
         let mut busiest = 0usize;
         let result: Result<(), WsError> = async {
@@ -1027,18 +1027,20 @@ where
                     } else {
                         return Ok(());
                     },
-                    () = async { idle.as_mut().expect("armed with the burst").as_mut().await },
-                        if burst =>
-                    {
+                    () = async {
+                        match trim.as_mut() {
+                            Some(timer) => timer.as_mut().await,
+                            None => std::future::pending().await,
+                        }
+                    }, if trim.is_some() => {
                         let quiet_until = after(last_batch, TRIM_IDLE);
                         if quiet_until <= Instant::now() || busiest <= TRIM_CALM {
-                            burst = false;
-                            idle = None;
+                            trim = None;
                             rx.trim(&mut queued);
                             if let Some(meter) = (self.meter)(&mut lock(&self.ws)) {
                                 meter.trim();
                             }
-                        } else if let Some(timer) = idle.as_mut() {
+                        } else if let Some(timer) = trim.as_mut() {
                             timer.as_mut().reset(quiet_until);
                         }
                         busiest = 0;
@@ -1077,14 +1079,13 @@ where
                 }
                 // A burst in any take of the batch (also one queued while the writer waited
                 // for the socket), or many small takes that grew the meter's list.
-                burst = self.flush(batch.bytes).await? || rx.holds_burst();
-                last_batch = Instant::now();
-                busiest = busiest.max(batch.frames);
-                if !burst {
-                    idle = None;
-                } else if idle.is_none() {
-                    busiest = batch.frames;
-                    idle = Some(Box::pin(tokio::time::sleep(TRIM_IDLE)));
+                if self.flush(batch.bytes).await? || rx.holds_burst() {
+                    last_batch = Instant::now();
+                    if trim.is_none() {
+                        busiest = 0;
+                        trim = Some(Box::pin(tokio::time::sleep(TRIM_IDLE)));
+                    }
+                    busiest = busiest.max(batch.frames);
                 }
                 if batch.closing {
                     self.note(|p| {
