@@ -53,10 +53,25 @@ macro_rules! cross_test_alone {
 
 /// Asserts a failed connection as browsers report it: `error`, then `close` with 1006 (both
 /// with readyState CLOSED), never `open`; and `opened()` fails with a network error.
-async fn fails_without_open(ws: &WebSocket, log: &Log) {
+pub(crate) async fn fails_without_open(ws: &WebSocket, log: &Log) {
     let ev = ws.closed().await;
     assert_eq!((ev.code, ev.was_clean), (1006, false));
     assert_eq!(log.lines(), ["error@3", "close@3 1006 \"\" false"]);
+    assert_eq!(ws.opened().await.unwrap_err().kind(), ErrorKind::Network);
+}
+
+/// How Firefox (153 ESR, page and worker) ends a socket whose `close()` ran in CONNECTING
+/// after its network layer had completed the opening handshake (the `open` task not yet run):
+/// it sends a close frame without a code, waits for the peer's, and fires `error`, then a
+/// *clean* `close` 1005; never `open`. The spec has `error` then `close` 1006, unclean
+/// ("fail the WebSocket connection"), as Chromium and native. (README: Target differences.)
+pub(crate) async fn firefox_failed_after_the_handshake(ws: &WebSocket, log: &Log) {
+    let ev = ws.closed().await;
+    assert_eq!(
+        (ev.code, ev.reason.as_str(), ev.was_clean),
+        (1005, "", true)
+    );
+    assert_eq!(log.lines(), ["error@3", "close@3 1005 \"\" true"]);
     assert_eq!(ws.opened().await.unwrap_err().kind(), ErrorKind::Network);
 }
 
@@ -254,12 +269,22 @@ cross_test! {
         assert_eq!((ev.code, ev.reason.len()), (4999, 123));
     }
 
+    /// `close()` at once after `new()`. Firefox's outcome depends on a race script cannot
+    /// see: if its network layer finished the opening handshake before `close()` (a loaded
+    /// machine, a worker thread descheduled for a few milliseconds), it ends the connection
+    /// as `firefox_close_before_open_after_the_handshake` pins down (`error`, then a clean
+    /// `close` 1005); Chromium and native always fail it as the spec says.
     async fn close_while_connecting_fails_without_open() {
         let ws = WebSocket::new(&url("/echo")).unwrap();
         let log = Log::attach(&ws);
         ws.close();
         assert_eq!(ws.ready_state(), ReadyState::Closing);
-        fails_without_open(&ws, &log).await;
+        let ev = ws.closed().await;
+        if crate::harness::runtime() == "firefox" && ev.code == 1005 {
+            firefox_failed_after_the_handshake(&ws, &log).await;
+        } else {
+            fails_without_open(&ws, &log).await;
+        }
     }
 
     async fn repeated_close_is_a_no_op_with_one_close_event() {
