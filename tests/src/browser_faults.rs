@@ -289,7 +289,9 @@ async fn close_in_connecting_after_the_browser_opened_fails_the_connection() {
 /// `close()` says: `error`, then `close` 1006, unclean, no `open`; so does anyws on the
 /// `WebSocketStream` path. Firefox 153 instead closes it cleanly after firing `error`:
 /// `error`, then `close` 1005 with `wasClean` true, no `open` (checked with plain
-/// JavaScript, page and worker). README: Target differences.
+/// JavaScript, page and worker; should a loaded machine keep the handshake from finishing
+/// within the 500 ms, Firefox fails the connection as the others do, which passes too).
+/// README: Target differences.
 #[wasm_bindgen_test]
 async fn close_in_connecting_after_the_handshake_fails_the_connection_except_in_firefox() {
     let mut paths = vec![false];
@@ -305,8 +307,8 @@ async fn close_in_connecting_after_the_handshake_fails_the_connection_except_in_
         assert_eq!(ws.ready_state(), ReadyState::Connecting);
         ws.close();
         assert_eq!(ws.ready_state(), ReadyState::Closing);
-        within(5000, ws.closed()).await.expect("closes");
-        if crate::harness::runtime() == "firefox" && !stream {
+        let ev = within(5000, ws.closed()).await.expect("closes");
+        if crate::harness::runtime() == "firefox" && !stream && ev.code == 1005 {
             crate::suite::firefox_failed_after_the_handshake(&ws, &log).await;
         } else {
             crate::suite::fails_without_open(&ws, &log).await;

@@ -272,7 +272,7 @@ cross_test! {
     /// `close()` at once after `new()`. Firefox's outcome depends on a race script cannot
     /// see: if its network layer finished the opening handshake before `close()` (a loaded
     /// machine, a worker thread descheduled for a few milliseconds), it ends the connection
-    /// as `firefox_close_before_open_after_the_handshake` pins down (`error`, then a clean
+    /// as `firefox_failed_after_the_handshake` pins down (`error`, then a clean
     /// `close` 1005); Chromium and native always fail it as the spec says.
     async fn close_while_connecting_fails_without_open() {
         let ws = WebSocket::new(&url("/echo")).unwrap();
