@@ -109,8 +109,6 @@ pub fn packages(crates: &[String]) -> Vec<String> {
 
 const DENY_WARNINGS: [&str; 3] = ["--", "-D", "warnings"];
 
-/// The packages of the unit and doc tests, which run with every feature on (native-tls,
-/// platform-roots, both crypto providers); the suite uses the defaults.
 /// How a step that runs a binary of the workspace (the Autobahn examples, the test server)
 /// builds it.
 #[derive(Clone, Copy)]
@@ -124,6 +122,8 @@ pub enum Build {
     Alone,
 }
 
+/// The packages of the unit and doc tests, which run with every feature on (native-tls,
+/// platform-roots, both crypto providers); the suite uses the defaults.
 pub const UNIT_TESTS: [&str; 26] = [
     "-p",
     "anyws",
