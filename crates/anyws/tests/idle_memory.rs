@@ -448,20 +448,25 @@ async fn a_received_burst_read_after_a_quiet_second_is_trimmed_later() {
 /// burst.
 async fn receive_a_burst() -> (WebSocket, isize) {
     // The server answers the first message with one "pong", the second with the burst.
-    receive_a_burst_from(server(|n| match n {
-        0 => frame(1, b"pong"),
-        _ => (0..BURST).flat_map(|_| frame(1, b"pong")).collect(),
-    }))
+    receive_a_burst_from(
+        server(|n| match n {
+            0 => frame(1, b"pong"),
+            _ => (0..BURST).flat_map(|_| frame(1, b"pong")).collect(),
+        }),
+        anyws::Options::new(),
+    )
     .await
 }
 
 /// [`receive_a_burst`] from a server (`url`) that answers the first message with one "pong"
-/// and the second with the burst.
+/// and the second with the burst (of at least [`BURST`] messages: returns once that many are
+/// queued), with the socket's `options`.
 async fn receive_a_burst_from(
     url: impl std::future::Future<Output = String>,
+    options: anyws::Options,
 ) -> (WebSocket, isize) {
     let url = url.await;
-    let mut ws = WebSocket::new(&url).unwrap();
+    let mut ws = WebSocket::with_options(&url, options).unwrap();
     ws.opened().await.unwrap();
     ws.send("ping").unwrap();
     assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
@@ -536,10 +541,13 @@ async fn a_burst_then_a_failure_leaves_no_burst_sized_queue_once_read() {
 #[tokio::test]
 async fn a_received_burst_followed_by_a_trickle_leaves_no_burst_sized_queue() {
     let _serial = SERIAL.lock().await;
-    let (mut ws, idle) = receive_a_burst_from(server(|n| match n {
-        1 => (0..BURST).flat_map(|_| frame(1, b"pong")).collect(),
-        _ => frame(1, b"pong"),
-    }))
+    let (mut ws, idle) = receive_a_burst_from(
+        server(|n| match n {
+            1 => (0..BURST).flat_map(|_| frame(1, b"pong")).collect(),
+            _ => frame(1, b"pong"),
+        }),
+        anyws::Options::new(),
+    )
     .await;
     for _ in 0..BURST {
         assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
@@ -569,27 +577,15 @@ async fn a_received_burst_followed_by_a_trickle_leaves_no_burst_sized_queue() {
 #[tokio::test]
 async fn a_received_burst_past_the_high_water_mark_leaves_no_burst_sized_queue() {
     let _serial = SERIAL.lock().await;
-    let url = server(|n| match n {
-        0 => frame(1, b"pong"),
-        _ => (0..4 * BURST).flat_map(|_| frame(1, b"pong")).collect(),
-    })
-    .await;
     // Room for about BURST messages (each counts 4 + 64 bytes).
-    let options = anyws::Options::new().receive_high_water_mark(BURST * 68);
-    let mut ws = WebSocket::with_options(&url, options).unwrap();
-    ws.opened().await.unwrap();
-    ws.send("ping").unwrap();
-    assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
-    let idle = live();
-    ws.send("burst").unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while anyws::diagnostics::queued_messages(&ws) < BURST {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the burst did not arrive"
-        );
-        tokio::task::yield_now().await;
-    }
+    let (mut ws, idle) = receive_a_burst_from(
+        server(|n| match n {
+            0 => frame(1, b"pong"),
+            _ => (0..4 * BURST).flat_map(|_| frame(1, b"pong")).collect(),
+        }),
+        anyws::Options::new().receive_high_water_mark(BURST * 68),
+    )
+    .await;
     // Paused at the mark for a while.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     for _ in 0..4 * BURST {
