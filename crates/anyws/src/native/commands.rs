@@ -3,10 +3,14 @@
 //!
 //! A tokio mpsc channel costs a receive (and its atomics) per message, which for small
 //! messages was a fifth of the send path; here the writer takes a whole burst in one lock.
+//!
+//! A handle may also hand a message to tungstenite itself (`duplex`), with no command at all,
+//! when nothing it sent before can still be waiting: the queue is empty and the writer has
+//! handed over everything it took ([`Sender::may_pass`]).
 
 use super::Command;
 use crate::core::lock;
-use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::sync::{Arc, Mutex};
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -26,6 +30,10 @@ struct Shared {
     /// How many commands are queued (`state.queue.len()`), readable without the lock: the
     /// `Sink`'s backpressure counts them.
     queued: AtomicUsize,
+    /// The writer took commands and has not handed all of them to tungstenite yet. Set by
+    /// every take before `queued` becomes 0 (so whoever sees the 0 sees this too), cleared by
+    /// [`Receiver::try_recv_all`] when the writer finds nothing more to take.
+    busy: AtomicBool,
 }
 
 /// Creates a connected sender and receiver.
@@ -33,6 +41,7 @@ pub(crate) fn channel() -> (Sender, Receiver) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State::default()),
         queued: AtomicUsize::new(0),
+        busy: AtomicBool::new(false),
     });
     (
         Sender {
@@ -73,6 +82,17 @@ impl Sender {
     /// How many commands wait for the connection task (may be stale by the time it returns).
     pub(crate) fn queued(&self) -> usize {
         self.shared.queued.load(Ordering::Acquire)
+    }
+
+    /// Whether every command sent through this queue so far has reached tungstenite: none is
+    /// queued and the writer holds none. A message may then pass the queue (be handed to
+    /// tungstenite by its sender) and still follow everything this thread sent before it.
+    ///
+    /// Asked under the lock of the connection's stream, which the writer also holds while it
+    /// hands commands over; so a `true` cannot be overtaken by a hand-over of older commands.
+    pub(crate) fn may_pass(&self) -> bool {
+        // `queued` first: a take stores `busy` before it stores the 0 that this load may see.
+        self.shared.queued.load(Ordering::Acquire) == 0 && !self.shared.busy.load(Ordering::Acquire)
     }
 }
 
@@ -120,10 +140,14 @@ impl Receiver {
         .await
     }
 
-    /// Swaps every queued command into `into` (empty) without waiting (possibly none).
+    /// Swaps every queued command into `into` (empty) without waiting (possibly none). To be
+    /// called once everything taken before has been handed to tungstenite: if nothing was
+    /// queued since, messages may pass the queue again ([`Sender::may_pass`]).
     pub(crate) fn try_recv_all(&mut self, into: &mut VecDeque<Command>) {
         let mut state = lock(&self.shared.state);
-        if !state.queue.is_empty() {
+        if state.queue.is_empty() {
+            self.shared.busy.store(false, Ordering::Release);
+        } else {
             self.burst |= take(&self.shared, &mut state.queue, into);
         }
     }
@@ -160,6 +184,7 @@ fn take(shared: &Shared, queue: &mut VecDeque<Command>, into: &mut VecDeque<Comm
         into.shrink_to(KEEP);
     }
     std::mem::swap(queue, into);
+    shared.busy.store(true, Ordering::Release);
     shared.queued.store(0, Ordering::Release);
     into.capacity() > BURST
 }

@@ -31,6 +31,7 @@
 
 use super::arena::Arena;
 use super::deflate::{self, Deflater, Inflating, Params};
+use super::duplex::{Duplex, MeterOf};
 use super::handshake;
 use super::meter::{Meter, Metered};
 use super::options::NativeOptions;
@@ -46,7 +47,7 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
@@ -250,7 +251,7 @@ impl Task {
         deflater: Option<Deflater>,
     ) -> Outcome
     where
-        S: AsyncRead + AsyncWrite + Unpin,
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let Task {
             core,
@@ -258,7 +259,8 @@ impl Task {
             rx,
             link,
         } = self;
-        Connection::new(&core, &link, &options, ws, meter)
+        let compressed = deflater.is_some();
+        Connection::new(&core, &link, &options, ws, meter, compressed)
             .run(rx, deflater)
             .await
     }
@@ -354,7 +356,7 @@ pub(crate) async fn run_accepted<S>(
     deflate: Option<Params>,
 ) -> Outcome
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (stream, leftover, deflater, config) =
         task.layers(stream, leftover, deflate.as_ref(), true);
@@ -372,7 +374,7 @@ pub(crate) async fn run_fuzzed<S>(
     server: bool,
 ) -> Outcome
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (stream, leftover, deflater, config) =
         task.layers(stream, Vec::new(), deflate.as_ref(), server);
@@ -385,7 +387,7 @@ where
 /// Its byte stream is not metered: `bufferedAmount` falls after each flush.
 pub(crate) async fn run_adopted<S>(task: Task, ws: WebSocketStream<S>) -> Outcome
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     run_open(task, ws, unmetered, None).await
 }
@@ -397,7 +399,7 @@ async fn run_open<S>(
     deflater: Option<Deflater>,
 ) -> Outcome
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     wait_for_gate(&task.link).await;
     // The socket is OPEN already; `open` is skipped if `close()` came first.
@@ -406,9 +408,6 @@ where
     task.core.fire_open(protocol, extensions);
     task.drive(ws, meter, deflater).await
 }
-
-/// Where a connection's [`Meter`] is, if its stream has one.
-type MeterOf<S> = for<'a> fn(&'a mut WebSocketStream<S>) -> Option<&'a mut Meter>;
 
 fn metered<S: AsyncRead + AsyncWrite + Unpin>(
     ws: &mut WebSocketStream<Inflating<Metered<S>>>,
@@ -452,18 +451,7 @@ fn to_wire(m: Message, deflater: Option<&mut Deflater>) -> Wire {
     };
     let (payload, compressed) = match deflater.and_then(|d| d.compress(m.as_bytes())) {
         Some(compressed) => (Bytes::from(compressed), true),
-        None if m.len() <= FRAGMENT => {
-            // Both hand tungstenite the message's own buffer: no copy, and text is not
-            // checked again.
-            let frame = match m {
-                // SAFETY: a `Text` is UTF-8.
-                Message::Text(s) => {
-                    WsMessage::Text(unsafe { Utf8Bytes::from_bytes_unchecked(s.into()) })
-                }
-                Message::Binary(b) => WsMessage::Binary(b),
-            };
-            return Wire::Whole(frame, counted);
-        }
+        None if m.len() <= FRAGMENT => return Wire::Whole(whole_frame(m), counted),
         None => (m.into_bytes(), false),
     };
     Wire::Fragments(Fragments {
@@ -473,6 +461,16 @@ fn to_wire(m: Message, deflater: Option<&mut Deflater>) -> Wire {
         text: data == Data::Text && !compressed,
         counted,
     })
+}
+
+/// `m` as one uncompressed frame. Both kinds hand tungstenite the message's own buffer: no
+/// copy, and text is not checked again.
+pub(super) fn whole_frame(m: Message) -> WsMessage {
+    match m {
+        // SAFETY: a `Text` is UTF-8.
+        Message::Text(s) => WsMessage::Text(unsafe { Utf8Bytes::from_bytes_unchecked(s.into()) }),
+        Message::Binary(b) => WsMessage::Binary(b),
+    }
 }
 
 /// Data frames carry at most this much payload: a longer message goes out as a first frame
@@ -614,14 +612,14 @@ impl Liveness {
 
 /// An open connection: a reader that delivers frames as events, a writer that sends
 /// commands in order, and a supervisor that owns every deadline. The three are futures of
-/// one task, so they never run at the same time; the stream is behind a lock only because
-/// both the reader and the writer poll it (a `split()` pair would cost a lock and a slot
-/// hand-off per frame).
+/// one task, so they never run at the same time; the stream is behind a lock because both
+/// the reader and the writer poll it (a `split()` pair would cost a lock and a slot hand-off
+/// per frame), and because a handle's `send` may hand a message to it directly (`duplex`).
 struct Connection<'t, S> {
     core: &'t Core,
     link: &'t Link,
     options: &'t NativeOptions,
-    ws: Mutex<WebSocketStream<S>>,
+    ws: Arc<Duplex<S>>,
     meter: MeterOf<S>,
     progress: Mutex<Progress>,
     /// The reader or the writer changed `progress`: the supervisor recomputes its deadline.
@@ -633,22 +631,34 @@ struct Connection<'t, S> {
     liveness: Liveness,
 }
 
+/// The socket closes with the connection, even while a handle holds the stream's `Duplex`
+/// (the `Link` keeps it for direct sends).
+impl<S> Drop for Connection<'_, S> {
+    fn drop(&mut self) {
+        self.ws.close();
+    }
+}
+
 impl<'t, S> Connection<'t, S>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     fn new(
         core: &'t Core,
         link: &'t Link,
         options: &'t NativeOptions,
-        ws: WebSocketStream<S>,
+        mut ws: WebSocketStream<S>,
         meter: MeterOf<S>,
+        compressed: bool,
     ) -> Self {
+        // Messages pass the queue only where the writer would send them as they are, and
+        // where the meter settles `bufferedAmount` (see `duplex`).
+        let passes = !compressed && meter(&mut ws).is_some();
         Connection {
             core,
             link,
             options,
-            ws: Mutex::new(ws),
+            ws: Arc::new(Duplex::new(ws, meter, passes)),
             meter,
             progress: Mutex::new(Progress::default()),
             changed: Notify::new(),
@@ -675,6 +685,10 @@ where
     /// then the close frame goes out and `error` and `close` fire, after those messages as
     /// always. Nothing more is read meanwhile.
     async fn run(self, rx: commands::Receiver, deflater: Option<Deflater>) -> Outcome {
+        // From here on a handle's `send` may hand its message to the stream (`duplex`).
+        if poll_fn(|cx| Poll::Ready(self.ws.set_task(cx.waker()))).await {
+            self.link.passes(self.ws.clone());
+        }
         let end = {
             let this = &self;
             let reader = this.read();
@@ -777,12 +791,12 @@ where
 
     /// The latest of `since` and the last sign that the peer reads what we write.
     fn last_progress(&self, since: Instant) -> Instant {
-        let progress = (self.meter)(&mut lock(&self.ws)).and_then(|m| m.progress_at());
+        let progress = (self.meter)(&mut self.ws.lock()).and_then(|m| m.progress_at());
         progress.map_or(since, |p| p.max(since))
     }
 
     fn blocked_since(&self) -> Option<Instant> {
-        (self.meter)(&mut lock(&self.ws)).and_then(|m| m.blocked_since())
+        (self.meter)(&mut self.ws.lock()).and_then(|m| m.blocked_since())
     }
 
     /// When the peer was last heard from: a frame read, bytes it read, or the application
@@ -791,7 +805,7 @@ where
         let mut heard = self.liveness.last_heard();
         for t in [
             p.resumed,
-            (self.meter)(&mut lock(&self.ws)).and_then(|m| m.progress_at()),
+            (self.meter)(&mut self.ws.lock()).and_then(|m| m.progress_at()),
         ]
         .into_iter()
         .flatten()
@@ -888,7 +902,7 @@ where
             let trims = idle.is_some() || self.core.received_holds_burst();
             let mut trim_due = false;
             poll_fn(|cx| {
-                let mut ws = lock(&self.ws);
+                let mut ws = self.ws.lock();
                 loop {
                     match ws.poll_next_unpin(cx) {
                         Poll::Pending if batch.is_empty() => {
@@ -999,7 +1013,7 @@ where
         self.changed.notify_one();
         if !ours_first {
             // A failed flush shows up as the next read's error.
-            let _ = poll_fn(|cx| lock(&self.ws).poll_flush_unpin(cx)).await;
+            let _ = poll_fn(|cx| self.ws.lock().poll_flush_unpin(cx)).await;
         }
         self.note(|p| p.handshake_done = Some(Instant::now()));
     }
@@ -1019,6 +1033,9 @@ where
         // The most frames a batch had since the timer was armed or last fired (0: none was
         // written).
         let mut busiest = 0usize;
+        // However the writer ends (returns, or is dropped with the connection), no message
+        // passes the queue any more.
+        let _stop = StopPassing(&self.ws);
         let result: Result<(), WsError> = async {
             loop {
                 tokio::select! {
@@ -1029,6 +1046,9 @@ where
                     } else {
                         return Ok(());
                     },
+                    // A handle passed the queue (`duplex`): its frames wait in tungstenite's
+                    // buffer for the flush below.
+                    () = poll_fn(|_| self.ws.poll_flush_wanted()) => {}
                     () = async {
                         match trim.as_mut() {
                             Some(timer) => timer.as_mut().await,
@@ -1038,7 +1058,7 @@ where
                         if busiest <= TRIM_CALM {
                             trim = None;
                             rx.trim(&mut queued);
-                            if let Some(meter) = (self.meter)(&mut lock(&self.ws)) {
+                            if let Some(meter) = (self.meter)(&mut self.ws.lock()) {
                                 meter.trim();
                             }
                         } else if let Some(timer) = trim.as_mut() {
@@ -1065,7 +1085,7 @@ where
                 let mut batch = Batch::default();
                 loop {
                     poll_fn(|cx| {
-                        let ws = &mut lock(&self.ws);
+                        let ws = &mut self.ws.lock();
                         batch.poll_write(ws, self.meter, &mut deflater, &mut queued, cx)
                     })
                     .await?;
@@ -1117,6 +1137,9 @@ where
         queued: &mut VecDeque<Command>,
         deflater: &mut Option<Deflater>,
     ) -> Result<(), WsError> {
+        // Only what the application queued goes out now (frames a handle passed before this
+        // are in tungstenite's buffer, and go with the next flush).
+        self.ws.stop();
         loop {
             let caught_up = tokio::select! {
                 biased;
@@ -1137,7 +1160,7 @@ where
             queued.retain(|cmd| matches!(cmd, Command::Send(_) | Command::Ping(_)));
             let mut batch = Batch::default();
             poll_fn(|cx| {
-                let ws = &mut lock(&self.ws);
+                let ws = &mut self.ws.lock();
                 batch.poll_write(ws, self.meter, deflater, queued, cx)
             })
             .await?;
@@ -1151,25 +1174,34 @@ where
     /// Flushes, then settles `bufferedAmount` for everything written (`bytes` of payload).
     /// Returns whether the meter's list of frames grew past a burst's size in the batch (see
     /// [`TRIM_IDLE`]).
+    ///
+    /// The list is settled under the lock the flush ended with: a handle may add frames to it
+    /// as soon as the lock is free (`duplex`), and those are not flushed yet.
     async fn flush(&self, bytes: u64) -> Result<bool, WsError> {
-        poll_fn(|cx| lock(&self.ws).poll_flush_unpin(cx)).await?;
-        Ok(match (self.meter)(&mut lock(&self.ws)) {
-            Some(meter) => {
-                meter.flushed();
-                meter.holds_burst()
+        poll_fn(|cx| {
+            let mut ws = self.ws.lock();
+            if let Err(e) = ready!(ws.poll_flush_unpin(cx)) {
+                return Poll::Ready(Err(e));
             }
-            None => {
-                self.link.sent(bytes);
-                false
-            }
+            Poll::Ready(Ok(match (self.meter)(&mut ws) {
+                Some(meter) => {
+                    meter.flushed();
+                    meter.holds_burst()
+                }
+                None => {
+                    self.link.sent(bytes);
+                    false
+                }
+            }))
         })
+        .await
     }
 
     /// Writes one control frame and flushes.
     async fn send_now(&self, frame: WsMessage) -> Result<(), WsError> {
         let mut frame = Some(frame);
         poll_fn(|cx| {
-            let mut ws = lock(&self.ws);
+            let mut ws = self.ws.lock();
             if let Some(f) = frame.take() {
                 match ws.poll_ready_unpin(cx) {
                     Poll::Pending => {
@@ -1328,6 +1360,15 @@ impl Batch {
                 }
             }
         }
+    }
+}
+
+/// Ends direct sends when dropped (see [`Duplex::stop`]).
+struct StopPassing<'a, S>(&'a Duplex<S>);
+
+impl<S> Drop for StopPassing<'_, S> {
+    fn drop(&mut self) {
+        self.0.stop();
     }
 }
 

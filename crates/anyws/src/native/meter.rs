@@ -94,6 +94,11 @@ impl Meter {
         });
     }
 
+    /// How many frames were handed over and are not fully written yet.
+    pub(crate) fn unwritten(&self) -> usize {
+        self.frames.len()
+    }
+
     /// Everything handed over has been flushed: what is still counted is out.
     pub(crate) fn flushed(&mut self) {
         let left: u64 = self.frames.drain(..).map(|f| f.payload + f.whole).sum();

@@ -1,7 +1,8 @@
 //! The native backend: a tokio task per connection, tungstenite for the framing.
 //!
 //! The task owns the socket; the handles talk to it through a command queue and share a
-//! [`Link`] with it. `buffered_amount` is a shared counter: `send` adds the message size at
+//! [`Link`] with it. A `send` may also frame its message into the stream itself, passing the
+//! queue, when nothing sent before it can still be waiting (`duplex`). `buffered_amount` is a shared counter: `send` adds the message size at
 //! once, the task subtracts payload bytes as they are written to the socket (see `meter`).
 //! Whatever ends the task (the connection closing, a panic, the runtime shutting down) ends
 //! with exactly one `close` event (see `conn::Finish`).
@@ -22,6 +23,7 @@ pub mod axum;
 mod commands;
 mod conn;
 mod deflate;
+mod duplex;
 mod ext;
 #[cfg(fuzzing)]
 pub mod fuzzing;
@@ -188,6 +190,8 @@ pub(crate) struct Link {
     closing: tokio::sync::Notify,
     /// The opening handshake, once done (set before `open`; never for `wrap`).
     handshake: OnceLock<Handshake>,
+    /// The open connection's stream, for messages that pass the command queue (`duplex`).
+    pass: OnceLock<Arc<dyn duplex::Pass>>,
 }
 
 /// The opening handshake's request and response, as `http` types (see
@@ -206,7 +210,13 @@ impl Link {
             control: Control::default(),
             closing: tokio::sync::Notify::new(),
             handshake: OnceLock::new(),
+            pass: OnceLock::new(),
         }
+    }
+
+    /// The connection is open and its task runs: messages may pass the queue from now on.
+    pub(crate) fn passes(&self, stream: Arc<dyn duplex::Pass>) {
+        let _ = self.pass.set(stream);
     }
 
     /// Records the opening handshake; the first record stays.
@@ -547,6 +557,14 @@ impl Backend for Transport {
             .buffered
             .fetch_add(msg.len() as u64, Ordering::AcqRel);
         if core.ready_state() == ReadyState::Open {
+            // Straight to the stream when nothing sent before can be waiting (`duplex`).
+            let msg = match self.link.pass.get() {
+                Some(stream) => match stream.pass(&self.commands, msg) {
+                    Ok(()) => return Ok(()),
+                    Err(msg) => msg,
+                },
+                None => msg,
+            };
             // If the task is gone the socket is closed; the bytes stay counted, as in browsers.
             let _ = self.commands.send(Command::Send(msg));
         }

@@ -26,6 +26,7 @@ mod native_options;
 mod native_tls;
 mod never_hang;
 mod no_runtime;
+mod passing;
 mod proxy;
 mod proxy_hardening;
 mod receive_backpressure;

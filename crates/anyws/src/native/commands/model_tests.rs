@@ -83,3 +83,45 @@ fn model_command_queue_receiver_gone() {
         }
     });
 }
+
+/// A message passes the queue (is handed to the stream by its sender, `may_pass` asked under
+/// the stream's lock) while the writer takes and hands over the one sent before it: it never
+/// goes first.
+#[test]
+fn model_a_message_passes_the_queue_only_behind_what_was_sent_before() {
+    check(|| {
+        let (tx, mut rx) = channel();
+        // What reached the stream, in order; its lock is the stream's.
+        let stream = Arc::new(Mutex::new(Vec::<String>::new()));
+        let on_stream = stream.clone();
+        let sender = thread::spawn(move || {
+            tx.send(text("a")).unwrap();
+            let mut stream = lock(&on_stream);
+            if tx.may_pass() {
+                stream.push("b".into());
+            } else {
+                drop(stream);
+                tx.send(text("b")).unwrap();
+            }
+            tx
+        });
+        // The writer: hands over what it took under the stream's lock, then looks for more,
+        // until it finds none.
+        let hand_over = |rx: &mut Receiver, batch: &mut VecDeque<Command>| loop {
+            lock(&stream).extend(batch.drain(..).map(name));
+            rx.try_recv_all(batch);
+            if batch.is_empty() {
+                break;
+            }
+        };
+        let mut batch = VecDeque::new();
+        assert!(block_on(rx.recv_all(&mut batch)));
+        hand_over(&mut rx, &mut batch);
+        let tx = sender.join().unwrap();
+        // What was queued after the writer looked.
+        hand_over(&mut rx, &mut batch);
+        assert_eq!(*lock(&stream), ["a", "b"]);
+        // Everything is on the stream: the next message may pass.
+        assert!(tx.may_pass());
+    });
+}

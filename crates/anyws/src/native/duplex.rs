@@ -1,0 +1,216 @@
+//! The connection's stream, shared by its task and its handles: a handle's `send` may hand
+//! its message to tungstenite itself instead of queueing a command for the writer.
+//!
+//! Raw tokio-tungstenite frames a message into its write buffer in the caller's task; a
+//! queued command costs a lock, a hand-off and a move more per message, which on a stream of
+//! small messages was a third of the send path's CPU. So a `send` passes the queue when it
+//! can, under the stream's lock:
+//!
+//! - **order**: only when nothing sent before it can still be waiting: the queue is empty and
+//!   the writer has handed over everything it took ([`Sender::may_pass`], asked under this
+//!   lock, which the writer holds while it hands commands over). Otherwise the message is
+//!   queued as always, and so are the ones after it until the writer has caught up;
+//! - **who is woken**: tungstenite is polled with the connection task's waker, never the
+//!   caller's: if the socket is full, the task is woken when it drains, as if its writer had
+//!   polled. The message is then queued (nothing was written), and the writer takes over;
+//! - **flushing**: the frame goes into tungstenite's write buffer (which writes to the socket
+//!   by itself once it holds `write_buffer_size`); the handle then asks the task to flush,
+//!   once until it has ([`Duplex::take_flush`]), so a burst of sends costs one flush;
+//! - **`bufferedAmount`**: the frame goes into the meter's list before tungstenite takes it,
+//!   as the writer's do, and the writer settles the list after the flush under the same lock;
+//! - **what never passes**: a message over [`FRAGMENT`] (sent in fragments), any message of a
+//!   connection with permessage-deflate (the compressor is the writer's), of a connection
+//!   without a meter (`wrap`), and everything once the writer has stopped, has started to
+//!   fail the connection or has written our close frame ([`Duplex::stop`]);
+//! - **how many wait**: at most [`PASS_UNWRITTEN`] frames not yet written; past that,
+//!   messages are queued, where the `Sink`'s backpressure counts them (a flood of empty
+//!   messages stays bounded by count).
+//!
+//! The lock is only ever tried: a handle that finds the task holding it (or a listener of
+//! this very connection sending from inside the task) queues its message instead of waiting.
+
+use super::commands::Sender;
+use super::conn::{whole_frame, FRAGMENT};
+use super::meter::Meter;
+use crate::event::Message;
+use futures_util::SinkExt;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::task::{Context, Poll, Waker};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+
+/// Where a connection's [`Meter`] is, if its stream has one.
+pub(crate) type MeterOf<S> = for<'a> fn(&'a mut WebSocketStream<S>) -> Option<&'a mut Meter>;
+
+/// A message passes the queue only while fewer frames than this wait in tungstenite's
+/// buffer: each has an entry in the meter's list (24 bytes), and an empty message's frame is
+/// 6 bytes, so tungstenite's own limit (it writes to the socket once it holds
+/// `write_buffer_size`, 128 KiB) would let 21,000 of them wait. 4,096 is more than a
+/// buffer's worth of 64-byte messages (about 1,900).
+const PASS_UNWRITTEN: usize = 4096;
+
+/// A handle's way to an open connection's stream (type-erased, kept in the `Link`).
+pub(crate) trait Pass: Send + Sync {
+    /// Hands `message` (whose bytes `bufferedAmount` already counts) to the stream if it may
+    /// pass the queue (see the module docs); gives it back otherwise, untouched.
+    fn pass(&self, commands: &Sender, message: Message) -> Result<(), Message>;
+}
+
+/// The stream and what a direct send needs with it.
+pub(crate) struct Duplex<S> {
+    state: Mutex<State<S>>,
+    meter: MeterOf<S>,
+    /// A handle left frames in tungstenite's buffer that the task has not flushed yet.
+    flush_wanted: AtomicBool,
+}
+
+struct State<S> {
+    /// Taken out when the connection ends, so that the socket closes then, whoever still
+    /// holds the `Duplex`.
+    ws: Option<WebSocketStream<S>>,
+    /// The connection task's waker, once it runs: handles poll tungstenite with it, and wake
+    /// the task with it to flush.
+    task: Option<Waker>,
+    /// Whether messages may pass the queue at all.
+    open: bool,
+}
+
+/// The stream, locked (see [`Duplex::lock`]).
+pub(crate) struct Locked<'a, S>(MutexGuard<'a, State<S>>);
+
+impl<S> Deref for Locked<'_, S> {
+    type Target = WebSocketStream<S>;
+
+    fn deref(&self) -> &WebSocketStream<S> {
+        self.0
+            .ws
+            .as_ref()
+            .expect("the stream is taken only when the connection is dropped")
+    }
+}
+
+impl<S> DerefMut for Locked<'_, S> {
+    fn deref_mut(&mut self) -> &mut WebSocketStream<S> {
+        self.0
+            .ws
+            .as_mut()
+            .expect("the stream is taken only when the connection is dropped")
+    }
+}
+
+impl<S> Duplex<S> {
+    /// `passes`: whether handles may send directly (a metered stream, no compressor).
+    pub(crate) fn new(ws: WebSocketStream<S>, meter: MeterOf<S>, passes: bool) -> Self {
+        Duplex {
+            state: Mutex::new(State {
+                ws: Some(ws),
+                task: None,
+                open: passes,
+            }),
+            meter,
+            flush_wanted: AtomicBool::new(false),
+        }
+    }
+
+    /// The stream, for the connection task (which never holds the lock across an `.await`,
+    /// nor while user code runs).
+    pub(crate) fn lock(&self) -> Locked<'_, S> {
+        Locked(crate::core::lock(&self.state))
+    }
+
+    /// The connection task runs: direct sends poll tungstenite with its waker and wake it.
+    /// Returns whether messages may pass the queue at all (else there is no need to offer
+    /// them).
+    pub(crate) fn set_task(&self, waker: &Waker) -> bool {
+        let mut state = crate::core::lock(&self.state);
+        match &mut state.task {
+            Some(w) => w.clone_from(waker),
+            None => state.task = Some(waker.clone()),
+        }
+        state.open
+    }
+
+    /// No message passes the queue from now on: the writer has stopped, fails the connection
+    /// (only what the application queued goes out, then the close frame) or wrote our close.
+    pub(crate) fn stop(&self) {
+        crate::core::lock(&self.state).open = false;
+    }
+
+    /// Whether a handle asked for a flush since the last call (which clears it).
+    pub(crate) fn take_flush(&self) -> bool {
+        self.flush_wanted.load(Ordering::Acquire) && self.flush_wanted.swap(false, Ordering::AcqRel)
+    }
+
+    /// Ready when a handle asked for a flush (see [`Duplex::take_flush`]). Needs no waker:
+    /// the handle wakes the connection task itself.
+    pub(crate) fn poll_flush_wanted(&self) -> Poll<()> {
+        if self.take_flush() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// The connection is over: drops the stream (closing the socket) and the task's waker.
+    pub(crate) fn close(&self) {
+        let (ws, task) = {
+            let mut state = crate::core::lock(&self.state);
+            state.open = false;
+            (state.ws.take(), state.task.take())
+        };
+        drop((ws, task));
+    }
+}
+
+impl<S> Pass for Duplex<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    fn pass(&self, commands: &Sender, message: Message) -> Result<(), Message> {
+        if message.len() > FRAGMENT {
+            return Err(message);
+        }
+        let mut state = match self.state.try_lock() {
+            Ok(state) => state,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return Err(message),
+        };
+        let State { ws, task, open } = &mut *state;
+        let (Some(ws), Some(task), true) = (ws.as_mut(), task.as_ref(), *open) else {
+            return Err(message);
+        };
+        if !commands.may_pass() {
+            return Err(message);
+        }
+        // A flood of tiny messages, not written yet: the rest wait in the queue, where the
+        // `Sink` counts them.
+        if (self.meter)(ws).is_none_or(|meter| meter.unwritten() >= PASS_UNWRITTEN) {
+            return Err(message);
+        }
+        let mut cx = Context::from_waker(task);
+        match ws.poll_ready_unpin(&mut cx) {
+            Poll::Ready(Ok(())) => {}
+            // The writer meets the same error (or the socket's room) and deals with it.
+            Poll::Ready(Err(_)) | Poll::Pending => return Err(message),
+        }
+        let counted = message.len() as u64;
+        if let Some(meter) = (self.meter)(ws) {
+            meter.data(counted);
+        }
+        let frame = whole_frame(message);
+        // An error leaves tungstenite unusable (closed, or the socket failed): the writer's
+        // next flush, or the reader, meets it too and ends the connection; the message is
+        // lost with it, as a queued one would be.
+        let _ = ws.start_send_unpin(frame);
+        let wake = !self.flush_wanted.load(Ordering::Acquire)
+            && !self.flush_wanted.swap(true, Ordering::AcqRel);
+        let task = wake.then(|| task.clone());
+        drop(state);
+        if let Some(task) = task {
+            task.wake();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,216 @@
+//! Native only: a `send` may hand its message to the connection's stream itself, passing the
+//! command queue, when nothing sent before it can still be waiting (`duplex.rs`). Whichever
+//! way each message goes, the peer gets them all, in order, whole (fragments never
+//! interleaved), and `bufferedAmount` ends at 0; from several threads, each thread's order
+//! holds; a listener that answers from inside the connection's task, a close right after
+//! the sends and a peer that stops reading change none of that.
+//!
+//! The peer is tokio-tungstenite, which checks what it reads (masking, fragment sequence,
+//! UTF-8).
+
+use anyws::native::tokio_tungstenite::{accept_async, tungstenite::Message as Ws};
+use anyws::{Event, EventKind, Message, WebSocket};
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+/// A peer on 127.0.0.1 that, once `go` fires, reads every data message and sends it on
+/// `got`, and answers the close.
+async fn reading_peer() -> (String, oneshot::Sender<()>, mpsc::UnboundedReceiver<Ws>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let (go_tx, go_rx) = oneshot::channel::<()>();
+    let (got_tx, got_rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = accept_async(tcp).await.unwrap();
+        let _ = go_rx.await;
+        // After the close, tokio-tungstenite has queued the reply: the next read sends it,
+        // then ends.
+        while let Some(Ok(m)) = ws.next().await {
+            if matches!(m, Ws::Text(_) | Ws::Binary(_)) && got_tx.send(m).is_err() {
+                return;
+            }
+        }
+    });
+    (url, go_tx, got_rx)
+}
+
+/// Message `i` of a sequence: mostly small, with empty ones and ones long enough to go out
+/// in fragments (over 16 KiB) in between, text and binary, each naming its number.
+fn message(thread: usize, i: usize) -> Message {
+    let tag = format!("{thread}:{i}:");
+    let len = match i % 97 {
+        0 => 70_000,
+        13 => 16 << 10,
+        29 => (16 << 10) + 1,
+        _ => i % 50,
+    };
+    if i % 3 == 0 {
+        Message::Binary(
+            tag.into_bytes()
+                .into_iter()
+                .chain((0..len).map(|b| b as u8))
+                .collect::<Vec<_>>()
+                .into(),
+        )
+    } else {
+        Message::Text((tag + &"é".repeat(len / 2)).into())
+    }
+}
+
+/// The peer's message as ours (to compare).
+fn ours(m: Ws) -> Message {
+    match m {
+        Ws::Text(t) => Message::Text(t.as_str().into()),
+        Ws::Binary(b) => Message::Binary(b),
+        other => panic!("not a data message: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn sends_reach_the_peer_in_order_whichever_way_each_goes() {
+    let (url, go, mut got) = reading_peer().await;
+    let mut ws = WebSocket::new(&url).unwrap();
+    ws.opened().await.unwrap();
+    let count = 3_000;
+    let mut total = 0u64;
+    for i in 0..count {
+        let m = message(0, i);
+        total += m.len() as u64;
+        ws.send(m).unwrap();
+    }
+    // The peer has read nothing yet: whatever was not written is still counted.
+    assert!(ws.buffered_amount() <= total);
+    go.send(()).unwrap();
+    for i in 0..count {
+        let m = got.recv().await.expect("the peer got every message");
+        assert_eq!(ours(m), message(0, i), "message {i}");
+    }
+    ws.flush().await.unwrap();
+    assert_eq!(ws.buffered_amount(), 0);
+    ws.close();
+    let close = ws.closed().await;
+    assert!(close.was_clean, "{close:?}");
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_reading_fills_the_socket_and_nothing_is_lost() {
+    let (url, go, mut got) = reading_peer().await;
+    let mut ws = WebSocket::new(&url).unwrap();
+    ws.opened().await.unwrap();
+    // Far more than the socket buffers hold while the peer does not read: some sends find
+    // the socket full and are queued, and the ones after them wait their turn.
+    let count = 40_000;
+    for i in 0..count {
+        ws.send(message(1, i)).unwrap();
+    }
+    go.send(()).unwrap();
+    for i in 0..count {
+        let m = got.recv().await.expect("the peer got every message");
+        assert_eq!(ours(m), message(1, i), "message {i}");
+    }
+    ws.flush().await.unwrap();
+    assert_eq!(ws.buffered_amount(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_from_several_threads_keep_each_threads_order() {
+    let (url, go, mut got) = reading_peer().await;
+    let ws = WebSocket::new(&url).unwrap();
+    ws.opened().await.unwrap();
+    go.send(()).unwrap();
+    let threads = 4;
+    let count = 2_000;
+    let senders: Vec<_> = (0..threads)
+        .map(|t| {
+            let ws = ws.clone();
+            std::thread::spawn(move || {
+                for i in 0..count {
+                    ws.send(message(t, i)).unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut next = vec![0; threads];
+    for _ in 0..threads * count {
+        let m = ours(got.recv().await.expect("the peer got every message"));
+        let tag = String::from_utf8_lossy(&m.as_bytes()[..m.len().min(12)]).into_owned();
+        let t: usize = tag.split(':').next().unwrap().parse().unwrap();
+        assert_eq!(m, message(t, next[t]), "thread {t}, message {}", next[t]);
+        next[t] += 1;
+    }
+    for s in senders {
+        s.join().unwrap();
+    }
+    let mut ws = ws;
+    ws.flush().await.unwrap();
+    assert_eq!(ws.buffered_amount(), 0);
+}
+
+#[tokio::test]
+async fn a_listener_that_answers_from_inside_the_connection_task_keeps_the_order() {
+    // The peer sends numbers; the client's listener answers each (on the connection's task,
+    // where the stream's lock may be held) and sends an extra message every tenth.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let count = 2_000usize;
+    let peer = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = accept_async(tcp).await.unwrap();
+        for i in 0..count {
+            ws.feed(Ws::text(i.to_string())).await.unwrap();
+        }
+        ws.flush().await.unwrap();
+        let mut answers = Vec::new();
+        while answers.len() < count + count / 10 {
+            match ws.next().await {
+                Some(Ok(Ws::Text(t))) => answers.push(t.as_str().to_owned()),
+                Some(Ok(_)) => {}
+                other => panic!("the client stopped answering: {other:?}"),
+            }
+        }
+        answers
+    });
+    let ws = WebSocket::new(&url).unwrap();
+    let answering = ws.clone();
+    let _listener = ws.add_event_listener(EventKind::Message, move |e: &Event| {
+        let text = e.as_message().unwrap().data.as_text().unwrap().to_owned();
+        answering.send(format!("re {text}")).unwrap();
+        if text.ends_with('0') {
+            answering.send(format!("extra {text}")).unwrap();
+        }
+    });
+    let answers = peer.await.unwrap();
+    let mut expected = Vec::new();
+    for i in 0..count {
+        expected.push(format!("re {i}"));
+        if i % 10 == 0 {
+            expected.push(format!("extra {i}"));
+        }
+    }
+    assert_eq!(answers, expected);
+}
+
+#[tokio::test]
+async fn a_close_right_after_the_sends_follows_them_all() {
+    let (url, go, mut got) = reading_peer().await;
+    let ws = WebSocket::new(&url).unwrap();
+    ws.opened().await.unwrap();
+    let count = 5_000;
+    for i in 0..count {
+        ws.send(message(2, i)).unwrap();
+    }
+    ws.close_with(1000, "done").unwrap();
+    // Sends after close() are counted and dropped, as in browsers.
+    ws.send("after the close").unwrap();
+    go.send(()).unwrap();
+    for i in 0..count {
+        let m = got.recv().await.expect("the peer got every message");
+        assert_eq!(ours(m), message(2, i), "message {i}");
+    }
+    let close = ws.closed().await;
+    assert!(close.was_clean, "{close:?}");
+    assert_eq!(close.code, 1000);
+    assert!(got.recv().await.is_none(), "nothing after the close frame");
+}
