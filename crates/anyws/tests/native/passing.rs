@@ -68,6 +68,14 @@ fn ours(m: Ws) -> Message {
     }
 }
 
+/// Takes `count` messages from the peer: thread `thread`'s sequence, in order.
+async fn receive_in_order(got: &mut mpsc::UnboundedReceiver<Ws>, thread: usize, count: usize) {
+    for i in 0..count {
+        let m = got.recv().await.expect("the peer got every message");
+        assert_eq!(ours(m), message(thread, i), "message {i}");
+    }
+}
+
 #[tokio::test]
 async fn sends_reach_the_peer_in_order_whichever_way_each_goes() {
     let (url, go, mut got) = reading_peer().await;
@@ -83,10 +91,7 @@ async fn sends_reach_the_peer_in_order_whichever_way_each_goes() {
     // The peer has read nothing yet: whatever was not written is still counted.
     assert!(ws.buffered_amount() <= total);
     go.send(()).unwrap();
-    for i in 0..count {
-        let m = got.recv().await.expect("the peer got every message");
-        assert_eq!(ours(m), message(0, i), "message {i}");
-    }
+    receive_in_order(&mut got, 0, count).await;
     ws.flush().await.unwrap();
     assert_eq!(ws.buffered_amount(), 0);
     ws.close();
@@ -106,10 +111,7 @@ async fn a_peer_that_stops_reading_fills_the_socket_and_nothing_is_lost() {
         ws.send(message(1, i)).unwrap();
     }
     go.send(()).unwrap();
-    for i in 0..count {
-        let m = got.recv().await.expect("the peer got every message");
-        assert_eq!(ours(m), message(1, i), "message {i}");
-    }
+    receive_in_order(&mut got, 1, count).await;
     ws.flush().await.unwrap();
     assert_eq!(ws.buffered_amount(), 0);
 }
@@ -205,10 +207,7 @@ async fn a_close_right_after_the_sends_follows_them_all() {
     // Sends after close() are counted and dropped, as in browsers.
     ws.send("after the close").unwrap();
     go.send(()).unwrap();
-    for i in 0..count {
-        let m = got.recv().await.expect("the peer got every message");
-        assert_eq!(ours(m), message(2, i), "message {i}");
-    }
+    receive_in_order(&mut got, 2, count).await;
     let close = ws.closed().await;
     assert!(close.was_clean, "{close:?}");
     assert_eq!(close.code, 1000);
