@@ -1137,9 +1137,13 @@ where
         queued: &mut VecDeque<Command>,
         deflater: &mut Option<Deflater>,
     ) -> Result<(), WsError> {
-        // Only what the application queued goes out now (frames a handle passed before this
-        // are in tungstenite's buffer, and go with the next flush).
+        // Only what the application queued goes out now. Frames a handle passed before this
+        // are in tungstenite's buffer: they go out first, and the application's `Sink` may
+        // wait for them.
         self.ws.stop();
+        if self.ws.take_flush() {
+            self.flush(0).await?;
+        }
         loop {
             let caught_up = tokio::select! {
                 biased;
@@ -1178,11 +1182,13 @@ where
     /// The list is settled under the lock the flush ended with: a handle may add frames to it
     /// as soon as the lock is free (`duplex`), and those are not flushed yet.
     async fn flush(&self, bytes: u64) -> Result<bool, WsError> {
-        poll_fn(|cx| {
+        let mut spent = Vec::new();
+        let flushed = poll_fn(|cx| {
             let mut ws = self.ws.lock();
             if let Err(e) = ready!(ws.poll_flush_unpin(cx)) {
                 return Poll::Ready(Err(e));
             }
+            spent = ws.take_spent();
             Poll::Ready(Ok(match (self.meter)(&mut ws) {
                 Some(meter) => {
                     meter.flushed();
@@ -1194,7 +1200,10 @@ where
                 }
             }))
         })
-        .await
+        .await;
+        // Passed messages' buffers that may be the application's: dropped holding no lock.
+        drop(spent);
+        flushed
     }
 
     /// Writes one control frame and flushes.

@@ -33,12 +33,15 @@ use super::commands::Sender;
 use super::conn::{whole_frame, FRAGMENT};
 use super::meter::Meter;
 use crate::event::Message;
+use bytes::Bytes;
 use futures_util::SinkExt;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::WebSocketStream;
 
 /// Where a connection's [`Meter`] is, if its stream has one.
@@ -75,6 +78,9 @@ struct State<S> {
     task: Option<Waker>,
     /// Whether messages may pass the queue at all.
     open: bool,
+    /// Passed messages whose buffers the application may still share (see [`Pass::pass`]):
+    /// dropped by the writer after its next flush, outside every lock.
+    spent: Vec<Message>,
 }
 
 /// The stream, locked (see [`Duplex::lock`]).
@@ -100,6 +106,14 @@ impl<S> DerefMut for Locked<'_, S> {
     }
 }
 
+impl<S> Locked<'_, S> {
+    /// The passed messages kept since the last call, for the caller to drop once it holds no
+    /// lock.
+    pub(crate) fn take_spent(&mut self) -> Vec<Message> {
+        std::mem::take(&mut self.0.spent)
+    }
+}
+
 impl<S> Duplex<S> {
     /// `passes`: whether handles may send directly (a metered stream, no compressor).
     pub(crate) fn new(ws: WebSocketStream<S>, meter: MeterOf<S>, passes: bool) -> Self {
@@ -108,6 +122,7 @@ impl<S> Duplex<S> {
                 ws: Some(ws),
                 task: None,
                 open: passes,
+                spent: Vec::new(),
             }),
             meter,
             flush_wanted: AtomicBool::new(false),
@@ -153,14 +168,19 @@ impl<S> Duplex<S> {
         }
     }
 
-    /// The connection is over: drops the stream (closing the socket) and the task's waker.
+    /// The connection is over: drops the stream (closing the socket), the task's waker and
+    /// the passed messages kept, after the lock is released.
     pub(crate) fn close(&self) {
-        let (ws, task) = {
+        let (ws, task, spent) = {
             let mut state = crate::core::lock(&self.state);
             state.open = false;
-            (state.ws.take(), state.task.take())
+            (
+                state.ws.take(),
+                state.task.take(),
+                std::mem::take(&mut state.spent),
+            )
         };
-        drop((ws, task));
+        drop((ws, task, spent));
     }
 }
 
@@ -177,7 +197,12 @@ where
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
             Err(TryLockError::WouldBlock) => return Err(message),
         };
-        let State { ws, task, open } = &mut *state;
+        let State {
+            ws,
+            task,
+            open,
+            spent,
+        } = &mut *state;
         let (Some(ws), Some(task), true) = (ws.as_mut(), task.as_ref(), *open) else {
             return Err(message);
         };
@@ -186,7 +211,9 @@ where
         }
         // A flood of tiny messages, not written yet: the rest wait in the queue, where the
         // `Sink` counts them.
-        if (self.meter)(ws).is_none_or(|meter| meter.unwritten() >= PASS_UNWRITTEN) {
+        if (self.meter)(ws).is_none_or(|meter| meter.unwritten() >= PASS_UNWRITTEN)
+            || spent.len() >= PASS_UNWRITTEN
+        {
             return Err(message);
         }
         let mut cx = Context::from_waker(task);
@@ -199,11 +226,37 @@ where
         if let Some(meter) = (self.meter)(ws) {
             meter.data(counted);
         }
-        let frame = whole_frame(message);
-        // An error leaves tungstenite unusable (closed, or the socket failed): the writer's
-        // next flush, or the reader, meets it too and ends the connection; the message is
-        // lost with it, as a queued one would be.
-        let _ = ws.start_send_unpin(frame);
+        // tungstenite drops the frame's buffer once it has copied it, here, under this lock
+        // and whatever lock the caller holds (a `ReconnectingWebSocket`'s). A buffer nobody
+        // else holds is one of `bytes`' own (a `Vec`, a `BytesMut`): dropping it frees memory
+        // and runs nothing else. Any other may be the application's (`Bytes::from_owner`,
+        // whose drop is its code, when the last reference goes): tungstenite gets a second
+        // reference, and the message is kept for the writer to drop.
+        let unique = match &message {
+            Message::Text(t) => AsRef::<Bytes>::as_ref(t).is_unique(),
+            Message::Binary(b) => b.is_unique(),
+        };
+        let frame = if unique {
+            whole_frame(message)
+        } else {
+            let frame = whole_frame(message.clone());
+            spent.push(message);
+            frame
+        };
+        match ws.start_send_unpin(frame) {
+            Ok(()) => {}
+            // Closed before the frame was taken (the peer's close frame was read an instant
+            // ago): its bytes stay counted, as a browser's do once closing.
+            Err(WsError::AlreadyClosed | WsError::Protocol(ProtocolError::SendAfterClosing)) => {
+                if let Some(meter) = (self.meter)(ws) {
+                    meter.forget_last();
+                }
+            }
+            // Any other error leaves tungstenite unusable (the socket failed): the writer's
+            // next flush, or the reader, meets it too and ends the connection; the message
+            // is lost with it, as a queued one would be.
+            Err(_) => {}
+        }
         let wake = !self.flush_wanted.load(Ordering::Acquire)
             && !self.flush_wanted.swap(true, Ordering::AcqRel);
         let task = wake.then(|| task.clone());

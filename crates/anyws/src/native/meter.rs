@@ -94,6 +94,12 @@ impl Meter {
         });
     }
 
+    /// The frame recorded last was not taken after all (tungstenite refused it): it leaves
+    /// the list, its bytes still counted.
+    pub(crate) fn forget_last(&mut self) {
+        self.frames.pop_back();
+    }
+
     /// How many frames were handed over and are not fully written yet.
     pub(crate) fn unwritten(&self) -> usize {
         self.frames.len()
@@ -250,6 +256,18 @@ mod tests {
         assert_eq!(link.buffered.load(Ordering::Acquire), 0);
         m.flushed();
         assert_eq!(link.buffered.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
+    async fn a_frame_tungstenite_refused_stays_counted() {
+        let (mut m, link) = meter(true);
+        link.buffered.store(30, Ordering::Release);
+        m.data(10);
+        m.data(20); // refused: the connection was closing
+        m.forget_last();
+        m.wrote(6 + 10);
+        m.flushed();
+        assert_eq!(link.buffered.load(Ordering::Acquire), 20);
     }
 
     #[tokio::test]

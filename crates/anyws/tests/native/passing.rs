@@ -213,3 +213,107 @@ async fn a_close_right_after_the_sends_follows_them_all() {
     assert_eq!(close.code, 1000);
     assert!(got.recv().await.is_none(), "nothing after the close frame");
 }
+
+/// A message buffer of the application's own (`Bytes::from_owner`) whose drop asks the
+/// reconnecting socket for its `bufferedAmount`, on a helper thread so that the test cannot
+/// hang: reports whether the answer came, that is whether the socket's lock was free while
+/// the buffer was dropped.
+struct AskingOwner(
+    anyws::ReconnectingWebSocket,
+    Vec<u8>,
+    std::sync::mpsc::Sender<bool>,
+);
+
+impl AsRef<[u8]> for AskingOwner {
+    fn as_ref(&self) -> &[u8] {
+        &self.1
+    }
+}
+
+impl Drop for AskingOwner {
+    fn drop(&mut self) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let socket = self.0.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(socket.buffered_amount());
+        });
+        let answered = rx.recv_timeout(std::time::Duration::from_secs(2)).is_ok();
+        let _ = self.2.send(answered);
+    }
+}
+
+/// Review (helper "review-duplex"): `ReconnectingWebSocket::send` calls the open socket's
+/// `send` under its own lock, on the ground that "an inner `send` runs no user code"
+/// (reconnect.rs). A message that passes the queue is framed into tungstenite's buffer in
+/// that call; its buffer, if the application's, must not be dropped there (from the same
+/// thread: a deadlock), but by the connection's writer, as a queued one is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_send_drops_no_buffer_under_its_lock() {
+    let url = format!("{}/echo", crate::common::server().await);
+    let socket = anyws::ReconnectingWebSocket::new(&url, anyws::Reconnect::new()).unwrap();
+    let open = crate::common::eventually(std::time::Duration::from_secs(10), || {
+        socket.ready_state() == anyws::ReadyState::Open
+    })
+    .await;
+    assert!(open);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let owner = AskingOwner(socket.clone(), b"hello".to_vec(), tx);
+    socket
+        .send(Message::Binary(bytes::Bytes::from_owner(owner)))
+        .unwrap();
+    let free =
+        tokio::task::spawn_blocking(move || rx.recv_timeout(std::time::Duration::from_secs(10)))
+            .await
+            .unwrap()
+            .expect("the buffer was dropped");
+    assert!(
+        free,
+        "the buffer was dropped under the reconnecting socket's lock"
+    );
+    socket.close();
+}
+
+/// An application buffer that counts its drops.
+struct Counted(Vec<u8>, std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl AsRef<[u8]> for Counted {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn application_buffers_that_pass_the_queue_are_dropped_once_written() {
+    let (url, go, mut got) = reading_peer().await;
+    let mut ws = WebSocket::new(&url).unwrap();
+    ws.opened().await.unwrap();
+    go.send(()).unwrap();
+    let drops = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = 500;
+    for i in 0..count {
+        let owner = Counted(format!("{i}").into_bytes(), drops.clone());
+        ws.send(Message::Binary(bytes::Bytes::from_owner(owner)))
+            .unwrap();
+    }
+    for i in 0..count {
+        let m = ours(got.recv().await.expect("the peer got every message"));
+        assert_eq!(m.as_bytes(), format!("{i}").as_bytes());
+    }
+    ws.flush().await.unwrap();
+    // The writer drops them after its flush, holding no lock: none is kept for good.
+    let dropped = crate::common::eventually(std::time::Duration::from_secs(10), || {
+        drops.load(std::sync::atomic::Ordering::SeqCst) == count
+    })
+    .await;
+    assert!(
+        dropped,
+        "{} of {count} dropped",
+        drops.load(std::sync::atomic::Ordering::SeqCst)
+    );
+}
