@@ -31,8 +31,10 @@ pub struct Options {
     /// [`buffered_amount`](WebSocket::buffered_amount) is above this many bytes.
     /// Natively, each message that still waits for the connection's task also counts 64
     /// bytes here (not in `buffered_amount`), as a received message does against the
-    /// receive mark, so a flood of empty messages waits too; the browser reports payload
-    /// bytes only. Default: 1 MiB.
+    /// receive mark, so a flood of empty messages waits too (a message that found nothing
+    /// waiting before it is framed into the socket's write buffer at once, and only 4,096 of
+    /// those may wait there unwritten); the browser reports payload bytes only.
+    /// Default: 1 MiB.
     pub send_high_water_mark: u64,
     /// Received messages queued for the [`Stream`](futures_core::Stream) face, in bytes, above
     /// which the native backend stops reading from the socket until the stream is read.
