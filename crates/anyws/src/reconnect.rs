@@ -506,26 +506,35 @@ impl State {
             }
             Item::Flush(generation) => {
                 let mut out = Outcome::default();
-                {
-                    let mut inner = lock(&self.inner);
-                    if inner.generation != generation || inner.phase != Phase::Opening {
-                        return;
-                    }
-                    let Some(socket) = inner.socket.clone() else {
-                        return;
+                // The outbox goes out in rounds, each sent holding no lock: an inner `send`
+                // may drop its message (a connection failing, or closed an instant ago),
+                // and a message's buffer may be the application's, whose drop is its code.
+                // Until the outbox is empty the phase stays `Opening`, so a concurrent `send`
+                // joins the outbox, behind the round being sent, and never overtakes it.
+                loop {
+                    let (socket, round) = {
+                        let mut inner = lock(&self.inner);
+                        if inner.generation != generation || inner.phase != Phase::Opening {
+                            return;
+                        }
+                        let Some(socket) = inner.socket.clone() else {
+                            return;
+                        };
+                        if socket.ready_state() != ReadyState::Open {
+                            return; // it closed meanwhile: the close handler takes over
+                        }
+                        if inner.outbox.is_empty() {
+                            inner.phase = Phase::Open;
+                            out.wake = std::mem::take(&mut inner.state_wakers);
+                            out.garbage.sockets.push(socket);
+                            break;
+                        }
+                        inner.outbox_bytes = 0;
+                        (socket, std::mem::take(&mut inner.outbox))
                     };
-                    if socket.ready_state() != ReadyState::Open {
-                        return; // it closed meanwhile: the close handler takes over
-                    }
-                    // Sent under the lock, so a concurrent `send` can never overtake them;
-                    // an inner `send` runs no user code.
-                    while let Some(message) = inner.outbox.pop_front() {
-                        inner.outbox_bytes -= message.len() as u64;
+                    for message in round {
                         let _ = socket.send(message);
                     }
-                    inner.phase = Phase::Open;
-                    out.wake = std::mem::take(&mut inner.state_wakers);
-                    out.garbage.sockets.push(socket);
                 }
                 drop(out.garbage);
                 out.wake.into_iter().for_each(Waker::wake);
@@ -1170,6 +1179,12 @@ impl ReconnectingWebSocket {
             Phase::Open => {
                 if let Some(s) = &inner.socket {
                     if s.ready_state() == ReadyState::Open {
+                        // Sent holding no lock: the open socket's `send` may drop the
+                        // message (its connection failing, or closed an instant ago), and
+                        // its buffer may be the application's, whose drop is its code. The
+                        // outbox went out before the phase became `Open`.
+                        let s = s.clone();
+                        drop(inner);
                         return s.send(message);
                     }
                 }

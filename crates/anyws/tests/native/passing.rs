@@ -317,3 +317,95 @@ async fn application_buffers_that_pass_the_queue_are_dropped_once_written() {
         drops.load(std::sync::atomic::Ordering::SeqCst)
     );
 }
+
+/// An application buffer whose drop reports whether the reconnecting socket's lock was free
+/// (asked from a helper thread, within 300 ms).
+struct Probing(
+    anyws::ReconnectingWebSocket,
+    Vec<u8>,
+    std::sync::mpsc::Sender<bool>,
+);
+
+impl AsRef<[u8]> for Probing {
+    fn as_ref(&self) -> &[u8] {
+        &self.1
+    }
+}
+
+impl Drop for Probing {
+    fn drop(&mut self) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let socket = self.0.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(socket.buffered_amount());
+        });
+        let answered = rx
+            .recv_timeout(std::time::Duration::from_millis(300))
+            .is_ok();
+        let _ = self.2.send(answered);
+    }
+}
+
+/// Review (helper "review-duplex2"): a read error fails the connection, but `readyState`
+/// stays OPEN until the failure's close frame is out (up to 2 s when the peer reads
+/// nothing), while the connection's writer, and with it the command queue, is already
+/// gone. A reconnecting socket's `send` in that window reaches the open socket's `send`
+/// under its lock, and the message, which the queue refuses, was dropped right there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_send_while_the_connection_fails_drops_no_buffer_under_its_lock() {
+    use tokio::io::AsyncWriteExt;
+    let peer = crate::common::RawPeer::bind().await;
+    let socket = anyws::ReconnectingWebSocket::new(&peer.url(), anyws::Reconnect::new()).unwrap();
+    let mut tcp = peer.accept("").await;
+    let open = crate::common::eventually(std::time::Duration::from_secs(10), || {
+        socket.ready_state() == anyws::ReadyState::Open
+    })
+    .await;
+    assert!(open);
+    // The peer reads nothing: the socket fills, and the writer waits for room.
+    for _ in 0..64 {
+        socket.send(vec![0u8; 1 << 20]).unwrap();
+    }
+    // A reserved opcode: a protocol error, which fails the connection (1002).
+    tcp.write_all(&crate::common::frame(0x3, b""))
+        .await
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sender = {
+        let socket = socket.clone();
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            let mut sent = 0;
+            while socket.ready_state() == anyws::ReadyState::Open
+                && start.elapsed() < std::time::Duration::from_secs(10)
+            {
+                let owner = Probing(socket.clone(), b"late".to_vec(), tx.clone());
+                let _ = socket.send(Message::Binary(bytes::Bytes::from_owner(owner)));
+                sent += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            sent
+        })
+    };
+    let sent = tokio::task::spawn_blocking(move || sender.join().unwrap())
+        .await
+        .unwrap();
+    drop(tcp);
+    socket.close();
+    // Every buffer is dropped by now or soon (the failed connection's queue goes with it).
+    let mut reports = Vec::new();
+    while reports.len() < sent {
+        match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+            Ok(free) => reports.push(free),
+            Err(_) => break,
+        }
+    }
+    assert!(sent > 0);
+    let locked = reports.iter().filter(|free| !**free).count();
+    assert_eq!(
+        locked,
+        0,
+        "{locked} of {} buffers dropped under the reconnecting socket's lock ({sent} sent)",
+        reports.len()
+    );
+}
