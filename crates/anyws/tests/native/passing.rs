@@ -319,7 +319,7 @@ async fn application_buffers_that_pass_the_queue_are_dropped_once_written() {
 }
 
 /// An application buffer whose drop reports whether the reconnecting socket's lock was free
-/// (asked from a helper thread, within 300 ms).
+/// (asked from a helper thread, within 2 s).
 struct Probing(
     anyws::ReconnectingWebSocket,
     Vec<u8>,
@@ -339,9 +339,9 @@ impl Drop for Probing {
         std::thread::spawn(move || {
             let _ = tx.send(socket.buffered_amount());
         });
-        let answered = rx
-            .recv_timeout(std::time::Duration::from_millis(300))
-            .is_ok();
+        // Generous, so that a loaded machine cannot fail it: a lock held by the dropping
+        // thread never frees.
+        let answered = rx.recv_timeout(std::time::Duration::from_secs(2)).is_ok();
         let _ = self.2.send(answered);
     }
 }
