@@ -529,11 +529,15 @@ impl State {
                             out.garbage.sockets.push(socket);
                             break;
                         }
-                        inner.outbox_bytes = 0;
                         (socket, std::mem::take(&mut inner.outbox))
                     };
+                    // Each message stays counted (`buffered_amount`, the outbox's limits)
+                    // until the open socket has it.
                     for message in round {
+                        let len = message.len() as u64;
                         let _ = socket.send(message);
+                        let mut inner = lock(&self.inner);
+                        inner.outbox_bytes = inner.outbox_bytes.saturating_sub(len);
                     }
                 }
                 drop(out.garbage);
