@@ -237,9 +237,22 @@ impl Drop for AskingOwner {
         std::thread::spawn(move || {
             let _ = tx.send(socket.buffered_amount());
         });
+        // Generous, so that a loaded machine cannot fail it: a lock held by the dropping
+        // thread never frees.
         let answered = rx.recv_timeout(std::time::Duration::from_secs(2)).is_ok();
         let _ = self.2.send(answered);
     }
+}
+
+/// A reconnecting socket to `url`, once open.
+async fn open_reconnecting(url: &str) -> anyws::ReconnectingWebSocket {
+    let socket = anyws::ReconnectingWebSocket::new(url, anyws::Reconnect::new()).unwrap();
+    let open = crate::common::eventually(std::time::Duration::from_secs(10), || {
+        socket.ready_state() == anyws::ReadyState::Open
+    })
+    .await;
+    assert!(open, "not open within 10 s");
+    socket
 }
 
 /// Review (helper "review-duplex"): `ReconnectingWebSocket::send` calls the open socket's
@@ -250,12 +263,7 @@ impl Drop for AskingOwner {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnecting_send_drops_no_buffer_under_its_lock() {
     let url = format!("{}/echo", crate::common::server().await);
-    let socket = anyws::ReconnectingWebSocket::new(&url, anyws::Reconnect::new()).unwrap();
-    let open = crate::common::eventually(std::time::Duration::from_secs(10), || {
-        socket.ready_state() == anyws::ReadyState::Open
-    })
-    .await;
-    assert!(open);
+    let socket = open_reconnecting(&url).await;
     let (tx, rx) = std::sync::mpsc::channel();
     let owner = AskingOwner(socket.clone(), b"hello".to_vec(), tx);
     socket
@@ -318,34 +326,6 @@ async fn application_buffers_that_pass_the_queue_are_dropped_once_written() {
     );
 }
 
-/// An application buffer whose drop reports whether the reconnecting socket's lock was free
-/// (asked from a helper thread, within 2 s).
-struct Probing(
-    anyws::ReconnectingWebSocket,
-    Vec<u8>,
-    std::sync::mpsc::Sender<bool>,
-);
-
-impl AsRef<[u8]> for Probing {
-    fn as_ref(&self) -> &[u8] {
-        &self.1
-    }
-}
-
-impl Drop for Probing {
-    fn drop(&mut self) {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let socket = self.0.clone();
-        std::thread::spawn(move || {
-            let _ = tx.send(socket.buffered_amount());
-        });
-        // Generous, so that a loaded machine cannot fail it: a lock held by the dropping
-        // thread never frees.
-        let answered = rx.recv_timeout(std::time::Duration::from_secs(2)).is_ok();
-        let _ = self.2.send(answered);
-    }
-}
-
 /// Review (helper "review-duplex2"): a read error fails the connection, but `readyState`
 /// stays OPEN until the failure's close frame is out (up to 2 s when the peer reads
 /// nothing), while the connection's writer, and with it the command queue, is already
@@ -355,13 +335,8 @@ impl Drop for Probing {
 async fn a_reconnecting_send_while_the_connection_fails_drops_no_buffer_under_its_lock() {
     use tokio::io::AsyncWriteExt;
     let peer = crate::common::RawPeer::bind().await;
-    let socket = anyws::ReconnectingWebSocket::new(&peer.url(), anyws::Reconnect::new()).unwrap();
-    let mut tcp = peer.accept("").await;
-    let open = crate::common::eventually(std::time::Duration::from_secs(10), || {
-        socket.ready_state() == anyws::ReadyState::Open
-    })
-    .await;
-    assert!(open);
+    let url = peer.url();
+    let (socket, mut tcp) = tokio::join!(open_reconnecting(&url), peer.accept(""));
     // The peer reads nothing: the socket fills, and the writer waits for room.
     for _ in 0..64 {
         socket.send(vec![0u8; 1 << 20]).unwrap();
@@ -379,7 +354,7 @@ async fn a_reconnecting_send_while_the_connection_fails_drops_no_buffer_under_it
             while socket.ready_state() == anyws::ReadyState::Open
                 && start.elapsed() < std::time::Duration::from_secs(10)
             {
-                let owner = Probing(socket.clone(), b"late".to_vec(), tx.clone());
+                let owner = AskingOwner(socket.clone(), b"late".to_vec(), tx.clone());
                 let _ = socket.send(Message::Binary(bytes::Bytes::from_owner(owner)));
                 sent += 1;
                 std::thread::sleep(std::time::Duration::from_millis(5));
