@@ -18,6 +18,12 @@
 //!   once until it has ([`Duplex::take_flush`]), so a burst of sends costs one flush;
 //! - **`bufferedAmount`**: the frame goes into the meter's list before tungstenite takes it,
 //!   as the writer's do, and the writer settles the list after the flush under the same lock;
+//! - **no application code under a lock**: tungstenite drops a frame's buffer in `send`,
+//!   under this lock and whatever lock the caller holds. Only a buffer nobody else holds
+//!   (`Bytes::is_unique`: one of `bytes`' own, whose drop frees memory) is handed over as it
+//!   is; any other may be the application's (`Bytes::from_owner`), so tungstenite gets a
+//!   second reference and the message is kept for the writer to drop after its flush,
+//!   holding no lock;
 //! - **what never passes**: a message over [`FRAGMENT`] (sent in fragments), any message of a
 //!   connection with permessage-deflate (the compressor is the writer's), of a connection
 //!   without a meter (`wrap`), and everything once the writer has stopped, has started to
