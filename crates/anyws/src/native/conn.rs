@@ -619,8 +619,8 @@ struct Connection<'t, S> {
     core: &'t Core,
     link: &'t Link,
     options: &'t NativeOptions,
+    /// The stream, with where its meter is (`ws.meter`).
     ws: Arc<Duplex<S>>,
-    meter: MeterOf<S>,
     progress: Mutex<Progress>,
     /// The reader or the writer changed `progress`: the supervisor recomputes its deadline.
     changed: Notify,
@@ -647,19 +647,15 @@ where
         core: &'t Core,
         link: &'t Link,
         options: &'t NativeOptions,
-        mut ws: WebSocketStream<S>,
+        ws: WebSocketStream<S>,
         meter: MeterOf<S>,
         compressed: bool,
     ) -> Self {
-        // Messages pass the queue only where the writer would send them as they are, and
-        // where the meter settles `bufferedAmount` (see `duplex`).
-        let passes = !compressed && meter(&mut ws).is_some();
         Connection {
             core,
             link,
             options,
-            ws: Arc::new(Duplex::new(ws, meter, passes)),
-            meter,
+            ws: Arc::new(Duplex::new(ws, meter, compressed)),
             progress: Mutex::new(Progress::default()),
             changed: Notify::new(),
             ping_wanted: Notify::new(),
@@ -791,12 +787,12 @@ where
 
     /// The latest of `since` and the last sign that the peer reads what we write.
     fn last_progress(&self, since: Instant) -> Instant {
-        let progress = (self.meter)(&mut self.ws.lock()).and_then(|m| m.progress_at());
+        let progress = (self.ws.meter)(&mut self.ws.lock()).and_then(|m| m.progress_at());
         progress.map_or(since, |p| p.max(since))
     }
 
     fn blocked_since(&self) -> Option<Instant> {
-        (self.meter)(&mut self.ws.lock()).and_then(|m| m.blocked_since())
+        (self.ws.meter)(&mut self.ws.lock()).and_then(|m| m.blocked_since())
     }
 
     /// When the peer was last heard from: a frame read, bytes it read, or the application
@@ -805,7 +801,7 @@ where
         let mut heard = self.liveness.last_heard();
         for t in [
             p.resumed,
-            (self.meter)(&mut self.ws.lock()).and_then(|m| m.progress_at()),
+            (self.ws.meter)(&mut self.ws.lock()).and_then(|m| m.progress_at()),
         ]
         .into_iter()
         .flatten()
@@ -1058,7 +1054,7 @@ where
                         if busiest <= TRIM_CALM {
                             trim = None;
                             rx.trim(&mut queued);
-                            if let Some(meter) = (self.meter)(&mut self.ws.lock()) {
+                            if let Some(meter) = (self.ws.meter)(&mut self.ws.lock()) {
                                 meter.trim();
                             }
                         } else if let Some(timer) = trim.as_mut() {
@@ -1086,7 +1082,7 @@ where
                 loop {
                     poll_fn(|cx| {
                         let ws = &mut self.ws.lock();
-                        batch.poll_write(ws, self.meter, &mut deflater, &mut queued, cx)
+                        batch.poll_write(ws, self.ws.meter, &mut deflater, &mut queued, cx)
                     })
                     .await?;
                     if batch.closing {
@@ -1165,7 +1161,7 @@ where
             let mut batch = Batch::default();
             poll_fn(|cx| {
                 let ws = &mut self.ws.lock();
-                batch.poll_write(ws, self.meter, deflater, queued, cx)
+                batch.poll_write(ws, self.ws.meter, deflater, queued, cx)
             })
             .await?;
             self.flush(batch.bytes).await?;
@@ -1189,7 +1185,7 @@ where
                 return Poll::Ready(Err(e));
             }
             spent = ws.take_spent();
-            Poll::Ready(Ok(match (self.meter)(&mut ws) {
+            Poll::Ready(Ok(match (self.ws.meter)(&mut ws) {
                 Some(meter) => {
                     meter.flushed();
                     meter.holds_burst()
@@ -1219,7 +1215,7 @@ where
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Ready(Ok(())) => {
-                        if let Some(meter) = (self.meter)(&mut ws) {
+                        if let Some(meter) = (self.ws.meter)(&mut ws) {
                             meter.control(f.len() as u64);
                         }
                         ws.start_send_unpin(f)?

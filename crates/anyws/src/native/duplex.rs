@@ -70,7 +70,8 @@ pub(crate) trait Pass: Send + Sync {
 /// The stream and what a direct send needs with it.
 pub(crate) struct Duplex<S> {
     state: Mutex<State<S>>,
-    meter: MeterOf<S>,
+    /// Where the stream's meter is.
+    pub(crate) meter: MeterOf<S>,
     /// A handle left frames in tungstenite's buffer that the task has not flushed yet.
     flush_wanted: AtomicBool,
 }
@@ -121,8 +122,11 @@ impl<S> Locked<'_, S> {
 }
 
 impl<S> Duplex<S> {
-    /// `passes`: whether handles may send directly (a metered stream, no compressor).
-    pub(crate) fn new(ws: WebSocketStream<S>, meter: MeterOf<S>, passes: bool) -> Self {
+    /// `compressed`: permessage-deflate was agreed. Messages pass the queue only where the
+    /// writer would send them as they are (no compressor) and where the meter settles
+    /// `bufferedAmount` (a metered stream).
+    pub(crate) fn new(mut ws: WebSocketStream<S>, meter: MeterOf<S>, compressed: bool) -> Self {
+        let passes = !compressed && meter(&mut ws).is_some();
         Duplex {
             state: Mutex::new(State {
                 ws: Some(ws),
