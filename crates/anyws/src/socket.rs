@@ -1,7 +1,7 @@
 //! The public [`WebSocket`] handle, the same on every target.
 
 use crate::backend;
-use crate::core::Core;
+use crate::core::{Core, Lent};
 use crate::error::{Error, ErrorKind};
 use crate::event::{
     BinaryType, CloseEvent, ErrorEvent, Event, EventKind, Message, MessageEvent, ReadyState,
@@ -150,6 +150,8 @@ impl Drop for Handle {
 pub struct WebSocket {
     handle: Shared<Handle>,
     wait: <backend::Transport as Backend>::WritableWait,
+    /// Messages this handle's `Stream` took from the queue ahead (see `core::Lent`).
+    lent: Lent,
 }
 
 impl Clone for WebSocket {
@@ -157,7 +159,16 @@ impl Clone for WebSocket {
         WebSocket {
             handle: self.handle.clone(),
             wait: Default::default(),
+            lent: Lent::default(),
         }
+    }
+}
+
+/// What this handle's `Stream` took ahead and did not yield goes back to the queue, for its
+/// clones (before the handle itself goes, which may abandon the queue).
+impl Drop for WebSocket {
+    fn drop(&mut self) {
+        self.handle.core.give_back(&mut self.lent);
     }
 }
 
@@ -184,6 +195,7 @@ impl WeakWebSocket {
         self.0.upgrade().map(|handle| WebSocket {
             handle,
             wait: Default::default(),
+            lent: Lent::default(),
         })
     }
 }
@@ -327,11 +339,22 @@ impl WebSocket {
         WebSocket {
             handle: Shared::new(handle),
             wait: Default::default(),
+            lent: Lent::default(),
         }
     }
 
     pub(crate) fn core(&self) -> &Core {
         &self.handle.core
+    }
+
+    /// Payload bytes and messages waiting for the `Stream` face, less what this handle has
+    /// yielded and not settled yet (see `core::Lent`).
+    pub(crate) fn queued(&self) -> (usize, usize) {
+        let (messages, bytes) = self.lent.unsettled();
+        (
+            self.handle.core.queued_bytes().saturating_sub(bytes),
+            self.handle.core.queued_messages().saturating_sub(messages),
+        )
     }
 
     /// The backend's part of this socket (native-only methods reach it from `native/ext.rs`).
@@ -658,14 +681,15 @@ impl Future for Closed {
 impl futures_core::Stream for WebSocket {
     type Item = Result<Message, Error>;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.handle.transport.probe_polled();
-        self.handle.core.poll_next(cx)
+        let this = self.get_mut();
+        this.handle.transport.probe_polled();
+        this.handle.core.poll_next(cx, &mut this.lent)
     }
 }
 
 impl futures_core::FusedStream for WebSocket {
     fn is_terminated(&self) -> bool {
-        self.handle.core.stream_terminated()
+        self.handle.core.stream_terminated(&self.lent)
     }
 }
 

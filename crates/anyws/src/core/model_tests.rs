@@ -163,9 +163,13 @@ fn app<T: 'static>(ws: &Ws, f: impl FnOnce(&Core) -> T + 'static) -> thread::Joi
     thread::spawn(move || f(&ws.0))
 }
 
-/// Drives `core.poll_next` to its next item on this loom thread.
+/// Drives `core.poll_next` to its next item on this loom thread, as a `Stream` handle that is
+/// then dropped (what it took ahead goes back to the queue).
 fn next(core: &Core) -> Option<Result<Message, crate::Error>> {
-    block_on(poll_fn(|cx| core.poll_next(cx)))
+    let mut lent = Lent::default();
+    let next = block_on(poll_fn(|cx| core.poll_next(cx, &mut lent)));
+    core.give_back(&mut lent);
+    next
 }
 
 // ----- 1. handler swap ---------------------------------------------------------------------
@@ -300,7 +304,7 @@ fn model_two_stream_readers_abnormal_close() {
         let got = readers.map(|r| r.join().unwrap());
         assert_eq!(got.iter().filter(|r| matches!(r, Some(Err(_)))).count(), 1);
         assert_eq!(got.iter().filter(|r| r.is_none()).count(), 1);
-        assert!(ws.0.stream_terminated());
+        assert!(ws.0.stream_terminated(&Lent::default()));
     });
 }
 
