@@ -241,6 +241,88 @@ async fn tiny_messages_that_trickle_into_the_queue_do_not_pin_a_chunk_each() {
     );
 }
 
+/// A few tiny messages between control frames must not each hold a slice of tungstenite's
+/// read buffer: the buffer (8 KiB) would stay alive for them while the receive queue charges
+/// them 65 bytes each, so a peer that pads its messages with pings could make a socket whose
+/// stream is not read hold 30 times its high-water mark. Runs of data messages charged less
+/// than the buffer are copied out (`Connection::read`); handing them on as slices measured
+/// about 2,300 bytes of heap per message here.
+#[tokio::test]
+async fn tiny_messages_between_pings_do_not_hold_a_read_buffer_each() {
+    let _serial = SERIAL.lock().await;
+    const ROUNDS: usize = 100;
+    const EACH: usize = 4;
+    let url = server(|n| match n {
+        0 => frame(1, b"pong"),
+        1 => {
+            let mut rounds = Vec::new();
+            for _ in 0..ROUNDS {
+                for _ in 0..EACH {
+                    rounds.extend(frame(1, b"x"));
+                }
+                // 8 KiB of pings: the next messages land in another buffer.
+                for _ in 0..64 {
+                    rounds.extend(frame(9, &[0; 125]));
+                }
+            }
+            rounds
+        }
+        _ => Vec::new(),
+    })
+    .await;
+    let mut ws = WebSocket::new(&url).unwrap();
+    ws.opened().await.unwrap();
+    // The stream is read (so messages are queued for it), and every buffer exists.
+    ws.send("ping").unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _listener = ws.add_event_listener(anyws::EventKind::Message, move |_: &anyws::Event| {
+        let _ = tx.send(());
+    });
+    let before = live();
+    ws.send("go").unwrap();
+    for _ in 0..ROUNDS * EACH {
+        rx.recv().await.unwrap();
+    }
+    assert_eq!(anyws::diagnostics::queued_messages(&ws), ROUNDS * EACH);
+    let per_message = (live() - before) / (ROUNDS * EACH) as isize;
+    eprintln!("{per_message} bytes of heap per queued 1-byte message between pings");
+    assert!(
+        per_message < 1 << 10,
+        "each queued 1-byte message holds {per_message} bytes"
+    );
+}
+
+/// A flood of small messages reaches the `Stream` as slices of tungstenite's read buffer, with
+/// no copy: each payload sits right after its frame's 2-byte header, where the peer's bytes
+/// were read. (Copied, they would sit one after another in a chunk of their own.)
+#[tokio::test]
+async fn a_flood_of_small_messages_is_delivered_without_a_copy() {
+    let _serial = SERIAL.lock().await;
+    const COUNT: usize = 1000;
+    let url = server(|n| match n {
+        0 => (0..COUNT).flat_map(|i| frame(2, &[i as u8; 64])).collect(),
+        _ => Vec::new(),
+    })
+    .await;
+    let mut ws = WebSocket::new(&url).unwrap();
+    ws.opened().await.unwrap();
+    ws.send("go").unwrap();
+    let mut got = Vec::with_capacity(COUNT);
+    for i in 0..COUNT {
+        let m = ws.next().await.unwrap().unwrap();
+        assert_eq!(m.as_bytes(), &[i as u8; 64][..], "message {i}");
+        got.push(m.into_bytes());
+    }
+    // Neighbours 66 bytes apart (header and payload), in runs as long as a read.
+    let sliced = got
+        .windows(2)
+        .filter(|w| w[0].as_ptr().wrapping_add(66) == w[1].as_ptr())
+        .count();
+    eprintln!("{sliced} of {} neighbours are 66 bytes apart", COUNT - 1);
+    assert!(sliced > COUNT / 2, "only {sliced} neighbours are slices of one read");
+}
+
 /// Reports what a connection kept (`kept` bytes of live heap more than when it was idle)
 /// after `what`, and fails the test if that is over `bound`.
 fn kept_at_most(kept: isize, bound: isize, what: std::fmt::Arguments<'_>) {

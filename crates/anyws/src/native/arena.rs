@@ -16,6 +16,7 @@
 //! that arrive one at a time never start a chunk, and the reader lets go of a chunk no
 //! message holds when it waits for the network (an idle connection keeps none).
 
+use crate::event::{Message, Text};
 use bytes::{Bytes, BytesMut};
 
 /// Payloads this long or longer are tungstenite's buffer as it is, with no copy.
@@ -56,6 +57,18 @@ impl Arena {
             }
             self.free.extend_from_slice(&payload);
             self.free.split().freeze()
+        }
+    }
+
+    /// [`take`](Self::take) for a message already made of tungstenite's buffer.
+    pub(crate) fn copy_out(&mut self, message: &mut Message, lone: bool) {
+        match message {
+            Message::Binary(b) => *b = self.take(std::mem::take(b), lone),
+            Message::Text(t) => {
+                let bytes = std::mem::take(t).into_bytes();
+                // SAFETY: the same bytes, copied: still UTF-8.
+                *t = unsafe { Text::from_utf8_unchecked(self.take(bytes, lone)) };
+            }
         }
     }
 
