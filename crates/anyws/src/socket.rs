@@ -674,6 +674,11 @@ impl Future for Closed {
 /// Reading it is what lets the native backend read more when the queue is above
 /// [`Options::receive_high_water_mark`].
 ///
+/// Clones share one queue: each message goes to one of the handles that read it. A handle
+/// takes up to 32 waiting messages at once and yields them one by one; they stay counted
+/// against the high-water mark and by [`diagnostics`](crate::diagnostics) until it has, and a
+/// handle dropped before yielding them all gives the rest back to its clones, in order.
+///
 /// The stream is a [`FusedStream`](futures_core::FusedStream): once it has ended,
 /// `futures::select!` skips `ws.next()` instead of polling it to `None`. A `select!` loop that
 /// must notice the end should also select on [`closed()`](WebSocket::closed), after the

@@ -371,6 +371,61 @@ fn model_reader_woken_by_stream_pop() {
     });
 }
 
+/// One message's charge against the high-water mark (payload and overhead) for `text("m")`.
+const ONE: usize = 1 + MESSAGE_OVERHEAD;
+
+/// A `Stream` handle takes messages ahead (`Lent`) and yields them without the lock; the
+/// queue settles what it yielded only when it asks for more. The backend's reader, paused
+/// with three messages over a mark of one, must still be woken by that ask: the handle gets
+/// all three, in order, then the end.
+#[test]
+fn model_reader_woken_once_lent_messages_are_settled() {
+    check(|| {
+        let ws = open_socket(ONE);
+        let core = &ws.0;
+        let reading = app(&ws, |core| {
+            let mut lent = Lent::default();
+            let mut got = Vec::new();
+            while let Some(m) = block_on(poll_fn(|cx| core.poll_next(cx, &mut lent))) {
+                got.push(m.unwrap());
+            }
+            core.give_back(&mut lent);
+            got
+        });
+        let mut batch = vec![text("a"), text("b"), text("c")];
+        if !core.fire_messages(&mut batch) {
+            block_on(poll_fn(|cx| core.poll_room(cx)));
+        }
+        core.fire_close(clean(), None);
+        assert_eq!(reading.join().unwrap(), [text("a"), text("b"), text("c")]);
+    });
+}
+
+/// A handle dropped with messages taken ahead gives them back in front of the queue, while
+/// the backend may still be queueing more: another reader gets them after the first
+/// handle's, in order, once each.
+#[test]
+fn model_lent_messages_given_back_keep_their_order() {
+    check(|| {
+        let ws = open_socket(HWM);
+        let core = &ws.0;
+        let first = app(&ws, next);
+        core.fire_message(text("a"));
+        core.fire_message(text("b"));
+        core.fire_message(text("c"));
+        core.fire_close(clean(), None);
+        let first = first.join().unwrap().unwrap().unwrap();
+        let mut lent = Lent::default();
+        let mut rest = Vec::new();
+        while let Some(m) = block_on(poll_fn(|cx| core.poll_next(cx, &mut lent))) {
+            rest.push(m.unwrap());
+        }
+        rest.insert(0, first);
+        assert_eq!(rest, [text("a"), text("b"), text("c")]);
+        assert_eq!(core.queued_messages(), 0);
+    });
+}
+
 #[test]
 fn model_reader_woken_by_begin_closing() {
     reader_waits_while(|core| {

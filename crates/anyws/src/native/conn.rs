@@ -370,7 +370,10 @@ where
 {
     if leftover.is_empty() {
         let size = config.as_ref().map(|c| c.read_buffer_size);
-        (WebSocketStream::from_raw_socket(stream, role, config).await, size)
+        (
+            WebSocketStream::from_raw_socket(stream, role, config).await,
+            size,
+        )
     } else {
         let ws = WebSocketStream::from_partially_read(stream, leftover, role, config).await;
         (ws, None)
