@@ -204,9 +204,6 @@ struct Received {
     /// The most messages queued at once since the reader last asked to trim (see
     /// [`Core::trim_received`]).
     peak: usize,
-    /// Messages `Stream` handles took out of `items` ahead ([`Lent`]) and have not settled:
-    /// `bytes` and `cost` still count them.
-    lent: usize,
 }
 
 impl Received {
@@ -224,35 +221,6 @@ impl Received {
         if self.items.is_empty() {
             self.items.shrink_to(KEEP_RECEIVED);
         }
-    }
-}
-
-/// The most messages a `Stream` handle takes from the queue under one lock (see [`Lent`]).
-const LEND_MESSAGES: usize = 32;
-
-/// A `Stream` handle takes more messages ahead only while their payloads add up to at most
-/// this (the first is always taken, whatever its size).
-const LEND_BYTES: usize = 16 << 10;
-
-/// Messages a `Stream` handle took from the queue ahead, in one go under the core's lock, so
-/// that it yields them without taking the lock again (a lock per message was a fifth of the
-/// native receive path). The queue keeps counting them (`bytes`, `cost`, the high-water mark,
-/// `diagnostics::queued_messages`) until the handle comes back for more and settles what it
-/// yielded meanwhile, so backpressure is as if they had never left; a handle that is dropped
-/// gives back what it did not yield, at the front of the queue, for its clones.
-#[derive(Default)]
-pub(crate) struct Lent {
-    items: VecDeque<Message>,
-    /// Yielded since the last settlement: messages, and their payload bytes.
-    yielded: usize,
-    yielded_bytes: usize,
-}
-
-impl Lent {
-    /// Messages yielded and not settled yet, and their payload bytes: the queue still counts
-    /// them (see [`Core::queued_messages`]).
-    pub(crate) fn unsettled(&self) -> (usize, usize) {
-        (self.yielded, self.yielded_bytes)
     }
 }
 
@@ -766,46 +734,22 @@ impl Core {
         }
     }
 
-    /// The `Stream` face: the next message, from what the handle took ahead (`lent`) or, under
-    /// the lock, from the queue, taking up to [`LEND_MESSAGES`] more ahead (see [`Lent`]).
-    pub(crate) fn poll_next(
-        &self,
-        cx: &mut Context<'_>,
-        lent: &mut Lent,
-    ) -> Poll<Option<Result<Message, Error>>> {
-        if let Some(msg) = lent.items.pop_front() {
-            lent.yielded += 1;
-            lent.yielded_bytes += msg.len();
-            return Poll::Ready(Some(Ok(msg)));
-        }
+    pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         let mut inner = lock(&self.inner);
         inner.received.polled = true;
-        let had_room = self.room_in(&inner);
-        Self::settle(&mut inner.received, lent);
-        let next = inner.received.items.pop_front();
-        if let Some(msg) = &next {
+        if let Some(msg) = inner.received.items.pop_front() {
+            let had_room = self.room_in(&inner);
             let r = &mut inner.received;
             r.bytes -= msg.len();
             r.cost -= msg.len() + MESSAGE_OVERHEAD;
-            let mut budget = LEND_BYTES;
-            while lent.items.len() + 1 < LEND_MESSAGES {
-                match r.items.front() {
-                    Some(ahead) if ahead.len() <= budget => budget -= ahead.len(),
-                    _ => break,
-                }
-                lent.items.extend(r.items.pop_front());
-            }
-            r.lent += lent.items.len();
             if self.reader_ended.load(Ordering::Relaxed) {
                 r.trim_if_read();
             }
-        }
-        if !had_room && self.room_in(&inner) {
-            if let Some(w) = inner.reader_waker.take() {
-                w.wake();
+            if !had_room && self.room_in(&inner) {
+                if let Some(w) = inner.reader_waker.take() {
+                    w.wake();
+                }
             }
-        }
-        if let Some(msg) = next {
             return Poll::Ready(Some(Ok(msg)));
         }
         let failure = inner.failure.clone();
@@ -833,52 +777,6 @@ impl Core {
                 Poll::Pending
             }
         }
-    }
-
-    /// The queue stops counting what `lent` yielded since it was last settled.
-    fn settle(r: &mut Received, lent: &mut Lent) {
-        // An abandoned queue counts nothing any more (no handle can be left to settle with
-        // it; this keeps the counts right regardless).
-        if r.abandoned {
-            lent.yielded = 0;
-            lent.yielded_bytes = 0;
-        } else if lent.yielded > 0 {
-            r.bytes -= lent.yielded_bytes;
-            r.cost -= lent.yielded_bytes + lent.yielded * MESSAGE_OVERHEAD;
-            r.lent -= lent.yielded;
-            lent.yielded = 0;
-            lent.yielded_bytes = 0;
-        }
-    }
-
-    /// A `Stream` handle is dropped: what it yielded is settled, and what it took ahead and did
-    /// not yield goes back to the front of the queue, in order, for its clones.
-    pub(crate) fn give_back(&self, lent: &mut Lent) {
-        if lent.yielded == 0 && lent.items.is_empty() {
-            return;
-        }
-        let mut items = std::mem::take(&mut lent.items);
-        let wakers = {
-            let mut inner = lock(&self.inner);
-            let had_room = self.room_in(&inner);
-            let r = &mut inner.received;
-            Self::settle(r, lent);
-            let mut wakers = Vec::new();
-            if !items.is_empty() && !r.abandoned {
-                r.lent -= items.len();
-                while let Some(msg) = items.pop_back() {
-                    r.items.push_front(msg);
-                }
-                wakers = std::mem::take(&mut inner.stream_wakers);
-            }
-            if !had_room && self.room_in(&inner) {
-                wakers.extend(inner.reader_waker.take());
-            }
-            wakers
-        };
-        // Nothing is left here unless the queue was abandoned: dropped unlocked.
-        drop(items);
-        wakers.into_iter().for_each(Waker::wake);
     }
 
     /// Queue messages for the `Stream` face from now on, as if it had been polled: a
@@ -946,17 +844,11 @@ impl Core {
         lock(&self.inner).received.bytes
     }
 
-    /// Messages waiting for the `Stream` face: queued, or taken ahead by a handle (yielded
-    /// ones included until the handle settles them, see [`Lent`]).
     pub(crate) fn queued_messages(&self) -> usize {
-        let inner = lock(&self.inner);
-        inner.received.items.len() + inner.received.lent
+        lock(&self.inner).received.items.len()
     }
 
-    pub(crate) fn stream_terminated(&self, lent: &Lent) -> bool {
-        if !lent.items.is_empty() {
-            return false;
-        }
+    pub(crate) fn stream_terminated(&self) -> bool {
         let inner = lock(&self.inner);
         inner.received.items.is_empty()
             && match &inner.life {
@@ -979,7 +871,6 @@ impl Core {
             r.items = VecDeque::new();
             r.bytes = 0;
             r.cost = 0;
-            r.lent = 0;
         }
         self.wake_reader();
         self.wake_caught_up();
@@ -1116,8 +1007,7 @@ mod caught_up_tests {
         let core = open_core();
         let app_waker = Waker::from(Arc::new(Flag::default()));
         let mut app_cx = Context::from_waker(&app_waker);
-        let mut lent = Lent::default();
-        let mut read_all = |cx: &mut Context<'_>| while core.poll_next(cx, &mut lent).is_ready() {};
+        let read_all = |cx: &mut Context<'_>| while core.poll_next(cx).is_ready() {};
         let capacity = || lock(&core.inner).received.items.capacity();
         read_all(&mut app_cx);
         let burst = |n: usize| {
@@ -1152,13 +1042,12 @@ mod caught_up_tests {
         let app_waker = Waker::from(app.clone());
         let backend_waker = Waker::from(backend.clone());
         let mut app_cx = Context::from_waker(&app_waker);
-        let mut lent = Lent::default();
         let mut backend_cx = Context::from_waker(&backend_waker);
         assert!(
             core.poll_caught_up(&mut backend_cx).is_ready(),
             "nothing delivered"
         );
-        assert!(core.poll_next(&mut app_cx, &mut lent).is_pending());
+        assert!(core.poll_next(&mut app_cx).is_pending());
         core.fire_message(Message::Text("a".into()));
         core.fire_message(Message::Text("b".into()));
         assert!(
@@ -1166,11 +1055,11 @@ mod caught_up_tests {
             "two messages wait"
         );
         assert!(matches!(
-            core.poll_next(&mut app_cx, &mut lent),
+            core.poll_next(&mut app_cx),
             Poll::Ready(Some(Ok(_)))
         ));
         assert!(matches!(
-            core.poll_next(&mut app_cx, &mut lent),
+            core.poll_next(&mut app_cx),
             Poll::Ready(Some(Ok(_)))
         ));
         assert!(
@@ -1178,7 +1067,7 @@ mod caught_up_tests {
             "taken, but the application has not asked for more: it may still answer"
         );
         assert!(!backend.0.load(Ordering::SeqCst));
-        assert!(core.poll_next(&mut app_cx, &mut lent).is_pending());
+        assert!(core.poll_next(&mut app_cx).is_pending());
         assert!(
             backend.0.load(Ordering::SeqCst),
             "asking for more wakes the backend"
@@ -1194,7 +1083,7 @@ mod caught_up_tests {
             let core = open_core();
             let app_waker = Waker::from(Arc::new(Flag::default()));
             assert!(core
-                .poll_next(&mut Context::from_waker(&app_waker), &mut Lent::default())
+                .poll_next(&mut Context::from_waker(&app_waker))
                 .is_pending());
             core.fire_message(Message::Text("unread".into()));
             let backend = Arc::new(Flag::default());

@@ -282,7 +282,7 @@ pub mod diagnostics {
     /// `WebSocketStream` (Chromium, opted in: `anyws::web`); on the browser's `WebSocket` it
     /// is not bounded.
     pub fn queued_bytes(ws: &crate::WebSocket) -> usize {
-        ws.queued().0
+        ws.core().queued_bytes()
     }
 
     /// Messages received on `ws` and waiting to be read from its
@@ -291,7 +291,7 @@ pub mod diagnostics {
     /// [`Options::receive_high_water_mark`](crate::Options::receive_high_water_mark), so
     /// this stays at most `mark / 64 + 1` even for empty messages.
     pub fn queued_messages(ws: &crate::WebSocket) -> usize {
-        ws.queued().1
+        ws.core().queued_messages()
     }
 
     /// How many [`ReconnectingWebSocket`](crate::ReconnectingWebSocket)s are alive: each

@@ -1,7 +1,7 @@
 //! The public [`WebSocket`] handle, the same on every target.
 
 use crate::backend;
-use crate::core::{Core, Lent};
+use crate::core::Core;
 use crate::error::{Error, ErrorKind};
 use crate::event::{
     BinaryType, CloseEvent, ErrorEvent, Event, EventKind, Message, MessageEvent, ReadyState,
@@ -150,8 +150,6 @@ impl Drop for Handle {
 pub struct WebSocket {
     handle: Shared<Handle>,
     wait: <backend::Transport as Backend>::WritableWait,
-    /// Messages this handle's `Stream` took from the queue ahead (see `core::Lent`).
-    lent: Lent,
 }
 
 impl Clone for WebSocket {
@@ -159,16 +157,7 @@ impl Clone for WebSocket {
         WebSocket {
             handle: self.handle.clone(),
             wait: Default::default(),
-            lent: Lent::default(),
         }
-    }
-}
-
-/// What this handle's `Stream` took ahead and did not yield goes back to the queue, for its
-/// clones (before the handle itself goes, which may abandon the queue).
-impl Drop for WebSocket {
-    fn drop(&mut self) {
-        self.handle.core.give_back(&mut self.lent);
     }
 }
 
@@ -195,7 +184,6 @@ impl WeakWebSocket {
         self.0.upgrade().map(|handle| WebSocket {
             handle,
             wait: Default::default(),
-            lent: Lent::default(),
         })
     }
 }
@@ -339,22 +327,11 @@ impl WebSocket {
         WebSocket {
             handle: Shared::new(handle),
             wait: Default::default(),
-            lent: Lent::default(),
         }
     }
 
     pub(crate) fn core(&self) -> &Core {
         &self.handle.core
-    }
-
-    /// Payload bytes and messages waiting for the `Stream` face, less what this handle has
-    /// yielded and not settled yet (see `core::Lent`).
-    pub(crate) fn queued(&self) -> (usize, usize) {
-        let (messages, bytes) = self.lent.unsettled();
-        (
-            self.handle.core.queued_bytes().saturating_sub(bytes),
-            self.handle.core.queued_messages().saturating_sub(messages),
-        )
     }
 
     /// The backend's part of this socket (native-only methods reach it from `native/ext.rs`).
@@ -674,11 +651,6 @@ impl Future for Closed {
 /// Reading it is what lets the native backend read more when the queue is above
 /// [`Options::receive_high_water_mark`].
 ///
-/// Clones share one queue: each message goes to one of the handles that read it. A handle
-/// takes up to 32 waiting messages at once and yields them one by one; they stay counted
-/// against the high-water mark and by [`diagnostics`](crate::diagnostics) until it has, and a
-/// handle dropped before yielding them all gives the rest back to its clones, in order.
-///
 /// The stream is a [`FusedStream`](futures_core::FusedStream): once it has ended,
 /// `futures::select!` skips `ws.next()` instead of polling it to `None`. A `select!` loop that
 /// must notice the end should also select on [`closed()`](WebSocket::closed), after the
@@ -686,15 +658,14 @@ impl Future for Closed {
 impl futures_core::Stream for WebSocket {
     type Item = Result<Message, Error>;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        this.handle.transport.probe_polled();
-        this.handle.core.poll_next(cx, &mut this.lent)
+        self.handle.transport.probe_polled();
+        self.handle.core.poll_next(cx)
     }
 }
 
 impl futures_core::FusedStream for WebSocket {
     fn is_terminated(&self) -> bool {
-        self.handle.core.stream_terminated(&self.lent)
+        self.handle.core.stream_terminated()
     }
 }
 

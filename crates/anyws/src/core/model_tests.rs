@@ -163,13 +163,9 @@ fn app<T: 'static>(ws: &Ws, f: impl FnOnce(&Core) -> T + 'static) -> thread::Joi
     thread::spawn(move || f(&ws.0))
 }
 
-/// Drives `core.poll_next` to its next item on this loom thread, as a `Stream` handle that is
-/// then dropped (what it took ahead goes back to the queue).
+/// Drives `core.poll_next` to its next item on this loom thread.
 fn next(core: &Core) -> Option<Result<Message, crate::Error>> {
-    let mut lent = Lent::default();
-    let next = block_on(poll_fn(|cx| core.poll_next(cx, &mut lent)));
-    core.give_back(&mut lent);
-    next
+    block_on(poll_fn(|cx| core.poll_next(cx)))
 }
 
 // ----- 1. handler swap ---------------------------------------------------------------------
@@ -304,7 +300,7 @@ fn model_two_stream_readers_abnormal_close() {
         let got = readers.map(|r| r.join().unwrap());
         assert_eq!(got.iter().filter(|r| matches!(r, Some(Err(_)))).count(), 1);
         assert_eq!(got.iter().filter(|r| r.is_none()).count(), 1);
-        assert!(ws.0.stream_terminated(&Lent::default()));
+        assert!(ws.0.stream_terminated());
     });
 }
 
@@ -368,61 +364,6 @@ fn reader_waits_while(act: fn(&Core)) {
 fn model_reader_woken_by_stream_pop() {
     reader_waits_while(|core| {
         assert_eq!(next(core).unwrap().unwrap(), text("m"));
-    });
-}
-
-/// One message's charge against the high-water mark (payload and overhead) for `text("m")`.
-const ONE: usize = 1 + MESSAGE_OVERHEAD;
-
-/// A `Stream` handle takes messages ahead (`Lent`) and yields them without the lock; the
-/// queue settles what it yielded only when it asks for more. The backend's reader, paused
-/// with three messages over a mark of one, must still be woken by that ask: the handle gets
-/// all three, in order, then the end.
-#[test]
-fn model_reader_woken_once_lent_messages_are_settled() {
-    check(|| {
-        let ws = open_socket(ONE);
-        let core = &ws.0;
-        let reading = app(&ws, |core| {
-            let mut lent = Lent::default();
-            let mut got = Vec::new();
-            while let Some(m) = block_on(poll_fn(|cx| core.poll_next(cx, &mut lent))) {
-                got.push(m.unwrap());
-            }
-            core.give_back(&mut lent);
-            got
-        });
-        let mut batch = vec![text("a"), text("b"), text("c")];
-        if !core.fire_messages(&mut batch) {
-            block_on(poll_fn(|cx| core.poll_room(cx)));
-        }
-        core.fire_close(clean(), None);
-        assert_eq!(reading.join().unwrap(), [text("a"), text("b"), text("c")]);
-    });
-}
-
-/// A handle dropped with messages taken ahead gives them back in front of the queue, while
-/// the backend may still be queueing more: another reader gets them after the first
-/// handle's, in order, once each.
-#[test]
-fn model_lent_messages_given_back_keep_their_order() {
-    check(|| {
-        let ws = open_socket(HWM);
-        let core = &ws.0;
-        let first = app(&ws, next);
-        core.fire_message(text("a"));
-        core.fire_message(text("b"));
-        core.fire_message(text("c"));
-        core.fire_close(clean(), None);
-        let first = first.join().unwrap().unwrap().unwrap();
-        let mut lent = Lent::default();
-        let mut rest = Vec::new();
-        while let Some(m) = block_on(poll_fn(|cx| core.poll_next(cx, &mut lent))) {
-            rest.push(m.unwrap());
-        }
-        rest.insert(0, first);
-        assert_eq!(rest, [text("a"), text("b"), text("c")]);
-        assert_eq!(core.queued_messages(), 0);
     });
 }
 

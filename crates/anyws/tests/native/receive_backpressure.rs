@@ -45,34 +45,3 @@ async fn a_slow_stream_reader_bounds_what_is_queued() {
     );
     assert!(ws.next().await.is_none(), "then the clean close");
 }
-
-/// A `Stream` handle takes up to 32 small messages ahead under one lock (`core::Lent`). The
-/// queue keeps counting them until they are yielded, and when the handle is dropped its clones
-/// get what it did not yield, in order: nothing is lost or reordered.
-#[tokio::test]
-async fn a_dropped_stream_handle_gives_its_clones_what_it_took_ahead() {
-    use anyws::diagnostics::queued_messages;
-    let server = anyws_testserver::Server::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("{}/send?count=200&size=8&binary=1", server.url());
-    tokio::spawn(server.run());
-
-    let mut ws = WebSocket::new(&url).unwrap();
-    let mut ahead = ws.clone();
-    // Everything is queued once the close has been read.
-    ws.closed().await;
-    assert_eq!(queued_messages(&ws), 200);
-    for i in 0..2u8 {
-        let msg = ahead.next().await.unwrap().unwrap();
-        assert_eq!(msg, Message::from(vec![i; 8]), "message {i}");
-    }
-    // Taken ahead or not, what is not yielded is still queued.
-    assert_eq!(queued_messages(&ahead), 198);
-    drop(ahead);
-    assert_eq!(queued_messages(&ws), 198);
-    for i in 2..200u32 {
-        let msg = ws.next().await.unwrap().unwrap();
-        assert_eq!(msg, Message::from(vec![i as u8; 8]), "message {i}");
-    }
-    assert!(ws.next().await.is_none(), "then the clean close");
-    assert_eq!(queued_messages(&ws), 0);
-}
