@@ -30,6 +30,7 @@ mod passing;
 mod proxy;
 mod proxy_hardening;
 mod receive_backpressure;
+mod review_n2;
 mod send_backpressure;
 mod server_hardening;
 mod server_policy;
