@@ -771,3 +771,55 @@ async fn an_unread_burst_costs_no_cpu_while_idle() {
     assert_eq!(anyws::diagnostics::queued_messages(&ws), BURST);
     assert!(used <= 10, "{used} ticks (1/100 s) in 3 s idle");
 }
+
+/// review-n2: wire bytes that no message is charged for need not be control frames. An empty
+/// message sent as 1024 empty fragments (2 bytes of wire each, 2 KiB in all) is charged 64
+/// bytes and ends no run, so a run of 64 messages alternating such a message and a 160-byte
+/// one is charged 9 KiB (at least tungstenite's read buffer: delivered as slices) while its 32
+/// small payloads sit 2 KiB apart, four to a read buffer. Measured on 7a1d625: 882,736 bytes
+/// of heap held for 92,160 charged (9.6x), past the 3x `Connection::read` claims; before it
+/// (cde5e26, payloads copied): 105,752 bytes for the same 92,160 (1.15x).
+#[tokio::test]
+async fn messages_between_empty_fragments_do_not_hold_a_read_buffer_each() {
+    let _serial = SERIAL.lock().await;
+    const ROUNDS: usize = 320;
+    const FRAGMENTS: usize = 1024;
+    let url = server(|n| match n {
+        0 => frame(1, b"pong"),
+        1 => {
+            let mut rounds = Vec::new();
+            for _ in 0..ROUNDS {
+                rounds.extend(frame(2, &[5; 160]));
+                // An empty binary message in FRAGMENTS empty frames.
+                rounds.extend([0x02, 0]);
+                for _ in 0..FRAGMENTS - 2 {
+                    rounds.extend([0x00, 0]);
+                }
+                rounds.extend([0x80, 0]);
+            }
+            rounds
+        }
+        _ => Vec::new(),
+    })
+    .await;
+    let mut ws = WebSocket::new(&url).unwrap();
+    ws.opened().await.unwrap();
+    ws.send("ping").unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    let before = live();
+    ws.send("go").unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while anyws::diagnostics::queued_messages(&ws) < 2 * ROUNDS {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("all queued");
+    let charged = anyws::diagnostics::queued_bytes(&ws) + 64 * 2 * ROUNDS;
+    let held = live() - before;
+    eprintln!("{held} bytes of heap for {charged} bytes charged");
+    assert!(
+        held <= 3 * charged as isize,
+        "the queue holds {held} bytes of heap while it charges {charged}"
+    );
+}
