@@ -165,11 +165,9 @@ async fn concurrent_readers_of_a_reconnecting_socket_lose_nothing_at_its_end() {
     let url = format!("{}/send?count={COUNT}&size=8&binary=1", server.url());
     tokio::spawn(server.run());
     for round in 0..200 {
-        let rws = anyws::ReconnectingWebSocket::new(
-            &url,
-            anyws::Reconnect::new().stop_on(vec![1000]),
-        )
-        .unwrap();
+        let rws =
+            anyws::ReconnectingWebSocket::new(&url, anyws::Reconnect::new().stop_on(vec![1000]))
+                .unwrap();
         // Everything is queued and the connection is over before the readers start.
         let mut first = rws.clone();
         first.next().await.unwrap().unwrap();
