@@ -669,29 +669,13 @@ struct Connection<'t, S> {
     shares: Option<usize>,
 }
 
-/// The wire bytes a batch's payloads span in tungstenite's buffer (see [`Connection::read`]).
-#[derive(Default)]
-struct Spanned {
-    bytes: usize,
-    last_end: Option<usize>,
-}
-
-impl Spanned {
-    /// A payload: the gap from the previous one's end, and itself. One that is not a little
-    /// way past the previous one (another buffer, or a fragmented message assembled in its
-    /// own) counts a whole buffer (`size`). A run whose payloads span more than it is charged
-    /// is copied out: review-n2 (messages between messages made of empty fragments, charged
-    /// 64 bytes each for 2 KiB of wire, held 9.6 times what the queue charged).
-    fn add(&mut self, b: &[u8], size: usize) {
-        let start = b.as_ptr() as usize;
-        self.bytes += match self.last_end {
-            // The batch's first payload: the buffer it starts in is the `+ 2` of the bound.
-            None => 0,
-            Some(end) if start >= end && start - end <= size => start - end,
-            Some(_) => size,
-        } + b.len();
-        self.last_end = Some(start + b.len());
-    }
+/// Whether a received payload is a slice of tungstenite's read buffer that one frame brought
+/// (see [`Connection::read`]). One nobody else holds is not (tungstenite holds its current
+/// buffer too): it is a message tungstenite assembled from fragments, in a buffer of its own,
+/// and the fragments' bytes, which nobody keeps, lie in the read buffer between the slices
+/// around it. An empty one may be such a message too (`Bytes::new()`, pointing nowhere).
+fn one_frame_slice(payload: &Bytes) -> bool {
+    !payload.is_empty() && !payload.is_unique()
 }
 
 /// The socket closes with the connection, even while a handle holds the stream's `Duplex`
@@ -725,7 +709,9 @@ where
             ping_wanted: Notify::new(),
             fail_wanted: Notify::new(),
             liveness: Liveness::new(),
-            shares,
+            // Inflated frames reach tungstenite in pieces of up to 64 KiB, so its buffer may
+            // grow to several times its size: a slice could hold far more than it is charged.
+            shares: shares.filter(|_| !compressed),
         }
     }
 
@@ -926,13 +912,19 @@ where
     /// reference count) and keeps memory in proportion when the messages fill the buffer; but
     /// a few small messages kept between bytes that are not (control frames, headers) would
     /// each hold a buffer, far more than the receive queue charges them. So the reader decides
-    /// per run of data messages read together (a batch): a run charged at least the buffer's
-    /// size (payloads plus [`MESSAGE_OVERHEAD`] each, as the queue charges them) is delivered
-    /// as it is; a shorter run, such as messages that arrive one at a time, is copied out
-    /// (`arena.rs`). The buffers a run can hold are those its wire bytes span, at most its
-    /// charge over the buffer's size plus two, so what the queue holds stays within three
-    /// times what it charges, whatever the peer sends. A stream anyws did not set up
-    /// (`wrap`) has its payloads always copied.
+    /// per run of data messages read together (a batch). A run is delivered as it is when it
+    /// is charged at least the buffer's size (payloads plus [`MESSAGE_OVERHEAD`] each, as the
+    /// queue charges them) and each of its messages came in one frame ([`one_frame_slice`]);
+    /// any other run is copied out (`arena.rs`): messages that arrive one at a time, and runs
+    /// with a fragmented message, whose fragments nobody keeps (review-n2: small messages
+    /// between messages of thousands of empty fragments, charged 64 bytes each for kilobytes
+    /// of wire, held 9.6 times what the queue charged). A control frame ends a run. So the
+    /// bytes between a shared run's payloads are its frames' headers, and what it holds is
+    /// its own frames (less than its charge), a copy of the start of a frame where
+    /// tungstenite moved to its next buffer (at most once per buffer), and the rest of the two
+    /// buffers it starts and ends in, which may be bytes nobody keeps. Only streams anyws set
+    /// up without permessage-deflate share (`shares`); a `wrap`ped stream's payloads, and a
+    /// compressed one's, are always copied.
     async fn read(&self) -> End {
         // Whether the queue is below the receive high-water mark.
         let mut room = false;
@@ -940,13 +932,8 @@ where
         let mut batch = Vec::new();
         // What the batch is charged (see above).
         let mut charged = 0;
-        // The wire bytes the batch's payloads span in tungstenite's buffer: the gap from the
-        // previous payload's end, and the payload (review-n2: a message sent as thousands of
-        // empty fragments is charged 64 bytes and ends no run, so the charge alone does not
-        // bound what a run spans). A payload that is not a little way past the previous one
-        // (another buffer, or a fragmented message assembled in its own) counts a buffer.
-        let mut spanned = Spanned::default();
-        let size = self.shares.unwrap_or(0);
+        // Every message of the batch came in one frame (see above).
+        let mut framed = true;
         // Once the reader ends (or is dropped), no message comes any more: the queue gives a
         // burst's slots back once the application has read it.
         let _ended = ReaderEnded(self.core);
@@ -1009,8 +996,9 @@ where
                             budget = budget.saturating_sub(cost);
                             charged += cost;
                             let bytes = if self.shares.is_some() {
-                                spanned.add(t.as_bytes(), size);
-                                t.into()
+                                let bytes = t.into();
+                                framed &= one_frame_slice(&bytes);
+                                bytes
                             } else {
                                 arena.take(t.into(), batch.is_empty())
                             };
@@ -1022,7 +1010,7 @@ where
                             budget = budget.saturating_sub(cost);
                             charged += cost;
                             let bytes = if self.shares.is_some() {
-                                spanned.add(&b, size);
+                                framed &= one_frame_slice(&b);
                                 b
                             } else {
                                 arena.take(b, batch.is_empty())
@@ -1057,13 +1045,13 @@ where
             if waited {
                 self.liveness.heard();
             }
-            if self.shares.is_some_and(|size| charged < size || spanned.bytes > charged) {
+            if self.shares.is_some_and(|size| charged < size || !framed) {
                 for (i, message) in batch.iter_mut().enumerate() {
                     arena.copy_out(message, i == 0);
                 }
             }
             charged = 0;
-            spanned = Spanned::default();
+            framed = true;
             room = batch.is_empty() || self.core.fire_messages(&mut batch);
             let Some(next) = next else { continue };
             match next {
