@@ -823,3 +823,126 @@ async fn messages_between_empty_fragments_do_not_hold_a_read_buffer_each() {
         "the queue holds {held} bytes of heap while it charges {charged}"
     );
 }
+
+/// What a peer writes after the client's second message, for [`held_vs_charged`].
+static PATTERN: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+/// Pong frames (uncharged, and no reply) of about `pad` wire bytes in all.
+fn pongs(pad: usize) -> Vec<u8> {
+    let mut v = Vec::new();
+    let mut left = pad;
+    while left >= 2 {
+        let n = (left - 2).min(125);
+        v.extend(frame(10, &vec![0; n]));
+        left -= n + 2;
+    }
+    v
+}
+
+/// `rounds` times: `pad` bytes of pongs, then binary messages of `sizes`.
+fn padded(rounds: usize, pad: usize, sizes: &[usize]) -> Vec<u8> {
+    let mut pattern = Vec::new();
+    for _ in 0..rounds {
+        pattern.extend(pongs(pad));
+        for &n in sizes {
+            pattern.extend(frame(2, &vec![b'a'; n]));
+        }
+    }
+    pattern
+}
+
+/// A peer writes `pattern` (in one go) to a socket whose stream is not read; once the queue
+/// stops growing: the live heap that costs, and what the receive queue charges for it
+/// (payloads plus 64 bytes a message). `pattern` must fit the receive queue and the
+/// kernel's socket buffers, so that the peer's copy of it is gone.
+async fn held_vs_charged(pattern: Vec<u8>) -> (isize, usize) {
+    *PATTERN.lock().unwrap() = pattern;
+    let url = server(|n| match n {
+        0 => frame(1, b"pong"),
+        1 => PATTERN.lock().unwrap().clone(),
+        _ => Vec::new(),
+    })
+    .await;
+    let mut ws = WebSocket::new(&url).unwrap();
+    ws.opened().await.unwrap();
+    ws.send("ping").unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    let before = live();
+    ws.send("go").unwrap();
+    let mut last = (usize::MAX, 0);
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let now = (
+            anyws::diagnostics::queued_messages(&ws),
+            anyws::diagnostics::queued_bytes(&ws),
+        );
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let charged = last.1 + 64 * last.0;
+    let held = live() - before;
+    eprintln!(
+        "{} messages queued, charged {charged}: {held} bytes of heap ({:.2}x)",
+        last.0,
+        held as f64 / charged as f64
+    );
+    (held, charged)
+}
+
+/// review-n2b: a plain flood of 300-byte messages (no control frames, no fragments) to a
+/// socket whose stream is not read. Measured on d4b254a: 1,916,046 bytes of heap for
+/// 1,048,684 charged (1.83x); on cde5e26 (payloads copied): 1,107,480 (1.06x).
+#[tokio::test]
+async fn a_flood_of_300_byte_messages_holds_about_what_the_queue_charges() {
+    let _serial = SERIAL.lock().await;
+    let (held, charged) = held_vs_charged(padded(3600, 0, &[300])).await;
+    assert!(
+        held <= charged as isize * 14 / 10,
+        "the queue holds {held} bytes of heap while it charges {charged}"
+    );
+}
+
+/// review-n2b: lone 4 KiB messages (runs charged under tungstenite's buffer are copied out,
+/// but payloads of 4 KiB and more are kept as they are, `arena.rs`) each keep the 16 KiB
+/// buffer they were read into, the rest of it pongs. Measured on d4b254a: 1,049,648 bytes
+/// of heap for 266,240 charged (3.94x); on cde5e26: 560,036 (2.10x).
+#[tokio::test]
+async fn lone_4_kib_messages_between_pongs_do_not_hold_a_large_buffer_each() {
+    let _serial = SERIAL.lock().await;
+    let (held, charged) = held_vs_charged(padded(64, 16000, &[4096])).await;
+    assert!(
+        held <= charged as isize * 25 / 10,
+        "the queue holds {held} bytes of heap while it charges {charged}"
+    );
+}
+
+/// review-n2b: shared runs charged just over tungstenite's buffer, each starting at the end
+/// of a buffer of pongs and ending in a new one, pin both. Measured on d4b254a: 1,931,144
+/// bytes of heap for 537,088 charged (3.60x); on cde5e26: 753,188 (1.40x).
+#[tokio::test]
+async fn short_shared_runs_between_pongs_do_not_hold_two_buffers_each() {
+    let _serial = SERIAL.lock().await;
+    let (held, charged) = held_vs_charged(padded(64, 8192, &[100, 100, 8000])).await;
+    assert!(
+        held <= charged as isize * 2,
+        "the queue holds {held} bytes of heap while it charges {charged}"
+    );
+}
+
+/// Exploration: `PROBE_PAD` bytes of pongs, then binary messages of `PROBE_SIZES` (comma
+/// separated), `PROBE_ROUNDS` times (64 by default): prints what the queue holds.
+#[tokio::test]
+#[ignore]
+async fn probe_held_vs_charged() {
+    let _serial = SERIAL.lock().await;
+    let sizes: Vec<usize> = std::env::var("PROBE_SIZES")
+        .expect("PROBE_SIZES")
+        .split(',')
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let pad = std::env::var("PROBE_PAD").map_or(8192, |p| p.parse().unwrap());
+    let rounds = std::env::var("PROBE_ROUNDS").map_or(64, |p| p.parse().unwrap());
+    held_vs_charged(padded(rounds, pad, &sizes)).await;
+}
