@@ -1,19 +1,13 @@
-//! Buffers for received payloads: what a frame's payload becomes when it is the message and
-//! is not handed on as a slice of tungstenite's read buffer.
+//! Buffers for received payloads: what a frame's payload becomes when it is the message.
 //!
-//! tungstenite hands each payload over as a slice of the buffer it reads into, and a slice
-//! keeps the whole buffer alive. The reader hands on runs of messages that fill that buffer
-//! as they are (`Connection::read`); this module is for the others: a few small messages read
-//! together (which would each hold a buffer mostly made of bytes nobody keeps) and every
-//! message of a stream whose tungstenite anyws did not set up (`wrap`: its buffer may have
-//! been made from the handshake's leftover, and then moves into one just large enough for
-//! the next frame while slices of it live, reading the socket once per message: measured,
-//! four times slower on a stream of 64-byte messages).
-//!
-//! A long payload is kept as it is (no copy). A short one is copied out — but not into an
-//! allocation of its own: small payloads are packed one after another into a chunk of
-//! [`CHUNK`] bytes that they share (a slice each, reference-counted), so a burst of small
-//! messages costs one allocation per chunk instead of one per message.
+//! tungstenite hands each payload over as a slice of the buffer it reads into. A long one is
+//! kept as it is (no copy). A short one must not be: while any slice of tungstenite's buffer
+//! is alive, tungstenite cannot reuse its front, and reads into the few bytes left at its end
+//! (a `recv` per message: measured, four times slower on a stream of 64-byte messages). So a
+//! short payload is copied out — but not into an allocation of its own: small payloads are
+//! packed one after another into a chunk of [`CHUNK`] bytes that they share (a slice each,
+//! reference-counted), so a burst of small messages costs one allocation per chunk instead of
+//! one per message.
 //!
 //! What a kept message holds: a slice of at most [`CHUNK`] bytes of memory (its chunk lives
 //! while any message packed into it does). Payloads from [`PACK_UP_TO`] up to [`COPY_BELOW`]
@@ -22,7 +16,6 @@
 //! that arrive one at a time never start a chunk, and the reader lets go of a chunk no
 //! message holds when it waits for the network (an idle connection keeps none).
 
-use crate::event::{Message, Text};
 use bytes::{Bytes, BytesMut};
 
 /// Payloads this long or longer are tungstenite's buffer as it is, with no copy.
@@ -63,18 +56,6 @@ impl Arena {
             }
             self.free.extend_from_slice(&payload);
             self.free.split().freeze()
-        }
-    }
-
-    /// [`take`](Self::take) for a message already made of tungstenite's buffer.
-    pub(crate) fn copy_out(&mut self, message: &mut Message, lone: bool) {
-        match message {
-            Message::Binary(b) => *b = self.take(std::mem::take(b), lone),
-            Message::Text(t) => {
-                let bytes = std::mem::take(t).into_bytes();
-                // SAFETY: the same bytes, copied: still UTF-8.
-                *t = unsafe { Text::from_utf8_unchecked(self.take(bytes, lone)) };
-            }
         }
     }
 

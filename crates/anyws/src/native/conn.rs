@@ -249,7 +249,6 @@ impl Task {
         ws: WebSocketStream<S>,
         meter: MeterOf<S>,
         deflater: Option<Deflater>,
-        shares: Option<usize>,
     ) -> Outcome
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -261,7 +260,7 @@ impl Task {
             link,
         } = self;
         let compressed = deflater.is_some();
-        Connection::new(&core, &link, &options, ws, meter, compressed, shares)
+        Connection::new(&core, &link, &options, ws, meter, compressed)
             .run(rx, deflater)
             .await
     }
@@ -305,7 +304,7 @@ pub(crate) async fn run(task: Task, protocols: Vec<String>) -> Outcome {
     // the connection is open instead of staying part of the task's allocation, which an
     // idle connection keeps for its lifetime.
     match Box::pin(open(task, protocols)).await {
-        Ok((task, ws, deflater, shares)) => task.drive(ws, metered, deflater, shares).await,
+        Ok((task, ws, deflater)) => task.drive(ws, metered, deflater).await,
         Err(outcome) => outcome,
     }
 }
@@ -315,7 +314,6 @@ type Opened = (
     Task,
     WebSocketStream<Inflating<Metered<super::stream::Stream>>>,
     Option<Deflater>,
-    Option<usize>,
 );
 
 /// A client's opening handshake, up to `open`.
@@ -340,44 +338,14 @@ async fn open(mut task: Task, protocols: Vec<String>) -> Result<Opened, Outcome>
     };
     let (stream, leftover, deflater, config) =
         task.layers(up.stream, up.leftover, up.deflate.as_ref(), false);
-    let (ws, shares) = tungstenite_over(stream, leftover, Role::Client, config).await;
+    let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Client, config).await;
     task.link.set_handshake(up.handshake);
     wait_for_gate(&task.link).await;
     trace::opened(&up.protocol, &up.extensions);
     if !task.core.fire_open(up.protocol, up.extensions) {
         return Err(Outcome::failed(aborted_error()));
     }
-    Ok((task, ws, deflater, shares))
-}
-
-/// tungstenite over anyws's layers, and, when its read buffer is one that received messages
-/// may be slices of, how large it is (see [`Connection::read`]).
-///
-/// The layers take what was read past the handshake, so tungstenite starts with an empty
-/// buffer made with its `read_buffer_size` (`from_raw_socket`). That matters: `bytes` gives
-/// a buffer the capacity it was *made* with whenever it must move because slices of it are
-/// still alive, and `from_partially_read` makes it from the (empty) leftover, so it would
-/// then move into a buffer just large enough for the next frame and read the socket once per
-/// message (measured: four times slower on a stream of 64-byte messages).
-async fn tungstenite_over<S>(
-    stream: S,
-    leftover: Vec<u8>,
-    role: Role,
-    config: Option<WebSocketConfig>,
-) -> (WebSocketStream<S>, Option<usize>)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    if leftover.is_empty() {
-        let size = config.as_ref().map(|c| c.read_buffer_size);
-        (
-            WebSocketStream::from_raw_socket(stream, role, config).await,
-            size,
-        )
-    } else {
-        let ws = WebSocketStream::from_partially_read(stream, leftover, role, config).await;
-        (ws, None)
-    }
+    Ok((task, ws, deflater))
 }
 
 /// A server connection whose handshake anyws answered: `open`, then the connection.
@@ -392,8 +360,8 @@ where
 {
     let (stream, leftover, deflater, config) =
         task.layers(stream, leftover, deflate.as_ref(), true);
-    let (ws, shares) = tungstenite_over(stream, leftover, Role::Server, config).await;
-    run_open(task, ws, metered, deflater, shares).await
+    let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, config).await;
+    run_open(task, ws, metered, deflater).await
 }
 
 /// For the fuzz targets: a connection whose handshake agreed `deflate`, as a client or as a
@@ -411,8 +379,8 @@ where
     let (stream, leftover, deflater, config) =
         task.layers(stream, Vec::new(), deflate.as_ref(), server);
     let role = if server { Role::Server } else { Role::Client };
-    let (ws, shares) = tungstenite_over(stream, leftover, role, config).await;
-    run_open(task, ws, metered, deflater, shares).await
+    let ws = WebSocketStream::from_partially_read(stream, leftover, role, config).await;
+    run_open(task, ws, metered, deflater).await
 }
 
 /// A connection whose handshake was done elsewhere (`wrap`): `open`, then the connection.
@@ -421,8 +389,7 @@ pub(crate) async fn run_adopted<S>(task: Task, ws: WebSocketStream<S>) -> Outcom
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    // Its read buffer is the application's tungstenite's: messages are always copied out.
-    run_open(task, ws, unmetered, None, None).await
+    run_open(task, ws, unmetered, None).await
 }
 
 async fn run_open<S>(
@@ -430,7 +397,6 @@ async fn run_open<S>(
     ws: WebSocketStream<S>,
     meter: MeterOf<S>,
     deflater: Option<Deflater>,
-    shares: Option<usize>,
 ) -> Outcome
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -440,7 +406,7 @@ where
     let (protocol, extensions) = (task.core.protocol(), task.core.extensions());
     trace::opened(&protocol, &extensions);
     task.core.fire_open(protocol, extensions);
-    task.drive(ws, meter, deflater, shares).await
+    task.drive(ws, meter, deflater).await
 }
 
 fn metered<S: AsyncRead + AsyncWrite + Unpin>(
@@ -663,19 +629,6 @@ struct Connection<'t, S> {
     /// The supervisor tells the writer that a read error fails the connection.
     fail_wanted: Notify,
     liveness: Liveness,
-    /// tungstenite's read buffer is anyws's own, of this size ([`tungstenite_over`]): a run of
-    /// data messages charged at least this much is delivered as slices of it (see
-    /// [`Connection::read`]).
-    shares: Option<usize>,
-}
-
-/// Whether a received payload is a slice of tungstenite's read buffer that one frame brought
-/// (see [`Connection::read`]). One nobody else holds is not (tungstenite holds its current
-/// buffer too): it is a message tungstenite assembled from fragments, in a buffer of its own,
-/// and the fragments' bytes, which nobody keeps, lie in the read buffer between the slices
-/// around it. An empty one may be such a message too (`Bytes::new()`, pointing nowhere).
-fn one_frame_slice(payload: &Bytes) -> bool {
-    !payload.is_empty() && !payload.is_unique()
 }
 
 /// The socket closes with the connection, even while a handle holds the stream's `Duplex`
@@ -697,7 +650,6 @@ where
         ws: WebSocketStream<S>,
         meter: MeterOf<S>,
         compressed: bool,
-        shares: Option<usize>,
     ) -> Self {
         Connection {
             core,
@@ -709,9 +661,6 @@ where
             ping_wanted: Notify::new(),
             fail_wanted: Notify::new(),
             liveness: Liveness::new(),
-            // Inflated frames reach tungstenite in pieces of up to 64 KiB, so its buffer may
-            // grow to several times its size: a slice could hold far more than it is charged.
-            shares: shares.filter(|_| !compressed),
         }
     }
 
@@ -905,35 +854,11 @@ where
     }
 
     /// The reader: frames to events, until the stream ends.
-    ///
-    /// # Received payloads: slices of tungstenite's buffer, or copies
-    /// tungstenite hands each payload over as a slice of the buffer it reads into, and a slice
-    /// keeps that whole buffer alive. Handing the slices on costs nothing (no copy, no second
-    /// reference count) and keeps memory in proportion when the messages fill the buffer; but
-    /// a few small messages kept between bytes that are not (control frames, headers) would
-    /// each hold a buffer, far more than the receive queue charges them. So the reader decides
-    /// per run of data messages read together (a batch). A run is delivered as it is when it
-    /// is charged at least the buffer's size (payloads plus [`MESSAGE_OVERHEAD`] each, as the
-    /// queue charges them) and each of its messages came in one frame ([`one_frame_slice`]);
-    /// any other run is copied out (`arena.rs`): messages that arrive one at a time, and runs
-    /// with a fragmented message, whose fragments nobody keeps (review-n2: small messages
-    /// between messages of thousands of empty fragments, charged 64 bytes each for kilobytes
-    /// of wire, held 9.6 times what the queue charged). A control frame ends a run. So the
-    /// bytes between a shared run's payloads are its frames' headers, and what it holds is
-    /// its own frames (less than its charge), a copy of the start of a frame where
-    /// tungstenite moved to its next buffer (at most once per buffer), and the rest of the two
-    /// buffers it starts and ends in, which may be bytes nobody keeps. Only streams anyws set
-    /// up without permessage-deflate share (`shares`); a `wrap`ped stream's payloads, and a
-    /// compressed one's, are always copied.
     async fn read(&self) -> End {
         // Whether the queue is below the receive high-water mark.
         let mut room = false;
         let mut arena = Arena::default();
         let mut batch = Vec::new();
-        // What the batch is charged (see above).
-        let mut charged = 0;
-        // Every message of the batch came in one frame (see above).
-        let mut framed = true;
         // Once the reader ends (or is dropped), no message comes any more: the queue gives a
         // burst's slots back once the application has read it.
         let _ended = ReaderEnded(self.core);
@@ -992,30 +917,17 @@ where
                         Poll::Pending => return Poll::Ready(()),
                         // tungstenite has already checked the text is UTF-8.
                         Poll::Ready(Some(Ok(WsMessage::Text(t)))) => {
-                            let cost = t.len() + MESSAGE_OVERHEAD;
-                            budget = budget.saturating_sub(cost);
-                            charged += cost;
-                            let bytes = if self.shares.is_some() {
-                                let bytes = t.into();
-                                framed &= one_frame_slice(&bytes);
-                                bytes
-                            } else {
-                                arena.take(t.into(), batch.is_empty())
-                            };
+                            budget = budget.saturating_sub(t.len() + MESSAGE_OVERHEAD);
                             // SAFETY: a `Utf8Bytes` is UTF-8, and `take` keeps the bytes.
-                            batch.push(Message::Text(unsafe { Text::from_utf8_unchecked(bytes) }));
+                            let text = unsafe {
+                                Text::from_utf8_unchecked(arena.take(t.into(), batch.is_empty()))
+                            };
+                            batch.push(Message::Text(text));
                         }
                         Poll::Ready(Some(Ok(WsMessage::Binary(b)))) => {
-                            let cost = b.len() + MESSAGE_OVERHEAD;
-                            budget = budget.saturating_sub(cost);
-                            charged += cost;
-                            let bytes = if self.shares.is_some() {
-                                framed &= one_frame_slice(&b);
-                                b
-                            } else {
-                                arena.take(b, batch.is_empty())
-                            };
-                            batch.push(Message::Binary(bytes));
+                            budget = budget.saturating_sub(b.len() + MESSAGE_OVERHEAD);
+                            let lone = batch.is_empty();
+                            batch.push(Message::Binary(arena.take(b, lone)));
                         }
                         Poll::Ready(other) => {
                             next = Some(other);
@@ -1045,13 +957,6 @@ where
             if waited {
                 self.liveness.heard();
             }
-            if self.shares.is_some_and(|size| charged < size || !framed) {
-                for (i, message) in batch.iter_mut().enumerate() {
-                    arena.copy_out(message, i == 0);
-                }
-            }
-            charged = 0;
-            framed = true;
             room = batch.is_empty() || self.core.fire_messages(&mut batch);
             let Some(next) = next else { continue };
             match next {
