@@ -28,19 +28,26 @@ async fn until_queued(ws: &WebSocket, n: usize) {
     .expect("messages queued");
 }
 
-/// A handle that read one message and is kept (to send, say) while a clone reads on must not
-/// keep the next 31 messages to itself: the clone gets message 32 first, and when the peer
-/// has closed, the clone's stream ends (`None`) with messages 1..=31 never delivered to it.
-#[tokio::test]
-async fn a_live_handle_does_not_withhold_messages_from_a_clone_that_reads_on() {
-    let url = send_server("count=200&size=8&binary=1").await;
+/// A socket to `/send?{query}` once the peer has closed (every message queued), with its first
+/// message read, and a clone of it.
+async fn closed_and_first_read(query: &str) -> (WebSocket, WebSocket) {
+    let url = send_server(query).await;
     let mut ws = WebSocket::new(&url).unwrap();
-    let mut reader = ws.clone();
+    let reader = ws.clone();
     ws.closed().await;
     assert_eq!(
         ws.next().await.unwrap().unwrap(),
         Message::from(vec![0u8; 8])
     );
+    (ws, reader)
+}
+
+/// A handle that read one message and is kept (to send, say) while a clone reads on must not
+/// keep the next 31 messages to itself: the clone gets message 32 first, and when the peer
+/// has closed, the clone's stream ends (`None`) with messages 1..=31 never delivered to it.
+#[tokio::test]
+async fn a_live_handle_does_not_withhold_messages_from_a_clone_that_reads_on() {
+    let (ws, mut reader) = closed_and_first_read("count=200&size=8&binary=1").await;
     // `ws` is kept alive (not polled again); the clone reads the rest.
     for i in 1..200u32 {
         let msg = tokio::time::timeout(PATIENCE, reader.next())
@@ -83,14 +90,7 @@ async fn a_clone_is_not_left_waiting_for_messages_another_live_handle_took_ahead
 /// messages ahead must not put them back behind the end.
 #[tokio::test]
 async fn no_message_comes_after_the_end_of_a_clones_stream() {
-    let url = send_server("count=5&size=8&binary=1").await;
-    let mut ws = WebSocket::new(&url).unwrap();
-    let mut reader = ws.clone();
-    ws.closed().await;
-    assert_eq!(
-        ws.next().await.unwrap().unwrap(),
-        Message::from(vec![0u8; 8])
-    );
+    let (ws, mut reader) = closed_and_first_read("count=5&size=8&binary=1").await;
     // Whatever the clone gets, once it saw the end it stays ended.
     let mut got = Vec::new();
     while let Some(m) = reader.next().await {
