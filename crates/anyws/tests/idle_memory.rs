@@ -211,6 +211,27 @@ async fn a_small_message_leaves_no_receive_chunk_behind() {
     kept_at_most(after - idle, (1 << 10) - 1, format_args!("a small message"));
 }
 
+/// A socket to `url` (a [`server`] that answers its first message with "pong") whose stream
+/// has been read once, so that messages are queued for it, with every buffer made; and a
+/// channel that gets a unit for each message after that, from a listener (keep it).
+async fn queueing(
+    url: &str,
+) -> (
+    WebSocket,
+    tokio::sync::mpsc::UnboundedReceiver<()>,
+    anyws::Listener,
+) {
+    let mut ws = WebSocket::new(url).unwrap();
+    ws.opened().await.unwrap();
+    ws.send("ping").unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let listener = ws.add_event_listener(anyws::EventKind::Message, move |_: &anyws::Event| {
+        let _ = tx.send(());
+    });
+    (ws, rx, listener)
+}
+
 /// Tiny messages that arrive one at a time (the reader waits for the network between them)
 /// and stay queued must not pin a 4 KiB chunk each: that would let a peer that trickles
 /// 1-byte messages to a socket whose stream is not read hold about 64 times the receive
@@ -221,15 +242,7 @@ async fn tiny_messages_that_trickle_into_the_queue_do_not_pin_a_chunk_each() {
     let _serial = SERIAL.lock().await;
     const COUNT: usize = 100;
     let url = server(|_| frame(1, b"pong")).await;
-    let mut ws = WebSocket::new(&url).unwrap();
-    ws.opened().await.unwrap();
-    // The stream is read (so messages are queued for it), and every buffer exists.
-    ws.send("ping").unwrap();
-    assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let _listener = ws.add_event_listener(anyws::EventKind::Message, move |_: &anyws::Event| {
-        let _ = tx.send(());
-    });
+    let (ws, mut rx, _listener) = queueing(&url).await;
     let before = live();
     for _ in 0..COUNT {
         // One at a time: the peer answers each message with one frame.
@@ -802,15 +815,7 @@ async fn held_vs_charged(pattern: Vec<u8>, messages: usize) -> (isize, usize) {
         _ => Vec::new(),
     })
     .await;
-    let mut ws = WebSocket::new(&url).unwrap();
-    ws.opened().await.unwrap();
-    ws.send("ping").unwrap();
-    assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
-    // The stream was read once, so messages are queued for it; the listener counts them.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let _listener = ws.add_event_listener(anyws::EventKind::Message, move |_: &anyws::Event| {
-        let _ = tx.send(());
-    });
+    let (ws, mut rx, _listener) = queueing(&url).await;
     let before = live();
     let replied = REPLIED.load(Ordering::Acquire);
     ws.send("go").unwrap();
