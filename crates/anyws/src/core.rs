@@ -37,7 +37,10 @@
 //! is charged its payload plus [`MESSAGE_OVERHEAD`] against
 //! [`Options::receive_high_water_mark`](crate::Options::receive_high_water_mark), so a peer
 //! cannot fill memory with empty messages. A backend that can pause reading (native) asks
-//! [`Core::poll_room`] before each read.
+//! [`Core::poll_room`] before each read. A backend that queues messages holding a buffer
+//! larger than themselves (native: slices of tungstenite's read buffer) charges that too, as
+//! a surcharge on the batch ([`Core::fire_messages`]), released when its last message is
+//! read; so the mark bounds the memory the queue holds, not only its payloads.
 
 use crate::error::{Error, ErrorKind};
 use crate::event::{
@@ -204,6 +207,12 @@ struct Received {
     /// The most messages queued at once since the reader last asked to trim (see
     /// [`Core::trim_received`]).
     peak: usize,
+    /// Messages queued and read since the socket opened: positions in the queue.
+    pushed: u64,
+    popped: u64,
+    /// Surcharges in `cost` (see the module docs): the position after the last message of
+    /// the batch each one is for, and how much. Released once that message is read.
+    surcharges: VecDeque<(u64, usize)>,
 }
 
 impl Received {
@@ -212,7 +221,38 @@ impl Received {
         self.bytes += data.len();
         self.cost += data.len() + MESSAGE_OVERHEAD;
         self.items.push_back(data);
+        self.pushed += 1;
         self.peak = self.peak.max(self.items.len());
+    }
+
+    /// Charges `surcharge` for the messages queued since position `since`, if any were, until
+    /// the last of them is read (at once if it already was).
+    fn surcharge(&mut self, since: u64, surcharge: usize) {
+        if surcharge > 0 && self.pushed > since && !self.abandoned {
+            self.cost += surcharge;
+            self.surcharges.push_back((self.pushed, surcharge));
+            self.release();
+        }
+    }
+
+    /// The message at the front was read: its charge is released, and the surcharges of the
+    /// batches it ended.
+    fn popped(&mut self, msg: &Message) {
+        self.bytes -= msg.len();
+        self.cost -= msg.len() + MESSAGE_OVERHEAD;
+        self.popped += 1;
+        self.release();
+    }
+
+    /// Releases the surcharges of batches whose last message has been read.
+    fn release(&mut self) {
+        while let Some(&(last, amount)) = self.surcharges.front() {
+            if last > self.popped {
+                break;
+            }
+            self.cost -= amount;
+            self.surcharges.pop_front();
+        }
     }
 
     /// Once a burst has been read, its slots are not kept (see [`Core::reader_ended`] and
@@ -585,8 +625,12 @@ impl Core {
     /// [`fire_message`](Self::fire_message) for each message of `batch`, in order, leaving
     /// it empty. With no `message` listener set (the `Stream` face alone), they are queued
     /// under one lock. Returns what the last `fire_message` would.
+    ///
+    /// `surcharge`: what the queue charges, beyond each message's payload and overhead, for
+    /// holding the batch's messages (the buffers they keep alive), if any of them is queued;
+    /// released when the last of them is read (see the module docs).
     #[allow(dead_code)] // the browser backend fires its messages one by one
-    pub(crate) fn fire_messages(&self, batch: &mut Vec<Message>) -> bool {
+    pub(crate) fn fire_messages(&self, batch: &mut Vec<Message>, surcharge: usize) -> bool {
         let wakers = {
             let mut inner = lock(&self.inner);
             if inner.listening_for_messages() {
@@ -594,9 +638,11 @@ impl Core {
             } else {
                 let mut wakers = Vec::new();
                 if self.ready_state() == ReadyState::Open && !inner.received.abandoned {
+                    let since = inner.received.pushed;
                     for data in batch.drain(..) {
                         inner.received.push(data);
                     }
+                    inner.received.surcharge(since, surcharge);
                     self.note_received_burst(&inner.received);
                     wakers = std::mem::take(&mut inner.stream_wakers);
                 }
@@ -611,9 +657,15 @@ impl Core {
                 room
             }
             None => {
+                let since = lock(&self.inner).received.pushed;
                 let mut room = true;
                 for data in batch.drain(..) {
                     room = self.fire_message(data);
+                }
+                if surcharge > 0 {
+                    let mut inner = lock(&self.inner);
+                    inner.received.surcharge(since, surcharge);
+                    room = self.room_in(&inner);
                 }
                 room
             }
@@ -740,8 +792,7 @@ impl Core {
         if let Some(msg) = inner.received.items.pop_front() {
             let had_room = self.room_in(&inner);
             let r = &mut inner.received;
-            r.bytes -= msg.len();
-            r.cost -= msg.len() + MESSAGE_OVERHEAD;
+            r.popped(&msg);
             if self.reader_ended.load(Ordering::Relaxed) {
                 r.trim_if_read();
             }
@@ -844,6 +895,11 @@ impl Core {
         lock(&self.inner).received.bytes
     }
 
+    /// What the queue charges against the receive high-water mark (see the module docs).
+    pub(crate) fn queued_charge(&self) -> usize {
+        lock(&self.inner).received.cost
+    }
+
     pub(crate) fn queued_messages(&self) -> usize {
         lock(&self.inner).received.items.len()
     }
@@ -871,6 +927,7 @@ impl Core {
             r.items = VecDeque::new();
             r.bytes = 0;
             r.cost = 0;
+            r.surcharges = VecDeque::new();
         }
         self.wake_reader();
         self.wake_caught_up();
@@ -1073,6 +1130,37 @@ mod caught_up_tests {
             "asking for more wakes the backend"
         );
         assert!(core.poll_caught_up(&mut backend_cx).is_ready());
+    }
+
+    /// A batch's surcharge counts against the mark until the batch's last message is read,
+    /// on the path without listeners and on the one with; an abandoned queue charges nothing.
+    #[test]
+    fn a_surcharge_is_released_with_the_last_message_of_its_batch() {
+        let waker = Waker::from(Arc::new(Flag::default()));
+        let mut cx = Context::from_waker(&waker);
+        for listening in [false, true] {
+            let core = Core::new("ws://127.0.0.1/".into(), 1000, Some(String::new()));
+            assert!(core.poll_next(&mut cx).is_pending(), "the stream is read");
+            let _listener =
+                listening.then(|| core.add_listener(EventKind::Message, Box::new(|_| {})));
+            let one = 1 + MESSAGE_OVERHEAD;
+            let mut batch = vec![Message::Text("a".into()), Message::Text("b".into())];
+            assert!(!core.fire_messages(&mut batch, 1000), "over the mark");
+            assert_eq!(core.queued_charge(), 2 * one + 1000);
+            let mut batch = vec![Message::Text("c".into())];
+            core.fire_messages(&mut batch, 7);
+            assert_eq!(core.queued_charge(), 3 * one + 1007);
+            assert!(core.poll_next(&mut cx).is_ready());
+            assert_eq!(core.queued_charge(), 2 * one + 1007, "a's batch goes on");
+            assert!(core.poll_next(&mut cx).is_ready());
+            assert_eq!(core.queued_charge(), one + 7, "b ended it");
+            assert!(core.poll_next(&mut cx).is_ready());
+            assert_eq!(core.queued_charge(), 0);
+            let mut batch = vec![Message::Text("d".into())];
+            core.fire_messages(&mut batch, 50);
+            core.abandon_stream();
+            assert_eq!(core.queued_charge(), 0, "abandoned");
+        }
     }
 
     #[test]

@@ -294,6 +294,17 @@ pub mod diagnostics {
         ws.core().queued_messages()
     }
 
+    /// What the messages waiting in `ws`'s [`Stream`](futures_core::Stream) cost against
+    /// [`Options::receive_high_water_mark`](crate::Options::receive_high_water_mark): each
+    /// message's payload plus 64 bytes and, natively, the read buffers that messages handed
+    /// on without a copy keep alive (a run of small messages read together shares the buffer
+    /// it was read into, and is charged that buffer's worth until its last message is read).
+    /// Natively the socket stops reading once this reaches the mark, so it bounds the memory
+    /// the queue holds.
+    pub fn queued_charge(ws: &crate::WebSocket) -> usize {
+        ws.core().queued_charge()
+    }
+
     /// How many [`ReconnectingWebSocket`](crate::ReconnectingWebSocket)s are alive: each
     /// counts from `new` until its last handle, its [`stopped`] futures and whatever is
     /// delivering its events are gone (its connections and timer hold it only weakly).

@@ -216,12 +216,13 @@ async fn a_small_message_leaves_no_receive_chunk_behind() {
 /// channel that gets a unit for each message after that, from a listener (keep it).
 async fn queueing(
     url: &str,
+    options: anyws::Options,
 ) -> (
     WebSocket,
     tokio::sync::mpsc::UnboundedReceiver<()>,
     anyws::Listener,
 ) {
-    let mut ws = WebSocket::new(url).unwrap();
+    let mut ws = WebSocket::with_options(url, options).unwrap();
     ws.opened().await.unwrap();
     ws.send("ping").unwrap();
     assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
@@ -242,7 +243,7 @@ async fn tiny_messages_that_trickle_into_the_queue_do_not_pin_a_chunk_each() {
     let _serial = SERIAL.lock().await;
     const COUNT: usize = 100;
     let url = server(|_| frame(1, b"pong")).await;
-    let (ws, mut rx, _listener) = queueing(&url).await;
+    let (ws, mut rx, _listener) = queueing(&url, anyws::Options::new()).await;
     let before = live();
     for _ in 0..COUNT {
         // One at a time: the peer answers each message with one frame.
@@ -275,6 +276,39 @@ async fn tiny_messages_between_control_frames_do_not_hold_a_read_buffer_each() {
     assert!(
         per_message < 1 << 10,
         "each queued 1-byte message holds {per_message} bytes"
+    );
+}
+
+/// A flood of small messages reaches the `Stream` as slices of tungstenite's read buffer, with
+/// no copy: each payload sits right after its frame's 2-byte header, where the peer's bytes
+/// were read. (Copied, they would sit one after another in a chunk of their own.)
+#[tokio::test]
+async fn a_flood_of_small_messages_is_delivered_without_a_copy() {
+    let _serial = SERIAL.lock().await;
+    const COUNT: usize = 1000;
+    let url = server(|n| match n {
+        0 => (0..COUNT).flat_map(|i| frame(2, &[i as u8; 64])).collect(),
+        _ => Vec::new(),
+    })
+    .await;
+    let mut ws = WebSocket::new(&url).unwrap();
+    ws.opened().await.unwrap();
+    ws.send("go").unwrap();
+    let mut got = Vec::with_capacity(COUNT);
+    for i in 0..COUNT {
+        let m = ws.next().await.unwrap().unwrap();
+        assert_eq!(m.as_bytes(), &[i as u8; 64][..], "message {i}");
+        got.push(m.into_bytes());
+    }
+    // Neighbours 66 bytes apart (header and payload), in runs as long as a read.
+    let sliced = got
+        .windows(2)
+        .filter(|w| w[0].as_ptr().wrapping_add(66) == w[1].as_ptr())
+        .count();
+    eprintln!("{sliced} of {} neighbours are 66 bytes apart", COUNT - 1);
+    assert!(
+        sliced > COUNT / 2,
+        "only {sliced} neighbours are slices of one read"
     );
 }
 
@@ -804,9 +838,10 @@ fn padded(rounds: usize, pad: usize, sizes: &[usize]) -> Vec<u8> {
 }
 
 /// A peer writes `pattern` (in one go), with `messages` data messages in it, to a socket
-/// whose stream is not read; once they have all arrived: the live heap that costs, and what
-/// the receive queue charges for it (payloads plus 64 bytes a message). `pattern` must fit
-/// the receive queue and the kernel's socket buffers, so that the peer's copy of it is gone.
+/// whose stream is not read (its high-water mark high enough that they are all queued); once
+/// they have all arrived: the live heap that costs, and what the receive queue charges for it
+/// (`diagnostics::queued_charge`: payloads, 64 bytes a message, and the read buffers shared
+/// messages keep alive), which the high-water mark bounds.
 async fn held_vs_charged(pattern: Vec<u8>, messages: usize) -> (isize, usize) {
     *PATTERN.lock().unwrap() = pattern;
     let url = server(|n| match n {
@@ -815,7 +850,8 @@ async fn held_vs_charged(pattern: Vec<u8>, messages: usize) -> (isize, usize) {
         _ => Vec::new(),
     })
     .await;
-    let (ws, mut rx, _listener) = queueing(&url).await;
+    let options = anyws::Options::new().receive_high_water_mark(64 << 20);
+    let (ws, mut rx, _listener) = queueing(&url, options).await;
     let before = live();
     let replied = REPLIED.load(Ordering::Acquire);
     ws.send("go").unwrap();
@@ -831,11 +867,12 @@ async fn held_vs_charged(pattern: Vec<u8>, messages: usize) -> (isize, usize) {
         anyws::diagnostics::queued_bytes(&ws),
     );
     assert_eq!(last.0, messages, "every message is queued");
-    let charged = last.1 + 64 * last.0;
+    let charged = anyws::diagnostics::queued_charge(&ws);
     let held = live() - before;
     eprintln!(
-        "{} messages queued, charged {charged}: {held} bytes of heap ({:.2}x)",
+        "{} messages ({} bytes) queued, charged {charged}: {held} bytes of heap ({:.2}x)",
         last.0,
+        last.1,
         held as f64 / charged as f64
     );
     (held, charged)

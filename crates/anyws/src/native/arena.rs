@@ -1,13 +1,19 @@
-//! Buffers for received payloads: what a frame's payload becomes when it is the message.
+//! Buffers for received payloads: what a frame's payload becomes when it is the message and
+//! is not handed on as a slice of tungstenite's read buffer.
 //!
-//! tungstenite hands each payload over as a slice of the buffer it reads into. A long one is
-//! kept as it is (no copy). A short one must not be: while any slice of tungstenite's buffer
-//! is alive, tungstenite cannot reuse its front, and reads into the few bytes left at its end
-//! (a `recv` per message: measured, four times slower on a stream of 64-byte messages). So a
-//! short payload is copied out — but not into an allocation of its own: small payloads are
-//! packed one after another into a chunk of [`CHUNK`] bytes that they share (a slice each,
-//! reference-counted), so a burst of small messages costs one allocation per chunk instead of
-//! one per message.
+//! tungstenite hands each payload over as a slice of the buffer it reads into, and a slice
+//! keeps the whole buffer alive. The reader hands on runs of messages that fill that buffer
+//! as they are (`Connection::read`); this module is for the others: a few small messages read
+//! together (which would each hold a buffer mostly made of bytes nobody keeps) and every
+//! message of a stream whose tungstenite anyws did not set up (`wrap`: its buffer may have
+//! been made from the handshake's leftover, and then moves into one just large enough for
+//! the next frame while slices of it live, reading the socket once per message: measured,
+//! four times slower on a stream of 64-byte messages).
+//!
+//! A long payload is kept as it is (no copy). A short one is copied out — but not into an
+//! allocation of its own: small payloads are packed one after another into a chunk of
+//! [`CHUNK`] bytes that they share (a slice each, reference-counted), so a burst of small
+//! messages costs one allocation per chunk instead of one per message.
 //!
 //! What a kept message holds: a slice of at most [`CHUNK`] bytes of memory (its chunk lives
 //! while any message packed into it does). Payloads from [`PACK_UP_TO`] up to [`COPY_BELOW`]
@@ -16,6 +22,7 @@
 //! that arrive one at a time never start a chunk, and the reader lets go of a chunk no
 //! message holds when it waits for the network (an idle connection keeps none).
 
+use crate::event::{Message, Text};
 use bytes::{Bytes, BytesMut};
 
 /// Payloads this long or longer are tungstenite's buffer as it is, with no copy.
@@ -56,6 +63,29 @@ impl Arena {
             }
             self.free.extend_from_slice(&payload);
             self.free.split().freeze()
+        }
+    }
+
+    /// [`take`](Self::take) for a message made of a slice of tungstenite's read buffer, on a
+    /// connection whose reader shares some runs (`Connection::read`), where a long payload is
+    /// copied too: that buffer was made at its full size (8 KiB or more), and a payload of a
+    /// few KiB would keep all of it (review-n2b: lone 4 KiB messages between control frames
+    /// held 16 KiB each). A payload tungstenite assembled from fragments is in a buffer of its
+    /// own (`is_unique`), kept as it is.
+    pub(crate) fn copy_out(&mut self, message: &mut Message, lone: bool) {
+        let payload = match message {
+            Message::Binary(b) => std::mem::take(b),
+            Message::Text(t) => std::mem::take(t).into_bytes(),
+        };
+        let copied = if payload.len() >= COPY_BELOW && !payload.is_unique() {
+            Bytes::copy_from_slice(&payload)
+        } else {
+            self.take(payload, lone)
+        };
+        match message {
+            Message::Binary(b) => *b = copied,
+            // SAFETY: the same bytes, copied: still UTF-8.
+            Message::Text(t) => *t = unsafe { Text::from_utf8_unchecked(copied) },
         }
     }
 

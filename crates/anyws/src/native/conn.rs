@@ -249,6 +249,7 @@ impl Task {
         ws: WebSocketStream<S>,
         meter: MeterOf<S>,
         deflater: Option<Deflater>,
+        shares: Option<usize>,
     ) -> Outcome
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -260,7 +261,7 @@ impl Task {
             link,
         } = self;
         let compressed = deflater.is_some();
-        Connection::new(&core, &link, &options, ws, meter, compressed)
+        Connection::new(&core, &link, &options, ws, meter, compressed, shares)
             .run(rx, deflater)
             .await
     }
@@ -304,7 +305,7 @@ pub(crate) async fn run(task: Task, protocols: Vec<String>) -> Outcome {
     // the connection is open instead of staying part of the task's allocation, which an
     // idle connection keeps for its lifetime.
     match Box::pin(open(task, protocols)).await {
-        Ok((task, ws, deflater)) => task.drive(ws, metered, deflater).await,
+        Ok((task, ws, deflater, shares)) => task.drive(ws, metered, deflater, shares).await,
         Err(outcome) => outcome,
     }
 }
@@ -314,6 +315,7 @@ type Opened = (
     Task,
     WebSocketStream<Inflating<Metered<super::stream::Stream>>>,
     Option<Deflater>,
+    Option<usize>,
 );
 
 /// A client's opening handshake, up to `open`.
@@ -338,14 +340,44 @@ async fn open(mut task: Task, protocols: Vec<String>) -> Result<Opened, Outcome>
     };
     let (stream, leftover, deflater, config) =
         task.layers(up.stream, up.leftover, up.deflate.as_ref(), false);
-    let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Client, config).await;
+    let (ws, shares) = tungstenite_over(stream, leftover, Role::Client, config).await;
     task.link.set_handshake(up.handshake);
     wait_for_gate(&task.link).await;
     trace::opened(&up.protocol, &up.extensions);
     if !task.core.fire_open(up.protocol, up.extensions) {
         return Err(Outcome::failed(aborted_error()));
     }
-    Ok((task, ws, deflater))
+    Ok((task, ws, deflater, shares))
+}
+
+/// tungstenite over anyws's layers, and, when its read buffer is one that received messages
+/// may be slices of, how large it is (see [`Connection::read`]).
+///
+/// The layers take what was read past the handshake, so tungstenite starts with an empty
+/// buffer made with its `read_buffer_size` (`from_raw_socket`). That matters: `bytes` gives
+/// a buffer the capacity it was *made* with whenever it must move because slices of it are
+/// still alive, and `from_partially_read` makes it from the (empty) leftover, so it would
+/// then move into a buffer just large enough for the next frame and read the socket once per
+/// message (measured: four times slower on a stream of 64-byte messages).
+async fn tungstenite_over<S>(
+    stream: S,
+    leftover: Vec<u8>,
+    role: Role,
+    config: Option<WebSocketConfig>,
+) -> (WebSocketStream<S>, Option<usize>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if leftover.is_empty() {
+        let size = config.as_ref().map(|c| c.read_buffer_size);
+        (
+            WebSocketStream::from_raw_socket(stream, role, config).await,
+            size,
+        )
+    } else {
+        let ws = WebSocketStream::from_partially_read(stream, leftover, role, config).await;
+        (ws, None)
+    }
 }
 
 /// A server connection whose handshake anyws answered: `open`, then the connection.
@@ -360,8 +392,8 @@ where
 {
     let (stream, leftover, deflater, config) =
         task.layers(stream, leftover, deflate.as_ref(), true);
-    let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, config).await;
-    run_open(task, ws, metered, deflater).await
+    let (ws, shares) = tungstenite_over(stream, leftover, Role::Server, config).await;
+    run_open(task, ws, metered, deflater, shares).await
 }
 
 /// For the fuzz targets: a connection whose handshake agreed `deflate`, as a client or as a
@@ -379,8 +411,8 @@ where
     let (stream, leftover, deflater, config) =
         task.layers(stream, Vec::new(), deflate.as_ref(), server);
     let role = if server { Role::Server } else { Role::Client };
-    let ws = WebSocketStream::from_partially_read(stream, leftover, role, config).await;
-    run_open(task, ws, metered, deflater).await
+    let (ws, shares) = tungstenite_over(stream, leftover, role, config).await;
+    run_open(task, ws, metered, deflater, shares).await
 }
 
 /// A connection whose handshake was done elsewhere (`wrap`): `open`, then the connection.
@@ -389,7 +421,8 @@ pub(crate) async fn run_adopted<S>(task: Task, ws: WebSocketStream<S>) -> Outcom
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    run_open(task, ws, unmetered, None).await
+    // Its read buffer is the application's tungstenite's: messages are always copied out.
+    run_open(task, ws, unmetered, None, None).await
 }
 
 async fn run_open<S>(
@@ -397,6 +430,7 @@ async fn run_open<S>(
     ws: WebSocketStream<S>,
     meter: MeterOf<S>,
     deflater: Option<Deflater>,
+    shares: Option<usize>,
 ) -> Outcome
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -406,7 +440,7 @@ where
     let (protocol, extensions) = (task.core.protocol(), task.core.extensions());
     trace::opened(&protocol, &extensions);
     task.core.fire_open(protocol, extensions);
-    task.drive(ws, meter, deflater).await
+    task.drive(ws, meter, deflater, shares).await
 }
 
 fn metered<S: AsyncRead + AsyncWrite + Unpin>(
@@ -629,6 +663,19 @@ struct Connection<'t, S> {
     /// The supervisor tells the writer that a read error fails the connection.
     fail_wanted: Notify,
     liveness: Liveness,
+    /// tungstenite's read buffer is anyws's own, of this size ([`tungstenite_over`]): a run of
+    /// data messages charged at least this much is delivered as slices of it (see
+    /// [`Connection::read`]).
+    shares: Option<usize>,
+}
+
+/// Whether a received payload is a slice of tungstenite's read buffer that one frame brought
+/// (see [`Connection::read`]). One nobody else holds is not (tungstenite holds its current
+/// buffer too): it is a message tungstenite assembled from fragments, in a buffer of its own,
+/// and the fragments' bytes, which nobody keeps, lie in the read buffer between the slices
+/// around it. An empty one may be such a message too (`Bytes::new()`, pointing nowhere).
+fn one_frame_slice(payload: &Bytes) -> bool {
+    !payload.is_empty() && !payload.is_unique()
 }
 
 /// The socket closes with the connection, even while a handle holds the stream's `Duplex`
@@ -650,6 +697,7 @@ where
         ws: WebSocketStream<S>,
         meter: MeterOf<S>,
         compressed: bool,
+        shares: Option<usize>,
     ) -> Self {
         Connection {
             core,
@@ -661,6 +709,9 @@ where
             ping_wanted: Notify::new(),
             fail_wanted: Notify::new(),
             liveness: Liveness::new(),
+            // Inflated frames reach tungstenite in pieces of up to 64 KiB, so its buffer may
+            // grow to several times its size: a slice could hold far more than it is charged.
+            shares: shares.filter(|_| !compressed),
         }
     }
 
@@ -854,11 +905,42 @@ where
     }
 
     /// The reader: frames to events, until the stream ends.
+    ///
+    /// # Received payloads: slices of tungstenite's buffer, or copies
+    /// tungstenite hands each payload over as a slice of the buffer it reads into, and a slice
+    /// keeps that whole buffer alive. Handing the slices on costs nothing (no copy, no second
+    /// reference count) and keeps memory in proportion when the messages fill the buffer; but
+    /// a few small messages kept between bytes that are not (control frames, headers) would
+    /// each hold a buffer, far more than the receive queue charges them. So the reader decides
+    /// per run of data messages read together (a batch). A run is delivered as it is when it
+    /// is charged at least the buffer's size (payloads plus [`MESSAGE_OVERHEAD`] each, as the
+    /// queue charges them) and each of its messages came in one frame ([`one_frame_slice`]);
+    /// any other run is copied out (`arena.rs`): messages that arrive one at a time, and runs
+    /// with a fragmented message, whose fragments nobody keeps (review-n2: small messages
+    /// between messages of thousands of empty fragments, charged 64 bytes each for kilobytes
+    /// of wire, held 9.6 times what the queue charged). A control frame ends a run.
+    ///
+    /// A shared run holds its own frames (less than its charge: a header is less than
+    /// [`MESSAGE_OVERHEAD`]), the part of the buffers it spans that `read` never filled
+    /// (tungstenite reads at most its `read_buffer_size` into a buffer that may have grown to
+    /// twice that), a copy of the start of a frame where tungstenite moved to its next buffer,
+    /// and the rest of the two buffers it starts and ends in, which may be bytes nobody keeps
+    /// (control frames). So it is charged, on top of its messages, its own charge again and
+    /// four buffers (two of up to twice the buffer's size), until its last message is read
+    /// (`Core::fire_messages`): the receive high-water mark then bounds what the queue holds,
+    /// not only its payloads (review-n2b: without it, a stream left unread held 1.8 times
+    /// what its queue charged on a plain flood, and 3.6 times with crafted control frames).
+    /// Only streams anyws set up without permessage-deflate share (`shares`); a `wrap`ped
+    /// stream's payloads, and a compressed one's, are always copied.
     async fn read(&self) -> End {
         // Whether the queue is below the receive high-water mark.
         let mut room = false;
         let mut arena = Arena::default();
         let mut batch = Vec::new();
+        // What the batch is charged (see above).
+        let mut charged = 0;
+        // Every message of the batch came in one frame (see above).
+        let mut framed = true;
         // Once the reader ends (or is dropped), no message comes any more: the queue gives a
         // burst's slots back once the application has read it.
         let _ended = ReaderEnded(self.core);
@@ -917,17 +999,30 @@ where
                         Poll::Pending => return Poll::Ready(()),
                         // tungstenite has already checked the text is UTF-8.
                         Poll::Ready(Some(Ok(WsMessage::Text(t)))) => {
-                            budget = budget.saturating_sub(t.len() + MESSAGE_OVERHEAD);
-                            // SAFETY: a `Utf8Bytes` is UTF-8, and `take` keeps the bytes.
-                            let text = unsafe {
-                                Text::from_utf8_unchecked(arena.take(t.into(), batch.is_empty()))
+                            let cost = t.len() + MESSAGE_OVERHEAD;
+                            budget = budget.saturating_sub(cost);
+                            charged += cost;
+                            let bytes = if self.shares.is_some() {
+                                let bytes = t.into();
+                                framed &= one_frame_slice(&bytes);
+                                bytes
+                            } else {
+                                arena.take(t.into(), batch.is_empty())
                             };
-                            batch.push(Message::Text(text));
+                            // SAFETY: a `Utf8Bytes` is UTF-8, and `take` keeps the bytes.
+                            batch.push(Message::Text(unsafe { Text::from_utf8_unchecked(bytes) }));
                         }
                         Poll::Ready(Some(Ok(WsMessage::Binary(b)))) => {
-                            budget = budget.saturating_sub(b.len() + MESSAGE_OVERHEAD);
-                            let lone = batch.is_empty();
-                            batch.push(Message::Binary(arena.take(b, lone)));
+                            let cost = b.len() + MESSAGE_OVERHEAD;
+                            budget = budget.saturating_sub(cost);
+                            charged += cost;
+                            let bytes = if self.shares.is_some() {
+                                framed &= one_frame_slice(&b);
+                                b
+                            } else {
+                                arena.take(b, batch.is_empty())
+                            };
+                            batch.push(Message::Binary(bytes));
                         }
                         Poll::Ready(other) => {
                             next = Some(other);
@@ -957,7 +1052,20 @@ where
             if waited {
                 self.liveness.heard();
             }
-            room = batch.is_empty() || self.core.fire_messages(&mut batch);
+            // What a shared run costs the queue beyond its messages (see above).
+            let mut surcharge = 0;
+            match self.shares {
+                Some(size) if charged >= size && framed => surcharge = 4 * size + charged,
+                Some(_) => {
+                    for (i, message) in batch.iter_mut().enumerate() {
+                        arena.copy_out(message, i == 0);
+                    }
+                }
+                None => {}
+            }
+            charged = 0;
+            framed = true;
+            room = batch.is_empty() || self.core.fire_messages(&mut batch, surcharge);
             let Some(next) = next else { continue };
             match next {
                 // Data messages end up in `batch` (above).
