@@ -38,6 +38,10 @@ pub struct Options {
     pub send_high_water_mark: u64,
     /// Received messages queued for the [`Stream`](futures_core::Stream) face, in bytes, above
     /// which the native backend stops reading from the socket until the stream is read.
+    /// Each message counts its payload plus 64 bytes and, natively, a run of small messages
+    /// handed on without a copy also counts the read buffers it keeps alive, until its last
+    /// message is read ([`diagnostics::queued_charge`](crate::diagnostics::queued_charge)):
+    /// the mark bounds the memory the queue holds.
     /// In the browser the same holds only for a socket built on `WebSocketStream` (Chromium,
     /// opted in with `anyws::web::WebOptions`); the browser's `WebSocket`, the default,
     /// cannot be paused, and the queue is not bounded there.
