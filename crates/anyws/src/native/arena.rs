@@ -72,12 +72,12 @@ impl Arena {
     /// few KiB would keep all of it (review-n2b: lone 4 KiB messages between control frames
     /// held 16 KiB each). A payload tungstenite assembled from fragments is in a buffer of its
     /// own (`is_unique`), kept as it is.
-    pub(crate) fn copy_out(&mut self, message: &mut Message, lone: bool) {
+    pub(crate) fn copy_out(&mut self, message: &mut Message, lone: bool, sliced: bool) {
         let payload = match message {
             Message::Binary(b) => std::mem::take(b),
             Message::Text(t) => std::mem::take(t).into_bytes(),
         };
-        let copied = if payload.len() >= COPY_BELOW && !payload.is_unique() {
+        let copied = if payload.len() >= COPY_BELOW && sliced {
             Bytes::copy_from_slice(&payload)
         } else {
             self.take(payload, lone)

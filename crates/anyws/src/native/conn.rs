@@ -941,6 +941,10 @@ where
         let mut charged = 0;
         // Every message of the batch came in one frame (see above).
         let mut framed = true;
+        // Per message of the batch: a slice of tungstenite's read buffer that one frame
+        // brought, judged when it arrives (later, tungstenite may have moved to a new buffer
+        // and left the slice the only holder of the old one: it would look assembled).
+        let mut sliced: Vec<bool> = Vec::new();
         // Once the reader ends (or is dropped), no message comes any more: the queue gives a
         // burst's slots back once the application has read it.
         let _ended = ReaderEnded(self.core);
@@ -1004,7 +1008,9 @@ where
                             charged += cost;
                             let bytes = if self.shares.is_some() {
                                 let bytes = t.into();
-                                framed &= one_frame_slice(&bytes);
+                                let one = one_frame_slice(&bytes);
+                                framed &= one;
+                                sliced.push(one);
                                 bytes
                             } else {
                                 arena.take(t.into(), batch.is_empty())
@@ -1017,7 +1023,9 @@ where
                             budget = budget.saturating_sub(cost);
                             charged += cost;
                             let bytes = if self.shares.is_some() {
-                                framed &= one_frame_slice(&b);
+                                let one = one_frame_slice(&b);
+                                framed &= one;
+                                sliced.push(one);
                                 b
                             } else {
                                 arena.take(b, batch.is_empty())
@@ -1058,13 +1066,14 @@ where
                 Some(size) if charged >= size && framed => surcharge = 4 * size + charged,
                 Some(_) => {
                     for (i, message) in batch.iter_mut().enumerate() {
-                        arena.copy_out(message, i == 0);
+                        arena.copy_out(message, i == 0, sliced[i]);
                     }
                 }
                 None => {}
             }
             charged = 0;
             framed = true;
+            sliced.clear();
             room = batch.is_empty() || self.core.fire_messages(&mut batch, surcharge);
             let Some(next) = next else { continue };
             match next {
