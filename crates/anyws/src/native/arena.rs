@@ -51,7 +51,14 @@ impl Arena {
     pub(crate) fn take(&mut self, payload: Bytes, lone: bool) -> Bytes {
         let len = payload.len();
         if len >= COPY_BELOW {
-            payload
+            // review-n2c: a buffer nobody else holds may be much larger than the payload (a
+            // message tungstenite assembled from fragments into a `Vec` that doubled as it
+            // grew): only its own bytes are kept.
+            match payload.try_into_mut() {
+                Ok(owned) if owned.capacity() > len + len / 8 => Bytes::copy_from_slice(&owned),
+                Ok(owned) => owned.freeze(),
+                Err(shared) => shared,
+            }
         } else if len > PACK_UP_TO || (lone && len > 0) {
             Bytes::copy_from_slice(&payload)
         } else if len == 0 {
