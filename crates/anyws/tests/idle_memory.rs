@@ -312,6 +312,41 @@ async fn a_flood_of_small_messages_is_delivered_without_a_copy() {
     );
 }
 
+/// review-n2c: lone 4 KiB messages that end a read buffer, each followed by pongs. By the time
+/// the reader decides the run is copied (after the pong that ends it), tungstenite has moved
+/// on to a new buffer, so the payload is the only slice left of the old one; taken for a
+/// message assembled in a buffer of its own, it was kept and held a whole read buffer (about
+/// 12 KiB) for 4,160 charged: 2.96x on 025da8c. Slices are now told when they arrive.
+#[tokio::test]
+async fn lone_4_kib_messages_that_end_a_read_buffer_do_not_keep_it() {
+    let _serial = SERIAL.lock().await;
+    let mut worst = 0f64;
+    for pad in [6500, 7500, 8000] {
+        let (held, charged) = held_vs_charged(padded(64, pad, &[4096]), 64).await;
+        worst = worst.max(held as f64 / charged as f64);
+    }
+    assert!(
+        worst <= 1.5,
+        "the queue holds {worst:.2} times what it charges"
+    );
+}
+
+/// review-n2c: messages just over 8 KiB reach tungstenite as 8 KiB fragments (`split.rs`),
+/// which it assembles into a `Vec` that doubles as it grows and hands on with its slack: 64
+/// messages of 8,193 bytes held 1,060,736 bytes of heap for 528,448 charged (2.01x). A long
+/// payload in a buffer of its own with more than an eighth to spare is now copied to size.
+#[tokio::test]
+async fn messages_just_over_a_piece_hold_no_more_than_the_queue_charges() {
+    let _serial = SERIAL.lock().await;
+    for size in [8193, 16385] {
+        let (held, charged) = held_vs_charged(padded(64, 0, &[size]), 64).await;
+        assert!(
+            held <= charged as isize * 13 / 10,
+            "{size}: the queue holds {held} bytes of heap while it charges {charged}"
+        );
+    }
+}
+
 /// Reports what a connection kept (`kept` bytes of live heap more than when it was idle)
 /// after `what`, and fails the test if that is over `bound`.
 fn kept_at_most(kept: isize, bound: isize, what: std::fmt::Arguments<'_>) {

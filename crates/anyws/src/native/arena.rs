@@ -77,8 +77,10 @@ impl Arena {
     /// connection whose reader shares some runs (`Connection::read`), where a long payload is
     /// copied too: that buffer was made at its full size (8 KiB or more), and a payload of a
     /// few KiB would keep all of it (review-n2b: lone 4 KiB messages between control frames
-    /// held 16 KiB each). A payload tungstenite assembled from fragments is in a buffer of its
-    /// own (`is_unique`), kept as it is.
+    /// held 16 KiB each). `sliced`: the payload was such a slice when it arrived (the reader
+    /// judges it then: by now tungstenite may have moved on and left it the only holder of
+    /// its buffer, review-n2c); otherwise it is a message tungstenite assembled from
+    /// fragments, in a buffer of its own, and [`take`](Self::take) decides.
     pub(crate) fn copy_out(&mut self, message: &mut Message, lone: bool, sliced: bool) {
         let payload = match message {
             Message::Binary(b) => std::mem::take(b),
