@@ -634,8 +634,18 @@ cross_test! {
 
     async fn messages_that_arrive_after_close_are_not_delivered() {
         // WHATWG HTML: when a message arrives and readyState is not OPEN, nothing happens.
-        // The echoes of these messages come back after close() was called.
-        let mut ws = open("/echo").await;
+        // The peer answers the three messages only once it has read the close frame, then
+        // closes with the same code and reason. (An echo server answered as soon as it read
+        // each message, and a sent message reaches the socket at once: on a loaded machine
+        // an echo could arrive before close() was called, and was rightly delivered.)
+        let echo = |i: u8| format!("F:81,0,m,x6563686f20{:02x}", b'0' + i);
+        let script = format!(
+            "W:3~C~{}~{}~{}~F:88,0,m,x03e8627965",
+            echo(0),
+            echo(1),
+            echo(2)
+        );
+        let mut ws = open(&format!("/script?id=after-close&s={script}")).await;
         let log = Log::attach(&ws);
         for i in 0..3 {
             ws.send(format!("echo {i}")).unwrap();
