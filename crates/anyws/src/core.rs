@@ -207,9 +207,9 @@ struct Received {
     /// The most messages queued at once since the reader last asked to trim (see
     /// [`Core::trim_received`]).
     peak: usize,
-    /// Messages queued and read since the socket opened: positions in the queue.
+    /// Messages queued since the socket opened: the position after the last one (those read
+    /// are `pushed - items.len()`: only reading takes them out, until the queue is abandoned).
     pushed: u64,
-    popped: u64,
     /// Surcharges in `cost` (see the module docs): the position after the last message of
     /// the batch each one is for, and how much. Released once that message is read.
     surcharges: VecDeque<(u64, usize)>,
@@ -240,14 +240,14 @@ impl Received {
     fn popped(&mut self, msg: &Message) {
         self.bytes -= msg.len();
         self.cost -= msg.len() + MESSAGE_OVERHEAD;
-        self.popped += 1;
         self.release();
     }
 
     /// Releases the surcharges of batches whose last message has been read.
     fn release(&mut self) {
+        let read = self.pushed - self.items.len() as u64;
         while let Some(&(last, amount)) = self.surcharges.front() {
-            if last > self.popped {
+            if last > read {
                 break;
             }
             self.cost -= amount;
@@ -657,12 +657,12 @@ impl Core {
                 room
             }
             None => {
-                let since = lock(&self.inner).received.pushed;
+                let since = (surcharge > 0).then(|| lock(&self.inner).received.pushed);
                 let mut room = true;
                 for data in batch.drain(..) {
                     room = self.fire_message(data);
                 }
-                if surcharge > 0 {
+                if let Some(since) = since {
                     let mut inner = lock(&self.inner);
                     inner.received.surcharge(since, surcharge);
                     room = self.room_in(&inner);
