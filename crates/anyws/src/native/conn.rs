@@ -939,8 +939,6 @@ where
         let mut batch = Vec::new();
         // What the batch is charged (see above).
         let mut charged = 0;
-        // Every message of the batch came in one frame (see above).
-        let mut framed = true;
         // Per message of the batch: a slice of tungstenite's read buffer that one frame
         // brought, judged when it arrives (later, tungstenite may have moved to a new buffer
         // and left the slice the only holder of the old one: it would look assembled).
@@ -1006,15 +1004,8 @@ where
                             let cost = t.len() + MESSAGE_OVERHEAD;
                             budget = budget.saturating_sub(cost);
                             charged += cost;
-                            let bytes = if self.shares.is_some() {
-                                let bytes = t.into();
-                                let one = one_frame_slice(&bytes);
-                                framed &= one;
-                                sliced.push(one);
-                                bytes
-                            } else {
-                                arena.take(t.into(), batch.is_empty())
-                            };
+                            let lone = batch.is_empty();
+                            let bytes = self.received(t.into(), lone, &mut arena, &mut sliced);
                             // SAFETY: a `Utf8Bytes` is UTF-8, and `take` keeps the bytes.
                             batch.push(Message::Text(unsafe { Text::from_utf8_unchecked(bytes) }));
                         }
@@ -1022,14 +1013,8 @@ where
                             let cost = b.len() + MESSAGE_OVERHEAD;
                             budget = budget.saturating_sub(cost);
                             charged += cost;
-                            let bytes = if self.shares.is_some() {
-                                let one = one_frame_slice(&b);
-                                framed &= one;
-                                sliced.push(one);
-                                b
-                            } else {
-                                arena.take(b, batch.is_empty())
-                            };
+                            let lone = batch.is_empty();
+                            let bytes = self.received(b, lone, &mut arena, &mut sliced);
                             batch.push(Message::Binary(bytes));
                         }
                         Poll::Ready(other) => {
@@ -1062,6 +1047,7 @@ where
             }
             // What a shared run costs the queue beyond its messages (see above).
             let mut surcharge = 0;
+            let framed = sliced.iter().all(|&one| one);
             match self.shares {
                 Some(size) if charged >= size && framed => surcharge = 4 * size + charged,
                 Some(_) => {
@@ -1072,7 +1058,6 @@ where
                 None => {}
             }
             charged = 0;
-            framed = true;
             sliced.clear();
             room = batch.is_empty() || self.core.fire_messages(&mut batch, surcharge);
             let Some(next) = next else { continue };
@@ -1100,6 +1085,24 @@ where
                     }
                 }
             }
+        }
+    }
+
+    /// A received payload as the reader keeps it until the batch ends: as it is on a stream
+    /// whose runs may be shared, noting whether it is a one-frame slice (`sliced`), else out
+    /// of the arena (`lone`: the first of its batch). See [`Connection::read`].
+    fn received(
+        &self,
+        payload: Bytes,
+        lone: bool,
+        arena: &mut Arena,
+        sliced: &mut Vec<bool>,
+    ) -> Bytes {
+        if self.shares.is_some() {
+            sliced.push(one_frame_slice(&payload));
+            payload
+        } else {
+            arena.take(payload, lone)
         }
     }
 
