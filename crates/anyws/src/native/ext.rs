@@ -117,11 +117,11 @@ impl WebSocketExt for WebSocket {
     }
 
     fn request(&self) -> Option<&http::Request<()>> {
-        self.transport().handshake().map(|h| &h.request)
+        self.transport().handshake().map(|h| &h.typed().request)
     }
 
     fn response(&self) -> Option<&http::Response<()>> {
-        self.transport().handshake().map(|h| &h.response)
+        self.transport().handshake().map(|h| &h.typed().response)
     }
 }
 

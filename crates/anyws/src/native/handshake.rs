@@ -13,6 +13,7 @@ use super::head;
 use super::options::{header_value, redact_url, ExtraHeader, NativeOptions};
 use super::stream::Stream;
 use crate::error::{Error, ErrorKind};
+use std::sync::OnceLock;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::ServerName;
@@ -76,6 +77,19 @@ pub(super) fn header(headers: &[httparse::Header<'_>], name: &str) -> Option<Str
         .peekable();
     values.peek()?;
     Some(values.collect::<Vec<_>>().join(", "))
+}
+
+/// Whether [`header_map`] accepts `headers`, without building the map: `Err` as it would be.
+fn header_check(headers: &[httparse::Header<'_>]) -> Result<(), String> {
+    // `http::HeaderValue::from_bytes`'s rule: no control character but tab.
+    let valid_value = |v: &[u8]| v.iter().all(|&b| (b >= 0x20 && b != 0x7f) || b == b'\t');
+    match headers
+        .iter()
+        .find(|h| http::HeaderName::from_bytes(h.name.as_bytes()).is_err() || !valid_value(h.value))
+    {
+        Some(h) => Err(h.name.chars().take(64).collect()),
+        None => Ok(()),
+    }
 }
 
 /// Whether the comma-separated header `name` holds `token` (compared case-insensitively).
@@ -175,19 +189,30 @@ async fn tcp_connect(url: &Url, port: u16) -> Result<TcpStream, Error> {
     }
 }
 
-/// The opening request: its bytes on the wire, and the same request as `http` types (the
-/// target in origin form, as sent; names lower-case, credentials marked sensitive).
+/// The opening request's bytes on the wire, and which of its header fields the caller marked
+/// sensitive (by index, see [`Wire`]). The target (the URL's path and query, in origin form)
+/// must be a valid URI, as the record's `http` types need it.
 fn request(
     url: &Url,
     key: &str,
     protocols: &[String],
     extra: &[ExtraHeader],
     extensions: Option<&str>,
-) -> Result<(Vec<u8>, http::Request<()>), Error> {
+) -> Result<(Vec<u8>, Vec<u16>), Error> {
     let mut target = url.path().to_owned();
     if let Some(q) = url.query() {
         target.push('?');
         target.push_str(q);
+    }
+    // The URL parser's serialization of a path and query is always a valid URI.
+    if let Err(e) = target.parse::<http::Uri>() {
+        return Err(Error::new(
+            ErrorKind::Syntax,
+            format!(
+                "the request target of {} is not a URI: {e}",
+                redact_url(url.as_str())
+            ),
+        ));
     }
     let host = url.host_str().unwrap_or_default();
     let host = match url.port() {
@@ -209,39 +234,98 @@ fn request(
         own.push(("Sec-WebSocket-Extensions", offer));
     }
     let mut wire = format!("GET {target} HTTP/1.1\r\n");
-    let mut typed = http::Request::new(());
-    // The URL parser's serialization of a path and query is always a valid URI.
-    *typed.uri_mut() = target.parse().map_err(|e| {
-        Error::new(
-            ErrorKind::Syntax,
-            format!(
-                "the request target of {} is not a URI: {e}",
-                redact_url(url.as_str())
-            ),
-        )
-    })?;
-    let map = typed.headers_mut();
-    for (name, value) in own {
+    for (name, value) in &own {
         wire.push_str(&format!("{name}: {value}\r\n"));
-        // Fixed names and values the URL parser made: `http` accepts them.
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(name.as_bytes()),
-            http::HeaderValue::from_str(value),
-        ) {
-            map.append(name, value);
-        }
     }
     let mut wire = wire.into_bytes();
-    for header in extra {
-        let (name, value) = header.typed()?; // checked before, so this succeeds
+    let mut sensitive = Vec::new();
+    for (i, header) in extra.iter().enumerate() {
+        header.typed()?; // checked before, so this succeeds
         wire.extend_from_slice(header.name.as_bytes());
         wire.extend_from_slice(b": ");
         wire.extend_from_slice(&header.value);
         wire.extend_from_slice(b"\r\n");
-        map.append(name, value);
+        if header.sensitive {
+            sensitive.push(u16::try_from(own.len() + i).unwrap_or(u16::MAX));
+        }
     }
     wire.extend_from_slice(b"\r\n");
-    Ok((wire, typed))
+    Ok((wire, sensitive))
+}
+
+/// A client's opening handshake as it went over the wire: the request as sent and the
+/// response head as received, in one allocation. [`Wire::typed`] makes the `http` types of
+/// [`WebSocketExt::request`](super::WebSocketExt::request) and `response` from it, when first
+/// asked for: most connections never ask, and an idle connection would keep the `http` types
+/// (their header maps and values: about 1.4 KB in a dozen allocations) for its lifetime.
+pub(crate) struct Wire {
+    bytes: Box<[u8]>,
+    /// Where the response starts in `bytes`.
+    split: usize,
+    /// The header fields of the request (by index, in order) that the caller marked
+    /// sensitive; credentials are marked by their names.
+    sensitive: Box<[u16]>,
+}
+
+impl Wire {
+    /// The request and response as `http` types: the same as if made during the handshake.
+    pub(crate) fn typed(&self) -> super::Typed {
+        let (request, response) = self.bytes.split_at(self.split);
+        super::Typed {
+            request: self.typed_request(request),
+            response: typed_response(response),
+        }
+    }
+
+    /// The request [`request`] wrote: `GET {target} HTTP/1.1`, then fields `name: value`
+    /// (names are tokens, values hold no CR or LF), each line ending in CRLF.
+    fn typed_request(&self, wire: &[u8]) -> http::Request<()> {
+        let mut lines = wire
+            .split(|&b| b == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+        let mut typed = http::Request::new(());
+        let first = lines.next().unwrap_or_default();
+        let target = first
+            .strip_prefix(b"GET ")
+            .and_then(|t| t.strip_suffix(b" HTTP/1.1"))
+            .unwrap_or_default();
+        // Checked by `request` before it was sent.
+        if let Ok(uri) = http::Uri::try_from(target) {
+            *typed.uri_mut() = uri;
+        }
+        let map = typed.headers_mut();
+        for (i, line) in lines.take_while(|l| !l.is_empty()).enumerate() {
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            let (name, value) = (&line[..colon], &line[colon + 2..]);
+            let name_text = std::str::from_utf8(name).unwrap_or_default();
+            if let (Ok(name), Some(mut value)) = (
+                http::HeaderName::from_bytes(name),
+                header_value(name_text, value),
+            ) {
+                if u16::try_from(i).is_ok_and(|i| self.sensitive.contains(&i)) {
+                    value.set_sensitive(true);
+                }
+                map.append(name, value);
+            }
+        }
+        typed
+    }
+}
+
+/// The response head `upgrade` read and checked, as an `http` response.
+fn typed_response(head: &[u8]) -> http::Response<()> {
+    let mut headers = [httparse::EMPTY_HEADER; head::MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let _ = response.parse(head); // parsed (and checked) the same way before
+    let mut typed = http::Response::new(());
+    *typed.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
+    if response.version == Some(0) {
+        *typed.version_mut() = http::Version::HTTP_10;
+    }
+    *typed.headers_mut() = header_map(response.headers).unwrap_or_default();
+    typed
 }
 
 async fn upgrade(
@@ -261,7 +345,7 @@ async fn upgrade(
     };
     let key = generate_key();
     let offer = compression.map(Compression::offer);
-    let (wire, request) = request(url, &key, protocols, headers, offer.as_deref())?;
+    let (wire, sensitive) = request(url, &key, protocols, headers, offer.as_deref())?;
     stream.write_all(&wire).await.map_err(io)?;
 
     let kind = head::Kind::Response;
@@ -296,27 +380,26 @@ async fn upgrade(
         return Err(network(format!("{shown} sent an invalid HTTP response")));
     }
     let (protocol, extensions, deflate) = check(&response, &key, protocols, compression, url)?;
-    let mut typed = http::Response::new(());
-    *typed.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
-    if response.version == Some(0) {
-        *typed.version_mut() = http::Version::HTTP_10;
-    }
-    *typed.headers_mut() = header_map(response.headers).map_err(|name| {
+    header_check(response.headers).map_err(|name| {
         network(format!(
             "{shown} answered with a header that is not valid HTTP: {name:?}"
         ))
     })?;
     let leftover = buf[head_len..].to_vec();
+    let mut bytes = wire;
+    bytes.extend_from_slice(&buf[..head_len]);
+    let record = Wire {
+        split: bytes.len() - head_len,
+        bytes: bytes.into_boxed_slice(),
+        sensitive: sensitive.into_boxed_slice(),
+    };
     Ok(Upgraded {
         stream,
         leftover,
         protocol,
         extensions,
         deflate,
-        handshake: super::Handshake {
-            request,
-            response: typed,
-        },
+        handshake: super::Handshake::Wire(record, OnceLock::new()),
     })
 }
 

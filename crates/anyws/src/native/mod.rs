@@ -195,11 +195,27 @@ pub(crate) struct Link {
     pass: OnceLock<Arc<dyn duplex::Pass>>,
 }
 
-/// The opening handshake's request and response, as `http` types (see
-/// [`WebSocketExt::request`]).
-pub(crate) struct Handshake {
+/// The opening handshake's request and response (see [`WebSocketExt::request`]).
+pub(crate) enum Handshake {
+    /// A server's: the `http` types its checks made.
+    Typed(Box<Typed>),
+    /// A client's: as it went over the wire, made into `http` types when first asked for.
+    Wire(handshake::Wire, OnceLock<Box<Typed>>),
+}
+
+/// The opening handshake's request and response as `http` types.
+pub(crate) struct Typed {
     pub request: http::Request<()>,
     pub response: http::Response<()>,
+}
+
+impl Handshake {
+    pub(crate) fn typed(&self) -> &Typed {
+        match self {
+            Handshake::Typed(typed) => typed,
+            Handshake::Wire(wire, typed) => typed.get_or_init(|| Box::new(wire.typed())),
+        }
+    }
 }
 
 impl Link {

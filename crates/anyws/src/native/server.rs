@@ -940,10 +940,10 @@ where
         .to_owned();
     let deflate = Params::from_answer(&extensions).ok();
     core.set_accepted_extensions(extensions);
-    let handshake = super::Handshake {
+    let handshake = super::Handshake::Typed(Box::new(super::Typed {
         request: checked.request,
         response,
-    };
+    }));
     let transport =
         super::Transport::accepted(&core, &options.native, stream, leftover, handshake, deflate)?;
     Ok(WebSocket::from_parts(

@@ -263,6 +263,87 @@ async fn credentials_never_appear_in_debug() {
     ws.close();
 }
 
+/// The request as `http` types is the request as sent, exactly: a value the caller marked
+/// sensitive stays so (a name that is not a credential's), values keep their blanks and
+/// bytes, repeated names their order. The client keeps what went over the wire and makes
+/// the `http` types when first asked (`handshake.rs`, `Wire`), so this checks that rebuild
+/// against the server's record of what it read, and against the headers as given.
+#[tokio::test]
+async fn the_recorded_request_is_the_request_sent_with_values_marked_sensitive_kept() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        anyws::native::accept(tcp, Options::new()).await.unwrap()
+    });
+    let mut marked = HeaderValue::from_str(&format!("key-{SECRET}")).unwrap();
+    marked.set_sensitive(true);
+    let mut headers = HeaderMap::new();
+    headers.append("x-api-key", marked);
+    headers.append("x-padded", HeaderValue::from_static("\t two  words "));
+    headers.append("x-repeat", HeaderValue::from_static("1"));
+    headers.append("x-repeat", HeaderValue::from_static("2"));
+    headers.append(
+        "x-bytes",
+        HeaderValue::from_bytes(b"caf\xc3\xa9: a=b").unwrap(),
+    );
+    let native = NativeOptions::new()
+        .header("X-Before", "first")
+        .headers(headers);
+    let client =
+        WebSocket::with_options(&format!("ws://127.0.0.1:{port}/p?q=1"), with(native)).unwrap();
+    let accepted = server.await.unwrap();
+    client.opened().await.unwrap();
+
+    let sent = client.request().unwrap();
+    let seen = accepted.request().unwrap();
+    assert_eq!(sent.uri(), "/p?q=1");
+    let names: Vec<_> = sent.headers().keys().map(|n| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "host",
+            "upgrade",
+            "connection",
+            "sec-websocket-key",
+            "sec-websocket-version",
+            "sec-websocket-extensions",
+            "x-before",
+            "x-api-key",
+            "x-padded",
+            "x-repeat",
+            "x-bytes"
+        ]
+    );
+    assert_eq!(sent.headers()["x-padded"], "\t two  words ");
+    assert_eq!(sent.headers()["x-bytes"].as_bytes(), b"caf\xc3\xa9: a=b");
+    let repeats: Vec<_> = sent.headers().get_all("x-repeat").iter().collect();
+    assert_eq!(repeats, ["1", "2"]);
+    for (name, value) in sent.headers() {
+        assert_eq!(
+            value.is_sensitive(),
+            name == "x-api-key",
+            "{name} marked sensitive: {}",
+            value.is_sensitive()
+        );
+        if name != "x-padded" {
+            // The server's parser drops the blanks around a value, as HTTP says it may.
+            let seen: Vec<_> = seen.headers().get_all(name).iter().collect();
+            let sent: Vec<_> = sent.headers().get_all(name).iter().collect();
+            assert_eq!(sent, seen, "{name}");
+        }
+    }
+    assert_eq!(
+        sent.headers()["x-api-key"],
+        format!("key-{SECRET}").as_str()
+    );
+    assert!(!format!("{sent:?}").contains(SECRET), "{sent:?}");
+    // Asking again gives the same record.
+    assert!(std::ptr::eq(sent, client.request().unwrap()));
+    client.close();
+    accepted.closed().await;
+}
+
 #[tokio::test]
 async fn accepted_sockets_have_the_clients_request_and_the_response_sent() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
