@@ -243,14 +243,17 @@ pub(crate) struct Task {
 }
 
 impl Task {
-    /// Runs the open connection to its end.
-    async fn drive<S>(
+    /// The open connection, run to its end by the future returned. A plain function, as are
+    /// the others that return a connection's future: an `async fn` would keep its arguments
+    /// (the stream alone is 512 bytes) in its future beside what it made of them, for the
+    /// whole life of the connection.
+    fn drive<S>(
         self,
         ws: WebSocketStream<S>,
         meter: MeterOf<S>,
         deflater: Option<Deflater>,
         shares: Option<usize>,
-    ) -> Outcome
+    ) -> impl Future<Output = Outcome> + Send
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -261,9 +264,7 @@ impl Task {
             link,
         } = self;
         let compressed = deflater.is_some();
-        Connection::new(&core, &link, &options, ws, meter, compressed, shares)
-            .run(rx, deflater)
-            .await
+        Connection::new(core, link, options, ws, meter, compressed, shares).run(rx, deflater)
     }
 
     /// The byte stream under tungstenite for a connection that did its handshake here:
@@ -300,13 +301,19 @@ type Layers<S> = (
 );
 
 /// A client connection: the opening handshake, then the connection.
-pub(crate) async fn run(task: Task, protocols: Vec<String>) -> Outcome {
+pub(crate) fn run(task: Task, protocols: Vec<String>) -> impl Future<Output = Outcome> + Send {
     // Boxed: the handshake's state (URL, request, response buffers, TLS, proxy) is freed once
     // the connection is open instead of staying part of the task's allocation, which an
     // idle connection keeps for its lifetime.
-    match Box::pin(open(task, protocols)).await {
-        Ok((task, ws, deflater, shares)) => task.drive(ws, metered, deflater, shares).await,
-        Err(outcome) => outcome,
+    let open = Box::pin(open(task, protocols));
+    async move {
+        // What `open` returned is gone by the end of this statement, so the future does not
+        // keep room for it beside the connection's (see [`Task::drive`]).
+        let connection = match open.await {
+            Ok((task, ws, deflater, shares)) => task.drive(ws, metered, deflater, shares),
+            Err(outcome) => return outcome,
+        };
+        connection.await
     }
 }
 
@@ -425,22 +432,29 @@ where
     run_open(task, ws, unmetered, None, None).await
 }
 
-async fn run_open<S>(
+fn run_open<S>(
     task: Task,
     ws: WebSocketStream<S>,
     meter: MeterOf<S>,
     deflater: Option<Deflater>,
     shares: Option<usize>,
-) -> Outcome
+) -> impl Future<Output = Outcome> + Send
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    wait_for_gate(&task.link).await;
-    // The socket is OPEN already; `open` is skipped if `close()` came first.
-    let (protocol, extensions) = (task.core.protocol(), task.core.extensions());
-    trace::opened(&protocol, &extensions);
-    task.core.fire_open(protocol, extensions);
-    task.drive(ws, meter, deflater, shares).await
+    let (core, link) = (task.core.clone(), task.link.clone());
+    // Made now, polled only after `open`: the stream moves into it once (see
+    // [`Task::drive`]).
+    let connection = task.drive(ws, meter, deflater, shares);
+    async move {
+        wait_for_gate(&link).await;
+        // The socket is OPEN already; `open` is skipped if `close()` came first.
+        let (protocol, extensions) = (core.protocol(), core.extensions());
+        trace::opened(&protocol, &extensions);
+        core.fire_open(protocol, extensions);
+        drop((core, link));
+        connection.await
+    }
 }
 
 fn metered<S: AsyncRead + AsyncWrite + Unpin>(
@@ -649,10 +663,10 @@ impl Liveness {
 /// one task, so they never run at the same time; the stream is behind a lock because both
 /// the reader and the writer poll it (a `split()` pair would cost a lock and a slot hand-off
 /// per frame), and because a handle's `send` may hand a message to it directly (`duplex`).
-struct Connection<'t, S> {
-    core: &'t Core,
-    link: &'t Link,
-    options: &'t NativeOptions,
+struct Connection<S> {
+    core: Shared<Core>,
+    link: Arc<Link>,
+    options: NativeOptions,
     /// The stream, with where its meter is (`ws.meter`).
     ws: Arc<Duplex<S>>,
     progress: Mutex<Progress>,
@@ -680,20 +694,20 @@ fn one_frame_slice(payload: &Bytes) -> bool {
 
 /// The socket closes with the connection, even while a handle holds the stream's `Duplex`
 /// (the `Link` keeps it for direct sends).
-impl<S> Drop for Connection<'_, S> {
+impl<S> Drop for Connection<S> {
     fn drop(&mut self) {
         self.ws.close();
     }
 }
 
-impl<'t, S> Connection<'t, S>
+impl<S> Connection<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     fn new(
-        core: &'t Core,
-        link: &'t Link,
-        options: &'t NativeOptions,
+        core: Shared<Core>,
+        link: Arc<Link>,
+        options: NativeOptions,
         ws: WebSocketStream<S>,
         meter: MeterOf<S>,
         compressed: bool,
@@ -731,53 +745,61 @@ where
     /// `error` to come) and writes what it queued meanwhile, within [`FAIL_DRAIN_TIMEOUT`];
     /// then the close frame goes out and `error` and `close` fire, after those messages as
     /// always. Nothing more is read meanwhile.
-    async fn run(self, rx: commands::Receiver, deflater: Option<Deflater>) -> Outcome {
-        // From here on a handle's `send` may hand its message to the stream (`duplex`).
-        if poll_fn(|cx| Poll::Ready(self.ws.set_task(cx.waker()))).await {
-            self.link.passes(self.ws.clone());
-        }
-        let end = {
-            let this = &self;
-            let reader = this.read();
-            let writer = this.write(rx, deflater);
-            tokio::pin!(reader, writer);
-            let mut writer_done = false;
-            // A read error that fails the connection, and how long the writer may go on.
-            let mut failing: Option<(End, Instant)> = None;
-            loop {
-                let deadline = match &failing {
-                    Some((_, until)) => Some(*until),
-                    None => this.next_deadline(),
-                };
-                tokio::select! {
-                    biased;
-                    end = &mut reader, if failing.is_none() => match end {
-                        End::Failed(e) if !writer_done && fail_code(&e).is_some() => {
-                            this.note(|p| p.failing = true);
-                            this.fail_wanted.notify_one();
-                            let until = after(Instant::now(), FAIL_DRAIN_TIMEOUT);
-                            failing = Some((End::Failed(e), until));
-                        }
-                        end => break end,
-                    },
-                    _ = &mut writer, if !writer_done => {
-                        writer_done = true;
-                        if let Some((end, _)) = failing.take() {
-                            break end;
-                        }
-                    }
-                    _ = this.changed.notified() => {}
-                    _ = this.link.closing.notified() => this.close_requested(),
-                    _ = sleep_until_some(deadline) => match failing.take() {
-                        Some((end, _)) => break end,
-                        None => if let Some(end) = this.check_deadlines() {
-                            break end;
-                        },
-                    },
-                }
+    #[allow(clippy::manual_async_fn)] // on purpose: see the comment below
+    fn run(
+        self,
+        rx: commands::Receiver,
+        deflater: Option<Deflater>,
+    ) -> impl Future<Output = Outcome> + Send {
+        // Not an `async fn`, which would keep `self` twice (see [`Task::drive`]).
+        async move {
+            // From here on a handle's `send` may hand its message to the stream (`duplex`).
+            if poll_fn(|cx| Poll::Ready(self.ws.set_task(cx.waker()))).await {
+                self.link.passes(self.ws.clone());
             }
-        };
-        Box::pin(self.outcome(end)).await
+            let end = {
+                let this = &self;
+                let reader = this.read();
+                let writer = this.write(rx, deflater);
+                tokio::pin!(reader, writer);
+                let mut writer_done = false;
+                // A read error that fails the connection, and how long the writer may go on.
+                let mut failing: Option<(End, Instant)> = None;
+                loop {
+                    let deadline = match &failing {
+                        Some((_, until)) => Some(*until),
+                        None => this.next_deadline(),
+                    };
+                    tokio::select! {
+                        biased;
+                        end = &mut reader, if failing.is_none() => match end {
+                            End::Failed(e) if !writer_done && fail_code(&e).is_some() => {
+                                this.note(|p| p.failing = true);
+                                this.fail_wanted.notify_one();
+                                let until = after(Instant::now(), FAIL_DRAIN_TIMEOUT);
+                                failing = Some((End::Failed(e), until));
+                            }
+                            end => break end,
+                        },
+                        _ = &mut writer, if !writer_done => {
+                            writer_done = true;
+                            if let Some((end, _)) = failing.take() {
+                                break end;
+                            }
+                        }
+                        _ = this.changed.notified() => {}
+                        _ = this.link.closing.notified() => this.close_requested(),
+                        _ = sleep_until_some(deadline) => match failing.take() {
+                            Some((end, _)) => break end,
+                            None => if let Some(end) = this.check_deadlines() {
+                                break end;
+                            },
+                        },
+                    }
+                }
+            };
+            Box::pin(self.outcome(end)).await
+        }
     }
 
     /// `close()` was called while OPEN (or the last handle was dropped).
@@ -945,7 +967,7 @@ where
         let mut sliced: Vec<bool> = Vec::new();
         // Once the reader ends (or is dropped), no message comes any more: the queue gives a
         // burst's slots back once the application has read it.
-        let _ended = ReaderEnded(self.core);
+        let _ended = ReaderEnded(&self.core);
         // After a burst, once the reader has heard nothing for `TRIM_IDLE`, the queue gives
         // the burst's slots back if the application has read it (else it is asked again a
         // `TRIM_IDLE` later). The timer is armed at the first wait after the queue grew and
