@@ -298,7 +298,7 @@ impl Wire {
             let Some(colon) = line.iter().position(|&b| b == b':') else {
                 continue;
             };
-            let (name, value) = (&line[..colon], &line[colon + 2..]);
+            let (name, value) = (&line[..colon], line.get(colon + 2..).unwrap_or_default());
             let name_text = std::str::from_utf8(name).unwrap_or_default();
             if let (Ok(name), Some(mut value)) = (
                 http::HeaderName::from_bytes(name),
