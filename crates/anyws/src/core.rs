@@ -218,6 +218,14 @@ struct Received {
 impl Received {
     /// Queues `data`, charging its payload and [`MESSAGE_OVERHEAD`].
     fn push(&mut self, data: Message) {
+        if self.items.len() == self.items.capacity() {
+            // A quarter more slots, not twice as many: a queue that had just doubled would
+            // hold an empty 40-byte slot for each full one, 80 bytes for a message charged
+            // 64 (so a flood of empty messages held 1.26x its charge). Growing by a quarter
+            // costs a few more moves of the slots while a backlog builds up, once.
+            self.items
+                .reserve_exact((self.items.len() / 4).max(GROW_RECEIVED));
+        }
         self.bytes += data.len();
         self.cost += data.len() + MESSAGE_OVERHEAD;
         self.items.push_back(data);
@@ -263,6 +271,9 @@ impl Received {
         }
     }
 }
+
+/// The fewest slots the queue of received messages grows by (see [`Received::push`]).
+const GROW_RECEIVED: usize = 16;
 
 /// Slots the queue of received messages keeps once a burst has been read and the reader
 /// has ended or been idle (a reader's batch, twice over); while messages keep coming it

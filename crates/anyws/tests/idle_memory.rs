@@ -961,3 +961,22 @@ async fn short_shared_runs_between_pongs_do_not_hold_two_buffers_each() {
         "the queue holds {held} bytes of heap while it charges {charged}"
     );
 }
+
+/// review-n2c (finding 3): a flood of empty or 1-byte messages, one more than a power of two
+/// of them, so that the queue has just doubled its slots. Each message is charged its payload
+/// and 64 bytes; a queue slot is 40 bytes, and a `VecDeque` that doubles keeps up to as many
+/// empty slots as full ones: 80 bytes a message. On cf14f74 this held 1.2 to 1.25 times what
+/// the queue charges.
+#[tokio::test]
+async fn a_flood_of_empty_and_tiny_messages_holds_no_more_than_the_queue_charges() {
+    let _serial = SERIAL.lock().await;
+    const COUNT: usize = 4097;
+    for size in [0, 1] {
+        let (held, charged) = held_vs_charged(padded(COUNT, 0, &[size]), COUNT).await;
+        assert!(
+            held <= charged as isize,
+            "{COUNT} messages of {size} bytes: the queue holds {held} bytes of heap while it \
+             charges {charged}"
+        );
+    }
+}
