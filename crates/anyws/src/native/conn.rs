@@ -747,12 +747,15 @@ where
     /// always. Nothing more is read meanwhile.
     #[allow(clippy::manual_async_fn)] // on purpose: see the comment below
     fn run(
-        self,
+        mut self,
         rx: commands::Receiver,
         deflater: Option<Deflater>,
     ) -> impl Future<Output = Outcome> + Send {
         // Not an `async fn`, which would keep `self` twice (see [`Task::drive`]).
         async move {
+            // The keep-alive counts from here, after `open`: a server's connection is made
+            // before `open` waits for the creator's block (`run_open`), which may be long.
+            self.liveness = Liveness::new();
             // From here on a handle's `send` may hand its message to the stream (`duplex`).
             if poll_fn(|cx| Poll::Ready(self.ws.set_task(cx.waker()))).await {
                 self.link.passes(self.ws.clone());

@@ -198,7 +198,7 @@ fn request(
     protocols: &[String],
     extra: &[ExtraHeader],
     extensions: Option<&str>,
-) -> Result<(Vec<u8>, Vec<u16>), Error> {
+) -> Result<(Vec<u8>, Vec<usize>), Error> {
     let mut target = url.path().to_owned();
     if let Some(q) = url.query() {
         target.push('?');
@@ -246,7 +246,7 @@ fn request(
         wire.extend_from_slice(&header.value);
         wire.extend_from_slice(b"\r\n");
         if header.sensitive {
-            sensitive.push(u16::try_from(own.len() + i).unwrap_or(u16::MAX));
+            sensitive.push(own.len() + i);
         }
     }
     wire.extend_from_slice(b"\r\n");
@@ -264,7 +264,7 @@ pub(crate) struct Wire {
     split: usize,
     /// The header fields of the request (by index, in order) that the caller marked
     /// sensitive; credentials are marked by their names.
-    sensitive: Box<[u16]>,
+    sensitive: Box<[usize]>,
 }
 
 impl Wire {
@@ -304,10 +304,11 @@ impl Wire {
                 http::HeaderName::from_bytes(name),
                 header_value(name_text, value),
             ) {
-                if u16::try_from(i).is_ok_and(|i| self.sensitive.contains(&i)) {
+                if self.sensitive.contains(&i) {
                     value.set_sensitive(true);
                 }
-                map.append(name, value);
+                // Within the map's limit (`NativeOptions::MAX_HEADERS`); past it, no panic.
+                let _ = map.try_append(name, value);
             }
         }
         typed

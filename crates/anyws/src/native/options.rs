@@ -193,6 +193,13 @@ impl ExtraHeader {
 }
 
 impl NativeOptions {
+    /// The most request headers [`NativeOptions::header`] and [`NativeOptions::headers`] may add
+    /// in all: with the handshake's own (up to seven) they fit the `http::HeaderMap` of
+    /// [`WebSocketExt::request`](crate::native::WebSocketExt::request), which holds at most 24,576
+    /// names. No server reads that many; more fail
+    /// [`WebSocket::with_options`](crate::WebSocket::with_options) with [`ErrorKind::Syntax`].
+    pub const MAX_HEADERS: usize = 24_000;
+
     /// The defaults (see each setter). `wss://` always checks certificates (there is no
     /// switch to turn that off) against the Mozilla root certificates bundled by
     /// `webpki-roots` (default feature `webpki-roots`) and, with the `platform-roots`
@@ -235,7 +242,7 @@ impl NativeOptions {
     /// Sec-WebSocket-*) are anyws's. A bad header makes
     /// [`WebSocket::with_options`](crate::WebSocket::with_options) fail with
     /// [`ErrorKind::Syntax`]; no error names a header's value. The same header may be added
-    /// more than once (each is sent). Default: none.
+    /// more than once (each is sent), up to [`MAX_HEADERS`](Self::MAX_HEADERS) headers in all. Default: none.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push(ExtraHeader {
             name: name.into(),
@@ -486,6 +493,17 @@ impl NativeOptions {
     /// Checks the settings, the headers and the proxy; runs before any network traffic.
     pub(crate) fn validate(&self) -> Result<(), Error> {
         self.validate_connection()?;
+        if self.headers.len() > Self::MAX_HEADERS {
+            return Err(Error::new(
+                ErrorKind::Syntax,
+                format!(
+                    "at most {} headers may be added to the opening handshake; these options \
+                     add {}",
+                    Self::MAX_HEADERS,
+                    self.headers.len()
+                ),
+            ));
+        }
         for header in &self.headers {
             header.typed()?;
         }

@@ -31,6 +31,7 @@ mod proxy;
 mod proxy_hardening;
 mod receive_backpressure;
 mod review_n2;
+mod review_n5;
 mod send_backpressure;
 mod server_hardening;
 mod server_policy;
