@@ -219,12 +219,13 @@ impl Received {
     /// Queues `data`, charging its payload and [`MESSAGE_OVERHEAD`].
     fn push(&mut self, data: Message) {
         if self.items.len() == self.items.capacity() {
-            // A quarter more slots, not twice as many: a queue that had just doubled would
-            // hold an empty 40-byte slot for each full one, 80 bytes for a message charged
-            // 64 (so a flood of empty messages held 1.26x its charge). Growing by a quarter
-            // costs a few more moves of the slots while a backlog builds up, once.
-            self.items
-                .reserve_exact((self.items.len() / 4).max(GROW_RECEIVED));
+            // A quarter more slots (at least one), not twice as many: a queue that had just
+            // doubled would hold an empty 40-byte slot for each full one, 80 bytes for a
+            // message charged 64 (so a flood of empty messages held 1.26x its charge), and a
+            // larger minimum would hold more than a few messages are charged (review-n5b).
+            // Growing by a quarter costs a few more moves of the slots while a backlog builds
+            // up, once.
+            self.items.reserve_exact((self.items.len() / 4).max(1));
         }
         self.bytes += data.len();
         self.cost += data.len() + MESSAGE_OVERHEAD;
@@ -271,9 +272,6 @@ impl Received {
         }
     }
 }
-
-/// The fewest slots the queue of received messages grows by (see [`Received::push`]).
-const GROW_RECEIVED: usize = 16;
 
 /// Slots the queue of received messages keeps once a burst has been read and the reader
 /// has ended or been idle (a reader's batch, twice over); while messages keep coming it
@@ -1172,6 +1170,32 @@ mod caught_up_tests {
             core.abandon_stream();
             assert_eq!(core.queued_charge(), 0, "abandoned");
         }
+    }
+
+    /// Review n5b: the queue's slots stay under what it charges (payload plus 64 bytes a
+    /// message; a slot is 40 bytes) for every count. On bb10b7a it grew by at least 16 slots:
+    /// 1 empty message held 16 slots (640 bytes for 64 charged, 10x; 4 slots, 2.5x, when it
+    /// doubled) and 17 to 19 held 32.
+    #[test]
+    fn the_queues_slots_stay_under_its_charge_for_every_count() {
+        let slot = std::mem::size_of::<Message>();
+        let mut over = Vec::new();
+        for n in [
+            1usize, 2, 9, 16, 17, 19, 20, 21, 100, 125, 1000, 5000, 20_000,
+        ] {
+            let mut r = Received::default();
+            for _ in 0..n {
+                r.push(Message::Binary(bytes::Bytes::new()));
+            }
+            let held = r.items.capacity() * slot;
+            if held > r.cost {
+                over.push(format!(
+                    "{n} messages: {held} bytes of slots for {} charged",
+                    r.cost
+                ));
+            }
+        }
+        assert!(over.is_empty(), "{over:#?}");
     }
 
     #[test]

@@ -262,7 +262,7 @@ pub(crate) struct Wire {
     bytes: Box<[u8]>,
     /// Where the response starts in `bytes`.
     split: usize,
-    /// The header fields of the request (by index, in order) that the caller marked
+    /// The header fields of the request (by index, ascending) that the caller marked
     /// sensitive; credentials are marked by their names.
     sensitive: Box<[usize]>,
 }
@@ -304,7 +304,7 @@ impl Wire {
                 http::HeaderName::from_bytes(name),
                 header_value(name_text, value),
             ) {
-                if self.sensitive.contains(&i) {
+                if self.sensitive.binary_search(&i).is_ok() {
                     value.set_sensitive(true);
                 }
                 // Within the map's limit (`NativeOptions::MAX_HEADERS`); past it, no panic.
