@@ -1,54 +1,15 @@
 //! Review n5: the client's handshake kept as bytes (`handshake::Wire`, a2ffb64) and the
 //! connection made before the gate (`conn::run_open`, dc2f181).
 
+use crate::common::RawPeer;
 use anyws::native::http::{HeaderMap, HeaderValue};
-use anyws::native::tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use anyws::native::{NativeOptions, WebSocketExt};
 use anyws::{ErrorKind, Options, WebSocket};
 use futures::StreamExt;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const SECRET: &str = "review-n5-secret-value";
-
-/// Reads a request head of any size and answers 101; returns the request bytes.
-async fn answer(tcp: &mut TcpStream) -> Vec<u8> {
-    let mut request = Vec::new();
-    let mut buf = [0u8; 65536];
-    while !request.ends_with(b"\r\n\r\n") {
-        let n = tcp.read(&mut buf).await.unwrap();
-        assert!(n > 0, "request cut short");
-        request.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&request);
-    let key = text
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("sec-websocket-key")
-                .then(|| value.trim().to_owned())
-        })
-        .expect("a key");
-    let response = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {}\r\n\r\n",
-        derive_accept_key(key.as_bytes())
-    );
-    tcp.write_all(response.as_bytes()).await.unwrap();
-    request
-}
-
-async fn raw_server() -> (String, tokio::task::JoinHandle<TcpStream>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move {
-        let (mut tcp, _) = listener.accept().await.unwrap();
-        answer(&mut tcp).await;
-        tcp
-    });
-    (url, server)
-}
 
 /// More headers than `NativeOptions::MAX_HEADERS` are refused before any traffic, with a
 /// typed error. On 230e221 both of these opened: 65,536 repeats of one name then a value
@@ -97,10 +58,10 @@ async fn at_the_header_limit_the_request_record_is_whole_and_keeps_its_marks() {
     value.set_sensitive(true);
     map.insert("x-api-key", value);
     native = native.headers(map);
-    let (url, server) = raw_server().await;
-    let ws = WebSocket::with_options(&url, Options::new().native(native)).unwrap();
+    let peer = RawPeer::bind().await;
+    let ws = WebSocket::with_options(&peer.url(), Options::new().native(native)).unwrap();
+    let _tcp = peer.accept("").await;
     ws.opened().await.unwrap();
-    let _tcp = server.await.unwrap();
     let request = ws.request().expect("a client socket has its request");
     // Host, Upgrade, Connection, Sec-WebSocket-Key, -Version and -Extensions, then ours.
     assert_eq!(request.headers().len(), 6 + NativeOptions::MAX_HEADERS);
