@@ -112,16 +112,19 @@ pub(crate) async fn connect(
             "port {port} is on the Fetch standard's list of blocked ports, which browsers refuse too"
         )));
     }
+    // The proxy's and TLS's futures are boxed: held inline they would size every
+    // connection's opening future for them (1.2 KB for TLS), plain `ws://` ones too, and
+    // a proxy or a TLS handshake costs far more than the allocation.
     let tcp = match &options.proxy {
         Some(proxy) => {
             let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
-            super::proxy::parse(proxy)?.tunnel(host, port).await?
+            Box::pin(super::proxy::parse(proxy)?.tunnel(host, port)).await?
         }
         None => tcp_connect(url, port).await?,
     };
     let _ = tcp.set_nodelay(options.tcp_nodelay);
     let stream = if url.scheme() == "wss" {
-        tls_connect(url, tcp, options).await?
+        Box::pin(tls_connect(url, tcp, options)).await?
     } else {
         Stream::Plain(tcp)
     };

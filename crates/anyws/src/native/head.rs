@@ -2,7 +2,11 @@
 //! that do: the server's opening request, the client's 101 response, and a proxy's answer
 //! to `CONNECT`. httparse parses; this owns the loop, its limits and its cost.
 
+use bytes::BufMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// The most read at once (one byte at a time with `exact`).
+const READ: usize = 4096;
 
 /// Which head, and so which limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,13 +102,18 @@ where
         } else if buf.len() >= kind.max_len() {
             return Err(Failure::TooLarge);
         }
-        let mut chunk = [0u8; 4096];
-        let want = if exact { 1 } else { chunk.len() };
-        let n = stream.read(&mut chunk[..want]).await.map_err(Failure::Io)?;
+        // Straight into `buf`'s spare room: a buffer on the stack would be kept in the
+        // future of every handshake that awaits this (4 KiB each, for 10,000 connections
+        // opening at once), and copied from.
+        let want = if exact { 1 } else { READ };
+        buf.reserve(want);
+        let n = stream
+            .read_buf(&mut (&mut buf).limit(want))
+            .await
+            .map_err(Failure::Io)?;
         if n == 0 {
             return Err(Failure::Closed);
         }
-        buf.extend_from_slice(&chunk[..n]);
     }
 }
 

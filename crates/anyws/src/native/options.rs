@@ -516,24 +516,34 @@ impl NativeOptions {
     /// Runs an opening handshake (either side) within the connect timeout; past it, a
     /// `Network` error saying that `who` (a URL, shown without its credentials) did not
     /// complete it.
-    pub(crate) async fn within_connect_timeout<T>(
+    ///
+    /// A plain function, not an `async fn`: an `async fn` would keep `handshake` beside the
+    /// `Timeout` it is moved into, twice the handshake's size in every opening connection's
+    /// future.
+    pub(crate) fn within_connect_timeout<'a, T, F>(
         &self,
-        handshake: impl std::future::Future<Output = Result<T, Error>>,
-        who: &str,
-    ) -> Result<T, Error> {
+        handshake: F,
+        who: &'a str,
+    ) -> impl std::future::Future<Output = Result<T, Error>> + 'a
+    where
+        F: std::future::Future<Output = Result<T, Error>> + 'a,
+    {
+        use futures_util::future::{Either, FutureExt};
         match self.connect_timeout {
-            None => handshake.await,
-            Some(limit) => tokio::time::timeout(limit, handshake)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(Error::new(
-                        ErrorKind::Network,
-                        format!(
-                            "{} did not complete the opening handshake within {limit:?}",
-                            redact_url(who)
-                        ),
-                    ))
-                }),
+            None => Either::Left(handshake),
+            Some(limit) => {
+                Either::Right(tokio::time::timeout(limit, handshake).map(move |result| {
+                    result.unwrap_or_else(|_| {
+                        Err(Error::new(
+                            ErrorKind::Network,
+                            format!(
+                                "{} did not complete the opening handshake within {limit:?}",
+                                redact_url(who)
+                            ),
+                        ))
+                    })
+                }))
+            }
         }
     }
 
