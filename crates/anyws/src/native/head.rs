@@ -2,8 +2,10 @@
 //! that do: the server's opening request, the client's 101 response, and a proxy's answer
 //! to `CONNECT`. httparse parses; this owns the loop, its limits and its cost.
 
-use bytes::BufMut;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::{ready, Poll};
+use tokio::io::{AsyncRead, ReadBuf};
 
 /// The most read at once (one byte at a time with `exact`).
 const READ: usize = 4096;
@@ -102,15 +104,20 @@ where
         } else if buf.len() >= kind.max_len() {
             return Err(Failure::TooLarge);
         }
-        // Straight into `buf`'s spare room: a buffer on the stack would be kept in the
-        // future of every handshake that awaits this (4 KiB each, for 10,000 connections
-        // opening at once), and copied from.
+        // Into a stack buffer that lives only while the socket is polled: kept across the
+        // wait, it would be part of the future of every handshake that awaits this (4 KiB
+        // each, for 10,000 connections opening at once); read into `buf`'s spare room, it
+        // would make every head a 4 KiB allocation.
         let want = if exact { 1 } else { READ };
-        buf.reserve(want);
-        let n = stream
-            .read_buf(&mut (&mut buf).limit(want))
-            .await
-            .map_err(Failure::Io)?;
+        let n = std::future::poll_fn(|cx| {
+            let mut chunk = [MaybeUninit::<u8>::uninit(); READ];
+            let mut read = ReadBuf::uninit(&mut chunk[..want]);
+            ready!(Pin::new(&mut *stream).poll_read(cx, &mut read))?;
+            buf.extend_from_slice(read.filled());
+            Poll::Ready(Ok::<_, std::io::Error>(read.filled().len()))
+        })
+        .await
+        .map_err(Failure::Io)?;
         if n == 0 {
             return Err(Failure::Closed);
         }

@@ -641,6 +641,16 @@ fn featured_provider() -> Option<&'static Arc<CryptoProvider>> {
     None
 }
 
+/// [`redact_url`] for a URL already parsed: without credentials (every connection's case)
+/// it is the URL's text as it is, with no parse and no allocation.
+pub(crate) fn redact_parsed(url: &url::Url) -> std::borrow::Cow<'_, str> {
+    if url.username().is_empty() && url.password().is_none() {
+        std::borrow::Cow::Borrowed(url.as_str())
+    } else {
+        redact_url(url.as_str())
+    }
+}
+
 /// `url` with its userinfo (user name and password) replaced by `***`: `ws://***@host/path`.
 /// Every error message, and `Debug`, that shows a WebSocket or proxy URL goes through this,
 /// so credentials in a URL never reach an error or a log. A URL without userinfo is returned
