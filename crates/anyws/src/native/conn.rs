@@ -1596,9 +1596,10 @@ mod tests {
     /// What every connection allocates while it opens (10,000 opening at once allocate it
     /// 10,000 times, and touch it): the handshake's future, which `run` boxes and frees at
     /// `open`. It was 10.9 KB while the head reader kept a 4 KiB stack buffer and the connect
-    /// timeout kept the handshake twice (`-Zprint-type-sizes`); it is about 2.4 KB.
+    /// timeout kept the handshake twice (`-Zprint-type-sizes`); it is about 2.5 KB, and the bound
+    /// leaves room for the compiler's layout to move.
     #[test]
-    fn an_opening_connection_allocates_at_most_3_kib_for_its_handshake() {
+    fn an_opening_connection_allocates_at_most_4_kib_for_its_handshake() {
         let core = Shared::new(Core::new("ws://127.0.0.1:1/".to_owned(), 1 << 20, None));
         let (_commands, rx) = commands::channel();
         let task = Task {
@@ -1610,7 +1611,7 @@ mod tests {
         let opening = open(task, Vec::new());
         let size = std::mem::size_of_val(&opening);
         assert!(
-            size <= 3 << 10,
+            size <= 4 << 10,
             "the opening handshake's future is {size} bytes"
         );
     }

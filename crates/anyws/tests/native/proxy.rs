@@ -300,3 +300,66 @@ async fn wss_through_socks5h_is_end_to_end_tls_for_the_name() {
         "{target:?}"
     );
 }
+
+/// An HTTP proxy that answers `CONNECT` and, in the same write, the server's refusal of the
+/// upgrade: the client takes the proxy's answer and not a byte more (the head reader's
+/// `exact` reads), so the refusal is what its upgrade reads; the same with both answers
+/// written a byte at a time. Neither URL's credentials reach the error (review-n5c).
+#[tokio::test]
+async fn an_http_proxys_answer_is_read_to_its_end_and_not_past_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const SECRET: &str = "n5c-secret-value";
+    async fn head(tcp: &mut tokio::net::TcpStream) -> String {
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            match tcp.read_u8().await {
+                Ok(b) => head.push(b),
+                Err(_) => break,
+            }
+        }
+        String::from_utf8(head).unwrap()
+    }
+    for trickle in [false, true] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let proxy = tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let connect = head(&mut tcp).await;
+            let both: &[u8] = b"HTTP/1.1 200 Connection established\r\nX-A: b\r\n\r\n\
+                HTTP/1.1 403 Forbidden by the server\r\nContent-Length: 0\r\n\r\n";
+            if trickle {
+                for b in both {
+                    tcp.write_all(&[*b]).await.unwrap();
+                }
+            } else {
+                tcp.write_all(both).await.unwrap();
+            }
+            let upgrade = head(&mut tcp).await;
+            (connect, upgrade)
+        });
+        let native = NativeOptions::new().proxy(format!("http://proxy-user:{SECRET}@{addr}"));
+        let ws = WebSocket::with_options(
+            &format!("ws://ws-user:{SECRET}@example.test:8080/path"),
+            Options::new().native(native),
+        )
+        .unwrap();
+        let err = failure(&ws).await;
+        let text = format!("{err} {err:?}");
+        for secret in [SECRET, "proxy-user", "ws-user"] {
+            assert!(!text.contains(secret), "{secret} shown: {text}");
+        }
+        assert!(
+            text.contains("403") && text.contains("ws://***@example.test:8080/path"),
+            "trickle {trickle}: {text}"
+        );
+        let (connect, upgrade) = proxy.await.unwrap();
+        assert!(
+            connect.starts_with("CONNECT example.test:8080 HTTP/1.1\r\n"),
+            "{connect}"
+        );
+        assert!(
+            upgrade.starts_with("GET /path HTTP/1.1\r\nHost: example.test:8080\r\n"),
+            "{upgrade}"
+        );
+    }
+}
