@@ -251,6 +251,7 @@ impl Task {
         self,
         ws: WebSocketStream<S>,
         meter: MeterOf<S>,
+        first_byte: FirstByte<S>,
         deflater: Option<Deflater>,
         shares: Option<usize>,
     ) -> impl Future<Output = Outcome> + Send
@@ -264,7 +265,9 @@ impl Task {
             link,
         } = self;
         let compressed = deflater.is_some();
-        Connection::new(core, link, options, ws, meter, compressed, shares).run(rx, deflater)
+        let mut connection = Connection::new(core, link, options, ws, meter, compressed, shares);
+        connection.first_byte = first_byte;
+        connection.run(rx, deflater)
     }
 
     /// The byte stream under tungstenite for a connection that did its handshake here:
@@ -310,7 +313,9 @@ pub(crate) fn run(task: Task, protocols: Vec<String>) -> impl Future<Output = Ou
         // What `open` returned is gone by the end of this statement, so the future does not
         // keep room for it beside the connection's (see [`Task::drive`]).
         let connection = match open.await {
-            Ok((task, ws, deflater, shares)) => task.drive(ws, metered, deflater, shares),
+            Ok((task, ws, deflater, shares)) => {
+                task.drive(ws, metered, first_byte, deflater, shares)
+            }
             Err(outcome) => return outcome,
         };
         connection.await
@@ -445,7 +450,7 @@ where
     let (core, link) = (task.core.clone(), task.link.clone());
     // Made now, polled only after `open`: the stream moves into it once (see
     // [`Task::drive`]).
-    let connection = task.drive(ws, meter, deflater, shares);
+    let connection = task.drive(ws, meter, at_once, deflater, shares);
     async move {
         wait_for_gate(&link).await;
         // The socket is OPEN already; `open` is skipped if `close()` came first.
@@ -465,6 +470,41 @@ fn metered<S: AsyncRead + AsyncWrite + Unpin>(
 
 fn unmetered<S>(_: &mut WebSocketStream<S>) -> Option<&mut Meter> {
     None
+}
+
+/// What the reader waits for before tungstenite's first read (see [`Connection::read`]).
+type FirstByte<S> = fn(&mut WebSocketStream<S>, &mut Context<'_>) -> Poll<()>;
+
+/// Reading starts at once: the stream may hold bytes no readiness would announce (TLS, a
+/// `wrap`ped stream), or this is not worth it (an accepted socket's first frame is usually
+/// on its way already).
+fn at_once<S>(_: &mut WebSocketStream<S>, _: &mut Context<'_>) -> Poll<()> {
+    Poll::Ready(())
+}
+
+/// A client's plain TCP connection without permessage-deflate, whose layers hold nothing
+/// read: ready once a byte has arrived (peeked, not read), or the socket ended or failed (an
+/// error is kept for tungstenite's first read). tungstenite zeroes its whole read buffer
+/// before every read, so a first read that finds nothing would touch an idle connection's
+/// 8 KiB for no byte: this way a connection that is never sent anything never touches it,
+/// and a client opening many at once does not spend the time on it before the last `open`
+/// (raw tokio-tungstenite reads only when the application asks).
+fn first_byte(
+    ws: &mut WebSocketStream<Inflating<Metered<super::stream::Stream>>>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    let layers = ws.get_mut();
+    let Some(split) = layers.split.as_mut().filter(|split| split.idle()) else {
+        return Poll::Ready(());
+    };
+    match layers.inner.get_ref().poll_peek(cx) {
+        None | Some(Poll::Ready(Ok(()))) => Poll::Ready(()),
+        Some(Poll::Ready(Err(error))) => {
+            split.fail(error);
+            Poll::Ready(())
+        }
+        Some(Poll::Pending) => Poll::Pending,
+    }
 }
 
 /// How the connection's reading side ended.
@@ -681,6 +721,8 @@ struct Connection<S> {
     /// data messages charged at least this much is delivered as slices of it (see
     /// [`Connection::read`]).
     shares: Option<usize>,
+    /// What the reader waits for before tungstenite's first read.
+    first_byte: FirstByte<S>,
 }
 
 /// Whether a received payload is a slice of tungstenite's read buffer that one frame brought
@@ -726,6 +768,7 @@ where
             // Inflated frames reach tungstenite in pieces of up to 64 KiB, so its buffer may
             // grow to several times its size: a slice could hold far more than it is charged.
             shares: shares.filter(|_| !compressed),
+            first_byte: at_once,
         }
     }
 
@@ -977,6 +1020,18 @@ where
         // polled only while the reader waits; when it fires, the time last heard decides
         // (it is moved on, not reset at each message: a flood never touches it).
         let mut idle: Option<Pin<Box<tokio::time::Sleep>>> = None;
+        // Before tungstenite's first read (see [`FirstByte`]); a wait here is a read's wait:
+        // what ends it was heard from the peer.
+        let mut waited = false;
+        poll_fn(|cx| {
+            let ready = (self.first_byte)(&mut self.ws.lock(), cx);
+            waited |= ready.is_pending();
+            ready
+        })
+        .await;
+        if waited {
+            self.liveness.heard();
+        }
         loop {
             if !room {
                 let mut paused = false;

@@ -177,6 +177,10 @@ impl<S> Metered<S> {
     pub(crate) fn new(inner: S, meter: Meter) -> Self {
         Metered { inner, meter }
     }
+
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.inner
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {

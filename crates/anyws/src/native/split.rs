@@ -93,6 +93,9 @@ pub(crate) struct Splitter {
     end: usize,
     /// The socket's stream ended (the direct path read nothing).
     ended: bool,
+    /// An error found before tungstenite's first read (see [`Splitter::fail`]), returned by
+    /// the next read.
+    failed: Option<io::Error>,
 }
 
 impl Splitter {
@@ -113,7 +116,23 @@ impl Splitter {
             pos: 0,
             end,
             ended: false,
+            failed: None,
         }
+    }
+
+    /// Nothing is held for tungstenite: no bytes read ahead, no header begun, no error.
+    pub(crate) fn idle(&self) -> bool {
+        self.pos == self.end
+            && self.head_len == 0
+            && matches!(self.at, At::Header)
+            && !self.ended
+            && self.failed.is_none()
+    }
+
+    /// An error the socket gave before tungstenite read it (a peek, see
+    /// `conn::first_byte`): tungstenite gets it from its next read, as if it had read it.
+    pub(crate) fn fail(&mut self, error: io::Error) {
+        self.failed = Some(error);
     }
 
     /// Bytes this layer holds on the heap (for tests).
@@ -129,6 +148,9 @@ impl Splitter {
         cx: &mut Context<'_>,
         out: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if let Some(error) = self.failed.take() {
+            return Poll::Ready(Err(error));
+        }
         let start = out.filled().len();
         loop {
             // Only while nothing was handed on in this call: a `Pending` from the socket must

@@ -26,6 +26,23 @@ macro_rules! each {
     };
 }
 
+impl Stream {
+    /// Plain TCP: waits until a byte has arrived (or the socket has ended or failed) without
+    /// reading it. `None` over TLS, whose layer may hold bytes it has read already.
+    pub(crate) fn poll_peek(&self, cx: &mut Context<'_>) -> Option<Poll<io::Result<()>>> {
+        match self {
+            Stream::Plain(tcp) => {
+                let mut byte = [0u8; 1];
+                Some(
+                    tcp.poll_peek(cx, &mut ReadBuf::new(&mut byte))
+                        .map_ok(|_| ()),
+                )
+            }
+            _ => None,
+        }
+    }
+}
+
 impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,

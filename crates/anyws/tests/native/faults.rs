@@ -329,3 +329,22 @@ async fn a_server_answers_a_message_before_a_bad_frame_before_failing() {
         );
     }
 }
+
+/// A peer that resets the connection after `open`, before sending anything: the reader,
+/// which waits for the first byte without reading it (so that tungstenite's buffer stays
+/// untouched until then), ends the connection as a read would have: `close` 1006, not clean,
+/// and no `error` (a dropped connection is not a failed one, as in browsers).
+#[tokio::test]
+async fn a_reset_before_the_first_byte_closes_as_a_read_would() {
+    let peer = common::RawPeer::bind().await;
+    let ws = WebSocket::new(&peer.url()).unwrap();
+    let log = Log::default();
+    let _listeners = log.attach(&ws);
+    let tcp = peer.accept("").await;
+    ws.opened().await.unwrap();
+    tcp.set_zero_linger().unwrap();
+    drop(tcp);
+    let ev = ws.closed().await;
+    assert_eq!((ev.code, ev.was_clean), (1006, false), "{ev:?}");
+    assert_eq!(log.lines(), ["open", "close 1006 \"\" false"]);
+}
