@@ -20,6 +20,7 @@ mod deflate_first_frames;
 mod deflate_review;
 mod dispatch_event;
 mod faults;
+mod first_byte;
 mod fragments;
 mod http_types;
 mod native_options;
