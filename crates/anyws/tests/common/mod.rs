@@ -106,6 +106,12 @@ impl RawPeer {
 
     /// Accepts one client and answers its handshake with 101.
     pub async fn accept(&self, extra: &str) -> tokio::net::TcpStream {
+        self.accept_then(extra, &[]).await
+    }
+
+    /// [`accept`](RawPeer::accept), with `after` in the same write as the 101 (bytes that
+    /// reach the client together with the handshake's answer).
+    pub async fn accept_then(&self, extra: &str, after: &[u8]) -> tokio::net::TcpStream {
         use anyws::native::tokio_tungstenite::tungstenite::handshake::derive_accept_key;
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let (mut tcp, _) = self.listener.accept().await.unwrap();
@@ -124,12 +130,14 @@ impl RawPeer {
                     .then(|| value.trim().to_owned())
             })
             .unwrap();
-        let response = format!(
+        let mut response = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Accept: {}\r\n{extra}\r\n",
             derive_accept_key(key.as_bytes())
-        );
-        tcp.write_all(response.as_bytes()).await.unwrap();
+        )
+        .into_bytes();
+        response.extend_from_slice(after);
+        tcp.write_all(&response).await.unwrap();
         tcp
     }
 }

@@ -23,53 +23,16 @@ async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("hung: {what}"))
 }
 
-/// Accepts one client and answers its handshake with 101 followed, in the same write, by
-/// `after`.
-async fn accept_with(listener: &tokio::net::TcpListener, after: &[u8]) -> TcpStream {
-    use anyws::native::tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-    let (mut tcp, _) = listener.accept().await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        assert_eq!(tcp.read(&mut byte).await.unwrap(), 1);
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
-    let key = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("sec-websocket-key")
-                .then(|| value.trim().to_owned())
-        })
-        .unwrap();
-    let mut response = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {}\r\n\r\n",
-        derive_accept_key(key.as_bytes())
-    )
-    .into_bytes();
-    response.extend_from_slice(after);
-    tcp.write_all(&response).await.unwrap();
-    tcp
-}
-
-async fn listener() -> (tokio::net::TcpListener, String) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/", l.local_addr().unwrap());
-    (l, url)
-}
-
 #[tokio::test]
 async fn frames_in_the_same_segment_as_the_101_arrive() {
-    let (l, url) = listener().await;
-    let ws = WebSocket::new(&url).unwrap();
+    let peer = RawPeer::bind().await;
+    let ws = WebSocket::new(&peer.url()).unwrap();
     let log = Log::default();
     let _k = log.attach(&ws);
     let mut after = frame(0x1, b"a");
     after.extend(frame(0x1, b"b"));
     after.extend(close_frame(1000, "bye"));
-    let mut tcp = accept_with(&l, &after).await;
+    let mut tcp = peer.accept_then("", &after).await;
     assert_eq!(read_client_frame(&mut tcp).await.0, 0x8);
     drop(tcp);
     let ev = bounded("close", ws.closed()).await;
@@ -84,12 +47,12 @@ async fn frames_in_the_same_segment_as_the_101_arrive() {
 /// idle), the rest comes later.
 #[tokio::test]
 async fn half_a_header_with_the_101_then_the_rest() {
-    let (l, url) = listener().await;
-    let ws = WebSocket::new(&url).unwrap();
+    let peer = RawPeer::bind().await;
+    let ws = WebSocket::new(&peer.url()).unwrap();
     let log = Log::default();
     let _k = log.attach(&ws);
     let f = frame(0x1, b"hello");
-    let mut tcp = accept_with(&l, &f[..1]).await;
+    let mut tcp = peer.accept_then("", &f[..1]).await;
     bounded("open", ws.opened()).await.unwrap();
     tcp.write_all(&f[1..]).await.unwrap();
     tcp.write_all(&close_frame(1000, "")).await.unwrap();
@@ -119,11 +82,11 @@ async fn a_message_right_after_the_101_in_its_own_write() {
 
 #[tokio::test]
 async fn an_immediate_close_frame_closes_cleanly() {
-    let (l, url) = listener().await;
-    let ws = WebSocket::new(&url).unwrap();
+    let peer = RawPeer::bind().await;
+    let ws = WebSocket::new(&peer.url()).unwrap();
     let log = Log::default();
     let _k = log.attach(&ws);
-    let mut tcp = accept_with(&l, &[]).await;
+    let mut tcp = peer.accept("").await;
     tcp.write_all(&close_frame(4000, "now")).await.unwrap();
     let (op, payload) = bounded("client's close", read_client_frame(&mut tcp)).await;
     assert_eq!((op, &payload[..2]), (0x8, &4000u16.to_be_bytes()[..]));
@@ -151,11 +114,11 @@ async fn a_fin_right_after_the_101_is_a_dropped_connection() {
 /// no EOF, so it is idle and the peek sees the EOF).
 #[tokio::test]
 async fn a_101_then_close_of_the_socket_at_once() {
-    let (l, url) = listener().await;
-    let ws = WebSocket::new(&url).unwrap();
+    let peer = RawPeer::bind().await;
+    let ws = WebSocket::new(&peer.url()).unwrap();
     let log = Log::default();
     let _k = log.attach(&ws);
-    let tcp = accept_with(&l, &[]).await;
+    let tcp = peer.accept("").await;
     drop(tcp);
     let ev = bounded("close", ws.closed()).await;
     assert_eq!((ev.code, ev.was_clean), (1006, false));
@@ -284,7 +247,7 @@ async fn close_while_waiting_then_the_peer_answers() {
     let (op, payload) = bounded("close frame", read_client_frame(&mut tcp)).await;
     assert_eq!(op, 0x8);
     tcp.write_all(&frame(0x8, &payload)).await.unwrap();
-    // The client closes TCP first once the handshake is done? Read to EOF.
+    // The closing handshake is done: the socket ends.
     let mut rest = Vec::new();
     let _ = bounded("eof", tcp.read_to_end(&mut rest)).await;
     let ev = bounded("close", ws.closed()).await;
@@ -313,8 +276,8 @@ async fn close_while_waiting_and_the_peer_never_answers() {
     assert_eq!(log.lines(), ["open", "error", "close 1006 \"\" false"]);
 }
 
-/// Every handle dropped while the reader waits: the connection closes (close frame 1001? as
-/// before) and the socket ends.
+/// Every handle dropped while the reader waits: the client sends its close frame, and once
+/// the peer answers, the socket ends.
 #[tokio::test]
 async fn dropping_the_socket_while_waiting_ends_the_connection() {
     let peer = RawPeer::bind().await;
@@ -355,7 +318,6 @@ fn runtime_shutdown_while_waiting() {
         let mut tcp = TcpStream::from_std(tcp).unwrap();
         let mut all = Vec::new();
         bounded("eof", tcp.read_to_end(&mut all)).await.unwrap();
-        eprintln!("after runtime shutdown the peer read {all:02x?}");
     });
     drop(ws);
 }
@@ -364,12 +326,13 @@ fn runtime_shutdown_while_waiting() {
 /// (readiness wakers under load on a 2-worker runtime).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_connections_each_get_their_first_message() {
-    let (l, url) = listener().await;
+    let peer = RawPeer::bind().await;
+    let url = peer.url();
     let n = 200;
     let server = tokio::spawn(async move {
         let mut held = Vec::new();
         for _ in 0..n {
-            held.push(accept_with(&l, &[]).await);
+            held.push(peer.accept("").await);
         }
         for (i, tcp) in held.iter_mut().enumerate() {
             tcp.write_all(&frame(0x1, format!("{i}").as_bytes()))
