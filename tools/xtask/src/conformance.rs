@@ -124,7 +124,7 @@ pub fn run_browser(
             firefox_capabilities(root)?,
         );
     }
-    let run = run_tests(&mut cmd)?;
+    let run = crate::run_browser_tests(root, &mut cmd)?;
     let records = Record::from_output(&run.output);
     Ok(Ran {
         runtime: browser.name().to_owned(),

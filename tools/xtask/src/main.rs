@@ -278,10 +278,59 @@ fn browser_test(
         .env_remove("GECKODRIVER")
         .args(["test", "--target", WASM]);
     match browser {
-        Browser::Chromium => cmd.env("CHROMEDRIVER", &tools.chromedriver),
+        Browser::Chromium => cmd
+            .env("CHROMEDRIVER", &tools.chromedriver)
+            .env("XDG_CONFIG_HOME", chromium_config(root)),
         Browser::Firefox => cmd.env("GECKODRIVER", &tools.geckodriver),
     };
     cmd
+}
+
+/// Chromium's configuration directory in the browser runs (`XDG_CONFIG_HOME`), where it writes
+/// a minidump for each renderer that crashes (in `chromium/Crash Reports`).
+fn chromium_config(root: &Path) -> PathBuf {
+    root.join("target/chromium-config")
+}
+
+/// The minidumps Chromium has written in `chromium_config`.
+fn chromium_crashes(root: &Path) -> Vec<PathBuf> {
+    let dir = chromium_config(root).join("chromium/Crash Reports");
+    let mut dumps = Vec::new();
+    let mut dirs = vec![dir];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "dmp") {
+                dumps.push(path);
+            }
+        }
+    }
+    dumps
+}
+
+/// Runs a `browser_test` command. When Chromium's renderer crashed during a run that failed, the
+/// run's output says so: the runner itself reports only "missing field `chunk`" (it reads the
+/// page's output through WebDriver, which answers "tab crashed").
+fn run_browser_tests(root: &Path, cmd: &mut Command) -> Result<TestRun, String> {
+    let before = chromium_crashes(root);
+    let mut run = run_tests(cmd)?;
+    let new: Vec<_> = chromium_crashes(root)
+        .into_iter()
+        .filter(|d| !before.contains(d))
+        .collect();
+    if !run.success && !new.is_empty() {
+        run.output.push_str(&format!(
+            "\nxtask: Chromium's renderer crashed in this run (a browser crash, not a failed \
+             assertion; README, \"Known browser bugs\"); its minidump: {}\n",
+            new.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(run)
 }
 
 fn test(root: &Path) -> Result<(), String> {
@@ -362,7 +411,7 @@ fn test(root: &Path) -> Result<(), String> {
                     .collect();
                 cmd.args(["--features", &features.join(",")]);
             }
-            let run = run_tests(&mut cmd)?;
+            let run = run_browser_tests(root, &mut cmd)?;
             if config.test.crates.iter().any(|c| c == SUITE_CRATE) {
                 proofs.push((scope.run_name(*browser), scope.proof_test()));
             }
@@ -389,7 +438,7 @@ fn test(root: &Path) -> Result<(), String> {
         cmd.arg("--lib")
             .args(steps::packages(&config.test.crates))
             .args(["--features", &format!("{SUITE_CRATE}/{STREAM_FEATURE}")]);
-        let run = run_tests(&mut cmd)?;
+        let run = run_browser_tests(root, &mut cmd)?;
         proofs.push((STREAM_RUN.to_owned(), STREAM_PROOF));
         runs.push((
             STREAM_RUN.to_owned(),
@@ -413,7 +462,7 @@ fn test(root: &Path) -> Result<(), String> {
                 config.test.timeout_seconds,
             );
             cmd.args(steps::packages(&crates));
-            let run = run_tests(&mut cmd)?;
+            let run = run_browser_tests(root, &mut cmd)?;
             examples.push((*browser, crates, run, started_run.elapsed().as_secs_f32()));
         }
     }
@@ -624,7 +673,8 @@ fn autobahn_summary(root: &Path) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_scope, Scope, TestRun};
+    use super::{check_scope, chromium_config, run_browser_tests, Scope, TestRun};
+    use std::process::Command;
 
     fn run(success: bool, names: &[&str]) -> TestRun {
         TestRun {
@@ -671,5 +721,45 @@ mod tests {
             assert_eq!(source.matches(&declared).count(), 1, "{declared}");
             assert_eq!(source.matches(&format!("fn {test}(")).count(), 1, "{test}");
         }
+    }
+
+    /// A failed browser run names the minidumps Chromium wrote during it, and only those.
+    #[test]
+    fn a_failed_browser_run_names_the_renderer_crashes_of_that_run() {
+        let root = std::env::temp_dir().join(format!("anyws-xtask-crash-{}", std::process::id()));
+        let reports = chromium_config(&root).join("chromium/Crash Reports");
+        let pending = reports.join("pending");
+        std::fs::create_dir_all(&pending).unwrap();
+        std::fs::write(reports.join("old.dmp"), b"").unwrap();
+        let crash = |exit: u8| {
+            let mut cmd = Command::new("sh");
+            cmd.arg("-c").arg(format!(
+                "touch \"{}/$$.dmp\" \"{}/$$.meta\"; echo 'test result: FAILED. 1 passed; 1 failed'; exit {exit}",
+                pending.display(),
+                pending.display()
+            ));
+            run_browser_tests(&root, &mut cmd).unwrap()
+        };
+        let failed = crash(1);
+        assert!(!failed.success);
+        let note = failed.output.lines().last().unwrap();
+        assert!(
+            note.contains("Chromium's renderer crashed") && note.contains(".dmp"),
+            "{note}"
+        );
+        assert!(
+            !note.contains("old.dmp") && !note.contains(".meta"),
+            "{note}"
+        );
+        // A run that passed is not annotated (nor failed) by a dump.
+        assert!(!crash(0).output.contains("renderer crashed"));
+        // A failed run without a new dump is not blamed on the browser.
+        let mut plain = Command::new("sh");
+        plain.arg("-c").arg("exit 1");
+        assert!(!run_browser_tests(&root, &mut plain)
+            .unwrap()
+            .output
+            .contains("crashed"));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -112,8 +112,12 @@ impl WebOptions {
     /// so a slow consumer costs bounded memory, as natively. The cost: Chromium (checked in
     /// 156) discards the messages it holds for a reader that is behind when the **peer**
     /// closes, and still reports a clean close; so turn it on only where the application
-    /// ends its connections itself, or can lose what the peer sent just before closing. See
-    /// the [`web`](crate::web) module and the README's "Target differences".
+    /// ends its connections itself, or can lose what the peer sent just before closing. And
+    /// Chromium 156 **crashes the tab** (a null dereference in its renderer) when a
+    /// `WebSocketStream` connection breaks (a TCP reset, no close frame) while a message sent
+    /// on it is still queued inside the browser: a `send` that races a peer's reset (a large
+    /// message widens the window). See the [`web`](crate::web)
+    /// module and the README's "Target differences" and "Known browser bugs".
     pub fn websocket_stream(mut self, enabled: bool) -> Self {
         self.websocket_stream = Some(enabled.then_some(stream_path as StreamPath));
         self

@@ -27,6 +27,15 @@
 //! so this path reports `error` before `close` 1006 for both; the `WebSocket` interface
 //! reports no `error` for a dropped connection (README, "Target differences").
 //!
+//! A Chromium bug this path cannot avoid (seen in Chromium 156, reproduced with plain
+//! JavaScript): when the connection breaks with a message still queued in the browser's
+//! channel, Chromium drops that message before it records the error the write is to be
+//! rejected with, rejects the write's promise with nothing, and the renderer dereferences null
+//! (`WebSocketStream::DidClose` disconnects the channel before `UnderlyingSink::CloseWithError`).
+//! The tab crashes. The writable stream gives the channel one write at a time, so the window
+//! is a send just as the peer resets; a large message widens it to the time the browser takes
+//! to pass the message to its network process (README, "Known browser bugs").
+//!
 //! The `binaryType` does not matter here: the readable stream gives binary messages as an
 //! `ArrayBuffer`, whose bytes are the message, so no `Blob` is ever read.
 
