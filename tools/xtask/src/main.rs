@@ -673,7 +673,9 @@ fn autobahn_summary(root: &Path) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_scope, chromium_config, run_browser_tests, Scope, TestRun};
+    use super::{
+        browser_test, check_scope, chromium_config, run_browser_tests, Browser, Scope, TestRun,
+    };
     use std::process::Command;
 
     fn run(success: bool, names: &[&str]) -> TestRun {
@@ -727,6 +729,7 @@ mod tests {
     #[test]
     fn a_failed_browser_run_names_the_renderer_crashes_of_that_run() {
         let root = std::env::temp_dir().join(format!("anyws-xtask-crash-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
         let reports = chromium_config(&root).join("chromium/Crash Reports");
         let pending = reports.join("pending");
         std::fs::create_dir_all(&pending).unwrap();
@@ -761,5 +764,26 @@ mod tests {
             .output
             .contains("crashed"));
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// Chromium's runs write their minidumps where `run_browser_tests` looks (and only
+    /// Chromium's: Firefox's runs keep the user's configuration directory).
+    #[test]
+    fn chromium_runs_keep_their_configuration_where_crashes_are_looked_for() {
+        let root = std::path::Path::new("/somewhere");
+        let tools = crate::setup::Tools {
+            wasm_toolchain: None,
+            chromedriver: "chromedriver".into(),
+            geckodriver: "geckodriver".into(),
+            wasm_opt: "wasm-opt".into(),
+        };
+        let config = |browser| {
+            browser_test(root, &tools, "ws://127.0.0.1:1", browser, 60)
+                .get_envs()
+                .find(|(k, _)| *k == "XDG_CONFIG_HOME")
+                .and_then(|(_, v)| v.map(std::path::PathBuf::from))
+        };
+        assert_eq!(config(Browser::Chromium), Some(chromium_config(root)));
+        assert_eq!(config(Browser::Firefox), None);
     }
 }
