@@ -405,7 +405,7 @@ where
     let (stream, leftover, deflater, config) =
         task.layers(stream, leftover, deflate.as_ref(), true);
     let (ws, shares) = tungstenite_over(stream, leftover, Role::Server, config).await;
-    run_open(task, ws, metered, deflater, shares).await
+    run_open(task, ws, metered, first_byte, deflater, shares).await
 }
 
 /// For the fuzz targets: a connection whose handshake agreed `deflate`, as a client or as a
@@ -434,13 +434,14 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // Its read buffer is the application's tungstenite's: messages are always copied out.
-    run_open(task, ws, unmetered, None, None).await
+    run_open(task, ws, unmetered, at_once, None, None).await
 }
 
 fn run_open<S>(
     task: Task,
     ws: WebSocketStream<S>,
     meter: MeterOf<S>,
+    first_byte: FirstByte<S>,
     deflater: Option<Deflater>,
     shares: Option<usize>,
 ) -> impl Future<Output = Outcome> + Send
@@ -450,7 +451,7 @@ where
     let (core, link) = (task.core.clone(), task.link.clone());
     // Made now, polled only after `open`: the stream moves into it once (see
     // [`Task::drive`]).
-    let connection = task.drive(ws, meter, at_once, deflater, shares);
+    let connection = task.drive(ws, meter, first_byte, deflater, shares);
     async move {
         wait_for_gate(&link).await;
         // The socket is OPEN already; `open` is skipped if `close()` came first.
@@ -475,29 +476,32 @@ fn unmetered<S>(_: &mut WebSocketStream<S>) -> Option<&mut Meter> {
 /// What the reader waits for before tungstenite's first read (see [`Connection::read`]).
 type FirstByte<S> = fn(&mut WebSocketStream<S>, &mut Context<'_>) -> Poll<()>;
 
-/// Reading starts at once: the stream may hold bytes no readiness would announce (TLS, a
-/// `wrap`ped stream), or this is not worth it (an accepted socket's first frame is usually
-/// on its way already).
+/// Reading starts at once: the stream may hold bytes no readiness would announce (a
+/// `wrap`ped stream, whose tungstenite is the application's).
 fn at_once<S>(_: &mut WebSocketStream<S>, _: &mut Context<'_>) -> Poll<()> {
     Poll::Ready(())
 }
 
-/// A client's plain TCP connection without permessage-deflate, whose layers hold nothing
-/// read: ready once a byte has arrived (peeked, not read), or the socket ended or failed (an
-/// error is kept for tungstenite's first read). tungstenite zeroes its whole read buffer
-/// before every read, so a first read that finds nothing would touch an idle connection's
-/// 8 KiB for no byte: this way a connection that is never sent anything never touches it,
-/// and a client opening many at once does not spend the time on it before the last `open`
-/// (raw tokio-tungstenite reads only when the application asks).
-fn first_byte(
-    ws: &mut WebSocketStream<Inflating<Metered<super::stream::Stream>>>,
+/// A plain TCP connection without permessage-deflate whose layers hold nothing read (a
+/// client's `ws://` connection, or one accepted from a `tokio::net::TcpStream`): ready once
+/// a byte has arrived (peeked, not read), or the socket ended or failed (an error is kept for
+/// tungstenite's first read). Any other stream (TLS, hyper's upgraded connection, an
+/// application's own) may hold bytes it has read already, so reading starts at once.
+///
+/// tungstenite zeroes its whole read buffer before every read, so a first read that finds
+/// nothing would touch an idle connection's 8 KiB for no byte: this way a connection that is
+/// never sent anything never touches it (a client's, or a broadcast server's whose clients
+/// only listen), and a client opening many at once does not spend the time on it before the
+/// last `open` (raw tokio-tungstenite reads only when the application asks).
+fn first_byte<S: AsyncRead + AsyncWrite + Unpin + 'static>(
+    ws: &mut WebSocketStream<Inflating<Metered<S>>>,
     cx: &mut Context<'_>,
 ) -> Poll<()> {
     let layers = ws.get_mut();
     let Some(split) = layers.split.as_mut().filter(|split| split.idle()) else {
         return Poll::Ready(());
     };
-    match layers.inner.get_ref().poll_peek(cx) {
+    match peek_plain(layers.inner.get_ref(), cx) {
         None | Some(Poll::Ready(Ok(()))) => Poll::Ready(()),
         Some(Poll::Ready(Err(error))) => {
             split.fail(error);
@@ -505,6 +509,16 @@ fn first_byte(
         }
         Some(Poll::Pending) => Poll::Pending,
     }
+}
+
+/// [`first_byte`]'s peek: `None` unless `stream` is plain TCP.
+fn peek_plain<S: 'static>(stream: &S, cx: &mut Context<'_>) -> Option<Poll<std::io::Result<()>>> {
+    let stream: &dyn std::any::Any = stream;
+    if let Some(stream) = stream.downcast_ref::<super::stream::Stream>() {
+        return stream.poll_peek(cx);
+    }
+    let tcp = stream.downcast_ref::<tokio::net::TcpStream>()?;
+    Some(super::stream::peek_tcp(tcp, cx))
 }
 
 /// How the connection's reading side ended.

@@ -31,16 +31,17 @@ impl Stream {
     /// reading it. `None` over TLS, whose layer may hold bytes it has read already.
     pub(crate) fn poll_peek(&self, cx: &mut Context<'_>) -> Option<Poll<io::Result<()>>> {
         match self {
-            Stream::Plain(tcp) => {
-                let mut byte = [0u8; 1];
-                Some(
-                    tcp.poll_peek(cx, &mut ReadBuf::new(&mut byte))
-                        .map_ok(|_| ()),
-                )
-            }
+            Stream::Plain(tcp) => Some(peek_tcp(tcp, cx)),
             _ => None,
         }
     }
+}
+
+/// Waits until a byte has arrived on `tcp` (or it has ended or failed) without reading it.
+pub(crate) fn peek_tcp(tcp: &TcpStream, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    let mut byte = [0u8; 1];
+    tcp.poll_peek(cx, &mut ReadBuf::new(&mut byte))
+        .map_ok(|_| ())
 }
 
 impl AsyncRead for Stream {

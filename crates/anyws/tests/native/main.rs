@@ -21,6 +21,7 @@ mod deflate_review;
 mod dispatch_event;
 mod faults;
 mod first_byte;
+mod first_byte_server;
 mod fragments;
 mod http_types;
 mod native_options;
