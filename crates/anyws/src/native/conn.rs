@@ -424,7 +424,7 @@ where
         task.layers(stream, Vec::new(), deflate.as_ref(), server);
     let role = if server { Role::Server } else { Role::Client };
     let (ws, shares) = tungstenite_over(stream, leftover, role, config).await;
-    run_open(task, ws, metered, deflater, shares).await
+    run_open(task, ws, metered, first_byte, deflater, shares).await
 }
 
 /// A connection whose handshake was done elsewhere (`wrap`): `open`, then the connection.
@@ -477,7 +477,8 @@ fn unmetered<S>(_: &mut WebSocketStream<S>) -> Option<&mut Meter> {
 type FirstByte<S> = fn(&mut WebSocketStream<S>, &mut Context<'_>) -> Poll<()>;
 
 /// Reading starts at once: the stream may hold bytes no readiness would announce (a
-/// `wrap`ped stream, whose tungstenite is the application's).
+/// `wrap`ped stream, whose tungstenite is the application's). [`first_byte`] does the same
+/// for every stream but plain TCP.
 fn at_once<S>(_: &mut WebSocketStream<S>, _: &mut Context<'_>) -> Poll<()> {
     Poll::Ready(())
 }
