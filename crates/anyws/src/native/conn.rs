@@ -35,6 +35,7 @@ use super::duplex::{Duplex, MeterOf};
 use super::handshake;
 use super::meter::{Meter, Metered};
 use super::options::NativeOptions;
+use super::split::{Lean, Splitter};
 use super::{commands, trace, Command, ControlKind, Link, LiveGuard};
 use crate::core::{lock, Core, MESSAGE_OVERHEAD};
 use crate::error::{Error, ErrorKind};
@@ -252,6 +253,7 @@ impl Task {
         ws: WebSocketStream<S>,
         meter: MeterOf<S>,
         first_byte: FirstByte<S>,
+        lean: LeanPath<S>,
         deflater: Option<Deflater>,
         shares: Option<usize>,
     ) -> impl Future<Output = Outcome> + Send
@@ -267,6 +269,7 @@ impl Task {
         let compressed = deflater.is_some();
         let mut connection = Connection::new(core, link, options, ws, meter, compressed, shares);
         connection.first_byte = first_byte;
+        connection.lean = lean;
         connection.run(rx, deflater)
     }
 
@@ -314,7 +317,7 @@ pub(crate) fn run(task: Task, protocols: Vec<String>) -> impl Future<Output = Ou
         // keep room for it beside the connection's (see [`Task::drive`]).
         let connection = match open.await {
             Ok((task, ws, deflater, shares)) => {
-                task.drive(ws, metered, first_byte, deflater, shares)
+                task.drive(ws, metered, first_byte, lean(), deflater, shares)
             }
             Err(outcome) => return outcome,
         };
@@ -405,7 +408,7 @@ where
     let (stream, leftover, deflater, config) =
         task.layers(stream, leftover, deflate.as_ref(), true);
     let (ws, shares) = tungstenite_over(stream, leftover, Role::Server, config).await;
-    run_open(task, ws, metered, first_byte, deflater, shares).await
+    run_open(task, ws, metered, first_byte, lean(), deflater, shares).await
 }
 
 /// For the fuzz targets: a connection whose handshake agreed `deflate`, as a client or as a
@@ -424,7 +427,7 @@ where
         task.layers(stream, Vec::new(), deflate.as_ref(), server);
     let role = if server { Role::Server } else { Role::Client };
     let (ws, shares) = tungstenite_over(stream, leftover, role, config).await;
-    run_open(task, ws, metered, first_byte, deflater, shares).await
+    run_open(task, ws, metered, first_byte, lean(), deflater, shares).await
 }
 
 /// A connection whose handshake was done elsewhere (`wrap`): `open`, then the connection.
@@ -434,7 +437,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // Its read buffer is the application's tungstenite's: messages are always copied out.
-    run_open(task, ws, unmetered, at_once, None, None).await
+    run_open(task, ws, unmetered, at_once, LeanPath::NONE, None, None).await
 }
 
 fn run_open<S>(
@@ -442,6 +445,7 @@ fn run_open<S>(
     ws: WebSocketStream<S>,
     meter: MeterOf<S>,
     first_byte: FirstByte<S>,
+    lean: LeanPath<S>,
     deflater: Option<Deflater>,
     shares: Option<usize>,
 ) -> impl Future<Output = Outcome> + Send
@@ -451,7 +455,7 @@ where
     let (core, link) = (task.core.clone(), task.link.clone());
     // Made now, polled only after `open`: the stream moves into it once (see
     // [`Task::drive`]).
-    let connection = task.drive(ws, meter, first_byte, deflater, shares);
+    let connection = task.drive(ws, meter, first_byte, lean, deflater, shares);
     async move {
         wait_for_gate(&link).await;
         // The socket is OPEN already; `open` is skipped if `close()` came first.
@@ -520,6 +524,50 @@ fn peek_plain<S: 'static>(stream: &S, cx: &mut Context<'_>) -> Option<Poll<std::
     }
     let tcp = stream.downcast_ref::<tokio::net::TcpStream>()?;
     Some(super::stream::peek_tcp(tcp, cx))
+}
+
+/// The reader's own path for small data messages ([`Splitter::poll_lean`]): whole data
+/// frames taken from the layer under tungstenite, which sees only the frames it must judge.
+/// Streams anyws set up without permessage-deflate have it; a `wrap`ped one does not.
+struct LeanPath<S> {
+    /// The next frame, or `Lean::Tungstenite` (always, for a stream without the path).
+    poll: fn(&mut WebSocketStream<S>, &mut Context<'_>) -> Poll<Lean>,
+    /// Whether tungstenite, at a frame boundary, gave the reader its turn back (its read
+    /// then returned `Pending`).
+    leaning: fn(&mut WebSocketStream<S>) -> bool,
+}
+
+impl<S> LeanPath<S> {
+    /// Every frame goes to tungstenite.
+    const NONE: LeanPath<S> = LeanPath {
+        poll: |_, _| Poll::Ready(Lean::Tungstenite),
+        leaning: |_| false,
+    };
+}
+
+/// The lean path of a stream anyws set up (its splitter's, when permessage-deflate is off).
+fn lean<S: AsyncRead + AsyncWrite + Unpin>() -> LeanPath<Inflating<Metered<S>>> {
+    LeanPath {
+        poll: |ws, cx| {
+            let layers = ws.get_mut();
+            match layers.split.as_mut() {
+                Some(split) => split.poll_lean(&mut layers.inner, cx),
+                None => Poll::Ready(Lean::Tungstenite),
+            }
+        },
+        leaning: |ws| ws.get_mut().split.as_ref().is_some_and(Splitter::leaning),
+    }
+}
+
+/// What one step of the reader's batch found.
+enum Taken {
+    /// A data message: its payload, whether it is text (checked UTF-8), and whether it is
+    /// known to be a slice one frame brought (else [`one_frame_slice`] judges).
+    Data(Bytes, bool, Option<bool>),
+    /// Nothing at hand.
+    Nothing,
+    /// What tungstenite returned that is not a data message (or the end).
+    Other(Option<Result<WsMessage, WsError>>),
 }
 
 /// How the connection's reading side ended.
@@ -738,6 +786,8 @@ struct Connection<S> {
     shares: Option<usize>,
     /// What the reader waits for before tungstenite's first read.
     first_byte: FirstByte<S>,
+    /// The reader's own path for small data messages, where the stream has it.
+    lean: LeanPath<S>,
 }
 
 /// Whether a received payload is a slice of tungstenite's read buffer that one frame brought
@@ -784,6 +834,7 @@ where
             // grow to several times its size: a slice could hold far more than it is charged.
             shares: shares.filter(|_| !compressed),
             first_byte: at_once,
+            lean: LeanPath::NONE,
         }
     }
 
@@ -1079,8 +1130,27 @@ where
             poll_fn(|cx| {
                 let mut ws = self.ws.lock();
                 loop {
-                    match ws.poll_next_unpin(cx) {
-                        Poll::Pending if batch.is_empty() => {
+                    let taken = match (self.lean.poll)(&mut ws, cx) {
+                        // The lean path checked the text, and its payloads are one frame's.
+                        Poll::Ready(Lean::Text(t)) => Taken::Data(t, true, Some(true)),
+                        Poll::Ready(Lean::Binary(b)) => Taken::Data(b, false, Some(true)),
+                        Poll::Pending => Taken::Nothing,
+                        Poll::Ready(Lean::Tungstenite) => match ws.poll_next_unpin(cx) {
+                            // tungstenite took what it was given and gave the turn back.
+                            Poll::Pending if (self.lean.leaning)(&mut ws) => continue,
+                            Poll::Pending => Taken::Nothing,
+                            // tungstenite has already checked the text is UTF-8.
+                            Poll::Ready(Some(Ok(WsMessage::Text(t)))) => {
+                                Taken::Data(t.into(), true, None)
+                            }
+                            Poll::Ready(Some(Ok(WsMessage::Binary(b)))) => {
+                                Taken::Data(b, false, None)
+                            }
+                            Poll::Ready(other) => Taken::Other(other),
+                        },
+                    };
+                    match taken {
+                        Taken::Nothing if batch.is_empty() => {
                             waited = true;
                             arena.release();
                             if trims {
@@ -1093,26 +1163,22 @@ where
                             }
                             return Poll::Pending;
                         }
-                        Poll::Pending => return Poll::Ready(()),
-                        // tungstenite has already checked the text is UTF-8.
-                        Poll::Ready(Some(Ok(WsMessage::Text(t)))) => {
-                            let cost = t.len() + MESSAGE_OVERHEAD;
+                        Taken::Nothing => return Poll::Ready(()),
+                        Taken::Data(payload, text, frame) => {
+                            let cost = payload.len() + MESSAGE_OVERHEAD;
                             budget = budget.saturating_sub(cost);
                             charged += cost;
                             let lone = batch.is_empty();
-                            let bytes = self.received(t.into(), lone, &mut arena, &mut sliced);
-                            // SAFETY: a `Utf8Bytes` is UTF-8, and `take` keeps the bytes.
-                            batch.push(Message::Text(unsafe { Text::from_utf8_unchecked(bytes) }));
+                            let bytes =
+                                self.received(payload, frame, lone, &mut arena, &mut sliced);
+                            batch.push(if text {
+                                // SAFETY: checked UTF-8 (above), and `take` keeps the bytes.
+                                Message::Text(unsafe { Text::from_utf8_unchecked(bytes) })
+                            } else {
+                                Message::Binary(bytes)
+                            });
                         }
-                        Poll::Ready(Some(Ok(WsMessage::Binary(b)))) => {
-                            let cost = b.len() + MESSAGE_OVERHEAD;
-                            budget = budget.saturating_sub(cost);
-                            charged += cost;
-                            let lone = batch.is_empty();
-                            let bytes = self.received(b, lone, &mut arena, &mut sliced);
-                            batch.push(Message::Binary(bytes));
-                        }
-                        Poll::Ready(other) => {
+                        Taken::Other(other) => {
                             next = Some(other);
                             return Poll::Ready(());
                         }
@@ -1160,8 +1226,13 @@ where
                 // Data messages end up in `batch` (above).
                 Some(Ok(WsMessage::Text(_) | WsMessage::Binary(_))) => {}
                 Some(Ok(WsMessage::Close(frame))) => self.peer_closed(frame).await,
-                // tungstenite answers pings itself.
-                Some(Ok(WsMessage::Ping(p))) => self.link.control().fire(ControlKind::Ping, &p),
+                // tungstenite answers pings itself: it writes the pong from its next read,
+                // but while the reader takes frames itself it may not read for a while, so
+                // the writer flushes (a pong the socket did not take at once would wait).
+                Some(Ok(WsMessage::Ping(p))) => {
+                    self.ws.want_flush();
+                    self.link.control().fire(ControlKind::Ping, &p)
+                }
                 Some(Ok(WsMessage::Pong(p))) => self.link.control().fire(ControlKind::Pong, &p),
                 Some(Ok(WsMessage::Frame(_))) => {}
                 // After the peer's close frame the closing handshake is complete; how the
@@ -1189,12 +1260,13 @@ where
     fn received(
         &self,
         payload: Bytes,
+        one_frame: Option<bool>,
         lone: bool,
         arena: &mut Arena,
         sliced: &mut Vec<bool>,
     ) -> Bytes {
         if self.shares.is_some() {
-            sliced.push(one_frame_slice(&payload));
+            sliced.push(one_frame.unwrap_or_else(|| one_frame_slice(&payload)));
             payload
         } else {
             arena.take(payload, lone)

@@ -828,6 +828,7 @@ impl<S> Inflating<S> {
             let split = Splitter::new(
                 server,
                 options.frame_limit(),
+                options.max_message_size,
                 options.read_buffer_size,
                 leftover,
             );

@@ -168,6 +168,12 @@ impl<S> Duplex<S> {
         self.flush_wanted.load(Ordering::Acquire) && self.flush_wanted.swap(false, Ordering::AcqRel)
     }
 
+    /// The connection task's reader asks its writer for a flush (see
+    /// [`Duplex::take_flush`]): it runs in the same task, which polls the writer next.
+    pub(crate) fn want_flush(&self) {
+        self.flush_wanted.store(true, Ordering::Release);
+    }
+
     /// Ready when a handle asked for a flush (see [`Duplex::take_flush`]). Needs no waker:
     /// the handle wakes the connection task itself.
     pub(crate) fn poll_flush_wanted(&self) -> Poll<()> {

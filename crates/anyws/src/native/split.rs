@@ -29,6 +29,7 @@
 //! frames masked when they should not be (or the reverse), and frames over the frame size
 //! limit (tungstenite fails those on their header, with its own error and close code).
 
+use bytes::{Buf, Bytes, BytesMut};
 use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
@@ -45,6 +46,25 @@ pub(crate) const PIECE: usize = 8 << 10;
 
 /// Reads that are not part of a large frame land in a stack buffer this large.
 const STACK: usize = TUNGSTENITE_READ;
+
+/// The largest payload of a frame the reader takes itself ([`Splitter::poll_lean`]).
+pub(crate) const LEAN_MAX: usize = PIECE;
+
+/// The lean path's read buffer grows by this much when it is full: the most it reads at
+/// once while frames are small, and the size of the buffers its messages are slices of.
+pub(crate) const LEAN_CHUNK: usize = TUNGSTENITE_READ;
+
+/// What [`Splitter::poll_lean`] found at the head of what arrived.
+pub(crate) enum Lean {
+    /// A text message in one frame, its payload checked UTF-8.
+    Text(Bytes),
+    /// A binary message in one frame.
+    Binary(Bytes),
+    /// tungstenite reads next: a frame it must judge (control frames, fragments, anything
+    /// unusual), or the stream's end or error. What arrived from that frame on is handed to
+    /// it as any read would be.
+    Tungstenite,
+}
 
 /// Where a split frame is.
 #[derive(Clone, Copy, Debug)]
@@ -96,14 +116,33 @@ pub(crate) struct Splitter {
     /// An error found before tungstenite's first read (see [`Splitter::fail`]), returned by
     /// the next read.
     failed: Option<io::Error>,
+    /// The reader takes the frames at the head of `lean` itself ([`Splitter::poll_lean`]);
+    /// else tungstenite reads, through the layer as above.
+    leaning: bool,
+    /// Frames may be taken by the reader at all: not once a close frame (or a frame
+    /// tungstenite fails the connection for) went to tungstenite.
+    lean_allowed: bool,
+    /// tungstenite holds the start of a fragmented message: every frame goes to it until
+    /// the message's last fragment has.
+    fragments: bool,
+    /// Frames over this are tungstenite's to fail (`max_message_size`).
+    max_message: u64,
+    /// What the lean path read and has not taken: whole frames and the start of the next.
+    lean: BytesMut,
 }
 
 impl Splitter {
     /// `masked`: the peer masks its frames (we are the server); `max_frame`: the frame size
     /// limit tungstenite applies; `big`: the largest read (`read_buffer_size`);
     /// `leftover`: bytes read past the handshake.
-    pub(crate) fn new(masked: bool, max_frame: usize, big: usize, leftover: Vec<u8>) -> Self {
-        let end = leftover.len();
+    /// `max_message`: tungstenite's message size limit (frames over it are its to fail).
+    pub(crate) fn new(
+        masked: bool,
+        max_frame: usize,
+        max_message: Option<usize>,
+        big: usize,
+        leftover: Vec<u8>,
+    ) -> Self {
         Splitter {
             masked,
             max_frame: max_frame as u64,
@@ -112,17 +151,23 @@ impl Splitter {
             head_len: 0,
             head_pos: 0,
             at: At::Header,
-            ahead: leftover.into_boxed_slice(),
+            ahead: Box::default(),
             pos: 0,
-            end,
+            end: 0,
             ended: false,
             failed: None,
+            leaning: true,
+            lean_allowed: true,
+            fragments: false,
+            max_message: max_message.map_or(u64::MAX, |max| max as u64),
+            lean: BytesMut::from(&leftover[..]),
         }
     }
 
     /// Nothing is held for tungstenite: no bytes read ahead, no header begun, no error.
     pub(crate) fn idle(&self) -> bool {
-        self.pos == self.end
+        self.lean.is_empty()
+            && self.pos == self.end
             && self.head_len == 0
             && matches!(self.at, At::Header)
             && !self.ended
@@ -141,6 +186,175 @@ impl Splitter {
         self.ahead.len()
     }
 
+    /// The reader's own path for small data messages. While no fragmented message is being
+    /// assembled and no close frame has been read, the reader reads the socket into a buffer
+    /// of this layer's and takes each whole data frame it finds there, with no RSV bit, at
+    /// most [`LEAN_MAX`] bytes and within tungstenite's limits, masked as the role requires
+    /// and, for text, valid UTF-8: its payload is a slice of that buffer, with no copy and
+    /// without tungstenite (whose read path costs more per message than the reader's
+    /// queue). Anything else at the head, and the stream's end or error, goes to tungstenite
+    /// as it would without this path ([`Lean::Tungstenite`]): the bytes from that frame on
+    /// become what tungstenite reads next, and it judges the frame as it always does. Once
+    /// tungstenite has taken what it was given and asks for more at a frame boundary, the
+    /// reader takes over again: that read returns `Pending` (with a wake) and the reader finds
+    /// [`Splitter::leaning`] set.
+    ///
+    /// `Pending` only when the socket had nothing; its readiness wakes the caller.
+    pub(crate) fn poll_lean<S: AsyncRead + Unpin>(
+        &mut self,
+        inner: &mut S,
+        cx: &mut Context<'_>,
+    ) -> Poll<Lean> {
+        if !self.leaning {
+            return Poll::Ready(Lean::Tungstenite);
+        }
+        if self.failed.is_some() {
+            // An error from the first byte's peek: tungstenite's, as its read would have.
+            self.hand_over();
+            return Poll::Ready(Lean::Tungstenite);
+        }
+        loop {
+            let missing = match self.lean_frame() {
+                Ok(lean) => return Poll::Ready(lean),
+                Err(missing) => missing,
+            };
+            if self.lean.capacity() - self.lean.len() < missing.max(1) {
+                self.lean.reserve(missing.max(LEAN_CHUNK));
+            }
+            let spare = self.lean.spare_capacity_mut();
+            let mut rb = ReadBuf::uninit(spare);
+            match Pin::new(&mut *inner).poll_read(cx, &mut rb) {
+                Poll::Pending => {
+                    if self.lean.is_empty() {
+                        // Nothing is kept while the connection waits: an idle connection
+                        // holds no read buffer of this path's (the messages that are slices
+                        // of it keep it until they go).
+                        self.lean = BytesMut::new();
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(error)) => {
+                    // What is left is the start of a frame: tungstenite fails on the error
+                    // as it would have with those bytes.
+                    self.failed = Some(error);
+                    self.hand_over();
+                    return Poll::Ready(Lean::Tungstenite);
+                }
+                Poll::Ready(Ok(())) => {
+                    let n = rb.filled().len();
+                    if n == 0 {
+                        // The end: tungstenite reads what is left (a frame cut short), then
+                        // the end itself, and ends the connection as it always does.
+                        self.ended = true;
+                        self.hand_over();
+                        return Poll::Ready(Lean::Tungstenite);
+                    }
+                    // SAFETY: the read initialised the first `n` bytes of the spare capacity.
+                    unsafe { self.lean.set_len(self.lean.len() + n) };
+                }
+            }
+        }
+    }
+
+    /// Every frame goes to tungstenite (tests of the layer under tungstenite alone).
+    #[cfg(test)]
+    pub(crate) fn without_lean(mut self) -> Self {
+        self.hand_over();
+        self.lean_allowed = false;
+        self
+    }
+
+    /// Whether the reader takes frames itself now (see [`Splitter::poll_lean`]).
+    pub(crate) fn leaning(&self) -> bool {
+        self.leaning
+    }
+
+    /// The frame at the head of `lean`: taken (`Ok`), or how many more bytes are needed to
+    /// judge or take it (`Err`).
+    fn lean_frame(&mut self) -> Result<Lean, usize> {
+        let have = self.lean.len();
+        let need = header_len(&self.lean);
+        if have < need {
+            return Err(need - have);
+        }
+        let (b0, b1) = (self.lean[0], self.lean[1]);
+        let (len, _) = self.classify(&self.lean[..need]);
+        let opcode = b0 & 0x0f;
+        let lean = self.lean_allowed
+            && !self.fragments
+            // FIN, no RSV bit
+            && b0 & 0xf0 == 0x80
+            && (opcode == 1 || opcode == 2)
+            && (b1 & 0x80 != 0) == self.masked
+            && len <= LEAN_MAX as u64
+            && len <= self.max_frame
+            && len <= self.max_message;
+        if !lean {
+            self.hand_over();
+            return Ok(Lean::Tungstenite);
+        }
+        let len = len as usize;
+        if have < need + len {
+            return Err(need + len - have);
+        }
+        let key = self.masked.then(|| {
+            let at = need - 4;
+            let k = &self.lean[at..need];
+            [k[0], k[1], k[2], k[3]]
+        });
+        if let Some(key) = key {
+            unmask(&mut self.lean[need..need + len], key);
+        }
+        if opcode == 1 && std::str::from_utf8(&self.lean[need..need + len]).is_err() {
+            // tungstenite fails it (1007), with its own error: it gets the frame as it came.
+            if let Some(key) = key {
+                unmask(&mut self.lean[need..need + len], key);
+            }
+            self.hand_over();
+            return Ok(Lean::Tungstenite);
+        }
+        let payload = if len == 0 {
+            self.lean.advance(need);
+            Bytes::new()
+        } else {
+            let mut frame = self.lean.split_to(need + len);
+            frame.advance(need);
+            frame.freeze()
+        };
+        Ok(if opcode == 1 {
+            Lean::Text(payload)
+        } else {
+            Lean::Binary(payload)
+        })
+    }
+
+    /// tungstenite reads next: what the lean path holds becomes what it reads first.
+    fn hand_over(&mut self) {
+        self.leaning = false;
+        if !self.lean.is_empty() {
+            debug_assert!(self.pos == self.end && self.head_len == 0);
+            self.ahead = self.lean[..].into();
+            (self.pos, self.end) = (0, self.lean.len());
+            self.lean.clear();
+        }
+    }
+
+    /// A header going to tungstenite: where its messages stand, and whether the reader may
+    /// take frames again once tungstenite is through.
+    fn note_header(&mut self, b0: u8) {
+        let fin = b0 & 0x80 != 0;
+        match b0 & 0x0f {
+            1 | 2 => self.fragments = !fin,
+            0 if fin => self.fragments = false,
+            0 | 9 | 10 => {}
+            // A close frame, or one tungstenite fails the connection for.
+            _ => self.lean_allowed = false,
+        }
+        if b0 & 0x70 != 0 {
+            self.lean_allowed = false;
+        }
+    }
+
     /// Reads from `inner` into `out` (see the module docs).
     pub(crate) fn poll_read<S: AsyncRead + Unpin>(
         &mut self,
@@ -148,8 +362,29 @@ impl Splitter {
         cx: &mut Context<'_>,
         out: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        let handed = self.leaning;
+        if handed {
+            // The reader asks the lean path first, so this is another caller: whatever the
+            // lean path holds goes first.
+            self.hand_over();
+        }
         if let Some(error) = self.failed.take() {
             return Poll::Ready(Err(error));
+        }
+        if !handed
+            && self.lean_allowed
+            && !self.fragments
+            && !self.ended
+            && self.pos == self.end
+            && self.head_len == 0
+            && matches!(self.at, At::Header)
+        {
+            // tungstenite took every frame it was given and asks for more: the reader takes
+            // over (see [`Splitter::poll_lean`]). It asks `leaning` after a `Pending`; the wake
+            // is for any other caller.
+            self.leaning = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         }
         let start = out.filled().len();
         loop {
@@ -300,6 +535,7 @@ impl Splitter {
                         keep = p;
                         break;
                     }
+                    self.note_header(filled[p]);
                     match self.classify(&filled[p..p + need]) {
                         (len, None) => {
                             p += need;
@@ -404,6 +640,7 @@ impl Splitter {
 
     /// A whole header is in `head`: split the frame, or pass it on as it is.
     fn decide(&mut self) {
+        self.note_header(self.head[0]);
         let (len, split) = self.classify(&self.head[..self.head_len]);
         match split {
             Some(split) => {
@@ -490,6 +727,19 @@ impl Splitter {
     }
 }
 
+/// Applies (or removes) a frame's mask (RFC 6455 5.3), the payload starting at offset 0.
+fn unmask(payload: &mut [u8], key: [u8; 4]) {
+    let word = u32::from_ne_bytes(key);
+    let mut chunks = payload.chunks_exact_mut(4);
+    for chunk in &mut chunks {
+        let v = u32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]) ^ word;
+        chunk.copy_from_slice(&v.to_ne_bytes());
+    }
+    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
+        *b ^= key[i];
+    }
+}
+
 /// How long the header starting with `head` is: 2 until its second byte is known.
 fn header_len(head: &[u8]) -> usize {
     match head {
@@ -507,7 +757,7 @@ fn header_len(head: &[u8]) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::{Splitter, PIECE, TUNGSTENITE_READ};
+    use super::{Lean, Splitter, LEAN_MAX, PIECE, TUNGSTENITE_READ};
     use futures_util::StreamExt;
     use std::io;
     use std::pin::Pin;
@@ -587,7 +837,7 @@ mod tests {
                 sizes,
                 turn: 0,
             },
-            split: Splitter::new(server, 1 << 20, 128 << 10, Vec::new()),
+            split: Splitter::new(server, 1 << 20, None, 128 << 10, Vec::new()).without_lean(),
         }
     }
 
@@ -897,7 +1147,7 @@ mod tests {
         }
         let config = WebSocketConfig::default().read_buffer_size(4096);
         let mut l = layer(input, false, vec![0, 1448, 0, 65_483, 3, 0, 20_000]);
-        l.split = Splitter::new(false, 16 << 20, 4096, Vec::new());
+        l.split = Splitter::new(false, 16 << 20, None, 4096, Vec::new()).without_lean();
         let mut ws = WebSocketStream::from_raw_socket(l, Role::Client, Some(config)).await;
         assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(big));
         for i in 0..100 {
@@ -905,6 +1155,239 @@ mod tests {
                 ws.next().await.unwrap().unwrap(),
                 Message::text(format!("text {i}"))
             );
+        }
+    }
+
+    /// What the connection's reader gets from a stream (`conn.rs`, `Connection::read`): the
+    /// lean path first, tungstenite whenever it says so, and the lean path again when
+    /// tungstenite gives the turn back. Ends at the stream's end or the first error. Also
+    /// returns how many messages the lean path took.
+    async fn read_as_the_reader(
+        ws: &mut WebSocketStream<Layer>,
+    ) -> (Vec<Result<Message, String>>, usize) {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Utf8Bytes;
+        let (mut out, mut lean) = (Vec::new(), 0);
+        loop {
+            let next = std::future::poll_fn(|cx| loop {
+                let layer = ws.get_mut();
+                return match layer.split.poll_lean(&mut layer.cut, cx) {
+                    Poll::Ready(Lean::Text(t)) => {
+                        lean += 1;
+                        let text = Utf8Bytes::try_from(t).expect("the lean path checked it");
+                        Poll::Ready(Some(Ok(Message::Text(text))))
+                    }
+                    Poll::Ready(Lean::Binary(b)) => {
+                        lean += 1;
+                        Poll::Ready(Some(Ok(Message::Binary(b))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Lean::Tungstenite) => match ws.poll_next_unpin(cx) {
+                        Poll::Pending if ws.get_ref().split.leaning() => continue,
+                        other => other,
+                    },
+                };
+            })
+            .await;
+            match next {
+                None => break,
+                Some(Ok(m)) => out.push(Ok(m)),
+                Some(Err(e)) => {
+                    out.push(Err(e.to_string()));
+                    break;
+                }
+            }
+        }
+        (out, lean)
+    }
+
+    /// What tungstenite reads through this layer without the lean path (as before it),
+    /// from the same bytes cut the same way.
+    async fn read_by_tungstenite(
+        input: Vec<u8>,
+        server: bool,
+        sizes: Vec<usize>,
+        config: WebSocketConfig,
+        limit: Option<usize>,
+    ) -> Vec<Result<Message, String>> {
+        let mut l = layer(input, server, sizes);
+        l.split = Splitter::new(server, 1 << 20, limit, 128 << 10, Vec::new()).without_lean();
+        let role = if server { Role::Server } else { Role::Client };
+        let mut ws = WebSocketStream::from_raw_socket(l, role, Some(config)).await;
+        let mut out = Vec::new();
+        while let Some(next) = ws.next().await {
+            match next {
+                Ok(m) => out.push(Ok(m)),
+                Err(e) => {
+                    out.push(Err(e.to_string()));
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// The reader's lean path against tungstenite reading everything (through this layer, as
+    /// before the lean path): random streams of frames (small and
+    /// large data frames, text valid and not, fragmented messages with control frames
+    /// between their fragments, pings and pongs, frames tungstenite fails the connection
+    /// for, data after a close frame, a stream cut short), random socket reads with
+    /// `Pending`s, both roles, with and without a small message limit. The reader must get
+    /// the same messages, in the same order, and the same error, as tungstenite alone.
+    #[tokio::test]
+    async fn the_lean_path_reads_what_tungstenite_alone_reads() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        const LENGTHS: [usize; 9] = [0, 1, 2, 125, 126, 200, LEAN_MAX - 1, LEAN_MAX, LEAN_MAX + 1];
+        let (mut lean_taken, mut all) = (0, 0);
+        for round in 0..600 {
+            let server = round % 2 == 1;
+            let limit = (round % 3 == 0).then_some(150);
+            let mut input = Vec::new();
+            let mut in_fragments = false;
+            for i in 0..next(30) + 1 {
+                // Mostly right for the role, sometimes not.
+                let key = (server != (next(40) == 0)).then_some([i as u8, 0x5a, round as u8, 0xc1]);
+                let len = LENGTHS[next(LENGTHS.len())];
+                let frame = match next(24) {
+                    0..=8 => wire(0x82, &data(len, i as u32 + 1), key),
+                    9..=13 => wire(0x81, "é€x".repeat(len / 6).as_bytes(), key),
+                    14 => {
+                        // Not UTF-8 (tungstenite fails it), at the start or the end.
+                        let mut bad = "ab".repeat(len / 2).into_bytes();
+                        bad.insert(if next(2) == 0 { 0 } else { bad.len() }, 0xff);
+                        wire(0x81, &bad, key)
+                    }
+                    15 | 16 => wire(0x89, &data(next(126), 3), key),
+                    17 => wire(0x8a, &data(next(126), 5), key),
+                    18 | 19 => {
+                        // A fragment: the start of a message, or the next or last piece.
+                        let b0 = match (in_fragments, next(2)) {
+                            (false, _) => [0x01, 0x02][next(2)],
+                            (true, 0) => 0x00,
+                            (true, _) => 0x80,
+                        };
+                        in_fragments = b0 != 0x80;
+                        wire(b0, &data(len.min(300), 7), key)
+                    }
+                    20 => wire([0xc2, 0x92, 0x83, 0x0b, 0x80][next(5)], b"odd", key),
+                    21 => wire(0x88, &[3, 232, b'b', b'y', b'e'], key),
+                    22 => wire(0x82, &data(20_000, 9), key),
+                    _ => wire(0x81, b"", key),
+                };
+                input.extend(frame);
+            }
+            if next(6) == 0 {
+                // The stream ends in the middle of a frame.
+                let cut = next(input.len());
+                input.truncate(cut);
+            }
+            let sizes: Vec<usize> = (0..next(6) + 1)
+                .map(|_| [0, 1, 2, 3, 14, 100, 700, 9000, 200_000][next(9)])
+                .collect();
+            if sizes.iter().all(|&s| s == 0) {
+                continue;
+            }
+            let config = WebSocketConfig::default()
+                .read_buffer_size(TUNGSTENITE_READ)
+                .max_message_size(limit)
+                .max_frame_size(Some(1 << 20));
+            let expected =
+                read_by_tungstenite(input.clone(), server, sizes.clone(), config, limit).await;
+            let mut l = layer(input.clone(), server, sizes.clone());
+            l.split = Splitter::new(server, 1 << 20, limit, 128 << 10, Vec::new());
+            let role = if server { Role::Server } else { Role::Client };
+            let mut ws = WebSocketStream::from_raw_socket(l, role, Some(config)).await;
+            let (got, taken) = read_as_the_reader(&mut ws).await;
+            assert_eq!(
+                got,
+                expected,
+                "round {round}: cut {sizes:?}, input of {} bytes",
+                input.len()
+            );
+            lean_taken += taken;
+            all += got
+                .iter()
+                .filter(|m| matches!(m, Ok(Message::Text(_) | Message::Binary(_))))
+                .count();
+        }
+        // Not a vacuous comparison: the lean path took most of the data messages.
+        assert!(lean_taken > all / 2, "{lean_taken} of {all}");
+    }
+
+    /// The lean path's payloads are slices of its buffer, taken without a copy, and it
+    /// keeps no buffer while the socket has nothing.
+    #[tokio::test]
+    async fn the_lean_path_hands_slices_on_and_keeps_nothing_while_waiting() {
+        let mut input = Vec::new();
+        for i in 0..200 {
+            input.extend(wire(0x82, &data(60, i + 1), None));
+        }
+        let mut l = layer(input, false, vec![4000, 0]);
+        l.split = Splitter::new(false, 1 << 20, None, 128 << 10, Vec::new());
+        let mut got = Vec::new();
+        let mut waits = 0;
+        std::future::poll_fn(|cx| loop {
+            match l.split.poll_lean(&mut l.cut, cx) {
+                Poll::Ready(Lean::Binary(b)) => got.push(b),
+                Poll::Ready(_) => return Poll::Ready(()),
+                Poll::Pending => {
+                    waits += 1;
+                    if l.split.lean.is_empty() {
+                        assert_eq!(l.split.lean.capacity(), 0, "a buffer kept while waiting");
+                    }
+                    if l.cut.at == l.cut.data.len() {
+                        return Poll::Ready(());
+                    }
+                }
+            }
+        })
+        .await;
+        assert_eq!(got.len(), 200);
+        assert!(waits > 3);
+        for (i, b) in got.iter().enumerate() {
+            assert_eq!(&b[..], &data(60, i as u32 + 1)[..]);
+        }
+        // Slices: consecutive messages of one read lie next to each other, two bytes apart
+        // (the next frame's header).
+        let adjacent = got
+            .windows(2)
+            .filter(|w| w[0].as_ptr() as usize + 62 == w[1].as_ptr() as usize)
+            .count();
+        assert!(adjacent > 150, "{adjacent}");
+    }
+
+    /// Nothing after the peer's close frame reaches the reader: tungstenite ends the stream
+    /// there or fails the frame after it, and the lean path takes no frame once a close
+    /// frame went to tungstenite.
+    #[tokio::test]
+    async fn frames_after_a_close_frame_are_tungstenites() {
+        for server in [false, true] {
+            let key = server.then_some([1, 2, 3, 4]);
+            let mut input = wire(0x81, b"before", key);
+            input.extend(wire(0x88, &[3, 232], key));
+            input.extend(wire(0x81, b"after", key));
+            input.extend(wire(0x82, b"after", key));
+            for sizes in [vec![1], vec![3, 0], vec![usize::MAX]] {
+                let config = WebSocketConfig::default().read_buffer_size(TUNGSTENITE_READ);
+                let expected =
+                    read_by_tungstenite(input.clone(), server, sizes.clone(), config, None).await;
+                let mut l = layer(input.clone(), server, sizes.clone());
+                l.split = Splitter::new(server, 1 << 20, None, 128 << 10, Vec::new());
+                let role = if server { Role::Server } else { Role::Client };
+                let mut ws = WebSocketStream::from_raw_socket(l, role, Some(config)).await;
+                let (got, taken) = read_as_the_reader(&mut ws).await;
+                assert_eq!(got, expected, "server {server}, cut {sizes:?}");
+                assert_eq!(taken, 1, "only the message before the close frame");
+                // The end, or tungstenite's error for a frame after the close (as a server).
+                assert!(matches!(got[1], Ok(Message::Close(_))), "{got:?}");
+                assert!(got.len() == 2 || got[2].is_err(), "{got:?}");
+            }
         }
     }
 }
