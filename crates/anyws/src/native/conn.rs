@@ -1040,6 +1040,14 @@ where
 
     /// The reader: frames to events, until the stream ends.
     ///
+    /// # Where messages come from
+    /// Small data messages come from the lean path of the layer under tungstenite
+    /// (`split.rs`, [`Splitter::poll_lean`]), everything else from tungstenite, in the order
+    /// they arrived: the reader asks the lean path first, goes to tungstenite when it says so,
+    /// and back to the lean path when tungstenite's read returns `Pending` with the turn
+    /// handed back ([`LeanPath::leaning`]). Both hand payloads over as slices of their read
+    /// buffer, of the same size, so what follows holds for both.
+    ///
     /// # Received payloads: slices of tungstenite's buffer, or copies
     /// tungstenite hands each payload over as a slice of the buffer it reads into, and a slice
     /// keeps that whole buffer alive. Handing the slices on costs nothing (no copy, no second

@@ -314,7 +314,9 @@ impl NativeOptions {
     /// fewer system calls while bulk data streams in.
     ///
     /// Between large frames a connection reads at most 8 KiB at a time (less if this is
-    /// set lower), into the only read buffer it keeps; a large frame reaches tungstenite in
+    /// set lower), into a buffer it lets go of whenever the socket has nothing more for it
+    /// (tungstenite's own, of the same size, is touched only by frames other than small data
+    /// messages: control frames, fragments); a large frame reaches tungstenite in
     /// fragments of 8 KiB, so that buffer never grows to a frame's size and a large message
     /// leaves nothing behind once it is delivered. With permessage-deflate agreed, the
     /// inflating layer reads 16 KiB at a time whatever this is. Values under 4 KiB are

@@ -1,5 +1,7 @@
 //! The byte stream tungstenite reads from when permessage-deflate is off: it keeps an idle
-//! connection's read buffers small and lets them shrink back after a large message.
+//! connection's read buffers small and lets them shrink back after a large message, and it
+//! gives the connection's reader small data messages without tungstenite (the lean path,
+//! below).
 //!
 //! # Why
 //! tungstenite 0.30 keeps one read buffer per connection, as large as its
@@ -28,6 +30,34 @@
 //! it would without the layer: control frames, frames with RSV bits or a reserved opcode,
 //! frames masked when they should not be (or the reverse), and frames over the frame size
 //! limit (tungstenite fails those on their header, with its own error and close code).
+//!
+//! # The lean path
+//! tungstenite's read path costs more per small message than everything else the reader
+//! does (the bench's N2: 64-byte messages; its frame parser, its `Frame`, its zeroed read
+//! buffer, an 8 KiB `recv` whose data is then copied again). So the reader asks this layer
+//! first ([`Splitter::poll_lean`]): it reads the socket into a buffer of its own (not
+//! zeroed, grown by as much as tungstenite reads at once: [`TUNGSTENITE_READ`], or
+//! `read_buffer_size` if lower) and takes each whole frame at its head that tungstenite
+//! would turn into a message unchanged: FIN, no RSV bit, text or binary, at most
+//! [`LEAN_MAX`] bytes and within `max_frame_size` and `max_message_size`, masked as the role
+//! requires (a server unmasks it in place), text valid UTF-8; and only while tungstenite is
+//! between messages (no fragmented message begun) and no close frame has gone to it. The
+//! payload is a slice of that buffer, as tungstenite's are of its own, so the reader's
+//! memory accounting is unchanged (`conn.rs`, `Connection::read`).
+//!
+//! Anything else at the head, and the stream's end or an error, goes to tungstenite: the
+//! bytes from that frame on become what it reads next, through the machinery above, so it
+//! judges that frame exactly as it would have (the unit test
+//! `the_lean_path_reads_what_tungstenite_alone_reads` compares the two on random streams,
+//! cut at random). When tungstenite has taken every frame it was given and asks for more at
+//! a frame boundary (not inside a fragmented message), that read returns `Pending` and the
+//! reader, which asks [`Splitter::leaning`] after every `Pending`, takes over again; nothing
+//! tungstenite holds is skipped, since it reads only once its buffer has no whole frame
+//! left. tungstenite answers a ping from its next read, as always; the reader also asks the
+//! writer to flush, in case the pong did not fit the socket at once.
+//!
+//! The lean buffer is dropped whenever the socket has nothing and no frame is begun, so an
+//! idle connection keeps none (the messages that are slices of it keep it until they go).
 
 use bytes::{Buf, Bytes, BytesMut};
 use std::io;
@@ -49,10 +79,6 @@ const STACK: usize = TUNGSTENITE_READ;
 
 /// The largest payload of a frame the reader takes itself ([`Splitter::poll_lean`]).
 pub(crate) const LEAN_MAX: usize = PIECE;
-
-/// The lean path's read buffer grows by this much when it is full: the most it reads at
-/// once while frames are small, and the size of the buffers its messages are slices of.
-pub(crate) const LEAN_CHUNK: usize = TUNGSTENITE_READ;
 
 /// What [`Splitter::poll_lean`] found at the head of what arrived.
 pub(crate) enum Lean {
@@ -129,13 +155,19 @@ pub(crate) struct Splitter {
     max_message: u64,
     /// What the lean path read and has not taken: whole frames and the start of the next.
     lean: BytesMut,
+    /// How much the lean buffer grows by when it is full: tungstenite's own read size, so
+    /// that the buffers lean payloads are slices of are as large as tungstenite's, which
+    /// the reader's accounting assumes (`conn.rs`, `shares`).
+    lean_chunk: usize,
 }
 
 impl Splitter {
     /// `masked`: the peer masks its frames (we are the server); `max_frame`: the frame size
     /// limit tungstenite applies; `big`: the largest read (`read_buffer_size`);
     /// `leftover`: bytes read past the handshake.
-    /// `max_message`: tungstenite's message size limit (frames over it are its to fail).
+    /// `max_message`: tungstenite's message size limit (frames over it are its to fail);
+    /// tungstenite's `read_buffer_size` is `big.min(TUNGSTENITE_READ)`
+    /// (`NativeOptions::websocket_config`).
     pub(crate) fn new(
         masked: bool,
         max_frame: usize,
@@ -161,6 +193,7 @@ impl Splitter {
             fragments: false,
             max_message: max_message.map_or(u64::MAX, |max| max as u64),
             lean: BytesMut::from(&leftover[..]),
+            lean_chunk: big.clamp(1, TUNGSTENITE_READ),
         }
     }
 
@@ -219,7 +252,7 @@ impl Splitter {
                 Err(missing) => missing,
             };
             if self.lean.capacity() - self.lean.len() < missing.max(1) {
-                self.lean.reserve(missing.max(LEAN_CHUNK));
+                self.lean.reserve(missing.max(self.lean_chunk));
             }
             let spare = self.lean.spare_capacity_mut();
             let mut rb = ReadBuf::uninit(spare);
@@ -495,7 +528,26 @@ impl Splitter {
         let before = out.filled().len();
         // `Pass` keeps `head_pos == head_len` (its header was handed on already); from here on
         // `head` holds only a header cut short by this read.
-        match Pin::new(&mut *inner).poll_read(cx, out) {
+        let limit = match self.at {
+            // The rest of a frame the lean path handed over: no further, so that the read
+            // ends where the lean path takes over again (see [`Splitter::poll_lean`]).
+            At::Pass { left } if left > 0 && self.lean_allowed && !self.fragments => {
+                usize::try_from(left).unwrap_or(usize::MAX)
+            }
+            _ => usize::MAX,
+        };
+        let polled = if limit < out.remaining() {
+            let mut part = out.take(limit);
+            let polled = Pin::new(&mut *inner).poll_read(cx, &mut part);
+            let n = part.filled().len();
+            // SAFETY: the read initialised the first `n` bytes of `out`'s unfilled part.
+            unsafe { out.assume_init(n) };
+            out.advance(n);
+            polled
+        } else {
+            Pin::new(&mut *inner).poll_read(cx, out)
+        };
+        match polled {
             Poll::Ready(Ok(())) => {}
             other => {
                 // The header cut short stays in `head` for the next read.
@@ -1388,6 +1440,37 @@ mod tests {
                 assert!(matches!(got[1], Ok(Message::Close(_))), "{got:?}");
                 assert!(got.len() == 2 || got[2].is_err(), "{got:?}");
             }
+        }
+    }
+
+    /// After a frame tungstenite must judge, the lean path takes over again at the next frame
+    /// boundary, even while reads keep ending in the middle of frames: the rest of a frame
+    /// handed over is read up to its end and no further.
+    #[tokio::test]
+    async fn the_lean_path_takes_over_again_after_a_control_frame() {
+        for server in [false, true] {
+            let key = server.then_some([7, 7, 1, 2]);
+            let mut input = wire(0x89, b"ping", key);
+            for i in 0..1000 {
+                input.extend(wire(0x82, &data(60, i + 1), key));
+            }
+            input.extend(wire(0x8a, b"pong", key));
+            for i in 0..1000 {
+                input.extend(wire(0x81, b"text after the pong", key));
+                input.extend(wire(0x82, &data(i % 300, 3), key));
+            }
+            // Reads that end in the middle of frames.
+            let sizes = vec![1000, 777];
+            let config = WebSocketConfig::default().read_buffer_size(TUNGSTENITE_READ);
+            let expected =
+                read_by_tungstenite(input.clone(), server, sizes.clone(), config, None).await;
+            let mut l = layer(input, server, sizes);
+            l.split = Splitter::new(server, 1 << 20, None, 128 << 10, Vec::new());
+            let role = if server { Role::Server } else { Role::Client };
+            let mut ws = WebSocketStream::from_raw_socket(l, role, Some(config)).await;
+            let (got, taken) = read_as_the_reader(&mut ws).await;
+            assert_eq!(got, expected);
+            assert!(taken > 2900, "the lean path took {taken} of 3,000 messages");
         }
     }
 }
