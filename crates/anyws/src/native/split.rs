@@ -77,6 +77,9 @@ pub(crate) const PIECE: usize = 8 << 10;
 /// Reads that are not part of a large frame land in a stack buffer this large.
 const STACK: usize = TUNGSTENITE_READ;
 
+/// The lean path reads into a new buffer rather than into less room than this.
+const MIN_LEAN_READ: usize = 1 << 10;
+
 /// The largest payload of a frame the reader takes itself ([`Splitter::poll_lean`]).
 pub(crate) const LEAN_MAX: usize = PIECE;
 
@@ -251,8 +254,15 @@ impl Splitter {
                 Ok(lean) => return Poll::Ready(lean),
                 Err(missing) => missing,
             };
-            if self.lean.capacity() - self.lean.len() < missing.max(1) {
-                self.lean.reserve(missing.max(self.lean_chunk));
+            if self.lean.capacity() - self.lean.len() < missing.max(MIN_LEAN_READ) {
+                // A new buffer, with the start of the next frame: `BytesMut::reserve` would
+                // double a buffer nobody else holds, and the reader's accounting counts on
+                // buffers of about tungstenite's size (at most twice it: a frame of up to
+                // `LEAN_MAX` begun, and a chunk after it).
+                let have = self.lean.len();
+                let mut fresh = BytesMut::with_capacity(self.lean_chunk.max(have + missing));
+                fresh.extend_from_slice(&self.lean);
+                self.lean = fresh;
             }
             let spare = self.lean.spare_capacity_mut();
             let mut rb = ReadBuf::uninit(spare);
@@ -1471,6 +1481,46 @@ mod tests {
             let (got, taken) = read_as_the_reader(&mut ws).await;
             assert_eq!(got, expected);
             assert!(taken > 2900, "the lean path took {taken} of 3,000 messages");
+        }
+    }
+
+    /// The lean path's buffers stay about tungstenite's size, whether its payloads are kept
+    /// (the buffer is shared) or dropped at once (the buffer is the lean path's alone, which
+    /// `BytesMut::reserve` would double): at most a whole frame of `LEAN_MAX` and its header.
+    #[tokio::test]
+    async fn the_lean_buffer_stays_the_size_tungstenite_reads() {
+        for chunk in [4096, TUNGSTENITE_READ] {
+            for keep in [false, true] {
+                let mut input = Vec::new();
+                for i in 0..400 {
+                    let len = [0, 10, 1000, 4000, 5000, LEAN_MAX - 1, LEAN_MAX][i % 7];
+                    input.extend(wire(0x82, &data(len, i as u32 + 1), None));
+                }
+                let mut l = layer(input, false, vec![3000, 0, 9000, 1, 20_000]);
+                l.split = Splitter::new(false, 1 << 20, None, chunk, Vec::new());
+                let (mut kept, mut taken, mut largest) = (Vec::new(), 0, 0);
+                std::future::poll_fn(|cx| loop {
+                    let polled = l.split.poll_lean(&mut l.cut, cx);
+                    largest = largest.max(l.split.lean.capacity());
+                    match polled {
+                        Poll::Ready(Lean::Binary(b)) => {
+                            taken += 1;
+                            if keep {
+                                kept.push(b);
+                            }
+                        }
+                        Poll::Ready(_) => return Poll::Ready(()),
+                        Poll::Pending if l.cut.at == l.cut.data.len() => return Poll::Ready(()),
+                        Poll::Pending => {}
+                    }
+                })
+                .await;
+                assert_eq!(taken, 400);
+                assert!(
+                    largest <= (LEAN_MAX + 14).max(chunk),
+                    "a lean buffer of {largest} bytes (reads of {chunk}, kept: {keep})"
+                );
+            }
         }
     }
 }

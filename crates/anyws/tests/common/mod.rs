@@ -169,14 +169,16 @@ pub fn close_frame(code: u16, reason: &str) -> Vec<u8> {
 }
 
 /// Reads one (masked) client frame: its opcode and unmasked payload.
-pub async fn read_client_frame(tcp: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+pub async fn read_client_frame(tcp: &mut (impl tokio::io::AsyncRead + Unpin)) -> (u8, Vec<u8>) {
     let (first, payload) = read_client_frame_whole(tcp).await;
     (first & 0x0f, payload)
 }
 
 /// Reads one client frame (or, unmasked, a server's): its first byte (FIN, RSV1-3,
 /// opcode) and unmasked payload.
-pub async fn read_client_frame_whole(tcp: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+pub async fn read_client_frame_whole(
+    tcp: &mut (impl tokio::io::AsyncRead + Unpin),
+) -> (u8, Vec<u8>) {
     use tokio::io::AsyncReadExt;
     let mut head = [0u8; 2];
     tcp.read_exact(&mut head).await.unwrap();

@@ -24,6 +24,7 @@ mod first_byte;
 mod first_byte_server;
 mod fragments;
 mod http_types;
+mod lean_path;
 mod native_options;
 mod native_tls;
 mod never_hang;
