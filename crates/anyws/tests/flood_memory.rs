@@ -137,16 +137,9 @@ async fn an_accepted_connection_keeps_no_read_buffer_resident_until_tungstenite_
     let mut clients = Vec::with_capacity(N);
     for _ in 0..N {
         let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        tcp.write_all(
-            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        )
-        .await
-        .unwrap();
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            head.push(tcp.read_u8().await.unwrap());
-        }
+        tcp.write_all(&common::upgrade_request(b"")).await.unwrap();
+        let head = common::read_head(&mut tcp).await;
+        assert!(head.starts_with(b"HTTP/1.1 101 "), "{head:?}");
         clients.push(tcp);
     }
     let mut sockets = server.await.unwrap();

@@ -233,3 +233,32 @@ where
 /// The upgrade header lines of a valid opening request (after the request line and Host).
 pub const UPGRADE_LINES: &str = "Upgrade: websocket\r\nConnection: Upgrade\r\n\
      Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+
+/// A raw client's valid opening request for `/` (`Host: x`, [`UPGRADE_LINES`]), followed by
+/// `after`: bytes sent in the same write (frames in the request's segment).
+pub fn upgrade_request(after: &[u8]) -> Vec<u8> {
+    let mut request = format!("GET / HTTP/1.1\r\nHost: x\r\n{UPGRADE_LINES}\r\n").into_bytes();
+    request.extend_from_slice(after);
+    request
+}
+
+/// Reads an HTTP response head up to and with its blank line, or what came of it before the
+/// stream ended.
+pub async fn read_head(tcp: &mut (impl tokio::io::AsyncRead + Unpin)) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        match tcp.read_u8().await {
+            Ok(byte) => head.push(byte),
+            Err(_) => break,
+        }
+    }
+    head
+}
+
+/// Awaits `f`, failing the test ("hung: `what`") if it takes more than 10 s.
+pub async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), f)
+        .await
+        .unwrap_or_else(|_| panic!("hung: {what}"))
+}

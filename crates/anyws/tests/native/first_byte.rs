@@ -10,18 +10,10 @@ use crate::common;
 
 use anyws::native::{NativeOptions, WebSocketExt};
 use anyws::{Options, WebSocket};
-use common::{close_frame, frame, read_client_frame, Log, RawPeer};
+use common::{bounded, close_frame, frame, read_client_frame, Log, RawPeer};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-const LIMIT: Duration = Duration::from_secs(10);
-
-async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(LIMIT, f)
-        .await
-        .unwrap_or_else(|_| panic!("hung: {what}"))
-}
 
 #[tokio::test]
 async fn frames_in_the_same_segment_as_the_101_arrive() {

@@ -10,19 +10,11 @@ use crate::common;
 
 use anyws::native::NativeOptions;
 use anyws::{Listener, Options, WebSocket};
-use common::Log;
+use common::{bounded, read_head, upgrade_request, Log};
 use futures::StreamExt;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-const LIMIT: Duration = Duration::from_secs(10);
-
-async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(LIMIT, f)
-        .await
-        .unwrap_or_else(|_| panic!("hung: {what}"))
-}
 
 /// A masked client frame with FIN set.
 fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
@@ -84,15 +76,8 @@ async fn accepted(options: Options, after: &[u8], listen: bool) -> Accepted {
         (ws, listeners)
     });
     let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let mut request = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        .to_vec();
-    request.extend_from_slice(after);
-    tcp.write_all(&request).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(bounded("the 101", tcp.read_u8()).await.unwrap());
-    }
+    tcp.write_all(&upgrade_request(after)).await.unwrap();
+    let head = bounded("the 101", read_head(&mut tcp)).await;
     assert!(head.starts_with(b"HTTP/1.1 101 "), "{head:?}");
     let (ws, listeners) = bounded("accept", server).await.unwrap();
     Accepted {

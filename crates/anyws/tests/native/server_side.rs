@@ -261,20 +261,12 @@ async fn request_with(
     for line in host_lines {
         request.push_str(&format!("{line}\r\n"));
     }
-    request.push_str(
-        "Upgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    );
+    request.push_str(common::UPGRADE_LINES);
+    request.push_str("\r\n");
     tcp.write_all(request.as_bytes()).await.unwrap();
     let accepted = server.await.unwrap();
-    // The response head: up to the blank line (a 101 leaves the connection open).
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        match tcp.read_u8().await {
-            Ok(byte) => head.push(byte),
-            Err(_) => break,
-        }
-    }
+    // The response head (a 101 leaves the connection open).
+    let head = common::read_head(&mut tcp).await;
     let head = String::from_utf8_lossy(&head).into_owned();
     let status = head.lines().next().unwrap_or_default().to_owned();
     (status, accepted)
