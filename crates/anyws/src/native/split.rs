@@ -1022,6 +1022,16 @@ mod tests {
         out
     }
 
+    /// A deterministic pseudo-random source: each call gives a number below its argument.
+    fn xorshift(mut seed: u64) -> impl FnMut(usize) -> usize {
+        move |n| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        }
+    }
+
     fn data(n: usize, seed: u32) -> Vec<u8> {
         (0..n as u32)
             .map(|i| (i.wrapping_mul(seed) % 251) as u8)
@@ -1071,13 +1081,7 @@ mod tests {
     /// random tungstenite reads, in both roles.
     #[tokio::test]
     async fn small_and_large_frames_mixed_survive_every_cut() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         const LENGTHS: [usize; 10] = [0, 1, 2, 125, 126, 127, 65_535, 65_536, PIECE, PIECE + 1];
         for round in 0..24 {
             let server = round % 2 == 1;
@@ -1289,6 +1293,33 @@ mod tests {
         out
     }
 
+    /// The same bytes, cut the same way, read by the reader (lean path first) and by
+    /// tungstenite through this layer without the lean path, with the frame limit 1 MiB and
+    /// `limit` as the message limit: what each got, and how many messages the lean path took.
+    async fn both_ways(
+        input: &[u8],
+        server: bool,
+        sizes: &[usize],
+        limit: Option<usize>,
+    ) -> (
+        Vec<Result<Message, String>>,
+        Vec<Result<Message, String>>,
+        usize,
+    ) {
+        let config = WebSocketConfig::default()
+            .read_buffer_size(TUNGSTENITE_READ)
+            .max_message_size(limit)
+            .max_frame_size(Some(1 << 20));
+        let expected =
+            read_by_tungstenite(input.to_vec(), server, sizes.to_vec(), config, limit).await;
+        let mut l = layer(input.to_vec(), server, sizes.to_vec());
+        l.split = Splitter::new(server, 1 << 20, limit, 128 << 10, Vec::new());
+        let role = if server { Role::Server } else { Role::Client };
+        let mut ws = WebSocketStream::from_raw_socket(l, role, Some(config)).await;
+        let (got, taken) = read_as_the_reader(&mut ws).await;
+        (got, expected, taken)
+    }
+
     /// The reader's lean path against tungstenite reading everything (through this layer, as
     /// before the lean path): random streams of frames (small and
     /// large data frames, text valid and not, fragmented messages with control frames
@@ -1298,13 +1329,7 @@ mod tests {
     /// the same messages, in the same order, and the same error, as tungstenite alone.
     #[tokio::test]
     async fn the_lean_path_reads_what_tungstenite_alone_reads() {
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         const LENGTHS: [usize; 9] = [0, 1, 2, 125, 126, 200, LEAN_MAX - 1, LEAN_MAX, LEAN_MAX + 1];
         let (mut lean_taken, mut all) = (0, 0);
         for round in 0..600 {
@@ -1355,17 +1380,7 @@ mod tests {
             if sizes.iter().all(|&s| s == 0) {
                 continue;
             }
-            let config = WebSocketConfig::default()
-                .read_buffer_size(TUNGSTENITE_READ)
-                .max_message_size(limit)
-                .max_frame_size(Some(1 << 20));
-            let expected =
-                read_by_tungstenite(input.clone(), server, sizes.clone(), config, limit).await;
-            let mut l = layer(input.clone(), server, sizes.clone());
-            l.split = Splitter::new(server, 1 << 20, limit, 128 << 10, Vec::new());
-            let role = if server { Role::Server } else { Role::Client };
-            let mut ws = WebSocketStream::from_raw_socket(l, role, Some(config)).await;
-            let (got, taken) = read_as_the_reader(&mut ws).await;
+            let (got, expected, taken) = both_ways(&input, server, &sizes, limit).await;
             assert_eq!(
                 got,
                 expected,
@@ -1436,14 +1451,7 @@ mod tests {
             input.extend(wire(0x81, b"after", key));
             input.extend(wire(0x82, b"after", key));
             for sizes in [vec![1], vec![3, 0], vec![usize::MAX]] {
-                let config = WebSocketConfig::default().read_buffer_size(TUNGSTENITE_READ);
-                let expected =
-                    read_by_tungstenite(input.clone(), server, sizes.clone(), config, None).await;
-                let mut l = layer(input.clone(), server, sizes.clone());
-                l.split = Splitter::new(server, 1 << 20, None, 128 << 10, Vec::new());
-                let role = if server { Role::Server } else { Role::Client };
-                let mut ws = WebSocketStream::from_raw_socket(l, role, Some(config)).await;
-                let (got, taken) = read_as_the_reader(&mut ws).await;
+                let (got, expected, taken) = both_ways(&input, server, &sizes, None).await;
                 assert_eq!(got, expected, "server {server}, cut {sizes:?}");
                 assert_eq!(taken, 1, "only the message before the close frame");
                 // The end, or tungstenite's error for a frame after the close (as a server).
@@ -1470,15 +1478,7 @@ mod tests {
                 input.extend(wire(0x82, &data(i % 300, 3), key));
             }
             // Reads that end in the middle of frames.
-            let sizes = vec![1000, 777];
-            let config = WebSocketConfig::default().read_buffer_size(TUNGSTENITE_READ);
-            let expected =
-                read_by_tungstenite(input.clone(), server, sizes.clone(), config, None).await;
-            let mut l = layer(input, server, sizes);
-            l.split = Splitter::new(server, 1 << 20, None, 128 << 10, Vec::new());
-            let role = if server { Role::Server } else { Role::Client };
-            let mut ws = WebSocketStream::from_raw_socket(l, role, Some(config)).await;
-            let (got, taken) = read_as_the_reader(&mut ws).await;
+            let (got, expected, taken) = both_ways(&input, server, &[1000, 777], None).await;
             assert_eq!(got, expected);
             assert!(taken > 2900, "the lean path took {taken} of 3,000 messages");
         }
