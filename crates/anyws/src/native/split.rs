@@ -266,7 +266,13 @@ impl Splitter {
             }
             let spare = self.lean.spare_capacity_mut();
             let mut rb = ReadBuf::uninit(spare);
-            match Pin::new(&mut *inner).poll_read(cx, &mut rb) {
+            let start = rb.filled().as_ptr();
+            let polled = Pin::new(&mut *inner).poll_read(cx, &mut rb);
+            let polled = match polled {
+                Poll::Ready(Ok(())) if rb.filled().as_ptr() != start => Poll::Ready(Err(swapped())),
+                other => other,
+            };
+            match polled {
                 Poll::Pending => {
                     if self.lean.is_empty() {
                         // Nothing is kept while the connection waits: an idle connection
@@ -292,7 +298,8 @@ impl Splitter {
                         self.hand_over();
                         return Poll::Ready(Lean::Tungstenite);
                     }
-                    // SAFETY: the read initialised the first `n` bytes of the spare capacity.
+                    // SAFETY: `rb` is still the spare capacity (checked above), and the read
+                    // initialised its first `n` bytes.
                     unsafe { self.lean.set_len(self.lean.len() + n) };
                 }
             }
@@ -548,12 +555,18 @@ impl Splitter {
         };
         let polled = if limit < out.remaining() {
             let mut part = out.take(limit);
+            let start = part.filled().as_ptr();
             let polled = Pin::new(&mut *inner).poll_read(cx, &mut part);
-            let n = part.filled().len();
-            // SAFETY: the read initialised the first `n` bytes of `out`'s unfilled part.
-            unsafe { out.assume_init(n) };
-            out.advance(n);
-            polled
+            if part.filled().as_ptr() == start {
+                let n = part.filled().len();
+                // SAFETY: `part` is still `out`'s unfilled part (checked just above), and the
+                // read initialised its first `n` bytes.
+                unsafe { out.assume_init(n) };
+                out.advance(n);
+                polled
+            } else {
+                Poll::Ready(Err(swapped()))
+            }
         } else {
             Pin::new(&mut *inner).poll_read(cx, out)
         };
@@ -787,6 +800,13 @@ impl Splitter {
             split,
         };
     }
+}
+
+/// A stream replaced the `ReadBuf` it was to read into (safe code can): what it read is not
+/// where this layer looks, so the read fails rather than trust the length it reports (tokio's
+/// `Take` asserts the same).
+fn swapped() -> io::Error {
+    io::Error::other("the stream replaced the buffer it was given to read into")
 }
 
 /// Applies (or removes) a frame's mask (RFC 6455 5.3), the payload starting at offset 0.
@@ -1522,5 +1542,86 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A stream that replaces the `ReadBuf` it is given (safe code can: a leaked buffer has
+    /// any lifetime) on its read number `swap_on`, with one of its own, filled; otherwise it
+    /// hands over `first`.
+    struct Swapper {
+        turn: usize,
+        swap_on: usize,
+        first: Vec<u8>,
+    }
+
+    impl AsyncRead for Swapper {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let this = self.get_mut();
+            this.turn += 1;
+            if this.turn == this.swap_on {
+                let n = buf.remaining() + 100_000;
+                let own: &'static mut [u8] = Box::leak(vec![b'p'; n].into_boxed_slice());
+                *buf = ReadBuf::new(own);
+                buf.advance(n);
+            } else {
+                buf.put_slice(&std::mem::take(&mut this.first));
+            }
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Where this layer marks bytes as read that it did not see itself (the lean path's
+    /// buffer, the rest of a frame read into tungstenite's), a stream that replaced the buffer
+    /// fails the read: its length says nothing of the buffer this layer owns (review-60).
+    #[test]
+    fn a_stream_that_replaces_the_read_buffer_fails_the_read() {
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        // The lean path's own read.
+        let mut split = Splitter::new(false, 1 << 20, None, 128 << 10, Vec::new());
+        let mut inner = Swapper {
+            turn: 0,
+            swap_on: 1,
+            first: Vec::new(),
+        };
+        assert!(matches!(
+            split.poll_lean(&mut inner, &mut cx),
+            Poll::Ready(Lean::Tungstenite)
+        ));
+        assert_eq!(split.lean.len(), 0);
+        let mut chunk = vec![0xee_u8; TUNGSTENITE_READ];
+        let mut rb = ReadBuf::new(&mut chunk);
+        match split.poll_read(&mut inner, &mut cx, &mut rb) {
+            Poll::Ready(Err(e)) => assert!(e.to_string().contains("replaced"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        // The rest of a ping handed to tungstenite: a read limited to the frame's end.
+        let mut split = Splitter::new(false, 1 << 20, None, 128 << 10, Vec::new());
+        let mut first = wire(0x89, &[b'p'; 100], None);
+        first.truncate(10);
+        let mut inner = Swapper {
+            turn: 0,
+            swap_on: 2,
+            first,
+        };
+        assert!(matches!(
+            split.poll_lean(&mut inner, &mut cx),
+            Poll::Ready(Lean::Tungstenite)
+        ));
+        let mut rb = ReadBuf::new(&mut chunk);
+        assert!(split.poll_read(&mut inner, &mut cx, &mut rb).is_ready());
+        assert_eq!(
+            rb.filled().len(),
+            10,
+            "the ping's start, as the lean path read it"
+        );
+        let mut rb = ReadBuf::new(&mut chunk[10..]);
+        match split.poll_read(&mut inner, &mut cx, &mut rb) {
+            Poll::Ready(Err(e)) => assert!(e.to_string().contains("replaced"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(rb.filled().is_empty(), "nothing handed on as read");
     }
 }
