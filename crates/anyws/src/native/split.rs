@@ -257,8 +257,8 @@ impl Splitter {
             if self.lean.capacity() - self.lean.len() < missing.max(MIN_LEAN_READ) {
                 // A new buffer, with the start of the next frame: `BytesMut::reserve` would
                 // double a buffer nobody else holds, and the reader's accounting counts on
-                // buffers of about tungstenite's size (at most twice it: a frame of up to
-                // `LEAN_MAX` begun, and a chunk after it).
+                // buffers of about tungstenite's size: one read's worth, or a frame of up to
+                // `LEAN_MAX` and its header begun, whichever is larger.
                 let have = self.lean.len();
                 let mut fresh = BytesMut::with_capacity(self.lean_chunk.max(have + missing));
                 fresh.extend_from_slice(&self.lean);
