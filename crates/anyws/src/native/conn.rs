@@ -562,8 +562,8 @@ fn lean<S: AsyncRead + AsyncWrite + Unpin>() -> LeanPath<Inflating<Metered<S>>> 
 /// What one step of the reader's batch found.
 enum Taken {
     /// A data message: its payload, whether it is text (checked UTF-8), and whether it is
-    /// known to be a slice one frame brought (else [`one_frame_slice`] judges).
-    Data(Bytes, bool, Option<bool>),
+    /// known to be a slice one frame brought (if not, [`one_frame_slice`] judges).
+    Data(Bytes, bool, bool),
     /// Nothing at hand.
     Nothing,
     /// What tungstenite returned that is not a data message (or the end).
@@ -1140,8 +1140,8 @@ where
                 loop {
                     let taken = match (self.lean.poll)(&mut ws, cx) {
                         // The lean path checked the text, and its payloads are one frame's.
-                        Poll::Ready(Lean::Text(t)) => Taken::Data(t, true, Some(true)),
-                        Poll::Ready(Lean::Binary(b)) => Taken::Data(b, false, Some(true)),
+                        Poll::Ready(Lean::Text(t)) => Taken::Data(t, true, true),
+                        Poll::Ready(Lean::Binary(b)) => Taken::Data(b, false, true),
                         Poll::Pending => Taken::Nothing,
                         Poll::Ready(Lean::Tungstenite) => match ws.poll_next_unpin(cx) {
                             // tungstenite took what it was given and gave the turn back.
@@ -1149,10 +1149,10 @@ where
                             Poll::Pending => Taken::Nothing,
                             // tungstenite has already checked the text is UTF-8.
                             Poll::Ready(Some(Ok(WsMessage::Text(t)))) => {
-                                Taken::Data(t.into(), true, None)
+                                Taken::Data(t.into(), true, false)
                             }
                             Poll::Ready(Some(Ok(WsMessage::Binary(b)))) => {
-                                Taken::Data(b, false, None)
+                                Taken::Data(b, false, false)
                             }
                             Poll::Ready(other) => Taken::Other(other),
                         },
@@ -1263,18 +1263,19 @@ where
     }
 
     /// A received payload as the reader keeps it until the batch ends: as it is on a stream
-    /// whose runs may be shared, noting whether it is a one-frame slice (`sliced`), else out
-    /// of the arena (`lone`: the first of its batch). See [`Connection::read`].
+    /// whose runs may be shared, noting whether it is a one-frame slice (`sliced`: known to be
+    /// when `one_frame`, else judged by [`one_frame_slice`]), else out of the arena (`lone`:
+    /// the first of its batch). See [`Connection::read`].
     fn received(
         &self,
         payload: Bytes,
-        one_frame: Option<bool>,
+        one_frame: bool,
         lone: bool,
         arena: &mut Arena,
         sliced: &mut Vec<bool>,
     ) -> Bytes {
         if self.shares.is_some() {
-            sliced.push(one_frame.unwrap_or_else(|| one_frame_slice(&payload)));
+            sliced.push(one_frame || one_frame_slice(&payload));
             payload
         } else {
             arena.take(payload, lone)

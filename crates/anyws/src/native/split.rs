@@ -266,13 +266,7 @@ impl Splitter {
             }
             let spare = self.lean.spare_capacity_mut();
             let mut rb = ReadBuf::uninit(spare);
-            let start = rb.filled().as_ptr();
-            let polled = Pin::new(&mut *inner).poll_read(cx, &mut rb);
-            let polled = match polled {
-                Poll::Ready(Ok(())) if rb.filled().as_ptr() != start => Poll::Ready(Err(swapped())),
-                other => other,
-            };
-            match polled {
+            match poll_read_in_place(inner, cx, &mut rb) {
                 Poll::Pending => {
                     if self.lean.is_empty() {
                         // Nothing is kept while the connection waits: an idle connection
@@ -298,8 +292,8 @@ impl Splitter {
                         self.hand_over();
                         return Poll::Ready(Lean::Tungstenite);
                     }
-                    // SAFETY: `rb` is still the spare capacity (checked above), and the read
-                    // initialised its first `n` bytes.
+                    // SAFETY: `rb` is still the spare capacity (`poll_read_in_place`), and
+                    // the read initialised its first `n` bytes.
                     unsafe { self.lean.set_len(self.lean.len() + n) };
                 }
             }
@@ -555,17 +549,16 @@ impl Splitter {
         };
         let polled = if limit < out.remaining() {
             let mut part = out.take(limit);
-            let start = part.filled().as_ptr();
-            let polled = Pin::new(&mut *inner).poll_read(cx, &mut part);
-            if part.filled().as_ptr() == start {
-                let n = part.filled().len();
-                // SAFETY: `part` is still `out`'s unfilled part (checked just above), and the
-                // read initialised its first `n` bytes.
-                unsafe { out.assume_init(n) };
-                out.advance(n);
-                polled
-            } else {
-                Poll::Ready(Err(swapped()))
+            match poll_read_in_place(inner, cx, &mut part) {
+                Poll::Ready(Ok(())) => {
+                    let n = part.filled().len();
+                    // SAFETY: `part` is still `out`'s unfilled part (`poll_read_in_place`),
+                    // and the read initialised its first `n` bytes.
+                    unsafe { out.assume_init(n) };
+                    out.advance(n);
+                    Poll::Ready(Ok(()))
+                }
+                other => other,
             }
         } else {
             Pin::new(&mut *inner).poll_read(cx, out)
@@ -802,11 +795,24 @@ impl Splitter {
     }
 }
 
-/// A stream replaced the `ReadBuf` it was to read into (safe code can): what it read is not
-/// where this layer looks, so the read fails rather than trust the length it reports (tokio's
-/// `Take` asserts the same).
-fn swapped() -> io::Error {
-    io::Error::other("the stream replaced the buffer it was given to read into")
+/// Reads from `inner` into `rb`, for a caller that then marks bytes of the memory `rb` was
+/// made over as read. A stream may replace the `ReadBuf` it is given (safe code can): what it
+/// read is then not where the caller looks, so the read fails rather than trust the length it
+/// reports (tokio's `Take` asserts the same).
+fn poll_read_in_place<S: AsyncRead + Unpin>(
+    inner: &mut S,
+    cx: &mut Context<'_>,
+    rb: &mut ReadBuf<'_>,
+) -> Poll<io::Result<()>> {
+    let start = rb.filled().as_ptr();
+    let polled = Pin::new(inner).poll_read(cx, rb);
+    if rb.filled().as_ptr() == start {
+        polled
+    } else {
+        Poll::Ready(Err(io::Error::other(
+            "the stream replaced the buffer it was given to read into",
+        )))
+    }
 }
 
 /// Applies (or removes) a frame's mask (RFC 6455 5.3), the payload starting at offset 0.
