@@ -29,6 +29,9 @@ pub enum Scenario {
     N6,
     /// Servers holding many connections: the server's memory per connection.
     N7,
+    /// N1-N3 on tokio's multi-thread runtime (what `#[tokio::main]` gives), where a
+    /// connection's own task runs on a worker thread beside the caller's.
+    N8,
     /// Browser echo throughput.
     W1,
     /// Browser bundle size of a minimal echo client.
@@ -65,7 +68,7 @@ pub const GLOO: &str = "gloo-net";
 
 impl Scenario {
     /// The scenarios measured in child processes (N7 with servers as contenders).
-    pub const NATIVE: [Scenario; 7] = [
+    pub const NATIVE: [Scenario; 8] = [
         Scenario::N1,
         Scenario::N2,
         Scenario::N3,
@@ -73,6 +76,7 @@ impl Scenario {
         Scenario::N5,
         Scenario::N6,
         Scenario::N7,
+        Scenario::N8,
     ];
 
     /// The scenarios measured in the browser.
@@ -118,6 +122,11 @@ impl Scenario {
                 spec("rss_takeover", "RSS per idle connection, context takeover both ways", "KiB", Lower, PLAIN, false),
             ] },
             Scenario::N7 => const { &connections("server RSS per connection") },
+            Scenario::N8 => const { &[
+                spec("p50", "multi-thread round trip p50", "µs", Lower, RAW, true),
+                spec("recv", "multi-thread receive throughput", "msg/s", Higher, RAW, true),
+                spec("send", "multi-thread send throughput", "msg/s", Higher, RAW, true),
+            ] },
             Scenario::W1 => const { &[spec("rate", "echo throughput", "msg/s", Higher, PLAIN_JS, true)] },
             Scenario::W2 => const { &[
                 spec("gzip", "wasm size (gzip)", "bytes", Lower, GLOO, true),
@@ -190,7 +199,8 @@ pub struct Job {
     pub count: usize,
     /// N5: seconds of echoing.
     pub seconds: u64,
-    /// N6: which part a child measures (see `benches/compare/deflate.rs`).
+    /// N6 and N8: which part a child measures (see `benches/compare/native/n6.rs` and
+    /// `benches/compare/native.rs`).
     #[serde(default)]
     pub part: u8,
 }
@@ -260,7 +270,7 @@ mod tests {
                 assert_eq!(s.metric(spec.key).name, spec.name);
             }
         }
-        assert!("N8".parse::<Scenario>().is_err());
+        assert!("N9".parse::<Scenario>().is_err());
     }
 
     #[test]
@@ -281,7 +291,7 @@ mod tests {
             );
             assert_eq!(serde_json::from_str::<Job>(&text).unwrap(), job);
         }
-        let bad = r#"{"scenario":"N8","contender":"a","target":"b","count":1,"seconds":0}"#;
+        let bad = r#"{"scenario":"N9","contender":"a","target":"b","count":1,"seconds":0}"#;
         assert!(serde_json::from_str::<Job>(bad).is_err());
         for reply in [Ok(values([("p50", 1.5), ("p99", 2.0)])), Err("boom".into())] {
             let text = serde_json::to_string(&reply).unwrap();

@@ -80,7 +80,7 @@ usage: cargo bench -p anyws-bench --bench compare -- [OPTIONS]
 
   --quick             smaller counts (a few minutes); default: the full run (~25 min)
   --rounds N          rounds of each scenario (default 5, --quick 3; N5 and N7 at most 3, --quick 1)
-  --only N1,N2,...    only these scenarios (N1-N7, W1-W3)
+  --only N1,N2,...    only these scenarios (N1-N8, W1-W3)
   --out DIR           where results.json and the chart go (default target/bench)
   --from FILE         no measuring: the report of a results.json again
   --markdown FILE     rewrite the generated part of FILE (BENCHMARKS.md)
@@ -424,6 +424,8 @@ fn measure_all(
             Scenario::N4 => (scale.n4, 0, rounds),
             Scenario::N5 => (scale.n5, scale.n5_seconds, scale.n5_rounds.min(rounds)),
             Scenario::N6 => (scale.n6, 0, rounds),
+            // Each part takes its own count (below).
+            Scenario::N8 => (0, 0, rounds),
             _ => (scale.n7, 0, scale.n7_rounds.min(rounds)),
         };
         let scenario_start = Instant::now();
@@ -461,6 +463,25 @@ fn measure_all(
                         };
                         let reply = measure(&job, scale.child_limit);
                         scenario::record_keys(&mut metrics, scenario, contender, &reply, keys);
+                    }
+                    continue;
+                }
+                if scenario == Scenario::N8 {
+                    // N1, N2 and N3 again on the multi-thread runtime, each in a child of
+                    // its own (see native.rs).
+                    for (part, count, key) in [
+                        (native::N8_ROUND_TRIP, scale.n1, "p50"),
+                        (native::N8_RECEIVE, scale.n2, "recv"),
+                        (native::N8_SEND, scale.n3, "send"),
+                    ] {
+                        let job = Job {
+                            part,
+                            count,
+                            ..job.clone()
+                        };
+                        let reply = measure(&job, scale.child_limit);
+                        server.wait_idle();
+                        scenario::record_keys(&mut metrics, scenario, contender, &reply, &[key]);
                     }
                     continue;
                 }

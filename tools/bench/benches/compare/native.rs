@@ -1,4 +1,4 @@
-//! The native contenders and scenarios N1-N6 (N6 in [`n6`]; the peers with codecs of their
+//! The native contenders and scenarios N1-N6 and N8 (N6 in [`n6`]; the peers with codecs of their
 //! own in [`peers`]). Every scenario is written once, over
 //! [`Client`]; each contender is a [`Library`]: how it connects and closes and how its
 //! messages map to the scenarios', used the way its documentation shows. The rest, the
@@ -51,11 +51,18 @@ pub enum In {
 }
 
 /// Runs the job's scenario with its contender in this process; returns its measurements.
+///
+/// Every scenario runs on a current-thread runtime, in its `block_on`, except N8: N1-N3 on
+/// tokio's multi-thread runtime with its default worker threads (one a core), in its
+/// `block_on`, which is what `#[tokio::main]` gives a program.
 pub fn run(job: &Job) -> Result<Values, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = match job.scenario {
+        Scenario::N8 => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    }
+    .enable_all()
+    .build()
+    .map_err(|e| e.to_string())?;
     runtime.block_on(async {
         match job.contender.as_str() {
             RAW => scenario_for::<raw::Raw>(job).await,
@@ -85,9 +92,23 @@ async fn scenario_for<L: Library>(p: &Job) -> Result<Values, String> {
         Scenario::N4 => n4::<L>(p).await,
         Scenario::N5 => n5::<L>(p).await,
         Scenario::N6 => n6::n6::<L>(p).await,
+        // N8's parts: N1's p50, N2's rate and N3's rate, each under its own key.
+        Scenario::N8 => match p.part {
+            N8_ROUND_TRIP => n1::<L>(p).await,
+            N8_RECEIVE => Ok(values([("recv", n2::<L>(p).await?["rate"])])),
+            N8_SEND => Ok(values([("send", n3::<L>(p).await?["rate"])])),
+            other => Err(format!("N8 has no part {other}")),
+        },
         other => Err(format!("{other} is not a client scenario")),
     }
 }
+
+/// N8's parts ([`Job::part`]), each in a child of its own: N1, N2 and N3.
+pub const N8_ROUND_TRIP: u8 = 0;
+/// See [`N8_ROUND_TRIP`].
+pub const N8_RECEIVE: u8 = 1;
+/// See [`N8_ROUND_TRIP`].
+pub const N8_SEND: u8 = 2;
 
 fn text64() -> String {
     "x".repeat(64)
