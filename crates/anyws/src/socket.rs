@@ -679,6 +679,16 @@ impl futures_core::FusedStream for WebSocket {
 /// socket is closing or closed (and with the failure if it never opened). `poll_flush` waits
 /// until `buffered_amount` is 0. `poll_close` sends a close frame with code 1000 and waits for
 /// the close event.
+///
+/// `start_send` is [`send`](WebSocket::send), except when the bytes go out natively: as the
+/// `Sink` contract allows, a message fed is written when the `Sink` is flushed (or has to wait
+/// in `poll_ready`), when the writer writes anything else, or within 1 ms, whichever comes
+/// first, so that feeding a `Sink` in a loop costs no flush per message. Natively
+/// `poll_ready` also waits, after a message found the connection's writer busy and was queued
+/// for it, until the writer has handed that message on (the next ones then go straight to
+/// the connection again instead of queueing behind it): on a multi-thread runtime, where the
+/// writer runs beside the caller, this keeps a flood from queueing faster than the writer
+/// takes it. In the browser each message is handed to the `WebSocket` at once.
 impl futures_sink::Sink<Message> for WebSocket {
     type Error = Error;
 
@@ -703,7 +713,7 @@ impl futures_sink::Sink<Message> for WebSocket {
 
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
         match self.ready_state() {
-            ReadyState::Open => self.send(item),
+            ReadyState::Open => self.handle.transport.send_buffered(self.core(), item),
             ReadyState::Connecting => Err(Error::new(
                 ErrorKind::InvalidState,
                 "start_send before poll_ready returned Ready: the socket is still connecting",

@@ -60,11 +60,22 @@ pub(crate) trait Backend: Sized {
     fn buffered_amount(&self) -> u64;
     /// `binaryType` changed (the core already stores it).
     fn set_binary_type(&self, binary_type: BinaryType);
-    /// Queues a message; called only while OPEN, CLOSING or CLOSED.
+    /// Queues a message; called only while OPEN, CLOSING or CLOSED. It is written as soon as
+    /// the backend can.
     fn send(&self, core: &Core, message: Message) -> Result<(), Error>;
+    /// [`Backend::send`] for a [`Sink`](futures_sink::Sink)'s `start_send`: the backend may
+    /// keep the message's bytes buffered until [`Backend::poll_below`] has to wait (the
+    /// `Sink`'s `poll_flush`, or a `poll_ready` above the mark), and for a bounded time
+    /// otherwise (natively at most 1 ms); a message so buffered counts in `bufferedAmount`.
+    /// Natively this saves the connection task a flush per message while a `Sink` is fed in
+    /// a loop; the browser writes each message at once.
+    fn send_buffered(&self, core: &Core, message: Message) -> Result<(), Error> {
+        self.send(core, message)
+    }
     /// `close()` with validated arguments.
     fn close(&self, core: &Core, code: Option<u16>, reason: &str);
-    /// Ready once `bufferedAmount` is at most `mark`, or the socket is closed.
+    /// Ready once `bufferedAmount` is at most `mark`, or the socket is closed. While it waits,
+    /// what [`Backend::send_buffered`] kept buffered is written without delay.
     fn poll_below(
         &self,
         core: &Core,

@@ -31,7 +31,7 @@
 
 use super::arena::Arena;
 use super::deflate::{self, Deflater, Inflating, Params};
-use super::duplex::{Duplex, MeterOf};
+use super::duplex::{Duplex, MeterOf, FLUSH_LATER};
 use super::handshake;
 use super::meter::{Meter, Metered};
 use super::options::NativeOptions;
@@ -1325,6 +1325,9 @@ where
         // The most frames a batch had since the timer was armed or last fired (0: none was
         // written).
         let mut busiest = 0usize;
+        // A `Sink` passed frames to be flushed within `FLUSH_LATER` (`duplex`): armed when the
+        // writer learns of them, disarmed by any flush (which writes them).
+        let mut later: Option<Pin<Box<tokio::time::Sleep>>> = None;
         // However the writer ends (returns, or is dropped with the connection), no message
         // passes the queue any more.
         let _stop = StopPassing(&self.ws);
@@ -1341,6 +1344,24 @@ where
                     // A handle passed the queue (`duplex`): its frames wait in tungstenite's
                     // buffer for the flush below.
                     () = poll_fn(|_| self.ws.poll_flush_wanted()) => {}
+                    // A `Sink` waits for its frames to be written.
+                    () = self.ws.flush_asked() => {}
+                    // A `Sink` passed frames: flushed by `FLUSH_LATER` at the latest. The
+                    // request stays set until that flush, so the frames passed meanwhile do
+                    // not wake the task.
+                    () = poll_fn(|_| self.ws.poll_flush_later()), if later.is_none() => {
+                        later = Some(Box::pin(tokio::time::sleep_until(after(
+                            Instant::now(),
+                            FLUSH_LATER,
+                        ))));
+                        continue;
+                    }
+                    () = async {
+                        match later.as_mut() {
+                            Some(timer) => timer.as_mut().await,
+                            None => std::future::pending().await,
+                        }
+                    }, if later.is_some() => {}
                     () = async {
                         match trim.as_mut() {
                             Some(timer) => timer.as_mut().await,
@@ -1373,7 +1394,11 @@ where
                         continue;
                     }
                 };
-                // Write everything queued, including what arrives meanwhile, then flush once.
+                // Write everything queued, including what arrives meanwhile, then flush once:
+                // what a `Sink` passed goes out with it (a frame passed after this take asks
+                // again).
+                later = None;
+                self.ws.take_later();
                 let mut batch = Batch::default();
                 loop {
                     poll_fn(|cx| {
@@ -1386,6 +1411,7 @@ where
                     }
                     rx.try_recv_all(&mut queued);
                     if queued.is_empty() {
+                        self.link.caught_up();
                         break;
                     }
                     self.link.wake_drained();
@@ -1433,7 +1459,7 @@ where
         // are in tungstenite's buffer: they go out first, and the application's `Sink` may
         // wait for them.
         self.ws.stop();
-        if self.ws.take_flush() {
+        if self.ws.take_flush() | self.ws.take_later() {
             self.flush(0).await?;
         }
         loop {

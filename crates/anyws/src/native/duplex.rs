@@ -14,8 +14,13 @@
 //!   caller's: if the socket is full, the task is woken when it drains, as if its writer had
 //!   polled. The message is then queued (nothing was written), and the writer takes over;
 //! - **flushing**: the frame goes into tungstenite's write buffer (which writes to the socket
-//!   by itself once it holds `write_buffer_size`); the handle then asks the task to flush,
-//!   once until it has ([`Duplex::take_flush`]), so a burst of sends costs one flush;
+//!   by itself once it holds `write_buffer_size`); after a `send` the handle asks the task to
+//!   flush, once until it has ([`Duplex::take_flush`]), so a burst of sends costs one flush.
+//!   After a `Sink`'s `start_send` ([`Flush::Later`]) it asks for a flush within
+//!   [`FLUSH_LATER`] instead ([`Duplex::take_later`]), and the `Sink`'s `poll_flush` (or a
+//!   `poll_ready` that has to wait) asks for it at once ([`Pass::flush_now`]): on a
+//!   multi-thread runtime the task runs beside the caller, and a flush at every wake-up held
+//!   the lock so often that a quarter of a flood's messages found it taken and were queued;
 //! - **`bufferedAmount`**: the frame goes into the meter's list before tungstenite takes it,
 //!   as the writer's do, and the writer settles the list after the flush under the same lock;
 //! - **no application code under a lock**: tungstenite drops a frame's buffer in `send`,
@@ -60,11 +65,58 @@ pub(crate) type MeterOf<S> = for<'a> fn(&'a mut WebSocketStream<S>) -> Option<&'
 /// buffer's worth of 64-byte messages (about 1,900).
 const PASS_UNWRITTEN: usize = 4096;
 
+/// How long a frame a `Sink` passed may wait in tungstenite's buffer for its flush, if
+/// nothing flushes it sooner (the `Sink`'s `poll_flush`, a `send`, the writer's next batch,
+/// tungstenite's full buffer). The `Sink` contract needs no flush before `poll_flush`; this
+/// bound keeps a message that is fed and never flushed from waiting for good.
+pub(crate) const FLUSH_LATER: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// When a passed frame is flushed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flush {
+    /// As soon as the connection task runs: `send`, the browser's method.
+    Now,
+    /// Within [`FLUSH_LATER`], or when the `Sink` flushes: `Sink::start_send`.
+    Later,
+}
+
+/// A message [`Pass::pass`] gave back, to be queued.
+pub(crate) struct Refused {
+    /// The message, untouched.
+    pub(crate) message: Message,
+    /// The queue or the stream was busy (the writer has messages to hand over, holds the
+    /// stream, or has too much to write): a later message may pass once the writer has
+    /// caught up. `false` for one that never passes (too long, compressed, not metered,
+    /// the writer stopped).
+    pub(crate) busy: bool,
+}
+
+impl Refused {
+    fn busy(message: Message) -> Self {
+        Refused {
+            message,
+            busy: true,
+        }
+    }
+
+    fn never(message: Message) -> Self {
+        Refused {
+            message,
+            busy: false,
+        }
+    }
+}
+
 /// A handle's way to an open connection's stream (type-erased, kept in the `Link`).
 pub(crate) trait Pass: Send + Sync {
     /// Hands `message` (whose bytes `bufferedAmount` already counts) to the stream if it may
-    /// pass the queue (see the module docs); gives it back otherwise, untouched.
-    fn pass(&self, commands: &Sender, message: Message) -> Result<(), Message>;
+    /// pass the queue (see the module docs); gives it back otherwise, untouched, with why.
+    /// `flush` says when the task is to flush it.
+    fn pass(&self, commands: &Sender, message: Message, flush: Flush) -> Result<(), Refused>;
+
+    /// A `Sink` waits for `bufferedAmount` to fall: the task flushes what waits in
+    /// tungstenite's buffer now rather than within [`FLUSH_LATER`].
+    fn flush_now(&self);
 }
 
 /// The stream and what a direct send needs with it.
@@ -74,6 +126,12 @@ pub(crate) struct Duplex<S> {
     pub(crate) meter: MeterOf<S>,
     /// A handle left frames in tungstenite's buffer that the task has not flushed yet.
     flush_wanted: AtomicBool,
+    /// A `Sink` left frames in tungstenite's buffer for a flush within [`FLUSH_LATER`], and
+    /// the task has not seen it yet.
+    flush_later: AtomicBool,
+    /// A `Sink` waits for the frames in tungstenite's buffer to be written
+    /// ([`Pass::flush_now`]); a permit if the task is not waiting for it.
+    flush_soon: tokio::sync::Notify,
 }
 
 struct State<S> {
@@ -136,6 +194,8 @@ impl<S> Duplex<S> {
             }),
             meter,
             flush_wanted: AtomicBool::new(false),
+            flush_later: AtomicBool::new(false),
+            flush_soon: tokio::sync::Notify::new(),
         }
     }
 
@@ -184,6 +244,31 @@ impl<S> Duplex<S> {
         }
     }
 
+    /// Whether a `Sink` passed frames for a flush within [`FLUSH_LATER`] since the last call
+    /// (which clears it). The task calls it before each flush: a frame passed after the call
+    /// sets it again (and wakes the task), so every such frame is written by the flush after
+    /// a call that comes after it.
+    pub(crate) fn take_later(&self) -> bool {
+        self.flush_later.load(Ordering::Acquire) && self.flush_later.swap(false, Ordering::AcqRel)
+    }
+
+    /// Ready when a `Sink` passed frames for a flush within [`FLUSH_LATER`]. Leaves the
+    /// request set, so that the frames passed until the flush ([`Duplex::take_later`]) do
+    /// not wake the task again. Needs no waker: the handle wakes the connection task itself.
+    pub(crate) fn poll_flush_later(&self) -> Poll<()> {
+        if self.flush_later.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Resolves when a `Sink` asks for a flush now ([`Pass::flush_now`]; a request made
+    /// while the task was not waiting is kept for it).
+    pub(crate) async fn flush_asked(&self) {
+        self.flush_soon.notified().await;
+    }
+
     /// The connection is over: drops the stream (closing the socket), the task's waker and
     /// the passed messages kept, after the lock is released.
     pub(crate) fn close(&self) {
@@ -204,14 +289,18 @@ impl<S> Pass for Duplex<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    fn pass(&self, commands: &Sender, message: Message) -> Result<(), Message> {
+    fn flush_now(&self) {
+        self.flush_soon.notify_one();
+    }
+
+    fn pass(&self, commands: &Sender, message: Message, flush: Flush) -> Result<(), Refused> {
         if message.len() > FRAGMENT {
-            return Err(message);
+            return Err(Refused::never(message));
         }
         let mut state = match self.state.try_lock() {
             Ok(state) => state,
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(TryLockError::WouldBlock) => return Err(message),
+            Err(TryLockError::WouldBlock) => return Err(Refused::busy(message)),
         };
         let State {
             ws,
@@ -220,23 +309,23 @@ where
             spent,
         } = &mut *state;
         let (Some(ws), Some(task), true) = (ws.as_mut(), task.as_ref(), *open) else {
-            return Err(message);
+            return Err(Refused::never(message));
         };
         if !commands.may_pass() {
-            return Err(message);
+            return Err(Refused::busy(message));
         }
         // A flood of tiny messages, not written yet: the rest wait in the queue, where the
         // `Sink` counts them.
         if (self.meter)(ws).is_none_or(|meter| meter.unwritten() >= PASS_UNWRITTEN)
             || spent.len() >= PASS_UNWRITTEN
         {
-            return Err(message);
+            return Err(Refused::busy(message));
         }
         let mut cx = Context::from_waker(task);
         match ws.poll_ready_unpin(&mut cx) {
             Poll::Ready(Ok(())) => {}
             // The writer meets the same error (or the socket's room) and deals with it.
-            Poll::Ready(Err(_)) | Poll::Pending => return Err(message),
+            Poll::Ready(Err(_)) | Poll::Pending => return Err(Refused::busy(message)),
         }
         let counted = message.len() as u64;
         if let Some(meter) = (self.meter)(ws) {
@@ -273,8 +362,16 @@ where
             // is lost with it, as a queued one would be.
             Err(_) => {}
         }
+        // Asked once until the task has taken the request: it flushes after taking it, under
+        // this lock, so after this frame. A flush wanted now also writes a frame for later.
         let wake = !self.flush_wanted.load(Ordering::Acquire)
-            && !self.flush_wanted.swap(true, Ordering::AcqRel);
+            && match flush {
+                Flush::Now => !self.flush_wanted.swap(true, Ordering::AcqRel),
+                Flush::Later => {
+                    !self.flush_later.load(Ordering::Acquire)
+                        && !self.flush_later.swap(true, Ordering::AcqRel)
+                }
+            };
         let task = wake.then(|| task.clone());
         drop(state);
         if let Some(task) = task {

@@ -55,9 +55,10 @@ use crate::event::{BinaryType, Message, ReadyState};
 use crate::sendness::Shared;
 use crate::transport::{Backend, Probe};
 use crate::validate::UrlFailure;
+use duplex::Flush;
 use gate::Gate;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use url::Url;
@@ -193,6 +194,9 @@ pub(crate) struct Link {
     handshake: OnceLock<Handshake>,
     /// The open connection's stream, for messages that pass the command queue (`duplex`).
     pass: OnceLock<Arc<dyn duplex::Pass>>,
+    /// A `Sink`'s message was queued because the stream or the queue was busy: `Sink`s wait
+    /// until the writer has handed over everything queued (see `poll_below`).
+    sink_behind: AtomicBool,
 }
 
 /// The opening handshake's request and response (see [`WebSocketExt::request`]).
@@ -228,7 +232,36 @@ impl Link {
             closing: tokio::sync::Notify::new(),
             handshake: OnceLock::new(),
             pass: OnceLock::new(),
+            sink_behind: AtomicBool::new(false),
         }
+    }
+
+    /// The writer has handed over everything queued (the queue was found empty after its
+    /// last take, which cleared `busy`): a `Sink` that waits for it to catch up may go on.
+    /// Only this clears the request; see [`Link::writer_caught_up`] for why no wake is lost.
+    pub(crate) fn caught_up(&self) {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.sink_behind.load(Ordering::Relaxed)
+            && self.sink_behind.swap(false, Ordering::Relaxed)
+        {
+            self.wake_drained();
+        }
+    }
+
+    /// For a `Sink` that waits for the writer to catch up: whether it has (every command
+    /// queued so far handed over). A `Sink` that goes on waiting registers in `drain` and
+    /// asks again, as for the mark.
+    ///
+    /// No wake is lost: the request is stored before the fence and the queue's state read
+    /// after it; the writer clears `busy` before its fence ([`Link::caught_up`]) and reads
+    /// (and clears) the request after it. So either this sees the writer caught up, or the
+    /// writer's next catch-up sees the request and wakes the `drain` wakers, registered
+    /// before this was asked the second time. The request is stored again here because the
+    /// writer may have cleared it after the caller read it.
+    fn writer_caught_up(&self, commands: &commands::Sender) -> bool {
+        self.sink_behind.store(true, Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        commands.may_pass()
     }
 
     /// The connection is open and its task runs: messages may pass the queue from now on.
@@ -400,6 +433,33 @@ fn creator_is_task() -> bool {
 }
 
 impl Transport {
+    /// `send` and the `Sink`'s `start_send`: counts the message in `bufferedAmount`, then
+    /// hands it to the stream if it may pass the queue (`duplex`), else queues it.
+    fn send_flushing(&self, core: &Core, msg: Message, flush: Flush) -> Result<(), Error> {
+        self.link
+            .buffered
+            .fetch_add(msg.len() as u64, Ordering::AcqRel);
+        if core.ready_state() == ReadyState::Open {
+            // Straight to the stream when nothing sent before can be waiting (`duplex`).
+            let (msg, busy) = match self.link.pass.get() {
+                Some(stream) => match stream.pass(&self.commands, msg, flush) {
+                    Ok(()) => return Ok(()),
+                    Err(refused) => (refused.message, refused.busy),
+                },
+                None => (msg, false),
+            };
+            // If the task is gone the socket is closed; the bytes stay counted, as in browsers.
+            // A queued message is flushed with the writer's batch, whoever sent it.
+            let _ = self.commands.send(Command::Send(msg));
+            if busy && flush == Flush::Later {
+                // The `Sink` waits for the writer to catch up before its next message (see
+                // `poll_below`), which then passes again.
+                self.link.sink_behind.store(true, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
     /// A server connection whose handshake anyws answered (`leftover`: bytes read past the
     /// request); the core is already OPEN.
     pub(crate) fn accepted<S>(
@@ -570,22 +630,11 @@ impl Backend for Transport {
     fn set_binary_type(&self, _: BinaryType) {}
 
     fn send(&self, core: &Core, msg: Message) -> Result<(), Error> {
-        self.link
-            .buffered
-            .fetch_add(msg.len() as u64, Ordering::AcqRel);
-        if core.ready_state() == ReadyState::Open {
-            // Straight to the stream when nothing sent before can be waiting (`duplex`).
-            let msg = match self.link.pass.get() {
-                Some(stream) => match stream.pass(&self.commands, msg) {
-                    Ok(()) => return Ok(()),
-                    Err(msg) => msg,
-                },
-                None => msg,
-            };
-            // If the task is gone the socket is closed; the bytes stay counted, as in browsers.
-            let _ = self.commands.send(Command::Send(msg));
-        }
-        Ok(())
+        self.send_flushing(core, msg, Flush::Now)
+    }
+
+    fn send_buffered(&self, core: &Core, msg: Message) -> Result<(), Error> {
+        self.send_flushing(core, msg, Flush::Later)
     }
 
     fn close(&self, core: &Core, code: Option<u16>, reason: &str) {
@@ -610,12 +659,28 @@ impl Backend for Transport {
         // Each message still waiting for the connection task also counts, as a received one
         // does against the receive mark: a flood of empty messages waits too.
         let ready = || {
+            if core.ready_state() == ReadyState::Closed {
+                return true;
+            }
+            // A `Sink`'s message found the stream or the queue busy and was queued: the rest
+            // of a flood would follow it into the queue, each handed over by the writer (on a
+            // multi-thread runtime, faster than it hands them over), so the `Sink` waits until
+            // the writer has caught up and its messages pass again.
+            if self.link.sink_behind.load(Ordering::Relaxed)
+                && !self.link.writer_caught_up(&self.commands)
+            {
+                return false;
+            }
             let waiting = self.commands.queued() as u64 * MESSAGE_OVERHEAD as u64;
             self.buffered_amount().saturating_add(waiting) <= mark
-                || core.ready_state() == ReadyState::Closed
         };
         if ready() {
             return Poll::Ready(());
+        }
+        // Frames a `Sink` passed may wait in tungstenite's buffer for a flush within
+        // `FLUSH_LATER`: waiting for them, it asks for the flush now.
+        if let Some(stream) = self.link.pass.get() {
+            stream.flush_now();
         }
         {
             let mut drain = lock(&self.link.drain);

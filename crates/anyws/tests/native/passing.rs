@@ -150,6 +150,90 @@ async fn sends_from_several_threads_keep_each_threads_order() {
     assert_eq!(ws.buffered_amount(), 0);
 }
 
+/// Feeds thread `thread`'s sequence into the `Sink`, never flushing: the first message of a
+/// flood that finds the stream busy is queued, and the `Sink` then waits for the writer to
+/// catch up before the next one (`duplex.rs`).
+async fn feed_in_order(ws: &mut WebSocket, thread: usize, count: usize) {
+    for i in 0..count {
+        ws.feed(message(thread, i)).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_fed_beside_a_sending_thread_keeps_both_orders_on_a_multi_thread_runtime() {
+    // The connection's task runs on a worker beside this one: the `Sink`'s messages pass the
+    // queue while it is free, and wait for the writer whenever one was queued behind it.
+    let (url, go, mut got) = reading_peer().await;
+    let mut ws = WebSocket::new(&url).unwrap();
+    ws.opened().await.unwrap();
+    go.send(()).unwrap();
+    let count = 20_000;
+    let other = ws.clone();
+    let sender = std::thread::spawn(move || {
+        for i in 0..count {
+            other.send(message(4, i)).unwrap();
+        }
+    });
+    crate::common::bounded("the Sink's flood", feed_in_order(&mut ws, 3, count)).await;
+    let mut next = [0; 5];
+    crate::common::bounded("the peer reading both sequences", async {
+        for _ in 0..2 * count {
+            let m = ours(got.recv().await.expect("the peer got every message"));
+            let tag = String::from_utf8_lossy(&m.as_bytes()[..m.len().min(12)]).into_owned();
+            let t: usize = tag.split(':').next().unwrap().parse().unwrap();
+            assert_eq!(m, message(t, next[t]), "thread {t}, message {}", next[t]);
+            next[t] += 1;
+        }
+    })
+    .await;
+    sender.join().unwrap();
+    crate::common::bounded("the Sink's flush", ws.flush())
+        .await
+        .unwrap();
+    assert_eq!(ws.buffered_amount(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_flood_of_empty_messages_never_waits_for_good_on_a_multi_thread_runtime() {
+    // Empty messages settle no bytes as they are written, so only the writer's catch-up
+    // wakes a `Sink` that waits for it.
+    let (url, go, mut got) = reading_peer().await;
+    let mut ws = WebSocket::new(&url).unwrap();
+    ws.opened().await.unwrap();
+    go.send(()).unwrap();
+    let count = 200_000;
+    crate::common::bounded("a flood of empty messages", async {
+        for _ in 0..count {
+            ws.feed(Message::Binary(Default::default())).await.unwrap();
+        }
+        ws.flush().await.unwrap();
+    })
+    .await;
+    crate::common::bounded("the peer reading them", async {
+        for i in 0..count {
+            let m = got.recv().await.expect("the peer got every message");
+            assert!(ours(m).is_empty(), "message {i}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_message_fed_and_never_flushed_still_goes_out() {
+    // The `Sink` contract needs no write before `poll_flush`; anyws writes it within 1 ms
+    // (`duplex::FLUSH_LATER`), so a message fed and never flushed does not wait for good.
+    let (url, go, mut got) = reading_peer().await;
+    let mut ws = WebSocket::new(&url).unwrap();
+    ws.opened().await.unwrap();
+    go.send(()).unwrap();
+    for i in 0..3 {
+        ws.feed(message(5, i)).await.unwrap();
+        let m = crate::common::bounded("a fed message", got.recv()).await;
+        assert_eq!(ours(m.unwrap()), message(5, i));
+    }
+    assert_eq!(ws.buffered_amount(), 0);
+}
+
 #[tokio::test]
 async fn a_listener_that_answers_from_inside_the_connection_task_keeps_the_order() {
     // The peer sends numbers; the client's listener answers each (on the connection's task,

@@ -2,8 +2,10 @@
 //! bytes, so a flood of empty messages waits too instead of piling up in memory.
 //!
 //! The first messages of a flood pass the queue (`duplex.rs`): they go straight into
-//! tungstenite's write buffer, until [`PASSED`] of them wait there unwritten; only the ones
-//! after them are queued, and counted.
+//! tungstenite's write buffer, until [`PASSED`] of them wait there unwritten. The next one is
+//! queued, and the `Sink` then waits for the connection's writer to take it (rather than
+//! queueing the rest of the flood behind it). Where no message passes (permessage-deflate),
+//! every one is queued, and each counts against the mark.
 
 use crate::common;
 
@@ -43,12 +45,8 @@ async fn a_flood_of_empty_messages_waits_for_the_writer() {
 
     let accepted = feed_empty_until_pending(&mut ws, 1_000_000)
         .expect("a million empty messages queued with no backpressure");
-    // Each queued message counts 64 bytes against the mark.
-    assert_eq!(
-        accepted as u64,
-        PASSED as u64 + mark / 64 + 1,
-        "accepted before waiting"
-    );
+    // The one after those that passed is queued: the `Sink` waits for the writer.
+    assert_eq!(accepted, PASSED + 1, "accepted before waiting");
     assert_eq!(
         ws.buffered_amount(),
         0,
@@ -68,6 +66,37 @@ async fn a_flood_of_empty_messages_waits_for_the_writer() {
         again > 0,
         "the Sink is ready again once the writer took the queue"
     );
+    ws.close();
+    ws.closed().await;
+}
+
+#[tokio::test]
+async fn a_flood_of_empty_messages_on_a_compressed_connection_is_bounded_by_count() {
+    // With permessage-deflate no message passes the queue (the compressor is the writer's):
+    // each queued message counts 64 bytes against the mark.
+    let (url, _server) = common::serve_one(|tcp| async move {
+        let mut ws = anyws::native::accept(tcp, Options::new()).await.unwrap();
+        while let Some(Ok(m)) = ws.next().await {
+            SinkExt::send(&mut ws, m).await.unwrap();
+        }
+    })
+    .await;
+    let mark = 64 * 1024;
+    let mut ws = WebSocket::with_options(&url, Options::new().send_high_water_mark(mark)).unwrap();
+    ws.opened().await.unwrap();
+    assert!(
+        ws.extensions().starts_with("permessage-deflate"),
+        "{}",
+        ws.extensions()
+    );
+
+    let accepted = feed_empty_until_pending(&mut ws, 1_000_000)
+        .expect("a million empty messages queued with no backpressure");
+    assert_eq!(accepted as u64, mark / 64 + 1, "accepted before waiting");
+    ws.flush().await.unwrap();
+    for _ in 0..accepted {
+        assert!(ws.next().await.unwrap().unwrap().is_empty());
+    }
     ws.close();
     ws.closed().await;
 }
