@@ -1330,7 +1330,7 @@ where
         let mut later: Option<Pin<Box<tokio::time::Sleep>>> = None;
         // However the writer ends (returns, or is dropped with the connection), no message
         // passes the queue any more.
-        let _stop = StopPassing(&self.ws);
+        let _stop = StopPassing(&self.ws, &self.link);
         let result: Result<(), WsError> = async {
             loop {
                 tokio::select! {
@@ -1459,6 +1459,7 @@ where
         // are in tungstenite's buffer: they go out first, and the application's `Sink` may
         // wait for them.
         self.ws.stop();
+        self.link.passing_stopped();
         if self.ws.take_flush() | self.ws.take_later() {
             self.flush(0).await?;
         }
@@ -1691,11 +1692,12 @@ impl Batch {
 }
 
 /// Ends direct sends when dropped (see [`Duplex::stop`]).
-struct StopPassing<'a, S>(&'a Duplex<S>);
+struct StopPassing<'a, S>(&'a Duplex<S>, &'a Link);
 
 impl<S> Drop for StopPassing<'_, S> {
     fn drop(&mut self) {
         self.0.stop();
+        self.1.passing_stopped();
     }
 }
 

@@ -35,7 +35,15 @@
 //!   fail the connection or has written our close frame ([`Duplex::stop`]);
 //! - **how many wait**: at most [`PASS_UNWRITTEN`] frames not yet written; past that,
 //!   messages are queued, where the `Sink`'s backpressure counts them (a flood of empty
-//!   messages stays bounded by count).
+//!   messages stays bounded by count);
+//! - **a `Sink` behind the writer**: a `Sink`'s message refused because the stream or the
+//!   queue was busy ([`Refused::busy`]) is queued, and the `Sink`'s `poll_ready` then waits
+//!   until the writer has handed over everything queued (`Link::writer_caught_up` in
+//!   `native/mod.rs`), so that its next messages pass again instead of queueing behind it:
+//!   a caller on another thread fills the queue faster than the writer empties it. It does
+//!   not wait while a write waits for room in the socket (the writer cannot catch up before
+//!   the peer reads, and the `Sink` waits for the mark only, as before), nor once messages
+//!   no longer pass at all.
 //!
 //! The lock is only ever tried: a handle that finds the task holding it (or a listener of
 //! this very connection sending from inside the task) queues its message instead of waiting.
@@ -117,6 +125,10 @@ pub(crate) trait Pass: Send + Sync {
     /// A `Sink` waits for `bufferedAmount` to fall: the task flushes what waits in
     /// tungstenite's buffer now rather than within [`FLUSH_LATER`].
     fn flush_now(&self);
+
+    /// Whether messages may pass the queue at all (not once the writer has stopped, fails
+    /// the connection or wrote our close: [`Duplex::stop`]).
+    fn passing(&self) -> bool;
 }
 
 /// The stream and what a direct send needs with it.
@@ -124,6 +136,10 @@ pub(crate) struct Duplex<S> {
     state: Mutex<State<S>>,
     /// Where the stream's meter is.
     pub(crate) meter: MeterOf<S>,
+    /// Whether messages may pass at all: `State::open`, readable without the lock (a `Sink`
+    /// waits for the writer only while they may; a refusal is not for a busy writer once
+    /// they may not).
+    passing: AtomicBool,
     /// A handle left frames in tungstenite's buffer that the task has not flushed yet.
     flush_wanted: AtomicBool,
     /// A `Sink` left frames in tungstenite's buffer for a flush within [`FLUSH_LATER`], and
@@ -193,6 +209,7 @@ impl<S> Duplex<S> {
                 spent: Vec::new(),
             }),
             meter,
+            passing: AtomicBool::new(passes),
             flush_wanted: AtomicBool::new(false),
             flush_later: AtomicBool::new(false),
             flush_soon: tokio::sync::Notify::new(),
@@ -220,6 +237,7 @@ impl<S> Duplex<S> {
     /// No message passes the queue from now on: the writer has stopped, fails the connection
     /// (only what the application queued goes out, then the close frame) or wrote our close.
     pub(crate) fn stop(&self) {
+        self.passing.store(false, Ordering::Release);
         crate::core::lock(&self.state).open = false;
     }
 
@@ -272,6 +290,7 @@ impl<S> Duplex<S> {
     /// The connection is over: drops the stream (closing the socket), the task's waker and
     /// the passed messages kept, after the lock is released.
     pub(crate) fn close(&self) {
+        self.passing.store(false, Ordering::Release);
         let (ws, task, spent) = {
             let mut state = crate::core::lock(&self.state);
             state.open = false;
@@ -293,8 +312,12 @@ where
         self.flush_soon.notify_one();
     }
 
+    fn passing(&self) -> bool {
+        self.passing.load(Ordering::Acquire)
+    }
+
     fn pass(&self, commands: &Sender, message: Message, flush: Flush) -> Result<(), Refused> {
-        if message.len() > FRAGMENT {
+        if message.len() > FRAGMENT || !self.passing.load(Ordering::Acquire) {
             return Err(Refused::never(message));
         }
         let mut state = match self.state.try_lock() {

@@ -147,12 +147,14 @@ impl Meter {
         self.link.sent(sent);
         if self.blocked_since.take().is_some() {
             self.progress_at = Some(Instant::now());
+            self.link.write_moved();
         }
     }
 
     fn blocked(&mut self) {
         if self.blocked_since.is_none() {
             self.blocked_since = Some(Instant::now());
+            self.link.write_blocked();
         }
     }
 

@@ -197,6 +197,10 @@ pub(crate) struct Link {
     /// A `Sink`'s message was queued because the stream or the queue was busy: `Sink`s wait
     /// until the writer has handed over everything queued (see `poll_below`).
     sink_behind: AtomicBool,
+    /// A write waits for room in the socket (the meter's `blocked`, until a write moves):
+    /// the writer cannot catch up until the peer reads, so no `Sink` waits for it then,
+    /// only for the mark.
+    write_blocked: AtomicBool,
 }
 
 /// The opening handshake's request and response (see [`WebSocketExt::request`]).
@@ -233,7 +237,41 @@ impl Link {
             handshake: OnceLock::new(),
             pass: OnceLock::new(),
             sink_behind: AtomicBool::new(false),
+            write_blocked: AtomicBool::new(false),
         }
+    }
+
+    /// A write has to wait for room in the socket: `Sink`s waiting for the writer to catch up
+    /// wait for the mark instead (woken to see it).
+    pub(crate) fn write_blocked(&self) {
+        self.write_blocked.store(true, Ordering::Release);
+        self.wake_drained();
+    }
+
+    /// A write that waited moved on.
+    pub(crate) fn write_moved(&self) {
+        self.write_blocked.store(false, Ordering::Release);
+    }
+
+    /// The writer stopped taking messages past the queue (it fails the connection, or wrote
+    /// our close): `Sink`s waiting for it to catch up wait for the mark instead.
+    pub(crate) fn passing_stopped(&self) {
+        self.wake_drained();
+    }
+
+    /// Whether a `Sink` whose message was queued behind a busy writer (`sink_behind`) is to
+    /// wait: while messages pass at all, the writer is not held up by a full socket (then it
+    /// cannot catch up before the peer reads, and the `Sink` waits for the mark only, as
+    /// before any message passed), and it has not caught up. Every change of these is
+    /// followed by a wake of the `drain` wakers ([`Link::write_blocked`],
+    /// [`Link::passing_stopped`], [`Link::caught_up`]).
+    fn sink_waits_for_writer(&self, commands: &commands::Sender) -> bool {
+        let Some(stream) = self.pass.get() else {
+            return false;
+        };
+        stream.passing()
+            && !self.write_blocked.load(Ordering::Acquire)
+            && !self.writer_caught_up(commands)
     }
 
     /// The writer has handed over everything queued (the queue was found empty after its
@@ -667,7 +705,7 @@ impl Backend for Transport {
             // multi-thread runtime, faster than it hands them over), so the `Sink` waits until
             // the writer has caught up and its messages pass again.
             if self.link.sink_behind.load(Ordering::Relaxed)
-                && !self.link.writer_caught_up(&self.commands)
+                && self.link.sink_waits_for_writer(&self.commands)
             {
                 return false;
             }

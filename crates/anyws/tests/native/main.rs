@@ -39,4 +39,5 @@ mod send_backpressure;
 mod server_hardening;
 mod server_policy;
 mod server_side;
+mod sink_flush;
 mod tls;
