@@ -727,6 +727,7 @@ impl futures_sink::Sink<Message> for WebSocket {
         if this.ready_state() != ReadyState::Open {
             return Poll::Ready(Ok(()));
         }
+        this.handle.transport.flush_buffered();
         this.handle
             .transport
             .poll_below(&this.handle.core, &mut this.wait, cx, 0)

@@ -74,6 +74,9 @@ pub(crate) trait Backend: Sized {
     }
     /// `close()` with validated arguments.
     fn close(&self, core: &Core, code: Option<u16>, reason: &str);
+    /// The `Sink` flushes: what [`Backend::send_buffered`] kept buffered is to be written
+    /// without delay, also what `bufferedAmount` does not count (empty messages).
+    fn flush_buffered(&self) {}
     /// Ready once `bufferedAmount` is at most `mark`, or the socket is closed. While it waits,
     /// what [`Backend::send_buffered`] kept buffered is written without delay.
     fn poll_below(

@@ -129,6 +129,10 @@ pub(crate) trait Pass: Send + Sync {
     /// Whether messages may pass the queue at all (not once the writer has stopped, fails
     /// the connection or wrote our close: [`Duplex::stop`]).
     fn passing(&self) -> bool;
+
+    /// Whether frames passed for a flush within [`FLUSH_LATER`] wait for it (the task has not
+    /// begun the flush that writes them).
+    fn later_pending(&self) -> bool;
 }
 
 /// The stream and what a direct send needs with it.
@@ -316,6 +320,10 @@ where
         self.passing.load(Ordering::Acquire)
     }
 
+    fn later_pending(&self) -> bool {
+        self.flush_later.load(Ordering::Acquire)
+    }
+
     fn pass(&self, commands: &Sender, message: Message, flush: Flush) -> Result<(), Refused> {
         if message.len() > FRAGMENT || !self.passing.load(Ordering::Acquire) {
             return Err(Refused::never(message));
@@ -339,9 +347,10 @@ where
         }
         // A flood of tiny messages, not written yet: the rest wait in the queue, where the
         // `Sink` counts them.
-        if (self.meter)(ws).is_none_or(|meter| meter.unwritten() >= PASS_UNWRITTEN)
-            || spent.len() >= PASS_UNWRITTEN
-        {
+        let Some(unwritten) = (self.meter)(ws).map(|meter| meter.unwritten()) else {
+            return Err(Refused::never(message));
+        };
+        if unwritten >= PASS_UNWRITTEN || spent.len() >= PASS_UNWRITTEN {
             return Err(Refused::busy(message));
         }
         let mut cx = Context::from_waker(task);

@@ -687,6 +687,16 @@ impl Backend for Transport {
         let _ = self.commands.send(cmd);
     }
 
+    fn flush_buffered(&self) {
+        // Frames passed for a flush within `FLUSH_LATER` and not flushed yet: `bufferedAmount`
+        // may not count them (empty messages), so `poll_below` may not wait (nor ask).
+        if let Some(stream) = self.link.pass.get() {
+            if stream.later_pending() {
+                stream.flush_now();
+            }
+        }
+    }
+
     fn poll_below(
         &self,
         core: &Core,

@@ -7,6 +7,7 @@
 
 use crate::common;
 use anyws::native::tokio_tungstenite::{accept_async, tungstenite::Message as Ws};
+use anyws::native::NativeOptions;
 use anyws::{Message, Options, WebSocket};
 use futures::{Sink, SinkExt, StreamExt};
 use std::pin::Pin;
@@ -509,4 +510,173 @@ async fn listener_answers_through_the_sink_multi_thread() {
         "poll_ready pending {} times",
         listener_answers_through_the_sink().await
     );
+}
+
+/// Feeds `count` messages of `len` bytes below a huge mark, then reads the echoes (as
+/// sink_flush.rs's `write_all_then_read`), against `url` (an echoing peer).
+async fn feed_all_then_read(url: &str, options: Options, count: usize, len: usize) {
+    let mut ws = WebSocket::with_options(url, options).unwrap();
+    common::bounded("open", ws.opened()).await.unwrap();
+    let fed = Arc::new(AtomicUsize::new(0));
+    let counter = fed.clone();
+    let r = tokio::time::timeout(Duration::from_secs(15), async {
+        for i in 0..count {
+            ws.feed(tagged(0, i, len)).await.unwrap();
+            counter.store(i + 1, Ordering::Relaxed);
+        }
+        for i in 0..count {
+            let m = ws.next().await.unwrap().unwrap();
+            assert!(m.as_text().unwrap().starts_with(&format!("0:{i}:")));
+        }
+    })
+    .await;
+    assert!(
+        r.is_ok(),
+        "hung after feeding {} of {count} ({len} bytes each), bufferedAmount {}",
+        fed.load(Ordering::Relaxed),
+        ws.buffered_amount()
+    );
+}
+
+/// The echo deadlock of review-61 over TLS (rustls under the meter; review-62).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feeding_before_reading_echoes_over_tls_multi_thread() {
+    let pki = common::tls::pki(&["localhost", "127.0.0.1"]);
+    let base = common::tls::tls_server(&pki).await;
+    let trust = NativeOptions::new().add_root_certificate(pki.ca_der.clone());
+    let options = Options::new().send_high_water_mark(256 << 20).native(trust);
+    feed_all_then_read(&format!("{base}/echo"), options, 40_000, 1000).await;
+}
+
+/// The same with a keep-alive ping every few ms (the writer's `send_now`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feeding_before_reading_echoes_with_pings() {
+    let base = common::server().await;
+    let native = NativeOptions::new()
+        .ping_interval(Some(Duration::from_millis(2)))
+        .ping_timeout(Duration::from_secs(30));
+    let options = Options::new()
+        .send_high_water_mark(256 << 20)
+        .native(native);
+    feed_all_then_read(&format!("{base}/echo"), options, 40_000, 1000).await;
+}
+
+/// A reading peer; the Sink floods with a ping every 1 ms; order kept, all arrive, flush
+/// ends with bufferedAmount 0.
+async fn flood_with_pings(count: usize) {
+    let (url, go, mut got) = reading_peer().await;
+    let native = NativeOptions::new()
+        .ping_interval(Some(Duration::from_millis(1)))
+        .ping_timeout(Duration::from_secs(30));
+    let mut ws = WebSocket::with_options(&url, Options::new().native(native)).unwrap();
+    ws.opened().await.unwrap();
+    go.send(()).unwrap();
+    let reader = tokio::spawn(async move {
+        for i in 0..count {
+            let m = got.recv().await.unwrap_or_else(|| panic!("lost from {i}"));
+            let Ws::Text(t) = m else { panic!() };
+            assert!(t.as_str().starts_with(&format!("0:{i}:")), "{i}: {t}");
+        }
+    });
+    common::bounded("the flood", async {
+        for i in 0..count {
+            ws.feed(tagged(0, i, i % 3000)).await.unwrap();
+        }
+        ws.flush().await.unwrap();
+    })
+    .await;
+    assert_eq!(ws.buffered_amount(), 0);
+    common::bounded("the peer", reader).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flood_with_pings_multi_thread() {
+    flood_with_pings(30_000).await;
+}
+
+#[tokio::test]
+async fn flood_with_pings_current_thread() {
+    flood_with_pings(30_000).await;
+}
+
+/// An empty message fed, then `flush()`: the Sink's contract (and socket.rs's docs: "a
+/// message fed is written when the Sink is flushed") says it is written by the time flush
+/// returns. Checked by blocking the only runtime thread right after the flush: the writer
+/// cannot run, so only what flush wrote reaches the peer.
+async fn empty_then_flush(fed: bool) {
+    let (peer_tx, peer_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let (url_tx, url_rx) = std::sync::mpsc::channel::<String>();
+    // The peer runs on a runtime of its own (this test's only thread is blocked below).
+    let _peer = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let peer = common::RawPeer::bind().await;
+                url_tx.send(peer.url()).unwrap();
+                let mut tcp = peer.accept("").await;
+                loop {
+                    let (op, payload) = common::read_client_frame(&mut tcp).await;
+                    let mut v = vec![op];
+                    v.extend(payload);
+                    if peer_tx.send(v).is_err() {
+                        return;
+                    }
+                }
+            })
+    });
+    let url = url_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let mut ws = WebSocket::new(&url).unwrap();
+    common::bounded("open", ws.opened()).await.unwrap();
+    // Warm up: a message fed and flushed, seen by the peer (polled, bounded).
+    ws.feed(Message::Text("warm".into())).await.unwrap();
+    ws.flush().await.unwrap();
+    let peer_rx = common::bounded(
+        "warm-up",
+        tokio::task::spawn_blocking(move || {
+            let got = peer_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+            assert_eq!(got, b"\x01warm");
+            peer_rx
+        }),
+    )
+    .await
+    .unwrap();
+    if fed {
+        ws.feed(Message::Text("".into())).await.unwrap();
+    } else {
+        ws.send("").unwrap();
+    }
+    ws.flush().await.unwrap();
+    assert_eq!(ws.buffered_amount(), 0);
+    // The connection task may run a few times (a `send()`'s flush-now would be done here).
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    // Blocks the runtime's only thread: what flush() did not write stays unwritten.
+    let got = peer_rx.recv_timeout(Duration::from_secs(2));
+    assert_eq!(
+        got.ok(),
+        Some(vec![1u8]),
+        "the empty text fed and flushed was not written by flush()"
+    );
+    // Same for a non-empty one (bufferedAmount counts it: flush waits for it).
+    ws.feed(Message::Text("x".into())).await.unwrap();
+    ws.flush().await.unwrap();
+    let got = peer_rx.recv_timeout(Duration::from_secs(2));
+    assert_eq!(got.ok(), Some(b"\x01x".to_vec()));
+}
+
+/// review-62: the frame waited in tungstenite's buffer for `FLUSH_LATER`: `flush()` returned
+/// at once (`bufferedAmount` 0, as an empty message counts nothing) without asking for the
+/// write.
+#[tokio::test]
+async fn an_empty_message_fed_is_written_by_flush() {
+    empty_then_flush(true).await;
+}
+
+/// The same through `send()`, which asks for the write at once.
+#[tokio::test]
+async fn an_empty_message_sent_is_written_once_the_task_runs() {
+    empty_then_flush(false).await;
 }
