@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 /// A peer on 127.0.0.1 that, once `go` fires, reads every data message and sends it on
 /// `got`, and answers the close.
-async fn reading_peer() -> (String, oneshot::Sender<()>, mpsc::UnboundedReceiver<Ws>) {
+pub(crate) async fn reading_peer() -> (String, oneshot::Sender<()>, mpsc::UnboundedReceiver<Ws>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/", listener.local_addr().unwrap());
     let (go_tx, go_rx) = oneshot::channel::<()>();
@@ -234,13 +234,14 @@ async fn a_message_fed_and_never_flushed_still_goes_out() {
     assert_eq!(ws.buffered_amount(), 0);
 }
 
-#[tokio::test]
-async fn a_listener_that_answers_from_inside_the_connection_task_keeps_the_order() {
-    // The peer sends numbers; the client's listener answers each (on the connection's task,
-    // where the stream's lock may be held) and sends an extra message every tenth.
+/// A peer on 127.0.0.1 that sends the numbers `0..count` as texts, then collects the first
+/// `answers` texts the client sends.
+pub(crate) async fn numbering_peer(
+    count: usize,
+    answers: usize,
+) -> (String, tokio::task::JoinHandle<Vec<String>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/", listener.local_addr().unwrap());
-    let count = 2_000usize;
     let peer = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
         let mut ws = accept_async(tcp).await.unwrap();
@@ -248,16 +249,25 @@ async fn a_listener_that_answers_from_inside_the_connection_task_keeps_the_order
             ws.feed(Ws::text(i.to_string())).await.unwrap();
         }
         ws.flush().await.unwrap();
-        let mut answers = Vec::new();
-        while answers.len() < count + count / 10 {
+        let mut got = Vec::new();
+        while got.len() < answers {
             match ws.next().await {
-                Some(Ok(Ws::Text(t))) => answers.push(t.as_str().to_owned()),
+                Some(Ok(Ws::Text(t))) => got.push(t.as_str().to_owned()),
                 Some(Ok(_)) => {}
                 other => panic!("the client stopped answering: {other:?}"),
             }
         }
-        answers
+        got
     });
+    (url, peer)
+}
+
+#[tokio::test]
+async fn a_listener_that_answers_from_inside_the_connection_task_keeps_the_order() {
+    // The peer sends numbers; the client's listener answers each (on the connection's task,
+    // where the stream's lock may be held) and sends an extra message every tenth.
+    let count = 2_000usize;
+    let (url, peer) = numbering_peer(count, count + count / 10).await;
     let ws = WebSocket::new(&url).unwrap();
     let answering = ws.clone();
     let _listener = ws.add_event_listener(EventKind::Message, move |e: &Event| {

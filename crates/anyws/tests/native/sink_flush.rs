@@ -6,6 +6,7 @@
 //! reading, other `Sink`s, a sending thread, a listener, a close or a drop must still do.
 
 use crate::common;
+use crate::passing::{numbering_peer, reading_peer};
 use anyws::native::tokio_tungstenite::{accept_async, tungstenite::Message as Ws};
 use anyws::native::NativeOptions;
 use anyws::{Message, Options, WebSocket};
@@ -15,8 +16,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 
 /// A raw peer: sends `n` text frames then a frame with a reserved opcode (a protocol error
 /// for the client), then reads the client's frames until its close frame or EOF. Returns the
@@ -84,9 +83,9 @@ async fn echo_through_failure(n: usize, k: usize) -> (Duration, usize, usize) {
     (took, fed_ok, texts.len())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sink_answering_as_the_connection_fails_loses_no_reply_multi_thread() {
-    for round in 0..20 {
+/// [`echo_through_failure`] `rounds` times: every reply the application fed is written.
+async fn no_reply_lost(rounds: usize) {
+    for round in 0..rounds {
         let (took, fed, got) = echo_through_failure(300, 20).await;
         assert_eq!(
             got,
@@ -95,43 +94,16 @@ async fn a_sink_answering_as_the_connection_fails_loses_no_reply_multi_thread() 
              fails the connection"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_answering_as_the_connection_fails_loses_no_reply_multi_thread() {
+    no_reply_lost(20).await;
 }
 
 #[tokio::test]
 async fn a_sink_answering_as_the_connection_fails_loses_no_reply_current_thread() {
-    for round in 0..5 {
-        let (took, fed, got) = echo_through_failure(300, 20).await;
-        assert_eq!(
-            got,
-            300 * 20,
-            "round {round}: fed {fed}, took {took:?}: the replies the writer writes before it \
-             fails the connection"
-        );
-    }
-}
-
-/// A peer on 127.0.0.1 that, once `go` fires, reads every data message and sends it on
-/// `got` (as passing.rs's).
-async fn reading_peer() -> (
-    String,
-    tokio::sync::oneshot::Sender<()>,
-    mpsc::UnboundedReceiver<Ws>,
-) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/", listener.local_addr().unwrap());
-    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
-    let (got_tx, got_rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        let mut ws = accept_async(tcp).await.unwrap();
-        let _ = go_rx.await;
-        while let Some(Ok(m)) = ws.next().await {
-            if matches!(m, Ws::Text(_) | Ws::Binary(_)) && got_tx.send(m).is_err() {
-                return;
-            }
-        }
-    });
-    (url, go_tx, got_rx)
+    no_reply_lost(5).await;
 }
 
 fn tagged(t: usize, i: usize, len: usize) -> Message {
@@ -304,29 +276,8 @@ async fn write_all_then_read(count: usize, len: usize) {
         }
     })
     .await;
-    let mark = 256 << 20;
-    let mut ws = WebSocket::with_options(&url, Options::new().send_high_water_mark(mark)).unwrap();
-    ws.opened().await.unwrap();
-    let fed = Arc::new(AtomicUsize::new(0));
-    let counter = fed.clone();
-    let r = tokio::time::timeout(Duration::from_secs(10), async {
-        for i in 0..count {
-            ws.feed(tagged(0, i, len)).await.unwrap();
-            counter.store(i + 1, Ordering::Relaxed);
-        }
-        for i in 0..count {
-            let m = ws.next().await.unwrap().unwrap();
-            assert!(m.as_text().unwrap().starts_with(&format!("0:{i}:")));
-        }
-    })
-    .await;
-    assert!(
-        r.is_ok(),
-        "hung after feeding {} of {count} ({} bytes each), bufferedAmount {} (mark {mark})",
-        fed.load(Ordering::Relaxed),
-        len,
-        ws.buffered_amount()
-    );
+    let options = Options::new().send_high_water_mark(256 << 20);
+    feed_all_then_read(&url, options, count, len).await;
 }
 
 #[tokio::test]
@@ -449,26 +400,8 @@ async fn several_sinks_and_a_sending_thread_keep_their_orders() {
 /// flushing; when poll_ready is not ready it falls back to send(). Every answer arrives, in
 /// order; counts how often poll_ready said Pending.
 async fn listener_answers_through_the_sink() -> usize {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/", listener.local_addr().unwrap());
     let count = 3_000usize;
-    let peer = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        let mut ws = accept_async(tcp).await.unwrap();
-        for i in 0..count {
-            ws.feed(Ws::text(i.to_string())).await.unwrap();
-        }
-        ws.flush().await.unwrap();
-        let mut answers = Vec::new();
-        while answers.len() < count {
-            match ws.next().await {
-                Some(Ok(Ws::Text(t))) => answers.push(t.as_str().to_owned()),
-                Some(Ok(_)) => {}
-                other => panic!("the client stopped answering: {other:?}"),
-            }
-        }
-        answers
-    });
+    let (url, peer) = numbering_peer(count, count).await;
     let ws = WebSocket::new(&url).unwrap();
     let pendings = Arc::new(AtomicUsize::new(0));
     let answering = std::sync::Mutex::new(ws.clone());
