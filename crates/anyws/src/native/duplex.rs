@@ -140,9 +140,10 @@ pub(crate) struct Duplex<S> {
     state: Mutex<State<S>>,
     /// Where the stream's meter is.
     pub(crate) meter: MeterOf<S>,
-    /// Whether messages may pass at all: `State::open`, readable without the lock (a `Sink`
-    /// waits for the writer only while they may; a refusal is not for a busy writer once
-    /// they may not).
+    /// Whether messages may pass at all, readable without the lock (a `Sink` waits for the
+    /// writer only while they may; a refusal is not for a busy writer once they may not).
+    /// Cleared by [`Duplex::stop`] and [`Duplex::close`]; a pass reads it again under the
+    /// stream's lock, which `stop` takes after clearing it.
     passing: AtomicBool,
     /// A handle left frames in tungstenite's buffer that the task has not flushed yet.
     flush_wanted: AtomicBool,
@@ -161,8 +162,6 @@ struct State<S> {
     /// The connection task's waker, once it runs: handles poll tungstenite with it, and wake
     /// the task with it to flush.
     task: Option<Waker>,
-    /// Whether messages may pass the queue at all.
-    open: bool,
     /// Passed messages whose buffers the application may still share (see [`Pass::pass`]):
     /// dropped by the writer after its next flush, outside every lock.
     spent: Vec<Message>,
@@ -209,7 +208,6 @@ impl<S> Duplex<S> {
             state: Mutex::new(State {
                 ws: Some(ws),
                 task: None,
-                open: passes,
                 spent: Vec::new(),
             }),
             meter,
@@ -235,14 +233,17 @@ impl<S> Duplex<S> {
             Some(w) => w.clone_from(waker),
             None => state.task = Some(waker.clone()),
         }
-        state.open
+        drop(state);
+        self.passing.load(Ordering::Acquire)
     }
 
     /// No message passes the queue from now on: the writer has stopped, fails the connection
     /// (only what the application queued goes out, then the close frame) or wrote our close.
     pub(crate) fn stop(&self) {
         self.passing.store(false, Ordering::Release);
-        crate::core::lock(&self.state).open = false;
+        // A pass that holds the lock now ends before this returns; every later one reads
+        // `passing` under the lock, after this store.
+        drop(crate::core::lock(&self.state));
     }
 
     /// Whether a handle asked for a flush since the last call (which clears it).
@@ -297,7 +298,6 @@ impl<S> Duplex<S> {
         self.passing.store(false, Ordering::Release);
         let (ws, task, spent) = {
             let mut state = crate::core::lock(&self.state);
-            state.open = false;
             (
                 state.ws.take(),
                 state.task.take(),
@@ -333,13 +333,10 @@ where
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
             Err(TryLockError::WouldBlock) => return Err(Refused::busy(message)),
         };
-        let State {
-            ws,
-            task,
-            open,
-            spent,
-        } = &mut *state;
-        let (Some(ws), Some(task), true) = (ws.as_mut(), task.as_ref(), *open) else {
+        let State { ws, task, spent } = &mut *state;
+        // Read again under the lock: `stop` takes it after clearing `passing`.
+        let passing = self.passing.load(Ordering::Acquire);
+        let (Some(ws), Some(task), true) = (ws.as_mut(), task.as_ref(), passing) else {
             return Err(Refused::never(message));
         };
         if !commands.may_pass() {
