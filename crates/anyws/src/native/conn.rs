@@ -77,6 +77,15 @@ fn after(at: Instant, d: Duration) -> Instant {
     at.checked_add(d).unwrap_or_else(far_future)
 }
 
+/// Resolves when `timer` fires; never while there is none (for a `select!` branch that is
+/// enabled only while there is one).
+async fn fires(timer: &mut Option<Pin<Box<tokio::time::Sleep>>>) {
+    match timer.as_mut() {
+        Some(timer) => timer.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
 fn far_future() -> Instant {
     // What tokio itself uses for "never": about 30 years.
     Instant::now() + Duration::from_secs(86400 * 365 * 30)
@@ -1350,24 +1359,11 @@ where
                     // request stays set until that flush, so the frames passed meanwhile do
                     // not wake the task.
                     () = poll_fn(|_| self.ws.poll_flush_later()), if later.is_none() => {
-                        later = Some(Box::pin(tokio::time::sleep_until(after(
-                            Instant::now(),
-                            FLUSH_LATER,
-                        ))));
+                        later = Some(Box::pin(tokio::time::sleep(FLUSH_LATER)));
                         continue;
                     }
-                    () = async {
-                        match later.as_mut() {
-                            Some(timer) => timer.as_mut().await,
-                            None => std::future::pending().await,
-                        }
-                    }, if later.is_some() => {}
-                    () = async {
-                        match trim.as_mut() {
-                            Some(timer) => timer.as_mut().await,
-                            None => std::future::pending().await,
-                        }
-                    }, if trim.is_some() => {
+                    () = fires(&mut later), if later.is_some() => {}
+                    () = fires(&mut trim), if trim.is_some() => {
                         if busiest <= TRIM_CALM {
                             trim = None;
                             rx.trim(&mut queued);

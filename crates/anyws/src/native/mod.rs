@@ -727,9 +727,7 @@ impl Backend for Transport {
         }
         // Frames a `Sink` passed may wait in tungstenite's buffer for a flush within
         // `FLUSH_LATER`: waiting for them, it asks for the flush now.
-        if let Some(stream) = self.link.pass.get() {
-            stream.flush_now();
-        }
+        self.flush_buffered();
         {
             let mut drain = lock(&self.link.drain);
             if !drain.iter().any(|w| w.will_wake(cx.waker())) {

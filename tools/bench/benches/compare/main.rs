@@ -445,43 +445,35 @@ fn measure_all(
                     seconds,
                     part: 0,
                 };
-                if scenario == Scenario::N6 {
-                    // Three parts, each in a child of its own (see native/n6.rs).
-                    for (part, count, keys) in [
-                        (
-                            0,
-                            scale.n6,
-                            &["rate", "cpu", "server_cpu", "wire", "zlib"][..],
-                        ),
-                        (1, scale.n6_connections, &["rss_idle"][..]),
-                        (2, scale.n6_connections, &["rss_takeover"][..]),
-                    ] {
+                // N6 and N8 measure in parts, each in a child of its own: N6's three (see
+                // native/n6.rs), N8's N1, N2 and N3 again on the multi-thread runtime (see
+                // native.rs).
+                let parts: &[(u8, usize, &[&str])] = match scenario {
+                    Scenario::N6 => &[
+                        (0, scale.n6, &["rate", "cpu", "server_cpu", "wire", "zlib"]),
+                        (1, scale.n6_connections, &["rss_idle"]),
+                        (2, scale.n6_connections, &["rss_takeover"]),
+                    ],
+                    Scenario::N8 => &[
+                        (native::N8_ROUND_TRIP, scale.n1, &["p50"]),
+                        (native::N8_RECEIVE, scale.n2, &["recv"]),
+                        (native::N8_SEND, scale.n3, &["send"]),
+                    ],
+                    _ => &[],
+                };
+                if !parts.is_empty() {
+                    for &(part, count, keys) in parts {
                         let job = Job {
                             part,
                             count,
                             ..job.clone()
                         };
                         let reply = measure(&job, scale.child_limit);
+                        // N6's server is its own.
+                        if scenario == Scenario::N8 {
+                            server.wait_idle();
+                        }
                         scenario::record_keys(&mut metrics, scenario, contender, &reply, keys);
-                    }
-                    continue;
-                }
-                if scenario == Scenario::N8 {
-                    // N1, N2 and N3 again on the multi-thread runtime, each in a child of
-                    // its own (see native.rs).
-                    for (part, count, key) in [
-                        (native::N8_ROUND_TRIP, scale.n1, "p50"),
-                        (native::N8_RECEIVE, scale.n2, "recv"),
-                        (native::N8_SEND, scale.n3, "send"),
-                    ] {
-                        let job = Job {
-                            part,
-                            count,
-                            ..job.clone()
-                        };
-                        let reply = measure(&job, scale.child_limit);
-                        server.wait_idle();
-                        scenario::record_keys(&mut metrics, scenario, contender, &reply, &[key]);
                     }
                     continue;
                 }
