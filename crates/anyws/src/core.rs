@@ -660,22 +660,38 @@ impl Core {
     /// `surcharge`: what the queue charges, beyond each message's payload and overhead, for
     /// holding the batch's messages (the buffers they keep alive), if any of them is queued;
     /// released when the last of them is read (see the module docs).
+    ///
+    /// `hold_wake`: a reader that is about to read more at once may leave a waiting `Stream`
+    /// unwoken (it finds these messages when it is woken, or if polled before); it must then
+    /// call [`Core::wake_stream`] before it waits for anything. Ignored when the queue
+    /// reaches the receive high-water mark (the reader is about to wait for the application)
+    /// or when listeners take the messages.
     #[allow(dead_code)] // the browser backend fires its messages one by one
-    pub(crate) fn fire_messages(&self, batch: &mut Vec<Message>, surcharge: usize) -> bool {
+    pub(crate) fn fire_messages(
+        &self,
+        batch: &mut Vec<Message>,
+        surcharge: usize,
+        hold_wake: bool,
+    ) -> bool {
         let wakers = {
             let mut inner = lock(&self.inner);
             if inner.listening_for_messages() {
                 None
             } else {
                 let mut wakers = Vec::new();
-                if self.ready_state() == ReadyState::Open && !inner.received.abandoned {
+                let queued = self.ready_state() == ReadyState::Open && !inner.received.abandoned;
+                if queued {
                     let since = inner.received.pushed;
                     inner.received.push_all(batch);
                     inner.received.surcharge(since, surcharge);
                     self.note_received_burst(&inner.received);
+                }
+                let room = self.room_in(&inner);
+                // At the mark, the reader waits for the application: never held then.
+                if queued && (!hold_wake || !room) {
                     wakers = std::mem::take(&mut inner.stream_wakers);
                 }
-                Some((wakers, self.room_in(&inner)))
+                Some((wakers, room))
             }
         };
         match wakers {
@@ -876,7 +892,17 @@ impl Core {
             // Under the lock: a `poll_next` that emptied the queue before the swap trims
             // nothing, and one after it sees the flag.
             lock(&self.inner).received.trim_if_read();
+            // A reader that ends however it ends (dropped, too) leaves no wake-up held.
+            self.wake_stream();
         }
+    }
+
+    /// Wakes a task waiting on the `Stream` face: the end of a wake-up held by
+    /// [`Core::fire_messages`]. Wakes outside the lock.
+    #[allow(dead_code)] // the browser backend fires its messages one by one
+    pub(crate) fn wake_stream(&self) {
+        let wakers = std::mem::take(&mut lock(&self.inner).stream_wakers);
+        wakers.into_iter().for_each(Waker::wake);
     }
 
     /// Notes (under the lock) that the queue grew a burst's slots.
@@ -1174,10 +1200,13 @@ mod caught_up_tests {
                 listening.then(|| core.add_listener(EventKind::Message, Box::new(|_| {})));
             let one = 1 + MESSAGE_OVERHEAD;
             let mut batch = vec![Message::Text("a".into()), Message::Text("b".into())];
-            assert!(!core.fire_messages(&mut batch, 1000), "over the mark");
+            assert!(
+                !core.fire_messages(&mut batch, 1000, false),
+                "over the mark"
+            );
             assert_eq!(core.queued_charge(), 2 * one + 1000);
             let mut batch = vec![Message::Text("c".into())];
-            core.fire_messages(&mut batch, 7);
+            core.fire_messages(&mut batch, 7, false);
             assert_eq!(core.queued_charge(), 3 * one + 1007);
             assert!(core.poll_next(&mut cx).is_ready());
             assert_eq!(core.queued_charge(), 2 * one + 1007, "a's batch goes on");
@@ -1186,7 +1215,7 @@ mod caught_up_tests {
             assert!(core.poll_next(&mut cx).is_ready());
             assert_eq!(core.queued_charge(), 0);
             let mut batch = vec![Message::Text("d".into())];
-            core.fire_messages(&mut batch, 50);
+            core.fire_messages(&mut batch, 50, false);
             core.abandon_stream();
             assert_eq!(core.queued_charge(), 0, "abandoned");
         }

@@ -702,6 +702,12 @@ const TRIM_CALM: usize = 64;
 /// delivers them.
 const READ_BATCH: usize = 64;
 
+/// While data keeps coming without a wait, the reader wakes a waiting `Stream` once the
+/// messages queued since it last woke it are charged this much (payload plus
+/// [`MESSAGE_OVERHEAD`] each: 512 messages of 64 bytes, 1,024 empty ones), rather than at
+/// every batch. See [`Connection::read`], "When the `Stream` is woken".
+const HOLD_WAKE: usize = 64 << 10;
+
 /// The reader stops taking messages under one lock once they cost this much (payload plus
 /// [`MESSAGE_OVERHEAD`] each), and sooner when the receive queue has less room left.
 const READ_BATCH_BYTES: usize = 16 << 10;
@@ -1083,6 +1089,17 @@ where
     /// what its queue charged on a plain flood, and 3.6 times with crafted control frames).
     /// Only streams anyws set up without permessage-deflate share (`shares`); a `wrap`ped
     /// stream's payloads, and a compressed one's, are always copied.
+    ///
+    /// # When the `Stream` is woken
+    /// A task waiting on the `Stream` is woken when the reader stops reading data: it is about
+    /// to wait for the network, a control frame or the end came, or the queue reached the
+    /// receive high-water mark. While data keeps coming without a wait (a batch ended full),
+    /// the wake-up is held until the messages queued since the last one are charged
+    /// [`HOLD_WAKE`]: on a multi-thread runtime the application's task would otherwise be
+    /// woken on its thread, empty the queue and sleep again once per batch, a context switch
+    /// for every 64 messages of a flood (N8 in BENCHMARKS.md). Held, nothing waits longer than
+    /// the reader takes to read `HOLD_WAKE` of messages already at hand, and a poll sees every
+    /// message queued before it, woken or not.
     async fn read(&self) -> End {
         // Whether the queue is below the receive high-water mark.
         let mut room = false;
@@ -1103,6 +1120,9 @@ where
         // polled only while the reader waits; when it fires, the time last heard decides
         // (it is moved on, not reset at each message: a flood never touches it).
         let mut idle: Option<Pin<Box<tokio::time::Sleep>>> = None;
+        // What the messages queued since the `Stream` was last woken were charged, while
+        // the reader holds its wake-up (see above).
+        let mut unwoken = 0;
         // Before tungstenite's first read (see [`FirstByte`]); a wait here is a read's wait:
         // what ends it was heard from the peer.
         let mut waited = false;
@@ -1144,6 +1164,7 @@ where
             let mut next = None;
             let trims = idle.is_some() || self.core.received_holds_burst();
             let mut trim_due = false;
+            let mut full = false;
             poll_fn(|cx| {
                 let mut ws = self.ws.lock();
                 loop {
@@ -1168,6 +1189,10 @@ where
                     };
                     match taken {
                         Taken::Nothing if batch.is_empty() => {
+                            if unwoken > 0 {
+                                unwoken = 0;
+                                self.core.wake_stream();
+                            }
                             waited = true;
                             arena.release();
                             if trims {
@@ -1201,6 +1226,7 @@ where
                         }
                     }
                     if batch.len() >= READ_BATCH || budget == 0 {
+                        full = true;
                         return Poll::Ready(());
                     }
                 }
@@ -1235,9 +1261,21 @@ where
                 }
                 None => {}
             }
-            charged = 0;
+            let queued = std::mem::take(&mut charged);
             sliced.clear();
-            room = batch.is_empty() || self.core.fire_messages(&mut batch, surcharge);
+            if batch.is_empty() {
+                // A control frame or the end: the reader stops reading data for now.
+                if unwoken > 0 {
+                    unwoken = 0;
+                    self.core.wake_stream();
+                }
+                room = true;
+            } else {
+                // A full batch: more may be at hand at once (see above).
+                let hold = full && unwoken + queued < HOLD_WAKE;
+                room = self.core.fire_messages(&mut batch, surcharge, hold);
+                unwoken = if hold && room { unwoken + queued } else { 0 };
+            }
             let Some(next) = next else { continue };
             match next {
                 // Data messages end up in `batch` (above).

@@ -256,9 +256,13 @@ pub async fn read_head(tcp: &mut (impl tokio::io::AsyncRead + Unpin)) -> Vec<u8>
     head
 }
 
-/// Awaits `f`, failing the test ("hung: `what`") if it takes more than 10 s.
+/// Awaits `f`, failing the test ("hung: `what`") if it takes more than 10 s. The deadline is
+/// checked before `f` is polled again (unlike `tokio::time::timeout`): the deadline's own
+/// wake-up must not rescue a future that was never woken.
 pub async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(10), f)
-        .await
-        .unwrap_or_else(|_| panic!("hung: {what}"))
+    tokio::select! {
+        biased;
+        () = tokio::time::sleep(Duration::from_secs(10)) => panic!("hung: {what}"),
+        out = f => out,
+    }
 }

@@ -40,4 +40,5 @@ mod server_hardening;
 mod server_policy;
 mod server_side;
 mod sink_flush;
+mod stream_wake;
 mod tls;
