@@ -1176,7 +1176,16 @@ impl ReconnectingWebSocket {
     /// under [`Outbox::Reject`], and under [`Outbox::Queue`] when the message would go over
     /// either limit.
     pub fn send(&self, data: impl Into<Message>) -> Result<(), Error> {
-        let message = data.into();
+        self.send_as(data.into(), WebSocket::send)
+    }
+
+    /// [`send`](Self::send), handing the message to an open connection with `send` (the
+    /// connection's `send`, or its `Sink`'s, whose flush may wait: see the `Sink` impl).
+    fn send_as(
+        &self,
+        message: Message,
+        send: fn(&WebSocket, Message) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let mut inner = lock(&self.state().inner);
         match inner.phase {
             Phase::Stopped | Phase::Closing => return Err(closed_for_good()),
@@ -1189,7 +1198,7 @@ impl ReconnectingWebSocket {
                         // outbox went out before the phase became `Open`.
                         let s = s.clone();
                         drop(inner);
-                        return s.send(message);
+                        return send(&s, message);
                     }
                 }
             }
@@ -1461,9 +1470,12 @@ impl futures_core::FusedStream for ReconnectingWebSocket {
 /// Sending with backpressure. `poll_ready` waits while there is no open connection (under
 /// [`Outbox::Queue`], only while the queue is full: a message then waits in it), then while
 /// the connection's `bufferedAmount` is above [`Options::send_high_water_mark`]; it fails
-/// with [`ErrorKind::InvalidState`] once the socket is closing or stopped. `poll_flush`
-/// waits until the queue went out and the connection's `bufferedAmount` is 0. `poll_close`
-/// closes for good with 1000 and waits until it stopped.
+/// with [`ErrorKind::InvalidState`] once the socket is closing or stopped. `start_send` hands
+/// the message to the open connection as that socket's own `Sink` would (natively its flush
+/// may wait for `poll_flush`, a waiting `poll_ready` or at most 1 ms: see
+/// [`WebSocket`]'s `Sink`), or queues it as [`send`](ReconnectingWebSocket::send) does while
+/// disconnected. `poll_flush` waits until the queue went out and the connection's
+/// `bufferedAmount` is 0. `poll_close` closes for good with 1000 and waits until it stopped.
 impl futures_sink::Sink<Message> for ReconnectingWebSocket {
     type Error = Error;
 
@@ -1518,7 +1530,7 @@ impl futures_sink::Sink<Message> for ReconnectingWebSocket {
     }
 
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
-        self.send(item)
+        self.send_as(item, WebSocket::send_buffered)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {

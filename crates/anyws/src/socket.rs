@@ -418,6 +418,19 @@ impl WebSocket {
         self.handle.transport.send(self.core(), data.into())
     }
 
+    /// [`send`](WebSocket::send) as the `Sink`'s `start_send` sends: natively the flush may
+    /// wait for the `Sink`'s `poll_flush` or `poll_ready`, or at most 1 ms (see the `Sink`
+    /// impl); a `ReconnectingWebSocket`'s `Sink` sends through it too.
+    pub(crate) fn send_buffered(&self, message: Message) -> Result<(), Error> {
+        if self.ready_state() == ReadyState::Connecting {
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                "start_send before poll_ready returned Ready: the socket is still connecting",
+            ));
+        }
+        self.handle.transport.send_buffered(self.core(), message)
+    }
+
     /// Starts the closing handshake with no status code (`close()`); the close event will
     /// report 1005. Never fails. While CONNECTING it fails the connection instead (an
     /// `error` then a `close` event with 1006, and no `open`). While CLOSING or CLOSED it does
@@ -713,7 +726,7 @@ impl futures_sink::Sink<Message> for WebSocket {
 
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
         match self.ready_state() {
-            ReadyState::Open => self.handle.transport.send_buffered(self.core(), item),
+            ReadyState::Open => self.send_buffered(item),
             ReadyState::Connecting => Err(Error::new(
                 ErrorKind::InvalidState,
                 "start_send before poll_ready returned Ready: the socket is still connecting",

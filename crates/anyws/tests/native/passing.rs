@@ -478,3 +478,63 @@ async fn a_reconnecting_send_while_the_connection_fails_drops_no_buffer_under_it
         reports.len()
     );
 }
+
+/// A `ReconnectingWebSocket`'s `Sink` hands its messages to the open connection as a
+/// socket's `Sink` does (`start_send`, whose flush may wait for `poll_flush`, a waiting
+/// `poll_ready` or `FLUSH_LATER`): what it is fed goes out without a flush, and a flood keeps
+/// its order beside a thread sending on the same connection.
+#[tokio::test]
+async fn a_message_fed_to_a_reconnecting_sink_and_never_flushed_still_goes_out() {
+    let (url, go, mut got) = reading_peer().await;
+    let mut ws = anyws::ReconnectingWebSocket::new(&url, anyws::Reconnect::new()).unwrap();
+    go.send(()).unwrap();
+    for i in 0..3 {
+        // The first waits in `poll_ready` until the connection is open.
+        crate::common::bounded("feeding", ws.feed(message(6, i)))
+            .await
+            .unwrap();
+        let m = crate::common::bounded("a fed message", got.recv()).await;
+        assert_eq!(ours(m.unwrap()), message(6, i));
+    }
+    assert_eq!(ws.buffered_amount(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_sink_fed_beside_a_sending_thread_keeps_both_orders() {
+    let (url, go, mut got) = reading_peer().await;
+    let mut ws = anyws::ReconnectingWebSocket::new(&url, anyws::Reconnect::new()).unwrap();
+    go.send(()).unwrap();
+    let count = 20_000;
+    crate::common::bounded("the first message", ws.feed(message(7, 0)))
+        .await
+        .unwrap();
+    let other = ws.clone();
+    let sender = std::thread::spawn(move || {
+        for i in 0..count {
+            other.send(message(8, i)).unwrap();
+        }
+    });
+    crate::common::bounded("the Sink's flood", async {
+        for i in 1..count {
+            ws.feed(message(7, i)).await.unwrap();
+        }
+        ws.flush().await.unwrap();
+    })
+    .await;
+    let mut next = [0; 9];
+    crate::common::bounded("the peer reading both sequences", async {
+        for _ in 0..2 * count {
+            let m = ours(got.recv().await.expect("the peer got every message"));
+            let tag = String::from_utf8_lossy(&m.as_bytes()[..m.len().min(12)]).into_owned();
+            let t: usize = tag.split(':').next().unwrap().parse().unwrap();
+            assert_eq!(m, message(t, next[t]), "thread {t}, message {}", next[t]);
+            next[t] += 1;
+        }
+    })
+    .await;
+    sender.join().unwrap();
+    crate::common::bounded("the Sink's flush", ws.flush())
+        .await
+        .unwrap();
+    assert_eq!(ws.buffered_amount(), 0);
+}
