@@ -1481,15 +1481,23 @@ impl futures_sink::Sink<Message> for ReconnectingWebSocket {
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
-        let state = this.state().clone();
+        let state = &this.handle.state;
         loop {
-            let (generation, socket) = {
+            // The connection this handle's Sink waited on before, if it is still the open
+            // one (no clone of it per message); a replaced one is dropped unlocked.
+            let (generation, replaced) = {
                 let mut inner = lock(&state.inner);
-                match inner.phase {
-                    Phase::Stopped | Phase::Closing => return Poll::Ready(Err(closed_for_good())),
-                    Phase::Open if inner.socket.is_some() => {
-                        let socket = inner.socket.clone();
-                        (inner.generation, socket.unwrap_or_else(|| unreachable!()))
+                match (inner.phase, &inner.socket) {
+                    (Phase::Stopped | Phase::Closing, _) => {
+                        return Poll::Ready(Err(closed_for_good()))
+                    }
+                    (Phase::Open, Some(socket)) => {
+                        let generation = inner.generation;
+                        let replaced = match &this.sink {
+                            Some((g, _)) if *g == generation => None,
+                            _ => this.sink.replace((generation, socket.clone())),
+                        };
+                        (generation, replaced)
                     }
                     _ => {
                         if let Outbox::Queue {
@@ -1506,11 +1514,7 @@ impl futures_sink::Sink<Message> for ReconnectingWebSocket {
                     }
                 }
             };
-            if !matches!(&this.sink, Some((g, _)) if *g == generation) {
-                this.sink = Some((generation, socket));
-            } else {
-                drop(socket);
-            }
+            drop(replaced);
             let Some((_, sink)) = &mut this.sink else {
                 unreachable!("just set")
             };
@@ -1530,6 +1534,18 @@ impl futures_sink::Sink<Message> for ReconnectingWebSocket {
     }
 
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
+        // The connection `poll_ready` waited on, if it is still the open one (as `send`
+        // checks, without a clone of it per message).
+        if let Some((generation, sink)) = &self.sink {
+            let inner = lock(&self.state().inner);
+            if inner.phase == Phase::Open
+                && inner.generation == *generation
+                && sink.ready_state() == ReadyState::Open
+            {
+                drop(inner);
+                return sink.send_buffered(item);
+            }
+        }
         self.send_as(item, WebSocket::send_buffered)
     }
 

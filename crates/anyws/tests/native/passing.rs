@@ -538,3 +538,71 @@ async fn a_reconnecting_sink_fed_beside_a_sending_thread_keeps_both_orders() {
         .unwrap();
     assert_eq!(ws.buffered_amount(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_sink_sends_on_the_new_connection_after_a_reconnection() {
+    // The Sink keeps the connection it last waited on; after a reconnection its messages go
+    // to the new one, never to the one that closed.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let per = 5;
+    let peer = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        for round in 0..2 {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = accept_async(tcp).await.unwrap();
+            let mut got = Vec::new();
+            while got.len() < per {
+                match ws.next().await {
+                    Some(Ok(Ws::Text(t))) => got.push(t.as_str().to_owned()),
+                    Some(Ok(_)) => {}
+                    other => panic!("connection {round} ended early: {other:?}"),
+                }
+            }
+            seen.push(got);
+            if round == 0 {
+                use anyws::native::tokio_tungstenite::tungstenite::protocol::{
+                    frame::coding::CloseCode, CloseFrame,
+                };
+                ws.close(Some(CloseFrame {
+                    code: CloseCode::Error,
+                    reason: "again".into(),
+                }))
+                .await
+                .unwrap();
+                while ws.next().await.is_some() {}
+            } else {
+                let _ = ws.close(None).await;
+            }
+        }
+        seen
+    });
+    let reconnect = anyws::Reconnect::new().first_delay(std::time::Duration::from_millis(1));
+    let mut ws = anyws::ReconnectingWebSocket::new(&url, reconnect).unwrap();
+    let (reconnected, mut on_reconnected) = mpsc::unbounded_channel();
+    let _listener = ws.on_event(move |event| {
+        if matches!(event, anyws::ReconnectEvent::Reconnected { .. }) {
+            let _ = reconnected.send(());
+        }
+    });
+    crate::common::bounded("the first connection's messages", async {
+        for i in 0..per {
+            ws.feed(Message::from(format!("first {i}"))).await.unwrap();
+        }
+        ws.flush().await.unwrap();
+    })
+    .await;
+    crate::common::bounded("the reconnection", on_reconnected.recv())
+        .await
+        .unwrap();
+    crate::common::bounded("the second connection's messages", async {
+        for i in 0..per {
+            ws.feed(Message::from(format!("second {i}"))).await.unwrap();
+        }
+        ws.flush().await.unwrap();
+    })
+    .await;
+    let seen = crate::common::bounded("the peer", peer).await.unwrap();
+    let expect = |name: &str| (0..per).map(|i| format!("{name} {i}")).collect::<Vec<_>>();
+    assert_eq!(seen, [expect("first"), expect("second")]);
+}
