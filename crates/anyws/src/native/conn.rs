@@ -1092,14 +1092,18 @@ where
     ///
     /// # When the `Stream` is woken
     /// A task waiting on the `Stream` is woken when the reader stops reading data: it is about
-    /// to wait for the network, a control frame or the end came, or the queue reached the
-    /// receive high-water mark. While data keeps coming without a wait (a batch ended full),
-    /// the wake-up is held until the messages queued since the last one are charged
+    /// to wait for the network, a control frame or the end came, the queue reached the
+    /// receive high-water mark, or the next message is tungstenite's to read (one of any
+    /// size: large, fragmented or compressed; so on a compressed or `wrap`ped stream nothing
+    /// is held). While the lean path keeps finding small whole messages at hand (a batch ended
+    /// full), the wake-up is held until the messages queued since the last one are charged
     /// [`HOLD_WAKE`]: on a multi-thread runtime the application's task would otherwise be
     /// woken on its thread, empty the queue and sleep again once per batch, a context switch
-    /// for every 64 messages of a flood (N8 in BENCHMARKS.md). Held, nothing waits longer than
-    /// the reader takes to read `HOLD_WAKE` of messages already at hand, and a poll sees every
-    /// message queued before it, woken or not.
+    /// for every 64 messages of a flood (N8 in BENCHMARKS.md). Held, a message waits at most
+    /// for the reader to take `HOLD_WAKE` of small messages already in memory or in the
+    /// socket's buffer, and a poll sees every message queued before it, woken or not. The
+    /// wake-up is given outside the stream's lock, and whatever ends the hold gives it, also
+    /// once the socket is no longer OPEN (when `fire_messages` queues and wakes nothing).
     async fn read(&self) -> End {
         // Whether the queue is below the receive high-water mark.
         let mut room = false;
@@ -1173,6 +1177,11 @@ where
                         Poll::Ready(Lean::Text(t)) => Taken::Data(t, true, true),
                         Poll::Ready(Lean::Binary(b)) => Taken::Data(b, false, true),
                         Poll::Pending => Taken::Nothing,
+                        // What tungstenite reads may be a message of any size: the messages
+                        // held back are woken for first (after the lock, below), and the
+                        // run ends here (tungstenite's turn comes again: the lean path
+                        // has handed over).
+                        Poll::Ready(Lean::Tungstenite) if unwoken > 0 => return Poll::Ready(()),
                         Poll::Ready(Lean::Tungstenite) => match ws.poll_next_unpin(cx) {
                             // tungstenite took what it was given and gave the turn back.
                             Poll::Pending if (self.lean.leaning)(&mut ws) => continue,
@@ -1190,7 +1199,9 @@ where
                     match taken {
                         Taken::Nothing if batch.is_empty() => {
                             if unwoken > 0 {
+                                // Woken outside the stream's lock.
                                 unwoken = 0;
+                                drop(ws);
                                 self.core.wake_stream();
                             }
                             waited = true;
@@ -1263,18 +1274,18 @@ where
             }
             let queued = std::mem::take(&mut charged);
             sliced.clear();
-            if batch.is_empty() {
-                // A control frame or the end: the reader stops reading data for now.
-                if unwoken > 0 {
-                    unwoken = 0;
-                    self.core.wake_stream();
-                }
-                room = true;
-            } else {
-                // A full batch: more may be at hand at once (see above).
-                let hold = full && unwoken + queued < HOLD_WAKE;
-                room = self.core.fire_messages(&mut batch, surcharge, hold);
-                unwoken = if hold && room { unwoken + queued } else { 0 };
+            // A full batch: more may be at hand at once (see above).
+            let hold = full && unwoken + queued < HOLD_WAKE;
+            room = batch.is_empty() || self.core.fire_messages(&mut batch, surcharge, hold);
+            if hold && room {
+                unwoken += queued;
+            } else if unwoken > 0 {
+                // The reader stops reading data for now (a control frame, the end,
+                // tungstenite's turn, the mark), or has held long enough: what it held is
+                // woken for, whether or not `fire_messages` queued and woke (review-63: once
+                // the socket is no longer OPEN it queues nothing and wakes nobody).
+                unwoken = 0;
+                self.core.wake_stream();
             }
             let Some(next) = next else { continue };
             match next {

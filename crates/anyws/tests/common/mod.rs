@@ -161,6 +161,22 @@ pub fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A masked client frame (payloads under 64 KiB) with FIN set.
+pub fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let key = [0x12, 0x34, 0x56, 0x78];
+    let mut out = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => out.push(0x80 | n as u8),
+        n => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&key);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    out
+}
+
 /// A close frame with `code` and `reason`.
 pub fn close_frame(code: u16, reason: &str) -> Vec<u8> {
     let mut payload = code.to_be_bytes().to_vec();

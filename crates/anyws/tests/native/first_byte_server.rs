@@ -10,27 +10,11 @@ use crate::common;
 
 use anyws::native::NativeOptions;
 use anyws::{Listener, Options, WebSocket};
-use common::{bounded, read_head, upgrade_request, Log};
+use common::{bounded, masked, read_head, upgrade_request, Log};
 use futures::StreamExt;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-/// A masked client frame with FIN set.
-fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let key = [0x12, 0x34, 0x56, 0x78];
-    let mut out = vec![0x80 | opcode];
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&key);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    out
-}
 
 fn masked_close(code: u16, reason: &str) -> Vec<u8> {
     let mut payload = code.to_be_bytes().to_vec();
