@@ -1281,6 +1281,8 @@ impl ReconnectingWebSocket {
                     if let Some(s) = &inner.socket {
                         s.close();
                     }
+                    // The Sink's waits look at the phase again (a flush waiting for `Open`).
+                    out.wake.append(&mut inner.state_wakers);
                 }
             }
             state.connect(&mut inner, &mut out);
@@ -1560,6 +1562,14 @@ impl futures_sink::Sink<Message> for ReconnectingWebSocket {
                     Some(s) => (inner.generation, s.clone()),
                     None => return Poll::Ready(Ok(())),
                 },
+                // The on-open hook and the outbox are under way: a round of the outbox may be
+                // on its way to the connection, out of the queue and not yet in it (review-64:
+                // flushed with bufferedAmount still counting the whole queue). Flushed once
+                // the phase is `Open` (or the connection closed).
+                Phase::Opening => {
+                    register(&mut inner.state_wakers, cx);
+                    return Poll::Pending;
+                }
                 _ if inner.outbox.is_empty() => return Poll::Ready(Ok(())),
                 _ => {
                     register(&mut inner.state_wakers, cx);

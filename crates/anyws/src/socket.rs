@@ -696,7 +696,11 @@ impl futures_core::FusedStream for WebSocket {
 /// `start_send` is [`send`](WebSocket::send), except when the bytes go out natively: as the
 /// `Sink` contract allows, a message fed is written when the `Sink` is flushed (or has to wait
 /// in `poll_ready`), when the writer writes anything else, or within 1 ms, whichever comes
-/// first, so that feeding a `Sink` in a loop costs no flush per message. Natively
+/// first, so that feeding a `Sink` in a loop costs no flush per message. The 1 ms is a tokio
+/// timer: under paused time (`tokio::time::pause`, `#[tokio::test(start_paused = true)]`)
+/// it fires once tokio advances the clock, which it does only while the runtime has nothing
+/// else to do, so a test whose tasks keep the runtime busy (yielding in a loop) flushes what
+/// it fed (`SinkExt::send` does). Natively
 /// `poll_ready` also waits, after a message found the connection's writer busy and was queued
 /// for it, until the writer has handed that message on (the next ones then go straight to
 /// the connection again instead of queueing behind it): on a multi-thread runtime, where the

@@ -606,3 +606,47 @@ async fn a_reconnecting_sink_sends_on_the_new_connection_after_a_reconnection() 
     let expect = |name: &str| (0..per).map(|i| format!("{name} {i}")).collect::<Vec<_>>();
     assert_eq!(seen, [expect("first"), expect("second")]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_sink_flushed_while_its_outbox_goes_out_waits_for_all_of_it() {
+    // review-64: while the outbox is handed to a new connection (in rounds taken out of the
+    // queue), `poll_flush` found the queue empty and was ready with the socket still
+    // CONNECTING and the round's bytes not yet in the connection.
+    use futures::FutureExt;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let (go, go_rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = go_rx.await;
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = accept_async(tcp).await.unwrap();
+        while let Some(Ok(_)) = ws.next().await {}
+    });
+    let count = 30_000;
+    let policy = anyws::Reconnect::new().while_disconnected(anyws::Outbox::Queue {
+        max_messages: count,
+        max_bytes: 1 << 30,
+    });
+    let mut ws = anyws::ReconnectingWebSocket::new(&url, policy).unwrap();
+    for i in 0..count {
+        ws.feed(Message::from(format!("{i:040}"))).await.unwrap();
+    }
+    // Polled again and again from another thread as the outbox goes out: the first time it
+    // is ready, everything is in the connection and written.
+    let mut flusher = ws.clone();
+    let flushing = std::thread::spawn(move || loop {
+        if let Some(flushed) = flusher.flush().now_or_never() {
+            flushed.unwrap();
+            return (flusher.ready_state(), flusher.buffered_amount());
+        }
+        std::thread::yield_now();
+    });
+    go.send(()).unwrap();
+    let flushed = crate::common::bounded(
+        "the flush",
+        tokio::task::spawn_blocking(move || flushing.join().unwrap()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(flushed, (anyws::ReadyState::Open, 0));
+}
