@@ -161,15 +161,19 @@ pub fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A masked client frame (payloads under 64 KiB) with FIN set.
+/// A masked client frame with FIN set.
 pub fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
     let key = [0x12, 0x34, 0x56, 0x78];
     let mut out = vec![0x80 | opcode];
     match payload.len() {
         n if n < 126 => out.push(0x80 | n as u8),
-        n => {
+        n if n < 65536 => {
             out.push(0x80 | 126);
             out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
         }
     }
     out.extend_from_slice(&key);

@@ -75,10 +75,11 @@ async fn a_flood_then_silence_reaches_a_waiting_stream_multi_thread() {
     every_flood_reaches_the_waiting_stream().await;
 }
 
-/// A server-side stream that hands the reader the client's bytes up to `cut` in reads that
-/// end there, and calls `at_cut` (once) when the reader asks for the bytes after it.
+/// A server-side stream (in memory: whatever the client wrote is at hand, in one read if it
+/// fits) that hands the reader the client's bytes up to `cut` in reads that end there, and
+/// calls `at_cut` (once) when the reader asks for the bytes after it.
 struct CutAt {
-    tcp: tokio::net::TcpStream,
+    tcp: tokio::io::DuplexStream,
     read: usize,
     cut: usize,
     at_cut: Option<Box<dyn FnOnce() + Send>>,
@@ -139,11 +140,7 @@ async fn messages_held_back_when_close_is_called_still_reach_the_waiting_stream(
     // the close. The messages queued before `close()` must reach the task waiting on the
     // stream at once, not when the closing handshake times out.
     use crate::common::{masked, read_head, upgrade_request};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
-    let (tcp, _) = listener.accept().await.unwrap();
+    let (mut client, tcp) = tokio::io::duplex(1 << 20);
     client.write_all(&upgrade_request(&[])).await.unwrap();
     let request_len = upgrade_request(&[]).len();
     let mut frames = Vec::new();
@@ -155,12 +152,20 @@ async fn messages_held_back_when_close_is_called_still_reach_the_waiting_stream(
         frames.extend(masked(0x1, format!("{n:>10}").as_bytes()));
     }
     let socket = std::sync::Arc::new(std::sync::OnceLock::<WebSocket>::new());
-    let closing = socket.clone();
+    let woken = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let held_at_cut = std::sync::Arc::new(std::sync::OnceLock::<(usize, bool)>::new());
+    let (closing, flag, seen) = (socket.clone(), woken.clone(), held_at_cut.clone());
     let stream = CutAt {
         tcp,
         read: 0,
         cut,
-        at_cut: Some(Box::new(move || closing.get().unwrap().close())),
+        at_cut: Some(Box::new(move || {
+            let ws = closing.get().unwrap();
+            let queued = anyws::diagnostics::queued_messages(ws);
+            seen.set((queued, flag.load(std::sync::atomic::Ordering::SeqCst)))
+                .unwrap();
+            ws.close();
+        })),
     };
     let (ws, head) = tokio::join!(
         anyws::native::accept(stream, anyws::Options::new()),
@@ -180,7 +185,11 @@ async fn messages_held_back_when_close_is_called_still_reach_the_waiting_stream(
     });
     let mut go = Some(go);
     let first = futures::future::poll_fn(|cx| {
-        let polled = ws.poll_next_unpin(cx);
+        let waker = futures::task::waker(std::sync::Arc::new(Flagged {
+            woken: woken.clone(),
+            task: cx.waker().clone(),
+        }));
+        let polled = ws.poll_next_unpin(&mut std::task::Context::from_waker(&waker));
         if polled.is_pending() {
             if let Some(go) = go.take() {
                 go.send(()).unwrap();
@@ -189,6 +198,11 @@ async fn messages_held_back_when_close_is_called_still_reach_the_waiting_stream(
         polled
     });
     let first = bounded("message 0, queued before close()", first).await;
+    assert_eq!(
+        held_at_cut.get(),
+        Some(&(128, false)),
+        "when close() was called, the two full batches were queued and their wake-up held"
+    );
     assert_eq!(first.unwrap().unwrap(), Message::from(format!("{:>10}", 0)));
     for n in 1..128 {
         let message = bounded("the messages queued before close()", ws.next()).await;
@@ -218,11 +232,7 @@ async fn a_burst_before_a_large_message_is_woken_for_before_the_large_one_is_rea
     use crate::common::{masked, read_head, upgrade_request};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
-    let (tcp, _) = listener.accept().await.unwrap();
+    let (mut client, tcp) = tokio::io::duplex(1 << 20);
     client.write_all(&upgrade_request(&[])).await.unwrap();
     let mut frames = Vec::new();
     for n in 0..64 {
