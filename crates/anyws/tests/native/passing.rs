@@ -153,6 +153,19 @@ async fn sends_from_several_threads_keep_each_threads_order() {
 /// Feeds thread `thread`'s sequence into the `Sink`, never flushing: the first message of a
 /// flood that finds the stream busy is queued, and the `Sink` then waits for the writer to
 /// catch up before the next one (`duplex.rs`).
+/// Takes `total` messages from the peer, of several threads' sequences interleaved: each
+/// thread's in order.
+async fn receive_interleaved(got: &mut mpsc::UnboundedReceiver<Ws>, total: usize) {
+    let mut next = [0; 10];
+    for _ in 0..total {
+        let m = ours(got.recv().await.expect("the peer got every message"));
+        let tag = String::from_utf8_lossy(&m.as_bytes()[..m.len().min(12)]).into_owned();
+        let t: usize = tag.split(':').next().unwrap().parse().unwrap();
+        assert_eq!(m, message(t, next[t]), "thread {t}, message {}", next[t]);
+        next[t] += 1;
+    }
+}
+
 async fn feed_in_order(ws: &mut WebSocket, thread: usize, count: usize) {
     for i in 0..count {
         ws.feed(message(thread, i)).await.unwrap();
@@ -175,16 +188,10 @@ async fn a_sink_fed_beside_a_sending_thread_keeps_both_orders_on_a_multi_thread_
         }
     });
     crate::common::bounded("the Sink's flood", feed_in_order(&mut ws, 3, count)).await;
-    let mut next = [0; 5];
-    crate::common::bounded("the peer reading both sequences", async {
-        for _ in 0..2 * count {
-            let m = ours(got.recv().await.expect("the peer got every message"));
-            let tag = String::from_utf8_lossy(&m.as_bytes()[..m.len().min(12)]).into_owned();
-            let t: usize = tag.split(':').next().unwrap().parse().unwrap();
-            assert_eq!(m, message(t, next[t]), "thread {t}, message {}", next[t]);
-            next[t] += 1;
-        }
-    })
+    crate::common::bounded(
+        "the peer reading both sequences",
+        receive_interleaved(&mut got, 2 * count),
+    )
     .await;
     sender.join().unwrap();
     crate::common::bounded("the Sink's flush", ws.flush())
@@ -521,16 +528,10 @@ async fn a_reconnecting_sink_fed_beside_a_sending_thread_keeps_both_orders() {
         ws.flush().await.unwrap();
     })
     .await;
-    let mut next = [0; 9];
-    crate::common::bounded("the peer reading both sequences", async {
-        for _ in 0..2 * count {
-            let m = ours(got.recv().await.expect("the peer got every message"));
-            let tag = String::from_utf8_lossy(&m.as_bytes()[..m.len().min(12)]).into_owned();
-            let t: usize = tag.split(':').next().unwrap().parse().unwrap();
-            assert_eq!(m, message(t, next[t]), "thread {t}, message {}", next[t]);
-            next[t] += 1;
-        }
-    })
+    crate::common::bounded(
+        "the peer reading both sequences",
+        receive_interleaved(&mut got, 2 * count),
+    )
     .await;
     sender.join().unwrap();
     crate::common::bounded("the Sink's flush", ws.flush())

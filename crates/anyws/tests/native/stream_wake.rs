@@ -6,9 +6,13 @@
 //! for messages already queued. The last two are checked without a clock: the reader's own
 //! reads (`CutAt`) call `close()`, or look whether the waiting task was woken.
 
-use crate::common::{bounded, close_frame, frame, read_client_frame, RawPeer};
+use crate::common::{
+    bounded, close_frame, frame, masked, read_client_frame, read_head, upgrade_request, RawPeer,
+};
 use anyws::{Message, WebSocket};
 use futures::StreamExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use tokio::io::AsyncWriteExt;
 
 /// `counts[i]` small text messages in one write each time the test asks, then silence (the
@@ -132,6 +136,39 @@ impl tokio::io::AsyncWrite for CutAt {
     }
 }
 
+/// The first item of `ws`'s stream, polled with a waker that sets `woken`; the client writes
+/// `frames` once that poll waits on the empty queue, then reads (and never answers a close)
+/// until the test ends.
+async fn first_once_waiting(
+    ws: &mut WebSocket,
+    mut client: tokio::io::DuplexStream,
+    frames: Vec<u8>,
+    woken: &Arc<AtomicBool>,
+) -> Option<Result<Message, anyws::Error>> {
+    let (go, write) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        write.await.unwrap();
+        client.write_all(&frames).await.unwrap();
+        let mut sink = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut client, &mut sink).await;
+    });
+    let mut go = Some(go);
+    futures::future::poll_fn(|cx| {
+        let waker = futures::task::waker(Arc::new(Flagged {
+            woken: woken.clone(),
+            task: cx.waker().clone(),
+        }));
+        let polled = ws.poll_next_unpin(&mut std::task::Context::from_waker(&waker));
+        if polled.is_pending() {
+            if let Some(go) = go.take() {
+                go.send(()).unwrap();
+            }
+        }
+        polled
+    })
+    .await
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn messages_held_back_when_close_is_called_still_reach_the_waiting_stream() {
     // review-63: two full batches are queued with the wake-up held; `close()` is called
@@ -139,7 +176,6 @@ async fn messages_held_back_when_close_is_called_still_reach_the_waiting_stream(
     // batch is neither full nor queued (the socket is CLOSING), and the peer never answers
     // the close. The messages queued before `close()` must reach the task waiting on the
     // stream at once, not when the closing handshake times out.
-    use crate::common::{masked, read_head, upgrade_request};
     let (mut client, tcp) = tokio::io::duplex(1 << 20);
     client.write_all(&upgrade_request(&[])).await.unwrap();
     let request_len = upgrade_request(&[]).len();
@@ -151,9 +187,9 @@ async fn messages_held_back_when_close_is_called_still_reach_the_waiting_stream(
     for n in 128..138 {
         frames.extend(masked(0x1, format!("{n:>10}").as_bytes()));
     }
-    let socket = std::sync::Arc::new(std::sync::OnceLock::<WebSocket>::new());
-    let woken = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let held_at_cut = std::sync::Arc::new(std::sync::OnceLock::<(usize, bool)>::new());
+    let socket = Arc::new(OnceLock::<WebSocket>::new());
+    let woken = Arc::new(AtomicBool::new(false));
+    let held_at_cut = Arc::new(OnceLock::<(usize, bool)>::new());
     let (closing, flag, seen) = (socket.clone(), woken.clone(), held_at_cut.clone());
     let stream = CutAt {
         tcp,
@@ -162,8 +198,7 @@ async fn messages_held_back_when_close_is_called_still_reach_the_waiting_stream(
         at_cut: Some(Box::new(move || {
             let ws = closing.get().unwrap();
             let queued = anyws::diagnostics::queued_messages(ws);
-            seen.set((queued, flag.load(std::sync::atomic::Ordering::SeqCst)))
-                .unwrap();
+            seen.set((queued, flag.load(Ordering::SeqCst))).unwrap();
             ws.close();
         })),
     };
@@ -174,30 +209,11 @@ async fn messages_held_back_when_close_is_called_still_reach_the_waiting_stream(
     assert!(head.starts_with(b"HTTP/1.1 101"));
     let mut ws = ws.unwrap();
     socket.set(ws.clone()).unwrap();
-    // The client writes once this task waits on the empty stream, then reads (and never
-    // answers the close) until the test ends.
-    let (go, write) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        write.await.unwrap();
-        client.write_all(&frames).await.unwrap();
-        let mut sink = Vec::new();
-        let _ = tokio::io::AsyncReadExt::read_to_end(&mut client, &mut sink).await;
-    });
-    let mut go = Some(go);
-    let first = futures::future::poll_fn(|cx| {
-        let waker = futures::task::waker(std::sync::Arc::new(Flagged {
-            woken: woken.clone(),
-            task: cx.waker().clone(),
-        }));
-        let polled = ws.poll_next_unpin(&mut std::task::Context::from_waker(&waker));
-        if polled.is_pending() {
-            if let Some(go) = go.take() {
-                go.send(()).unwrap();
-            }
-        }
-        polled
-    });
-    let first = bounded("message 0, queued before close()", first).await;
+    let first = bounded(
+        "message 0, queued before close()",
+        first_once_waiting(&mut ws, client, frames, &woken),
+    )
+    .await;
     assert_eq!(
         held_at_cut.get(),
         Some(&(128, false)),
@@ -212,13 +228,13 @@ async fn messages_held_back_when_close_is_called_still_reach_the_waiting_stream(
 
 /// Sets `woken` when woken, then wakes the task.
 struct Flagged {
-    woken: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    woken: Arc<AtomicBool>,
     task: std::task::Waker,
 }
 
 impl futures::task::ArcWake for Flagged {
-    fn wake_by_ref(this: &std::sync::Arc<Self>) {
-        this.woken.store(true, std::sync::atomic::Ordering::SeqCst);
+    fn wake_by_ref(this: &Arc<Self>) {
+        this.woken.store(true, Ordering::SeqCst);
         this.task.wake_by_ref();
     }
 }
@@ -229,9 +245,6 @@ async fn a_burst_before_a_large_message_is_woken_for_before_the_large_one_is_rea
     // reader to read the next message, which may be of any size. Checked without a clock:
     // when the reader asks for the large message's second half, the task waiting on the
     // stream must already have been woken.
-    use crate::common::{masked, read_head, upgrade_request};
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
     let (mut client, tcp) = tokio::io::duplex(1 << 20);
     client.write_all(&upgrade_request(&[])).await.unwrap();
     let mut frames = Vec::new();
@@ -243,7 +256,7 @@ async fn a_burst_before_a_large_message_is_woken_for_before_the_large_one_is_rea
     frames.extend(masked(0x2, &large));
     let cut = upgrade_request(&[]).len() + before_large + 8 + large.len() / 2;
     let woken = Arc::new(AtomicBool::new(false));
-    let woken_at_cut = Arc::new(std::sync::OnceLock::<bool>::new());
+    let woken_at_cut = Arc::new(OnceLock::<bool>::new());
     let (flag, seen) = (woken.clone(), woken_at_cut.clone());
     let stream = CutAt {
         tcp,
@@ -259,28 +272,11 @@ async fn a_burst_before_a_large_message_is_woken_for_before_the_large_one_is_rea
     );
     assert!(head.starts_with(b"HTTP/1.1 101"));
     let mut ws = ws.unwrap();
-    let (go, write) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        write.await.unwrap();
-        client.write_all(&frames).await.unwrap();
-        let mut sink = Vec::new();
-        let _ = tokio::io::AsyncReadExt::read_to_end(&mut client, &mut sink).await;
-    });
-    let mut go = Some(go);
-    let first = futures::future::poll_fn(|cx| {
-        let waker = futures::task::waker(Arc::new(Flagged {
-            woken: woken.clone(),
-            task: cx.waker().clone(),
-        }));
-        let polled = ws.poll_next_unpin(&mut std::task::Context::from_waker(&waker));
-        if polled.is_pending() {
-            if let Some(go) = go.take() {
-                go.send(()).unwrap();
-            }
-        }
-        polled
-    });
-    let first = bounded("the first message", first).await;
+    let first = bounded(
+        "the first message",
+        first_once_waiting(&mut ws, client, frames, &woken),
+    )
+    .await;
     assert_eq!(first.unwrap().unwrap(), Message::from(format!("{:>10}", 0)));
     for n in 1..64 {
         let message = bounded("the small messages", ws.next()).await;
