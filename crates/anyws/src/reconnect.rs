@@ -1176,15 +1176,18 @@ impl ReconnectingWebSocket {
     /// under [`Outbox::Reject`], and under [`Outbox::Queue`] when the message would go over
     /// either limit.
     pub fn send(&self, data: impl Into<Message>) -> Result<(), Error> {
-        self.send_as(data.into(), WebSocket::send)
+        self.send_as(data.into(), WebSocket::send, None)
     }
 
     /// [`send`](Self::send), handing the message to an open connection with `send` (the
     /// connection's `send`, or its `Sink`'s, whose flush may wait: see the `Sink` impl).
+    /// `kept`: the connection the Sink last waited on, with its generation; used instead of
+    /// a clone of the open connection's handle when it is that one.
     fn send_as(
         &self,
         message: Message,
         send: fn(&WebSocket, Message) -> Result<(), Error>,
+        kept: Option<&(u64, WebSocket)>,
     ) -> Result<(), Error> {
         let mut inner = lock(&self.state().inner);
         match inner.phase {
@@ -1196,6 +1199,12 @@ impl ReconnectingWebSocket {
                         // message (its connection failing, or closed an instant ago), and
                         // its buffer may be the application's, whose drop is its code. The
                         // outbox went out before the phase became `Open`.
+                        if let Some((generation, kept)) = kept {
+                            if *generation == inner.generation {
+                                drop(inner);
+                                return send(kept, message);
+                            }
+                        }
                         let s = s.clone();
                         drop(inner);
                         return send(&s, message);
@@ -1536,19 +1545,8 @@ impl futures_sink::Sink<Message> for ReconnectingWebSocket {
     }
 
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
-        // The connection `poll_ready` waited on, if it is still the open one (as `send`
-        // checks, without a clone of it per message).
-        if let Some((generation, sink)) = &self.sink {
-            let inner = lock(&self.state().inner);
-            if inner.phase == Phase::Open
-                && inner.generation == *generation
-                && sink.ready_state() == ReadyState::Open
-            {
-                drop(inner);
-                return sink.send_buffered(item);
-            }
-        }
-        self.send_as(item, WebSocket::send_buffered)
+        // Through the connection `poll_ready` waited on while it is still the open one.
+        self.send_as(item, WebSocket::send_buffered, self.sink.as_ref())
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {

@@ -420,14 +420,10 @@ impl WebSocket {
 
     /// [`send`](WebSocket::send) as the `Sink`'s `start_send` sends: natively the flush may
     /// wait for the `Sink`'s `poll_flush` or `poll_ready`, or at most 1 ms (see the `Sink`
-    /// impl); a `ReconnectingWebSocket`'s `Sink` sends through it too.
+    /// impl); a `ReconnectingWebSocket`'s `Sink` sends through it too. Only once the socket
+    /// has left CONNECTING (both callers checked it was OPEN).
     pub(crate) fn send_buffered(&self, message: Message) -> Result<(), Error> {
-        if self.ready_state() == ReadyState::Connecting {
-            return Err(Error::new(
-                ErrorKind::InvalidState,
-                "start_send before poll_ready returned Ready: the socket is still connecting",
-            ));
-        }
+        debug_assert_ne!(self.ready_state(), ReadyState::Connecting);
         self.handle.transport.send_buffered(self.core(), message)
     }
 

@@ -142,21 +142,27 @@ impl RawPeer {
     }
 }
 
-/// An unmasked server frame: `opcode` (0x1 text, 0x2 binary, 0x8 close, 0x9 ping, 0xA pong)
-/// with FIN set.
-pub fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+/// A frame's head with FIN set: `opcode`, the mask bit (`mask`) and the payload's length.
+fn head(opcode: u8, mask: u8, len: usize) -> Vec<u8> {
     let mut out = vec![0x80 | opcode];
-    match payload.len() {
-        n if n < 126 => out.push(n as u8),
+    match len {
+        n if n < 126 => out.push(mask | n as u8),
         n if n < 65536 => {
-            out.push(126);
+            out.push(mask | 126);
             out.extend_from_slice(&(n as u16).to_be_bytes());
         }
         n => {
-            out.push(127);
+            out.push(mask | 127);
             out.extend_from_slice(&(n as u64).to_be_bytes());
         }
     }
+    out
+}
+
+/// An unmasked server frame: `opcode` (0x1 text, 0x2 binary, 0x8 close, 0x9 ping, 0xA pong)
+/// with FIN set.
+pub fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = head(opcode, 0, payload.len());
     out.extend_from_slice(payload);
     out
 }
@@ -164,18 +170,7 @@ pub fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
 /// A masked client frame with FIN set.
 pub fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
     let key = [0x12, 0x34, 0x56, 0x78];
-    let mut out = vec![0x80 | opcode];
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n if n < 65536 => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
+    let mut out = head(opcode, 0x80, payload.len());
     out.extend_from_slice(&key);
     out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
     out
