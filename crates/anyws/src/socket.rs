@@ -664,6 +664,12 @@ impl Future for Closed {
 /// Reading it is what lets the native backend read more when the queue is above
 /// [`Options::receive_high_water_mark`].
 ///
+/// A socket with a `message` listener (or `onmessage`) whose stream has never been polled
+/// queues nothing: it is used with listeners only, and keeps no message nobody will read. Its
+/// stream yields what arrives once it has been polled. To use both faces, poll the stream
+/// (`ws.next().now_or_never()` does) before a message can arrive, e.g. before sending what
+/// the peer answers.
+///
 /// The stream is a [`FusedStream`](futures_core::FusedStream): once it has ended,
 /// `futures::select!` skips `ws.next()` instead of polling it to `None`. A `select!` loop that
 /// must notice the end should also select on [`closed()`](WebSocket::closed), after the
