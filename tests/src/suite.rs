@@ -12,11 +12,11 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 #[cfg(all(target_arch = "wasm32", feature = "worker"))]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
-/// Declares async tests that run on every target. Natively each runs on a multi-threaded
-/// runtime with a 60 s guard, so a regression fails instead of hanging, side by side with the
-/// other tests; those declared in `cross_test_alone!` run with no other test at the same time
-/// (they count process-wide resources). In the browser tests run one at a time anyway, and
-/// wasm-bindgen-test's own timeout stops a hang.
+/// Declares async tests that run on every target. Natively each runs as a task on a
+/// multi-threaded runtime with a 60 s guard, so a regression fails instead of hanging, side by
+/// side with the other tests; those declared in `cross_test_alone!` run with no other test at
+/// the same time (they count process-wide resources). In the browser tests run one at a time
+/// anyway, and wasm-bindgen-test's own timeout stops a hang.
 macro_rules! cross_test {
     ($($(#[$($attr:tt)*])* async fn $name:ident() $body:block)*) => {$(
         cross_test!(@one read, [flavor = "multi_thread", worker_threads = 2],
@@ -28,10 +28,16 @@ macro_rules! cross_test {
         #[tokio::test($($runtime)*)]
         async fn $name() {
             let _turn = crate::harness::EXCLUSIVE.$lock().await;
-            let body = async $body;
-            tokio::time::timeout(std::time::Duration::from_secs(60), body)
-                .await
-                .expect(concat!(stringify!($name), " did not finish within 60 s"));
+            // The body runs as a task of the runtime, as an application's code does, not as
+            // `block_on`'s body, which is no task: there anyws holds a new socket's first event
+            // only 10 ms for the creator to attach its listeners (anyws's `native/gate.rs`), and
+            // a test thread descheduled that long under load missed `open` and messages.
+            let body = tokio::spawn(async $body);
+            match tokio::time::timeout(std::time::Duration::from_secs(60), body).await {
+                Ok(Ok(())) => {}
+                Ok(Err(failed)) => std::panic::resume_unwind(failed.into_panic()),
+                Err(_) => panic!(concat!(stringify!($name), " did not finish within 60 s")),
+            }
         }
 
         #[cfg(target_arch = "wasm32")]
