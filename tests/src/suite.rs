@@ -142,14 +142,6 @@ cross_test! {
         assert_eq!(log.lines(), ["open@1", "close@3 4001 \"bye now\" true"]);
     }
 
-    async fn close_without_code_reports_1005() {
-        let ws = open("/echo").await;
-        ws.close();
-        assert_eq!(ws.ready_state(), ReadyState::Closing);
-        let ev = ws.closed().await;
-        assert_eq!((ev.code, ev.was_clean), (1005, true));
-    }
-
     async fn http_error_gives_error_then_close_1006_and_no_open() {
         let ws = WebSocket::new(&url("/reject?status=403")).unwrap();
         let log = Log::attach(&ws);
@@ -287,24 +279,6 @@ cross_test! {
         ws.close_with(4999, &"x".repeat(123)).unwrap();
         let ev = ws.closed().await;
         assert_eq!((ev.code, ev.reason.len()), (4999, 123));
-    }
-
-    /// `close()` at once after `new()`. Firefox's outcome depends on a race script cannot
-    /// see: if its network layer finished the opening handshake before `close()` (a loaded
-    /// machine, a worker thread descheduled for a few milliseconds), it ends the connection
-    /// as `firefox_failed_after_the_handshake` pins down (`error`, then a clean
-    /// `close` 1005); Chromium and native always fail it as the spec says.
-    async fn close_while_connecting_fails_without_open() {
-        let ws = WebSocket::new(&url("/echo")).unwrap();
-        let log = Log::attach(&ws);
-        ws.close();
-        assert_eq!(ws.ready_state(), ReadyState::Closing);
-        let ev = ws.closed().await;
-        if crate::harness::runtime() == "firefox" && ev.code == 1005 {
-            firefox_failed_after_the_handshake(&ws, &log).await;
-        } else {
-            fails_without_open(&ws, &log).await;
-        }
     }
 
     async fn repeated_close_is_a_no_op_with_one_close_event() {
@@ -566,6 +540,32 @@ cross_test! {
 }
 
 cross_test_on_one_thread! {
+    async fn close_without_code_reports_1005() {
+        let ws = open("/echo").await;
+        ws.close();
+        assert_eq!(ws.ready_state(), ReadyState::Closing);
+        let ev = ws.closed().await;
+        assert_eq!((ev.code, ev.was_clean), (1005, true));
+    }
+
+    /// `close()` at once after `new()`. Firefox's outcome depends on a race script cannot
+    /// see: if its network layer finished the opening handshake before `close()` (a loaded
+    /// machine, a worker thread descheduled for a few milliseconds), it ends the connection
+    /// as `firefox_failed_after_the_handshake` pins down (`error`, then a clean
+    /// `close` 1005); Chromium and native always fail it as the spec says.
+    async fn close_while_connecting_fails_without_open() {
+        let ws = WebSocket::new(&url("/echo")).unwrap();
+        let log = Log::attach(&ws);
+        ws.close();
+        assert_eq!(ws.ready_state(), ReadyState::Closing);
+        let ev = ws.closed().await;
+        if crate::harness::runtime() == "firefox" && ev.code == 1005 {
+            firefox_failed_after_the_handshake(&ws, &log).await;
+        } else {
+            fails_without_open(&ws, &log).await;
+        }
+    }
+
     /// `send` adds the message's length to `bufferedAmount` before it returns (HTML: "increase
     /// the bufferedAmount attribute by the number of bytes"); it falls only as the socket's task
     /// hands bytes to the network, which cannot have happened yet on the page's one thread.
@@ -722,7 +722,7 @@ cross_test_alone! {
 
 // The rest of the seed interface: the ready-state constants, `dispatchEvent`, and clearing a
 // handler.
-cross_test! {
+cross_test_on_one_thread! {
     async fn ready_state_constants_are_the_interface_numbers() {
         assert_eq!(
             [WebSocket::CONNECTING, WebSocket::OPEN, WebSocket::CLOSING, WebSocket::CLOSED]
@@ -738,7 +738,9 @@ cross_test! {
         ws.closed().await;
         assert_eq!(ws.ready_state(), WebSocket::CLOSED);
     }
+}
 
+cross_test! {
     async fn dispatch_event_runs_the_listeners_in_order_and_changes_nothing_else() {
         let mut ws = open("/echo").await;
         let log = Log::default();
