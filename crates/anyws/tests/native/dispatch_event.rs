@@ -9,6 +9,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
+/// What `create` returns (a socket with its listeners attached), run in a task of the
+/// runtime. A multi-threaded runtime's test body is `block_on`'s, no task: there anyws holds
+/// a new socket's first event only 10 ms for its listeners (src/native/gate.rs), which a test
+/// thread descheduled under load can miss (a 20 ms pause after `new()` lost every event). A
+/// task that has not yet yielded holds it until it has.
+async fn created_in_a_task<T: Send + 'static>(create: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::spawn(async move { create() }).await.unwrap()
+}
+
 fn text(e: &Event) -> String {
     e.as_message()
         .unwrap()
@@ -26,7 +35,6 @@ fn text(e: &Event) -> String {
 async fn replacing_handlers_under_concurrent_dispatch_loses_no_real_message() {
     const REAL: usize = 1000;
     let url = common::server().await;
-    let ws = WebSocket::new(&format!("{url}/send?count={REAL}&size=8")).unwrap();
     let real = Arc::new(AtomicUsize::new(0));
     let token = Arc::new(());
     let make = {
@@ -44,7 +52,15 @@ async fn replacing_handlers_under_concurrent_dispatch_loses_no_real_message() {
             }
         }
     };
-    ws.set_onmessage(Some(make()));
+    let ws = {
+        let make = make.clone();
+        created_in_a_task(move || {
+            let ws = WebSocket::new(&format!("{url}/send?count={REAL}&size=8")).unwrap();
+            ws.set_onmessage(Some(make()));
+            ws
+        })
+        .await
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads: Vec<std::thread::JoinHandle<()>> = (0..2)
         .map(|_| {
@@ -90,27 +106,31 @@ async fn replacing_handlers_under_concurrent_dispatch_loses_no_real_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dispatch_event_inside_the_real_close() {
     let url = common::server().await;
-    let ws = WebSocket::new(&format!("{url}/close?code=4001&reason=real")).unwrap();
     let log = Arc::new(Mutex::new(Vec::<String>::new()));
-    let (l, weak) = (log.clone(), ws.downgrade());
-    ws.set_onclose(Some(move |e: &anyws::CloseEvent| {
-        l.lock().unwrap().push(format!("onclose {}", e.code));
-        if e.code == 4001 {
-            if let Some(ws) = weak.upgrade() {
-                ws.dispatch_event(anyws::CloseEvent {
-                    code: 4002,
-                    reason: "nested".into(),
-                    was_clean: true,
-                });
-            }
-        }
-    }));
     let l = log.clone();
-    let _other = ws.add_event_listener(EventKind::Close, move |e: &Event| {
-        l.lock()
-            .unwrap()
-            .push(format!("other {}", e.as_close().unwrap().code));
-    });
+    let (ws, _other) = created_in_a_task(move || {
+        let ws = WebSocket::new(&format!("{url}/close?code=4001&reason=real")).unwrap();
+        let (l2, weak) = (l.clone(), ws.downgrade());
+        ws.set_onclose(Some(move |e: &anyws::CloseEvent| {
+            l2.lock().unwrap().push(format!("onclose {}", e.code));
+            if e.code == 4001 {
+                if let Some(ws) = weak.upgrade() {
+                    ws.dispatch_event(anyws::CloseEvent {
+                        code: 4002,
+                        reason: "nested".into(),
+                        was_clean: true,
+                    });
+                }
+            }
+        }));
+        let other = ws.add_event_listener(EventKind::Close, move |e: &Event| {
+            l.lock()
+                .unwrap()
+                .push(format!("other {}", e.as_close().unwrap().code));
+        });
+        (ws, other)
+    })
+    .await;
     let close = tokio::time::timeout(Duration::from_secs(10), ws.closed())
         .await
         .unwrap();
