@@ -150,9 +150,6 @@ async fn sends_from_several_threads_keep_each_threads_order() {
     assert_eq!(ws.buffered_amount(), 0);
 }
 
-/// Feeds thread `thread`'s sequence into the `Sink`, never flushing: the first message of a
-/// flood that finds the stream busy is queued, and the `Sink` then waits for the writer to
-/// catch up before the next one (`duplex.rs`).
 /// Takes `total` messages from the peer, of several threads' sequences interleaved: each
 /// thread's in order.
 async fn receive_interleaved(got: &mut mpsc::UnboundedReceiver<Ws>, total: usize) {
@@ -166,6 +163,9 @@ async fn receive_interleaved(got: &mut mpsc::UnboundedReceiver<Ws>, total: usize
     }
 }
 
+/// Feeds thread `thread`'s sequence into the `Sink`, never flushing: the first message of a
+/// flood that finds the stream busy is queued, and the `Sink` then waits for the writer to
+/// catch up before the next one (`duplex.rs`).
 async fn feed_in_order(ws: &mut WebSocket, thread: usize, count: usize) {
     for i in 0..count {
         ws.feed(message(thread, i)).await.unwrap();
