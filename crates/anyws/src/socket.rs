@@ -406,6 +406,14 @@ impl WebSocket {
     /// peer may take should use the [`Sink`](futures_sink::Sink) face, which waits below
     /// [`Options::send_high_water_mark`], or watch `buffered_amount` itself.
     ///
+    /// Natively the connection's task writes what is sent, one flush for a burst of calls,
+    /// except for a `send` that looks like an answer: messages were delivered since the last
+    /// such `send`, and the application has read every message its `Stream` holds. Whoever
+    /// answers waits for the reply, so that message is written at once by the caller, with
+    /// anything sent before it, when the socket takes the bytes without waiting (as raw
+    /// tokio-tungstenite writes in the caller's task); `buffered_amount` is then 0 when this
+    /// returns. A message that must wait for the socket is left to the task as any other.
+    ///
     /// # Errors
     /// [`ErrorKind::InvalidState`] while CONNECTING.
     pub fn send(&self, data: impl Into<Message>) -> Result<(), Error> {
@@ -707,7 +715,11 @@ impl futures_core::FusedStream for WebSocket {
 /// for it, until the writer has handed that message on (the next ones then go straight to
 /// the connection again instead of queueing behind it): on a multi-thread runtime, where the
 /// writer runs beside the caller, this keeps a flood from queueing faster than the writer
-/// takes it. In the browser each message is handed to the `WebSocket` at once.
+/// takes it. Natively `poll_flush` writes what waits in the connection's buffer itself, in
+/// the caller, when the socket takes it without waiting (as raw tokio-tungstenite's
+/// `poll_flush` does), and leaves it to the connection's task otherwise (or when the task is
+/// using the connection at that instant). In the browser each message is handed to the
+/// `WebSocket` at once.
 impl futures_sink::Sink<Message> for WebSocket {
     type Error = Error;
 

@@ -1276,6 +1276,9 @@ where
             sliced.clear();
             // A full batch: more may be at hand at once (see above).
             let hold = full && unwoken + queued < HOLD_WAKE;
+            if !batch.is_empty() {
+                self.link.heard_messages();
+            }
             room = batch.is_empty() || self.core.fire_messages(&mut batch, surcharge, hold);
             if hold && room {
                 unwoken += queued;

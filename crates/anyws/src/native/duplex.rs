@@ -16,6 +16,14 @@
 //! - **flushing**: the frame goes into tungstenite's write buffer (which writes to the socket
 //!   by itself once it holds `write_buffer_size`); after a `send` the handle asks the task to
 //!   flush, once until it has ([`Duplex::take_flush`]), so a burst of sends costs one flush.
+//!   A `send` that answers what the application heard ([`Flush::Here`]) and a `Sink`'s
+//!   `poll_flush` ([`Pass::flush_here`]) flush in the caller instead, under this lock, when
+//!   the socket takes every byte at once, and settle `bufferedAmount` as the writer settles
+//!   its flushes: a round trip then costs no wake-up of the task (on a multi-thread runtime,
+//!   of another thread), as with raw tokio-tungstenite. Whatever the socket does not take is
+//!   left to the task as before: tungstenite was polled with the task's waker, which the
+//!   socket keeps, and the task is asked to flush. Messages kept for the writer to drop
+//!   (below) still ask it.
 //!   After a `Sink`'s `start_send` ([`Flush::Later`]) it asks for a flush within
 //!   [`FLUSH_LATER`] instead ([`Duplex::take_later`]), and the `Sink`'s `poll_flush` (or a
 //!   `poll_ready` that has to wait) asks for it at once ([`Pass::flush_now`]): on a
@@ -86,6 +94,10 @@ pub(crate) enum Flush {
     Now,
     /// Within [`FLUSH_LATER`], or when the `Sink` flushes: `Sink::start_send`.
     Later,
+    /// By the caller, at once, if the socket takes the bytes without waiting; else as
+    /// [`Flush::Now`]: a `send` that answers what the application heard (see
+    /// `Link::answering` in `native/mod.rs`).
+    Here,
 }
 
 /// A message [`Pass::pass`] gave back, to be queued.
@@ -125,6 +137,12 @@ pub(crate) trait Pass: Send + Sync {
     /// A `Sink` waits for `bufferedAmount` to fall: the task flushes what waits in
     /// tungstenite's buffer now rather than within [`FLUSH_LATER`].
     fn flush_now(&self);
+
+    /// The `Sink` flushes: writes what waits in tungstenite's buffer here, if the stream is
+    /// free (only tried) and the socket takes it all at once, and settles `bufferedAmount`.
+    /// Returns whether nothing is left for the task to do for it; else the caller asks the
+    /// task ([`Pass::flush_now`]), as it would have without this.
+    fn flush_here(&self) -> bool;
 
     /// Whether messages may pass the queue at all (not once the writer has stopped, fails
     /// the connection or wrote our close: [`Duplex::stop`]).
@@ -308,6 +326,31 @@ impl<S> Duplex<S> {
     }
 }
 
+impl<S> Duplex<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    /// Flushes `ws` (locked) in the caller, with the task's waker in `cx` (the one a full
+    /// socket keeps, as the writer's own flush would leave it), and settles `bufferedAmount`
+    /// as the writer settles its flushes. Returns whether all of it was written.
+    fn write_out(&self, ws: &mut WebSocketStream<S>, cx: &mut Context<'_>) -> bool {
+        let unwritten = (self.meter)(ws).map_or(0, |meter| meter.unwritten());
+        if unwritten == 0 {
+            return true;
+        }
+        match ws.poll_flush_unpin(cx) {
+            Poll::Ready(Ok(())) => {
+                if let Some(meter) = (self.meter)(ws) {
+                    meter.flushed();
+                }
+                true
+            }
+            // The task meets the same error, or the socket's room, and deals with it.
+            Poll::Ready(Err(_)) | Poll::Pending => false,
+        }
+    }
+}
+
 impl<S> Pass for Duplex<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -322,6 +365,31 @@ where
 
     fn later_pending(&self) -> bool {
         self.flush_later.load(Ordering::Acquire)
+    }
+
+    fn flush_here(&self) -> bool {
+        if !self.passing.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut state = match self.state.try_lock() {
+            Ok(state) => state,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return false,
+        };
+        let State { ws, task, spent } = &mut *state;
+        // Read again under the lock (see `pass`): once the writer has stopped, what is in
+        // tungstenite's buffer is its own to write.
+        let passing = self.passing.load(Ordering::Acquire);
+        let (Some(ws), Some(task), true) = (ws.as_mut(), task.as_ref(), passing) else {
+            return false;
+        };
+        if !self.write_out(ws, &mut Context::from_waker(task)) || !spent.is_empty() {
+            return false;
+        }
+        // Every frame passed for a later flush is written: the task need not flush for them.
+        // A frame passed from now on takes the lock first, and asks again.
+        self.flush_later.store(false, Ordering::Release);
+        true
     }
 
     fn pass(&self, commands: &Sender, message: Message, flush: Flush) -> Result<(), Refused> {
@@ -391,11 +459,16 @@ where
             // is lost with it, as a queued one would be.
             Err(_) => {}
         }
+        // Written here if the socket takes it at once, with whatever waits before it in
+        // tungstenite's buffer.
+        if flush == Flush::Here && self.write_out(ws, &mut cx) && spent.is_empty() {
+            return Ok(());
+        }
         // Asked once until the task has taken the request: it flushes after taking it, under
         // this lock, so after this frame. A flush wanted now also writes a frame for later.
         let wake = !self.flush_wanted.load(Ordering::Acquire)
             && match flush {
-                Flush::Now => !self.flush_wanted.swap(true, Ordering::AcqRel),
+                Flush::Now | Flush::Here => !self.flush_wanted.swap(true, Ordering::AcqRel),
                 Flush::Later => {
                     !self.flush_later.load(Ordering::Acquire)
                         && !self.flush_later.swap(true, Ordering::AcqRel)

@@ -201,6 +201,9 @@ pub(crate) struct Link {
     /// the writer cannot catch up until the peer reads, so no `Sink` waits for it then,
     /// only for the mark.
     write_blocked: AtomicBool,
+    /// The reader delivered messages since a `send` last wrote its frame itself: the
+    /// application is answering what it heard (see [`Flush::Here`]).
+    heard: AtomicBool,
 }
 
 /// The opening handshake's request and response (see [`WebSocketExt::request`]).
@@ -238,6 +241,7 @@ impl Link {
             pass: OnceLock::new(),
             sink_behind: AtomicBool::new(false),
             write_blocked: AtomicBool::new(false),
+            heard: AtomicBool::new(false),
         }
     }
 
@@ -314,6 +318,27 @@ impl Link {
 
     pub(crate) fn handshake(&self) -> Option<&Handshake> {
         self.handshake.get()
+    }
+
+    /// The reader is about to deliver messages (see [`Link::answering`]).
+    pub(crate) fn heard_messages(&self) {
+        if !self.heard.load(Ordering::Relaxed) {
+            self.heard.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a `send` now looks like an answer: messages were delivered since the last
+    /// `send` that wrote its frame itself, and the application has read every one its
+    /// `Stream` holds. The frame is then written at once, by the caller ([`Flush::Here`]):
+    /// whoever answers waits for the reply, and waking the connection task to write it
+    /// would add a task switch to every round trip (on a multi-thread runtime a wake-up of
+    /// another thread). A `send` in a loop, or one of many answers to a burst still queued,
+    /// leaves the write to the task, which writes a whole burst with one flush. Clears the
+    /// sign when it says yes.
+    fn answering(&self, core: &Core) -> bool {
+        self.heard.load(Ordering::Relaxed)
+            && core.queued_messages() == 0
+            && self.heard.swap(false, Ordering::Relaxed)
     }
 
     /// `bytes` of payload reached the socket (or will never be sent).
@@ -471,6 +496,15 @@ fn creator_is_task() -> bool {
 }
 
 impl Transport {
+    /// Frames passed for a flush within `FLUSH_LATER` and not flushed yet: the task is asked
+    /// to flush them now (`bufferedAmount` may not count them, empty messages, so
+    /// `poll_below` may not wait for them, nor ask).
+    fn ask_flush(stream: &dyn duplex::Pass) {
+        if stream.later_pending() {
+            stream.flush_now();
+        }
+    }
+
     /// `send` and the `Sink`'s `start_send`: counts the message in `bufferedAmount`, then
     /// hands it to the stream if it may pass the queue (`duplex`), else queues it.
     fn send_flushing(&self, core: &Core, msg: Message, flush: Flush) -> Result<(), Error> {
@@ -479,6 +513,11 @@ impl Transport {
             .fetch_add(msg.len() as u64, Ordering::AcqRel);
         if core.ready_state() == ReadyState::Open {
             // Straight to the stream when nothing sent before can be waiting (`duplex`).
+            let flush = if flush == Flush::Now && self.link.answering(core) {
+                Flush::Here
+            } else {
+                flush
+            };
             let (msg, busy) = match self.link.pass.get() {
                 Some(stream) => match stream.pass(&self.commands, msg, flush) {
                     Ok(()) => return Ok(()),
@@ -687,12 +726,13 @@ impl Backend for Transport {
         let _ = self.commands.send(cmd);
     }
 
+    /// The `Sink`'s `poll_flush`: what waits in tungstenite's buffer is written here if the
+    /// socket takes it at once (as raw tokio-tungstenite's `poll_flush` writes in the
+    /// caller's task), else by the connection task without delay.
     fn flush_buffered(&self) {
-        // Frames passed for a flush within `FLUSH_LATER` and not flushed yet: `bufferedAmount`
-        // may not count them (empty messages), so `poll_below` may not wait (nor ask).
         if let Some(stream) = self.link.pass.get() {
-            if stream.later_pending() {
-                stream.flush_now();
+            if !stream.flush_here() {
+                Self::ask_flush(&**stream);
             }
         }
     }
@@ -727,7 +767,9 @@ impl Backend for Transport {
         }
         // Frames a `Sink` passed may wait in tungstenite's buffer for a flush within
         // `FLUSH_LATER`: waiting for them, it asks for the flush now.
-        self.flush_buffered();
+        if let Some(stream) = self.link.pass.get() {
+            Self::ask_flush(&**stream);
+        }
         {
             let mut drain = lock(&self.link.drain);
             if !drain.iter().any(|w| w.will_wake(cx.waker())) {

@@ -14,6 +14,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod answering;
 mod credentials;
 mod deflate;
 mod deflate_first_frames;
