@@ -2,9 +2,10 @@
 //!
 //! The task owns the socket; the handles talk to it through a command queue and share a
 //! [`Link`] with it. A `send` may also frame its message into the stream itself, passing the
-//! queue, when nothing sent before it can still be waiting (`duplex`). `buffered_amount` is
-//! a shared counter: `send` adds the message size at once, the task subtracts payload bytes
-//! as they are written to the socket (see `meter`).
+//! queue, when nothing sent before it can still be waiting, and write it there too when it
+//! answers what the application heard, as a `Sink`'s flush may (`duplex`). `buffered_amount`
+//! is a shared counter: `send` adds the message size at once, and whoever writes to the
+//! socket subtracts payload bytes as they are written (see `meter`).
 //! Whatever ends the task (the connection closing, a panic, the runtime shutting down) ends
 //! with exactly one `close` event (see `conn::Finish`).
 //!
