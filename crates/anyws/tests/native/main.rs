@@ -36,6 +36,7 @@ mod proxy_hardening;
 mod receive_backpressure;
 mod review_n2;
 mod review_n5;
+mod review_inline;
 mod send_backpressure;
 mod server_hardening;
 mod server_policy;
