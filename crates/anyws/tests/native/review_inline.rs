@@ -44,7 +44,168 @@ async fn a_sink_flush_flushes_a_stream_that_buffers_writes() {
     bounded("the Sink's flush", ws.flush()).await.unwrap();
     assert_eq!(ws.buffered_amount(), 0);
     for i in 0..8u8 {
-        let frame = bounded("a fed message", read_client_frame_whole(&mut client)).await;
+        let frame = bounded(&format!("fed message {i}"), read_client_frame_whole(&mut client)).await;
         assert_eq!(frame, (0x82, vec![i; 16 << 10]), "message {i}");
     }
+}
+
+/// Message `i` of sender `who`: mostly small, some empty-ish, some over 16 KiB (fragments,
+/// queued), tagged `who:i:`.
+fn tagged(who: &str, i: usize) -> Message {
+    let len = match i % 23 {
+        0 => 20_000,
+        7 => 16 << 10,
+        _ => i % 40,
+    };
+    Message::Text(format!("{who}:{i}:{}", "x".repeat(len)).into())
+}
+
+fn parse(m: &Message) -> (String, usize) {
+    let t = m.as_text().unwrap();
+    let mut it = t.splitn(3, ':');
+    let who = it.next().unwrap().to_owned();
+    let i = it.next().unwrap().parse().unwrap();
+    (who, i)
+}
+
+/// Against an echo server: task A answers each of its own echoes (a `send` that answers,
+/// written in the caller), while a plain thread sends a stream of messages (`send`, left to
+/// the task) and another task feeds and flushes a `Sink`. Every sender's messages come back
+/// complete and in order, `bufferedAmount` ends at 0 and the close completes.
+async fn answers_beside_other_senders(url: String, options: anyws::Options) {
+    const A: usize = 400;
+    const B: usize = 1500;
+    const C: usize = 600;
+    let mut ws = WebSocket::with_options(&url, options).unwrap();
+    bounded("open", ws.opened()).await.unwrap();
+    let b_ws = ws.clone();
+    let b = std::thread::spawn(move || {
+        for i in 0..B {
+            b_ws.send(tagged("b", i)).unwrap();
+            if i % 64 == 0 {
+                std::thread::yield_now();
+            }
+        }
+    });
+    let mut c_ws = ws.clone();
+    let c = tokio::spawn(async move {
+        for i in 0..C {
+            c_ws.feed(tagged("c", i)).await.unwrap();
+            if i % 3 == 0 {
+                c_ws.flush().await.unwrap();
+            }
+        }
+        c_ws.flush().await.unwrap();
+    });
+    ws.send(tagged("a", 0)).unwrap();
+    let mut next = std::collections::HashMap::new();
+    let total = A + B + C;
+    let mut seen = 0;
+    while seen < total {
+        let m = bounded("an echo", ws.next()).await.unwrap().unwrap();
+        let (who, i) = parse(&m);
+        assert_eq!(m, tagged(&who, i), "echo of {who}:{i} whole");
+        let want = next.entry(who.clone()).or_insert(0usize);
+        assert_eq!(i, *want, "{who}'s messages in order");
+        *want += 1;
+        seen += 1;
+        if who == "a" && i + 1 < A {
+            ws.send(tagged("a", i + 1)).unwrap();
+        }
+    }
+    b.join().unwrap();
+    bounded("the Sink task", c).await.unwrap();
+    bounded("bufferedAmount back to 0", async {
+        while ws.buffered_amount() > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    ws.close();
+    let ev = bounded("closed", ws.closed()).await;
+    assert!(ev.was_clean, "{ev:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_beside_other_senders_plain_multi_thread() {
+    for _ in 0..5 {
+        let url = format!("{}/echo", crate::common::server().await);
+        answers_beside_other_senders(url, anyws::Options::new()).await;
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn answers_beside_other_senders_plain_current_thread() {
+    for _ in 0..5 {
+        let url = format!("{}/echo", crate::common::server().await);
+        answers_beside_other_senders(url, anyws::Options::new()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_beside_other_senders_tls_multi_thread() {
+    let pki = crate::common::tls::pki(&["127.0.0.1"]);
+    for _ in 0..3 {
+        let base = crate::common::tls::tls_server(&pki).await;
+        let trust = anyws::native::NativeOptions::new().add_root_certificate(pki.ca_der.clone());
+        answers_beside_other_senders(format!("{base}/echo"), anyws::Options::new().native(trust))
+            .await;
+    }
+}
+
+/// The same over TLS (rustls), the realistic case: a server connection whose socket (an
+/// in-memory pipe of 96 KiB) the client has stopped reading. The eighth 16 KiB message fed
+/// to the `Sink` makes tungstenite write its 128 KiB buffer: the pipe takes 96 KiB and
+/// rustls keeps the rest (it buffers up to 64 KiB of records without being flushed), so
+/// every frame counts as written. The `Sink`'s flush then returns at once with
+/// `bufferedAmount` 0, nobody ever flushes rustls, and the client, reading again, never gets
+/// the last messages. Before 31127ba the connection task flushed (and so wrote them once the
+/// client read).
+#[tokio::test(flavor = "current_thread")]
+async fn a_sink_flush_over_tls_writes_what_rustls_holds() {
+    use anyws::native::rustls;
+    use std::sync::Arc;
+    let pki = crate::common::tls::pki(&["localhost"]);
+    let (client_io, server_io) = tokio::io::duplex(96 << 10);
+    let ring = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(pki.ca_der.clone()))
+        .unwrap();
+    let client_config = rustls::ClientConfig::builder_with_provider(ring)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
+    let acceptor = tokio_rustls::TlsAcceptor::from(pki.server.clone());
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let (client, server) = tokio::join!(
+        connector.connect(name, client_io),
+        acceptor.accept(server_io)
+    );
+    let (mut client, server) = (client.unwrap(), server.unwrap());
+    client.write_all(&upgrade_request(&[])).await.unwrap();
+    client.flush().await.unwrap();
+    let (ws, head) = tokio::join!(
+        anyws::native::accept(server, anyws::Options::new()),
+        read_head(&mut client)
+    );
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    let mut ws = ws.unwrap();
+    client.write_all(&masked(0x1, b"hello")).await.unwrap();
+    client.flush().await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "hello");
+    // The client reads nothing meanwhile.
+    for i in 0..8u8 {
+        ws.feed(Message::Binary(vec![i; 16 << 10].into()))
+            .await
+            .unwrap();
+    }
+    bounded("the Sink's flush", ws.flush()).await.unwrap();
+    for i in 0..8u8 {
+        let frame = bounded(&format!("fed message {i}"), read_client_frame_whole(&mut client)).await;
+        assert_eq!(frame, (0x82, vec![i; 16 << 10]), "message {i}");
+    }
+    assert_eq!(ws.buffered_amount(), 0);
 }
