@@ -209,3 +209,48 @@ async fn a_sink_flush_over_tls_writes_what_rustls_holds() {
     }
     assert_eq!(ws.buffered_amount(), 0);
 }
+
+/// Answers written by a plain thread with no runtime (the socket runs on anyws's own
+/// runtime), over ws:// and wss://: each answer is written by the `send` itself.
+#[test]
+fn answers_from_a_plain_thread_with_no_runtime() {
+    use futures::executor::block_on;
+    assert!(tokio::runtime::Handle::try_current().is_err());
+    let pki = crate::common::tls::pki(&["127.0.0.1"]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server_pki = pki.server.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let plain = anyws_testserver::Server::bind("127.0.0.1:0").await.unwrap();
+            let tls = anyws_testserver::Server::bind_tls("127.0.0.1:0", server_pki)
+                .await
+                .unwrap();
+            tx.send((plain.url(), tls.url())).unwrap();
+            tokio::join!(plain.run(), tls.run());
+        })
+    });
+    let (plain, tls) = rx.recv().unwrap();
+    let trust = anyws::native::NativeOptions::new().add_root_certificate(pki.ca_der.clone());
+    for (url, options) in [
+        (plain, anyws::Options::new()),
+        (tls, anyws::Options::new().native(trust)),
+    ] {
+        let mut ws = WebSocket::with_options(&format!("{url}/echo"), options).unwrap();
+        block_on(ws.opened()).unwrap();
+        ws.send("0").unwrap();
+        let mut written_here = 0;
+        for i in 0..300usize {
+            let m = block_on(ws.next()).unwrap().unwrap();
+            assert_eq!(m.as_text(), Some(i.to_string().as_str()));
+            ws.send((i + 1).to_string()).unwrap();
+            if ws.buffered_amount() == 0 {
+                written_here += 1;
+            }
+        }
+        assert!(written_here > 0, "some answers were written by the caller");
+        assert_eq!(block_on(ws.next()).unwrap().unwrap().as_text(), Some("300"));
+        ws.close();
+        assert!(block_on(ws.closed()).was_clean);
+    }
+}
