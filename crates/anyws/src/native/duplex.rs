@@ -62,6 +62,7 @@ use super::meter::Meter;
 use crate::event::Message;
 use bytes::Bytes;
 use futures_util::SinkExt;
+use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
@@ -333,12 +334,19 @@ where
     /// Flushes `ws` (locked) in the caller, with the task's waker in `cx` (the one a full
     /// socket keeps, as the writer's own flush would leave it), and settles `bufferedAmount`
     /// as the writer settles its flushes. Returns whether all of it was written.
+    ///
+    /// Always a whole flush, down to the socket: frames the meter counts as written may still
+    /// wait in a layer between tungstenite and the socket (rustls' records, a buffering
+    /// stream), which only a flush sends (review-67). And one the caller's tokio budget cannot
+    /// refuse: this is one bounded flush, not a loop, and a refusal would leave the write to
+    /// the task after all (and note a write that had to wait, which the peer did not cause).
     fn write_out(&self, ws: &mut WebSocketStream<S>, cx: &mut Context<'_>) -> bool {
-        let unwritten = (self.meter)(ws).map_or(0, |meter| meter.unwritten());
-        if unwritten == 0 {
-            return true;
-        }
-        match ws.poll_flush_unpin(cx) {
+        let flushed = {
+            let flush =
+                tokio::task::unconstrained(std::future::poll_fn(|cx| ws.poll_flush_unpin(cx)));
+            std::pin::pin!(flush).poll(cx)
+        };
+        match flushed {
             Poll::Ready(Ok(())) => {
                 if let Some(meter) = (self.meter)(ws) {
                     meter.flushed();

@@ -145,6 +145,11 @@ impl Meter {
             }
         }
         self.link.sent(sent);
+        self.moved();
+    }
+
+    /// A write or a flush that had to wait went through: the peer reads.
+    fn moved(&mut self) {
         if self.blocked_since.take().is_some() {
             self.progress_at = Some(Instant::now());
             self.link.write_moved();
@@ -214,8 +219,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let flushed = Pin::new(&mut this.inner).poll_flush(cx);
-        if flushed.is_pending() {
-            this.meter.blocked();
+        match &flushed {
+            Poll::Pending => this.meter.blocked(),
+            // A flush that waited may end without another byte written through here (rustls
+            // wrote the records it held): the wait is over all the same.
+            Poll::Ready(Ok(())) => this.meter.moved(),
+            Poll::Ready(Err(_)) => {}
         }
         flushed
     }
@@ -285,5 +294,51 @@ mod tests {
         m.wrote(1);
         assert!(m.blocked_since().is_none());
         assert!(m.progress_at().is_some());
+    }
+
+    /// A layer that takes every byte and holds it until a flush that waits once (as rustls
+    /// holds records when the socket is full).
+    struct Holding {
+        flushes: usize,
+    }
+
+    impl AsyncWrite for Holding {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            let this = self.get_mut();
+            this.flushes += 1;
+            if this.flushes == 1 {
+                Poll::Pending
+            } else {
+                Poll::Ready(Ok(()))
+            }
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flush_that_waited_then_ended_is_progress_with_no_byte_written_after_it() {
+        let (m, _link) = meter(false);
+        let mut stream = Metered::new(Holding { flushes: 0 }, m);
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut pinned = Pin::new(&mut stream);
+        assert!(pinned.as_mut().poll_write(&mut cx, b"frame").is_ready());
+        assert!(pinned.as_mut().poll_flush(&mut cx).is_pending());
+        assert!(pinned.meter.blocked_since().is_some());
+        assert!(pinned.as_mut().poll_flush(&mut cx).is_ready());
+        assert!(
+            pinned.meter.blocked_since().is_none(),
+            "no write waits any more: the keep-alive must not count this wait on"
+        );
+        assert!(pinned.meter.progress_at().is_some());
     }
 }

@@ -335,7 +335,8 @@ impl Link {
     /// would add a task switch to every round trip (on a multi-thread runtime a wake-up of
     /// another thread). A `send` in a loop, or one of many answers to a burst still queued,
     /// leaves the write to the task, which writes a whole burst with one flush. Clears the
-    /// sign when it says yes.
+    /// sign when it says yes; an answer that then finds the writer busy and is queued sets it
+    /// again, so the next one still writes itself.
     fn answering(&self, core: &Core) -> bool {
         self.heard.load(Ordering::Relaxed)
             && core.queued_messages() == 0
@@ -522,7 +523,13 @@ impl Transport {
             let (msg, busy) = match self.link.pass.get() {
                 Some(stream) => match stream.pass(&self.commands, msg, flush) {
                     Ok(()) => return Ok(()),
-                    Err(refused) => (refused.message, refused.busy),
+                    Err(refused) => {
+                        if flush == Flush::Here && refused.busy {
+                            // Queued behind the writer: the next answer may still pass.
+                            self.link.heard_messages();
+                        }
+                        (refused.message, refused.busy)
+                    }
                 },
                 None => (msg, false),
             };

@@ -227,3 +227,43 @@ async fn an_answer_into_a_full_socket_goes_out_once_the_peer_reads() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_answer_queued_behind_the_writer_leaves_the_next_one_its_turn() {
+    // A server connection over an in-memory pipe. After "ask" is heard, a message over 16 KiB
+    // fed to the `Sink` (which never passes the queue) waits for the writer; the answer then
+    // finds the queue busy and is queued behind it. Once the writer has written both, the
+    // application's next `send` still answers: it is written before it returns.
+    let (mut client, pipe) = tokio::io::duplex(1 << 20);
+    client.write_all(&upgrade_request(&[])).await.unwrap();
+    let (ws, head) = tokio::join!(
+        anyws::native::accept(pipe, anyws::Options::new()),
+        read_head(&mut client)
+    );
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    let mut ws = ws.unwrap();
+    client.write_all(&masked(0x1, b"ask")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "ask");
+    let fed = ws.feed(Message::from(vec![1u8; 20_000])).now_or_never();
+    assert!(matches!(fed, Some(Ok(()))), "fed at once: {fed:?}");
+    ws.send("queued").unwrap();
+    assert_eq!(ws.buffered_amount(), 20_006, "both wait for the writer");
+    crate::common::bounded("the writer wrote both", async {
+        while ws.buffered_amount() > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    ws.send("answer").unwrap();
+    assert_eq!(ws.buffered_amount(), 0, "written before `send` returned");
+    let frames = [
+        (0x02, vec![1u8; 16 << 10]),
+        (0x80, vec![1u8; 20_000 - (16 << 10)]),
+        (0x81, b"queued".to_vec()),
+        (0x81, b"answer".to_vec()),
+    ];
+    for (i, expected) in frames.into_iter().enumerate() {
+        let frame = crate::common::bounded("a frame", read_client_frame_whole(&mut client)).await;
+        assert_eq!(frame, expected, "frame {i}");
+    }
+}

@@ -44,7 +44,11 @@ async fn a_sink_flush_flushes_a_stream_that_buffers_writes() {
     bounded("the Sink's flush", ws.flush()).await.unwrap();
     assert_eq!(ws.buffered_amount(), 0);
     for i in 0..8u8 {
-        let frame = bounded(&format!("fed message {i}"), read_client_frame_whole(&mut client)).await;
+        let frame = bounded(
+            &format!("fed message {i}"),
+            read_client_frame_whole(&mut client),
+        )
+        .await;
         assert_eq!(frame, (0x82, vec![i; 16 << 10]), "message {i}");
     }
 }
@@ -204,7 +208,11 @@ async fn a_sink_flush_over_tls_writes_what_rustls_holds() {
     }
     bounded("the Sink's flush", ws.flush()).await.unwrap();
     for i in 0..8u8 {
-        let frame = bounded(&format!("fed message {i}"), read_client_frame_whole(&mut client)).await;
+        let frame = bounded(
+            &format!("fed message {i}"),
+            read_client_frame_whole(&mut client),
+        )
+        .await;
         assert_eq!(frame, (0x82, vec![i; 16 << 10]), "message {i}");
     }
     assert_eq!(ws.buffered_amount(), 0);
@@ -314,9 +322,11 @@ async fn a_sink_flush_with_the_budget_spent_does_not_make_a_tls_peer_look_dead()
         .add_root_certificate(pki.ca_der.clone())
         .ping_interval(Some(std::time::Duration::from_secs(30)))
         .ping_timeout(std::time::Duration::from_millis(300));
-    let mut ws =
-        WebSocket::with_options(&format!("{base}/sink"), anyws::Options::new().native(native))
-            .unwrap();
+    let mut ws = WebSocket::with_options(
+        &format!("{base}/sink"),
+        anyws::Options::new().native(native),
+    )
+    .unwrap();
     bounded("open", ws.opened()).await.unwrap();
     ws.feed(Message::from("hello")).await.unwrap();
     exhaust_budget();
