@@ -183,6 +183,25 @@ pub fn close_frame(code: u16, reason: &str) -> Vec<u8> {
     frame(0x8, &payload)
 }
 
+/// A server connection anyws accepts over `server` (an in-memory pipe, a TLS stream: any
+/// byte stream), with default options: the client's upgrade request is written on `client`
+/// and the `101` response read back.
+pub async fn accepted<S, C>(server: S, client: &mut C) -> WebSocket
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt;
+    client.write_all(&upgrade_request(&[])).await.unwrap();
+    client.flush().await.unwrap();
+    let (ws, head) = tokio::join!(
+        anyws::native::accept(server, anyws::Options::new()),
+        read_head(client)
+    );
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    ws.unwrap()
+}
+
 /// Reads one (masked) client frame: its opcode and unmasked payload.
 pub async fn read_client_frame(tcp: &mut (impl tokio::io::AsyncRead + Unpin)) -> (u8, Vec<u8>) {
     let (first, payload) = read_client_frame_whole(tcp).await;

@@ -9,7 +9,7 @@
 //! the frame; a peer on a thread of its own then proves that the bytes left while this
 //! thread was blocked.
 
-use crate::common::{masked, read_client_frame_whole, read_head, upgrade_request};
+use crate::common::{accepted, masked, read_client_frame_whole};
 use anyws::native::tokio_tungstenite::{accept_async, tungstenite::Message as Ws};
 use anyws::{Message, WebSocket};
 use futures::{FutureExt, SinkExt, StreamExt};
@@ -192,13 +192,7 @@ async fn an_answer_into_a_full_socket_goes_out_once_the_peer_reads() {
     // waits; the answer then passes to tungstenite's buffer, finds no room either, and is
     // left for the task, which writes it after the first once the client reads.
     let (mut client, pipe) = tokio::io::duplex(1024);
-    client.write_all(&upgrade_request(&[])).await.unwrap();
-    let (ws, head) = tokio::join!(
-        anyws::native::accept(pipe, anyws::Options::new()),
-        read_head(&mut client)
-    );
-    assert!(head.starts_with(b"HTTP/1.1 101"));
-    let mut ws = ws.unwrap();
+    let mut ws = accepted(pipe, &mut client).await;
     ws.send(vec![7u8; 2000]).unwrap();
     crate::common::bounded("the pipe filled", async {
         while ws.buffered_amount() == 2000 {
@@ -235,13 +229,7 @@ async fn an_answer_queued_behind_the_writer_leaves_the_next_one_its_turn() {
     // finds the queue busy and is queued behind it. Once the writer has written both, the
     // application's next `send` still answers: it is written before it returns.
     let (mut client, pipe) = tokio::io::duplex(1 << 20);
-    client.write_all(&upgrade_request(&[])).await.unwrap();
-    let (ws, head) = tokio::join!(
-        anyws::native::accept(pipe, anyws::Options::new()),
-        read_head(&mut client)
-    );
-    assert!(head.starts_with(b"HTTP/1.1 101"));
-    let mut ws = ws.unwrap();
+    let mut ws = accepted(pipe, &mut client).await;
     client.write_all(&masked(0x1, b"ask")).await.unwrap();
     assert_eq!(next_text(&mut ws).await, "ask");
     let fed = ws.feed(Message::from(vec![1u8; 20_000])).now_or_never();

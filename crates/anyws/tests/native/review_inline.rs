@@ -1,7 +1,7 @@
 //! Review of 31127ba (a `send` that answers, and a `Sink`'s `poll_flush`, write in the
 //! caller): failing tests for what it broke.
 
-use crate::common::{bounded, masked, read_client_frame_whole, read_head, upgrade_request};
+use crate::common::{accepted, bounded, masked, read_client_frame_whole};
 use anyws::{Message, WebSocket};
 use futures::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
@@ -26,31 +26,31 @@ async fn next_text(ws: &mut WebSocket) -> String {
 async fn a_sink_flush_flushes_a_stream_that_buffers_writes() {
     let (mut client, pipe) = tokio::io::duplex(4 << 20);
     let pipe = tokio::io::BufWriter::with_capacity(1 << 20, pipe);
-    client.write_all(&upgrade_request(&[])).await.unwrap();
-    let (ws, head) = tokio::join!(
-        anyws::native::accept(pipe, anyws::Options::new()),
-        read_head(&mut client)
-    );
-    assert!(head.starts_with(b"HTTP/1.1 101"));
-    let mut ws = ws.unwrap();
-    // A message read: the connection task runs (messages may pass the queue).
+    let mut ws = accepted(pipe, &mut client).await;
+    feed_flush_and_read(&mut ws, &mut client).await;
+}
+
+/// After a message from `client` was read (the connection task runs: messages may pass the
+/// queue), feeds eight 16 KiB messages to `ws`'s `Sink` while the client reads nothing, then
+/// flushes; then the client must get all eight, and `bufferedAmount` be 0.
+async fn feed_flush_and_read<C>(ws: &mut WebSocket, client: &mut C)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     client.write_all(&masked(0x1, b"hello")).await.unwrap();
-    assert_eq!(next_text(&mut ws).await, "hello");
+    client.flush().await.unwrap();
+    assert_eq!(next_text(ws).await, "hello");
     for i in 0..8u8 {
         ws.feed(Message::Binary(vec![i; 16 << 10].into()))
             .await
             .unwrap();
     }
     bounded("the Sink's flush", ws.flush()).await.unwrap();
-    assert_eq!(ws.buffered_amount(), 0);
     for i in 0..8u8 {
-        let frame = bounded(
-            &format!("fed message {i}"),
-            read_client_frame_whole(&mut client),
-        )
-        .await;
+        let frame = bounded(&format!("fed message {i}"), read_client_frame_whole(client)).await;
         assert_eq!(frame, (0x82, vec![i; 16 << 10]), "message {i}");
     }
+    assert_eq!(ws.buffered_amount(), 0);
 }
 
 /// Message `i` of sender `who`: mostly small, some empty-ish, some over 16 KiB (fragments,
@@ -189,33 +189,8 @@ async fn a_sink_flush_over_tls_writes_what_rustls_holds() {
         acceptor.accept(server_io)
     );
     let (mut client, server) = (client.unwrap(), server.unwrap());
-    client.write_all(&upgrade_request(&[])).await.unwrap();
-    client.flush().await.unwrap();
-    let (ws, head) = tokio::join!(
-        anyws::native::accept(server, anyws::Options::new()),
-        read_head(&mut client)
-    );
-    assert!(head.starts_with(b"HTTP/1.1 101"));
-    let mut ws = ws.unwrap();
-    client.write_all(&masked(0x1, b"hello")).await.unwrap();
-    client.flush().await.unwrap();
-    assert_eq!(next_text(&mut ws).await, "hello");
-    // The client reads nothing meanwhile.
-    for i in 0..8u8 {
-        ws.feed(Message::Binary(vec![i; 16 << 10].into()))
-            .await
-            .unwrap();
-    }
-    bounded("the Sink's flush", ws.flush()).await.unwrap();
-    for i in 0..8u8 {
-        let frame = bounded(
-            &format!("fed message {i}"),
-            read_client_frame_whole(&mut client),
-        )
-        .await;
-        assert_eq!(frame, (0x82, vec![i; 16 << 10]), "message {i}");
-    }
-    assert_eq!(ws.buffered_amount(), 0);
+    let mut ws = accepted(server, &mut client).await;
+    feed_flush_and_read(&mut ws, &mut client).await;
 }
 
 /// Answers written by a plain thread with no runtime (the socket runs on anyws's own
