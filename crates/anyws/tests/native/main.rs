@@ -35,6 +35,7 @@ mod proxy;
 mod proxy_hardening;
 mod receive_backpressure;
 mod review_inline;
+mod review_inline2;
 mod review_n2;
 mod review_n5;
 mod send_backpressure;
