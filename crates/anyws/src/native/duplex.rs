@@ -337,17 +337,30 @@ where
     ///
     /// Always a whole flush, down to the socket: frames the meter counts as written may still
     /// wait in a layer between tungstenite and the socket (rustls' records, a buffering
-    /// stream), which only a flush sends (review-67). And one the caller's tokio budget cannot
-    /// refuse: this is one bounded flush, not a loop, and a refusal would leave the write to
-    /// the task after all (and note a write that had to wait, which the peer did not cause).
+    /// stream), which only a flush sends (review-67).
+    ///
+    /// It costs the caller's task one unit of tokio's cooperative budget, as a socket write
+    /// in that task would; once the budget is spent nothing is written here and the task
+    /// writes (a `Sink`'s flush then waits for it, so the caller yields): a loop of `Sink`
+    /// sends to a peer that keeps up would otherwise never give way to the other tasks of its
+    /// thread, anyws's own connection task included (review-68). Inside, the flush runs
+    /// unconstrained: the unit is taken, and a refusal from the socket's own check would
+    /// note a write that had to wait, which the peer did not cause.
     fn write_out(&self, ws: &mut WebSocketStream<S>, cx: &mut Context<'_>) -> bool {
+        // With the budget spent, this defers a wake-up of the connection task (`cx`'s
+        // waker) until the caller yields, which costs nothing more: it is asked to write.
+        let Poll::Ready(coop) = tokio::task::coop::poll_proceed(cx) else {
+            return false;
+        };
         let flushed = {
-            let flush =
-                tokio::task::unconstrained(std::future::poll_fn(|cx| ws.poll_flush_unpin(cx)));
+            let flush = tokio::task::coop::unconstrained(std::future::poll_fn(|cx| {
+                ws.poll_flush_unpin(cx)
+            }));
             std::pin::pin!(flush).poll(cx)
         };
         match flushed {
             Poll::Ready(Ok(())) => {
+                coop.made_progress();
                 if let Some(meter) = (self.meter)(ws) {
                     meter.flushed();
                 }
