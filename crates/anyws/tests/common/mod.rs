@@ -191,13 +191,19 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    accepted_with(server, client, anyws::Options::new()).await
+}
+
+/// [`accepted`] with `options`.
+pub async fn accepted_with<S, C>(server: S, client: &mut C, options: anyws::Options) -> WebSocket
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     use tokio::io::AsyncWriteExt;
     client.write_all(&upgrade_request(&[])).await.unwrap();
     client.flush().await.unwrap();
-    let (ws, head) = tokio::join!(
-        anyws::native::accept(server, anyws::Options::new()),
-        read_head(client)
-    );
+    let (ws, head) = tokio::join!(anyws::native::accept(server, options), read_head(client));
     assert!(head.starts_with(b"HTTP/1.1 101"));
     ws.unwrap()
 }

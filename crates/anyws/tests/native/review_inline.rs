@@ -167,28 +167,8 @@ async fn answers_beside_other_senders_tls_multi_thread() {
 /// client read).
 #[tokio::test(flavor = "current_thread")]
 async fn a_sink_flush_over_tls_writes_what_rustls_holds() {
-    use anyws::native::rustls;
-    use std::sync::Arc;
     let pki = crate::common::tls::pki(&["localhost"]);
-    let (client_io, server_io) = tokio::io::duplex(96 << 10);
-    let ring = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls::pki_types::CertificateDer::from(pki.ca_der.clone()))
-        .unwrap();
-    let client_config = rustls::ClientConfig::builder_with_provider(ring)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
-    let acceptor = tokio_rustls::TlsAcceptor::from(pki.server.clone());
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let (client, server) = tokio::join!(
-        connector.connect(name, client_io),
-        acceptor.accept(server_io)
-    );
-    let (mut client, server) = (client.unwrap(), server.unwrap());
+    let (mut client, server) = crate::common::tls::tls_pipe(&pki, 96 << 10).await;
     let mut ws = accepted(server, &mut client).await;
     feed_flush_and_read(&mut ws, &mut client).await;
 }

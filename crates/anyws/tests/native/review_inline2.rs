@@ -2,7 +2,7 @@
 //! `poll_flush`): the keep-alive against a peer that stopped reading while the application
 //! keeps flushing, and what a loop of `Sink` sends leaves to the other tasks of its runtime.
 
-use crate::common::{bounded, masked, read_head, upgrade_request, RawPeer};
+use crate::common::{bounded, masked, RawPeer};
 use anyws::native::NativeOptions;
 use anyws::{Message, Options, ReadyState, WebSocket};
 use futures::{SinkExt, StreamExt};
@@ -44,20 +44,16 @@ async fn keep_flushing_until_closed(ws: &mut WebSocket) {
 /// the application keeps flushing its `Sink`.
 #[tokio::test(flavor = "current_thread")]
 async fn keepalive_fails_a_dead_peer_while_the_sink_keeps_flushing_plain() {
-    let peer = RawPeer::bind().await;
-    let mut ws = WebSocket::with_options(&peer.url(), keepalive()).unwrap();
-    let tcp = peer.accept("").await;
-    bounded("open", ws.opened()).await.unwrap();
-    bounded(
-        "the keep-alive's failure",
-        keep_flushing_until_closed(&mut ws),
-    )
-    .await;
-    drop(tcp);
+    dead_plain_peer_while_the_sink_keeps_flushing().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keepalive_fails_a_dead_peer_while_the_sink_keeps_flushing_plain_multi_thread() {
+    dead_plain_peer_while_the_sink_keeps_flushing().await;
+}
+
+/// A peer on 127.0.0.1 that answers the handshake, then neither reads nor writes.
+async fn dead_plain_peer_while_the_sink_keeps_flushing() {
     let peer = RawPeer::bind().await;
     let mut ws = WebSocket::with_options(&peer.url(), keepalive()).unwrap();
     let tcp = peer.accept("").await;
@@ -76,35 +72,9 @@ async fn keepalive_fails_a_dead_peer_while_the_sink_keeps_flushing_plain_multi_t
 /// writes.
 #[tokio::test(flavor = "current_thread")]
 async fn keepalive_fails_a_dead_peer_while_the_sink_keeps_flushing_tls() {
-    use anyws::native::rustls;
     let pki = crate::common::tls::pki(&["localhost"]);
-    let (client_io, server_io) = tokio::io::duplex(96 << 10);
-    let ring = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls::pki_types::CertificateDer::from(pki.ca_der.clone()))
-        .unwrap();
-    let client_config = rustls::ClientConfig::builder_with_provider(ring)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
-    let acceptor = tokio_rustls::TlsAcceptor::from(pki.server.clone());
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let (client, server) = tokio::join!(
-        connector.connect(name, client_io),
-        acceptor.accept(server_io)
-    );
-    let (mut client, server) = (client.unwrap(), server.unwrap());
-    client.write_all(&upgrade_request(&[])).await.unwrap();
-    client.flush().await.unwrap();
-    let (ws, head) = tokio::join!(
-        anyws::native::accept(server, keepalive()),
-        read_head(&mut client)
-    );
-    assert!(head.starts_with(b"HTTP/1.1 101"));
-    let mut ws = ws.unwrap();
+    let (mut client, server) = crate::common::tls::tls_pipe(&pki, 96 << 10).await;
+    let mut ws = crate::common::accepted_with(server, &mut client, keepalive()).await;
     client.write_all(&masked(0x1, b"hello")).await.unwrap();
     client.flush().await.unwrap();
     let hello = bounded("hello", ws.next()).await.unwrap().unwrap();
