@@ -306,3 +306,34 @@ pub async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> 
         out = f => out,
     }
 }
+
+/// A TLS connection over an in-memory pipe holding `capacity` bytes each way: the client's
+/// end (trusting `pki`'s CA, for the name "localhost") and the server's, handshake done.
+pub async fn tls_pipe(
+    pki: &tls::Pki,
+    capacity: usize,
+) -> (
+    tokio_rustls::client::TlsStream<tokio::io::DuplexStream>,
+    tokio_rustls::server::TlsStream<tokio::io::DuplexStream>,
+) {
+    use anyws::native::rustls;
+    let (client_io, server_io) = tokio::io::duplex(capacity);
+    let ring = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(pki.ca_der.clone()))
+        .unwrap();
+    let client_config = rustls::ClientConfig::builder_with_provider(ring)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_config));
+    let acceptor = tokio_rustls::TlsAcceptor::from(pki.server.clone());
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let (client, server) = tokio::join!(
+        connector.connect(name, client_io),
+        acceptor.accept(server_io)
+    );
+    (client.unwrap(), server.unwrap())
+}

@@ -56,33 +56,3 @@ pub async fn tls_server(pki: &Pki) -> String {
     tokio::spawn(server.run());
     url
 }
-
-/// A TLS connection over an in-memory pipe holding `capacity` bytes each way: the client's
-/// end (trusting `pki`'s CA, for the name "localhost") and the server's, handshake done.
-pub async fn tls_pipe(
-    pki: &Pki,
-    capacity: usize,
-) -> (
-    tokio_rustls::client::TlsStream<tokio::io::DuplexStream>,
-    tokio_rustls::server::TlsStream<tokio::io::DuplexStream>,
-) {
-    let (client_io, server_io) = tokio::io::duplex(capacity);
-    let ring = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls::pki_types::CertificateDer::from(pki.ca_der.clone()))
-        .unwrap();
-    let client_config = rustls::ClientConfig::builder_with_provider(ring)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
-    let acceptor = tokio_rustls::TlsAcceptor::from(pki.server.clone());
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let (client, server) = tokio::join!(
-        connector.connect(name, client_io),
-        acceptor.accept(server_io)
-    );
-    (client.unwrap(), server.unwrap())
-}

@@ -168,7 +168,7 @@ async fn answers_beside_other_senders_tls_multi_thread() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_sink_flush_over_tls_writes_what_rustls_holds() {
     let pki = crate::common::tls::pki(&["localhost"]);
-    let (mut client, server) = crate::common::tls::tls_pipe(&pki, 96 << 10).await;
+    let (mut client, server) = crate::common::tls_pipe(&pki, 96 << 10).await;
     let mut ws = accepted(server, &mut client).await;
     feed_flush_and_read(&mut ws, &mut client).await;
 }

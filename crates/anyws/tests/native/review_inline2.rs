@@ -73,7 +73,7 @@ async fn dead_plain_peer_while_the_sink_keeps_flushing() {
 #[tokio::test(flavor = "current_thread")]
 async fn keepalive_fails_a_dead_peer_while_the_sink_keeps_flushing_tls() {
     let pki = crate::common::tls::pki(&["localhost"]);
-    let (mut client, server) = crate::common::tls::tls_pipe(&pki, 96 << 10).await;
+    let (mut client, server) = crate::common::tls_pipe(&pki, 96 << 10).await;
     let mut ws = crate::common::accepted_with(server, &mut client, keepalive()).await;
     client.write_all(&masked(0x1, b"hello")).await.unwrap();
     client.flush().await.unwrap();
