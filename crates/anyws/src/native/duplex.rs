@@ -331,6 +331,25 @@ impl<S> Duplex<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    /// The stream's lock for a handle, only tried, while messages may pass: `Err(true)` when
+    /// the lock is taken (busy), `Err(false)` when they no longer pass. `passing` is read
+    /// before and again under the lock: [`Duplex::stop`] takes it after clearing `passing`.
+    fn try_lock_passing(&self) -> Result<MutexGuard<'_, State<S>>, bool> {
+        if !self.passing.load(Ordering::Acquire) {
+            return Err(false);
+        }
+        let state = match self.state.try_lock() {
+            Ok(state) => state,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return Err(true),
+        };
+        if self.passing.load(Ordering::Acquire) {
+            Ok(state)
+        } else {
+            Err(false)
+        }
+    }
+
     /// Flushes `ws` (locked) in the caller, with the task's waker in `cx` (the one a full
     /// socket keeps, as the writer's own flush would leave it), and settles `bufferedAmount`
     /// as the writer settles its flushes. Returns whether all of it was written.
@@ -389,19 +408,12 @@ where
     }
 
     fn flush_here(&self) -> bool {
-        if !self.passing.load(Ordering::Acquire) {
+        // Once the writer has stopped, what is in tungstenite's buffer is its own to write.
+        let Ok(mut state) = self.try_lock_passing() else {
             return false;
-        }
-        let mut state = match self.state.try_lock() {
-            Ok(state) => state,
-            Err(TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(TryLockError::WouldBlock) => return false,
         };
         let State { ws, task, spent } = &mut *state;
-        // Read again under the lock (see `pass`): once the writer has stopped, what is in
-        // tungstenite's buffer is its own to write.
-        let passing = self.passing.load(Ordering::Acquire);
-        let (Some(ws), Some(task), true) = (ws.as_mut(), task.as_ref(), passing) else {
+        let (Some(ws), Some(task)) = (ws.as_mut(), task.as_ref()) else {
             return false;
         };
         if !self.write_out(ws, &mut Context::from_waker(task)) || !spent.is_empty() {
@@ -414,18 +426,15 @@ where
     }
 
     fn pass(&self, commands: &Sender, message: Message, flush: Flush) -> Result<(), Refused> {
-        if message.len() > FRAGMENT || !self.passing.load(Ordering::Acquire) {
+        if message.len() > FRAGMENT {
             return Err(Refused::never(message));
         }
-        let mut state = match self.state.try_lock() {
+        let mut state = match self.try_lock_passing() {
             Ok(state) => state,
-            Err(TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(TryLockError::WouldBlock) => return Err(Refused::busy(message)),
+            Err(busy) => return Err(Refused { message, busy }),
         };
         let State { ws, task, spent } = &mut *state;
-        // Read again under the lock: `stop` takes it after clearing `passing`.
-        let passing = self.passing.load(Ordering::Acquire);
-        let (Some(ws), Some(task), true) = (ws.as_mut(), task.as_ref(), passing) else {
+        let (Some(ws), Some(task)) = (ws.as_mut(), task.as_ref()) else {
             return Err(Refused::never(message));
         };
         if !commands.may_pass() {
