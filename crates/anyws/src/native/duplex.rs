@@ -31,6 +31,8 @@
 //!   the lock so often that a quarter of a flood's messages found it taken and were queued;
 //! - **`bufferedAmount`**: the frame goes into the meter's list before tungstenite takes it,
 //!   as the writer's do, and the writer settles the list after the flush under the same lock;
+//!   its bytes are counted there too, in the part of `bufferedAmount` that only changes under
+//!   this lock (`Link::buffered_amount` in `native/mod.rs`), with no locked instruction;
 //! - **no application code under a lock**: tungstenite drops a frame's buffer in `send`,
 //!   under this lock and whatever lock the caller holds. Only a buffer nobody else holds
 //!   (`Bytes::is_unique`: one of `bytes`' own, whose drop frees memory) is handed over as it
@@ -130,9 +132,9 @@ impl Refused {
 
 /// A handle's way to an open connection's stream (type-erased, kept in the `Link`).
 pub(crate) trait Pass: Send + Sync {
-    /// Hands `message` (whose bytes `bufferedAmount` already counts) to the stream if it may
-    /// pass the queue (see the module docs); gives it back otherwise, untouched, with why.
-    /// `flush` says when the task is to flush it.
+    /// Hands `message` to the stream if it may pass the queue (see the module docs), and
+    /// counts its bytes in `bufferedAmount` under the stream's lock; gives it back otherwise,
+    /// untouched and not counted, with why. `flush` says when the task is to flush it.
     fn pass(&self, commands: &Sender, message: Message, flush: Flush) -> Result<(), Refused>;
 
     /// A `Sink` waits for `bufferedAmount` to fall: the task flushes what waits in
@@ -454,9 +456,8 @@ where
             // The writer meets the same error (or the socket's room) and deals with it.
             Poll::Ready(Err(_)) | Poll::Pending => return Err(Refused::busy(message)),
         }
-        let counted = message.len() as u64;
         if let Some(meter) = (self.meter)(ws) {
-            meter.data(counted);
+            meter.passed(message.len() as u64);
         }
         // tungstenite drops the frame's buffer once it has copied it, here, under this lock
         // and whatever lock the caller holds (a `ReconnectingWebSocket`'s). A buffer nobody

@@ -73,6 +73,13 @@ impl Meter {
         });
     }
 
+    /// A data frame of a message passed to the stream (`duplex`), not counted yet: counts
+    /// its `len` bytes in `bufferedAmount`, then as [`Meter::data`].
+    pub(crate) fn passed(&mut self, len: u64) {
+        self.link.passed(len);
+        self.data(len);
+    }
+
     /// A compressed data frame: `wire` payload bytes on the wire for the `counted` bytes
     /// of the message `bufferedAmount` counts, which it releases once the frame is out.
     pub(crate) fn compressed(&mut self, wire: u64, counted: u64) {
@@ -238,7 +245,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
 mod tests {
     use super::super::gate::Gate;
     use super::*;
-    use std::sync::atomic::Ordering;
 
     fn meter(masked: bool) -> (Meter, Arc<Link>) {
         let link = Arc::new(Link::new(Gate::new(false)));
@@ -248,41 +254,59 @@ mod tests {
     #[tokio::test]
     async fn payload_is_counted_down_as_bytes_are_written() {
         let (mut m, link) = meter(true);
-        link.buffered.store(300, Ordering::Release);
+        link.count(300);
         m.data(100); // 2 + 4 header
         m.control(2); // a close frame: 2 + 4 + 2
         m.data(200); // 2 + 2 + 4 header
         m.wrote(6); // the first header
-        assert_eq!(link.buffered.load(Ordering::Acquire), 300);
+        assert_eq!(link.buffered_amount(), 300);
         m.wrote(50);
-        assert_eq!(link.buffered.load(Ordering::Acquire), 250);
+        assert_eq!(link.buffered_amount(), 250);
         m.wrote(50 + 8 + 8 + 100);
-        assert_eq!(link.buffered.load(Ordering::Acquire), 100);
+        assert_eq!(link.buffered_amount(), 100);
         m.flushed();
-        assert_eq!(link.buffered.load(Ordering::Acquire), 0);
+        assert_eq!(link.buffered_amount(), 0);
+    }
+
+    #[tokio::test]
+    async fn queued_and_passed_messages_are_settled_alike() {
+        let (mut m, link) = meter(false);
+        // Queued: counted by the handle, handed to tungstenite by the writer.
+        link.count(10);
+        m.data(10);
+        // Passed: counted under the stream's lock as tungstenite takes it.
+        m.passed(5);
+        assert_eq!(link.buffered_amount(), 15);
+        m.wrote(2 + 10); // the queued message: its bytes come off the locked part
+        assert_eq!(link.buffered_amount(), 5);
+        m.wrote(2 + 5);
+        assert_eq!(link.buffered_amount(), 0);
+        link.count(7); // queued once more, not written yet
+        m.flushed();
+        assert_eq!(link.buffered_amount(), 7);
     }
 
     #[tokio::test]
     async fn bytes_of_frames_tungstenite_adds_never_count_twice() {
         let (mut m, link) = meter(false);
-        link.buffered.store(10, Ordering::Release);
+        link.count(10);
         m.data(10);
         m.wrote(1000); // a pong and more: at most the payload is counted
-        assert_eq!(link.buffered.load(Ordering::Acquire), 0);
+        assert_eq!(link.buffered_amount(), 0);
         m.flushed();
-        assert_eq!(link.buffered.load(Ordering::Acquire), 0);
+        assert_eq!(link.buffered_amount(), 0);
     }
 
     #[tokio::test]
     async fn a_frame_tungstenite_refused_stays_counted() {
         let (mut m, link) = meter(true);
-        link.buffered.store(30, Ordering::Release);
+        link.count(30);
         m.data(10);
         m.data(20); // refused: the connection was closing
         m.forget_last();
         m.wrote(6 + 10);
         m.flushed();
-        assert_eq!(link.buffered.load(Ordering::Acquire), 20);
+        assert_eq!(link.buffered_amount(), 20);
     }
 
     #[tokio::test]

@@ -19,6 +19,7 @@
 //! high-water mark's worth of messages, about 40 bytes a message), so that it does not
 //! reallocate it every backlog.
 
+mod amount;
 mod arena;
 #[cfg(feature = "axum")]
 pub mod axum;
@@ -56,6 +57,7 @@ use crate::event::{BinaryType, Message, ReadyState};
 use crate::sendness::Shared;
 use crate::transport::{Backend, Probe};
 use crate::validate::UrlFailure;
+use amount::Amount;
 use duplex::Flush;
 use gate::Gate;
 use std::future::Future;
@@ -183,8 +185,9 @@ impl Drop for LiveGuard {
 
 /// What a socket's handles share with its connection task.
 pub(crate) struct Link {
-    /// `bufferedAmount`.
-    buffered: AtomicU64,
+    /// `bufferedAmount`: messages passed to the stream are counted under its lock, the
+    /// others without (see `amount.rs`).
+    buffered: Amount,
     /// Sinks waiting for `bufferedAmount` to fall.
     drain: Mutex<Vec<Waker>>,
     gate: Gate,
@@ -233,7 +236,7 @@ impl Handshake {
 impl Link {
     fn new(gate: Gate) -> Self {
         Link {
-            buffered: AtomicU64::new(0),
+            buffered: Amount::default(),
             drain: Mutex::new(Vec::new()),
             gate,
             control: Control::default(),
@@ -343,10 +346,28 @@ impl Link {
             && self.heard.swap(false, Ordering::Relaxed)
     }
 
-    /// `bytes` of payload reached the socket (or will never be sent).
+    /// `bufferedAmount`.
+    pub(crate) fn buffered_amount(&self) -> u64 {
+        self.buffered.get()
+    }
+
+    /// `bytes` of a message counted without the stream's lock: queued for the writer (counted
+    /// before it is queued), or sent once closing.
+    pub(crate) fn count(&self, bytes: u64) {
+        self.buffered.count(bytes);
+    }
+
+    /// `bytes` of a message passed to the stream (`duplex`): counted by the stream's meter,
+    /// under the stream's lock.
+    pub(crate) fn passed(&self, bytes: u64) {
+        self.buffered.passed(bytes);
+    }
+
+    /// `bytes` of payload reached the socket (or will never be sent). Only under the
+    /// stream's lock: the meter is the stream's, and the writer's flush holds the lock.
     pub(crate) fn sent(&self, bytes: u64) {
         if bytes > 0 {
-            self.buffered.fetch_sub(bytes, Ordering::AcqRel);
+            self.buffered.sent(bytes);
             self.wake_drained();
         }
     }
@@ -507,40 +528,43 @@ impl Transport {
         }
     }
 
-    /// `send` and the `Sink`'s `start_send`: counts the message in `bufferedAmount`, then
-    /// hands it to the stream if it may pass the queue (`duplex`), else queues it.
+    /// `send` and the `Sink`'s `start_send`: hands the message to the stream if it may pass
+    /// the queue (`duplex`, which counts it in `bufferedAmount` under the stream's lock),
+    /// else counts it and queues it.
     fn send_flushing(&self, core: &Core, msg: Message, flush: Flush) -> Result<(), Error> {
-        self.link
-            .buffered
-            .fetch_add(msg.len() as u64, Ordering::AcqRel);
-        if core.ready_state() == ReadyState::Open {
-            // Straight to the stream when nothing sent before can be waiting (`duplex`).
-            let flush = if flush == Flush::Now && self.link.answering(core) {
-                Flush::Here
-            } else {
-                flush
-            };
-            let (msg, busy) = match self.link.pass.get() {
-                Some(stream) => match stream.pass(&self.commands, msg, flush) {
-                    Ok(()) => return Ok(()),
-                    Err(refused) => {
-                        if flush == Flush::Here && refused.busy {
-                            // Queued behind the writer: the next answer may still pass.
-                            self.link.heard_messages();
-                        }
-                        (refused.message, refused.busy)
-                    }
-                },
-                None => (msg, false),
-            };
+        if core.ready_state() != ReadyState::Open {
             // If the task is gone the socket is closed; the bytes stay counted, as in browsers.
-            // A queued message is flushed with the writer's batch, whoever sent it.
-            let _ = self.commands.send(Command::Send(msg));
-            if busy && flush == Flush::Later {
-                // The `Sink` waits for the writer to catch up before its next message (see
-                // `poll_below`), which then passes again.
-                self.link.sink_behind.store(true, Ordering::Relaxed);
-            }
+            self.link.count(msg.len() as u64);
+            return Ok(());
+        }
+        // Straight to the stream when nothing sent before can be waiting (`duplex`).
+        let flush = if flush == Flush::Now && self.link.answering(core) {
+            Flush::Here
+        } else {
+            flush
+        };
+        let (msg, busy) = match self.link.pass.get() {
+            Some(stream) => match stream.pass(&self.commands, msg, flush) {
+                Ok(()) => return Ok(()),
+                Err(refused) => {
+                    if flush == Flush::Here && refused.busy {
+                        // Queued behind the writer: the next answer may still pass.
+                        self.link.heard_messages();
+                    }
+                    (refused.message, refused.busy)
+                }
+            },
+            None => (msg, false),
+        };
+        // Counted before it is queued: the writer may write it at once. If the task is
+        // gone the socket is closed; the bytes stay counted, as in browsers. A queued
+        // message is flushed with the writer's batch, whoever sent it.
+        self.link.count(msg.len() as u64);
+        let _ = self.commands.send(Command::Send(msg));
+        if busy && flush == Flush::Later {
+            // The `Sink` waits for the writer to catch up before its next message (see
+            // `poll_below`), which then passes again.
+            self.link.sink_behind.store(true, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -709,7 +733,7 @@ impl Backend for Transport {
     }
 
     fn buffered_amount(&self) -> u64 {
-        self.link.buffered.load(Ordering::Acquire)
+        self.link.buffered_amount()
     }
 
     fn set_binary_type(&self, _: BinaryType) {}
