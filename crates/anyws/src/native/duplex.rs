@@ -442,23 +442,21 @@ where
         if !commands.may_pass() {
             return Err(Refused::busy(message));
         }
-        // A flood of tiny messages, not written yet: the rest wait in the queue, where the
-        // `Sink` counts them.
-        let Some(unwritten) = (self.meter)(ws).map(|meter| meter.unwritten()) else {
-            return Err(Refused::never(message));
-        };
-        if unwritten >= PASS_UNWRITTEN || spent.len() >= PASS_UNWRITTEN {
-            return Err(Refused::busy(message));
-        }
         let mut cx = Context::from_waker(task);
         match ws.poll_ready_unpin(&mut cx) {
             Poll::Ready(Ok(())) => {}
             // The writer meets the same error (or the socket's room) and deals with it.
             Poll::Ready(Err(_)) | Poll::Pending => return Err(Refused::busy(message)),
         }
-        if let Some(meter) = (self.meter)(ws) {
-            meter.passed(message.len() as u64);
+        let Some(meter) = (self.meter)(ws) else {
+            return Err(Refused::never(message));
+        };
+        // A flood of tiny messages, not written yet: the rest wait in the queue, where the
+        // `Sink` counts them.
+        if meter.unwritten() >= PASS_UNWRITTEN || spent.len() >= PASS_UNWRITTEN {
+            return Err(Refused::busy(message));
         }
+        meter.passed(message.len() as u64);
         // tungstenite drops the frame's buffer once it has copied it, here, under this lock
         // and whatever lock the caller holds (a `ReconnectingWebSocket`'s). A buffer nobody
         // else holds is one of `bytes`' own (a `Vec`, a `BytesMut`): dropping it frees memory

@@ -36,6 +36,12 @@ pub(crate) struct Meter {
     /// A client masks its frames (4 more header bytes).
     masked: bool,
     frames: VecDeque<Pending>,
+    /// The bytes the listed frames have still to write (their `skip` and `payload`): a
+    /// write of at least as many writes them all, settled at once instead of frame by
+    /// frame (a flood's batch lists thousands).
+    unwritten_bytes: u64,
+    /// What `bufferedAmount` counts for the listed frames (their `payload` and `whole`).
+    counted: u64,
     /// Since when a write has been waiting for room in the socket.
     blocked_since: Option<Instant>,
     /// When a write last moved bytes after having had to wait.
@@ -48,6 +54,8 @@ impl Meter {
             link,
             masked,
             frames: VecDeque::new(),
+            unwritten_bytes: 0,
+            counted: 0,
             blocked_since: None,
             progress_at: None,
         }
@@ -63,10 +71,17 @@ impl Meter {
         2 + extended + if self.masked { 4 } else { 0 }
     }
 
+    /// Lists a frame.
+    fn push(&mut self, frame: Pending) {
+        self.unwritten_bytes += frame.skip + frame.payload;
+        self.counted += frame.payload + frame.whole;
+        self.frames.push_back(frame);
+    }
+
     /// A data frame whose payload `bufferedAmount` counts.
     pub(crate) fn data(&mut self, len: u64) {
         let skip = self.header_len(len);
-        self.frames.push_back(Pending {
+        self.push(Pending {
             skip,
             payload: len,
             whole: 0,
@@ -84,7 +99,7 @@ impl Meter {
     /// of the message `bufferedAmount` counts, which it releases once the frame is out.
     pub(crate) fn compressed(&mut self, wire: u64, counted: u64) {
         let skip = self.header_len(wire) + wire;
-        self.frames.push_back(Pending {
+        self.push(Pending {
             skip,
             payload: 0,
             whole: counted,
@@ -94,7 +109,7 @@ impl Meter {
     /// A control frame (ping, close) with `len` payload bytes.
     pub(crate) fn control(&mut self, len: u64) {
         let skip = self.header_len(len) + len;
-        self.frames.push_back(Pending {
+        self.push(Pending {
             skip,
             payload: 0,
             whole: 0,
@@ -104,7 +119,10 @@ impl Meter {
     /// The frame recorded last was not taken after all (tungstenite refused it): it leaves
     /// the list, its bytes still counted.
     pub(crate) fn forget_last(&mut self) {
-        self.frames.pop_back();
+        if let Some(frame) = self.frames.pop_back() {
+            self.unwritten_bytes -= frame.skip + frame.payload;
+            self.counted -= frame.payload + frame.whole;
+        }
     }
 
     /// How many frames were handed over and are not fully written yet.
@@ -114,8 +132,16 @@ impl Meter {
 
     /// Everything handed over has been flushed: what is still counted is out.
     pub(crate) fn flushed(&mut self) {
-        let left: u64 = self.frames.drain(..).map(|f| f.payload + f.whole).sum();
+        let left = self.settle_all();
         self.link.sent(left);
+    }
+
+    /// Empties the list; returns what `bufferedAmount` counted for it.
+    fn settle_all(&mut self) -> u64 {
+        // `Pending` has no drop: clearing is setting the length.
+        self.frames.clear();
+        self.unwritten_bytes = 0;
+        std::mem::take(&mut self.counted)
     }
 
     /// Whether the list (one entry a frame of a batch) has room for more than a few hundred
@@ -134,6 +160,13 @@ impl Meter {
 
     /// `n` bytes reached the socket.
     fn wrote(&mut self, mut n: u64) {
+        if n >= self.unwritten_bytes {
+            // Every listed frame is out (and bytes of tungstenite's own frames).
+            let sent = self.settle_all();
+            self.link.sent(sent);
+            self.moved();
+            return;
+        }
         let mut sent = 0;
         while n > 0 {
             let Some(front) = self.frames.front_mut() else {
@@ -146,11 +179,13 @@ impl Meter {
             front.payload -= payload;
             n -= payload;
             sent += payload;
+            self.unwritten_bytes -= skip + payload;
             if front.skip == 0 && front.payload == 0 {
                 sent += front.whole;
                 self.frames.pop_front();
             }
         }
+        self.counted -= sent;
         self.link.sent(sent);
         self.moved();
     }
@@ -266,6 +301,98 @@ mod tests {
         assert_eq!(link.buffered_amount(), 100);
         m.flushed();
         assert_eq!(link.buffered_amount(), 0);
+    }
+
+    /// The meter against the frame-by-frame walk it had before the totals (its oracle),
+    /// over random lists of frames, writes of random sizes and flushes.
+    #[tokio::test]
+    async fn settling_whole_writes_at_once_counts_as_the_walk_does() {
+        struct Walk(VecDeque<Pending>, u64);
+        impl Walk {
+            fn wrote(&mut self, mut n: u64) {
+                while n > 0 {
+                    let Some(front) = self.0.front_mut() else {
+                        break;
+                    };
+                    let skip = n.min(front.skip);
+                    front.skip -= skip;
+                    n -= skip;
+                    let payload = n.min(front.payload);
+                    front.payload -= payload;
+                    n -= payload;
+                    self.1 -= payload;
+                    if front.skip == 0 && front.payload == 0 {
+                        self.1 -= front.whole;
+                        self.0.pop_front();
+                    }
+                }
+            }
+        }
+        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = move |below: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % below
+        };
+        for masked in [false, true] {
+            let (mut m, link) = meter(masked);
+            let mut walk = Walk(VecDeque::new(), 0);
+            for _ in 0..20_000 {
+                let len = [0, 1, 64, 125, 126, 300, 70_000][next(7) as usize];
+                match next(8) {
+                    0..=2 => {
+                        m.passed(len);
+                        let skip = m.header_len(len);
+                        walk.0.push_back(Pending {
+                            skip,
+                            payload: len,
+                            whole: 0,
+                        });
+                        walk.1 += len;
+                    }
+                    3 => {
+                        link.count(len);
+                        m.compressed(len / 2, len);
+                        let skip = m.header_len(len / 2) + len / 2;
+                        walk.0.push_back(Pending {
+                            skip,
+                            payload: 0,
+                            whole: len,
+                        });
+                        walk.1 += len;
+                    }
+                    4 => {
+                        m.control(2);
+                        let skip = m.header_len(2) + 2;
+                        walk.0.push_back(Pending {
+                            skip,
+                            payload: 0,
+                            whole: 0,
+                        });
+                    }
+                    5 => {
+                        let n = next(4 * len + 20);
+                        m.wrote(n);
+                        walk.wrote(n);
+                    }
+                    6 => {
+                        let all: u64 = walk.0.iter().map(|f| f.skip + f.payload).sum();
+                        let n = all + next(3);
+                        m.wrote(n);
+                        walk.wrote(n);
+                    }
+                    _ if next(50) == 0 => {
+                        m.flushed();
+                        walk.0.clear();
+                        walk.1 = 0;
+                    }
+                    _ => {}
+                }
+                assert_eq!(link.buffered_amount(), walk.1);
+                assert_eq!(m.unwritten(), walk.0.len());
+            }
+        }
     }
 
     #[tokio::test]
