@@ -1120,9 +1120,11 @@ where
         let _ended = ReaderEnded(&self.core);
         // After a burst, once the reader has heard nothing for `TRIM_IDLE`, the queue gives
         // the burst's slots back if the application has read it (else it is asked again a
-        // `TRIM_IDLE` later). The timer is armed at the first wait after the queue grew and
-        // polled only while the reader waits; when it fires, the time last heard decides
-        // (it is moved on, not reset at each message: a flood never touches it).
+        // `TRIM_IDLE` later), and the reader lets go of its receive chunk if messages held
+        // it when the reader began to wait. The timer is armed at the first wait after the
+        // queue grew (or with such a chunk) and polled only while the reader waits; when it
+        // fires, the time last heard decides (it is moved on, not reset at each message: a
+        // flood never touches it).
         let mut idle: Option<Pin<Box<tokio::time::Sleep>>> = None;
         // What the messages queued since the `Stream` was last woken were charged, while
         // the reader holds its wake-up (see above).
@@ -1206,7 +1208,9 @@ where
                             }
                             waited = true;
                             arena.release();
-                            if trims {
+                            // A chunk messages held as the reader began to wait is let go of
+                            // once it has been quiet for `TRIM_IDLE` (below).
+                            if trims || arena.holds_chunk() {
                                 let idle = idle
                                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(TRIM_IDLE)));
                                 if idle.as_mut().poll(cx).is_ready() {
@@ -1248,11 +1252,17 @@ where
                 // last `TRIM_IDLE`, it trims only if the queue stayed small since it last
                 // asked (a trickle after a burst), and asks again a `TRIM_IDLE` after it last
                 // heard.
+                // Quiet, the reader lets go of its receive chunk too (`Arena::forget`).
                 let quiet_until = self.liveness.last_heard().checked_add(TRIM_IDLE);
                 let wait_on = quiet_until.filter(|until| *until > Instant::now());
+                if wait_on.is_none() {
+                    arena.forget();
+                }
                 let trimmed = self.core.trim_received(wait_on.is_none());
                 match (wait_on, &mut idle) {
-                    (Some(until), Some(timer)) if !trimmed => timer.as_mut().reset(until),
+                    (Some(until), Some(timer)) if !trimmed || arena.holds_chunk() => {
+                        timer.as_mut().reset(until)
+                    }
                     _ => idle = None,
                 }
                 continue;
