@@ -1,0 +1,683 @@
+//! Review of 210a5e7 / 8e57f9f: `bufferedAmount` in two counters, the meter's running totals.
+//! Every test checks that `bufferedAmount` never wraps (a value above every byte ever sent)
+//! and reaches 0 once everything was written, under concurrent senders.
+#![cfg(not(target_arch = "wasm32"))]
+
+#[path = "common/mod.rs"]
+mod common;
+
+use anyws::native::NativeOptions;
+use anyws::{Message, Options, ReadyState, WebSocket};
+use futures::{SinkExt, StreamExt};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const SIZES: [usize; 10] = [0, 1, 5, 125, 126, 1000, 16384, 16385, 40000, 65536];
+
+fn size(seed: &mut u64) -> usize {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    SIZES[(*seed % SIZES.len() as u64) as usize]
+}
+
+/// A server (anyws, `compression` as given) that counts the messages and bytes it receives.
+async fn counting_server(
+    compression: bool,
+) -> (String, Arc<AtomicU64>, Arc<AtomicU64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let (count, bytes) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (c, b) = (count.clone(), bytes.clone());
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let native = if compression {
+            NativeOptions::new()
+        } else {
+            NativeOptions::new().compression(None)
+        };
+        let mut ws = anyws::native::accept(tcp, Options::new().native(native))
+            .await
+            .unwrap();
+        while let Some(Ok(m)) = ws.next().await {
+            b.fetch_add(m.len() as u64, Ordering::AcqRel);
+            c.fetch_add(1, Ordering::AcqRel);
+        }
+    });
+    (url, count, bytes)
+}
+
+/// Watches `bufferedAmount` from another thread until `stop`: fails if it is ever above
+/// `bound` (a wrap below zero reads as nearly 2^64).
+fn watch(ws: &WebSocket, bound: u64, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    let ws = ws.clone();
+    std::thread::spawn(move || {
+        let mut max = 0;
+        while !stop.load(Ordering::Acquire) {
+            let seen = ws.buffered_amount();
+            assert!(seen <= bound, "bufferedAmount {seen} above every byte sent ({bound})");
+            max = max.max(seen);
+            std::hint::spin_loop();
+        }
+        max
+    })
+}
+
+async fn concurrent_sends(compression: bool, threads: usize, per: usize) {
+    let (url, count, bytes) = counting_server(compression).await;
+    let native = if compression {
+        NativeOptions::new()
+    } else {
+        NativeOptions::new().compression(None)
+    };
+    let ws = WebSocket::with_options(&url, Options::new().native(native)).unwrap();
+    ws.opened().await.unwrap();
+    let mut plans = Vec::new();
+    let mut total = 0u64;
+    for t in 0..threads {
+        let mut seed = 0x9E37_79B9_7F4A_7C15_u64 ^ (t as u64 + 1);
+        let plan: Vec<usize> = (0..per).map(|_| size(&mut seed)).collect();
+        total += plan.iter().map(|&s| s as u64).sum::<u64>();
+        plans.push(plan);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = watch(&ws, total, stop.clone());
+    let senders: Vec<_> = plans
+        .into_iter()
+        .map(|plan| {
+            let ws = ws.clone();
+            std::thread::spawn(move || {
+                for s in plan {
+                    ws.send(Message::Binary(vec![7u8; s].into())).unwrap();
+                }
+            })
+        })
+        .collect();
+    for s in senders {
+        s.join().unwrap();
+    }
+    let n = (threads * per) as u64;
+    assert!(
+        common::eventually(Duration::from_secs(20), || count.load(Ordering::Acquire) == n).await,
+        "server received {} of {n}",
+        count.load(Ordering::Acquire)
+    );
+    assert_eq!(bytes.load(Ordering::Acquire), total);
+    let settled = common::eventually(Duration::from_secs(5), || ws.buffered_amount() == 0).await;
+    stop.store(true, Ordering::Release);
+    let max = watcher.join().unwrap();
+    assert!(
+        settled,
+        "bufferedAmount {} after the server received everything (max seen {max})",
+        ws.buffered_amount()
+    );
+    ws.close();
+    ws.closed().await;
+    assert_eq!(ws.buffered_amount(), 0, "after the clean close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_uncompressed() {
+    for _ in 0..10 {
+        concurrent_sends(false, 3, 1500).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_compressed() {
+    for _ in 0..4 {
+        concurrent_sends(true, 3, 800).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_small_sends_uncompressed() {
+    // Small messages only: most of them pass the queue.
+    for _ in 0..10 {
+        let (url, count, _) = counting_server(false).await;
+        let native = NativeOptions::new().compression(None);
+        let ws = WebSocket::with_options(&url, Options::new().native(native)).unwrap();
+        ws.opened().await.unwrap();
+        let per = 20_000;
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = watch(&ws, 4 * per as u64 * 10, stop.clone());
+        let senders: Vec<_> = (0..4)
+            .map(|t| {
+                let ws = ws.clone();
+                std::thread::spawn(move || {
+                    for i in 0..per {
+                        let len = (i + t) % 11;
+                        ws.send(Message::Binary(vec![1u8; len].into())).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for s in senders {
+            s.join().unwrap();
+        }
+        let n = 4 * per as u64;
+        assert!(
+            common::eventually(Duration::from_secs(20), || count.load(Ordering::Acquire) == n)
+                .await
+        );
+        let settled =
+            common::eventually(Duration::from_secs(5), || ws.buffered_amount() == 0).await;
+        stop.store(true, Ordering::Release);
+        watcher.join().unwrap();
+        assert!(settled, "bufferedAmount {}", ws.buffered_amount());
+        ws.close();
+        ws.closed().await;
+    }
+}
+
+/// Several tasks flood through their own `Sink` (clones of one socket) at once; each flush
+/// must end, and the amount reach 0.
+async fn sink_floods(compression: bool) {
+    let (url, count, bytes) = counting_server(compression).await;
+    let native = if compression {
+        NativeOptions::new()
+    } else {
+        NativeOptions::new().compression(None)
+    };
+    let ws = WebSocket::with_options(
+        &url,
+        Options::new().native(native).send_high_water_mark(64 << 10),
+    )
+    .unwrap();
+    ws.opened().await.unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let per = 3000;
+    let mut total = 0;
+    let mut tasks = Vec::new();
+    for t in 0..3u64 {
+        let mut seed = 0x1234_5678_9abc_def1 ^ t;
+        let plan: Vec<usize> = (0..per).map(|_| size(&mut seed) % 3000).collect();
+        total += plan.iter().map(|&s| s as u64).sum::<u64>();
+        let mut sink = ws.clone();
+        tasks.push(tokio::spawn(async move {
+            for (i, s) in plan.into_iter().enumerate() {
+                let m = Message::Binary(vec![3u8; s].into());
+                if i % 7 == 0 {
+                    SinkExt::send(&mut sink, m).await.unwrap();
+                } else {
+                    sink.feed(m).await.unwrap();
+                }
+            }
+            sink.flush().await.unwrap();
+        }));
+    }
+    let watcher = watch(&ws, total, stop.clone());
+    for t in tasks {
+        common::bounded("a Sink flood", t).await.unwrap();
+    }
+    let n = 3 * per as u64;
+    assert!(
+        common::eventually(Duration::from_secs(20), || count.load(Ordering::Acquire) == n).await,
+        "server received {} of {n}",
+        count.load(Ordering::Acquire)
+    );
+    assert_eq!(bytes.load(Ordering::Acquire), total);
+    let settled = common::eventually(Duration::from_secs(5), || ws.buffered_amount() == 0).await;
+    stop.store(true, Ordering::Release);
+    watcher.join().unwrap();
+    assert!(settled, "bufferedAmount {}", ws.buffered_amount());
+    let mut sink = ws.clone();
+    common::bounded("a flush with nothing buffered", sink.flush())
+        .await
+        .unwrap();
+    ws.close();
+    ws.closed().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_floods_uncompressed() {
+    for _ in 0..8 {
+        sink_floods(false).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_floods_compressed() {
+    for _ in 0..3 {
+        sink_floods(true).await;
+    }
+}
+
+/// A server connection over a small in-memory pipe, whose client end the test reads slowly:
+/// writes go through partly, and the meter's list is walked frame by frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_writes_over_a_small_pipe() {
+    for round in 0..20u64 {
+        let (mut client, server) = tokio::io::duplex(1500 + round as usize * 37);
+        let ws = common::accepted(server, &mut client).await;
+        let mut total = 0u64;
+        let mut plans = Vec::new();
+        for t in 0..3u64 {
+            let mut seed = 0xdead_beef_u64 ^ (t + 7 * round);
+            let plan: Vec<usize> = (0..300).map(|_| size(&mut seed)).collect();
+            total += plan.iter().map(|&s| s as u64).sum::<u64>();
+            plans.push(plan);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = watch(&ws, total, stop.clone());
+        let senders: Vec<_> = plans
+            .into_iter()
+            .map(|plan| {
+                let ws = ws.clone();
+                std::thread::spawn(move || {
+                    for s in plan {
+                        ws.send(Message::Binary(vec![9u8; s].into())).unwrap();
+                    }
+                })
+            })
+            .collect();
+        // Read the frames (server frames: unmasked), in small reads.
+        let mut received = 0u64;
+        let mut frames = 0u64;
+        let reading = async {
+            while received < total || frames < 900 {
+                let (first, payload) = common::read_client_frame_whole(&mut client).await;
+                received += payload.len() as u64;
+                if first & 0x80 != 0 {
+                    frames += 1;
+                }
+            }
+        };
+        common::bounded("reading the frames", reading).await;
+        for s in senders {
+            s.join().unwrap();
+        }
+        assert_eq!(received, total);
+        let settled =
+            common::eventually(Duration::from_secs(5), || ws.buffered_amount() == 0).await;
+        stop.store(true, Ordering::Release);
+        watcher.join().unwrap();
+        assert!(settled, "round {round}: bufferedAmount {}", ws.buffered_amount());
+    }
+}
+
+/// Sends while CLOSING stay counted, exactly; everything sent before is settled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_while_closing_stay_counted() {
+    for compression in [false, true] {
+        let (url, count, _) = counting_server(compression).await;
+        let native = if compression {
+            NativeOptions::new()
+        } else {
+            NativeOptions::new().compression(None)
+        };
+        let ws = WebSocket::with_options(&url, Options::new().native(native)).unwrap();
+        ws.opened().await.unwrap();
+        for i in 0..500usize {
+            ws.send(Message::Binary(vec![1u8; i % 300].into())).unwrap();
+        }
+        ws.close();
+        assert_eq!(ws.ready_state(), ReadyState::Closing);
+        let mut late = 0;
+        for i in 0..50usize {
+            ws.send(Message::Binary(vec![1u8; i].into())).unwrap();
+            late += i as u64;
+        }
+        ws.closed().await;
+        // The server's task may still be taking the last messages from its `Stream`.
+        assert!(
+            common::eventually(Duration::from_secs(5), || count.load(Ordering::Acquire) == 500)
+                .await,
+            "server received {}",
+            count.load(Ordering::Acquire)
+        );
+        assert_eq!(
+            ws.buffered_amount(),
+            late,
+            "compression {compression}: only the sends while closing stay counted"
+        );
+        ws.send("after").unwrap();
+        assert_eq!(ws.buffered_amount(), late + 5);
+    }
+}
+
+/// A connection that failed: sends after CLOSED are counted.
+#[tokio::test]
+async fn sends_after_a_failed_connection_are_counted() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    drop(listener);
+    let ws = WebSocket::new(&url).unwrap();
+    let _ = ws.opened().await;
+    ws.closed().await;
+    assert_eq!(ws.buffered_amount(), 0);
+    ws.send(Message::Binary(vec![0u8; 10].into())).unwrap();
+    assert_eq!(ws.buffered_amount(), 10);
+}
+
+/// The peer closes while several threads send: the amount never wraps, and the socket
+/// reaches CLOSED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_peer_closes_during_a_flood() {
+    for round in 0..20u64 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let native = NativeOptions::new().compression(None);
+            let mut ws = anyws::native::accept(tcp, Options::new().native(native))
+                .await
+                .unwrap();
+            let mut n = 0;
+            while let Some(Ok(_)) = ws.next().await {
+                n += 1;
+                if n == 200 + round * 50 {
+                    ws.close();
+                }
+            }
+        });
+        let native = NativeOptions::new().compression(None);
+        let ws = WebSocket::with_options(&url, Options::new().native(native)).unwrap();
+        ws.opened().await.unwrap();
+        let per = 4000usize;
+        let bound = 3 * (0..per).map(|i| (i % 200) as u64).sum::<u64>();
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = watch(&ws, bound, stop.clone());
+        let senders: Vec<_> = (0..3)
+            .map(|_| {
+                let ws = ws.clone();
+                std::thread::spawn(move || {
+                    for i in 0..per {
+                        let _ = ws.send(Message::Binary(vec![1u8; i % 200].into()));
+                    }
+                })
+            })
+            .collect();
+        for s in senders {
+            s.join().unwrap();
+        }
+        common::bounded("the close", ws.closed()).await;
+        let mut sink = ws.clone();
+        let _ = common::bounded("a flush once closed", sink.flush()).await;
+        stop.store(true, Ordering::Release);
+        watcher.join().unwrap();
+        assert!(ws.buffered_amount() <= bound);
+    }
+}
+
+/// A server that answers each message at once (`send` after the application heard: the
+/// frame is written by the caller, `Flush::Here`), while two threads flood through clones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_written_in_the_caller_while_clones_flood() {
+    for round in 0..10u64 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let n_client = 3000usize;
+        let per = 3000usize;
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let native = NativeOptions::new().compression(None);
+            let mut ws = anyws::native::accept(tcp, Options::new().native(native))
+                .await
+                .unwrap();
+            let mut total = 0u64;
+            let mut plans = Vec::new();
+            for t in 0..2u64 {
+                let mut seed = 0xabcdef_u64 ^ (t + 3 * round);
+                let plan: Vec<usize> = (0..per).map(|_| size(&mut seed)).collect();
+                total += plan.iter().map(|&s| s as u64).sum::<u64>();
+                plans.push(plan);
+            }
+            total += (0..n_client).map(|i| (i % 90) as u64).sum::<u64>();
+            let stop = Arc::new(AtomicBool::new(false));
+            let watcher = watch(&ws, total, stop.clone());
+            let senders: Vec<_> = plans
+                .into_iter()
+                .map(|plan| {
+                    let ws = ws.clone();
+                    std::thread::spawn(move || {
+                        for s in plan {
+                            ws.send(Message::Binary(vec![9u8; s].into())).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            let mut answered = 0;
+            while answered < n_client {
+                let m = ws.next().await.unwrap().unwrap();
+                ws.send(m).unwrap();
+                answered += 1;
+            }
+            for s in senders {
+                s.join().unwrap();
+            }
+            let _ = tx.send((ws, stop, watcher));
+        });
+        let native = NativeOptions::new().compression(None);
+        let ws = WebSocket::with_options(&url, Options::new().native(native)).unwrap();
+        ws.opened().await.unwrap();
+        let client = ws.clone();
+        let reading = tokio::spawn(async move {
+            let mut client = client;
+            let mut got = 0usize;
+            while got < n_client + 2 * per {
+                let m = client.next().await.unwrap().unwrap();
+                let _ = m;
+                got += 1;
+            }
+        });
+        for i in 0..n_client {
+            ws.send(Message::Binary(vec![5u8; i % 90].into())).unwrap();
+            if i % 64 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        common::bounded("the client reading everything", reading)
+            .await
+            .unwrap();
+        let (server, stop, watcher) = common::bounded("the server", rx).await.unwrap();
+        let settled =
+            common::eventually(Duration::from_secs(5), || server.buffered_amount() == 0).await;
+        stop.store(true, Ordering::Release);
+        watcher.join().unwrap();
+        assert!(
+            settled,
+            "round {round}: server bufferedAmount {}",
+            server.buffered_amount()
+        );
+        ws.close();
+        common::bounded("close", ws.closed()).await;
+    }
+}
+
+/// A server connection over TLS on a small in-memory pipe: threads send, the test reads
+/// the client's end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_over_tls() {
+    use tokio::io::AsyncWriteExt;
+    let pki = common::tls::pki(&["localhost"]);
+    for round in 0..6u64 {
+        let (mut client, server) = common::tls_pipe(&pki, 4096 + 1000 * round as usize).await;
+        let ws = common::accepted(server, &mut client).await;
+        let mut total = 0u64;
+        let mut plans = Vec::new();
+        for t in 0..3u64 {
+            let mut seed = 0xfeed_u64 ^ (t + 11 * round);
+            let plan: Vec<usize> = (0..400).map(|_| size(&mut seed)).collect();
+            total += plan.iter().map(|&s| s as u64).sum::<u64>();
+            plans.push(plan);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = watch(&ws, total, stop.clone());
+        let senders: Vec<_> = plans
+            .into_iter()
+            .map(|plan| {
+                let ws = ws.clone();
+                std::thread::spawn(move || {
+                    for s in plan {
+                        ws.send(Message::Binary(vec![9u8; s].into())).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut received = 0u64;
+        let mut messages = 0u64;
+        let reading = async {
+            while messages < 1200 {
+                let (first, payload) = common::read_client_frame_whole(&mut client).await;
+                received += payload.len() as u64;
+                if first & 0x80 != 0 {
+                    messages += 1;
+                }
+            }
+        };
+        common::bounded("reading the frames", reading).await;
+        for s in senders {
+            s.join().unwrap();
+        }
+        assert_eq!(received, total);
+        let settled =
+            common::eventually(Duration::from_secs(5), || ws.buffered_amount() == 0).await;
+        stop.store(true, Ordering::Release);
+        watcher.join().unwrap();
+        assert!(settled, "round {round}: bufferedAmount {}", ws.buffered_amount());
+        client.shutdown().await.ok();
+    }
+}
+
+/// `wrap`: no meter, `bufferedAmount` falls after each flush.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_over_a_wrapped_stream() {
+    for _ in 0..5 {
+        let (url, count, bytes) = counting_server(false).await;
+        let addr = url.trim_start_matches("ws://").trim_end_matches('/').to_owned();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (tungstenite, _) = anyws::native::tokio_tungstenite::client_async(url.as_str(), tcp)
+            .await
+            .unwrap();
+        let ws = anyws::native::wrap(tungstenite, &url, "", Options::new()).unwrap();
+        ws.opened().await.unwrap();
+        let mut total = 0;
+        let mut plans = Vec::new();
+        for t in 0..3u64 {
+            let mut seed = 0x5151_u64 ^ t;
+            let plan: Vec<usize> = (0..800).map(|_| size(&mut seed)).collect();
+            total += plan.iter().map(|&s| s as u64).sum::<u64>();
+            plans.push(plan);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = watch(&ws, total, stop.clone());
+        let senders: Vec<_> = plans
+            .into_iter()
+            .map(|plan| {
+                let ws = ws.clone();
+                std::thread::spawn(move || {
+                    for s in plan {
+                        ws.send(Message::Binary(vec![9u8; s].into())).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for s in senders {
+            s.join().unwrap();
+        }
+        assert!(
+            common::eventually(Duration::from_secs(20), || count.load(Ordering::Acquire) == 2400)
+                .await
+        );
+        assert_eq!(bytes.load(Ordering::Acquire), total);
+        let settled =
+            common::eventually(Duration::from_secs(5), || ws.buffered_amount() == 0).await;
+        stop.store(true, Ordering::Release);
+        watcher.join().unwrap();
+        assert!(settled, "bufferedAmount {}", ws.buffered_amount());
+        ws.close();
+        ws.closed().await;
+    }
+}
+
+/// On one thread, nothing is written between two sends that do not yield (the messages
+/// stay far below tungstenite's write buffer): `bufferedAmount` is exactly what was sent.
+#[tokio::test]
+async fn the_amount_counts_each_message_as_send_returns() {
+    for compression in [false, true] {
+        let (url, count, _) = counting_server(compression).await;
+        let native = if compression {
+            NativeOptions::new()
+        } else {
+            NativeOptions::new().compression(None)
+        };
+        let ws = WebSocket::with_options(&url, Options::new().native(native)).unwrap();
+        ws.opened().await.unwrap();
+        for round in 0..20u64 {
+            let mut seed = 0x7777_u64 ^ round;
+            let mut sent = 0;
+            for _ in 0..60 {
+                let s = size(&mut seed) % 2000;
+                ws.send(Message::Binary(vec![1u8; s].into())).unwrap();
+                sent += s as u64;
+                assert_eq!(ws.buffered_amount(), sent, "compression {compression}");
+            }
+            assert!(
+                common::eventually(Duration::from_secs(5), || ws.buffered_amount() == 0).await,
+                "bufferedAmount {}",
+                ws.buffered_amount()
+            );
+        }
+        assert!(
+            common::eventually(Duration::from_secs(5), || count.load(Ordering::Acquire) == 1200)
+                .await
+        );
+        ws.close();
+        ws.closed().await;
+        assert_eq!(ws.buffered_amount(), 0);
+    }
+}
+
+/// A `Sink` flood to a peer that reads slowly (small pipe, server side): every flush ends,
+/// and the amount is 0 after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_flushes_end_over_a_slow_pipe() {
+    use tokio::io::AsyncReadExt;
+    for round in 0..10u64 {
+        let (mut client, server) = tokio::io::duplex(700 + 13 * round as usize);
+        let ws = common::accepted_with(
+            server,
+            &mut client,
+            Options::new().send_high_water_mark(8 << 10),
+        )
+        .await;
+        let mut tasks = Vec::new();
+        for t in 0..3u64 {
+            let mut sink = ws.clone();
+            let mut seed = 0x3131_u64 ^ (t + round * 5);
+            tasks.push(tokio::spawn(async move {
+                for i in 0..400 {
+                    let s = size(&mut seed) % 20000;
+                    let m = Message::Binary(vec![2u8; s].into());
+                    if i % 5 == 0 {
+                        SinkExt::send(&mut sink, m).await.unwrap();
+                        assert_eq!(sink.buffered_amount() > u64::MAX / 2, false);
+                    } else {
+                        sink.feed(m).await.unwrap();
+                    }
+                }
+                sink.flush().await.unwrap();
+            }));
+        }
+        let draining = tokio::spawn(async move {
+            let mut buf = vec![0u8; 333];
+            loop {
+                match client.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => tokio::task::yield_now().await,
+                }
+            }
+        });
+        for t in tasks {
+            common::bounded("a Sink over a slow pipe", t).await.unwrap();
+        }
+        let settled =
+            common::eventually(Duration::from_secs(5), || ws.buffered_amount() == 0).await;
+        assert!(settled, "round {round}: bufferedAmount {}", ws.buffered_amount());
+        ws.close();
+        draining.abort();
+    }
+}
