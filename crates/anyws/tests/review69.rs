@@ -681,3 +681,145 @@ async fn sink_flushes_end_over_a_slow_pipe() {
         draining.abort();
     }
 }
+
+/// The peer breaks the protocol, or resets the connection, while threads and a `Sink` flood:
+/// the socket closes, every wait ends, and the amount never wraps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_peer_fails_during_a_flood() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for round in 0..16u64 {
+        let peer = common::RawPeer::bind().await;
+        let url = peer.url();
+        let reset = round % 2 == 1;
+        let serving = tokio::spawn(async move {
+            let mut tcp = peer.accept("").await;
+            let mut buf = vec![0u8; 4096];
+            let mut read = 0u64;
+            while read < 20_000 + round * 3_000 {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => read += n as u64,
+                }
+            }
+            if reset {
+                #[allow(deprecated)]
+                tcp.set_linger(Some(Duration::ZERO)).unwrap();
+                drop(tcp);
+            } else {
+                // A reserved opcode: the client fails the connection (1002).
+                let _ = tcp.write_all(&[0x83, 0x00]).await;
+                while let Ok(n) = tcp.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            }
+        });
+        let native = NativeOptions::new().compression(None);
+        let ws = WebSocket::with_options(&url, Options::new().native(native)).unwrap();
+        ws.opened().await.unwrap();
+        let per = 3000usize;
+        let bound = 3 * (0..per).map(|i| (i % 3000) as u64).sum::<u64>()
+            + (0..per).map(|i| (i % 500) as u64).sum::<u64>();
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = watch(&ws, bound, stop.clone());
+        let senders: Vec<_> = (0..3)
+            .map(|_| {
+                let ws = ws.clone();
+                std::thread::spawn(move || {
+                    for i in 0..per {
+                        let _ = ws.send(Message::Binary(vec![1u8; i % 3000].into()));
+                    }
+                })
+            })
+            .collect();
+        let mut sink = ws.clone();
+        let sinking = tokio::spawn(async move {
+            for i in 0..per {
+                if sink
+                    .feed(Message::Binary(vec![1u8; i % 500].into()))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            let _ = sink.flush().await;
+        });
+        common::bounded("the Sink", sinking).await.unwrap();
+        for s in senders {
+            s.join().unwrap();
+        }
+        common::bounded("the close", ws.closed()).await;
+        stop.store(true, Ordering::Release);
+        watcher.join().unwrap();
+        assert!(ws.buffered_amount() <= bound);
+        serving.abort();
+    }
+}
+
+/// A compressed server connection over a small pipe: threads send messages of every size
+/// (compressed, large ones in fragments), the test reads slowly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_server_over_a_small_pipe() {
+    use tokio::io::AsyncWriteExt;
+    for round in 0..8u64 {
+        let (mut client, server) = tokio::io::duplex(900 + 51 * round as usize);
+        let request = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\n{}Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+            common::UPGRADE_LINES
+        );
+        client.write_all(request.as_bytes()).await.unwrap();
+        let (ws, head) = tokio::join!(
+            anyws::native::accept(server, Options::new()),
+            common::read_head(&mut client)
+        );
+        let head = String::from_utf8(head).unwrap();
+        assert!(head.contains("permessage-deflate"), "{head}");
+        let ws = ws.unwrap();
+        let mut total = 0u64;
+        let mut plans = Vec::new();
+        for t in 0..3u64 {
+            let mut seed = 0x4242_u64 ^ (t + 13 * round);
+            let plan: Vec<usize> = (0..200).map(|_| size(&mut seed)).collect();
+            total += plan.iter().map(|&s| s as u64).sum::<u64>();
+            plans.push(plan);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = watch(&ws, total, stop.clone());
+        let senders: Vec<_> = plans
+            .into_iter()
+            .enumerate()
+            .map(|(t, plan)| {
+                let ws = ws.clone();
+                std::thread::spawn(move || {
+                    for (i, s) in plan.into_iter().enumerate() {
+                        // Incompressible-ish bytes, so that large messages are fragmented.
+                        let data: Vec<u8> = (0..s)
+                            .map(|k| ((k * 7919 + i * 31 + t) % 251) as u8 ^ (k >> 3) as u8)
+                            .collect();
+                        ws.send(Message::Binary(data.into())).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut messages = 0u64;
+        let reading = async {
+            while messages < 600 {
+                let (first, _) = common::read_client_frame_whole(&mut client).await;
+                if first & 0x80 != 0 {
+                    messages += 1;
+                }
+            }
+        };
+        common::bounded("reading the frames", reading).await;
+        for s in senders {
+            s.join().unwrap();
+        }
+        let settled =
+            common::eventually(Duration::from_secs(5), || ws.buffered_amount() == 0).await;
+        stop.store(true, Ordering::Release);
+        watcher.join().unwrap();
+        assert!(settled, "round {round}: bufferedAmount {}", ws.buffered_amount());
+    }
+}

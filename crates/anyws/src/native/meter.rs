@@ -493,3 +493,103 @@ mod tests {
         assert!(pinned.meter.progress_at().is_some());
     }
 }
+
+/// review69: the running totals against a frame-by-frame walk, with `forget_last` (a pass
+/// that tungstenite refused), `trim` and partial writes of every size.
+#[cfg(test)]
+mod review69 {
+    use super::super::gate::Gate;
+    use super::*;
+
+    #[tokio::test]
+    async fn totals_match_the_walk_with_forget_last_and_trim() {
+        let mut seed = 0x0123_4567_89ab_cdef_u64;
+        let mut next = move |below: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % below
+        };
+        for masked in [false, true] {
+            let link = Arc::new(Link::new(Gate::new(false)));
+            let mut m = Meter::new(link.clone(), masked);
+            // (skip, payload, whole) per listed frame, and what `bufferedAmount` should be.
+            let mut walk: VecDeque<(u64, u64, u64)> = VecDeque::new();
+            let mut expected = 0u64;
+            for step in 0..200_000u32 {
+                let len = [0, 1, 2, 125, 126, 127, 65535, 65536, 16384][next(9) as usize];
+                match next(10) {
+                    0 | 1 => {
+                        m.passed(len);
+                        walk.push_back((m.header_len(len), len, 0));
+                        expected += len;
+                        if next(4) == 0 {
+                            // tungstenite refused it: it leaves the list, still counted.
+                            m.forget_last();
+                            walk.pop_back();
+                        }
+                    }
+                    2 => {
+                        link.count(len);
+                        m.data(len);
+                        walk.push_back((m.header_len(len), len, 0));
+                        expected += len;
+                    }
+                    3 => {
+                        link.count(len);
+                        let wire = len / 3;
+                        m.compressed(wire, len);
+                        walk.push_back((m.header_len(wire) + wire, 0, len));
+                        expected += len;
+                    }
+                    4 => {
+                        m.control(len.min(125));
+                        walk.push_back((m.header_len(len.min(125)) + len.min(125), 0, 0));
+                    }
+                    5..=7 => {
+                        let all: u64 = walk.iter().map(|f| f.0 + f.1).sum();
+                        let n = match next(3) {
+                            0 => next(all + 3),
+                            1 => all,
+                            _ => all.saturating_sub(next(3)),
+                        };
+                        if n > 0 {
+                            m.wrote(n);
+                            let mut left = n;
+                            while left > 0 {
+                                let Some(front) = walk.front_mut() else { break };
+                                let skip = left.min(front.0);
+                                front.0 -= skip;
+                                left -= skip;
+                                let payload = left.min(front.1);
+                                front.1 -= payload;
+                                left -= payload;
+                                expected -= payload;
+                                if front.0 == 0 && front.1 == 0 {
+                                    expected -= front.2;
+                                    walk.pop_front();
+                                }
+                            }
+                        }
+                    }
+                    8 => {
+                        m.trim();
+                    }
+                    _ if next(20) == 0 => {
+                        m.flushed();
+                        for f in walk.drain(..) {
+                            expected -= f.1 + f.2;
+                        }
+                    }
+                    _ => {}
+                }
+                assert_eq!(link.buffered_amount(), expected, "step {step}");
+                assert_eq!(m.unwritten(), walk.len(), "step {step}");
+                let all: u64 = walk.iter().map(|f| f.0 + f.1).sum();
+                assert_eq!(m.unwritten_bytes, all, "step {step}");
+                let counted: u64 = walk.iter().map(|f| f.1 + f.2).sum();
+                assert_eq!(m.counted, counted, "step {step}");
+            }
+        }
+    }
+}
