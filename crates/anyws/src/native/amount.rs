@@ -143,3 +143,64 @@ mod model_tests {
         });
     }
 }
+
+/// review69: a queued message whose bytes are settled by another thread than the writer
+/// (a handle's pass writes the writer's listed frame under the lock), and a reader that
+/// reads twice.
+#[cfg(all(test, anyws_loom))]
+mod review69_model {
+    use super::Amount;
+    use crate::core::model_tests::check;
+    use crate::sync::{lock, Arc, Mutex};
+    use loom::thread;
+    use std::collections::VecDeque;
+
+    #[test]
+    fn model_review69_settled_by_a_passer() {
+        check(|| {
+            let amount = Arc::new(Amount::default());
+            let queue = Arc::new(Mutex::new(VecDeque::new()));
+            // The stream's lock, with the meter's list: bytes listed, not settled.
+            let stream = Arc::new(Mutex::new(0u64));
+            let handle = thread::spawn({
+                let (amount, queue) = (amount.clone(), queue.clone());
+                move || {
+                    amount.count(10);
+                    lock(&queue).push_back(10u64);
+                }
+            });
+            let writer = thread::spawn({
+                let (queue, stream) = (queue.clone(), stream.clone());
+                move || loop {
+                    let taken = lock(&queue).pop_front();
+                    match taken {
+                        Some(bytes) => {
+                            *lock(&stream) += bytes;
+                            break;
+                        }
+                        None => thread::yield_now(),
+                    }
+                }
+            });
+            let passer = thread::spawn({
+                let (amount, stream) = (amount.clone(), stream.clone());
+                move || {
+                    let mut listed = lock(&stream);
+                    amount.passed(5);
+                    *listed += 5;
+                    amount.sent(std::mem::take(&mut *listed));
+                }
+            });
+            for _ in 0..2 {
+                let seen = amount.get();
+                assert!(seen <= 15, "bufferedAmount {seen}");
+            }
+            handle.join().unwrap();
+            writer.join().unwrap();
+            passer.join().unwrap();
+            let left = std::mem::take(&mut *lock(&stream));
+            amount.sent(left);
+            assert_eq!(amount.get(), 0);
+        });
+    }
+}
