@@ -1135,3 +1135,53 @@ fn a_few_tiny_messages_hold_no_more_than_their_charge_and_the_readers_working_se
         }
     });
 }
+
+/// rev70: pairs of tiny messages (one write each) a quiet second apart, to a socket whose
+/// stream is not read. The first of each pair gets its own allocation, the second is packed
+/// into the reader's chunk. ef1b7fc lets go of the chunk after each quiet second
+/// (`Arena::forget`) although the queued messages still hold it, so the next pair starts a new
+/// 4 KiB chunk: each pair pins one while the queue charges it 130 bytes (about 32 times the
+/// receive high-water mark, at a chunk per quiet second). Before, the pairs shared a chunk
+/// until it was full, as `tiny_messages_that_trickle_into_the_queue_do_not_pin_a_chunk_each`
+/// requires of single messages. The messages are read at the end: intact.
+#[test]
+fn pairs_of_tiny_messages_a_quiet_second_apart_do_not_pin_a_chunk_each() {
+    serial(async {
+        const PAIRS: usize = 40;
+        static ROUND: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let url = server(|n| match n {
+            0 => frame(1, b"pong"),
+            _ => {
+                let r = ROUND.fetch_add(1, Ordering::Relaxed) as u8;
+                [frame(2, &[r]), frame(2, &[r, r])].concat()
+            }
+        })
+        .await;
+        ROUND.store(0, Ordering::Relaxed);
+        let (mut ws, mut rx, _listener) = queueing(&url, anyws::Options::new()).await;
+        let before = live();
+        for _ in 0..PAIRS {
+            ws.send("ping").unwrap();
+            rx.recv().await.unwrap();
+            rx.recv().await.unwrap();
+            // A quiet second and a bit, in paused time: the reader's idle timer fires.
+            tokio::time::pause();
+            tokio::time::advance(std::time::Duration::from_millis(1100)).await;
+            for _ in 0..50 {
+                tokio::task::yield_now().await;
+            }
+            tokio::time::resume();
+        }
+        assert_eq!(anyws::diagnostics::queued_messages(&ws), 2 * PAIRS);
+        let per_pair = (live() - before) / PAIRS as isize;
+        eprintln!("{per_pair} bytes of heap per queued pair of tiny messages");
+        for r in 0..PAIRS as u8 {
+            assert_eq!(ws.next().await.unwrap().unwrap().as_bytes(), &[r][..]);
+            assert_eq!(ws.next().await.unwrap().unwrap().as_bytes(), &[r, r][..]);
+        }
+        assert!(
+            per_pair < 1 << 10,
+            "each queued pair of tiny messages holds {per_pair} bytes"
+        );
+    });
+}
