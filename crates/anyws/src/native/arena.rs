@@ -20,8 +20,9 @@
 //! get an allocation of their own, so a chunk is always shared by at least a handful of
 //! messages; so does the first message of each of the reader's batches, so that messages
 //! that arrive one at a time never start a chunk, and the reader lets go of a chunk no
-//! message holds when it waits for the network, and of any chunk once it has been quiet for
-//! a second (an idle connection keeps none).
+//! message holds when it waits for the network, and looks again a second later while
+//! messages held it then (an idle connection keeps none once the application has dropped
+//! them).
 
 use crate::event::{Message, Text};
 use bytes::{Bytes, BytesMut};
@@ -119,15 +120,6 @@ impl Arena {
     pub(crate) fn holds_chunk(&self) -> bool {
         self.free.capacity() > 0
     }
-
-    /// The reader has been quiet for a while: lets go of the current chunk whoever holds
-    /// it. Messages still holding a part of it keep it alive until they are dropped, and the
-    /// next small message starts a new one; without this, a chunk the application dropped
-    /// its messages from after the reader went to wait stayed with the idle connection until
-    /// the next message arrived.
-    pub(crate) fn forget(&mut self) {
-        self.free = BytesMut::new();
-    }
 }
 
 #[cfg(test)]
@@ -217,18 +209,5 @@ mod tests {
         arena.release();
         assert_eq!(arena.free.capacity(), 0, "released");
         assert_eq!(&arena.take(Bytes::from_static(b"ghi"), false)[..], b"ghi");
-    }
-
-    #[test]
-    fn a_forgotten_chunk_lives_on_in_its_messages_only() {
-        let mut arena = Arena::default();
-        let a = arena.take(Bytes::from_static(b"abc"), false);
-        arena.release();
-        assert!(arena.holds_chunk(), "held by a");
-        arena.forget();
-        assert!(!arena.holds_chunk());
-        let b = arena.take(Bytes::from_static(b"def"), false);
-        assert_ne!(a.as_ptr().wrapping_add(3), b.as_ptr(), "a new chunk");
-        assert_eq!((&a[..], &b[..]), (&b"abc"[..], &b"def"[..]));
     }
 }

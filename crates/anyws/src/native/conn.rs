@@ -1120,8 +1120,8 @@ where
         let _ended = ReaderEnded(&self.core);
         // After a burst, once the reader has heard nothing for `TRIM_IDLE`, the queue gives
         // the burst's slots back if the application has read it (else it is asked again a
-        // `TRIM_IDLE` later), and the reader lets go of its receive chunk if messages held
-        // it when the reader began to wait. The timer is armed at the first wait after the
+        // `TRIM_IDLE` later), and the reader looks again at a receive chunk that messages
+        // held when it began to wait (let go of once none does). The timer is armed at the first wait after the
         // queue grew (or with such a chunk) and polled only while the reader waits; when it
         // fires, the time last heard decides (it is moved on, not reset at each message: a
         // flood never touches it).
@@ -1208,8 +1208,13 @@ where
                             }
                             waited = true;
                             arena.release();
-                            // A chunk messages held as the reader began to wait is let go of
-                            // once it has been quiet for `TRIM_IDLE` (below).
+                            // A chunk messages held as the reader began to wait is looked at
+                            // again after `TRIM_IDLE`, when the timer wakes the reader (below):
+                            // the application may have dropped them since. Not let go of
+                            // while they are held: the next small messages would start a
+                            // chunk of their own (review-70: a peer sending pairs of tiny
+                            // messages a quiet second apart to an unread queue pinned 4 KiB
+                            // a pair).
                             if trims || arena.holds_chunk() {
                                 let idle = idle
                                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(TRIM_IDLE)));
@@ -1252,12 +1257,10 @@ where
                 // last `TRIM_IDLE`, it trims only if the queue stayed small since it last
                 // asked (a trickle after a burst), and asks again a `TRIM_IDLE` after it last
                 // heard.
-                // Quiet, the reader lets go of its receive chunk too (`Arena::forget`).
+                // Back to waiting, the reader lets go of its receive chunk if no message holds
+                // it any more (`Arena::release`), or arms the timer again.
                 let quiet_until = self.liveness.last_heard().checked_add(TRIM_IDLE);
                 let wait_on = quiet_until.filter(|until| *until > Instant::now());
-                if wait_on.is_none() {
-                    arena.forget();
-                }
                 let trimmed = self.core.trim_received(wait_on.is_none());
                 match (wait_on, &mut idle) {
                     (Some(until), Some(timer)) if !trimmed || arena.holds_chunk() => {
