@@ -251,6 +251,17 @@ fn a_small_message_leaves_no_receive_chunk_behind() {
     });
 }
 
+/// A [`server`] that answers the first message with a medium one (its own buffer: every
+/// buffer a connection makes on use exists before a measure) and the next with three small
+/// ones in one write (read together: they share a receive chunk).
+async fn three_small_after_a_medium() -> String {
+    server(|n| match n {
+        0 => frame(2, &[1; 1000]),
+        _ => [frame(1, b"one"), frame(1, b"two"), frame(1, b"three")].concat(),
+    })
+    .await
+}
+
 /// Small messages that arrive together share a 4 KiB chunk (native/arena.rs). On a socket
 /// whose stream is never read, the listeners get them and nothing keeps them: the reader lets
 /// go of the chunk as soon as it waits for the network again, without waiting for a quiet
@@ -258,11 +269,7 @@ fn a_small_message_leaves_no_receive_chunk_behind() {
 #[test]
 fn small_messages_only_listeners_heard_leave_no_receive_chunk_behind() {
     serial(async {
-        let url = server(|n| match n {
-            0 => frame(2, &[1; 1000]),
-            _ => [frame(1, b"one"), frame(1, b"two"), frame(1, b"three")].concat(),
-        })
-        .await;
+        let url = three_small_after_a_medium().await;
         let ws = WebSocket::new(&url).unwrap();
         ws.opened().await.unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -294,16 +301,12 @@ fn small_messages_only_listeners_heard_leave_no_receive_chunk_behind() {
 /// reader keeps for the next ones while any of them is held. Here they are still queued when
 /// the reader goes back to waiting, and the application reads and drops them afterwards: the
 /// chunk must not stay with the idle connection for good (it did until the next message
-/// arrived: 4 KiB per connection idle after such a burst). It is let go of once the reader has
-/// been quiet for a second.
+/// arrived: 4 KiB per connection idle after such a burst). The reader looks at it again once it
+/// has been quiet for a second, and lets go of it then.
 #[test]
 fn small_messages_read_after_the_reader_waits_leave_no_receive_chunk_behind() {
     serial(async {
-        let url = server(|n| match n {
-            0 => frame(2, &[1; 1000]),
-            _ => [frame(1, b"one"), frame(1, b"two"), frame(1, b"three")].concat(),
-        })
-        .await;
+        let url = three_small_after_a_medium().await;
         let mut ws = WebSocket::new(&url).unwrap();
         ws.opened().await.unwrap();
         ws.send("ping").unwrap();

@@ -23,6 +23,65 @@ fn size(seed: &mut u64) -> usize {
     SIZES[(*seed % SIZES.len() as u64) as usize]
 }
 
+/// Waits (5 s at most) for `bufferedAmount` to reach 0, then stops the [`watch`]er: whether it
+/// did, and the most the watcher saw.
+async fn settles(
+    ws: &WebSocket,
+    stop: &AtomicBool,
+    watcher: std::thread::JoinHandle<u64>,
+) -> (bool, u64) {
+    let settled = common::eventually(Duration::from_secs(5), || ws.buffered_amount() == 0).await;
+    stop.store(true, Ordering::Release);
+    (settled, watcher.join().unwrap())
+}
+
+/// `threads` lists of `per` message sizes, the list of thread `t` drawn from `seed(t)`, and
+/// the bytes of them all.
+fn random_plans(threads: u64, per: usize, seed: impl Fn(u64) -> u64) -> (Vec<Vec<usize>>, u64) {
+    let plans: Vec<Vec<usize>> = (0..threads)
+        .map(|t| {
+            let mut seed = seed(t);
+            (0..per).map(|_| size(&mut seed)).collect()
+        })
+        .collect();
+    let total = plans.iter().flatten().map(|&s| s as u64).sum();
+    (plans, total)
+}
+
+/// Sends each list of `plans` from a thread of its own, through a clone of `ws`: binary
+/// messages of those sizes, every byte `fill`.
+fn send_from_threads(
+    ws: &WebSocket,
+    plans: Vec<Vec<usize>>,
+    fill: u8,
+) -> Vec<std::thread::JoinHandle<()>> {
+    plans
+        .into_iter()
+        .map(|plan| {
+            let ws = ws.clone();
+            std::thread::spawn(move || {
+                for s in plan {
+                    ws.send(Message::Binary(vec![fill; s].into())).unwrap();
+                }
+            })
+        })
+        .collect()
+}
+
+/// Reads server frames (unmasked) from `client` until `messages` whole messages have come;
+/// returns their payload bytes.
+async fn read_messages(client: &mut (impl tokio::io::AsyncRead + Unpin), messages: u64) -> u64 {
+    let (mut received, mut ended) = (0, 0);
+    while ended < messages {
+        let (first, payload) = common::read_client_frame_whole(client).await;
+        received += payload.len() as u64;
+        if first & 0x80 != 0 {
+            ended += 1;
+        }
+    }
+    received
+}
+
 /// A server (anyws, `compression` as given) that counts the messages and bytes it receives.
 async fn counting_server(compression: bool) -> (String, Arc<AtomicU64>, Arc<AtomicU64>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -75,27 +134,10 @@ async fn concurrent_sends(compression: bool, threads: usize, per: usize) {
     };
     let ws = WebSocket::with_options(&url, Options::new().native(native)).unwrap();
     ws.opened().await.unwrap();
-    let mut plans = Vec::new();
-    let mut total = 0u64;
-    for t in 0..threads {
-        let mut seed = 0x9E37_79B9_7F4A_7C15_u64 ^ (t as u64 + 1);
-        let plan: Vec<usize> = (0..per).map(|_| size(&mut seed)).collect();
-        total += plan.iter().map(|&s| s as u64).sum::<u64>();
-        plans.push(plan);
-    }
+    let (plans, total) = random_plans(threads as u64, per, |t| 0x9E37_79B9_7F4A_7C15_u64 ^ (t + 1));
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = watch(&ws, total, stop.clone());
-    let senders: Vec<_> = plans
-        .into_iter()
-        .map(|plan| {
-            let ws = ws.clone();
-            std::thread::spawn(move || {
-                for s in plan {
-                    ws.send(Message::Binary(vec![7u8; s].into())).unwrap();
-                }
-            })
-        })
-        .collect();
+    let senders = send_from_threads(&ws, plans, 7u8);
     for s in senders {
         s.join().unwrap();
     }
@@ -108,9 +150,7 @@ async fn concurrent_sends(compression: bool, threads: usize, per: usize) {
         count.load(Ordering::Acquire)
     );
     assert_eq!(bytes.load(Ordering::Acquire), total);
-    let settled = common::eventually(Duration::from_secs(5), || ws.buffered_amount() == 0).await;
-    stop.store(true, Ordering::Release);
-    let max = watcher.join().unwrap();
+    let (settled, max) = settles(&ws, &stop, watcher).await;
     assert!(
         settled,
         "bufferedAmount {} after the server received everything (max seen {max})",
@@ -146,17 +186,10 @@ async fn concurrent_small_sends_uncompressed() {
         let per = 20_000;
         let stop = Arc::new(AtomicBool::new(false));
         let watcher = watch(&ws, 4 * per as u64 * 10, stop.clone());
-        let senders: Vec<_> = (0..4)
-            .map(|t| {
-                let ws = ws.clone();
-                std::thread::spawn(move || {
-                    for i in 0..per {
-                        let len = (i + t) % 11;
-                        ws.send(Message::Binary(vec![1u8; len].into())).unwrap();
-                    }
-                })
-            })
+        let plans = (0..4)
+            .map(|t| (0..per).map(|i| (i + t) % 11).collect())
             .collect();
+        let senders = send_from_threads(&ws, plans, 1);
         for s in senders {
             s.join().unwrap();
         }
@@ -166,10 +199,7 @@ async fn concurrent_small_sends_uncompressed() {
                 == n)
             .await
         );
-        let settled =
-            common::eventually(Duration::from_secs(5), || ws.buffered_amount() == 0).await;
-        stop.store(true, Ordering::Release);
-        watcher.join().unwrap();
+        let (settled, _) = settles(&ws, &stop, watcher).await;
         assert!(settled, "bufferedAmount {}", ws.buffered_amount());
         ws.close();
         ws.closed().await;
@@ -225,9 +255,7 @@ async fn sink_floods(compression: bool) {
         count.load(Ordering::Acquire)
     );
     assert_eq!(bytes.load(Ordering::Acquire), total);
-    let settled = common::eventually(Duration::from_secs(5), || ws.buffered_amount() == 0).await;
-    stop.store(true, Ordering::Release);
-    watcher.join().unwrap();
+    let (settled, _) = settles(&ws, &stop, watcher).await;
     assert!(settled, "bufferedAmount {}", ws.buffered_amount());
     let mut sink = ws.clone();
     common::bounded("a flush with nothing buffered", sink.flush())
@@ -258,48 +286,17 @@ async fn partial_writes_over_a_small_pipe() {
     for round in 0..6u64 {
         let (mut client, server) = tokio::io::duplex(1500 + round as usize * 37);
         let ws = common::accepted(server, &mut client).await;
-        let mut total = 0u64;
-        let mut plans = Vec::new();
-        for t in 0..3u64 {
-            let mut seed = 0xdead_beef_u64 ^ (t + 7 * round);
-            let plan: Vec<usize> = (0..300).map(|_| size(&mut seed)).collect();
-            total += plan.iter().map(|&s| s as u64).sum::<u64>();
-            plans.push(plan);
-        }
+        let (plans, total) = random_plans(3, 300, |t| 0xdead_beef_u64 ^ (t + 7 * round));
         let stop = Arc::new(AtomicBool::new(false));
         let watcher = watch(&ws, total, stop.clone());
-        let senders: Vec<_> = plans
-            .into_iter()
-            .map(|plan| {
-                let ws = ws.clone();
-                std::thread::spawn(move || {
-                    for s in plan {
-                        ws.send(Message::Binary(vec![9u8; s].into())).unwrap();
-                    }
-                })
-            })
-            .collect();
+        let senders = send_from_threads(&ws, plans, 9u8);
         // Read the frames (server frames: unmasked), in small reads.
-        let mut received = 0u64;
-        let mut frames = 0u64;
-        let reading = async {
-            while received < total || frames < 900 {
-                let (first, payload) = common::read_client_frame_whole(&mut client).await;
-                received += payload.len() as u64;
-                if first & 0x80 != 0 {
-                    frames += 1;
-                }
-            }
-        };
-        common::bounded("reading the frames", reading).await;
+        let received = common::bounded("reading the frames", read_messages(&mut client, 900)).await;
         for s in senders {
             s.join().unwrap();
         }
         assert_eq!(received, total);
-        let settled =
-            common::eventually(Duration::from_secs(5), || ws.buffered_amount() == 0).await;
-        stop.store(true, Ordering::Release);
-        watcher.join().unwrap();
+        let (settled, _) = settles(&ws, &stop, watcher).await;
         assert!(
             settled,
             "round {round}: bufferedAmount {}",
@@ -391,16 +388,9 @@ async fn the_peer_closes_during_a_flood() {
         let bound = 3 * (0..per).map(|i| (i % 200) as u64).sum::<u64>();
         let stop = Arc::new(AtomicBool::new(false));
         let watcher = watch(&ws, bound, stop.clone());
-        let senders: Vec<_> = (0..3)
-            .map(|_| {
-                let ws = ws.clone();
-                std::thread::spawn(move || {
-                    for i in 0..per {
-                        let _ = ws.send(Message::Binary(vec![1u8; i % 200].into()));
-                    }
-                })
-            })
-            .collect();
+        // A send never fails once the socket has opened (it counts its bytes when closing).
+        let plan: Vec<usize> = (0..per).map(|i| i % 200).collect();
+        let senders = send_from_threads(&ws, vec![plan; 3], 1);
         for s in senders {
             s.join().unwrap();
         }
@@ -429,28 +419,11 @@ async fn answers_written_in_the_caller_while_clones_flood() {
             let mut ws = anyws::native::accept(tcp, Options::new().native(native))
                 .await
                 .unwrap();
-            let mut total = 0u64;
-            let mut plans = Vec::new();
-            for t in 0..2u64 {
-                let mut seed = 0xabcdef_u64 ^ (t + 3 * round);
-                let plan: Vec<usize> = (0..per).map(|_| size(&mut seed)).collect();
-                total += plan.iter().map(|&s| s as u64).sum::<u64>();
-                plans.push(plan);
-            }
+            let (plans, mut total) = random_plans(2, per, |t| 0xabcdef_u64 ^ (t + 3 * round));
             total += (0..n_client).map(|i| (i % 90) as u64).sum::<u64>();
             let stop = Arc::new(AtomicBool::new(false));
             let watcher = watch(&ws, total, stop.clone());
-            let senders: Vec<_> = plans
-                .into_iter()
-                .map(|plan| {
-                    let ws = ws.clone();
-                    std::thread::spawn(move || {
-                        for s in plan {
-                            ws.send(Message::Binary(vec![9u8; s].into())).unwrap();
-                        }
-                    })
-                })
-                .collect();
+            let senders = send_from_threads(&ws, plans, 9u8);
             let mut answered = 0;
             while answered < n_client {
                 let m = ws.next().await.unwrap().unwrap();
@@ -485,10 +458,7 @@ async fn answers_written_in_the_caller_while_clones_flood() {
             .await
             .unwrap();
         let (server, stop, watcher) = common::bounded("the server", rx).await.unwrap();
-        let settled =
-            common::eventually(Duration::from_secs(5), || server.buffered_amount() == 0).await;
-        stop.store(true, Ordering::Release);
-        watcher.join().unwrap();
+        let (settled, _) = settles(&server, &stop, watcher).await;
         assert!(
             settled,
             "round {round}: server bufferedAmount {}",
@@ -508,47 +478,17 @@ async fn concurrent_sends_over_tls() {
     for round in 0..2u64 {
         let (mut client, server) = common::tls_pipe(&pki, 4096 + 1000 * round as usize).await;
         let ws = common::accepted(server, &mut client).await;
-        let mut total = 0u64;
-        let mut plans = Vec::new();
-        for t in 0..3u64 {
-            let mut seed = 0xfeed_u64 ^ (t + 11 * round);
-            let plan: Vec<usize> = (0..400).map(|_| size(&mut seed)).collect();
-            total += plan.iter().map(|&s| s as u64).sum::<u64>();
-            plans.push(plan);
-        }
+        let (plans, total) = random_plans(3, 400, |t| 0xfeed_u64 ^ (t + 11 * round));
         let stop = Arc::new(AtomicBool::new(false));
         let watcher = watch(&ws, total, stop.clone());
-        let senders: Vec<_> = plans
-            .into_iter()
-            .map(|plan| {
-                let ws = ws.clone();
-                std::thread::spawn(move || {
-                    for s in plan {
-                        ws.send(Message::Binary(vec![9u8; s].into())).unwrap();
-                    }
-                })
-            })
-            .collect();
-        let mut received = 0u64;
-        let mut messages = 0u64;
-        let reading = async {
-            while messages < 1200 {
-                let (first, payload) = common::read_client_frame_whole(&mut client).await;
-                received += payload.len() as u64;
-                if first & 0x80 != 0 {
-                    messages += 1;
-                }
-            }
-        };
-        common::bounded("reading the frames", reading).await;
+        let senders = send_from_threads(&ws, plans, 9u8);
+        let received =
+            common::bounded("reading the frames", read_messages(&mut client, 1200)).await;
         for s in senders {
             s.join().unwrap();
         }
         assert_eq!(received, total);
-        let settled =
-            common::eventually(Duration::from_secs(5), || ws.buffered_amount() == 0).await;
-        stop.store(true, Ordering::Release);
-        watcher.join().unwrap();
+        let (settled, _) = settles(&ws, &stop, watcher).await;
         assert!(
             settled,
             "round {round}: bufferedAmount {}",
@@ -573,27 +513,10 @@ async fn concurrent_sends_over_a_wrapped_stream() {
             .unwrap();
         let ws = anyws::native::wrap(tungstenite, &url, "", Options::new()).unwrap();
         ws.opened().await.unwrap();
-        let mut total = 0;
-        let mut plans = Vec::new();
-        for t in 0..3u64 {
-            let mut seed = 0x5151_u64 ^ t;
-            let plan: Vec<usize> = (0..800).map(|_| size(&mut seed)).collect();
-            total += plan.iter().map(|&s| s as u64).sum::<u64>();
-            plans.push(plan);
-        }
+        let (plans, total) = random_plans(3, 800, |t| 0x5151_u64 ^ t);
         let stop = Arc::new(AtomicBool::new(false));
         let watcher = watch(&ws, total, stop.clone());
-        let senders: Vec<_> = plans
-            .into_iter()
-            .map(|plan| {
-                let ws = ws.clone();
-                std::thread::spawn(move || {
-                    for s in plan {
-                        ws.send(Message::Binary(vec![9u8; s].into())).unwrap();
-                    }
-                })
-            })
-            .collect();
+        let senders = send_from_threads(&ws, plans, 9u8);
         for s in senders {
             s.join().unwrap();
         }
@@ -603,10 +526,7 @@ async fn concurrent_sends_over_a_wrapped_stream() {
             .await
         );
         assert_eq!(bytes.load(Ordering::Acquire), total);
-        let settled =
-            common::eventually(Duration::from_secs(5), || ws.buffered_amount() == 0).await;
-        stop.store(true, Ordering::Release);
-        watcher.join().unwrap();
+        let (settled, _) = settles(&ws, &stop, watcher).await;
         assert!(settled, "bufferedAmount {}", ws.buffered_amount());
         ws.close();
         ws.closed().await;
@@ -751,16 +671,9 @@ async fn the_peer_fails_during_a_flood() {
             + (0..per).map(|i| (i % 500) as u64).sum::<u64>();
         let stop = Arc::new(AtomicBool::new(false));
         let watcher = watch(&ws, bound, stop.clone());
-        let senders: Vec<_> = (0..3)
-            .map(|_| {
-                let ws = ws.clone();
-                std::thread::spawn(move || {
-                    for i in 0..per {
-                        let _ = ws.send(Message::Binary(vec![1u8; i % 3000].into()));
-                    }
-                })
-            })
-            .collect();
+        // A send never fails once the socket has opened (it counts its bytes when closing).
+        let plan: Vec<usize> = (0..per).map(|i| i % 3000).collect();
+        let senders = send_from_threads(&ws, vec![plan; 3], 1);
         let mut sink = ws.clone();
         let sinking = tokio::spawn(async move {
             for i in 0..per {
@@ -805,14 +718,7 @@ async fn compressed_server_over_a_small_pipe() {
         let head = String::from_utf8(head).unwrap();
         assert!(head.contains("permessage-deflate"), "{head}");
         let ws = ws.unwrap();
-        let mut total = 0u64;
-        let mut plans = Vec::new();
-        for t in 0..3u64 {
-            let mut seed = 0x4242_u64 ^ (t + 13 * round);
-            let plan: Vec<usize> = (0..200).map(|_| size(&mut seed)).collect();
-            total += plan.iter().map(|&s| s as u64).sum::<u64>();
-            plans.push(plan);
-        }
+        let (plans, total) = random_plans(3, 200, |t| 0x4242_u64 ^ (t + 13 * round));
         let stop = Arc::new(AtomicBool::new(false));
         let watcher = watch(&ws, total, stop.clone());
         let senders: Vec<_> = plans
@@ -844,10 +750,7 @@ async fn compressed_server_over_a_small_pipe() {
         for s in senders {
             s.join().unwrap();
         }
-        let settled =
-            common::eventually(Duration::from_secs(5), || ws.buffered_amount() == 0).await;
-        stop.store(true, Ordering::Release);
-        watcher.join().unwrap();
+        let (settled, _) = settles(&ws, &stop, watcher).await;
         assert!(
             settled,
             "round {round}: bufferedAmount {}",

@@ -303,98 +303,6 @@ mod tests {
         assert_eq!(link.buffered_amount(), 0);
     }
 
-    /// The meter against the frame-by-frame walk it had before the totals (its oracle),
-    /// over random lists of frames, writes of random sizes and flushes.
-    #[tokio::test]
-    async fn settling_whole_writes_at_once_counts_as_the_walk_does() {
-        struct Walk(VecDeque<Pending>, u64);
-        impl Walk {
-            fn wrote(&mut self, mut n: u64) {
-                while n > 0 {
-                    let Some(front) = self.0.front_mut() else {
-                        break;
-                    };
-                    let skip = n.min(front.skip);
-                    front.skip -= skip;
-                    n -= skip;
-                    let payload = n.min(front.payload);
-                    front.payload -= payload;
-                    n -= payload;
-                    self.1 -= payload;
-                    if front.skip == 0 && front.payload == 0 {
-                        self.1 -= front.whole;
-                        self.0.pop_front();
-                    }
-                }
-            }
-        }
-        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
-        let mut next = move |below: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % below
-        };
-        for masked in [false, true] {
-            let (mut m, link) = meter(masked);
-            let mut walk = Walk(VecDeque::new(), 0);
-            for _ in 0..20_000 {
-                let len = [0, 1, 64, 125, 126, 300, 70_000][next(7) as usize];
-                match next(8) {
-                    0..=2 => {
-                        m.passed(len);
-                        let skip = m.header_len(len);
-                        walk.0.push_back(Pending {
-                            skip,
-                            payload: len,
-                            whole: 0,
-                        });
-                        walk.1 += len;
-                    }
-                    3 => {
-                        link.count(len);
-                        m.compressed(len / 2, len);
-                        let skip = m.header_len(len / 2) + len / 2;
-                        walk.0.push_back(Pending {
-                            skip,
-                            payload: 0,
-                            whole: len,
-                        });
-                        walk.1 += len;
-                    }
-                    4 => {
-                        m.control(2);
-                        let skip = m.header_len(2) + 2;
-                        walk.0.push_back(Pending {
-                            skip,
-                            payload: 0,
-                            whole: 0,
-                        });
-                    }
-                    5 => {
-                        let n = next(4 * len + 20);
-                        m.wrote(n);
-                        walk.wrote(n);
-                    }
-                    6 => {
-                        let all: u64 = walk.0.iter().map(|f| f.skip + f.payload).sum();
-                        let n = all + next(3);
-                        m.wrote(n);
-                        walk.wrote(n);
-                    }
-                    _ if next(50) == 0 => {
-                        m.flushed();
-                        walk.0.clear();
-                        walk.1 = 0;
-                    }
-                    _ => {}
-                }
-                assert_eq!(link.buffered_amount(), walk.1);
-                assert_eq!(m.unwritten(), walk.0.len());
-            }
-        }
-    }
-
     #[tokio::test]
     async fn queued_and_passed_messages_are_settled_alike() {
         let (mut m, link) = meter(false);
@@ -494,10 +402,11 @@ mod tests {
     }
 }
 
-/// review69: the running totals against a frame-by-frame walk, with `forget_last` (a pass
-/// that tungstenite refused), `trim` and partial writes of every size.
+/// The running totals against a frame-by-frame walk (the meter before them, as the oracle),
+/// with `forget_last` (a pass that tungstenite refused), `trim` and partial writes of every
+/// size (review-69).
 #[cfg(test)]
-mod review69 {
+mod totals {
     use super::super::gate::Gate;
     use super::*;
 
