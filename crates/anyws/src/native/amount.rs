@@ -83,8 +83,7 @@ mod tests {
 }
 
 /// The claim of [`Amount::get`] under loom: a reader never sees the amount wrap below zero
-/// or count bytes that were never buffered, while a queued message is written by the writer
-/// and a passed one by its sender.
+/// or count bytes that were never buffered, whoever settles a queued message's bytes.
 #[cfg(all(test, anyws_loom))]
 mod model_tests {
     use super::Amount;
@@ -93,36 +92,45 @@ mod model_tests {
     use loom::thread;
     use std::collections::VecDeque;
 
+    type Queue = Arc<Mutex<VecDeque<u64>>>;
+
+    /// A handle queues a message of 10 bytes (counted, then queued).
+    fn queue_ten(amount: &Arc<Amount>, queue: &Queue) -> thread::JoinHandle<()> {
+        let (amount, queue) = (amount.clone(), queue.clone());
+        thread::spawn(move || {
+            amount.count(10);
+            lock(&queue).push_back(10);
+        })
+    }
+
+    /// The writer takes the queued message, then does `write` with its bytes.
+    fn take_queued(queue: &Queue, write: impl FnOnce(u64) + 'static) -> thread::JoinHandle<()> {
+        let queue = queue.clone();
+        thread::spawn(move || loop {
+            let taken = lock(&queue).pop_front();
+            match taken {
+                Some(bytes) => return write(bytes),
+                None => thread::yield_now(),
+            }
+        })
+    }
+
+    /// The writer writes the queued message; another handle passes one of 5 bytes and
+    /// writes it itself.
     #[test]
     fn model_buffered_amount_never_wraps() {
         check(|| {
             let amount = Arc::new(Amount::default());
-            let queue = Arc::new(Mutex::new(VecDeque::new()));
+            let queue = Queue::default();
             let stream = Arc::new(Mutex::new(()));
-            // A handle queues a message of 10 bytes (counted, then queued).
-            let handle = thread::spawn({
-                let (amount, queue) = (amount.clone(), queue.clone());
-                move || {
-                    amount.count(10);
-                    lock(&queue).push_back(10);
+            let handle = queue_ten(&amount, &queue);
+            let writer = take_queued(&queue, {
+                let (amount, stream) = (amount.clone(), stream.clone());
+                move |bytes| {
+                    let _stream = lock(&stream);
+                    amount.sent(bytes);
                 }
             });
-            // The writer takes it and writes it, under the stream's lock.
-            let writer = thread::spawn({
-                let (amount, queue, stream) = (amount.clone(), queue.clone(), stream.clone());
-                move || loop {
-                    let taken = lock(&queue).pop_front();
-                    match taken {
-                        Some(bytes) => {
-                            let _stream = lock(&stream);
-                            amount.sent(bytes);
-                            break;
-                        }
-                        None => thread::yield_now(),
-                    }
-                }
-            });
-            // Another handle passes a message of 5 bytes and writes it itself.
             let passer = thread::spawn({
                 let (amount, stream) = (amount.clone(), stream.clone());
                 move || {
@@ -142,45 +150,21 @@ mod model_tests {
             assert_eq!(amount.get(), 0);
         });
     }
-}
 
-/// review69: a queued message whose bytes are settled by another thread than the writer
-/// (a handle's pass writes the writer's listed frame under the lock), and a reader that
-/// reads twice.
-#[cfg(all(test, anyws_loom))]
-mod review69_model {
-    use super::Amount;
-    use crate::core::model_tests::check;
-    use crate::sync::{lock, Arc, Mutex};
-    use loom::thread;
-    use std::collections::VecDeque;
-
+    /// review69: the writer only lists the queued message's frame (the meter, under the
+    /// stream's lock); a handle's pass writes it with its own and settles both; the reader
+    /// reads twice.
     #[test]
     fn model_review69_settled_by_a_passer() {
         check(|| {
             let amount = Arc::new(Amount::default());
-            let queue = Arc::new(Mutex::new(VecDeque::new()));
+            let queue = Queue::default();
             // The stream's lock, with the meter's list: bytes listed, not settled.
             let stream = Arc::new(Mutex::new(0u64));
-            let handle = thread::spawn({
-                let (amount, queue) = (amount.clone(), queue.clone());
-                move || {
-                    amount.count(10);
-                    lock(&queue).push_back(10u64);
-                }
-            });
-            let writer = thread::spawn({
-                let (queue, stream) = (queue.clone(), stream.clone());
-                move || loop {
-                    let taken = lock(&queue).pop_front();
-                    match taken {
-                        Some(bytes) => {
-                            *lock(&stream) += bytes;
-                            break;
-                        }
-                        None => thread::yield_now(),
-                    }
-                }
+            let handle = queue_ten(&amount, &queue);
+            let writer = take_queued(&queue, {
+                let stream = stream.clone();
+                move |bytes| *lock(&stream) += bytes
             });
             let passer = thread::spawn({
                 let (amount, stream) = (amount.clone(), stream.clone());

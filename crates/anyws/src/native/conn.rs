@@ -1121,10 +1121,10 @@ where
         // After a burst, once the reader has heard nothing for `TRIM_IDLE`, the queue gives
         // the burst's slots back if the application has read it (else it is asked again a
         // `TRIM_IDLE` later), and the reader looks again at a receive chunk that messages
-        // held when it began to wait (let go of once none does). The timer is armed at the first wait after the
-        // queue grew (or with such a chunk) and polled only while the reader waits; when it
-        // fires, the time last heard decides (it is moved on, not reset at each message: a
-        // flood never touches it).
+        // held when it began to wait (let go of once none does). The timer is armed at the
+        // first wait after the queue grew (or with such a chunk) and polled only while the
+        // reader waits; when it fires, the time last heard decides (it is moved on, not reset
+        // at each message: a flood never touches it).
         let mut idle: Option<Pin<Box<tokio::time::Sleep>>> = None;
         // What the messages queued since the `Stream` was last woken were charged, while
         // the reader holds its wake-up (see above).

@@ -32,7 +32,7 @@
 //! - **`bufferedAmount`**: the frame goes into the meter's list before tungstenite takes it,
 //!   as the writer's do, and the writer settles the list after the flush under the same lock;
 //!   its bytes are counted there too, in the part of `bufferedAmount` that only changes under
-//!   this lock (`Link::buffered_amount` in `native/mod.rs`), with no locked instruction;
+//!   this lock (`Amount` in `native/amount.rs`), with no locked instruction;
 //! - **no application code under a lock**: tungstenite drops a frame's buffer in `send`,
 //!   under this lock and whatever lock the caller holds. Only a buffer nobody else holds
 //!   (`Bytes::is_unique`: one of `bytes`' own, whose drop frees memory) is handed over as it

@@ -91,7 +91,7 @@ impl Meter {
     /// A data frame of a message passed to the stream (`duplex`), not counted yet: counts
     /// its `len` bytes in `bufferedAmount`, then as [`Meter::data`].
     pub(crate) fn passed(&mut self, len: u64) {
-        self.link.passed(len);
+        self.link.buffered.passed(len);
         self.data(len);
     }
 
@@ -160,32 +160,31 @@ impl Meter {
 
     /// `n` bytes reached the socket.
     fn wrote(&mut self, mut n: u64) {
-        if n >= self.unwritten_bytes {
+        let sent = if n >= self.unwritten_bytes {
             // Every listed frame is out (and bytes of tungstenite's own frames).
-            let sent = self.settle_all();
-            self.link.sent(sent);
-            self.moved();
-            return;
-        }
-        let mut sent = 0;
-        while n > 0 {
-            let Some(front) = self.frames.front_mut() else {
-                break; // tungstenite's own frames
-            };
-            let skip = n.min(front.skip);
-            front.skip -= skip;
-            n -= skip;
-            let payload = n.min(front.payload);
-            front.payload -= payload;
-            n -= payload;
-            sent += payload;
-            self.unwritten_bytes -= skip + payload;
-            if front.skip == 0 && front.payload == 0 {
-                sent += front.whole;
-                self.frames.pop_front();
+            self.settle_all()
+        } else {
+            let mut sent = 0;
+            while n > 0 {
+                let Some(front) = self.frames.front_mut() else {
+                    break; // tungstenite's own frames
+                };
+                let skip = n.min(front.skip);
+                front.skip -= skip;
+                n -= skip;
+                let payload = n.min(front.payload);
+                front.payload -= payload;
+                n -= payload;
+                sent += payload;
+                self.unwritten_bytes -= skip + payload;
+                if front.skip == 0 && front.payload == 0 {
+                    sent += front.whole;
+                    self.frames.pop_front();
+                }
             }
-        }
-        self.counted -= sent;
+            self.counted -= sent;
+            sent
+        };
         self.link.sent(sent);
         self.moved();
     }
@@ -289,59 +288,59 @@ mod tests {
     #[tokio::test]
     async fn payload_is_counted_down_as_bytes_are_written() {
         let (mut m, link) = meter(true);
-        link.count(300);
+        link.buffered.count(300);
         m.data(100); // 2 + 4 header
         m.control(2); // a close frame: 2 + 4 + 2
         m.data(200); // 2 + 2 + 4 header
         m.wrote(6); // the first header
-        assert_eq!(link.buffered_amount(), 300);
+        assert_eq!(link.buffered.get(), 300);
         m.wrote(50);
-        assert_eq!(link.buffered_amount(), 250);
+        assert_eq!(link.buffered.get(), 250);
         m.wrote(50 + 8 + 8 + 100);
-        assert_eq!(link.buffered_amount(), 100);
+        assert_eq!(link.buffered.get(), 100);
         m.flushed();
-        assert_eq!(link.buffered_amount(), 0);
+        assert_eq!(link.buffered.get(), 0);
     }
 
     #[tokio::test]
     async fn queued_and_passed_messages_are_settled_alike() {
         let (mut m, link) = meter(false);
         // Queued: counted by the handle, handed to tungstenite by the writer.
-        link.count(10);
+        link.buffered.count(10);
         m.data(10);
         // Passed: counted under the stream's lock as tungstenite takes it.
         m.passed(5);
-        assert_eq!(link.buffered_amount(), 15);
+        assert_eq!(link.buffered.get(), 15);
         m.wrote(2 + 10); // the queued message: its bytes come off the locked part
-        assert_eq!(link.buffered_amount(), 5);
+        assert_eq!(link.buffered.get(), 5);
         m.wrote(2 + 5);
-        assert_eq!(link.buffered_amount(), 0);
-        link.count(7); // queued once more, not written yet
+        assert_eq!(link.buffered.get(), 0);
+        link.buffered.count(7); // queued once more, not written yet
         m.flushed();
-        assert_eq!(link.buffered_amount(), 7);
+        assert_eq!(link.buffered.get(), 7);
     }
 
     #[tokio::test]
     async fn bytes_of_frames_tungstenite_adds_never_count_twice() {
         let (mut m, link) = meter(false);
-        link.count(10);
+        link.buffered.count(10);
         m.data(10);
         m.wrote(1000); // a pong and more: at most the payload is counted
-        assert_eq!(link.buffered_amount(), 0);
+        assert_eq!(link.buffered.get(), 0);
         m.flushed();
-        assert_eq!(link.buffered_amount(), 0);
+        assert_eq!(link.buffered.get(), 0);
     }
 
     #[tokio::test]
     async fn a_frame_tungstenite_refused_stays_counted() {
         let (mut m, link) = meter(true);
-        link.count(30);
+        link.buffered.count(30);
         m.data(10);
         m.data(20); // refused: the connection was closing
         m.forget_last();
         m.wrote(6 + 10);
         m.flushed();
-        assert_eq!(link.buffered_amount(), 20);
+        assert_eq!(link.buffered.get(), 20);
     }
 
     #[tokio::test]
@@ -439,13 +438,13 @@ mod totals {
                         }
                     }
                     2 => {
-                        link.count(len);
+                        link.buffered.count(len);
                         m.data(len);
                         walk.push_back((m.header_len(len), len, 0));
                         expected += len;
                     }
                     3 => {
-                        link.count(len);
+                        link.buffered.count(len);
                         let wire = len / 3;
                         m.compressed(wire, len);
                         walk.push_back((m.header_len(wire) + wire, 0, len));
@@ -492,7 +491,7 @@ mod totals {
                     }
                     _ => {}
                 }
-                assert_eq!(link.buffered_amount(), expected, "step {step}");
+                assert_eq!(link.buffered.get(), expected, "step {step}");
                 assert_eq!(m.unwritten(), walk.len(), "step {step}");
                 let all: u64 = walk.iter().map(|f| f.0 + f.1).sum();
                 assert_eq!(m.unwritten_bytes, all, "step {step}");

@@ -346,23 +346,6 @@ impl Link {
             && self.heard.swap(false, Ordering::Relaxed)
     }
 
-    /// `bufferedAmount`.
-    pub(crate) fn buffered_amount(&self) -> u64 {
-        self.buffered.get()
-    }
-
-    /// `bytes` of a message counted without the stream's lock: queued for the writer (counted
-    /// before it is queued), or sent once closing.
-    pub(crate) fn count(&self, bytes: u64) {
-        self.buffered.count(bytes);
-    }
-
-    /// `bytes` of a message passed to the stream (`duplex`): counted by the stream's meter,
-    /// under the stream's lock.
-    pub(crate) fn passed(&self, bytes: u64) {
-        self.buffered.passed(bytes);
-    }
-
     /// `bytes` of payload reached the socket (or will never be sent). Only under the
     /// stream's lock: the meter is the stream's, and the writer's flush holds the lock.
     pub(crate) fn sent(&self, bytes: u64) {
@@ -534,7 +517,7 @@ impl Transport {
     fn send_flushing(&self, core: &Core, msg: Message, flush: Flush) -> Result<(), Error> {
         if core.ready_state() != ReadyState::Open {
             // If the task is gone the socket is closed; the bytes stay counted, as in browsers.
-            self.link.count(msg.len() as u64);
+            self.link.buffered.count(msg.len() as u64);
             return Ok(());
         }
         // Straight to the stream when nothing sent before can be waiting (`duplex`).
@@ -559,7 +542,7 @@ impl Transport {
         // Counted before it is queued: the writer may write it at once. If the task is
         // gone the socket is closed; the bytes stay counted, as in browsers. A queued
         // message is flushed with the writer's batch, whoever sent it.
-        self.link.count(msg.len() as u64);
+        self.link.buffered.count(msg.len() as u64);
         let _ = self.commands.send(Command::Send(msg));
         if busy && flush == Flush::Later {
             // The `Sink` waits for the writer to catch up before its next message (see
@@ -733,7 +716,7 @@ impl Backend for Transport {
     }
 
     fn buffered_amount(&self) -> u64 {
-        self.link.buffered_amount()
+        self.link.buffered.get()
     }
 
     fn set_binary_type(&self, _: BinaryType) {}
