@@ -238,17 +238,24 @@ fn a_small_message_leaves_no_receive_chunk_behind() {
             _ => frame(1, b"pong"),
         })
         .await;
-        let mut ws = WebSocket::new(&url).unwrap();
-        ws.opened().await.unwrap();
-        ws.send("ping").unwrap();
-        assert_eq!(ws.next().await.unwrap().unwrap().len(), 1000);
-        let idle = live();
+        let (mut ws, idle) = read_the_medium_one(&url).await;
 
         ws.send("more").unwrap();
         assert_eq!(ws.next().await.unwrap().unwrap(), Message::from("pong"));
         let after = live();
         kept_at_most(after - idle, (1 << 10) - 1, format_args!("a small message"));
     });
+}
+
+/// A socket to `url` (a [`server`] that answers its first message with 1,000 bytes) that has
+/// read that answer: every buffer the connection makes on use exists. With the live heap then.
+async fn read_the_medium_one(url: &str) -> (WebSocket, isize) {
+    let mut ws = WebSocket::new(url).unwrap();
+    ws.opened().await.unwrap();
+    ws.send("ping").unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap().len(), 1000);
+    let idle = live();
+    (ws, idle)
 }
 
 /// A [`server`] that answers the first message with a medium one (its own buffer: every
@@ -307,11 +314,7 @@ fn small_messages_only_listeners_heard_leave_no_receive_chunk_behind() {
 fn small_messages_read_after_the_reader_waits_leave_no_receive_chunk_behind() {
     serial(async {
         let url = three_small_after_a_medium().await;
-        let mut ws = WebSocket::new(&url).unwrap();
-        ws.opened().await.unwrap();
-        ws.send("ping").unwrap();
-        assert_eq!(ws.next().await.unwrap().unwrap().len(), 1000);
-        let idle = live();
+        let (mut ws, idle) = read_the_medium_one(&url).await;
 
         ws.send("more").unwrap();
         for expected in ["one", "two", "three"] {

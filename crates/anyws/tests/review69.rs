@@ -82,6 +82,16 @@ async fn read_messages(client: &mut (impl tokio::io::AsyncRead + Unpin), message
     received
 }
 
+/// A socket's options: permessage-deflate offered (and accepted) or not.
+fn options(compression: bool) -> Options {
+    let native = if compression {
+        NativeOptions::new()
+    } else {
+        NativeOptions::new().compression(None)
+    };
+    Options::new().native(native)
+}
+
 /// A server (anyws, `compression` as given) that counts the messages and bytes it receives.
 async fn counting_server(compression: bool) -> (String, Arc<AtomicU64>, Arc<AtomicU64>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -90,12 +100,7 @@ async fn counting_server(compression: bool) -> (String, Arc<AtomicU64>, Arc<Atom
     let (c, b) = (count.clone(), bytes.clone());
     tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
-        let native = if compression {
-            NativeOptions::new()
-        } else {
-            NativeOptions::new().compression(None)
-        };
-        let mut ws = anyws::native::accept(tcp, Options::new().native(native))
+        let mut ws = anyws::native::accept(tcp, options(compression))
             .await
             .unwrap();
         while let Some(Ok(m)) = ws.next().await {
@@ -127,12 +132,7 @@ fn watch(ws: &WebSocket, bound: u64, stop: Arc<AtomicBool>) -> std::thread::Join
 
 async fn concurrent_sends(compression: bool, threads: usize, per: usize) {
     let (url, count, bytes) = counting_server(compression).await;
-    let native = if compression {
-        NativeOptions::new()
-    } else {
-        NativeOptions::new().compression(None)
-    };
-    let ws = WebSocket::with_options(&url, Options::new().native(native)).unwrap();
+    let ws = WebSocket::with_options(&url, options(compression)).unwrap();
     ws.opened().await.unwrap();
     let (plans, total) = random_plans(threads as u64, per, |t| 0x9E37_79B9_7F4A_7C15_u64 ^ (t + 1));
     let stop = Arc::new(AtomicBool::new(false));
@@ -180,8 +180,7 @@ async fn concurrent_small_sends_uncompressed() {
     // Small messages only: most of them pass the queue.
     for _ in 0..3 {
         let (url, count, _) = counting_server(false).await;
-        let native = NativeOptions::new().compression(None);
-        let ws = WebSocket::with_options(&url, Options::new().native(native)).unwrap();
+        let ws = WebSocket::with_options(&url, options(false)).unwrap();
         ws.opened().await.unwrap();
         let per = 20_000;
         let stop = Arc::new(AtomicBool::new(false));
@@ -210,16 +209,8 @@ async fn concurrent_small_sends_uncompressed() {
 /// must end, and the amount reach 0.
 async fn sink_floods(compression: bool) {
     let (url, count, bytes) = counting_server(compression).await;
-    let native = if compression {
-        NativeOptions::new()
-    } else {
-        NativeOptions::new().compression(None)
-    };
-    let ws = WebSocket::with_options(
-        &url,
-        Options::new().native(native).send_high_water_mark(64 << 10),
-    )
-    .unwrap();
+    let ws =
+        WebSocket::with_options(&url, options(compression).send_high_water_mark(64 << 10)).unwrap();
     ws.opened().await.unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let per = 3000;
@@ -310,12 +301,7 @@ async fn partial_writes_over_a_small_pipe() {
 async fn sends_while_closing_stay_counted() {
     for compression in [false, true] {
         let (url, count, _) = counting_server(compression).await;
-        let native = if compression {
-            NativeOptions::new()
-        } else {
-            NativeOptions::new().compression(None)
-        };
-        let ws = WebSocket::with_options(&url, Options::new().native(native)).unwrap();
+        let ws = WebSocket::with_options(&url, options(compression)).unwrap();
         ws.opened().await.unwrap();
         for i in 0..500usize {
             ws.send(Message::Binary(vec![1u8; i % 300].into())).unwrap();
@@ -369,10 +355,7 @@ async fn the_peer_closes_during_a_flood() {
         let url = format!("ws://{}/", listener.local_addr().unwrap());
         tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
-            let native = NativeOptions::new().compression(None);
-            let mut ws = anyws::native::accept(tcp, Options::new().native(native))
-                .await
-                .unwrap();
+            let mut ws = anyws::native::accept(tcp, options(false)).await.unwrap();
             let mut n = 0;
             while let Some(Ok(_)) = ws.next().await {
                 n += 1;
@@ -381,8 +364,7 @@ async fn the_peer_closes_during_a_flood() {
                 }
             }
         });
-        let native = NativeOptions::new().compression(None);
-        let ws = WebSocket::with_options(&url, Options::new().native(native)).unwrap();
+        let ws = WebSocket::with_options(&url, options(false)).unwrap();
         ws.opened().await.unwrap();
         let per = 4000usize;
         let bound = 3 * (0..per).map(|i| (i % 200) as u64).sum::<u64>();
@@ -415,10 +397,7 @@ async fn answers_written_in_the_caller_while_clones_flood() {
         let per = 3000usize;
         tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
-            let native = NativeOptions::new().compression(None);
-            let mut ws = anyws::native::accept(tcp, Options::new().native(native))
-                .await
-                .unwrap();
+            let mut ws = anyws::native::accept(tcp, options(false)).await.unwrap();
             let (plans, mut total) = random_plans(2, per, |t| 0xabcdef_u64 ^ (t + 3 * round));
             total += (0..n_client).map(|i| (i % 90) as u64).sum::<u64>();
             let stop = Arc::new(AtomicBool::new(false));
@@ -435,8 +414,7 @@ async fn answers_written_in_the_caller_while_clones_flood() {
             }
             let _ = tx.send((ws, stop, watcher));
         });
-        let native = NativeOptions::new().compression(None);
-        let ws = WebSocket::with_options(&url, Options::new().native(native)).unwrap();
+        let ws = WebSocket::with_options(&url, options(false)).unwrap();
         ws.opened().await.unwrap();
         let client = ws.clone();
         let reading = tokio::spawn(async move {
@@ -539,12 +517,7 @@ async fn concurrent_sends_over_a_wrapped_stream() {
 async fn the_amount_counts_each_message_as_send_returns() {
     for compression in [false, true] {
         let (url, count, _) = counting_server(compression).await;
-        let native = if compression {
-            NativeOptions::new()
-        } else {
-            NativeOptions::new().compression(None)
-        };
-        let ws = WebSocket::with_options(&url, Options::new().native(native)).unwrap();
+        let ws = WebSocket::with_options(&url, options(compression)).unwrap();
         ws.opened().await.unwrap();
         for round in 0..20u64 {
             let mut seed = 0x7777_u64 ^ round;
@@ -663,8 +636,7 @@ async fn the_peer_fails_during_a_flood() {
                 }
             }
         });
-        let native = NativeOptions::new().compression(None);
-        let ws = WebSocket::with_options(&url, Options::new().native(native)).unwrap();
+        let ws = WebSocket::with_options(&url, options(false)).unwrap();
         ws.opened().await.unwrap();
         let per = 3000usize;
         let bound = 3 * (0..per).map(|i| (i % 3000) as u64).sum::<u64>()
